@@ -1,0 +1,136 @@
+"""Repository rules that map Debian's system libraries to Bazel targets.
+
+Nothing is downloaded: headers come from /usr/include (the compiler's built-in search
+path) and link flags from pkg-config, so the targets follow whatever Debian installs.
+"""
+
+# Target name -> pkg-config modules (or None: plain -l flags given in _PLAIN_LIBS).
+_PKG_CONFIG_TARGETS = {
+    "absl_flags": ["absl_flags", "absl_flags_parse", "absl_flags_usage"],
+    "absl_status": ["absl_status", "absl_statusor"],
+    "absl_strings": ["absl_strings", "absl_str_format"],
+    "absl_synchronization": ["absl_synchronization"],
+    "absl_time": ["absl_time"],
+    "glog": ["libglog"],
+    "gmock": ["gmock"],
+    "grpc++": ["grpc++"],
+    "gtest": ["gtest"],
+    "gtest_main": ["gtest_main"],
+    "protobuf": ["protobuf"],
+    "zlib": ["zlib"],
+}
+
+# Libraries that ship no .pc file in Debian 12.
+_PLAIN_LIBS = {
+    "grpc++_reflection": ["-lgrpc++_reflection"],
+    "gloo": ["-lgloo"],
+}
+
+def _pkg_config(ctx, modules):
+    result = ctx.execute(["pkg-config", "--libs"] + modules)
+    if result.return_code != 0:
+        fail("pkg-config could not find %s (run ./setup.sh to install ddlm's Debian packages):\n%s" %
+             (" ".join(modules), result.stderr))
+    return result.stdout.strip().split(" ")
+
+def _system_deps_impl(ctx):
+    lines = ['package(default_visibility = ["//visibility:public"])', ""]
+    for name, modules in _PKG_CONFIG_TARGETS.items():
+        flags = [f for f in _pkg_config(ctx, modules) if f]
+        lines.append("cc_library(name = %r, linkopts = %r)" % (name, flags))
+    for name, flags in _PLAIN_LIBS.items():
+        deps = ["grpc++"] if name == "grpc++_reflection" else []
+        lines.append("cc_library(name = %r, linkopts = %r, deps = %r)" % (name, flags, deps))
+    for tool in ["protoc", "grpc_cpp_plugin"]:
+        path = ctx.which(tool)
+        if not path:
+            fail("%s not found on PATH (run ./setup.sh)" % tool)
+        ctx.symlink(path, tool)
+    lines.append('exports_files(["protoc", "grpc_cpp_plugin"])')
+    ctx.file("BUILD", "\n".join(lines) + "\n")
+
+system_deps = repository_rule(
+    implementation = _system_deps_impl,
+    environ = ["PATH", "PKG_CONFIG_PATH"],
+    local = True,
+)
+
+def _libtorch_configure_impl(ctx):
+    root = ctx.os.environ.get("DDLM_LIBTORCH", "/usr")
+    if root in ["/usr", "/usr/"]:
+        # Debian: headers under /usr/include (a built-in search path), libraries in the
+        # multiarch directory.
+        libdir = "/usr/lib/x86_64-linux-gnu"
+        api = "/usr/include/torch/csrc/api/include"
+        if not ctx.path(api + "/torch/torch.h").exists:
+            fail("LibTorch not found under /usr (run ./setup.sh, or set --repo_env=DDLM_LIBTORCH)")
+
+        # The C++ frontend's headers sit outside the default search path; link them
+        # into this repository so that `includes` can export them to dependents.
+        ctx.symlink(api, "api_include")
+        ctx.file("BUILD", """package(default_visibility = ["//visibility:public"])
+cc_library(
+    name = "libtorch",
+    hdrs = glob(["api_include/**/*.h"]),
+    includes = ["api_include"],
+    linkopts = ["-L{libdir}", "-ltorch", "-ltorch_cpu", "-lc10"],
+)
+""".format(libdir = libdir))
+        return
+    if not ctx.path(root + "/include/torch").exists:
+        fail("DDLM_LIBTORCH=%s has no include/torch: point it at a LibTorch directory " % root +
+             "(the one holding include/ and lib/)")
+
+    # Another LibTorch (for example pip's CUDA build): headers are linked into this
+    # repository so that Bazel can track them.
+    ctx.symlink(root + "/include", "include")
+    libdir = root + "/lib"
+    cuda_libs = []
+    for lib in ["torch_cuda", "c10_cuda"]:
+        if ctx.path("%s/lib%s.so" % (libdir, lib)).exists:
+            cuda_libs.append("-l" + lib)
+    ctx.file("BUILD", """package(default_visibility = ["//visibility:public"])
+cc_library(
+    name = "libtorch",
+    hdrs = glob(["include/**/*.h", "include/**/*.hpp", "include/**/*.cuh"]),
+    includes = ["include", "include/torch/csrc/api/include"],
+    linkopts = ["-L{libdir}", "-Wl,-rpath,{libdir}", "-Wl,--no-as-needed", "-ltorch", "-ltorch_cpu"] +
+               {cuda_libs} + ["-lc10", "-Wl,--as-needed"],
+    defines = ["_GLIBCXX_USE_CXX11_ABI=1"],
+)
+""".format(libdir = libdir, cuda_libs = cuda_libs))
+
+libtorch_configure = repository_rule(
+    implementation = _libtorch_configure_impl,
+    environ = ["DDLM_LIBTORCH"],
+    local = True,
+)
+
+def _cuda_configure_impl(ctx):
+    root = ctx.os.environ.get("DDLM_CUDA_HOME", "/usr/local/cuda")
+    if ctx.path(root + "/include/nccl.h").exists:
+        ctx.symlink(root + "/include", "include")
+        libdir = root + "/lib64"
+        body = """cc_library(
+    name = "cuda",
+    hdrs = glob(["include/*.h", "include/crt/*.h", "include/crt/*.hpp"]),
+    includes = ["include"],
+    linkopts = ["-L{libdir}", "-Wl,-rpath,{libdir}", "-lnccl", "-lcudart"],
+)
+""".format(libdir = libdir)
+    else:
+        # No toolkit: --config=cuda targets fail with a message naming what is missing.
+        body = """genrule(
+    name = "missing",
+    outs = ["missing.h"],
+    cmd = "echo 'CUDA/NCCL not found under {root} (set --repo_env=DDLM_CUDA_HOME)' >&2; exit 1",
+)
+cc_library(name = "cuda", hdrs = [":missing.h"])
+""".format(root = root)
+    ctx.file("BUILD", 'package(default_visibility = ["//visibility:public"])\n' + body)
+
+cuda_configure = repository_rule(
+    implementation = _cuda_configure_impl,
+    environ = ["DDLM_CUDA_HOME"],
+    local = True,
+)

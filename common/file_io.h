@@ -1,0 +1,31 @@
+#ifndef DDLM_COMMON_FILE_IO_H_
+#define DDLM_COMMON_FILE_IO_H_
+
+// Whole-file reads and crash-safe writes. Thread-compatible: free functions with no
+// shared state.
+
+#include <cstdint>
+#include <string>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+
+namespace ddlm {
+
+// Reads the whole file. NOT_FOUND if it does not exist, PERMISSION_DENIED or
+// INTERNAL for other failures; the message names the path.
+absl::StatusOr<std::string> ReadFile(const std::string& path);
+
+// Writes `contents` to `path` so that a reader sees either the old file or the
+// whole new one, never a torn mix, even across a crash: the bytes go to a
+// temporary file in the same directory, which is fsync'ed, renamed over `path`,
+// and the directory is fsync'ed.
+absl::Status WriteFileAtomically(const std::string& path, absl::string_view contents);
+
+// CRC-32 (zlib's polynomial) of `data`, continuing from `crc` (0 to start).
+uint32_t Crc32(absl::string_view data, uint32_t crc = 0);
+
+}  // namespace ddlm
+
+#endif  // DDLM_COMMON_FILE_IO_H_

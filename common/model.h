@@ -1,0 +1,68 @@
+#ifndef DDLM_COMMON_MODEL_H_
+#define DDLM_COMMON_MODEL_H_
+
+// word_language_model's models (model.py) in LibTorch:
+//  - RNNModel: embedding -> dropout -> RNN_TANH | RNN_RELU | LSTM | GRU -> dropout ->
+//    linear decoder; embedding and decoder weights uniform(-0.1, 0.1), decoder bias 0;
+//    optionally tied embedding/decoder weights (nhid == emsize).
+//  - TransformerModel: embedding * sqrt(emsize) -> sinusoidal positional encoding ->
+//    encoder-only Transformer with a causal mask -> linear decoder.
+// Both return log-probabilities [seq_len * batch, ntoken]. A module is used from one
+// thread at a time (LibTorch modules are not thread-safe).
+
+#include <cstdint>
+#include <memory>
+#include <vector>
+
+#include <torch/torch.h>
+
+#include "absl/status/statusor.h"
+#include "proto/config.pb.h"
+
+namespace ddlm {
+
+// Recurrent state carried between bptt windows: {h} for RNN/GRU, {h, c} for LSTM,
+// empty for the Transformer.
+using RecurrentState = std::vector<torch::Tensor>;
+
+class LanguageModelImpl : public torch::nn::Module {
+ public:
+  ~LanguageModelImpl() override = default;
+
+  // Unnormalised scores [seq_len * batch, ntoken] for input [seq_len, batch]; updates
+  // `state` in place for recurrent models.
+  virtual torch::Tensor Logits(const torch::Tensor& input, RecurrentState* state) = 0;
+
+  // log_softmax of Logits.
+  torch::Tensor Forward(const torch::Tensor& input, RecurrentState* state) {
+    return torch::log_softmax(Logits(input, state), /*dim=*/1);
+  }
+
+  // Zero state for `batch` streams.
+  virtual RecurrentState InitState(int64_t batch) const = 0;
+
+  virtual bool is_recurrent() const = 0;
+  int64_t ntoken() const { return ntoken_; }
+
+ protected:
+  explicit LanguageModelImpl(int64_t ntoken) : ntoken_(ntoken) {}
+
+ private:
+  int64_t ntoken_;
+};
+
+// Detaches every tensor of `state` from its autograd history (repackage_hidden).
+void DetachState(RecurrentState* state);
+
+// Builds the model named by `config` for a vocabulary of `ntoken` words, initialised
+// from LibTorch's default generator (seed it first for reproducibility).
+// INVALID_ARGUMENT for an impossible config (e.g. tied with nhid != emsize).
+absl::StatusOr<std::shared_ptr<LanguageModelImpl>> BuildModel(const ModelConfig& config,
+                                                              int64_t ntoken);
+
+// Upper bound on the Transformer's sequence length (positional-encoding table size).
+inline constexpr int64_t kMaxTransformerLength = 5000;
+
+}  // namespace ddlm
+
+#endif  // DDLM_COMMON_MODEL_H_
