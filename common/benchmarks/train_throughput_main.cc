@@ -1,0 +1,184 @@
+// Benchmark (not a test): training throughput of a config against this machine's own
+// matrix-multiply peak, measured in the same run.
+//
+//   bazel run -c opt //common/benchmarks:train_throughput -- \
+//       --data ../shared/data/wikitext-2 --batches 40
+//
+// Prints: the GFLOP/s of a large square float matmul and of the decoder-shaped one
+// (bptt*batch x nhid by nhid x ntoken), then tokens/s and the achieved model FLOP rate
+// for training the default LSTM (word_language_model's defaults), and where a step's
+// time goes (forward, loss, backward, clip + update).
+
+#include <chrono>
+#include <cstdio>
+
+#include "absl/flags/flag.h"
+#include "absl/flags/parse.h"
+#include "common/batching.h"
+#include "common/cli.h"
+#include "common/config.h"
+#include "common/corpus.h"
+#include "common/threading.h"
+#include "common/trainer.h"
+
+ABSL_FLAG(std::string, data, "../shared/data/wikitext-2", "Corpus directory.");
+ABSL_FLAG(std::string, config, "", "Optional text-format JobSpec (default: upstream's LSTM defaults).");
+ABSL_FLAG(int32_t, batches, 40, "Timed training batches (after --warmup).");
+ABSL_FLAG(int32_t, warmup, 5, "Untimed batches first.");
+ABSL_FLAG(int32_t, threads, 0, "LibTorch and BLAS threads (0: one per core).");
+ABSL_FLAG(int32_t, peak_size, 2048, "Side of the square matmul that measures the peak.");
+
+namespace {
+
+using Clock = std::chrono::steady_clock;
+
+double Seconds(Clock::time_point a, Clock::time_point b) {
+  return std::chrono::duration<double>(b - a).count();
+}
+
+// GFLOP/s of a [m,k] x [k,n] float matmul, best of `reps` after one warm-up.
+double MatmulGflops(int64_t m, int64_t k, int64_t n, int reps) {
+  torch::Tensor a = torch::randn({m, k});
+  torch::Tensor b = torch::randn({k, n});
+  torch::Tensor c = torch::mm(a, b);
+  double best = 1e30;
+  for (int i = 0; i < reps; ++i) {
+    auto t0 = Clock::now();
+    c = torch::mm(a, b);
+    best = std::min(best, Seconds(t0, Clock::now()));
+  }
+  return 2.0 * m * k * n / best / 1e9;
+}
+
+// Forward FLOPs per token (multiply-adds x 2) of the model's matrix products; training
+// (forward + backward) is about 3x this.
+double ForwardFlopsPerToken(const ddlm::ModelConfig& m, int64_t ntoken, int64_t bptt) {
+  const double e = m.emsize(), h = m.nhid(), l = m.nlayers();
+  double body;
+  switch (m.type()) {
+    case ddlm::LSTM:
+      body = 4 * ((e + h) * h + (l - 1) * 2 * h * h);
+      break;
+    case ddlm::GRU:
+      body = 3 * ((e + h) * h + (l - 1) * 2 * h * h);
+      break;
+    case ddlm::TRANSFORMER:  // QKV + out projections, attention over bptt/2 on average, FFN.
+      body = l * (4 * e * e + 2 * e * (bptt / 2.0) + 2 * e * h);
+      break;
+    default:
+      body = (e + h) * h + (l - 1) * 2 * h * h;
+  }
+  const double decoder_in = m.type() == ddlm::TRANSFORMER ? e : h;
+  return 2.0 * (body + decoder_in * ntoken);
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  std::vector<std::string> storage;
+  std::vector<char*> args;
+  ddlm::ChdirToBuildWorkingDirectory();
+  ddlm::NormalizeFlagNames(argc, argv, &storage, &args);
+  absl::ParseCommandLine(static_cast<int>(args.size()) - 1, args.data());
+  const int threads = ddlm::ConfigureThreads(absl::GetFlag(FLAGS_threads));
+  ddlm::BlasInfo blas = ddlm::DetectBlas();
+  std::printf("BLAS %s (%s), threads %d\n", blas.name.c_str(), blas.library_path.c_str(), threads);
+
+  ddlm::JobSpec spec;
+  if (!absl::GetFlag(FLAGS_config).empty()) {
+    absl::StatusOr<ddlm::JobSpec> loaded = ddlm::LoadJobSpec(absl::GetFlag(FLAGS_config));
+    if (!loaded.ok()) {
+      std::fprintf(stderr, "%s\n", std::string(loaded.status().message()).c_str());
+      return 1;
+    }
+    spec = *loaded;
+  }
+  spec.mutable_data()->set_path(absl::GetFlag(FLAGS_data));
+  ddlm::ApplyDefaults(&spec);
+  absl::StatusOr<ddlm::Corpus> corpus = ddlm::LoadCorpus(spec.data().path());
+  if (!corpus.ok()) {
+    std::fprintf(stderr, "%s\n", std::string(corpus.status().message()).c_str());
+    return 1;
+  }
+  const int64_t ntoken = corpus->dictionary.size();
+  const int64_t rows = spec.data().bptt() * spec.data().batch_size();
+  const int64_t peak_n = absl::GetFlag(FLAGS_peak_size);
+  const double peak = MatmulGflops(peak_n, peak_n, peak_n, 5);
+  const int64_t dec_in = spec.model().type() == ddlm::TRANSFORMER ? spec.model().emsize() : spec.model().nhid();
+  const double decoder = MatmulGflops(rows, dec_in, ntoken, 5);
+  std::printf("matmul peak   %lldx%lld float: %7.1f GFLOP/s\n", static_cast<long long>(peak_n),
+              static_cast<long long>(peak_n), peak);
+  std::printf("decoder shape %lldx%lld by %lldx%lld: %7.1f GFLOP/s\n", static_cast<long long>(rows),
+              static_cast<long long>(dec_in), static_cast<long long>(dec_in),
+              static_cast<long long>(ntoken), decoder);
+
+  const int warmup = absl::GetFlag(FLAGS_warmup);
+  const int batches = absl::GetFlag(FLAGS_batches);
+  spec.mutable_schedule()->set_max_batches_per_epoch(warmup + batches);
+  spec.mutable_schedule()->set_log_interval(1 << 30);
+  torch::Tensor train = ddlm::Batchify(corpus->train, spec.data().batch_size());
+  absl::StatusOr<std::unique_ptr<ddlm::Trainer>> trainer = ddlm::Trainer::Create(spec, corpus->dictionary);
+  if (!trainer.ok()) {
+    std::fprintf(stderr, "%s\n", std::string(trainer.status().message()).c_str());
+    return 1;
+  }
+  // Warm-up, then the timed run through the real training loop.
+  spec.mutable_schedule()->set_max_batches_per_epoch(warmup);
+  ddlm::JobSpec warm_spec = spec;
+  (void)warm_spec;
+  auto t_warm = Clock::now();
+  int64_t step = 0;
+  Clock::time_point t_start;
+  (*trainer)->set_step_callback([&](const ddlm::Trainer&) {
+    if (++step == warmup) t_start = Clock::now();
+    return absl::OkStatus();
+  });
+  absl::StatusOr<ddlm::EpochSummary> summary = (*trainer)->TrainEpoch(train);
+  if (!summary.ok()) {
+    std::fprintf(stderr, "%s\n", std::string(summary.status().message()).c_str());
+    return 1;
+  }
+  (void)t_warm;
+  const double seconds = Seconds(t_start, Clock::now());
+  const double tokens = static_cast<double>(batches) * rows;
+  const double flops_per_token = 3 * ForwardFlopsPerToken(spec.model(), ntoken, spec.data().bptt());
+  const double tok_s = tokens / seconds;
+  const double gflops = tok_s * flops_per_token / 1e9;
+  std::printf("train %s: %d batches of %lld tokens in %.2f s: %.1f ms/batch, %.0f tokens/s\n",
+              ddlm::ModelType_Name(spec.model().type()).c_str(), batches, static_cast<long long>(rows),
+              seconds, seconds * 1000 / batches, tok_s);
+  std::printf("model FLOPs %.1f MFLOP/token (fwd+bwd) -> %.1f GFLOP/s = %.0f%% of the matmul peak, %.0f%% of "
+              "the decoder-shape rate\n",
+              flops_per_token / 1e6, gflops, 100 * gflops / peak, 100 * gflops / decoder);
+
+  // Where one step's time goes, timed phase by phase on a fresh model.
+  ddlm::LanguageModelImpl& model = (*trainer)->model();
+  model.train();
+  auto params = model.parameters();
+  ddlm::RecurrentState state = model.InitState(spec.data().batch_size());
+  double t_fwd = 0, t_loss = 0, t_bwd = 0, t_upd = 0;
+  const int phase_batches = std::min(batches, 10);
+  for (int b = 0; b < phase_batches; ++b) {
+    ddlm::Batch batch = ddlm::GetBatch(train, b * spec.data().bptt(), spec.data().bptt());
+    model.zero_grad(false);
+    ddlm::DetachState(&state);
+    auto t0 = Clock::now();
+    torch::Tensor logits = model.Logits(batch.data, &state);
+    auto t1 = Clock::now();
+    torch::Tensor loss = torch::nll_loss(torch::log_softmax(logits, 1), batch.targets);
+    auto t2 = Clock::now();
+    loss.backward();
+    auto t3 = Clock::now();
+    {
+      torch::NoGradGuard no_grad;
+      torch::nn::utils::clip_grad_norm_(params, spec.optimizer().clip());
+      for (auto& p : params) p.add_(p.grad(), -0.0);
+    }
+    auto t4 = Clock::now();
+    t_fwd += Seconds(t0, t1), t_loss += Seconds(t1, t2), t_bwd += Seconds(t2, t3), t_upd += Seconds(t3, t4);
+  }
+  const double n = phase_batches / 1000.0;
+  std::printf("per step: forward %.1f ms | log_softmax+nll %.1f ms | backward %.1f ms | clip+update %.1f ms\n",
+              t_fwd / n, t_loss / n, t_bwd / n, t_upd / n);
+  return 0;
+}

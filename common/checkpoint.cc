@@ -1,0 +1,311 @@
+#include "common/checkpoint.h"
+
+#include <ATen/CPUGeneratorImpl.h>
+
+#include <cstring>
+#include <sstream>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_join.h"
+#include "common/file_io.h"
+#include "common/status_macros.h"
+
+namespace ddlm {
+namespace {
+
+constexpr char kMagic[8] = {'D', 'D', 'L', 'M', 'C', 'K', 'P', 'T'};
+constexpr size_t kPreambleSize = sizeof(kMagic) + 4 + 8;
+constexpr size_t kTrailerSize = 4;
+constexpr char kRngName[] = "rng/cpu";
+constexpr char kOptimizerName[] = "optimizer/archive";
+constexpr char kParamPrefix[] = "param/";
+constexpr char kHiddenPrefix[] = "hidden/";
+
+template <typename T>
+void AppendLittleEndian(T value, std::string* out) {
+  for (size_t i = 0; i < sizeof(T); ++i) out->push_back(static_cast<char>((value >> (8 * i)) & 0xFF));
+}
+
+template <typename T>
+T ReadLittleEndian(const char* p) {
+  T value = 0;
+  for (size_t i = 0; i < sizeof(T); ++i) {
+    value |= static_cast<T>(static_cast<unsigned char>(p[i])) << (8 * i);
+  }
+  return value;
+}
+
+absl::StatusOr<TensorDType> ToProtoDType(torch::ScalarType t) {
+  switch (t) {
+    case torch::kFloat32:
+      return FLOAT32;
+    case torch::kFloat64:
+      return FLOAT64;
+    case torch::kInt64:
+      return INT64;
+    case torch::kUInt8:
+      return UINT8;
+    default:
+      return absl::InvalidArgumentError(
+          absl::StrCat("checkpoints cannot hold tensors of type ", c10::toString(t)));
+  }
+}
+
+absl::StatusOr<torch::ScalarType> FromProtoDType(TensorDType t) {
+  switch (t) {
+    case FLOAT32:
+      return torch::kFloat32;
+    case FLOAT64:
+      return torch::kFloat64;
+    case INT64:
+      return torch::kInt64;
+    case UINT8:
+      return torch::kUInt8;
+    default:
+      return absl::DataLossError(absl::StrCat("unknown tensor dtype ", t));
+  }
+}
+
+std::string ShapeString(c10::IntArrayRef shape) { return absl::StrCat("[", absl::StrJoin(shape, ", "), "]"); }
+
+torch::Tensor BytesToTensor(const std::string& bytes) {
+  torch::Tensor t = torch::empty({static_cast<int64_t>(bytes.size())}, torch::kUInt8);
+  if (!bytes.empty()) std::memcpy(t.data_ptr(), bytes.data(), bytes.size());
+  return t;
+}
+
+std::string TensorToBytes(const torch::Tensor& t) {
+  return std::string(static_cast<const char*>(t.data_ptr()), static_cast<size_t>(t.numel()));
+}
+
+}  // namespace
+
+absl::StatusOr<std::string> SerializeCheckpoint(const Checkpoint& checkpoint) {
+  CheckpointHeader header = checkpoint.header;
+  header.clear_tensors();
+  std::vector<torch::Tensor> ordered;
+  uint64_t offset = 0;
+  for (const auto& [name, tensor] : checkpoint.tensors) {
+    torch::Tensor t = tensor.detach().to(torch::kCPU).contiguous();
+    DDLM_ASSIGN_OR_RETURN(TensorDType dtype, ToProtoDType(t.scalar_type()));
+    TensorEntry* entry = header.add_tensors();
+    entry->set_name(name);
+    entry->set_dtype(dtype);
+    for (int64_t d : t.sizes()) entry->add_shape(d);
+    entry->set_offset(offset);
+    entry->set_nbytes(t.nbytes());
+    offset += t.nbytes();
+    ordered.push_back(std::move(t));
+  }
+  std::string header_bytes;
+  if (!header.SerializeToString(&header_bytes)) {
+    return absl::InternalError("cannot serialise the checkpoint header");
+  }
+  std::string out;
+  out.reserve(kPreambleSize + header_bytes.size() + offset + kTrailerSize);
+  out.append(kMagic, sizeof(kMagic));
+  AppendLittleEndian<uint32_t>(kCheckpointVersion, &out);
+  AppendLittleEndian<uint64_t>(header_bytes.size(), &out);
+  out.append(header_bytes);
+  for (const torch::Tensor& t : ordered) {
+    out.append(static_cast<const char*>(t.data_ptr()), t.nbytes());
+  }
+  AppendLittleEndian<uint32_t>(Crc32(out), &out);
+  return out;
+}
+
+absl::StatusOr<Checkpoint> ParseCheckpoint(absl::string_view bytes, absl::string_view source) {
+  auto corrupt = [&](absl::string_view why) {
+    return absl::DataLossError(absl::StrCat("checkpoint ", source, " is corrupt or truncated: ", why));
+  };
+  if (bytes.size() < kPreambleSize + kTrailerSize) {
+    return corrupt(absl::StrCat("only ", bytes.size(), " bytes"));
+  }
+  if (std::memcmp(bytes.data(), kMagic, sizeof(kMagic)) != 0) {
+    return corrupt("it does not start with the DDLMCKPT magic number (not a ddlm checkpoint)");
+  }
+  const uint32_t stored_crc = ReadLittleEndian<uint32_t>(bytes.data() + bytes.size() - kTrailerSize);
+  const uint32_t actual_crc = Crc32(bytes.substr(0, bytes.size() - kTrailerSize));
+  if (stored_crc != actual_crc) {
+    return corrupt(absl::StrCat("CRC-32 mismatch (stored ", absl::Hex(stored_crc), ", computed ",
+                                absl::Hex(actual_crc), ")"));
+  }
+  const uint32_t version = ReadLittleEndian<uint32_t>(bytes.data() + sizeof(kMagic));
+  if (version != kCheckpointVersion) {
+    return absl::FailedPreconditionError(absl::StrCat("checkpoint ", source, " has format version ",
+                                                      version, "; this build reads version ",
+                                                      kCheckpointVersion));
+  }
+  const uint64_t header_size = ReadLittleEndian<uint64_t>(bytes.data() + sizeof(kMagic) + 4);
+  if (header_size > bytes.size() - kPreambleSize - kTrailerSize) {
+    return corrupt(absl::StrCat("header length ", header_size, " runs past the end of the file"));
+  }
+  Checkpoint checkpoint;
+  if (!checkpoint.header.ParseFromArray(bytes.data() + kPreambleSize, static_cast<int>(header_size))) {
+    return corrupt("the header does not parse");
+  }
+  const char* area = bytes.data() + kPreambleSize + header_size;
+  const uint64_t area_size = bytes.size() - kPreambleSize - header_size - kTrailerSize;
+  for (const TensorEntry& entry : checkpoint.header.tensors()) {
+    DDLM_ASSIGN_OR_RETURN(torch::ScalarType dtype, FromProtoDType(entry.dtype()));
+    std::vector<int64_t> shape(entry.shape().begin(), entry.shape().end());
+    int64_t numel = 1;
+    for (int64_t d : shape) {
+      if (d < 0) return corrupt(absl::StrCat("tensor ", entry.name(), " has a negative dimension"));
+      numel *= d;
+    }
+    const uint64_t expected = static_cast<uint64_t>(numel) * c10::elementSize(dtype);
+    if (entry.nbytes() != expected || entry.offset() > area_size ||
+        entry.nbytes() > area_size - entry.offset()) {
+      return corrupt(absl::StrCat("tensor ", entry.name(), " does not fit its index entry"));
+    }
+    torch::Tensor t = torch::empty(shape, dtype);
+    if (expected > 0) std::memcpy(t.data_ptr(), area + entry.offset(), expected);
+    checkpoint.tensors.emplace(entry.name(), std::move(t));
+  }
+  return checkpoint;
+}
+
+absl::Status WriteCheckpointFile(const std::string& path, const Checkpoint& checkpoint) {
+  DDLM_ASSIGN_OR_RETURN(std::string bytes, SerializeCheckpoint(checkpoint));
+  return WriteFileAtomically(path, bytes);
+}
+
+absl::StatusOr<Checkpoint> ReadCheckpointFile(const std::string& path) {
+  absl::StatusOr<std::string> bytes = ReadFile(path);
+  if (!bytes.ok()) {
+    return absl::Status(bytes.status().code(), absl::StrCat("checkpoint ", bytes.status().message()));
+  }
+  return ParseCheckpoint(*bytes, path);
+}
+
+void CaptureModel(LanguageModelImpl& model, const RecurrentState* state, Checkpoint* checkpoint) {
+  for (const auto& item : model.named_parameters(/*recurse=*/true)) {
+    checkpoint->tensors[absl::StrCat(kParamPrefix, item.key())] = item.value().detach().clone();
+  }
+  if (state != nullptr) {
+    for (size_t i = 0; i < state->size(); ++i) {
+      checkpoint->tensors[absl::StrCat(kHiddenPrefix, i)] = (*state)[i].detach().clone();
+    }
+  }
+}
+
+absl::Status RestoreModel(const Checkpoint& checkpoint, LanguageModelImpl& model) {
+  size_t params_in_checkpoint = 0;
+  for (const auto& [name, tensor] : checkpoint.tensors) {
+    if (name.rfind(kParamPrefix, 0) == 0) ++params_in_checkpoint;
+  }
+  auto params = model.named_parameters(/*recurse=*/true);
+  if (params.size() != params_in_checkpoint) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("checkpoint holds ", params_in_checkpoint, " parameter tensors, the model has ",
+                     params.size(), " (another model type or tying?)"));
+  }
+  torch::NoGradGuard no_grad;
+  for (auto& item : params) {
+    auto it = checkpoint.tensors.find(absl::StrCat(kParamPrefix, item.key()));
+    if (it == checkpoint.tensors.end()) {
+      return absl::FailedPreconditionError(
+          absl::StrCat("checkpoint has no parameter '", item.key(), "'"));
+    }
+    if (it->second.sizes() != item.value().sizes() ||
+        it->second.scalar_type() != item.value().scalar_type()) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "parameter '", item.key(), "' is ", ShapeString(it->second.sizes()), " in the checkpoint but ",
+          ShapeString(item.value().sizes()), " in the model"));
+    }
+    item.value().copy_(it->second);
+  }
+  return absl::OkStatus();
+}
+
+RecurrentState RestoreState(const Checkpoint& checkpoint) {
+  RecurrentState state;
+  for (size_t i = 0;; ++i) {
+    auto it = checkpoint.tensors.find(absl::StrCat(kHiddenPrefix, i));
+    if (it == checkpoint.tensors.end()) break;
+    state.push_back(it->second.clone());
+  }
+  return state;
+}
+
+void CaptureRng(Checkpoint* checkpoint) {
+  at::Generator gen = at::detail::getDefaultCPUGenerator();
+  std::lock_guard<std::mutex> lock(gen.mutex());
+  checkpoint->tensors[kRngName] = gen.get_state().clone();
+}
+
+absl::Status RestoreRng(const Checkpoint& checkpoint) {
+  auto it = checkpoint.tensors.find(kRngName);
+  if (it == checkpoint.tensors.end()) {
+    return absl::FailedPreconditionError("checkpoint has no generator state (rng/cpu)");
+  }
+  at::Generator gen = at::detail::getDefaultCPUGenerator();
+  std::lock_guard<std::mutex> lock(gen.mutex());
+  try {
+    gen.set_state(it->second);
+  } catch (const c10::Error& e) {
+    return absl::DataLossError(absl::StrCat("checkpoint's generator state is invalid: ", e.what_without_backtrace()));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status CaptureOptimizer(torch::optim::Optimizer& optimizer, Checkpoint* checkpoint) {
+  try {
+    torch::serialize::OutputArchive archive;
+    optimizer.save(archive);
+    std::ostringstream out;
+    archive.save_to(out);
+    checkpoint->tensors[kOptimizerName] = BytesToTensor(out.str());
+  } catch (const c10::Error& e) {
+    return absl::InternalError(absl::StrCat("cannot save optimizer state: ", e.what_without_backtrace()));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status RestoreOptimizer(const Checkpoint& checkpoint, torch::optim::Optimizer& optimizer) {
+  auto it = checkpoint.tensors.find(kOptimizerName);
+  if (it == checkpoint.tensors.end()) {
+    return absl::FailedPreconditionError("checkpoint has no optimizer state (optimizer/archive)");
+  }
+  try {
+    std::istringstream in(TensorToBytes(it->second));
+    torch::serialize::InputArchive archive;
+    archive.load_from(in);
+    optimizer.load(archive);
+  } catch (const c10::Error& e) {
+    return absl::DataLossError(
+        absl::StrCat("checkpoint's optimizer state does not load: ", e.what_without_backtrace()));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status CheckCompatible(const Checkpoint& checkpoint, uint64_t vocabulary_fingerprint,
+                             int64_t vocabulary_size, const ModelConfig& model) {
+  const CheckpointHeader& h = checkpoint.header;
+  if (h.vocabulary_fingerprint() != vocabulary_fingerprint ||
+      h.vocabulary_size() != vocabulary_size) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "checkpoint was trained on another vocabulary (", h.vocabulary_size(), " words, fingerprint ",
+        absl::Hex(h.vocabulary_fingerprint()), "; this corpus has ", vocabulary_size,
+        " words, fingerprint ", absl::Hex(vocabulary_fingerprint), ")"));
+  }
+  const ModelConfig& saved = h.spec().model();
+  auto differ = [](absl::string_view field, auto a, auto b) {
+    return absl::FailedPreconditionError(absl::StrCat("checkpoint's model.", field, " is ", a,
+                                                      ", the requested model's is ", b));
+  };
+  if (saved.type() != model.type()) {
+    return differ("type", ModelType_Name(saved.type()), ModelType_Name(model.type()));
+  }
+  if (saved.emsize() != model.emsize()) return differ("emsize", saved.emsize(), model.emsize());
+  if (saved.nhid() != model.nhid()) return differ("nhid", saved.nhid(), model.nhid());
+  if (saved.nlayers() != model.nlayers()) return differ("nlayers", saved.nlayers(), model.nlayers());
+  if (saved.tied() != model.tied()) return differ("tied", saved.tied(), model.tied());
+  if (model.type() == TRANSFORMER && saved.nhead() != model.nhead()) {
+    return differ("nhead", saved.nhead(), model.nhead());
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace ddlm

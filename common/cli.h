@@ -1,0 +1,24 @@
+#ifndef DDLM_COMMON_CLI_H_
+#define DDLM_COMMON_CLI_H_
+
+// Command-line helpers shared by ddlm's binaries (used from main() only).
+
+#include <set>
+#include <string>
+#include <vector>
+
+namespace ddlm {
+
+// Rewrites "--log-interval=5" to "--log_interval=5" (word_language_model's spellings
+// use dashes, Abseil flags use underscores) and returns the names of the flags given.
+// Stops at "--".
+std::set<std::string> NormalizeFlagNames(int argc, char** argv, std::vector<std::string>* storage,
+                                         std::vector<char*>* new_argv);
+
+// When run by `bazel run`, changes to the directory the user ran it from, so that
+// relative paths in flags mean what the user expects.
+void ChdirToBuildWorkingDirectory();
+
+}  // namespace ddlm
+
+#endif  // DDLM_COMMON_CLI_H_

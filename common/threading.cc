@@ -1,0 +1,82 @@
+#include "common/threading.h"
+
+#include <dlfcn.h>
+#include <link.h>
+#include <sched.h>
+
+#include <climits>
+#include <cstdlib>
+#include <cstring>
+
+#include <ATen/Parallel.h>
+#include <glog/logging.h>
+
+namespace ddlm {
+namespace {
+
+int AvailableCores() {
+  cpu_set_t set;
+  if (sched_getaffinity(0, sizeof(set), &set) == 0) return CPU_COUNT(&set);
+  return 1;
+}
+
+int FindBlas(struct dl_phdr_info* info, size_t /*size*/, void* data) {
+  auto* out = static_cast<std::string*>(data);
+  if (info->dlpi_name == nullptr || info->dlpi_name[0] == '\0') return 0;
+  const char* base = std::strrchr(info->dlpi_name, '/');
+  base = base ? base + 1 : info->dlpi_name;
+  if (std::strstr(base, "blas") != nullptr || std::strstr(base, "mkl_rt") != nullptr) {
+    char resolved[PATH_MAX];
+    *out = realpath(info->dlpi_name, resolved) ? resolved : info->dlpi_name;
+    return 1;
+  }
+  return 0;
+}
+
+}  // namespace
+
+int ConfigureThreads(int threads) {
+  if (threads <= 0) threads = AvailableCores();
+  at::set_num_threads(threads);
+  using SetThreads = void (*)(int);
+  if (auto set = reinterpret_cast<SetThreads>(dlsym(RTLD_DEFAULT, "openblas_set_num_threads"))) {
+    set(threads);
+  }
+  return threads;
+}
+
+BlasInfo DetectBlas() {
+  BlasInfo info;
+  dl_iterate_phdr(FindBlas, &info.library_path);
+  const std::string& p = info.library_path;
+  using GetThreads = int (*)();
+  auto get = reinterpret_cast<GetThreads>(dlsym(RTLD_DEFAULT, "openblas_get_num_threads"));
+  if (get != nullptr || p.find("openblas") != std::string::npos) {
+    info.name = "OpenBLAS";
+    if (get != nullptr) info.blas_threads = get();
+  } else if (p.find("mkl") != std::string::npos) {
+    info.name = "MKL";
+  } else if (p.find("blis") != std::string::npos) {
+    info.name = "BLIS";
+  } else if (p.find("atlas") != std::string::npos) {
+    info.name = "ATLAS";
+  } else if (p.find("/blas/") != std::string::npos) {
+    info.name = "reference BLAS";
+  } else {
+    info.name = "unknown";
+  }
+  info.torch_threads = at::get_num_threads();
+  return info;
+}
+
+void LogBlasInfo() {
+  BlasInfo info = DetectBlas();
+  LOG(INFO) << "BLAS: " << info.name << " (" << (info.library_path.empty() ? "not loaded" : info.library_path)
+            << "), BLAS threads " << info.blas_threads << ", LibTorch threads " << info.torch_threads;
+  if (info.is_reference()) {
+    LOG(WARNING) << "LibTorch is using the slow reference BLAS; install libopenblas0-pthread "
+                    "(./setup.sh does) for ~35x faster matrix products";
+  }
+}
+
+}  // namespace ddlm

@@ -1,0 +1,204 @@
+#include "common/trainer.h"
+
+#include <chrono>
+#include <ctime>
+
+#include "absl/strings/str_cat.h"
+#include "common/batching.h"
+#include "common/status_macros.h"
+
+namespace ddlm {
+
+absl::StatusOr<std::unique_ptr<Trainer>> Trainer::Create(const JobSpec& spec,
+                                                         const Dictionary& vocabulary) {
+  torch::manual_seed(spec.schedule().seed());
+  DDLM_ASSIGN_OR_RETURN(std::shared_ptr<LanguageModelImpl> model,
+                        BuildModel(spec.model(), vocabulary.size()));
+  return std::unique_ptr<Trainer>(new Trainer(spec, vocabulary, std::move(model)));
+}
+
+Trainer::Trainer(const JobSpec& spec, const Dictionary& vocabulary,
+                 std::shared_ptr<LanguageModelImpl> model)
+    : spec_(spec),
+      vocabulary_(vocabulary.words()),
+      vocabulary_fingerprint_(vocabulary.Fingerprint()),
+      model_(std::move(model)),
+      params_(model_->parameters()),
+      lr_(spec.optimizer().lr()) {
+  if (spec_.optimizer().type() == ADAMW) {
+    adamw_ = std::make_unique<torch::optim::AdamW>(
+        params_, torch::optim::AdamWOptions(lr_).weight_decay(spec_.optimizer().weight_decay()));
+  }
+  position_.set_epoch(1);
+}
+
+void Trainer::set_lr(double lr) {
+  lr_ = lr;
+  if (adamw_) {
+    for (auto& group : adamw_->param_groups()) {
+      static_cast<torch::optim::AdamWOptions&>(group.options()).lr(lr);
+    }
+  }
+}
+
+int64_t Trainer::num_parameters() const {
+  int64_t n = 0;
+  for (const torch::Tensor& p : params_) n += p.numel();
+  return n;
+}
+
+absl::StatusOr<EpochSummary> Trainer::TrainEpoch(const torch::Tensor& data,
+                                                 const std::atomic<bool>* stop) {
+  using Clock = std::chrono::steady_clock;
+  const int64_t bptt = spec_.data().bptt();
+  const int64_t batch_size = data.size(1);
+  const int64_t num_windows = NumBatches(data, bptt);
+  int64_t end = num_windows;
+  if (spec_.schedule().max_batches_per_epoch() > 0) {
+    end = std::min(end, spec_.schedule().max_batches_per_epoch());
+  }
+  if (spec_.schedule().dry_run()) end = std::min<int64_t>(end, 1);
+  const int64_t log_interval = spec_.schedule().log_interval();
+  const double clip = spec_.optimizer().clip();
+
+  model_->train();
+  if (position_.batch() == 0 || state_.empty()) state_ = model_->InitState(batch_size);
+
+  EpochSummary summary;
+  const auto epoch_start = Clock::now();
+  auto interval_start = epoch_start;
+  double interval_loss = 0;
+  int64_t interval_tokens = 0;
+  for (int64_t b = position_.batch(); b < end; ++b) {
+    if (stop != nullptr && stop->load()) {
+      summary.interrupted = true;
+      break;
+    }
+    Batch batch = GetBatch(data, b * bptt, bptt);
+    model_->zero_grad(/*set_to_none=*/false);
+    DetachState(&state_);
+    torch::Tensor loss;
+    try {
+      torch::Tensor logits = model_->Logits(batch.data, &state_);
+      loss = torch::nll_loss(torch::log_softmax(logits, /*dim=*/1), batch.targets);
+      loss.backward();
+    } catch (const c10::Error& e) {
+      return absl::InternalError(absl::StrCat("training step failed at epoch ", position_.epoch(),
+                                              ", batch ", b, ": ", e.what_without_backtrace()));
+    }
+    if (reducer_) {
+      std::vector<torch::Tensor> grads;
+      grads.reserve(params_.size());
+      for (const torch::Tensor& p : params_) grads.push_back(p.grad());
+      DDLM_RETURN_IF_ERROR(reducer_(grads));
+    }
+    {
+      torch::NoGradGuard no_grad;
+      if (clip > 0) torch::nn::utils::clip_grad_norm_(params_, clip);
+      if (adamw_) {
+        adamw_->step();
+      } else {
+        for (torch::Tensor& p : params_) p.add_(p.grad(), -lr_);
+      }
+    }
+    const int64_t tokens = batch.targets.numel();
+    interval_loss += loss.item<double>();
+    interval_tokens += tokens;
+    summary.batches += 1;
+    summary.tokens += tokens;
+    position_.set_batch(b + 1);
+    position_.set_global_step(position_.global_step() + 1);
+    if (b % log_interval == 0 && b > 0) {
+      const auto now = Clock::now();
+      const double seconds = std::chrono::duration<double>(now - interval_start).count();
+      if (on_interval_) {
+        IntervalReport report;
+        report.epoch = position_.epoch();
+        report.batch = b;
+        report.num_batches = data.size(0) / bptt;
+        report.lr = lr_;
+        report.ms_per_batch = seconds * 1000.0 / log_interval;
+        report.loss = interval_loss / log_interval;
+        report.tokens_per_second = seconds > 0 ? interval_tokens / seconds : 0;
+        on_interval_(report);
+      }
+      interval_loss = 0;
+      interval_tokens = 0;
+      interval_start = now;
+    }
+    if (on_step_) DDLM_RETURN_IF_ERROR(on_step_(*this));
+  }
+  summary.seconds = std::chrono::duration<double>(Clock::now() - epoch_start).count();
+  return summary;
+}
+
+EvalResult Trainer::Evaluate(const torch::Tensor& data, int64_t max_batches) {
+  const int64_t bptt = spec_.data().bptt();
+  model_->eval();
+  torch::NoGradGuard no_grad;
+  RecurrentState state = model_->InitState(data.size(1));
+  EvalResult result;
+  int64_t n = 0;
+  for (int64_t i = 0; i < data.size(0) - 1; i += bptt) {
+    if (max_batches > 0 && n++ >= max_batches) break;
+    Batch batch = GetBatch(data, i, bptt);
+    torch::Tensor logits = model_->Logits(batch.data, &state);
+    torch::Tensor loss = torch::nll_loss(torch::log_softmax(logits, 1), batch.targets, {},
+                                         at::Reduction::Sum);
+    result.loss_sum += loss.item<double>();
+    result.tokens += batch.targets.numel();
+  }
+  model_->train();
+  return result;
+}
+
+bool Trainer::EndEpoch(double val_loss) {
+  last_val_loss_ = val_loss;
+  const bool improved = !best_val_loss_.has_value() || val_loss < *best_val_loss_;
+  if (improved) {
+    best_val_loss_ = val_loss;
+  } else {
+    set_lr(lr_ / spec_.optimizer().anneal_factor());
+  }
+  position_.set_epoch(position_.epoch() + 1);
+  position_.set_batch(0);
+  state_.clear();
+  return improved;
+}
+
+absl::StatusOr<Checkpoint> Trainer::MakeCheckpoint() const {
+  Checkpoint checkpoint;
+  CheckpointHeader& h = checkpoint.header;
+  *h.mutable_spec() = spec_;
+  for (const std::string& w : vocabulary_) h.add_vocabulary(w);
+  h.set_vocabulary_fingerprint(vocabulary_fingerprint_);
+  *h.mutable_position() = position_;
+  h.set_lr(lr_);
+  if (best_val_loss_) h.set_best_val_loss(*best_val_loss_);
+  if (last_val_loss_) h.set_val_loss(*last_val_loss_);
+  h.set_created_unix_seconds(static_cast<int64_t>(std::time(nullptr)));
+  CaptureModel(*model_, position_.batch() > 0 ? &state_ : nullptr, &checkpoint);
+  CaptureRng(&checkpoint);
+  if (adamw_) DDLM_RETURN_IF_ERROR(CaptureOptimizer(*adamw_, &checkpoint));
+  return checkpoint;
+}
+
+absl::Status Trainer::LoadCheckpoint(const Checkpoint& checkpoint, bool weights_only) {
+  DDLM_RETURN_IF_ERROR(CheckCompatible(checkpoint, vocabulary_fingerprint_,
+                                       static_cast<int64_t>(vocabulary_.size()), spec_.model()));
+  DDLM_RETURN_IF_ERROR(RestoreModel(checkpoint, *model_));
+  if (weights_only) return absl::OkStatus();
+  const CheckpointHeader& h = checkpoint.header;
+  if (adamw_) DDLM_RETURN_IF_ERROR(RestoreOptimizer(checkpoint, *adamw_));
+  DDLM_RETURN_IF_ERROR(RestoreRng(checkpoint));
+  position_ = h.position();
+  set_lr(h.lr());
+  best_val_loss_.reset();
+  if (h.has_best_val_loss()) best_val_loss_ = h.best_val_loss();
+  last_val_loss_.reset();
+  if (h.has_val_loss()) last_val_loss_ = h.val_loss();
+  state_ = RestoreState(checkpoint);
+  return absl::OkStatus();
+}
+
+}  // namespace ddlm

@@ -1,0 +1,124 @@
+#ifndef DDLM_COMMON_TRAINER_H_
+#define DDLM_COMMON_TRAINER_H_
+
+// The training loop of word_language_model's main.py, as a class that a single-process
+// binary and a distributed worker both drive:
+//
+//   for each epoch:  TrainEpoch(train) -> Evaluate(valid) -> EndEpoch(val_loss)
+//
+// TrainEpoch runs bptt windows from position().batch to the end of the epoch:
+// zero grads, detach the recurrent state, forward, NLL loss, backward, the optional
+// gradient reducer (a data-parallel all-reduce), gradient-norm clipping, then an SGD
+// (p -= lr * grad) or AdamW step. EndEpoch keeps the best validation loss and divides
+// the learning rate by anneal_factor when validation does not improve; the new rate
+// reaches AdamW's parameter groups too.
+//
+// Threading: not thread-safe; one thread drives a Trainer. The `stop` flag passed to
+// TrainEpoch may be set from any thread or a signal handler.
+
+#include <atomic>
+#include <functional>
+#include <memory>
+#include <optional>
+#include <vector>
+
+#include <torch/torch.h>
+
+#include "absl/status/statusor.h"
+#include "common/checkpoint.h"
+#include "common/corpus.h"
+#include "common/model.h"
+#include "proto/config.pb.h"
+
+namespace ddlm {
+
+// Training loss over one log interval, as word_language_model prints it.
+struct IntervalReport {
+  int32_t epoch = 0;
+  int64_t batch = 0;        // 0-based index of the last batch in the interval.
+  int64_t num_batches = 0;  // rows / bptt, as upstream prints it.
+  double lr = 0;
+  double ms_per_batch = 0;
+  double loss = 0;          // Mean training loss over the interval.
+  double tokens_per_second = 0;
+};
+
+struct EvalResult {
+  double loss_sum = 0;  // Sum of per-token NLL.
+  int64_t tokens = 0;
+  double mean_loss() const { return tokens > 0 ? loss_sum / tokens : 0.0; }
+};
+
+struct EpochSummary {
+  int64_t batches = 0;  // Steps run by this call.
+  int64_t tokens = 0;
+  double seconds = 0;
+  bool interrupted = false;  // `stop` was set; position() is where training stopped.
+};
+
+class Trainer {
+ public:
+  // Called after backward and before clipping with every parameter's gradient, in
+  // model order (all ranks call it in the same order). Must leave each gradient in
+  // place, e.g. replaced by the average over ranks.
+  using GradientReducer = std::function<absl::Status(const std::vector<torch::Tensor>& grads)>;
+  using IntervalCallback = std::function<void(const IntervalReport&)>;
+  // Called after every optimizer step; a non-OK status ends the epoch with that error.
+  using StepCallback = std::function<absl::Status(const Trainer&)>;
+
+  // `spec` must have defaults applied and be valid. Seeds LibTorch's default generator
+  // with spec.schedule.seed, then builds the model.
+  static absl::StatusOr<std::unique_ptr<Trainer>> Create(const JobSpec& spec,
+                                                         const Dictionary& vocabulary);
+
+  void set_gradient_reducer(GradientReducer reducer) { reducer_ = std::move(reducer); }
+  void set_interval_callback(IntervalCallback callback) { on_interval_ = std::move(callback); }
+  void set_step_callback(StepCallback callback) { on_step_ = std::move(callback); }
+
+  absl::StatusOr<EpochSummary> TrainEpoch(const torch::Tensor& data,
+                                          const std::atomic<bool>* stop = nullptr);
+
+  // Loss over `data` ([rows, batch]) with a fresh zero state, in eval mode (no
+  // dropout). `max_batches` > 0 stops early.
+  EvalResult Evaluate(const torch::Tensor& data, int64_t max_batches = 0);
+
+  // Ends the current epoch: returns true if `val_loss` is the best so far (then the
+  // caller should keep this model); otherwise anneals the learning rate.
+  bool EndEpoch(double val_loss);
+
+  // Full training state: model, recurrent state, RNG, optimizer, position, lr.
+  absl::StatusOr<Checkpoint> MakeCheckpoint() const;
+  // Restores what MakeCheckpoint saved; with `weights_only`, just the parameters.
+  absl::Status LoadCheckpoint(const Checkpoint& checkpoint, bool weights_only);
+
+  LanguageModelImpl& model() { return *model_; }
+  const JobSpec& spec() const { return spec_; }
+  double lr() const { return lr_; }
+  void set_lr(double lr);
+  std::optional<double> best_val_loss() const { return best_val_loss_; }
+  const TrainingPosition& position() const { return position_; }
+  int64_t num_parameters() const;
+
+ private:
+  Trainer(const JobSpec& spec, const Dictionary& vocabulary,
+          std::shared_ptr<LanguageModelImpl> model);
+
+  JobSpec spec_;
+  std::vector<std::string> vocabulary_;
+  uint64_t vocabulary_fingerprint_;
+  std::shared_ptr<LanguageModelImpl> model_;
+  std::vector<torch::Tensor> params_;
+  std::unique_ptr<torch::optim::AdamW> adamw_;  // Null for SGD.
+  RecurrentState state_;
+  double lr_;
+  std::optional<double> best_val_loss_;
+  std::optional<double> last_val_loss_;
+  TrainingPosition position_;
+  GradientReducer reducer_;
+  IntervalCallback on_interval_;
+  StepCallback on_step_;
+};
+
+}  // namespace ddlm
+
+#endif  // DDLM_COMMON_TRAINER_H_

@@ -1,0 +1,213 @@
+// ddlm_train: single-process training, flag-compatible with word_language_model's
+// main.py. Trains, validates each epoch, keeps the best model in --save, anneals the
+// learning rate, and reports test perplexity of the best model. Ctrl-C stops training
+// and still evaluates the best saved model.
+//
+//   ddlm_train --config configs/quickstart.textproto
+//   ddlm_train --data ../shared/data/wikitext-2 --epochs 6 --lr 20
+
+#include <csignal>
+#include <cmath>
+#include <cstdio>
+#include <set>
+
+#include <glog/logging.h>
+
+#include "absl/flags/flag.h"
+#include "absl/flags/parse.h"
+#include "absl/flags/usage.h"
+#include "absl/strings/str_cat.h"
+#include "common/batching.h"
+#include "common/cli.h"
+#include "common/config.h"
+#include "common/corpus.h"
+#include "common/threading.h"
+#include "common/trainer.h"
+
+ABSL_FLAG(std::string, config, "", "Text-format JobSpec file; flags given on the command line override it.");
+ABSL_FLAG(std::string, data, "./data/wikitext-2", "Location of the data corpus (train.txt, valid.txt, test.txt).");
+ABSL_FLAG(std::string, model, "LSTM", "Type of network (RNN_TANH, RNN_RELU, LSTM, GRU, Transformer).");
+ABSL_FLAG(int32_t, emsize, 200, "Size of word embeddings.");
+ABSL_FLAG(int32_t, nhid, 200, "Number of hidden units per layer.");
+ABSL_FLAG(int32_t, nlayers, 2, "Number of layers.");
+ABSL_FLAG(double, lr, 20, "Initial learning rate.");
+ABSL_FLAG(double, clip, 0.25, "Gradient clipping (0: off).");
+ABSL_FLAG(int32_t, epochs, 40, "Upper epoch limit.");
+ABSL_FLAG(int32_t, batch_size, 20, "Batch size.");
+ABSL_FLAG(int32_t, bptt, 35, "Sequence length.");
+ABSL_FLAG(double, dropout, 0.2, "Dropout applied to layers (0 = no dropout).");
+ABSL_FLAG(bool, tied, false, "Tie the word embedding and softmax weights.");
+ABSL_FLAG(uint64_t, seed, 1111, "Random seed.");
+ABSL_FLAG(int32_t, log_interval, 200, "Report interval (batches).");
+ABSL_FLAG(std::string, save, "model.pt", "Path to save the final (best) model.");
+ABSL_FLAG(int32_t, nhead, 2, "Number of heads in the Transformer's attention.");
+ABSL_FLAG(bool, dry_run, false, "Verify the code and the model: one batch per epoch.");
+ABSL_FLAG(bool, use_optimizer, false, "Use AdamW instead of plain SGD.");
+ABSL_FLAG(int32_t, threads, 0, "LibTorch and BLAS threads (0: one per core).");
+ABSL_FLAG(int64_t, max_batches, 0, "Stop each epoch after this many batches (0: whole epoch).");
+
+namespace {
+
+std::atomic<bool> g_stop{false};
+
+void OnSigint(int) {
+  g_stop.store(true);
+  std::signal(SIGINT, SIG_DFL);  // A second Ctrl-C ends the process at once.
+}
+
+// Builds the JobSpec: the --config file (if any), then every flag given explicitly.
+absl::StatusOr<ddlm::JobSpec> BuildSpec(const std::set<std::string>& given) {
+  ddlm::JobSpec spec;
+  const std::string config = absl::GetFlag(FLAGS_config);
+  if (!config.empty()) {
+    absl::StatusOr<ddlm::JobSpec> loaded = ddlm::LoadJobSpec(config);
+    if (!loaded.ok()) return loaded.status();
+    spec = *loaded;
+  }
+  auto use = [&](const char* name) { return config.empty() || given.count(name) > 0; };
+  if (use("data")) spec.mutable_data()->set_path(absl::GetFlag(FLAGS_data));
+  if (use("model")) {
+    absl::StatusOr<ddlm::ModelType> type = ddlm::ParseModelType(absl::GetFlag(FLAGS_model));
+    if (!type.ok()) return absl::InvalidArgumentError(absl::StrCat("--model: ", type.status().message()));
+    spec.mutable_model()->set_type(*type);
+  }
+  if (use("emsize")) spec.mutable_model()->set_emsize(absl::GetFlag(FLAGS_emsize));
+  if (use("nhid")) spec.mutable_model()->set_nhid(absl::GetFlag(FLAGS_nhid));
+  if (use("nlayers")) spec.mutable_model()->set_nlayers(absl::GetFlag(FLAGS_nlayers));
+  if (use("dropout")) spec.mutable_model()->set_dropout(static_cast<float>(absl::GetFlag(FLAGS_dropout)));
+  if (use("tied")) spec.mutable_model()->set_tied(absl::GetFlag(FLAGS_tied));
+  if (use("nhead")) spec.mutable_model()->set_nhead(absl::GetFlag(FLAGS_nhead));
+  if (use("lr")) spec.mutable_optimizer()->set_lr(absl::GetFlag(FLAGS_lr));
+  if (use("clip")) spec.mutable_optimizer()->set_clip(absl::GetFlag(FLAGS_clip));
+  if (use("use_optimizer")) {
+    spec.mutable_optimizer()->set_type(absl::GetFlag(FLAGS_use_optimizer) ? ddlm::ADAMW : ddlm::SGD);
+  }
+  if (use("epochs")) spec.mutable_schedule()->set_epochs(absl::GetFlag(FLAGS_epochs));
+  if (use("batch_size")) spec.mutable_data()->set_batch_size(absl::GetFlag(FLAGS_batch_size));
+  if (use("bptt")) spec.mutable_data()->set_bptt(absl::GetFlag(FLAGS_bptt));
+  if (use("seed")) spec.mutable_schedule()->set_seed(absl::GetFlag(FLAGS_seed));
+  if (use("log_interval")) spec.mutable_schedule()->set_log_interval(absl::GetFlag(FLAGS_log_interval));
+  if (use("dry_run")) spec.mutable_schedule()->set_dry_run(absl::GetFlag(FLAGS_dry_run));
+  if (use("threads")) spec.mutable_schedule()->set_threads(absl::GetFlag(FLAGS_threads));
+  if (use("max_batches")) spec.mutable_schedule()->set_max_batches_per_epoch(absl::GetFlag(FLAGS_max_batches));
+  if (use("save")) spec.mutable_checkpoint()->set_path(absl::GetFlag(FLAGS_save));
+  ddlm::ApplyDefaults(&spec);
+  absl::Status valid = ddlm::ValidateJobSpec(spec);
+  if (!valid.ok()) return valid;
+  return spec;
+}
+
+void PrintRule(char c) { std::printf("%s\n", std::string(89, c).c_str()); }
+
+int Run(const ddlm::JobSpec& spec) {
+  const int threads = ddlm::ConfigureThreads(spec.schedule().threads());
+  ddlm::LogBlasInfo();
+  LOG(INFO) << "threads: " << threads;
+
+  absl::StatusOr<ddlm::Corpus> corpus = ddlm::LoadCorpus(spec.data().path());
+  if (!corpus.ok()) {
+    std::fprintf(stderr, "ddlm_train: %s\n", std::string(corpus.status().message()).c_str());
+    return 1;
+  }
+  std::printf("| corpus %s | vocabulary %lld | train %zu valid %zu test %zu tokens\n",
+              spec.data().path().c_str(), static_cast<long long>(corpus->dictionary.size()),
+              corpus->train.size(), corpus->valid.size(), corpus->test.size());
+  torch::Tensor train = ddlm::Batchify(corpus->train, spec.data().batch_size());
+  torch::Tensor valid = ddlm::Batchify(corpus->valid, spec.data().eval_batch_size());
+  torch::Tensor test = ddlm::Batchify(corpus->test, spec.data().eval_batch_size());
+
+  absl::StatusOr<std::unique_ptr<ddlm::Trainer>> made = ddlm::Trainer::Create(spec, corpus->dictionary);
+  if (!made.ok()) {
+    std::fprintf(stderr, "ddlm_train: %s\n", std::string(made.status().message()).c_str());
+    return 1;
+  }
+  ddlm::Trainer& trainer = **made;
+  std::printf("| model %s | %lld parameters | optimizer %s\n",
+              ddlm::ModelType_Name(spec.model().type()).c_str(),
+              static_cast<long long>(trainer.num_parameters()),
+              ddlm::OptimizerType_Name(spec.optimizer().type()).c_str());
+  trainer.set_interval_callback([](const ddlm::IntervalReport& r) {
+    std::printf("| epoch %3d | %5lld/%5lld batches | lr %02.2f | ms/batch %5.2f | loss %5.2f | ppl %8.2f | tok/s %7.0f\n",
+                r.epoch, static_cast<long long>(r.batch), static_cast<long long>(r.num_batches), r.lr,
+                r.ms_per_batch, r.loss, std::exp(r.loss), r.tokens_per_second);
+    std::fflush(stdout);
+  });
+
+  const int64_t eval_limit = spec.schedule().dry_run() ? 1 : 0;
+  const std::string& save = spec.checkpoint().path();
+  bool saved = false;
+  std::signal(SIGINT, OnSigint);
+  for (int epoch = 1; epoch <= spec.schedule().epochs(); ++epoch) {
+    absl::StatusOr<ddlm::EpochSummary> summary = trainer.TrainEpoch(train, &g_stop);
+    if (!summary.ok()) {
+      std::fprintf(stderr, "ddlm_train: %s\n", std::string(summary.status().message()).c_str());
+      return 1;
+    }
+    if (summary->interrupted) {
+      PrintRule('-');
+      std::printf("Exiting from training early\n");
+      break;
+    }
+    const auto eval_start = std::chrono::steady_clock::now();
+    const double val_loss = trainer.Evaluate(valid, eval_limit).mean_loss();
+    const double eval_seconds =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - eval_start).count();
+    PrintRule('-');
+    std::printf("| end of epoch %3d | time: %5.2fs | valid loss %5.2f | valid ppl %8.2f | train tok/s %7.0f\n",
+                epoch, summary->seconds + eval_seconds, val_loss, std::exp(val_loss),
+                summary->seconds > 0 ? summary->tokens / summary->seconds : 0.0);
+    PrintRule('-');
+    std::fflush(stdout);
+    if (trainer.EndEpoch(val_loss)) {
+      absl::StatusOr<ddlm::Checkpoint> checkpoint = trainer.MakeCheckpoint();
+      absl::Status written = checkpoint.ok() ? ddlm::WriteCheckpointFile(save, *checkpoint)
+                                             : checkpoint.status();
+      if (!written.ok()) {
+        std::fprintf(stderr, "ddlm_train: cannot save the best model: %s\n",
+                     std::string(written.message()).c_str());
+        return 1;
+      }
+      saved = true;
+    }
+  }
+  std::signal(SIGINT, SIG_DFL);
+  if (!saved) {
+    std::printf("No epoch finished: no model was saved, skipping the test evaluation\n");
+    return 0;
+  }
+  absl::StatusOr<ddlm::Checkpoint> best = ddlm::ReadCheckpointFile(save);
+  absl::Status loaded = best.ok() ? trainer.LoadCheckpoint(*best, /*weights_only=*/true) : best.status();
+  if (!loaded.ok()) {
+    std::fprintf(stderr, "ddlm_train: cannot reload the best model: %s\n",
+                 std::string(loaded.message()).c_str());
+    return 1;
+  }
+  const double test_loss = trainer.Evaluate(test, eval_limit).mean_loss();
+  PrintRule('=');
+  std::printf("| End of training | test loss %5.2f | test ppl %8.2f\n", test_loss, std::exp(test_loss));
+  PrintRule('=');
+  return 0;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  google::InitGoogleLogging(argv[0]);
+  FLAGS_logtostderr = true;
+  ddlm::ChdirToBuildWorkingDirectory();
+  absl::SetProgramUsageMessage("Trains a word-level language model (word_language_model's main.py).");
+  std::vector<std::string> storage;
+  std::vector<char*> args;
+  std::set<std::string> given = ddlm::NormalizeFlagNames(argc, argv, &storage, &args);
+  std::vector<char*> rest = absl::ParseCommandLine(static_cast<int>(args.size()) - 1, args.data());
+  if (rest.size() > 1) {
+    std::fprintf(stderr, "ddlm_train: unexpected argument '%s' (flags look like --name=value)\n", rest[1]);
+    return 2;
+  }
+  absl::StatusOr<ddlm::JobSpec> spec = BuildSpec(given);
+  if (!spec.ok()) {
+    std::fprintf(stderr, "ddlm_train: %s\n", std::string(spec.status().message()).c_str());
+    return 2;
+  }
+  return Run(*spec);
+}
