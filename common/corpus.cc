@@ -88,7 +88,6 @@ Dictionary Dictionary::FromWords(const std::vector<std::string>& words) {
 
 absl::Status TokenizeText(absl::string_view text, absl::string_view name, Dictionary* dict,
                           std::vector<int64_t>* ids) {
-  const int64_t eos = dict->Add(kEndOfSentence);
   const size_t before = ids->size();
   // Python's text-mode iteration ends lines at \n, \r\n or \r; a final line without
   // a newline still counts, an empty file has no lines.
@@ -116,13 +115,13 @@ absl::Status TokenizeText(absl::string_view text, absl::string_view name, Dictio
     }
     if (newline) {
       if (cp == '\r' && pos < text.size() && text[pos] == '\n') ++pos;
-      ids->push_back(eos);
+      ids->push_back(dict->Add(kEndOfSentence));  // After the line's words, as upstream.
       ++line;
       line_open = false;
     }
   }
   if (word_start != std::string::npos) ids->push_back(dict->Add(text.substr(word_start)));
-  if (line_open) ids->push_back(eos);
+  if (line_open) ids->push_back(dict->Add(kEndOfSentence));
   if (ids->size() == before) {
     return absl::InvalidArgumentError(absl::StrCat(name, " is empty: it holds no tokens"));
   }

@@ -1,0 +1,46 @@
+#include "common/file_io.h"
+
+#include <cstdlib>
+
+#include "gtest/gtest.h"
+
+namespace ddlm {
+namespace {
+
+std::string TempDir() {
+  const char* dir = std::getenv("TEST_TMPDIR");
+  return dir ? dir : "/tmp";
+}
+
+TEST(FileIoTest, WriteThenReadRoundTrips) {
+  const std::string path = TempDir() + "/roundtrip.bin";
+  std::string data("a\0b\xff", 4);
+  ASSERT_TRUE(WriteFileAtomically(path, data).ok());
+  absl::StatusOr<std::string> read = ReadFile(path);
+  ASSERT_TRUE(read.ok()) << read.status();
+  EXPECT_EQ(*read, data);
+  // Overwrite replaces the whole file.
+  ASSERT_TRUE(WriteFileAtomically(path, "xy").ok());
+  EXPECT_EQ(*ReadFile(path), "xy");
+}
+
+TEST(FileIoTest, MissingFileIsNotFoundAndNamesThePath) {
+  absl::StatusOr<std::string> read = ReadFile(TempDir() + "/no-such-file");
+  ASSERT_FALSE(read.ok());
+  EXPECT_EQ(read.status().code(), absl::StatusCode::kNotFound);
+  EXPECT_NE(read.status().message().find("no-such-file"), absl::string_view::npos);
+}
+
+TEST(FileIoTest, WriteIntoMissingDirectoryFailsCleanly) {
+  absl::Status s = WriteFileAtomically(TempDir() + "/missing-dir/file", "x");
+  EXPECT_EQ(s.code(), absl::StatusCode::kNotFound);
+}
+
+TEST(FileIoTest, Crc32MatchesTheStandardCheckValue) {
+  EXPECT_EQ(Crc32("123456789"), 0xCBF43926u);
+  // Incremental computation equals one pass.
+  EXPECT_EQ(Crc32("56789", Crc32("1234")), 0xCBF43926u);
+}
+
+}  // namespace
+}  // namespace ddlm

@@ -1,0 +1,70 @@
+#include "common/generate.h"
+
+#include <ATen/CPUGeneratorImpl.h>
+
+#include "gtest/gtest.h"
+
+namespace ddlm {
+namespace {
+
+std::shared_ptr<LanguageModelImpl> Model(ModelType type) {
+  torch::manual_seed(7);
+  ModelConfig c;
+  c.set_type(type);
+  c.set_emsize(16);
+  c.set_nhid(16);
+  c.set_nlayers(1);
+  c.set_dropout(0.0f);
+  c.set_nhead(2);
+  return *BuildModel(c, 40);
+}
+
+TEST(GenerateTest, SameSeedSameWords) {
+  for (ModelType type : {LSTM, TRANSFORMER}) {
+    auto model = Model(type);
+    GenerateOptions options;
+    options.words = 30;
+    options.seed = 42;
+    auto a = GenerateIds(*model, options);
+    auto b = GenerateIds(*model, options);
+    ASSERT_TRUE(a.ok() && b.ok());
+    EXPECT_EQ(*a, *b) << ModelType_Name(type);
+    EXPECT_EQ(a->size(), 30u);
+    options.seed = 43;
+    EXPECT_NE(*GenerateIds(*model, options), *a) << ModelType_Name(type);
+  }
+}
+
+TEST(GenerateTest, TopOneIsGreedy) {
+  auto model = Model(GRU);
+  GenerateOptions options;
+  options.words = 10;
+  options.top_k = 1;
+  auto ids = GenerateIds(*model, options);
+  ASSERT_TRUE(ids.ok());
+  // Replaying the words through the model, each one must be the argmax of the
+  // previous step's distribution.
+  model->eval();
+  torch::NoGradGuard no_grad;
+  RecurrentState state = model->InitState(1);
+  // The first input is the generator's first draw for this seed.
+  at::Generator gen = at::detail::createCPUGenerator(options.seed);
+  torch::Tensor input = torch::randint(model->ntoken(), {1, 1}, gen, torch::kInt64);
+  for (size_t i = 0; i < ids->size(); ++i) {
+    torch::Tensor out = model->Forward(input, &state);
+    EXPECT_EQ(out[0].argmax().item<int64_t>(), (*ids)[i]) << i;
+    input = torch::full({1, 1}, (*ids)[i], torch::kInt64);
+  }
+}
+
+TEST(GenerateTest, RejectsBadOptions) {
+  auto model = Model(LSTM);
+  GenerateOptions options;
+  options.temperature = 1e-4;
+  auto ids = GenerateIds(*model, options);
+  ASSERT_FALSE(ids.ok());
+  EXPECT_NE(ids.status().message().find("temperature"), absl::string_view::npos);
+}
+
+}  // namespace
+}  // namespace ddlm

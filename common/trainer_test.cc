@@ -1,0 +1,145 @@
+#include "common/trainer.h"
+
+#include <cmath>
+
+#include "common/batching.h"
+#include "common/config.h"
+#include "common/corpus.h"
+#include "gtest/gtest.h"
+
+namespace ddlm {
+namespace {
+
+const Corpus& Quickstart() {
+  static const Corpus* corpus = [] {
+    absl::StatusOr<Corpus> c = LoadCorpus("configs/quickstart_data");
+    EXPECT_TRUE(c.ok()) << c.status();
+    return new Corpus(std::move(*c));
+  }();
+  return *corpus;
+}
+
+JobSpec SmallSpec(ModelType type) {
+  JobSpec spec;
+  spec.mutable_data()->set_path("configs/quickstart_data");
+  spec.mutable_model()->set_type(type);
+  spec.mutable_model()->set_emsize(32);
+  spec.mutable_model()->set_nhid(32);
+  spec.mutable_model()->set_nlayers(1);
+  spec.mutable_model()->set_dropout(0.0f);
+  spec.mutable_optimizer()->set_lr(type == TRANSFORMER ? 1.0 : 20.0);
+  spec.mutable_schedule()->set_max_batches_per_epoch(60);
+  spec.mutable_schedule()->set_log_interval(20);
+  ApplyDefaults(&spec);
+  EXPECT_TRUE(ValidateJobSpec(spec).ok());
+  return spec;
+}
+
+class TrainEachModelTest : public ::testing::TestWithParam<ModelType> {};
+
+TEST_P(TrainEachModelTest, TrainingLowersValidationPerplexity) {
+  const Corpus& corpus = Quickstart();
+  JobSpec spec = SmallSpec(GetParam());
+  auto trainer = Trainer::Create(spec, corpus.dictionary);
+  ASSERT_TRUE(trainer.ok()) << trainer.status();
+  torch::Tensor train = Batchify(corpus.train, spec.data().batch_size());
+  torch::Tensor valid = Batchify(corpus.valid, spec.data().eval_batch_size());
+  const double before = std::exp((*trainer)->Evaluate(valid, 20).mean_loss());
+  int intervals = 0;
+  (*trainer)->set_interval_callback([&](const IntervalReport& r) {
+    ++intervals;
+    EXPECT_TRUE(std::isfinite(r.loss));
+    EXPECT_GT(r.tokens_per_second, 0);
+  });
+  absl::StatusOr<EpochSummary> summary = (*trainer)->TrainEpoch(train);
+  ASSERT_TRUE(summary.ok()) << summary.status();
+  EXPECT_EQ(summary->batches, 60);
+  EXPECT_EQ(intervals, 2);  // After batches 20 and 40 (upstream skips batch 0).
+  const double after = std::exp((*trainer)->Evaluate(valid, 20).mean_loss());
+  EXPECT_LT(after, 0.75 * before) << "validation perplexity went from " << before << " to " << after;
+}
+
+INSTANTIATE_TEST_SUITE_P(Types, TrainEachModelTest,
+                         ::testing::Values(RNN_TANH, RNN_RELU, LSTM, GRU, TRANSFORMER),
+                         [](const auto& info) { return ModelType_Name(info.param); });
+
+TEST(TrainerTest, EvaluateAveragesOverAllTokens) {
+  const Corpus& corpus = Quickstart();
+  JobSpec spec = SmallSpec(LSTM);
+  auto trainer = Trainer::Create(spec, corpus.dictionary);
+  ASSERT_TRUE(trainer.ok());
+  torch::Tensor valid = Batchify(corpus.valid, 10);
+  EvalResult r = (*trainer)->Evaluate(valid);
+  EXPECT_EQ(r.tokens, (valid.size(0) - 1) * 10);
+  // An untrained model is close to uniform over the vocabulary.
+  EXPECT_NEAR(r.mean_loss(), std::log(static_cast<double>(corpus.dictionary.size())), 0.5);
+}
+
+TEST(TrainerTest, AnnealsWhenValidationDoesNotImproveAndAdamWSeesIt) {
+  JobSpec spec = SmallSpec(LSTM);
+  spec.mutable_optimizer()->set_type(ADAMW);
+  spec.mutable_optimizer()->set_lr(0.004);
+  auto trainer = Trainer::Create(spec, Quickstart().dictionary);
+  ASSERT_TRUE(trainer.ok());
+  EXPECT_TRUE((*trainer)->EndEpoch(5.0));
+  EXPECT_DOUBLE_EQ((*trainer)->lr(), 0.004);
+  EXPECT_TRUE((*trainer)->EndEpoch(4.0));
+  EXPECT_FALSE((*trainer)->EndEpoch(4.5));
+  EXPECT_DOUBLE_EQ((*trainer)->lr(), 0.001);
+  EXPECT_DOUBLE_EQ(*(*trainer)->best_val_loss(), 4.0);
+  EXPECT_EQ((*trainer)->position().epoch(), 4);
+  // The annealed rate is what AdamW uses: a checkpoint of its param groups says so.
+  absl::StatusOr<Checkpoint> ckpt = (*trainer)->MakeCheckpoint();
+  ASSERT_TRUE(ckpt.ok());
+  auto fresh = Trainer::Create(spec, Quickstart().dictionary);
+  ASSERT_TRUE((*fresh)->LoadCheckpoint(*ckpt, false).ok());
+  EXPECT_DOUBLE_EQ((*fresh)->lr(), 0.001);
+}
+
+TEST(TrainerTest, AnnealedLearningRateChangesAdamWSteps) {
+  // Two AdamW trainers from the same state; one at a quarter of the rate must move its
+  // parameters less in one step.
+  JobSpec spec = SmallSpec(GRU);
+  spec.mutable_optimizer()->set_type(ADAMW);
+  spec.mutable_optimizer()->set_lr(0.01);
+  spec.mutable_schedule()->set_max_batches_per_epoch(1);
+  torch::Tensor train = Batchify(Quickstart().train, 20);
+  auto a = Trainer::Create(spec, Quickstart().dictionary);
+  auto b = Trainer::Create(spec, Quickstart().dictionary);
+  (*b)->set_lr(0.0025);
+  torch::Tensor start = (*a)->model().parameters()[0].clone();
+  ASSERT_TRUE((*a)->TrainEpoch(train).ok());
+  ASSERT_TRUE((*b)->TrainEpoch(train).ok());
+  const double moved_a = ((*a)->model().parameters()[0] - start).abs().max().item<double>();
+  const double moved_b = ((*b)->model().parameters()[0] - start).abs().max().item<double>();
+  EXPECT_NEAR(moved_b / moved_a, 0.25, 0.02);
+}
+
+TEST(TrainerTest, StopFlagEndsTheEpochAndKeepsThePosition) {
+  JobSpec spec = SmallSpec(LSTM);
+  auto trainer = Trainer::Create(spec, Quickstart().dictionary);
+  torch::Tensor train = Batchify(Quickstart().train, 20);
+  std::atomic<bool> stop{false};
+  (*trainer)->set_step_callback([&](const Trainer& t) {
+    if (t.position().batch() == 7) stop = true;
+    return absl::OkStatus();
+  });
+  absl::StatusOr<EpochSummary> summary = (*trainer)->TrainEpoch(train, &stop);
+  ASSERT_TRUE(summary.ok());
+  EXPECT_TRUE(summary->interrupted);
+  EXPECT_EQ(summary->batches, 7);
+  EXPECT_EQ((*trainer)->position().batch(), 7);
+  EXPECT_EQ((*trainer)->position().global_step(), 7);
+}
+
+TEST(TrainerTest, DryRunTrainsOneBatch) {
+  JobSpec spec = SmallSpec(RNN_TANH);
+  spec.mutable_schedule()->set_dry_run(true);
+  auto trainer = Trainer::Create(spec, Quickstart().dictionary);
+  absl::StatusOr<EpochSummary> summary = (*trainer)->TrainEpoch(Batchify(Quickstart().train, 20));
+  ASSERT_TRUE(summary.ok());
+  EXPECT_EQ(summary->batches, 1);
+}
+
+}  // namespace
+}  // namespace ddlm
