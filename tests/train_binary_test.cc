@@ -1,0 +1,88 @@
+// End-to-end: the real ddlm_train and ddlm_generate binaries on the quickstart corpus,
+// as the README runs them.
+
+#include <signal.h>
+
+#include <cstdlib>
+#include <fstream>
+
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "tests/subprocess.h"
+
+namespace ddlm {
+namespace {
+
+using ::ddlm::testing::RunBinary;
+using ::ddlm::testing::Subprocess;
+using ::testing::HasSubstr;
+
+std::string TempDir() {
+  const char* dir = std::getenv("TEST_TMPDIR");
+  return dir ? dir : "/tmp";
+}
+
+const char kTrain[] = "worker/ddlm_train";
+const char kGenerate[] = "worker/ddlm_generate";
+
+TEST(TrainBinaryTest, TrainsSavesAndGenerates) {
+  const std::string model = TempDir() + "/quick.pt";
+  std::string out;
+  // Upstream's dashed spellings work, and flags override the config file.
+  int code = RunBinary({kTrain, "--config=configs/quickstart.textproto", "--epochs=2", "--max-batches=30",
+                  "--log-interval=10", "--emsize=32", "--nhid=32", "--save=" + model},
+                 &out);
+  ASSERT_EQ(code, 0) << out;
+  EXPECT_THAT(out, HasSubstr("| epoch   1 |    10/  "));
+  EXPECT_THAT(out, HasSubstr("ms/batch"));
+  EXPECT_THAT(out, HasSubstr("tok/s"));
+  EXPECT_THAT(out, HasSubstr("| end of epoch   2 |"));
+  EXPECT_THAT(out, HasSubstr("| End of training | test loss"));
+  EXPECT_THAT(out, HasSubstr("BLAS: OpenBLAS"));
+
+  std::string a, b;
+  ASSERT_EQ(RunBinary({kGenerate, "--checkpoint=" + model, "--words=40", "--outf=-", "--seed=3"}, &a), 0) << a;
+  ASSERT_EQ(RunBinary({kGenerate, "--checkpoint=" + model, "--words=40", "--outf=-", "--seed=3"}, &b), 0) << b;
+  EXPECT_EQ(a, b);
+  // 40 words, 20 per line.
+  EXPECT_EQ(std::count(a.begin(), a.end(), '\n'), 2) << a;
+
+  // With --data, the vocabulary must match the checkpoint's.
+  ASSERT_EQ(RunBinary({kGenerate, "--checkpoint=" + model, "--data=configs/quickstart_data", "--words=5",
+                 "--outf=-"},
+                &a),
+            0)
+      << a;
+}
+
+TEST(TrainBinaryTest, BadInputGetsAClearError) {
+  std::string out;
+  EXPECT_EQ(RunBinary({kTrain, "--config=configs/quickstart.textproto", "--bptt=0"}, &out), 2);
+  EXPECT_THAT(out, HasSubstr("data.bptt must be >= 1, got 0"));
+  EXPECT_EQ(RunBinary({kTrain, "--model=CNN", "--data=configs/quickstart_data"}, &out), 2);
+  EXPECT_THAT(out, HasSubstr("unknown model type 'CNN'"));
+  EXPECT_EQ(RunBinary({kTrain, "--data=" + TempDir() + "/nowhere", "--epochs=1"}, &out), 1);
+  EXPECT_THAT(out, HasSubstr("train.txt"));
+
+  const std::string bad = TempDir() + "/bad.pt";
+  std::ofstream(bad) << "not a checkpoint at all, just some text";
+  EXPECT_EQ(RunBinary({kGenerate, "--checkpoint=" + bad, "--outf=-"}, &out), 1);
+  EXPECT_THAT(out, HasSubstr("is corrupt or truncated"));
+}
+
+TEST(TrainBinaryTest, CtrlCStopsTrainingAndEvaluatesTheBestModel) {
+  const std::string model = TempDir() + "/interrupted.pt";
+  Subprocess train({kTrain, "--config=configs/quickstart.textproto", "--epochs=50", "--max_batches=5",
+                    "--emsize=16", "--nhid=16", "--log_interval=1", "--save=" + model});
+  // After the first epoch's model is saved, interrupt during the second epoch.
+  ASSERT_TRUE(train.WaitForLine("| end of epoch   1 |")) << train.output();
+  ASSERT_TRUE(train.WaitForLine("| epoch   2 |")) << train.output();
+  train.Signal(SIGINT);
+  EXPECT_EQ(train.Wait(), 0) << train.output();
+  EXPECT_THAT(train.output(), HasSubstr("Exiting from training early"));
+  EXPECT_THAT(train.output(), HasSubstr("| End of training | test loss"));
+  EXPECT_THAT(train.output(), ::testing::Not(HasSubstr("| end of epoch  50 |")));
+}
+
+}  // namespace
+}  // namespace ddlm
