@@ -117,7 +117,7 @@ def _cuda_configure_impl(ctx):
         libdir = root + "/lib64"
         body = """cc_library(
     name = "cuda",
-    hdrs = glob(["include/*.h", "include/crt/*.h", "include/crt/*.hpp"]),
+    hdrs = glob(["include/*.h", "include/*.hpp", "include/crt/**", "include/nv/**"]),
     includes = ["include"],
     linkopts = ["-L{libdir}", "-Wl,-rpath,{libdir}", "-lnccl", "-lcudart"],
 )

@@ -12,6 +12,8 @@
 #include <chrono>
 #include <cstdio>
 
+#include <torch/csrc/autograd/profiler_legacy.h>
+
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
 #include "common/batching.h"
@@ -26,6 +28,7 @@ ABSL_FLAG(std::string, config, "", "Optional text-format JobSpec (default: upstr
 ABSL_FLAG(int32_t, batches, 40, "Timed training batches (after --warmup).");
 ABSL_FLAG(int32_t, warmup, 5, "Untimed batches first.");
 ABSL_FLAG(int32_t, threads, 0, "LibTorch and BLAS threads (0: one per core).");
+ABSL_FLAG(std::string, trace, "", "If set, write a Chrome trace of the phase-timed steps here.");
 ABSL_FLAG(int32_t, peak_size, 2048, "Side of the square matmul that measures the peak.");
 
 namespace {
@@ -158,6 +161,10 @@ int main(int argc, char** argv) {
   ddlm::RecurrentState state = model.InitState(spec.data().batch_size());
   double t_fwd = 0, t_loss = 0, t_bwd = 0, t_upd = 0;
   const int phase_batches = std::min(batches, 10);
+  std::unique_ptr<torch::autograd::profiler::RecordProfile> profile;
+  if (!absl::GetFlag(FLAGS_trace).empty()) {
+    profile = std::make_unique<torch::autograd::profiler::RecordProfile>(absl::GetFlag(FLAGS_trace));
+  }
   for (int b = 0; b < phase_batches; ++b) {
     ddlm::Batch batch = ddlm::GetBatch(train, b * spec.data().bptt(), spec.data().bptt());
     model.zero_grad(false);
@@ -177,6 +184,7 @@ int main(int argc, char** argv) {
     auto t4 = Clock::now();
     t_fwd += Seconds(t0, t1), t_loss += Seconds(t1, t2), t_bwd += Seconds(t2, t3), t_upd += Seconds(t3, t4);
   }
+  profile.reset();
   const double n = phase_batches / 1000.0;
   std::printf("per step: forward %.1f ms | log_softmax+nll %.1f ms | backward %.1f ms | clip+update %.1f ms\n",
               t_fwd / n, t_loss / n, t_bwd / n, t_upd / n);
