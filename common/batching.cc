@@ -1,5 +1,7 @@
 #include "common/batching.h"
 
+#include "absl/strings/str_cat.h"
+
 namespace ddlm {
 
 torch::Tensor Batchify(const torch::Tensor& ids, int64_t batch) {
@@ -17,6 +19,13 @@ torch::Tensor Batchify(const std::vector<int64_t>& ids, int64_t batch) {
 Batch GetBatch(const torch::Tensor& source, int64_t i, int64_t bptt) {
   const int64_t seq_len = std::min(bptt, source.size(0) - 1 - i);
   return Batch{source.narrow(0, i, seq_len), source.narrow(0, i + 1, seq_len).reshape({-1})};
+}
+
+absl::Status CheckHasBatches(const torch::Tensor& source, absl::string_view name) {
+  if (source.size(0) >= 2) return absl::OkStatus();
+  return absl::InvalidArgumentError(absl::StrCat(
+      "the ", name, " split is too small for batch size ", source.size(1), ": it needs at least ",
+      2 * source.size(1), " tokens"));
 }
 
 int64_t NumBatches(const torch::Tensor& source, int64_t bptt) {

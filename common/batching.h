@@ -10,6 +10,9 @@
 
 #include <torch/torch.h>
 
+#include "absl/status/status.h"
+#include "absl/strings/string_view.h"
+
 namespace ddlm {
 
 // Trims `ids` to a multiple of `batch` and lays it out as [ids.size() / batch, batch],
@@ -24,6 +27,10 @@ struct Batch {
 
 // The window starting at row i: seq_len = min(bptt, rows - 1 - i).
 Batch GetBatch(const torch::Tensor& source, int64_t i, int64_t bptt);
+
+// INVALID_ARGUMENT unless `source` (batchified split `name`) has at least one window,
+// i.e. two rows: a split of fewer than 2 * batch tokens cannot train or evaluate.
+absl::Status CheckHasBatches(const torch::Tensor& source, absl::string_view name);
 
 // Number of windows in one pass over `source` (i = 0, bptt, 2*bptt, ... < rows - 1).
 int64_t NumBatches(const torch::Tensor& source, int64_t bptt);

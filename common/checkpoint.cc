@@ -3,6 +3,7 @@
 #include <ATen/CPUGeneratorImpl.h>
 
 #include <cstring>
+#include <limits>
 #include <sstream>
 
 #include "absl/strings/str_cat.h"
@@ -140,6 +141,9 @@ absl::StatusOr<Checkpoint> ParseCheckpoint(absl::string_view bytes, absl::string
   if (header_size > bytes.size() - kPreambleSize - kTrailerSize) {
     return corrupt(absl::StrCat("header length ", header_size, " runs past the end of the file"));
   }
+  if (header_size > static_cast<uint64_t>(std::numeric_limits<int>::max())) {
+    return corrupt(absl::StrCat("header length ", header_size, " is implausibly large"));
+  }
   Checkpoint checkpoint;
   if (!checkpoint.header.ParseFromArray(bytes.data() + kPreambleSize, static_cast<int>(header_size))) {
     return corrupt("the header does not parse");
@@ -149,15 +153,19 @@ absl::StatusOr<Checkpoint> ParseCheckpoint(absl::string_view bytes, absl::string
   for (const TensorEntry& entry : checkpoint.header.tensors()) {
     DDLM_ASSIGN_OR_RETURN(torch::ScalarType dtype, FromProtoDType(entry.dtype()));
     std::vector<int64_t> shape(entry.shape().begin(), entry.shape().end());
-    int64_t numel = 1;
+    // The CRC only proves the file is what its writer wrote; the index is still
+    // checked so that a crafted file cannot overflow or over-allocate.
+    uint64_t expected = c10::elementSize(dtype);
     for (int64_t d : shape) {
-      if (d < 0) return corrupt(absl::StrCat("tensor ", entry.name(), " has a negative dimension"));
-      numel *= d;
+      if (d < 0 || __builtin_mul_overflow(expected, static_cast<uint64_t>(d), &expected)) {
+        return corrupt(absl::StrCat("tensor ", entry.name(), " has an invalid shape"));
+      }
     }
-    const uint64_t expected = static_cast<uint64_t>(numel) * c10::elementSize(dtype);
-    if (entry.nbytes() != expected || entry.offset() > area_size ||
-        entry.nbytes() > area_size - entry.offset()) {
+    if (entry.nbytes() != expected || expected > area_size || entry.offset() > area_size - expected) {
       return corrupt(absl::StrCat("tensor ", entry.name(), " does not fit its index entry"));
+    }
+    if (checkpoint.tensors.count(entry.name()) > 0) {
+      return corrupt(absl::StrCat("tensor ", entry.name(), " appears twice"));
     }
     torch::Tensor t = torch::empty(shape, dtype);
     if (expected > 0) std::memcpy(t.data_ptr(), area + entry.offset(), expected);

@@ -23,6 +23,7 @@ JobSpec Spec(OptimizerType opt = ADAMW) {
   spec.mutable_model()->set_nhid(8);
   spec.mutable_optimizer()->set_type(opt);
   spec.mutable_optimizer()->set_lr(0.01);
+  spec.mutable_data()->set_batch_size(4);  // The tests' data has 4 columns.
   ApplyDefaults(&spec);
   return spec;
 }
@@ -33,19 +34,32 @@ Dictionary Vocab(int n) {
   return Dictionary::FromWords(words);
 }
 
-// A trainer that has taken a few AdamW steps, so optimizer state is non-trivial.
-std::unique_ptr<Trainer> TrainedTrainer(const JobSpec& spec, const Dictionary& vocab) {
+// A trainer stopped after two AdamW steps in the middle of an epoch, so optimizer
+// state, recurrent state and the generator (dropout) all matter for what comes next.
+std::unique_ptr<Trainer> TrainedTrainer(const JobSpec& spec, const Dictionary& vocab,
+                                        const torch::Tensor& data) {
   auto trainer = Trainer::Create(spec, vocab);
   EXPECT_TRUE(trainer.ok());
-  torch::Tensor data = torch::randint(vocab.size(), {40, 4}, torch::kInt64);
-  JobSpec s = spec;
-  EXPECT_TRUE((*trainer)->TrainEpoch(data).ok());
+  std::atomic<bool> stop{false};
+  (*trainer)->set_step_callback([&](const Trainer& t) {
+    if (t.position().batch() == 2) stop = true;
+    return absl::OkStatus();
+  });
+  absl::StatusOr<EpochSummary> summary = (*trainer)->TrainEpoch(data, &stop);
+  EXPECT_TRUE(summary.ok());
+  EXPECT_EQ(summary->batches, 2);
+  (*trainer)->set_step_callback(nullptr);
   return std::move(*trainer);
+}
+
+std::unique_ptr<Trainer> TrainedTrainer(const JobSpec& spec, const Dictionary& vocab) {
+  return TrainedTrainer(spec, vocab, torch::randint(vocab.size(), {120, 4}, torch::kInt64));
 }
 
 TEST(CheckpointTest, RoundTripIsBitExact) {
   Dictionary vocab = Vocab(30);
-  auto trainer = TrainedTrainer(Spec(), vocab);
+  torch::Tensor data = torch::randint(30, {120, 4}, torch::kInt64);
+  auto trainer = TrainedTrainer(Spec(), vocab, data);
   absl::StatusOr<Checkpoint> ckpt = trainer->MakeCheckpoint();
   ASSERT_TRUE(ckpt.ok()) << ckpt.status();
   const std::string path = TempDir() + "/rt.ckpt";
@@ -63,16 +77,27 @@ TEST(CheckpointTest, RoundTripIsBitExact) {
   // Serialising the parsed checkpoint again gives the same bytes.
   EXPECT_EQ(*SerializeCheckpoint(*back), *SerializeCheckpoint(*ckpt));
 
-  // A fresh trainer restored from the file continues exactly like the original.
+  // A fresh trainer restored from the file continues exactly like the original. The
+  // generator (dropout masks) is process-wide, so the original continues first and the
+  // restore, which resets the generator to the checkpoint's state, comes after.
+  std::vector<torch::Tensor> original_before;
+  for (const auto& p : trainer->model().parameters()) original_before.push_back(p.clone());
+  absl::StatusOr<EpochSummary> a = trainer->TrainEpoch(data);
+  ASSERT_TRUE(a.ok());
+  EXPECT_EQ(a->batches, 2);  // 120 rows, bptt 35: windows 2 and 3 remain.
+
   auto restored = Trainer::Create(Spec(), vocab);
   ASSERT_TRUE(restored.ok());
-  ASSERT_TRUE((*restored)->LoadCheckpoint(*back, /*weights_only=*/false).ok());
-  for (const auto& item : (*restored)->model().named_parameters()) {
-    EXPECT_TRUE(torch::equal(item.value(), trainer->model().named_parameters()[item.key()])) << item.key();
+  absl::Status loaded = (*restored)->LoadCheckpoint(*back, /*weights_only=*/false);
+  ASSERT_TRUE(loaded.ok()) << loaded;
+  EXPECT_EQ((*restored)->position().batch(), 2);
+  auto restored_params = (*restored)->model().parameters();
+  for (size_t i = 0; i < restored_params.size(); ++i) {
+    EXPECT_TRUE(torch::equal(restored_params[i], original_before[i])) << i;
   }
-  torch::Tensor data = torch::randint(30, {20, 4}, torch::kInt64);
-  ASSERT_TRUE(trainer->TrainEpoch(data).ok());
-  ASSERT_TRUE((*restored)->TrainEpoch(data).ok());
+  absl::StatusOr<EpochSummary> b = (*restored)->TrainEpoch(data);
+  ASSERT_TRUE(b.ok());
+  EXPECT_EQ(b->batches, 2);
   for (const auto& item : (*restored)->model().named_parameters()) {
     EXPECT_TRUE(torch::equal(item.value(), trainer->model().named_parameters()[item.key()])) << item.key();
   }
@@ -80,7 +105,7 @@ TEST(CheckpointTest, RoundTripIsBitExact) {
 
 TEST(CheckpointTest, DetectsTruncation) {
   auto trainer = TrainedTrainer(Spec(), Vocab(20));
-  std::string bytes = *SerializeCheckpoint(*trainer->MakeCheckpoint());
+  const std::string bytes = *SerializeCheckpoint(*trainer->MakeCheckpoint());
   for (size_t keep : {size_t{0}, size_t{10}, bytes.size() / 2, bytes.size() - 1}) {
     absl::StatusOr<Checkpoint> parsed = ParseCheckpoint(bytes.substr(0, keep), "cut.ckpt");
     ASSERT_FALSE(parsed.ok()) << keep;
@@ -102,6 +127,55 @@ TEST(CheckpointTest, DetectsCorruption) {
   absl::StatusOr<Checkpoint> junk = ParseCheckpoint(std::string(100, 'x'), "junk");
   ASSERT_FALSE(junk.ok());
   EXPECT_NE(junk.status().message().find("magic"), absl::string_view::npos);
+}
+
+// Frames a header and tensor area exactly as the file format does, with a valid CRC,
+// so that only the index checks can catch what is wrong.
+std::string Frame(const CheckpointHeader& header, const std::string& area) {
+  std::string header_bytes = header.SerializeAsString();
+  std::string out = "DDLMCKPT";
+  auto put = [&out](uint64_t v, int n) {
+    for (int i = 0; i < n; ++i) out.push_back(static_cast<char>((v >> (8 * i)) & 0xFF));
+  };
+  put(kCheckpointVersion, 4);
+  put(header_bytes.size(), 8);
+  out += header_bytes + area;
+  put(Crc32(out), 4);
+  return out;
+}
+
+TEST(CheckpointTest, ValidatesTheTensorIndexEvenWithAGoodCrc) {
+  CheckpointHeader header;
+  TensorEntry* e = header.add_tensors();
+  e->set_name("param/x");
+  e->set_dtype(FLOAT32);
+  e->add_shape(2);
+  e->set_nbytes(8);
+  const std::string area(8, '\0');
+  ASSERT_TRUE(ParseCheckpoint(Frame(header, area), "ok").ok());
+
+  auto expect_rejected = [&](const CheckpointHeader& h, const std::string& why) {
+    absl::StatusOr<Checkpoint> parsed = ParseCheckpoint(Frame(h, area), "forged");
+    ASSERT_FALSE(parsed.ok()) << why;
+    EXPECT_EQ(parsed.status().code(), absl::StatusCode::kDataLoss) << why;
+  };
+  CheckpointHeader past_end = header;
+  past_end.mutable_tensors(0)->set_offset(4);
+  expect_rejected(past_end, "runs past the tensor area");
+  CheckpointHeader overflow = header;
+  overflow.mutable_tensors(0)->set_shape(0, int64_t{1} << 33);
+  overflow.mutable_tensors(0)->add_shape(int64_t{1} << 31);
+  overflow.mutable_tensors(0)->set_nbytes(0);
+  expect_rejected(overflow, "shape overflows");
+  CheckpointHeader negative = header;
+  negative.mutable_tensors(0)->set_shape(0, -2);
+  expect_rejected(negative, "negative dimension");
+  CheckpointHeader duplicate = header;
+  *duplicate.add_tensors() = header.tensors(0);
+  expect_rejected(duplicate, "duplicate name");
+  CheckpointHeader bad_dtype = header;
+  bad_dtype.mutable_tensors(0)->set_dtype(DTYPE_UNSPECIFIED);
+  expect_rejected(bad_dtype, "unknown dtype");
 }
 
 TEST(CheckpointTest, RejectsAnotherVocabulary) {

@@ -8,7 +8,7 @@ namespace ddlm {
 
 absl::StatusOr<std::vector<int64_t>> GenerateIds(LanguageModelImpl& model,
                                                  const GenerateOptions& options) {
-  if (options.temperature < 1e-3) {
+  if (!(options.temperature >= 1e-3)) {  // Also rejects NaN.
     return absl::InvalidArgumentError(
         absl::StrCat("temperature must be >= 1e-3, got ", options.temperature));
   }
@@ -21,7 +21,6 @@ absl::StatusOr<std::vector<int64_t>> GenerateIds(LanguageModelImpl& model,
   torch::Tensor input = torch::randint(ntoken, {1, 1}, gen, torch::kInt64);
   RecurrentState state = model.InitState(1);
   std::vector<int64_t> out;
-  out.reserve(static_cast<size_t>(options.words));
   for (int64_t i = 0; i < options.words; ++i) {
     // Transformer: the whole context (up to the positional table), last position's row.
     torch::Tensor context = input;
@@ -29,7 +28,9 @@ absl::StatusOr<std::vector<int64_t>> GenerateIds(LanguageModelImpl& model,
       context = input.narrow(0, input.size(0) - kMaxTransformerLength, kMaxTransformerLength);
     }
     torch::Tensor log_probs = model.Forward(context, &state);
-    torch::Tensor weights = log_probs[log_probs.size(0) - 1].div(options.temperature).exp();
+    // Upstream samples from exp(log_prob / T); softmax(log_prob / T) is the same
+    // distribution without underflowing to all zeros at small T.
+    torch::Tensor weights = torch::softmax(log_probs[log_probs.size(0) - 1].div(options.temperature), 0);
     if (options.top_k > 0 && options.top_k < ntoken) {
       auto [values, indices] = weights.topk(options.top_k);
       weights = torch::zeros_like(weights).scatter_(0, indices, values);

@@ -2,6 +2,8 @@
 
 #include <ATen/CPUGeneratorImpl.h>
 
+#include <cmath>
+
 #include "gtest/gtest.h"
 
 namespace ddlm {
@@ -64,6 +66,24 @@ TEST(GenerateTest, RejectsBadOptions) {
   auto ids = GenerateIds(*model, options);
   ASSERT_FALSE(ids.ok());
   EXPECT_NE(ids.status().message().find("temperature"), absl::string_view::npos);
+  options.temperature = std::nan("");
+  EXPECT_FALSE(GenerateIds(*model, options).ok());
+  options.temperature = 1.0;
+  options.words = -1;
+  EXPECT_FALSE(GenerateIds(*model, options).ok());
+  options.words = 1;
+  options.top_k = -1;
+  EXPECT_FALSE(GenerateIds(*model, options).ok());
+}
+
+TEST(GenerateTest, LowTemperatureDoesNotUnderflow) {
+  auto model = Model(LSTM);
+  GenerateOptions options;
+  options.words = 20;
+  options.temperature = 1e-3;  // exp(log_prob / T) alone would be all zeros.
+  auto ids = GenerateIds(*model, options);
+  ASSERT_TRUE(ids.ok()) << ids.status();
+  EXPECT_EQ(ids->size(), 20u);
 }
 
 }  // namespace

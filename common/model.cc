@@ -9,6 +9,8 @@ namespace ddlm {
 namespace {
 
 constexpr double kInitRange = 0.1;
+// nn.Transformer's default dropout inside its layers (see TransformerModelImpl).
+constexpr double kTransformerLayerDropout = 0.1;
 
 class RNNModelImpl : public LanguageModelImpl {
  public:
@@ -100,13 +102,26 @@ class TransformerModelImpl : public LanguageModelImpl {
       : LanguageModelImpl(ntoken), emsize_(c.emsize()) {
     encoder_ = register_module("input_emb", torch::nn::Embedding(ntoken, c.emsize()));
     pos_drop_ = register_module("pos_drop", torch::nn::Dropout(c.dropout()));
+    // As upstream, whose TransformerModel subclasses nn.Transformer without passing
+    // its dropout on: the encoder layers use nn.Transformer's fixed dropout of 0.1 (the
+    // configured dropout applies to the positional encoding), the stack ends in a
+    // LayerNorm, and every matrix in it starts xavier-uniform.
     transformer_ = register_module(
         "encoder",
-        torch::nn::TransformerEncoder(torch::nn::TransformerEncoderOptions(
-            torch::nn::TransformerEncoderLayerOptions(c.emsize(), c.nhead())
-                .dim_feedforward(c.nhid())
-                .dropout(c.dropout()),
-            c.nlayers())));
+        torch::nn::TransformerEncoder(
+            torch::nn::TransformerEncoderOptions(
+                torch::nn::TransformerEncoderLayerOptions(c.emsize(), c.nhead())
+                    .dim_feedforward(c.nhid())
+                    .dropout(kTransformerLayerDropout),
+                c.nlayers())
+                .norm(torch::nn::AnyModule(torch::nn::LayerNorm(
+                    torch::nn::LayerNormOptions({static_cast<int64_t>(c.emsize())}))))));
+    {
+      torch::NoGradGuard no_grad;
+      for (auto& p : transformer_->parameters()) {
+        if (p.dim() > 1) torch::nn::init::xavier_uniform_(p);
+      }
+    }
     decoder_ = register_module("decoder", torch::nn::Linear(c.emsize(), ntoken));
     // Sinusoidal table [max_len, 1, emsize]: even columns sin, odd columns cos.
     torch::Tensor position = torch::arange(0, kMaxTransformerLength, torch::kFloat).unsqueeze(1);

@@ -5,8 +5,10 @@
 //  - RNNModel: embedding -> dropout -> RNN_TANH | RNN_RELU | LSTM | GRU -> dropout ->
 //    linear decoder; embedding and decoder weights uniform(-0.1, 0.1), decoder bias 0;
 //    optionally tied embedding/decoder weights (nhid == emsize).
-//  - TransformerModel: embedding * sqrt(emsize) -> sinusoidal positional encoding ->
-//    encoder-only Transformer with a causal mask -> linear decoder.
+//  - TransformerModel: embedding * sqrt(emsize) -> sinusoidal positional encoding
+//    (with the configured dropout) -> encoder-only Transformer with a causal mask
+//    (upstream's nn.Transformer encoder: layer dropout 0.1, a final LayerNorm, xavier
+//    init) -> linear decoder.
 // Both return log-probabilities [seq_len * batch, ntoken]. A module is used from one
 // thread at a time (LibTorch modules are not thread-safe).
 

@@ -68,8 +68,13 @@ TEST(ModelTest, InitialisesEmbeddingAndDecoderLikeUpstream) {
   auto model = BuildModel(Config(LSTM), 200);
   ASSERT_TRUE(model.ok());
   auto params = (*model)->named_parameters();
-  EXPECT_LE(params["encoder.weight"].abs().max().item<float>(), 0.1f);
-  EXPECT_LE(params["decoder_weight"].abs().max().item<float>(), 0.1f);
+  for (const char* name : {"encoder.weight", "decoder_weight"}) {
+    // uniform(-0.1, 0.1): within the range and spread across it.
+    EXPECT_LE(params[name].max().item<float>(), 0.1f) << name;
+    EXPECT_GT(params[name].max().item<float>(), 0.09f) << name;
+    EXPECT_GE(params[name].min().item<float>(), -0.1f) << name;
+    EXPECT_LT(params[name].min().item<float>(), -0.09f) << name;
+  }
   EXPECT_EQ(params["decoder_bias"].abs().sum().item<float>(), 0.0f);
 }
 

@@ -75,7 +75,9 @@ absl::StatusOr<EpochSummary> Trainer::TrainEpoch(const torch::Tensor& data,
       break;
     }
     Batch batch = GetBatch(data, b * bptt, bptt);
-    model_->zero_grad(/*set_to_none=*/false);
+    // Undefined grads let backward hand its buffers over instead of adding them into
+    // zeroed ones (two fewer passes over the 2 x ntoken x nhid embedding/decoder grads).
+    model_->zero_grad(/*set_to_none=*/true);
     DetachState(&state_);
     torch::Tensor loss;
     try {
@@ -89,7 +91,11 @@ absl::StatusOr<EpochSummary> Trainer::TrainEpoch(const torch::Tensor& data,
     if (reducer_) {
       std::vector<torch::Tensor> grads;
       grads.reserve(params_.size());
-      for (const torch::Tensor& p : params_) grads.push_back(p.grad());
+      for (torch::Tensor& p : params_) {
+        // Every rank must reduce the same tensors, used in this step or not.
+        if (!p.grad().defined()) p.mutable_grad() = torch::zeros_like(p);
+        grads.push_back(p.grad());
+      }
       DDLM_RETURN_IF_ERROR(reducer_(grads));
     }
     {
@@ -98,7 +104,9 @@ absl::StatusOr<EpochSummary> Trainer::TrainEpoch(const torch::Tensor& data,
       if (adamw_) {
         adamw_->step();
       } else {
-        for (torch::Tensor& p : params_) p.add_(p.grad(), -lr_);
+        for (torch::Tensor& p : params_) {
+          if (p.grad().defined()) p.add_(p.grad(), -lr_);
+        }
       }
     }
     const int64_t tokens = batch.targets.numel();
@@ -197,7 +205,18 @@ absl::Status Trainer::LoadCheckpoint(const Checkpoint& checkpoint, bool weights_
   if (h.has_best_val_loss()) best_val_loss_ = h.best_val_loss();
   last_val_loss_.reset();
   if (h.has_val_loss()) last_val_loss_ = h.val_loss();
-  state_ = RestoreState(checkpoint);
+  RecurrentState state = RestoreState(checkpoint);
+  if (!state.empty()) {
+    RecurrentState expected = model_->InitState(spec_.data().batch_size());
+    bool same = state.size() == expected.size();
+    for (size_t i = 0; same && i < state.size(); ++i) same = state[i].sizes() == expected[i].sizes();
+    if (!same) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "checkpoint's recurrent state does not fit data.batch_size ", spec_.data().batch_size(),
+          " (was the batch size changed mid-epoch?)"));
+    }
+  }
+  state_ = std::move(state);
   return absl::OkStatus();
 }
 

@@ -18,6 +18,7 @@
 
 #include <atomic>
 #include <functional>
+#include <limits>
 #include <memory>
 #include <optional>
 #include <vector>
@@ -46,7 +47,10 @@ struct IntervalReport {
 struct EvalResult {
   double loss_sum = 0;  // Sum of per-token NLL.
   int64_t tokens = 0;
-  double mean_loss() const { return tokens > 0 ? loss_sum / tokens : 0.0; }
+  // NaN when nothing was evaluated, so an empty split can never look like a perfect one.
+  double mean_loss() const {
+    return tokens > 0 ? loss_sum / tokens : std::numeric_limits<double>::quiet_NaN();
+  }
 };
 
 struct EpochSummary {
@@ -89,6 +93,8 @@ class Trainer {
   // Full training state: model, recurrent state, RNG, optimizer, position, lr.
   absl::StatusOr<Checkpoint> MakeCheckpoint() const;
   // Restores what MakeCheckpoint saved; with `weights_only`, just the parameters.
+  // Compatibility (vocabulary, model shape) is checked before anything changes; if a
+  // later part fails to load, the trainer is left partly restored and must not be used.
   absl::Status LoadCheckpoint(const Checkpoint& checkpoint, bool weights_only);
 
   LanguageModelImpl& model() { return *model_; }

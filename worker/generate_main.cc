@@ -47,8 +47,13 @@ int main(int argc, char** argv) {
   std::vector<std::string> storage;
   std::vector<char*> args;
   ddlm::NormalizeFlagNames(argc, argv, &storage, &args);
-  absl::ParseCommandLine(static_cast<int>(args.size()) - 1, args.data());
+  std::vector<char*> rest = absl::ParseCommandLine(static_cast<int>(args.size()) - 1, args.data());
+  if (rest.size() > 1) {
+    std::fprintf(stderr, "ddlm_generate: unexpected argument '%s' (flags look like --name=value)\n", rest[1]);
+    return 2;
+  }
   ddlm::ConfigureThreads(absl::GetFlag(FLAGS_threads));
+  ddlm::LogBlasInfo();
 
   absl::StatusOr<ddlm::Checkpoint> checkpoint = ddlm::ReadCheckpointFile(absl::GetFlag(FLAGS_checkpoint));
   if (!checkpoint.ok()) return Fail(checkpoint.status());

@@ -115,6 +115,14 @@ int Run(const ddlm::JobSpec& spec) {
   torch::Tensor train = ddlm::Batchify(corpus->train, spec.data().batch_size());
   torch::Tensor valid = ddlm::Batchify(corpus->valid, spec.data().eval_batch_size());
   torch::Tensor test = ddlm::Batchify(corpus->test, spec.data().eval_batch_size());
+  for (auto [name, split] : {std::make_pair("train", &train), std::make_pair("valid", &valid),
+                             std::make_pair("test", &test)}) {
+    absl::Status enough = ddlm::CheckHasBatches(*split, name);
+    if (!enough.ok()) {
+      std::fprintf(stderr, "ddlm_train: %s\n", std::string(enough.message()).c_str());
+      return 1;
+    }
+  }
 
   absl::StatusOr<std::unique_ptr<ddlm::Trainer>> made = ddlm::Trainer::Create(spec, corpus->dictionary);
   if (!made.ok()) {

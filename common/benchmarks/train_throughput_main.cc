@@ -126,12 +126,8 @@ int main(int argc, char** argv) {
     return 1;
   }
   // Warm-up, then the timed run through the real training loop.
-  spec.mutable_schedule()->set_max_batches_per_epoch(warmup);
-  ddlm::JobSpec warm_spec = spec;
-  (void)warm_spec;
-  auto t_warm = Clock::now();
   int64_t step = 0;
-  Clock::time_point t_start;
+  Clock::time_point t_start = Clock::now();  // Used as is when --warmup=0.
   (*trainer)->set_step_callback([&](const ddlm::Trainer&) {
     if (++step == warmup) t_start = Clock::now();
     return absl::OkStatus();
@@ -141,7 +137,6 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "%s\n", std::string(summary.status().message()).c_str());
     return 1;
   }
-  (void)t_warm;
   const double seconds = Seconds(t_start, Clock::now());
   const double tokens = static_cast<double>(batches) * rows;
   const double flops_per_token = 3 * ForwardFlopsPerToken(spec.model(), ntoken, spec.data().bptt());
@@ -167,7 +162,7 @@ int main(int argc, char** argv) {
   }
   for (int b = 0; b < phase_batches; ++b) {
     ddlm::Batch batch = ddlm::GetBatch(train, b * spec.data().bptt(), spec.data().bptt());
-    model.zero_grad(false);
+    model.zero_grad(true);
     ddlm::DetachState(&state);
     auto t0 = Clock::now();
     torch::Tensor logits = model.Logits(batch.data, &state);
