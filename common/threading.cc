@@ -35,14 +35,15 @@ int FindBlas(struct dl_phdr_info* info, size_t /*size*/, void* data) {
 
 }  // namespace
 
-int ConfigureThreads(int threads) {
-  if (threads <= 0) threads = AvailableCores();
-  at::set_num_threads(threads);
+int ConfigureThreads(int blas_threads, int torch_threads) {
+  if (blas_threads <= 0) blas_threads = AvailableCores();
+  if (torch_threads <= 0) torch_threads = AvailableCores();
+  at::set_num_threads(torch_threads);
   using SetThreads = void (*)(int);
   if (auto set = reinterpret_cast<SetThreads>(dlsym(RTLD_DEFAULT, "openblas_set_num_threads"))) {
-    set(threads);
+    set(blas_threads);
   }
-  return threads;
+  return blas_threads;
 }
 
 BlasInfo DetectBlas() {

@@ -5,6 +5,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/batching.h"
+#include "common/loss.h"
 #include "common/status_macros.h"
 
 namespace ddlm {
@@ -82,7 +83,7 @@ absl::StatusOr<EpochSummary> Trainer::TrainEpoch(const torch::Tensor& data,
     torch::Tensor loss;
     try {
       torch::Tensor logits = model_->Logits(batch.data, &state_);
-      loss = torch::nll_loss(torch::log_softmax(logits, /*dim=*/1), batch.targets);
+      loss = CrossEntropy(logits, batch.targets);
       loss.backward();
     } catch (const c10::Error& e) {
       return absl::InternalError(absl::StrCat("training step failed at epoch ", position_.epoch(),

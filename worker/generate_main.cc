@@ -28,7 +28,7 @@ ABSL_FLAG(uint64_t, seed, 1111, "Random seed.");
 ABSL_FLAG(double, temperature, 1.0, "Temperature; higher will increase diversity (>= 1e-3).");
 ABSL_FLAG(int64_t, top_k, 0, "Sample only from the k most likely words (0: all).");
 ABSL_FLAG(int64_t, log_interval, 100, "Reporting interval.");
-ABSL_FLAG(int32_t, threads, 0, "LibTorch and BLAS threads (0: one per core).");
+ABSL_FLAG(int32_t, threads, 0, "BLAS threads (0: one per core); LibTorch's own pool stays at 1.");
 
 namespace {
 

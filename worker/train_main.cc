@@ -43,7 +43,7 @@ ABSL_FLAG(std::string, save, "model.pt", "Path to save the final (best) model.")
 ABSL_FLAG(int32_t, nhead, 2, "Number of heads in the Transformer's attention.");
 ABSL_FLAG(bool, dry_run, false, "Verify the code and the model: one batch per epoch.");
 ABSL_FLAG(bool, use_optimizer, false, "Use AdamW instead of plain SGD.");
-ABSL_FLAG(int32_t, threads, 0, "LibTorch and BLAS threads (0: one per core).");
+ABSL_FLAG(int32_t, threads, 0, "BLAS threads (0: one per core); LibTorch's own pool stays at 1.");
 ABSL_FLAG(int64_t, max_batches, 0, "Stop each epoch after this many batches (0: whole epoch).");
 
 namespace {
