@@ -2,7 +2,11 @@
 
 #include <unistd.h>
 
+#include <cstdio>
 #include <cstdlib>
+
+#include "absl/flags/parse.h"
+#include "absl/flags/usage.h"
 
 namespace ddlm {
 
@@ -31,6 +35,20 @@ std::set<std::string> NormalizeFlagNames(int argc, char** argv, std::vector<std:
   new_argv->clear();
   for (std::string& s : *storage) new_argv->push_back(s.data());
   new_argv->push_back(nullptr);
+  return given;
+}
+
+std::set<std::string> ParseFlagsOrExit(int argc, char** argv, const char* program, const char* usage) {
+  ChdirToBuildWorkingDirectory();
+  absl::SetProgramUsageMessage(usage);
+  std::vector<std::string> storage;
+  std::vector<char*> args;
+  std::set<std::string> given = NormalizeFlagNames(argc, argv, &storage, &args);
+  std::vector<char*> rest = absl::ParseCommandLine(static_cast<int>(args.size()) - 1, args.data());
+  if (rest.size() > 1) {
+    std::fprintf(stderr, "%s: unexpected argument '%s' (flags look like --name=value)\n", program, rest[1]);
+    std::exit(2);
+  }
   return given;
 }
 

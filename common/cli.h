@@ -15,6 +15,12 @@ namespace ddlm {
 std::set<std::string> NormalizeFlagNames(int argc, char** argv, std::vector<std::string>* storage,
                                          std::vector<char*>* new_argv);
 
+// The common start of ddlm's main(): changes to the `bazel run` caller's directory,
+// sets the usage message, normalizes dashed flag names, parses the flags with Abseil,
+// and exits with status 2 naming `program` on a stray positional argument. Returns the
+// names of the flags given on the command line.
+std::set<std::string> ParseFlagsOrExit(int argc, char** argv, const char* program, const char* usage);
+
 // When run by `bazel run`, changes to the directory the user ran it from, so that
 // relative paths in flags mean what the user expects.
 void ChdirToBuildWorkingDirectory();

@@ -1,5 +1,7 @@
 #include "common/corpus.h"
 
+#include <sys/stat.h>
+
 #include <cstdlib>
 
 #include "common/file_io.h"
@@ -16,7 +18,7 @@ std::string TempDir() {
 std::string MakeCorpusDir(const std::string& name, const std::string& train, const std::string& valid,
                           const std::string& test) {
   std::string dir = TempDir() + "/" + name;
-  std::system(("mkdir -p " + dir).c_str());
+  ::mkdir(dir.c_str(), 0755);  // May already exist.
   EXPECT_TRUE(WriteFileAtomically(dir + "/train.txt", train).ok());
   EXPECT_TRUE(WriteFileAtomically(dir + "/valid.txt", valid).ok());
   EXPECT_TRUE(WriteFileAtomically(dir + "/test.txt", test).ok());

@@ -24,7 +24,7 @@ struct SyntheticCorpus {
 SyntheticCorpus MakeSyntheticCorpus(uint64_t seed, int train_articles, int valid_articles,
                                     int test_articles);
 
-// The quickstart corpus shipped in configs/quickstart_data (about 350 KB).
+// The quickstart corpus shipped in configs/quickstart_data (about 560 KB).
 SyntheticCorpus MakeQuickstartCorpus();
 
 }  // namespace ddlm

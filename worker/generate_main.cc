@@ -42,16 +42,8 @@ int Fail(const absl::Status& status) {
 int main(int argc, char** argv) {
   google::InitGoogleLogging(argv[0]);
   FLAGS_logtostderr = true;
-  ddlm::ChdirToBuildWorkingDirectory();
-  absl::SetProgramUsageMessage("Generates text from a ddlm checkpoint (word_language_model's generate.py).");
-  std::vector<std::string> storage;
-  std::vector<char*> args;
-  ddlm::NormalizeFlagNames(argc, argv, &storage, &args);
-  std::vector<char*> rest = absl::ParseCommandLine(static_cast<int>(args.size()) - 1, args.data());
-  if (rest.size() > 1) {
-    std::fprintf(stderr, "ddlm_generate: unexpected argument '%s' (flags look like --name=value)\n", rest[1]);
-    return 2;
-  }
+  ddlm::ParseFlagsOrExit(argc, argv, "ddlm_generate",
+                         "Generates text from a ddlm checkpoint (word_language_model's generate.py).");
   ddlm::ConfigureThreads(absl::GetFlag(FLAGS_threads));
   ddlm::LogBlasInfo();
 

@@ -202,16 +202,8 @@ int Run(const ddlm::JobSpec& spec) {
 int main(int argc, char** argv) {
   google::InitGoogleLogging(argv[0]);
   FLAGS_logtostderr = true;
-  ddlm::ChdirToBuildWorkingDirectory();
-  absl::SetProgramUsageMessage("Trains a word-level language model (word_language_model's main.py).");
-  std::vector<std::string> storage;
-  std::vector<char*> args;
-  std::set<std::string> given = ddlm::NormalizeFlagNames(argc, argv, &storage, &args);
-  std::vector<char*> rest = absl::ParseCommandLine(static_cast<int>(args.size()) - 1, args.data());
-  if (rest.size() > 1) {
-    std::fprintf(stderr, "ddlm_train: unexpected argument '%s' (flags look like --name=value)\n", rest[1]);
-    return 2;
-  }
+  std::set<std::string> given = ddlm::ParseFlagsOrExit(
+      argc, argv, "ddlm_train", "Trains a word-level language model (word_language_model's main.py).");
   absl::StatusOr<ddlm::JobSpec> spec = BuildSpec(given);
   if (!spec.ok()) {
     std::fprintf(stderr, "ddlm_train: %s\n", std::string(spec.status().message()).c_str());

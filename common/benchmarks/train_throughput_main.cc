@@ -1,8 +1,7 @@
 // Benchmark (not a test): training throughput of a config against this machine's own
 // matrix-multiply peak, measured in the same run.
 //
-//   bazel run -c opt //common/benchmarks:train_throughput -- \
-//       --data ../shared/data/wikitext-2 --batches 40
+//   bazel run //common/benchmarks:train_throughput -- --data=$PWD/../shared/data/wikitext-2
 //
 // Prints: the GFLOP/s of a large square float matmul and of the decoder-shaped one
 // (bptt*batch x nhid by nhid x ntoken), then tokens/s and the achieved model FLOP rate
@@ -80,11 +79,8 @@ double ForwardFlopsPerToken(const ddlm::ModelConfig& m, int64_t ntoken, int64_t 
 }  // namespace
 
 int main(int argc, char** argv) {
-  std::vector<std::string> storage;
-  std::vector<char*> args;
-  ddlm::ChdirToBuildWorkingDirectory();
-  ddlm::NormalizeFlagNames(argc, argv, &storage, &args);
-  absl::ParseCommandLine(static_cast<int>(args.size()) - 1, args.data());
+  ddlm::ParseFlagsOrExit(argc, argv, "train_throughput",
+                         "Benchmarks training throughput against the machine's matmul peak.");
   ddlm::ConfigureThreads(absl::GetFlag(FLAGS_threads), absl::GetFlag(FLAGS_torch_threads));
   ddlm::BlasInfo blas = ddlm::DetectBlas();
   std::printf("BLAS %s (%s), BLAS threads %d, LibTorch threads %d\n", blas.name.c_str(),
