@@ -183,8 +183,6 @@ absl::Status ValidateJobSpec(const JobSpec& spec) {
   return absl::OkStatus();
 }
 
-std::string ModelTypeName(ModelType type) { return ModelType_Name(type); }
-
 absl::StatusOr<ModelType> ParseModelType(absl::string_view name) {
   std::string upper = absl::AsciiStrToUpper(name);
   ModelType type;

@@ -25,8 +25,8 @@ void ApplyDefaults(JobSpec* spec);
 // "data.bptt must be >= 1, got 0". Expects ApplyDefaults to have run.
 absl::Status ValidateJobSpec(const JobSpec& spec);
 
-// "LSTM", "TRANSFORMER", ... and back (upstream's spelling "Transformer" accepted).
-std::string ModelTypeName(ModelType type);
+// "LSTM", "TRANSFORMER", ... (upstream's spelling "Transformer" accepted) to the enum;
+// ModelType_Name (generated) goes the other way.
 absl::StatusOr<ModelType> ParseModelType(absl::string_view name);
 
 }  // namespace ddlm

@@ -8,6 +8,7 @@
 #include <cstdlib>
 #include <algorithm>
 #include <fstream>
+#include <iterator>
 #include <sstream>
 
 #include "gmock/gmock.h"
@@ -71,6 +72,15 @@ TEST(TrainBinaryTest, TrainsSavesAndGenerates) {
   EXPECT_EQ(a, WithoutLogLines(b));
   // 40 words, 20 per line.
   EXPECT_EQ(std::count(a.begin(), a.end(), '\n'), 2) << a;
+
+  // --outf writes the same words to a file (atomically), and a bad path is an error.
+  const std::string outf = TempDir() + "/generated.txt";
+  ASSERT_EQ(RunBinary({kGenerate, "--checkpoint=" + model, "--words=40", "--outf=" + outf, "--seed=3"}, &b), 0) << b;
+  std::ifstream in(outf);
+  std::string written((std::istreambuf_iterator<char>(in)), std::istreambuf_iterator<char>());
+  EXPECT_EQ(written, a);
+  EXPECT_EQ(RunBinary({kGenerate, "--checkpoint=" + model, "--outf=" + TempDir() + "/no/such/dir/g.txt"}, &b), 1);
+  EXPECT_THAT(b, HasSubstr("no/such/dir"));
 
   // With --data, the vocabulary must match the checkpoint's.
   ASSERT_EQ(RunBinary({kGenerate, "--checkpoint=" + model, "--data=configs/quickstart_data", "--words=5",

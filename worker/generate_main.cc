@@ -5,8 +5,6 @@
 //   ddlm_generate --checkpoint model.pt --words 100 --temperature 0.8 --outf -
 
 #include <cstdio>
-#include <fstream>
-#include <iostream>
 
 #include <glog/logging.h>
 
@@ -17,6 +15,7 @@
 #include "common/cli.h"
 #include "common/config.h"
 #include "common/corpus.h"
+#include "common/file_io.h"
 #include "common/generate.h"
 #include "common/threading.h"
 
@@ -77,20 +76,22 @@ int main(int argc, char** argv) {
   if (!ids.ok()) return Fail(ids.status());
 
   const std::string outf = absl::GetFlag(FLAGS_outf);
-  std::ofstream file;
-  if (outf != "-") {
-    file.open(outf);
-    if (!file) return Fail(absl::PermissionDeniedError("cannot open --outf " + outf + " for writing"));
-  }
-  std::ostream& out = outf == "-" ? std::cout : file;
   const int64_t log_interval = std::max<int64_t>(1, absl::GetFlag(FLAGS_log_interval));
+  std::string text;
   for (size_t i = 0; i < ids->size(); ++i) {
-    out << vocabulary.Word((*ids)[i]) << (i % 20 == 19 ? '\n' : ' ');
+    text += vocabulary.Word((*ids)[i]);
+    text += i % 20 == 19 ? '\n' : ' ';
     if (outf != "-" && (i + 1) % log_interval == 0) {
       std::printf("| Generated %zu/%zu words\n", i + 1, ids->size());
     }
   }
-  out.flush();
-  if (!out) return Fail(absl::DataLossError("writing " + outf + " failed"));
+  if (outf == "-") {
+    std::fwrite(text.data(), 1, text.size(), stdout);
+    if (std::fflush(stdout) != 0) return Fail(absl::DataLossError("writing to stdout failed"));
+  } else {
+    // Atomic: a failed run never leaves a torn file in place of an earlier one.
+    absl::Status written = ddlm::WriteFileAtomically(outf, text);
+    if (!written.ok()) return Fail(written);
+  }
   return 0;
 }
