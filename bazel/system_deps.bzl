@@ -6,6 +6,8 @@ path) and link flags from pkg-config, so the targets follow whatever Debian inst
 
 # Target name -> pkg-config modules (or None: plain -l flags given in _PLAIN_LIBS).
 _PKG_CONFIG_TARGETS = {
+    "absl_base": ["absl_base"],
+    "absl_container": ["absl_flat_hash_map", "absl_flat_hash_set"],
     "absl_flags": ["absl_flags", "absl_flags_parse", "absl_flags_usage"],
     "absl_status": ["absl_status", "absl_statusor"],
     "absl_strings": ["absl_strings", "absl_str_format"],

@@ -1,0 +1,55 @@
+#ifndef DDLM_COMMON_KEY_VALUE_STORE_H_
+#define DDLM_COMMON_KEY_VALUE_STORE_H_
+
+// The rendezvous store the collective backends use to find each other (Gloo's
+// transport addresses, NCCL's unique id), modelled on c10d's Store: set, get, and
+// wait for keys with a timeout. The coordinator serves one over gRPC
+// (worker/coordinator_client.h); tests use InMemoryKeyValueStore.
+//
+// Threading: implementations are thread-safe.
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/container/flat_hash_map.h"
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/time/time.h"
+
+namespace ddlm {
+
+class KeyValueStore {
+ public:
+  virtual ~KeyValueStore() = default;
+  // Sets `key` (overwriting any value).
+  virtual absl::Status Set(const std::string& key, const std::string& value) = 0;
+  // NOT_FOUND if `key` was never set.
+  virtual absl::StatusOr<std::string> Get(const std::string& key) = 0;
+  // Returns once every key is set; DEADLINE_EXCEEDED naming a missing key after
+  // `timeout`.
+  virtual absl::Status Wait(const std::vector<std::string>& keys, absl::Duration timeout) = 0;
+};
+
+// A process-local store, for the coordinator's own table and for tests that run ranks
+// as threads.
+class InMemoryKeyValueStore : public KeyValueStore {
+ public:
+  absl::Status Set(const std::string& key, const std::string& value) override
+      ABSL_LOCKS_EXCLUDED(mu_);
+  absl::StatusOr<std::string> Get(const std::string& key) override ABSL_LOCKS_EXCLUDED(mu_);
+  absl::Status Wait(const std::vector<std::string>& keys, absl::Duration timeout) override
+      ABSL_LOCKS_EXCLUDED(mu_);
+  // Removes every key that starts with `prefix` (a finished job attempt's keys).
+  void ErasePrefix(const std::string& prefix) ABSL_LOCKS_EXCLUDED(mu_);
+
+ private:
+  absl::Mutex mu_;
+  absl::flat_hash_map<std::string, std::string> values_ ABSL_GUARDED_BY(mu_);
+};
+
+}  // namespace ddlm
+
+#endif  // DDLM_COMMON_KEY_VALUE_STORE_H_

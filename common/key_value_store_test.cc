@@ -1,0 +1,47 @@
+#include "common/key_value_store.h"
+
+#include <thread>
+
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+
+namespace ddlm {
+namespace {
+
+TEST(InMemoryKeyValueStoreTest, SetGetAndMissingKey) {
+  InMemoryKeyValueStore store;
+  EXPECT_EQ(store.Get("a").status().code(), absl::StatusCode::kNotFound);
+  ASSERT_TRUE(store.Set("a", "1").ok());
+  ASSERT_TRUE(store.Set("a", "2").ok());
+  EXPECT_EQ(*store.Get("a"), "2");
+}
+
+TEST(InMemoryKeyValueStoreTest, WaitReturnsWhenAnotherThreadSets) {
+  InMemoryKeyValueStore store;
+  std::thread setter([&] {
+    ASSERT_TRUE(store.Set("x", "1").ok());
+    ASSERT_TRUE(store.Set("y", "2").ok());
+  });
+  EXPECT_TRUE(store.Wait({"x", "y"}, absl::InfiniteDuration()).ok());
+  setter.join();
+}
+
+TEST(InMemoryKeyValueStoreTest, WaitTimesOutNamingTheMissingKey) {
+  InMemoryKeyValueStore store;
+  ASSERT_TRUE(store.Set("here", "1").ok());
+  absl::Status s = store.Wait({"here", "missing"}, absl::ZeroDuration());
+  EXPECT_EQ(s.code(), absl::StatusCode::kDeadlineExceeded);
+  EXPECT_THAT(s.message(), ::testing::HasSubstr("missing"));
+}
+
+TEST(InMemoryKeyValueStoreTest, ErasePrefixKeepsOtherKeys) {
+  InMemoryKeyValueStore store;
+  ASSERT_TRUE(store.Set("job/1/a", "1").ok());
+  ASSERT_TRUE(store.Set("job/2/a", "1").ok());
+  store.ErasePrefix("job/1/");
+  EXPECT_FALSE(store.Get("job/1/a").ok());
+  EXPECT_TRUE(store.Get("job/2/a").ok());
+}
+
+}  // namespace
+}  // namespace ddlm

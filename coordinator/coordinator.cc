@@ -1,0 +1,826 @@
+#include "coordinator/coordinator.h"
+
+#include <glog/logging.h>
+
+#include <algorithm>
+#include <cmath>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "common/checkpoint.h"
+#include "common/config.h"
+#include "common/file_io.h"
+#include "common/generate.h"
+#include "common/model.h"
+#include "common/sharding.h"
+#include "common/status_macros.h"
+#include "coordinator/retention.h"
+
+namespace ddlm {
+namespace {
+
+bool IsFinal(JobState s) { return s == SUCCEEDED || s == FAILED || s == CANCELLED; }
+
+std::string EncodeTokens(const std::vector<int64_t>& ids, int64_t begin, int64_t end) {
+  std::string out;
+  out.resize(static_cast<size_t>(end - begin) * 4);
+  for (int64_t i = begin; i < end; ++i) {
+    const uint32_t v = static_cast<uint32_t>(ids[static_cast<size_t>(i)]);
+    char* p = &out[static_cast<size_t>(i - begin) * 4];
+    p[0] = static_cast<char>(v & 0xff);
+    p[1] = static_cast<char>((v >> 8) & 0xff);
+    p[2] = static_cast<char>((v >> 16) & 0xff);
+    p[3] = static_cast<char>((v >> 24) & 0xff);
+  }
+  return out;
+}
+
+const char* SplitName(int split) {
+  switch (split) {
+    case TRAIN: return "train";
+    case VALID: return "valid";
+    case TEST: return "test";
+  }
+  return "?";
+}
+
+// Every split must give each rank at least two rows (one bptt step).
+absl::Status CheckSplitSizes(const JobSpec& spec, int64_t train, int64_t valid, int64_t test) {
+  const int64_t w = spec.num_workers();
+  const int64_t b = spec.data().batch_size();
+  const int64_t eb = spec.data().eval_batch_size();
+  if (train / (w * b) < 2) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "data.path '", spec.data().path(), "': train.txt has ", train, " tokens, too few for ",
+        w, " workers x data.batch_size ", b, " (need at least ", 2 * w * b, ")"));
+  }
+  for (auto [name, n] : {std::pair<const char*, int64_t>{"valid", valid}, {"test", test}}) {
+    if (n / w / eb < 2) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "data.path '", spec.data().path(), "': ", name, ".txt has ", n, " tokens, too few for ",
+          w, " workers x data.eval_batch_size ", eb, " (need at least ", 2 * w * eb, ")"));
+    }
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+Coordinator::Coordinator(const CoordinatorOptions& options, Clock* clock)
+    : options_(options),
+      clock_(clock),
+      store_(options.state_dir),
+      workers_(options.heartbeat_timeout) {}
+
+absl::StatusOr<std::unique_ptr<Coordinator>> Coordinator::Create(const CoordinatorOptions& options,
+                                                                 Clock* clock) {
+  if (options.state_dir.empty()) return absl::InvalidArgumentError("--state_dir is empty");
+  std::unique_ptr<Coordinator> c(new Coordinator(options, clock));
+  DDLM_RETURN_IF_ERROR(c->store_.Init());
+  DDLM_ASSIGN_OR_RETURN(std::vector<JobRecord> records, c->store_.LoadAll());
+  absl::MutexLock lock(&c->mu_);
+  for (JobRecord& record : records) {
+    auto job = std::make_unique<JobEntry>();
+    job->record = std::move(record);
+    const Job& j = job->record.job();
+    int64_t number = 0;
+    if (absl::SimpleAtoi(absl::string_view(j.id()).substr(4), &number)) {
+      c->next_job_number_ = std::max(c->next_job_number_, number + 1);
+    }
+    job->lr = j.spec().optimizer().lr();
+    if (j.state() == RUNNING) {
+      c->SetStateLocked(*job, FAILED,
+                        absl::StrCat("the coordinator restarted during attempt ", j.attempt(),
+                                     "; resume the job with ResumeJob"));
+    } else if (j.state() == QUEUED && !j.resumed_from().empty()) {
+      job->resume_checkpoint = j.resumed_from();
+      for (const CheckpointInfo& ckpt : job->record.checkpoints()) {
+        if (ckpt.id() != j.resumed_from()) continue;
+        job->lr = ckpt.lr();
+        if (ckpt.has_best_val_loss()) job->best_val_loss = ckpt.best_val_loss();
+      }
+    }
+    c->jobs_.push_back(std::move(job));
+  }
+  LOG(INFO) << "loaded " << c->jobs_.size() << " job(s) from " << options.state_dir;
+  return c;
+}
+
+absl::StatusOr<std::shared_ptr<const Coordinator::JobData>> Coordinator::LoadData(
+    const JobSpec& spec) {
+  DDLM_ASSIGN_OR_RETURN(Corpus corpus, LoadCorpus(spec.data().path()));
+  DDLM_RETURN_IF_ERROR(CheckSplitSizes(spec, static_cast<int64_t>(corpus.train.size()),
+                                       static_cast<int64_t>(corpus.valid.size()),
+                                       static_cast<int64_t>(corpus.test.size())));
+  auto data = std::make_shared<JobData>();
+  data->dictionary = std::move(corpus.dictionary);
+  data->train = std::move(corpus.train);
+  data->valid = std::move(corpus.valid);
+  data->test = std::move(corpus.test);
+  return std::shared_ptr<const JobData>(std::move(data));
+}
+
+Coordinator::JobEntry* Coordinator::FindLocked(const std::string& job_id) {
+  for (auto& job : jobs_) {
+    if (job->record.job().id() == job_id) return job.get();
+  }
+  return nullptr;
+}
+
+absl::StatusOr<Coordinator::JobEntry*> Coordinator::FindJobLocked(const std::string& job_id) {
+  if (job_id.empty()) return absl::InvalidArgumentError("job_id is empty");
+  JobEntry* job = FindLocked(job_id);
+  if (job == nullptr) return absl::NotFoundError(absl::StrCat("job_id '", job_id, "': no such job"));
+  return job;
+}
+
+void Coordinator::SaveLocked(JobEntry& job) {
+  job.record.mutable_job()->set_num_checkpoints(job.record.checkpoints_size());
+  if (absl::Status s = store_.SaveRecord(job.record); !s.ok()) {
+    LOG(ERROR) << "cannot save job " << job.record.job().id() << ": " << s;
+  }
+}
+
+void Coordinator::AddEventLocked(JobEntry& job, JobEvent event) {
+  event.set_sequence(job.record.events_size() + 1);
+  event.set_unix_micros(absl::ToUnixMicros(clock_->Now()));
+  *job.record.add_events() = std::move(event);
+  SaveLocked(job);
+}
+
+void Coordinator::SetStateLocked(JobEntry& job, JobState state, const std::string& message) {
+  Job& j = *job.record.mutable_job();
+  j.set_state(state);
+  j.set_message(message);
+  if (IsFinal(state)) j.set_finished_unix_seconds(absl::ToUnixSeconds(clock_->Now()));
+  JobEvent event;
+  event.mutable_state()->set_state(state);
+  event.mutable_state()->set_message(message);
+  event.mutable_state()->set_attempt(j.attempt());
+  LOG(INFO) << "job " << j.id() << ": " << JobState_Name(state)
+            << (message.empty() ? "" : ": " + message);
+  AddEventLocked(job, std::move(event));
+}
+
+absl::StatusOr<Job> Coordinator::SubmitJob(const JobSpec& submitted) {
+  JobSpec spec = submitted;
+  ApplyDefaults(&spec);
+  DDLM_RETURN_IF_ERROR(ValidateJobSpec(spec));
+  if (spec.data().path().empty()) return absl::InvalidArgumentError("spec.data.path is empty");
+  // Tokenizing a large corpus takes seconds: do it before taking the lock.
+  DDLM_ASSIGN_OR_RETURN(std::shared_ptr<const JobData> data, LoadData(spec));
+  absl::MutexLock lock(&mu_);
+  auto job = std::make_unique<JobEntry>();
+  Job& j = *job->record.mutable_job();
+  j.set_id(absl::StrCat("job-", next_job_number_++));
+  j.set_name(spec.name().empty() ? j.id() : spec.name());
+  *j.mutable_spec() = spec;
+  j.set_submitted_unix_seconds(absl::ToUnixSeconds(clock_->Now()));
+  job->data = std::move(data);
+  job->lr = spec.optimizer().lr();
+  JobEntry& entry = *job;
+  jobs_.push_back(std::move(job));
+  SetStateLocked(entry, QUEUED, "");
+  ScheduleLocked();
+  return entry.record.job();
+}
+
+absl::StatusOr<Job> Coordinator::GetJob(const std::string& job_id) {
+  absl::MutexLock lock(&mu_);
+  DDLM_ASSIGN_OR_RETURN(JobEntry * job, FindJobLocked(job_id));
+  return job->record.job();
+}
+
+std::vector<Job> Coordinator::ListJobs() {
+  absl::MutexLock lock(&mu_);
+  std::vector<Job> out;
+  for (const auto& job : jobs_) out.push_back(job->record.job());
+  return out;
+}
+
+absl::StatusOr<std::vector<JobEvent>> Coordinator::WaitForEvents(const std::string& job_id,
+                                                                 int64_t after_sequence,
+                                                                 absl::Time deadline,
+                                                                 bool* finished) {
+  if (after_sequence < 0) {
+    return absl::InvalidArgumentError(absl::StrCat("after_sequence must be >= 0, got ", after_sequence));
+  }
+  absl::MutexLock lock(&mu_);
+  DDLM_ASSIGN_OR_RETURN(JobEntry * job, FindJobLocked(job_id));
+  auto ready = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    return shutdown_ || job->record.events_size() > after_sequence ||
+           IsFinal(job->record.job().state());
+  };
+  mu_.AwaitWithDeadline(absl::Condition(&ready), deadline);
+  std::vector<JobEvent> events;
+  for (int64_t i = after_sequence; i < job->record.events_size(); ++i) {
+    events.push_back(job->record.events(static_cast<int>(i)));
+  }
+  *finished = IsFinal(job->record.job().state());
+  return events;
+}
+
+absl::StatusOr<Job> Coordinator::CancelJob(const std::string& job_id) {
+  absl::MutexLock lock(&mu_);
+  DDLM_ASSIGN_OR_RETURN(JobEntry * job, FindJobLocked(job_id));
+  const JobState state = job->record.job().state();
+  if (IsFinal(state)) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("job '", job_id, "' already finished (", JobState_Name(state), ")"));
+  }
+  if (state == QUEUED) {
+    SetStateLocked(*job, CANCELLED, "cancelled while queued");
+    ScheduleLocked();
+  } else if (job->attempt && !job->attempt->cancel_requested) {
+    job->attempt->cancel_requested = true;
+    job->record.mutable_job()->set_message("cancelling: waiting for the workers to stop");
+    SaveLocked(*job);
+    CancelRanksLocked(*job);
+  }
+  return job->record.job();
+}
+
+absl::StatusOr<Job> Coordinator::ResumeJob(const ResumeJobRequest& request) {
+  absl::MutexLock lock(&mu_);
+  DDLM_ASSIGN_OR_RETURN(JobEntry * job, FindJobLocked(request.job_id()));
+  Job& j = *job->record.mutable_job();
+  if (!IsFinal(j.state())) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "job '", j.id(), "' is ", JobState_Name(j.state()), "; only a finished job can be resumed"));
+  }
+  if (job->record.checkpoints().empty()) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("job '", j.id(), "' has no checkpoint to resume from"));
+  }
+  const CheckpointInfo* from = &job->record.checkpoints(job->record.checkpoints_size() - 1);
+  if (!request.checkpoint_id().empty()) {
+    from = nullptr;
+    for (const CheckpointInfo& c : job->record.checkpoints()) {
+      if (c.id() == request.checkpoint_id()) from = &c;
+    }
+    if (from == nullptr) {
+      return absl::NotFoundError(absl::StrCat("checkpoint_id '", request.checkpoint_id(),
+                                              "': job '", j.id(), "' keeps no such checkpoint"));
+    }
+  }
+  if (request.has_epochs()) {
+    const int32_t min_epochs = from->batch() > 0 ? from->epoch() : from->epoch() - 1;
+    if (request.epochs() < std::max(min_epochs, 1)) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "epochs ", request.epochs(), " is below the checkpoint's position (epoch ",
+          from->epoch(), ", batch ", from->batch(), ")"));
+    }
+    j.mutable_spec()->mutable_schedule()->set_epochs(request.epochs());
+  }
+  job->resume_checkpoint = from->id();
+  job->lr = from->lr();
+  job->best_val_loss.reset();
+  if (from->has_best_val_loss()) job->best_val_loss = from->best_val_loss();
+  j.set_resumed_from(from->id());
+  j.clear_test_ppl();
+  SetStateLocked(*job, QUEUED, absl::StrCat("resuming from checkpoint ", from->id()));
+  ScheduleLocked();
+  return j;
+}
+
+absl::StatusOr<std::vector<CheckpointInfo>> Coordinator::ListCheckpoints(const std::string& job_id) {
+  absl::MutexLock lock(&mu_);
+  DDLM_ASSIGN_OR_RETURN(JobEntry * job, FindJobLocked(job_id));
+  return std::vector<CheckpointInfo>(job->record.checkpoints().begin(),
+                                     job->record.checkpoints().end());
+}
+
+absl::StatusOr<GenerateResponse> Coordinator::Generate(const GenerateRequest& request) {
+  GenerateOptions options;
+  options.words = request.has_words() ? request.words() : 100;
+  options.temperature = request.has_temperature() ? request.temperature() : 1.0;
+  options.top_k = request.has_top_k() ? request.top_k() : 0;
+  options.seed = request.has_seed() ? request.seed() : 1111;
+  if (options.words < 1 || options.words > 100000) {
+    return absl::InvalidArgumentError(absl::StrCat("words must be in [1, 100000], got ", options.words));
+  }
+  if (options.temperature <= 0) {
+    return absl::InvalidArgumentError(absl::StrCat("temperature must be > 0, got ", options.temperature));
+  }
+  if (options.top_k < 0) return absl::InvalidArgumentError(absl::StrCat("top_k must be >= 0, got ", options.top_k));
+  std::string path, id;
+  {
+    absl::MutexLock lock(&mu_);
+    DDLM_ASSIGN_OR_RETURN(JobEntry * job, FindJobLocked(request.job_id()));
+    const auto& kept = job->record.checkpoints();
+    if (kept.empty()) {
+      return absl::FailedPreconditionError(
+          absl::StrCat("job '", request.job_id(), "' has no checkpoint yet"));
+    }
+    const std::string which = request.checkpoint().empty() ? "best" : request.checkpoint();
+    if (which == "latest") {
+      id = kept[kept.size() - 1].id();
+    } else if (which == "best") {
+      id = kept[kept.size() - 1].id();
+      for (const CheckpointInfo& c : kept) {
+        if (c.best()) id = c.id();
+      }
+    } else {
+      for (const CheckpointInfo& c : kept) {
+        if (c.id() == which) id = c.id();
+      }
+      if (id.empty()) {
+        return absl::NotFoundError(absl::StrCat("checkpoint '", which, "': job '",
+                                                request.job_id(), "' keeps no such checkpoint"));
+      }
+    }
+    path = store_.CheckpointPath(request.job_id(), id);
+  }
+  DDLM_ASSIGN_OR_RETURN(Checkpoint checkpoint, ReadCheckpointFile(path));
+  const CheckpointHeader& h = checkpoint.header;
+  DDLM_ASSIGN_OR_RETURN(std::shared_ptr<LanguageModelImpl> model,
+                        BuildModel(h.spec().model(), h.vocabulary_size()));
+  DDLM_RETURN_IF_ERROR(RestoreModel(checkpoint, *model));
+  DDLM_ASSIGN_OR_RETURN(std::vector<int64_t> ids, GenerateIds(*model, options));
+  GenerateResponse response;
+  response.set_checkpoint_id(id);
+  std::string* text = response.mutable_text();
+  for (size_t i = 0; i < ids.size(); ++i) {
+    const std::string& word = h.vocabulary(static_cast<int>(ids[i]));
+    text->append(word);
+    text->append(i % 20 == 19 ? "\n" : " ");  // As generate.py writes it.
+  }
+  return response;
+}
+
+std::vector<WorkerInfo> Coordinator::ListWorkers() {
+  absl::MutexLock lock(&mu_);
+  return workers_.List();
+}
+
+// ---------------------------------------------------------------- workers
+
+absl::StatusOr<RegisterResponse> Coordinator::Register(const RegisterRequest& request) {
+  absl::MutexLock lock(&mu_);
+  DDLM_ASSIGN_OR_RETURN(std::optional<WorkerEntry> replaced,
+                        workers_.Register(request.worker(), request.host(), request.device(),
+                                          clock_->Now()));
+  if (replaced) {
+    WorkerLostLocked(*replaced, absl::StrCat("worker '", request.worker().worker_id(),
+                                             "' restarted (new incarnation ",
+                                             request.worker().incarnation(), ")"));
+  }
+  LOG(INFO) << "worker " << request.worker().worker_id() << " incarnation "
+            << request.worker().incarnation() << " registered (" << request.host() << ", "
+            << request.device() << ")";
+  ScheduleLocked();
+  RegisterResponse response;
+  response.set_heartbeat_interval_ms(absl::ToInt64Milliseconds(options_.heartbeat_interval));
+  response.set_heartbeat_timeout_ms(absl::ToInt64Milliseconds(options_.heartbeat_timeout));
+  return response;
+}
+
+absl::Status Coordinator::Heartbeat(const WorkerRef& worker) {
+  absl::MutexLock lock(&mu_);
+  return workers_.Heartbeat(worker, clock_->Now());
+}
+
+absl::Status Coordinator::CheckWorker(const WorkerRef& worker) {
+  absl::MutexLock lock(&mu_);
+  return workers_.Find(worker).status();
+}
+
+absl::StatusOr<std::optional<WorkerCommand>> Coordinator::NextCommand(const WorkerRef& worker,
+                                                                      absl::Time deadline) {
+  absl::MutexLock lock(&mu_);
+  auto ready = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    if (shutdown_) return true;
+    absl::StatusOr<WorkerEntry*> w = workers_.Find(worker);
+    return !w.ok() || !(*w)->outbox.empty();
+  };
+  mu_.AwaitWithDeadline(absl::Condition(&ready), deadline);
+  if (shutdown_) return absl::UnavailableError("the coordinator is shutting down");
+  DDLM_ASSIGN_OR_RETURN(WorkerEntry * w, workers_.Find(worker));
+  if (w->outbox.empty()) return std::optional<WorkerCommand>();
+  WorkerCommand command = std::move(w->outbox.front());
+  w->outbox.pop_front();
+  return std::optional<WorkerCommand>(std::move(command));
+}
+
+void Coordinator::CheckHeartbeats() {
+  absl::MutexLock lock(&mu_);
+  for (const WorkerEntry& dead : workers_.ExpireStale(clock_->Now())) {
+    LOG(WARNING) << "worker " << dead.info.worker_id() << " incarnation "
+                 << dead.info.incarnation() << " missed its heartbeats; declared dead";
+    WorkerLostLocked(dead, absl::StrCat("worker '", dead.info.worker_id(), "' (rank ",
+                                        dead.info.rank(), ") stopped heartbeating"));
+  }
+  ScheduleLocked();
+}
+
+void Coordinator::WorkerLostLocked(const WorkerEntry& worker, const std::string& why) {
+  if (worker.info.state() != BUSY) return;
+  JobEntry* job = FindLocked(worker.info.job_id());
+  if (job == nullptr || !job->attempt || job->attempt->number != worker.attempt) return;
+  RankStoppedLocked(*job, worker.info.rank(), why);
+}
+
+void Coordinator::Shutdown() {
+  absl::MutexLock lock(&mu_);
+  shutdown_ = true;
+}
+
+// ---------------------------------------------------------------- scheduling
+
+void Coordinator::ScheduleLocked() {
+  std::vector<WorkerEntry*> idle = workers_.Idle();
+  bool blocked = false;  // Strict FIFO: a job never overtakes an older queued one.
+  std::string blocker;
+  for (auto& job_ptr : jobs_) {
+    JobEntry& job = *job_ptr;
+    Job& j = *job.record.mutable_job();
+    if (j.state() != QUEUED) continue;
+    const int needed = j.spec().num_workers();
+    std::string message;
+    if (blocked) {
+      message = absl::StrCat("waiting behind ", blocker);
+    } else if (static_cast<int>(idle.size()) < needed) {
+      message = absl::StrCat("waiting for ", needed, " free worker(s): ", idle.size(), " free of ",
+                             workers_.live_count(), " registered");
+      blocked = true;
+      blocker = j.id();
+    } else {
+      std::vector<WorkerEntry*> chosen(idle.begin(), idle.begin() + needed);
+      idle.erase(idle.begin(), idle.begin() + needed);
+      if (absl::Status s = StartAttemptLocked(job, chosen); !s.ok()) {
+        SetStateLocked(job, FAILED, std::string(s.message()));
+      }
+      continue;
+    }
+    if (!job.resume_checkpoint.empty()) {
+      message = absl::StrCat("resuming from checkpoint ", job.resume_checkpoint, "; ", message);
+    }
+    if (j.message() != message) {
+      j.set_message(message);
+      SaveLocked(job);
+    }
+  }
+}
+
+absl::Status Coordinator::StartAttemptLocked(JobEntry& job, const std::vector<WorkerEntry*>& workers) {
+  Job& j = *job.record.mutable_job();
+  if (job.data == nullptr) {
+    // Jobs loaded from the state directory read their corpus when they first run.
+    DDLM_ASSIGN_OR_RETURN(job.data, LoadData(j.spec()));
+  }
+  const JobSpec& spec = j.spec();
+  const int world = static_cast<int>(workers.size());
+  Attempt attempt;
+  attempt.number = j.attempt() + 1;
+  attempt.finished.assign(world, false);
+  for (int r = 0; r < world; ++r) {
+    const JobData& d = *job.data;
+    DDLM_ASSIGN_OR_RETURN(ShardRange train, TrainShard(static_cast<int64_t>(d.train.size()), world,
+                                                       r, spec.data().batch_size()));
+    DDLM_ASSIGN_OR_RETURN(ShardRange valid, EvalShard(static_cast<int64_t>(d.valid.size()), world, r));
+    DDLM_ASSIGN_OR_RETURN(ShardRange test, EvalShard(static_cast<int64_t>(d.test.size()), world, r));
+    attempt.shards.push_back(
+        {std::make_shared<const std::string>(EncodeTokens(d.train, train.begin, train.end)),
+         std::make_shared<const std::string>(EncodeTokens(d.valid, valid.begin, valid.end)),
+         std::make_shared<const std::string>(EncodeTokens(d.test, test.begin, test.end))});
+  }
+  j.set_attempt(attempt.number);
+  j.clear_workers();
+  j.set_started_unix_seconds(absl::ToUnixSeconds(clock_->Now()));
+  j.set_finished_unix_seconds(0);
+  const std::string prefix = absl::StrCat(j.id(), "/attempt-", attempt.number, "/");
+  for (int r = 0; r < world; ++r) {
+    WorkerEntry& w = *workers[r];
+    j.add_workers(w.info.worker_id());
+    attempt.workers.push_back(w.info.worker_id());
+    w.info.set_state(BUSY);
+    w.info.set_job_id(j.id());
+    w.info.set_rank(r);
+    w.attempt = attempt.number;
+    WorkerCommand command;
+    Assignment& a = *command.mutable_assign();
+    a.mutable_attempt()->set_job_id(j.id());
+    a.mutable_attempt()->set_attempt(attempt.number);
+    a.mutable_attempt()->set_rank(r);
+    a.set_world_size(world);
+    *a.mutable_spec() = spec;
+    for (const std::string& word : job.data->dictionary.words()) a.add_vocabulary(word);
+    a.set_resume_checkpoint_id(job.resume_checkpoint);
+    a.set_store_prefix(prefix);
+    a.set_train_tokens(static_cast<int64_t>(attempt.shards[r][0]->size() / 4));
+    a.set_valid_tokens(static_cast<int64_t>(attempt.shards[r][1]->size() / 4));
+    a.set_test_tokens(static_cast<int64_t>(attempt.shards[r][2]->size() / 4));
+    w.outbox.push_back(std::move(command));
+  }
+  job.attempt = std::move(attempt);
+  SetStateLocked(job, RUNNING,
+                 absl::StrCat("attempt ", j.attempt(), " on ", world, " worker(s)",
+                              job.resume_checkpoint.empty()
+                                  ? ""
+                                  : absl::StrCat(", resuming from ", job.resume_checkpoint)));
+  return absl::OkStatus();
+}
+
+void Coordinator::CancelRanksLocked(JobEntry& job) {
+  Attempt& a = *job.attempt;
+  for (size_t r = 0; r < a.workers.size(); ++r) {
+    if (a.finished[r]) continue;
+    WorkerEntry* w = workers_.Get(a.workers[r]);
+    if (w == nullptr || w->info.state() != BUSY || w->attempt != a.number) continue;
+    WorkerCommand command;
+    command.mutable_cancel()->set_job_id(job.record.job().id());
+    command.mutable_cancel()->set_attempt(a.number);
+    command.mutable_cancel()->set_rank(static_cast<int32_t>(r));
+    w->outbox.push_back(std::move(command));
+  }
+}
+
+void Coordinator::RankStoppedLocked(JobEntry& job, int rank, const std::string& failure) {
+  Attempt& a = *job.attempt;
+  if (rank < 0 || rank >= static_cast<int>(a.finished.size()) || a.finished[rank]) return;
+  a.finished[rank] = true;
+  if (WorkerEntry* w = workers_.Get(a.workers[rank]);
+      w != nullptr && w->info.state() == BUSY && w->attempt == a.number) {
+    w->info.set_state(IDLE);
+    w->info.clear_job_id();
+    w->info.set_rank(0);
+    w->attempt = 0;
+  }
+  if (!failure.empty() && a.failure.empty() && !a.cancel_requested) {
+    a.failure = failure;
+    LOG(WARNING) << "job " << job.record.job().id() << " attempt " << a.number << " fails: " << failure;
+    CancelRanksLocked(job);
+  }
+  if (std::all_of(a.finished.begin(), a.finished.end(), [](bool f) { return f; })) {
+    EndAttemptLocked(job);
+  }
+}
+
+void Coordinator::EndAttemptLocked(JobEntry& job) {
+  Attempt& a = *job.attempt;
+  a.ended = true;
+  kv_.ErasePrefix(absl::StrCat(job.record.job().id(), "/attempt-", a.number, "/"));
+  JobState state;
+  std::string message;
+  if (!a.failure.empty()) {
+    state = FAILED;
+    message = a.failure;
+  } else if (a.cancel_requested) {
+    state = CANCELLED;
+    message = "cancelled";
+  } else if (a.tested) {
+    state = SUCCEEDED;
+  } else {
+    state = FAILED;
+    message = "the workers finished without a test result";
+  }
+  job.attempt.reset();
+  job.resume_checkpoint.clear();
+  SetStateLocked(job, state, message);
+  ScheduleLocked();
+}
+
+absl::StatusOr<Coordinator::JobEntry*> Coordinator::FindAttemptLocked(const WorkerRef& worker,
+                                                                       const AttemptRef& ref) {
+  DDLM_RETURN_IF_ERROR(workers_.Find(worker).status());
+  DDLM_ASSIGN_OR_RETURN(JobEntry * job, FindJobLocked(ref.job_id()));
+  if (!job->attempt || job->attempt->number != ref.attempt() || job->attempt->ended) {
+    return absl::AbortedError(absl::StrCat("job '", ref.job_id(), "' attempt ", ref.attempt(),
+                                           " is not running (job is ",
+                                           JobState_Name(job->record.job().state()), ")"));
+  }
+  if (ref.rank() < 0 || ref.rank() >= static_cast<int>(job->attempt->workers.size())) {
+    return absl::InvalidArgumentError(absl::StrCat("attempt.rank ", ref.rank(), " is outside [0, ",
+                                                    job->attempt->workers.size(), ")"));
+  }
+  if (job->attempt->workers[ref.rank()] != worker.worker_id()) {
+    return absl::AbortedError(absl::StrCat("worker '", worker.worker_id(), "' is not rank ",
+                                           ref.rank(), " of job '", ref.job_id(), "'"));
+  }
+  return job;
+}
+
+absl::StatusOr<std::shared_ptr<const std::string>> Coordinator::Shard(
+    const DownloadShardRequest& request) {
+  absl::MutexLock lock(&mu_);
+  DDLM_ASSIGN_OR_RETURN(JobEntry * job, FindAttemptLocked(request.worker(), request.attempt()));
+  if (request.split() < TRAIN || request.split() > TEST) {
+    return absl::InvalidArgumentError(absl::StrCat("split ", request.split(), " is not TRAIN, VALID or TEST"));
+  }
+  return job->attempt->shards[request.attempt().rank()][request.split() - TRAIN];
+}
+
+absl::StatusOr<std::string> Coordinator::CheckpointPath(const std::string& job_id,
+                                                        const std::string& checkpoint_id) {
+  absl::MutexLock lock(&mu_);
+  DDLM_ASSIGN_OR_RETURN(JobEntry * job, FindJobLocked(job_id));
+  for (const CheckpointInfo& c : job->record.checkpoints()) {
+    if (c.id() == checkpoint_id) return store_.CheckpointPath(job_id, checkpoint_id);
+  }
+  return absl::NotFoundError(
+      absl::StrCat("checkpoint_id '", checkpoint_id, "': job '", job_id, "' keeps no such checkpoint"));
+}
+
+absl::Status Coordinator::ReportMetrics(const ReportMetricsRequest& request) {
+  absl::MutexLock lock(&mu_);
+  DDLM_ASSIGN_OR_RETURN(JobEntry * job, FindAttemptLocked(request.worker(), request.attempt()));
+  Attempt& a = *job->attempt;
+  const TrainingMetrics& m = request.metrics();
+  MetricsRound& round = a.metrics[{m.epoch(), m.batch()}];
+  if (round.reported == 0) round.sum = m;
+  else {
+    round.sum.set_loss(round.sum.loss() + m.loss());
+    round.sum.set_tokens_per_second(round.sum.tokens_per_second() + m.tokens_per_second());
+    round.sum.set_ms_per_batch(std::max(round.sum.ms_per_batch(), m.ms_per_batch()));
+  }
+  if (++round.reported < static_cast<int>(a.workers.size())) return absl::OkStatus();
+  TrainingMetrics combined = round.sum;
+  combined.set_loss(round.sum.loss() / static_cast<double>(a.workers.size()));
+  combined.set_ppl(std::exp(combined.loss()));
+  a.metrics.erase({m.epoch(), m.batch()});
+  Job& j = *job->record.mutable_job();
+  *j.mutable_last_training() = combined;
+  j.set_epoch(combined.epoch());
+  j.set_global_step(std::max(j.global_step(), request.global_step()));
+  JobEvent event;
+  *event.mutable_training() = combined;
+  AddEventLocked(*job, std::move(event));
+  return absl::OkStatus();
+}
+
+absl::StatusOr<EvaluationDecision> Coordinator::ReportEvaluation(
+    const ReportEvaluationRequest& request, absl::Time deadline) {
+  if (request.split() != VALID && request.split() != TEST) {
+    return absl::InvalidArgumentError("split must be VALID or TEST");
+  }
+  if (request.tokens() <= 0) {
+    return absl::InvalidArgumentError(absl::StrCat("tokens must be > 0, got ", request.tokens()));
+  }
+  absl::MutexLock lock(&mu_);
+  DDLM_ASSIGN_OR_RETURN(JobEntry * job, FindAttemptLocked(request.worker(), request.attempt()));
+  const int32_t number = job->attempt->number;
+  const std::pair<int, int32_t> key{request.split(), request.epoch()};
+  {
+    Attempt& a = *job->attempt;
+    EvaluationRound& round = a.evaluations[key];
+    const int world = static_cast<int>(a.workers.size());
+    if (round.reported.empty()) round.reported.assign(world, false);
+    const int rank = request.attempt().rank();
+    if (!round.reported[rank]) {
+      round.reported[rank] = true;
+      round.loss_sum += request.loss_sum();
+      round.tokens += request.tokens();
+      round.seconds = std::max(round.seconds, request.seconds());
+      if (std::all_of(round.reported.begin(), round.reported.end(), [](bool r) { return r; })) {
+        EvaluationDecision decision;
+        const double loss = round.loss_sum / static_cast<double>(round.tokens);
+        decision.set_loss(loss);
+        decision.set_tokens(round.tokens);
+        JobEvent event;
+        Job& j = *job->record.mutable_job();
+        if (request.split() == VALID) {
+          // word_language_model: keep the model if validation improved, else anneal.
+          if (!job->best_val_loss || loss < *job->best_val_loss) {
+            job->best_val_loss = loss;
+            decision.set_best(true);
+            j.set_best_val_ppl(std::exp(loss));
+          } else {
+            job->lr /= j.spec().optimizer().anneal_factor();
+          }
+          decision.set_lr(job->lr);
+          EpochResult& e = *event.mutable_epoch();
+          e.set_epoch(request.epoch());
+          e.set_val_loss(loss);
+          e.set_val_ppl(std::exp(loss));
+          e.set_val_tokens(round.tokens);
+          e.set_lr(job->lr);
+          e.set_best(decision.best());
+          e.set_seconds(round.seconds);
+          j.set_epoch(request.epoch());
+        } else {
+          a.tested = true;
+          TestResult& t = *event.mutable_test();
+          t.set_test_loss(loss);
+          t.set_test_ppl(std::exp(loss));
+          t.set_test_tokens(round.tokens);
+          j.set_test_ppl(std::exp(loss));
+        }
+        round.decision = decision;
+        AddEventLocked(*job, std::move(event));
+      }
+    }
+  }
+  auto ready = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    return shutdown_ || !job->attempt || job->attempt->number != number || job->attempt->ended ||
+           job->attempt->cancel_requested || !job->attempt->failure.empty() ||
+           job->attempt->evaluations[key].decision.has_value();
+  };
+  mu_.AwaitWithDeadline(absl::Condition(&ready), deadline);
+  if (!job->attempt || job->attempt->number != number || job->attempt->ended ||
+      job->attempt->cancel_requested || !job->attempt->failure.empty() || shutdown_) {
+    return absl::AbortedError(absl::StrCat("job '", request.attempt().job_id(), "' attempt ",
+                                           number, " was cancelled or failed"));
+  }
+  const std::optional<EvaluationDecision>& decision = job->attempt->evaluations[key].decision;
+  if (!decision) {
+    return absl::DeadlineExceededError(absl::StrCat("not every rank reported its ",
+                                                    SplitName(request.split()), " loss for epoch ",
+                                                    request.epoch(), " in time"));
+  }
+  return *decision;
+}
+
+absl::StatusOr<CheckpointInfo> Coordinator::UploadCheckpoint(const WorkerRef& worker,
+                                                             const AttemptRef& ref,
+                                                             std::string bytes) {
+  std::string job_id = ref.job_id();
+  {
+    absl::MutexLock lock(&mu_);
+    DDLM_RETURN_IF_ERROR(FindAttemptLocked(worker, ref).status());
+    if (ref.rank() != 0) {
+      return absl::InvalidArgumentError(absl::StrCat("only rank 0 uploads checkpoints, not rank ", ref.rank()));
+    }
+  }
+  // Verify (magic, version, index, CRC) and store without holding the lock.
+  DDLM_ASSIGN_OR_RETURN(Checkpoint checkpoint,
+                        ParseCheckpoint(bytes, absl::StrCat("checkpoint upload for ", job_id)));
+  const CheckpointHeader& h = checkpoint.header;
+  CheckpointInfo info;
+  info.set_id(absl::StrFormat("e%04d-s%08d", h.position().epoch(), h.position().global_step()));
+  info.set_epoch(h.position().epoch());
+  info.set_batch(h.position().batch());
+  info.set_global_step(h.position().global_step());
+  info.set_lr(h.lr());
+  if (h.has_val_loss() && h.position().batch() == 0) {
+    info.set_val_loss(h.val_loss());
+    info.set_val_ppl(std::exp(h.val_loss()));
+    info.set_best(h.has_best_val_loss() && h.best_val_loss() == h.val_loss());
+  }
+  if (h.has_best_val_loss()) info.set_best_val_loss(h.best_val_loss());
+  info.set_size_bytes(bytes.size());
+  info.set_crc32(Crc32(bytes));
+  info.set_created_unix_seconds(h.created_unix_seconds());
+  info.set_attempt(ref.attempt());
+  DDLM_RETURN_IF_ERROR(store_.WriteCheckpoint(job_id, info.id(), bytes));
+
+  absl::MutexLock lock(&mu_);
+  absl::StatusOr<JobEntry*> found = FindAttemptLocked(worker, ref);
+  if (!found.ok()) {
+    (void)store_.DeleteCheckpoint(job_id, info.id());
+    return found.status();
+  }
+  JobEntry& job = **found;
+  auto* kept = job.record.mutable_checkpoints();
+  for (int i = 0; i < kept->size(); ++i) {
+    if (kept->Get(i).id() == info.id()) {  // Re-written by a resumed attempt.
+      kept->DeleteSubrange(i, 1);
+      break;
+    }
+  }
+  if (info.best()) {
+    for (CheckpointInfo& c : *kept) c.set_best(false);
+  }
+  *kept->Add() = info;
+  std::vector<CheckpointInfo> list(kept->begin(), kept->end());
+  for (const std::string& doomed : CheckpointsToDelete(list, job.record.job().spec().checkpoint().keep_last())) {
+    if (absl::Status s = store_.DeleteCheckpoint(job_id, doomed); !s.ok()) LOG(ERROR) << s;
+    for (int i = 0; i < kept->size(); ++i) {
+      if (kept->Get(i).id() == doomed) {
+        kept->DeleteSubrange(i, 1);
+        break;
+      }
+    }
+  }
+  JobEvent event;
+  *event.mutable_checkpoint() = info;
+  AddEventLocked(job, std::move(event));
+  return info;
+}
+
+absl::Status Coordinator::FinishAssignment(const FinishAssignmentRequest& request) {
+  absl::MutexLock lock(&mu_);
+  DDLM_ASSIGN_OR_RETURN(WorkerEntry * w, workers_.Find(request.worker()));
+  JobEntry* job = FindLocked(request.attempt().job_id());
+  if (job == nullptr || !job->attempt || job->attempt->number != request.attempt().attempt()) {
+    // A stale attempt (already ended): just free the worker.
+    if (w->info.state() == BUSY && w->info.job_id() == request.attempt().job_id() &&
+        w->attempt == request.attempt().attempt()) {
+      w->info.set_state(IDLE);
+      w->info.clear_job_id();
+      w->attempt = 0;
+      ScheduleLocked();
+    }
+    return absl::OkStatus();
+  }
+  DDLM_RETURN_IF_ERROR(FindAttemptLocked(request.worker(), request.attempt()).status());
+  std::string failure;
+  if (!request.ok() && !request.cancelled()) {
+    failure = absl::StrCat("rank ", request.attempt().rank(), " (worker '",
+                           request.worker().worker_id(), "') failed: ", request.error());
+  }
+  RankStoppedLocked(*job, request.attempt().rank(), failure);
+  ScheduleLocked();
+  return absl::OkStatus();
+}
+
+}  // namespace ddlm

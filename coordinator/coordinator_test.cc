@@ -1,0 +1,384 @@
+#include "coordinator/coordinator.h"
+
+#include <cmath>
+#include <cstdlib>
+
+#include "common/checkpoint.h"
+#include "common/clock.h"
+#include "common/config.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+
+namespace ddlm {
+namespace {
+
+using ::testing::HasSubstr;
+
+class CoordinatorTest : public ::testing::Test {
+ protected:
+  void SetUp() override {
+    static int counter = 0;
+    const char* tmp = std::getenv("TEST_TMPDIR");
+    CoordinatorOptions options;
+    options.state_dir = std::string(tmp ? tmp : "/tmp") + "/coord" + std::to_string(counter++);
+    options.heartbeat_timeout = absl::Seconds(10);
+    options_ = options;
+    coordinator_ = *Coordinator::Create(options, &clock_);
+  }
+
+  JobSpec Spec(int workers, int epochs = 2) {
+    JobSpec spec;
+    spec.set_name("test");
+    spec.mutable_data()->set_path("configs/quickstart_data");
+    spec.mutable_data()->set_batch_size(4);
+    spec.mutable_model()->set_type(LSTM);
+    spec.mutable_model()->set_emsize(8);
+    spec.mutable_model()->set_nhid(8);
+    spec.mutable_schedule()->set_epochs(epochs);
+    spec.mutable_checkpoint()->set_keep_last(1);
+    spec.set_num_workers(workers);
+    ApplyDefaults(&spec);
+    return spec;
+  }
+
+  WorkerRef AddWorker(const std::string& id, uint64_t incarnation = 1) {
+    RegisterRequest r;
+    r.mutable_worker()->set_worker_id(id);
+    r.mutable_worker()->set_incarnation(incarnation);
+    r.set_host("127.0.0.1");
+    r.set_device("cpu");
+    EXPECT_TRUE(coordinator_->Register(r).ok());
+    return r.worker();
+  }
+
+  std::optional<WorkerCommand> Poll(const WorkerRef& w) {
+    auto c = coordinator_->NextCommand(w, absl::InfinitePast());
+    EXPECT_TRUE(c.ok()) << c.status();
+    return c.ok() ? *c : std::nullopt;
+  }
+
+  ReportEvaluationRequest Eval(const WorkerRef& w, const Assignment& a, Split split, int epoch,
+                               double loss_sum, int64_t tokens) {
+    ReportEvaluationRequest r;
+    *r.mutable_worker() = w;
+    *r.mutable_attempt() = a.attempt();
+    r.set_split(split);
+    r.set_epoch(epoch);
+    r.set_loss_sum(loss_sum);
+    r.set_tokens(tokens);
+    return r;
+  }
+
+  // Both ranks report; returns the decision rank 0 sees.
+  EvaluationDecision EvalBoth(const WorkerRef& w0, const Assignment& a0, const WorkerRef& w1,
+                              const Assignment& a1, Split split, int epoch, double l0, double l1) {
+    // Rank 0 reports first and, with a past deadline, gets DEADLINE_EXCEEDED.
+    EXPECT_EQ(coordinator_->ReportEvaluation(Eval(w0, a0, split, epoch, l0, 100), absl::InfinitePast())
+                  .status()
+                  .code(),
+              absl::StatusCode::kDeadlineExceeded);
+    auto d1 = coordinator_->ReportEvaluation(Eval(w1, a1, split, epoch, l1, 300), absl::InfinitePast());
+    EXPECT_TRUE(d1.ok()) << d1.status();
+    // Reporting again is harmless and now returns the decision.
+    auto d0 = coordinator_->ReportEvaluation(Eval(w0, a0, split, epoch, l0, 100), absl::InfinitePast());
+    EXPECT_TRUE(d0.ok()) << d0.status();
+    EXPECT_EQ(d0->loss(), d1->loss());
+    return *d0;
+  }
+
+  std::string CheckpointBytes(const JobSpec& spec, int epoch, int64_t step, double lr,
+                              double val_loss, double best) {
+    Checkpoint c;
+    *c.header.mutable_spec() = spec;
+    c.header.mutable_position()->set_epoch(epoch);
+    c.header.mutable_position()->set_global_step(step);
+    c.header.set_lr(lr);
+    c.header.set_val_loss(val_loss);
+    c.header.set_best_val_loss(best);
+    c.tensors["param/w"] = torch::ones({3});
+    return *SerializeCheckpoint(c);
+  }
+
+  void Finish(const WorkerRef& w, const Assignment& a, bool ok = true, bool cancelled = false) {
+    FinishAssignmentRequest r;
+    *r.mutable_worker() = w;
+    *r.mutable_attempt() = a.attempt();
+    r.set_ok(ok);
+    r.set_cancelled(cancelled);
+    r.set_error(ok ? "" : "boom");
+    ASSERT_TRUE(coordinator_->FinishAssignment(r).ok());
+  }
+
+  FakeClock clock_;
+  CoordinatorOptions options_;
+  std::unique_ptr<Coordinator> coordinator_;
+};
+
+TEST_F(CoordinatorTest, RejectsBadSpecsNamingTheField) {
+  JobSpec spec = Spec(1);
+  spec.mutable_data()->set_batch_size(0);
+  auto job = coordinator_->SubmitJob(spec);
+  EXPECT_EQ(job.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(job.status().message(), HasSubstr("batch_size"));
+
+  spec = Spec(1);
+  spec.mutable_data()->set_path("no/such/dir");
+  EXPECT_EQ(coordinator_->SubmitJob(spec).status().code(), absl::StatusCode::kNotFound);
+
+  spec = Spec(1);
+  spec.mutable_data()->set_batch_size(1000000);
+  job = coordinator_->SubmitJob(spec);
+  EXPECT_EQ(job.status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_THAT(job.status().message(), HasSubstr("train.txt"));
+  EXPECT_TRUE(coordinator_->ListJobs().empty());
+  EXPECT_EQ(coordinator_->GetJob("job-9").status().code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(coordinator_->GetJob("").status().code(), absl::StatusCode::kInvalidArgument);
+}
+
+TEST_F(CoordinatorTest, JobWaitsForWorkersThenRunsToSuccess) {
+  auto job = coordinator_->SubmitJob(Spec(2));
+  ASSERT_TRUE(job.ok()) << job.status();
+  EXPECT_EQ(job->state(), QUEUED);
+  EXPECT_THAT(job->message(), HasSubstr("waiting for 2 free worker(s): 0 free"));
+
+  WorkerRef w0 = AddWorker("w0");
+  EXPECT_THAT(coordinator_->GetJob(job->id())->message(), HasSubstr("1 free of 1"));
+  WorkerRef w1 = AddWorker("w1");
+  EXPECT_EQ(coordinator_->GetJob(job->id())->state(), RUNNING);
+
+  auto c0 = Poll(w0);
+  auto c1 = Poll(w1);
+  ASSERT_TRUE(c0 && c0->has_assign());
+  ASSERT_TRUE(c1 && c1->has_assign());
+  const Assignment& a0 = c0->assign();
+  const Assignment& a1 = c1->assign();
+  EXPECT_EQ(a0.attempt().rank(), 0);
+  EXPECT_EQ(a1.attempt().rank(), 1);
+  EXPECT_EQ(a0.world_size(), 2);
+  EXPECT_EQ(a0.train_tokens(), a1.train_tokens());
+  EXPECT_EQ(a0.train_tokens() % 4, 0);
+  EXPECT_GT(a0.vocabulary_size(), 100);
+  EXPECT_FALSE(Poll(w0).has_value());
+
+  // Shards are the ranks' contiguous slices.
+  DownloadShardRequest shard;
+  *shard.mutable_worker() = w1;
+  *shard.mutable_attempt() = a1.attempt();
+  shard.set_split(TRAIN);
+  auto bytes = coordinator_->Shard(shard);
+  ASSERT_TRUE(bytes.ok());
+  EXPECT_EQ(static_cast<int64_t>((*bytes)->size()), a1.train_tokens() * 4);
+  *shard.mutable_worker() = w0;  // w0 is not rank 1.
+  EXPECT_EQ(coordinator_->Shard(shard).status().code(), absl::StatusCode::kAborted);
+
+  // Metrics are combined once both ranks report.
+  ReportMetricsRequest m;
+  *m.mutable_worker() = w0;
+  *m.mutable_attempt() = a0.attempt();
+  m.mutable_metrics()->set_epoch(1);
+  m.mutable_metrics()->set_batch(9);
+  m.mutable_metrics()->set_loss(2.0);
+  m.mutable_metrics()->set_tokens_per_second(100);
+  ASSERT_TRUE(coordinator_->ReportMetrics(m).ok());
+  EXPECT_FALSE(coordinator_->GetJob(job->id())->has_last_training());
+  *m.mutable_worker() = w1;
+  *m.mutable_attempt() = a1.attempt();
+  m.mutable_metrics()->set_loss(4.0);
+  ASSERT_TRUE(coordinator_->ReportMetrics(m).ok());
+  Job now = *coordinator_->GetJob(job->id());
+  EXPECT_DOUBLE_EQ(now.last_training().loss(), 3.0);
+  EXPECT_DOUBLE_EQ(now.last_training().ppl(), std::exp(3.0));
+  EXPECT_DOUBLE_EQ(now.last_training().tokens_per_second(), 200);
+
+  // Validation combines sums exactly: (100 + 900) / (100 + 300) = 2.5.
+  const double lr = now.spec().optimizer().lr();
+  EvaluationDecision d = EvalBoth(w0, a0, w1, a1, VALID, 1, 100, 900);
+  EXPECT_DOUBLE_EQ(d.loss(), 2.5);
+  EXPECT_EQ(d.tokens(), 400);
+  EXPECT_TRUE(d.best());
+  EXPECT_DOUBLE_EQ(d.lr(), lr);
+  auto info = coordinator_->UploadCheckpoint(w0, a0.attempt(), CheckpointBytes(Spec(2), 2, 10, lr, 2.5, 2.5));
+  ASSERT_TRUE(info.ok()) << info.status();
+  EXPECT_EQ(info->id(), "e0002-s00000010");
+  EXPECT_TRUE(info->best());
+  // Only rank 0 uploads; damaged bytes are DATA_LOSS.
+  EXPECT_EQ(coordinator_->UploadCheckpoint(w1, a1.attempt(), CheckpointBytes(Spec(2), 2, 10, lr, 2.5, 2.5))
+                .status()
+                .code(),
+            absl::StatusCode::kInvalidArgument);
+  std::string damaged = CheckpointBytes(Spec(2), 2, 11, lr, 2.5, 2.5);
+  damaged[damaged.size() / 2] ^= 1;
+  EXPECT_EQ(coordinator_->UploadCheckpoint(w0, a0.attempt(), damaged).status().code(),
+            absl::StatusCode::kDataLoss);
+
+  // Epoch 2 does not improve: the learning rate anneals by anneal_factor.
+  d = EvalBoth(w0, a0, w1, a1, VALID, 2, 200, 900);
+  EXPECT_FALSE(d.best());
+  EXPECT_DOUBLE_EQ(d.lr(), lr / now.spec().optimizer().anneal_factor());
+  ASSERT_TRUE(coordinator_->UploadCheckpoint(w0, a0.attempt(),
+                                             CheckpointBytes(Spec(2), 3, 20, d.lr(), 2.75, 2.5))
+                  .ok());
+  // keep_last 1 plus the best: both are kept.
+  auto kept = *coordinator_->ListCheckpoints(job->id());
+  ASSERT_EQ(kept.size(), 2u);
+  EXPECT_TRUE(kept[0].best());
+  EXPECT_FALSE(kept[1].best());
+
+  d = EvalBoth(w0, a0, w1, a1, TEST, 2, 100, 500);
+  EXPECT_DOUBLE_EQ(d.loss(), 1.5);
+  Finish(w0, a0);
+  EXPECT_EQ(coordinator_->GetJob(job->id())->state(), RUNNING);
+  Finish(w1, a1);
+  now = *coordinator_->GetJob(job->id());
+  EXPECT_EQ(now.state(), SUCCEEDED);
+  EXPECT_DOUBLE_EQ(now.test_ppl(), std::exp(1.5));
+  EXPECT_DOUBLE_EQ(now.best_val_ppl(), std::exp(2.5));
+
+  bool finished = false;
+  auto events = coordinator_->WaitForEvents(job->id(), 0, absl::InfinitePast(), &finished);
+  ASSERT_TRUE(events.ok());
+  EXPECT_TRUE(finished);
+  int epochs = 0, checkpoints = 0, tests = 0, trainings = 0;
+  for (const JobEvent& e : *events) {
+    epochs += e.has_epoch();
+    checkpoints += e.has_checkpoint();
+    tests += e.has_test();
+    trainings += e.has_training();
+  }
+  EXPECT_EQ(epochs, 2);
+  EXPECT_EQ(checkpoints, 2);
+  EXPECT_EQ(tests, 1);
+  EXPECT_EQ(trainings, 1);
+  EXPECT_EQ(events->back().state().state(), SUCCEEDED);
+
+  // Generate samples from the best checkpoint... which holds no real model here.
+  GenerateRequest g;
+  g.set_job_id(job->id());
+  g.set_words(0);
+  EXPECT_EQ(coordinator_->Generate(g).status().code(), absl::StatusCode::kInvalidArgument);
+
+  // The workers are free again; state survives a restart of the coordinator.
+  EXPECT_EQ(coordinator_->ListWorkers()[0].state(), IDLE);
+  coordinator_.reset();
+  coordinator_ = *Coordinator::Create(options_, &clock_);
+  now = *coordinator_->GetJob(job->id());
+  EXPECT_EQ(now.state(), SUCCEEDED);
+  EXPECT_EQ(coordinator_->ListCheckpoints(job->id())->size(), 2u);
+  EXPECT_EQ(coordinator_->SubmitJob(Spec(1))->id(), "job-2");
+}
+
+TEST_F(CoordinatorTest, MissedHeartbeatsFailTheAttemptAndCancelThePeers) {
+  WorkerRef w0 = AddWorker("w0");
+  WorkerRef w1 = AddWorker("w1");
+  auto job = coordinator_->SubmitJob(Spec(2));
+  ASSERT_TRUE(job.ok());
+  auto a0 = Poll(w0)->assign();
+  auto a1 = Poll(w1)->assign();
+  clock_.Advance(absl::Seconds(8));
+  ASSERT_TRUE(coordinator_->Heartbeat(w0).ok());
+  clock_.Advance(absl::Seconds(3));
+  coordinator_->CheckHeartbeats();
+  // w1 is dead: its calls are ABORTED, and w0 is told to stop.
+  EXPECT_EQ(coordinator_->Heartbeat(w1).code(), absl::StatusCode::kAborted);
+  auto cancel = Poll(w0);
+  ASSERT_TRUE(cancel && cancel->has_cancel());
+  EXPECT_EQ(cancel->cancel().job_id(), job->id());
+  // A blocked evaluation barrier gives up with ABORTED instead of hanging.
+  EXPECT_EQ(coordinator_->ReportEvaluation(Eval(w0, a0, VALID, 1, 1, 1), absl::InfiniteFuture())
+                .status()
+                .code(),
+            absl::StatusCode::kAborted);
+  Finish(w0, a0, false, true);
+  Job now = *coordinator_->GetJob(job->id());
+  EXPECT_EQ(now.state(), FAILED);
+  EXPECT_THAT(now.message(), HasSubstr("'w1' (rank 1) stopped heartbeating"));
+  // A late report from the dead rank's attempt is refused.
+  ReportMetricsRequest m;
+  *m.mutable_worker() = w0;
+  *m.mutable_attempt() = a0.attempt();
+  EXPECT_EQ(coordinator_->ReportMetrics(m).code(), absl::StatusCode::kAborted);
+  (void)a1;
+}
+
+TEST_F(CoordinatorTest, RestartedWorkerFailsItsAttempt) {
+  WorkerRef w0 = AddWorker("w0", 1);
+  auto job = coordinator_->SubmitJob(Spec(1));
+  auto a0 = Poll(w0)->assign();
+  WorkerRef again = AddWorker("w0", 2);
+  EXPECT_EQ(coordinator_->Heartbeat(w0).code(), absl::StatusCode::kAborted);
+  Job now = *coordinator_->GetJob(job->id());
+  EXPECT_EQ(now.state(), FAILED);
+  EXPECT_THAT(now.message(), HasSubstr("restarted"));
+  // The new incarnation is idle and takes the next job.
+  auto job2 = coordinator_->SubmitJob(Spec(1));
+  EXPECT_EQ(coordinator_->GetJob(job2->id())->state(), RUNNING);
+  (void)a0;
+  (void)again;
+}
+
+TEST_F(CoordinatorTest, CancelQueuedAndRunningJobs) {
+  auto queued = coordinator_->SubmitJob(Spec(3));
+  ASSERT_TRUE(queued.ok());
+  EXPECT_EQ(coordinator_->CancelJob(queued->id())->state(), CANCELLED);
+  EXPECT_EQ(coordinator_->CancelJob(queued->id()).status().code(), absl::StatusCode::kFailedPrecondition);
+
+  WorkerRef w0 = AddWorker("w0");
+  auto job = coordinator_->SubmitJob(Spec(1));
+  auto a0 = Poll(w0)->assign();
+  EXPECT_EQ(coordinator_->CancelJob(job->id())->state(), RUNNING);
+  auto cancel = Poll(w0);
+  ASSERT_TRUE(cancel && cancel->has_cancel());
+  Finish(w0, a0, false, true);
+  EXPECT_EQ(coordinator_->GetJob(job->id())->state(), CANCELLED);
+  // No checkpoint: nothing to resume from.
+  ResumeJobRequest resume;
+  resume.set_job_id(job->id());
+  EXPECT_EQ(coordinator_->ResumeJob(resume).status().code(), absl::StatusCode::kFailedPrecondition);
+}
+
+TEST_F(CoordinatorTest, ResumeStartsANewAttemptFromTheCheckpoint) {
+  WorkerRef w0 = AddWorker("w0");
+  auto job = coordinator_->SubmitJob(Spec(1, 1));
+  auto a0 = Poll(w0)->assign();
+  ASSERT_TRUE(coordinator_->UploadCheckpoint(w0, a0.attempt(), CheckpointBytes(Spec(1), 2, 10, 5.0, 2.0, 2.0)).ok());
+  ASSERT_TRUE(coordinator_->CancelJob(job->id()).ok());
+  Poll(w0);
+  Finish(w0, a0, false, true);
+
+  ResumeJobRequest resume;
+  resume.set_job_id(job->id());
+  resume.set_checkpoint_id("nope");
+  EXPECT_EQ(coordinator_->ResumeJob(resume).status().code(), absl::StatusCode::kNotFound);
+  resume.clear_checkpoint_id();
+  resume.set_epochs(3);
+  auto resumed = coordinator_->ResumeJob(resume);
+  ASSERT_TRUE(resumed.ok()) << resumed.status();
+  EXPECT_EQ(resumed->state(), RUNNING);
+  EXPECT_EQ(resumed->attempt(), 2);
+  EXPECT_EQ(resumed->spec().schedule().epochs(), 3);
+  auto a = Poll(w0)->assign();
+  EXPECT_EQ(a.resume_checkpoint_id(), "e0002-s00000010");
+  EXPECT_EQ(a.spec().schedule().epochs(), 3);
+  // The old attempt's calls are refused; the new one's lr comes from the checkpoint.
+  EXPECT_EQ(coordinator_->ReportEvaluation(Eval(w0, a0, VALID, 2, 3, 1), absl::InfinitePast()).status().code(),
+            absl::StatusCode::kAborted);
+  auto d = coordinator_->ReportEvaluation(Eval(w0, a, VALID, 2, 3, 1), absl::InfinitePast());
+  ASSERT_TRUE(d.ok());
+  EXPECT_FALSE(d->best());  // 3.0 is worse than the checkpoint's best 2.0.
+  EXPECT_DOUBLE_EQ(d->lr(), 5.0 / 4.0);
+  EXPECT_TRUE(coordinator_->CheckpointPath(job->id(), "e0002-s00000010").ok());
+  EXPECT_EQ(coordinator_->CheckpointPath(job->id(), "x").status().code(), absl::StatusCode::kNotFound);
+}
+
+TEST_F(CoordinatorTest, JobsQueueInOrder) {
+  WorkerRef w0 = AddWorker("w0");
+  auto big = coordinator_->SubmitJob(Spec(2));
+  auto small = coordinator_->SubmitJob(Spec(1));
+  EXPECT_EQ(coordinator_->GetJob(small->id())->state(), QUEUED);
+  EXPECT_THAT(coordinator_->GetJob(small->id())->message(), HasSubstr("waiting behind " + big->id()));
+  ASSERT_TRUE(coordinator_->CancelJob(big->id()).ok());
+  EXPECT_EQ(coordinator_->GetJob(small->id())->state(), RUNNING);
+}
+
+}  // namespace
+}  // namespace ddlm
