@@ -111,7 +111,8 @@ absl::StatusOr<EpochSummary> Trainer::TrainEpoch(const torch::Tensor& data,
       }
     }
     const int64_t tokens = batch.targets.numel();
-    interval_loss += loss.item<double>();
+    last_step_loss_ = loss.item<double>();
+    interval_loss += last_step_loss_;
     interval_tokens += tokens;
     summary.batches += 1;
     summary.tokens += tokens;

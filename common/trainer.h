@@ -103,6 +103,8 @@ class Trainer {
   void set_lr(double lr);
   std::optional<double> best_val_loss() const { return best_val_loss_; }
   const TrainingPosition& position() const { return position_; }
+  // Mean training loss of the most recent step (NaN before the first).
+  double last_step_loss() const { return last_step_loss_; }
   int64_t num_parameters() const;
 
  private:
@@ -120,6 +122,7 @@ class Trainer {
   std::optional<double> best_val_loss_;
   std::optional<double> last_val_loss_;
   TrainingPosition position_;
+  double last_step_loss_ = std::numeric_limits<double>::quiet_NaN();
   GradientReducer reducer_;
   IntervalCallback on_interval_;
   StepCallback on_step_;

@@ -506,6 +506,9 @@ absl::Status Coordinator::StartAttemptLocked(JobEntry& job, const std::vector<Wo
     *a.mutable_spec() = spec;
     for (const std::string& word : job.data->dictionary.words()) a.add_vocabulary(word);
     a.set_resume_checkpoint_id(job.resume_checkpoint);
+    for (const CheckpointInfo& c : job.record.checkpoints()) {
+      if (c.best()) a.set_best_checkpoint_id(c.id());
+    }
     a.set_store_prefix(prefix);
     a.set_train_tokens(static_cast<int64_t>(attempt.shards[r][0]->size() / 4));
     a.set_valid_tokens(static_cast<int64_t>(attempt.shards[r][1]->size() / 4));
@@ -716,6 +719,12 @@ absl::StatusOr<EvaluationDecision> Coordinator::ReportEvaluation(
            job->attempt->evaluations[key].decision.has_value();
   };
   mu_.AwaitWithDeadline(absl::Condition(&ready), deadline);
+  // A decided round is answered even if a cancel came later, so that every rank sees
+  // the same outcome and takes the same next collective step.
+  if (job->attempt && job->attempt->number == number && !job->attempt->ended &&
+      job->attempt->evaluations[key].decision.has_value()) {
+    return *job->attempt->evaluations[key].decision;
+  }
   if (!job->attempt || job->attempt->number != number || job->attempt->ended ||
       job->attempt->cancel_requested || !job->attempt->failure.empty() || shutdown_) {
     return absl::AbortedError(absl::StrCat("job '", request.attempt().job_id(), "' attempt ",
@@ -758,7 +767,7 @@ absl::StatusOr<CheckpointInfo> Coordinator::UploadCheckpoint(const WorkerRef& wo
   }
   if (h.has_best_val_loss()) info.set_best_val_loss(h.best_val_loss());
   info.set_size_bytes(bytes.size());
-  info.set_crc32(Crc32(bytes));
+  info.set_crc32(Crc32(absl::string_view(bytes).substr(0, bytes.size() - 4)));  // = the file's trailer.
   info.set_created_unix_seconds(h.created_unix_seconds());
   info.set_attempt(ref.attempt());
   DDLM_RETURN_IF_ERROR(store_.WriteCheckpoint(job_id, info.id(), bytes));

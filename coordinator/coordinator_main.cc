@@ -1,0 +1,109 @@
+// ddlm_coordinator: the control plane. Serves ddlm.JobService (users, grpcurl) and
+// ddlm.WorkerService (workers) on one port, with gRPC server reflection on, and keeps
+// jobs, metrics and checkpoints in --state_dir.
+//
+//   ddlm_coordinator --port 50051 --state_dir /var/lib/ddlm
+//
+// Prints "ddlm_coordinator listening on HOST:PORT" once serving (with --port 0, the
+// port the system chose). SIGINT or SIGTERM shuts down cleanly.
+
+#include <glog/logging.h>
+#include <grpcpp/ext/proto_server_reflection_plugin.h>
+#include <grpcpp/grpcpp.h>
+#include <signal.h>
+
+#include <cstdio>
+#include <thread>
+
+#include "absl/flags/flag.h"
+#include "absl/strings/str_cat.h"
+#include "absl/synchronization/notification.h"
+#include "common/cli.h"
+#include "common/clock.h"
+#include "coordinator/coordinator.h"
+#include "coordinator/rpc/services.h"
+
+ABSL_FLAG(std::string, host, "0.0.0.0", "Address to listen on.");
+ABSL_FLAG(int32_t, port, 50051, "Port to listen on (0: any free port, printed at start).");
+ABSL_FLAG(std::string, state_dir, "ddlm_state", "Directory for job records and checkpoints.");
+ABSL_FLAG(int32_t, heartbeat_interval_ms, 1000, "How often workers heartbeat.");
+ABSL_FLAG(int32_t, heartbeat_timeout_ms, 15000,
+          "A worker silent this long is declared dead and its job attempt fails.");
+
+namespace {
+
+constexpr char kUsage[] =
+    "ddlm_coordinator [--host H] [--port P] [--state_dir DIR]: the ddlm control plane";
+
+int Fail(const absl::Status& status) {
+  std::fprintf(stderr, "ddlm_coordinator: %s\n", status.ToString().c_str());
+  return 1;
+}
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  ddlm::ParseFlagsOrExit(argc, argv, "ddlm_coordinator", kUsage);
+  google::InitGoogleLogging(argv[0]);
+  FLAGS_logtostderr = true;
+  if (absl::GetFlag(FLAGS_port) < 0 || absl::GetFlag(FLAGS_port) > 65535) {
+    return Fail(absl::InvalidArgumentError(
+        absl::StrCat("--port must be in [0, 65535], got ", absl::GetFlag(FLAGS_port))));
+  }
+  if (absl::GetFlag(FLAGS_heartbeat_interval_ms) < 1 ||
+      absl::GetFlag(FLAGS_heartbeat_timeout_ms) <= absl::GetFlag(FLAGS_heartbeat_interval_ms)) {
+    return Fail(absl::InvalidArgumentError(
+        "--heartbeat_timeout_ms must exceed --heartbeat_interval_ms, which must be >= 1"));
+  }
+
+  // Signals are taken synchronously by the main thread (sigwait below); block them
+  // before any other thread starts so that they all inherit the mask.
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+
+  ddlm::RealClock clock;
+  ddlm::CoordinatorOptions options;
+  options.state_dir = absl::GetFlag(FLAGS_state_dir);
+  options.heartbeat_interval = absl::Milliseconds(absl::GetFlag(FLAGS_heartbeat_interval_ms));
+  options.heartbeat_timeout = absl::Milliseconds(absl::GetFlag(FLAGS_heartbeat_timeout_ms));
+  absl::StatusOr<std::unique_ptr<ddlm::Coordinator>> coordinator =
+      ddlm::Coordinator::Create(options, &clock);
+  if (!coordinator.ok()) return Fail(coordinator.status());
+
+  ddlm::JobServiceImpl job_service(coordinator->get());
+  ddlm::WorkerServiceImpl worker_service(coordinator->get());
+  grpc::reflection::InitProtoReflectionServerBuilderPlugin();
+  grpc::ServerBuilder builder;
+  int port = 0;
+  const std::string address = absl::StrCat(absl::GetFlag(FLAGS_host), ":", absl::GetFlag(FLAGS_port));
+  builder.AddListeningPort(address, grpc::InsecureServerCredentials(), &port);
+  builder.RegisterService(&job_service);
+  builder.RegisterService(&worker_service);
+  builder.SetMaxReceiveMessageSize(64 << 20);
+  builder.SetMaxSendMessageSize(64 << 20);
+  std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
+  if (server == nullptr || port == 0) {
+    return Fail(absl::UnavailableError(absl::StrCat("cannot listen on ", address)));
+  }
+  std::printf("ddlm_coordinator listening on %s:%d (state in %s)\n",
+              absl::GetFlag(FLAGS_host).c_str(), port, options.state_dir.c_str());
+  std::fflush(stdout);
+
+  absl::Notification stopping;
+  std::thread sweeper([&] {
+    while (!stopping.WaitForNotificationWithTimeout(options.heartbeat_interval)) {
+      (*coordinator)->CheckHeartbeats();
+    }
+  });
+  int sig = 0;
+  sigwait(&signals, &sig);
+  LOG(INFO) << "signal " << sig << ": shutting down";
+  stopping.Notify();
+  (*coordinator)->Shutdown();
+  server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(2));
+  sweeper.join();
+  return 0;
+}

@@ -1,0 +1,74 @@
+#ifndef DDLM_COORDINATOR_RPC_SERVICES_H_
+#define DDLM_COORDINATOR_RPC_SERVICES_H_
+
+// gRPC adapters: each handler translates a request into a Coordinator call and the
+// absl::Status back (common/grpc_status.h). No logic lives here.
+//
+// Threading: gRPC's synchronous server runs each call on its own thread; the
+// Coordinator is thread-safe. Streaming handlers poll the Coordinator with short
+// deadlines so that they notice a client that went away (context->IsCancelled()).
+
+#include <grpcpp/grpcpp.h>
+
+#include "coordinator/coordinator.h"
+#include "proto/job_service.grpc.pb.h"
+#include "proto/worker_service.grpc.pb.h"
+
+namespace ddlm {
+
+// Checkpoints, shards and checkpoint downloads move in chunks of this size, well
+// under gRPC's default 4 MiB message limit.
+inline constexpr size_t kChunkBytes = 1 << 20;
+
+class JobServiceImpl final : public JobService::Service {
+ public:
+  explicit JobServiceImpl(Coordinator* coordinator /* not owned */) : c_(coordinator) {}
+
+  grpc::Status SubmitJob(grpc::ServerContext*, const SubmitJobRequest*, Job*) override;
+  grpc::Status GetJob(grpc::ServerContext*, const GetJobRequest*, Job*) override;
+  grpc::Status ListJobs(grpc::ServerContext*, const ListJobsRequest*, ListJobsResponse*) override;
+  grpc::Status WatchJob(grpc::ServerContext*, const WatchJobRequest*,
+                        grpc::ServerWriter<JobEvent>*) override;
+  grpc::Status CancelJob(grpc::ServerContext*, const CancelJobRequest*, Job*) override;
+  grpc::Status ResumeJob(grpc::ServerContext*, const ResumeJobRequest*, Job*) override;
+  grpc::Status ListCheckpoints(grpc::ServerContext*, const ListCheckpointsRequest*,
+                               ListCheckpointsResponse*) override;
+  grpc::Status Generate(grpc::ServerContext*, const GenerateRequest*, GenerateResponse*) override;
+  grpc::Status ListWorkers(grpc::ServerContext*, const ListWorkersRequest*,
+                           ListWorkersResponse*) override;
+
+ private:
+  Coordinator* c_;
+};
+
+class WorkerServiceImpl final : public WorkerService::Service {
+ public:
+  explicit WorkerServiceImpl(Coordinator* coordinator /* not owned */) : c_(coordinator) {}
+
+  grpc::Status Register(grpc::ServerContext*, const RegisterRequest*, RegisterResponse*) override;
+  grpc::Status Heartbeat(grpc::ServerContext*, const HeartbeatRequest*, HeartbeatResponse*) override;
+  grpc::Status StreamCommands(grpc::ServerContext*, const StreamCommandsRequest*,
+                              grpc::ServerWriter<WorkerCommand>*) override;
+  grpc::Status KeySet(grpc::ServerContext*, const KeySetRequest*, KeySetResponse*) override;
+  grpc::Status KeyGet(grpc::ServerContext*, const KeyGetRequest*, KeyGetResponse*) override;
+  grpc::Status KeyWait(grpc::ServerContext*, const KeyWaitRequest*, KeyWaitResponse*) override;
+  grpc::Status DownloadShard(grpc::ServerContext*, const DownloadShardRequest*,
+                             grpc::ServerWriter<DataChunk>*) override;
+  grpc::Status DownloadCheckpoint(grpc::ServerContext*, const DownloadCheckpointRequest*,
+                                  grpc::ServerWriter<DataChunk>*) override;
+  grpc::Status ReportMetrics(grpc::ServerContext*, const ReportMetricsRequest*,
+                             ReportMetricsResponse*) override;
+  grpc::Status ReportEvaluation(grpc::ServerContext*, const ReportEvaluationRequest*,
+                                EvaluationDecision*) override;
+  grpc::Status UploadCheckpoint(grpc::ServerContext*, grpc::ServerReader<CheckpointChunk>*,
+                                CheckpointInfo*) override;
+  grpc::Status FinishAssignment(grpc::ServerContext*, const FinishAssignmentRequest*,
+                                FinishAssignmentResponse*) override;
+
+ private:
+  Coordinator* c_;
+};
+
+}  // namespace ddlm
+
+#endif  // DDLM_COORDINATOR_RPC_SERVICES_H_

@@ -1,0 +1,57 @@
+#ifndef DDLM_WORKER_COLLECTIVES_COLLECTIVE_H_
+#define DDLM_WORKER_COLLECTIVES_COLLECTIVE_H_
+
+// The collectives a data-parallel worker needs, behind one small interface (after
+// c10d's ProcessGroup): Gloo over TCP for CPU tensors (gloo_collective.h) and NCCL for
+// CUDA tensors (nccl_collective.h, built only with --config=cuda). Both rendezvous
+// through a KeyValueStore (common/key_value_store.h) that the coordinator serves.
+//
+// Contract: every rank calls the same collectives in the same order with tensors of
+// the same shapes and dtypes; a rank that skips one makes the others time out.
+// Tensors must be contiguous and on the collective's device. Errors (a peer gone, a
+// timeout) come back as absl::Status; no exception escapes.
+//
+// Threading: a Collective is used from one thread at a time.
+
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <torch/torch.h>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "common/key_value_store.h"
+
+namespace ddlm {
+
+class Collective {
+ public:
+  virtual ~Collective() = default;
+  virtual int rank() const = 0;
+  virtual int world_size() const = 0;
+  // Sums `tensor` (float32) over all ranks, in place, on every rank.
+  virtual absl::Status AllReduceSum(torch::Tensor& tensor) = 0;
+  // Copies root's `tensor` into every other rank's `tensor`, in place.
+  virtual absl::Status Broadcast(torch::Tensor& tensor, int root) = 0;
+  // Returns [world_size, ...tensor.sizes()]: every rank's `tensor`, in rank order.
+  // Any dtype (copied as bytes).
+  virtual absl::StatusOr<torch::Tensor> AllGather(const torch::Tensor& tensor) = 0;
+  virtual absl::Status Barrier() = 0;
+};
+
+struct CollectiveOptions {
+  int rank = 0;
+  int world_size = 1;
+  // Keys this group uses in the store start with this (one prefix per job attempt).
+  std::string store_prefix;
+  // The address peers connect to for this rank (Gloo's TCP device binds to it).
+  std::string host = "127.0.0.1";
+  // Bound on connecting and on every collective; a dead peer surfaces as an error.
+  absl::Duration timeout = absl::Minutes(5);
+};
+
+}  // namespace ddlm
+
+#endif  // DDLM_WORKER_COLLECTIVES_COLLECTIVE_H_

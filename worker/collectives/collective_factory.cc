@@ -1,0 +1,28 @@
+#include "worker/collectives/collective_factory.h"
+
+#include "absl/strings/numbers.h"
+#include "absl/strings/str_cat.h"
+#include "absl/strings/string_view.h"
+#include "absl/strings/strip.h"
+#include "worker/collectives/gloo_collective.h"
+#include "worker/collectives/nccl_collective.h"
+
+namespace ddlm {
+
+absl::StatusOr<std::unique_ptr<Collective>> CreateCollective(const std::string& device,
+                                                             const CollectiveOptions& options,
+                                                             KeyValueStore* store) {
+  if (device == "cpu") return CreateGlooCollective(options, store);
+  absl::string_view index = device;
+  int cuda_device = -1;
+  // SimpleAtoi accepts signs and spaces; insist on plain digits.
+  if (absl::ConsumePrefix(&index, "cuda:") && !index.empty() &&
+      index.find_first_not_of("0123456789") == absl::string_view::npos &&
+      absl::SimpleAtoi(index, &cuda_device)) {
+    return CreateNcclCollective(options, store, cuda_device);
+  }
+  return absl::InvalidArgumentError(
+      absl::StrCat("collective device '", device, "' is neither \"cpu\" nor \"cuda:N\""));
+}
+
+}  // namespace ddlm

@@ -1,0 +1,78 @@
+#ifndef DDLM_WORKER_COORDINATOR_CLIENT_H_
+#define DDLM_WORKER_COORDINATOR_CLIENT_H_
+
+// Everything a worker asks of the coordinator, behind an interface so that the
+// worker's logic (job_runner.h) runs against a fake in tests. The gRPC implementation
+// is worker/rpc/grpc_coordinator_client.h. Error codes are the WorkerService's (see
+// proto/worker_service.proto).
+//
+// Threading: implementations are thread-safe (the heartbeat thread, the command
+// reader and the job runner call one client concurrently).
+
+#include <memory>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "absl/time/time.h"
+#include "common/key_value_store.h"
+#include "proto/worker_service.pb.h"
+
+namespace ddlm {
+
+// A worker's open command stream.
+class CommandStream {
+ public:
+  virtual ~CommandStream() = default;
+  // Blocks for the next command; false when the stream ended (then call Finish).
+  virtual bool Next(WorkerCommand* command) = 0;
+  virtual absl::Status Finish() = 0;
+  // Makes a blocked Next return false (from another thread).
+  virtual void Cancel() = 0;
+};
+
+class CoordinatorClient {
+ public:
+  virtual ~CoordinatorClient() = default;
+  virtual absl::StatusOr<RegisterResponse> Register(const RegisterRequest& request) = 0;
+  virtual absl::Status Heartbeat(const WorkerRef& worker) = 0;
+  virtual std::unique_ptr<CommandStream> StreamCommands(const WorkerRef& worker) = 0;
+  virtual absl::Status KeySet(const WorkerRef& worker, const std::string& key,
+                              const std::string& value) = 0;
+  virtual absl::StatusOr<std::string> KeyGet(const WorkerRef& worker, const std::string& key) = 0;
+  virtual absl::Status KeyWait(const WorkerRef& worker, const std::vector<std::string>& keys,
+                               absl::Duration timeout) = 0;
+  // The whole object, reassembled from chunks and checked against its CRC-32.
+  virtual absl::StatusOr<std::string> DownloadShard(const DownloadShardRequest& request) = 0;
+  virtual absl::StatusOr<std::string> DownloadCheckpoint(const DownloadCheckpointRequest& request) = 0;
+  virtual absl::Status ReportMetrics(const ReportMetricsRequest& request) = 0;
+  virtual absl::StatusOr<EvaluationDecision> ReportEvaluation(const ReportEvaluationRequest& request,
+                                                              absl::Duration timeout) = 0;
+  virtual absl::StatusOr<CheckpointInfo> UploadCheckpoint(const WorkerRef& worker,
+                                                          const AttemptRef& attempt,
+                                                          const std::string& bytes) = 0;
+  virtual absl::Status FinishAssignment(const FinishAssignmentRequest& request) = 0;
+};
+
+// The coordinator's rendezvous store as a KeyValueStore, for the collectives.
+class CoordinatorKeyValueStore : public KeyValueStore {
+ public:
+  CoordinatorKeyValueStore(CoordinatorClient* client /* not owned */, WorkerRef worker)
+      : client_(client), worker_(std::move(worker)) {}
+  absl::Status Set(const std::string& key, const std::string& value) override {
+    return client_->KeySet(worker_, key, value);
+  }
+  absl::StatusOr<std::string> Get(const std::string& key) override {
+    return client_->KeyGet(worker_, key);
+  }
+  absl::Status Wait(const std::vector<std::string>& keys, absl::Duration timeout) override {
+    return client_->KeyWait(worker_, keys, timeout);
+  }
+
+ private:
+  CoordinatorClient* client_;
+  WorkerRef worker_;
+};
+
+}  // namespace ddlm
+
+#endif  // DDLM_WORKER_COORDINATOR_CLIENT_H_

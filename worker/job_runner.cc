@@ -1,0 +1,243 @@
+#include "worker/job_runner.h"
+
+#include <glog/logging.h>
+
+#include <chrono>
+#include <cmath>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "common/batching.h"
+#include "common/checkpoint.h"
+#include "common/corpus.h"
+#include "common/status_macros.h"
+#include "common/threading.h"
+#include "common/trainer.h"
+#include "worker/gradient_reducer.h"
+#include "worker/rank_state.h"
+
+namespace ddlm {
+namespace {
+
+std::vector<int64_t> DecodeTokens(const std::string& bytes) {
+  std::vector<int64_t> ids(bytes.size() / 4);
+  const auto* p = reinterpret_cast<const unsigned char*>(bytes.data());
+  for (size_t i = 0; i < ids.size(); ++i) {
+    ids[i] = static_cast<int64_t>(static_cast<uint32_t>(p[4 * i]) |
+                                  (static_cast<uint32_t>(p[4 * i + 1]) << 8) |
+                                  (static_cast<uint32_t>(p[4 * i + 2]) << 16) |
+                                  (static_cast<uint32_t>(p[4 * i + 3]) << 24));
+  }
+  return ids;
+}
+
+}  // namespace
+
+struct JobRunner::State {
+  std::unique_ptr<Collective> collective;
+  std::unique_ptr<GradientAllReducer> reducer;
+};
+
+JobRunner::JobRunner(Assignment assignment, WorkerRef worker, CoordinatorClient* client,
+                     JobRunnerOptions options, CollectiveFactory collective_factory)
+    : assignment_(std::move(assignment)),
+      worker_(std::move(worker)),
+      client_(client),
+      options_(std::move(options)),
+      collective_factory_(std::move(collective_factory)) {}
+
+JobRunner::~JobRunner() = default;
+
+std::string JobRunner::Who() const {
+  return absl::StrCat("[", assignment_.attempt().job_id(), " attempt ",
+                      assignment_.attempt().attempt(), " rank ", assignment_.attempt().rank(), "/",
+                      assignment_.world_size(), " ", worker_.worker_id(), "#",
+                      worker_.incarnation(), "] ");
+}
+
+void JobRunner::RequestStop() {
+  stop_requested_ = true;
+  if (State* s = state_.load(); s != nullptr && s->reducer != nullptr) s->reducer->RequestStop();
+}
+
+absl::Status JobRunner::Run() {
+  State state;
+  absl::Status status = RunLocked(state);
+  state_ = nullptr;
+  return status;
+}
+
+absl::Status JobRunner::RunLocked(State& state) {
+  const JobSpec& spec = assignment_.spec();
+  const AttemptRef& attempt = assignment_.attempt();
+  const int rank = attempt.rank();
+  const int world = assignment_.world_size();
+  ConfigureThreads(spec.schedule().threads());
+
+  // ---- Data: this rank's slices, from the coordinator.
+  std::vector<int64_t> splits[3];
+  for (int split = TRAIN; split <= TEST; ++split) {
+    DownloadShardRequest request;
+    *request.mutable_worker() = worker_;
+    *request.mutable_attempt() = attempt;
+    request.set_split(static_cast<Split>(split));
+    DDLM_ASSIGN_OR_RETURN(std::string bytes, client_->DownloadShard(request));
+    splits[split - TRAIN] = DecodeTokens(bytes);
+  }
+  torch::Tensor train = Batchify(splits[0], spec.data().batch_size());
+  torch::Tensor valid = Batchify(splits[1], spec.data().eval_batch_size());
+  torch::Tensor test = Batchify(splits[2], spec.data().eval_batch_size());
+  DDLM_RETURN_IF_ERROR(CheckHasBatches(train, "train shard"));
+  DDLM_RETURN_IF_ERROR(CheckHasBatches(valid, "valid shard"));
+  DDLM_RETURN_IF_ERROR(CheckHasBatches(test, "test shard"));
+
+  // ---- Model: identical initial weights on every rank (same seed); then each rank
+  // its own generator stream for dropout.
+  std::vector<std::string> words(assignment_.vocabulary().begin(), assignment_.vocabulary().end());
+  const Dictionary dictionary = Dictionary::FromWords(words);
+  DDLM_ASSIGN_OR_RETURN(std::unique_ptr<Trainer> trainer, Trainer::Create(spec, dictionary));
+  if (rank > 0) torch::manual_seed(spec.schedule().seed() + 7919 * static_cast<uint64_t>(rank));
+
+  auto download = [&](const std::string& id) -> absl::StatusOr<Checkpoint> {
+    DownloadCheckpointRequest request;
+    *request.mutable_worker() = worker_;
+    request.set_job_id(attempt.job_id());
+    request.set_checkpoint_id(id);
+    DDLM_ASSIGN_OR_RETURN(std::string bytes, client_->DownloadCheckpoint(request));
+    return ParseCheckpoint(bytes, absl::StrCat("checkpoint ", id));
+  };
+  if (!assignment_.resume_checkpoint_id().empty()) {
+    DDLM_ASSIGN_OR_RETURN(Checkpoint checkpoint, download(assignment_.resume_checkpoint_id()));
+    DDLM_ASSIGN_OR_RETURN(checkpoint, CheckpointForRank(std::move(checkpoint), rank));
+    DDLM_RETURN_IF_ERROR(trainer->LoadCheckpoint(checkpoint, /*weights_only=*/false));
+    // The coordinator's copy of the job may train longer than the checkpoint's spec.
+    LOG(INFO) << Who() << "resumed from " << assignment_.resume_checkpoint_id() << " at epoch "
+              << trainer->position().epoch() << ", batch " << trainer->position().batch();
+  }
+
+  // ---- Collective.
+  CoordinatorKeyValueStore store(client_, worker_);
+  CollectiveOptions collective_options;
+  collective_options.rank = rank;
+  collective_options.world_size = world;
+  collective_options.store_prefix = assignment_.store_prefix();
+  collective_options.host = options_.host;
+  collective_options.timeout = options_.collective_timeout;
+  DDLM_ASSIGN_OR_RETURN(state.collective, collective_factory_(collective_options, &store));
+  Collective& collective = *state.collective;
+  state.reducer = std::make_unique<GradientAllReducer>(&collective);
+  GradientAllReducer& reducer = *state.reducer;
+  state_ = &state;
+  if (stop_requested_) reducer.RequestStop();
+  LOG(INFO) << Who() << "connected; " << trainer->num_parameters() << " parameters, "
+            << train.size(0) << " rows x " << train.size(1) << " columns of training data";
+
+  trainer->set_gradient_reducer(
+      [&](const std::vector<torch::Tensor>& grads) { return reducer.Reduce(grads); });
+  trainer->set_interval_callback([&](const IntervalReport& report) {
+    ReportMetricsRequest request;
+    *request.mutable_worker() = worker_;
+    *request.mutable_attempt() = attempt;
+    TrainingMetrics& m = *request.mutable_metrics();
+    m.set_epoch(report.epoch);
+    m.set_batch(report.batch);
+    m.set_num_batches(report.num_batches);
+    m.set_lr(report.lr);
+    m.set_loss(report.loss);
+    m.set_ppl(std::exp(report.loss));
+    m.set_tokens_per_second(report.tokens_per_second);
+    m.set_ms_per_batch(report.ms_per_batch);
+    request.set_global_step(trainer->position().global_step());
+    if (absl::Status s = client_->ReportMetrics(request); !s.ok()) {
+      LOG(WARNING) << Who() << "metrics not delivered: " << s;
+    }
+    if (rank == 0) {
+      LOG(INFO) << Who() << absl::StrFormat("| epoch %3d | %5d/%5d batches | lr %.2f | ms/batch %.1f | loss %.2f | ppl %.2f",
+                                            report.epoch, report.batch, report.num_batches, report.lr,
+                                            report.ms_per_batch, report.loss, std::exp(report.loss));
+    }
+  });
+
+  // Every rank takes part (the gather is a collective); rank 0 uploads.
+  auto checkpoint = [&]() -> absl::Status {
+    DDLM_ASSIGN_OR_RETURN(Checkpoint c, trainer->MakeCheckpoint());
+    DDLM_RETURN_IF_ERROR(GatherRankState(collective, &c));
+    if (rank != 0) return absl::OkStatus();
+    DDLM_ASSIGN_OR_RETURN(std::string bytes, SerializeCheckpoint(c));
+    DDLM_ASSIGN_OR_RETURN(CheckpointInfo info, client_->UploadCheckpoint(worker_, attempt, bytes));
+    LOG(INFO) << Who() << "checkpoint " << info.id() << " kept (" << info.size_bytes() << " bytes)";
+    return absl::OkStatus();
+  };
+  const int64_t every = spec.checkpoint().every_n_steps();
+  trainer->set_step_callback([&](const Trainer& t) -> absl::Status {
+    if (every > 0 && t.position().global_step() % every == 0 && !reducer.stop_agreed()->load()) {
+      return checkpoint();
+    }
+    return absl::OkStatus();
+  });
+
+  // ---- Epochs.
+  std::vector<torch::Tensor> best_weights;
+  auto keep_best = [&]() {
+    best_weights.clear();
+    for (const torch::Tensor& p : trainer->model().parameters()) best_weights.push_back(p.detach().clone());
+  };
+  auto evaluate = [&](Split split, const torch::Tensor& data, int32_t epoch,
+                      double seconds) -> absl::StatusOr<EvaluationDecision> {
+    EvalResult result = trainer->Evaluate(data, spec.schedule().dry_run() ? 1 : 0);
+    ReportEvaluationRequest request;
+    *request.mutable_worker() = worker_;
+    *request.mutable_attempt() = attempt;
+    request.set_split(split);
+    request.set_epoch(epoch);
+    request.set_loss_sum(result.loss_sum);
+    request.set_tokens(result.tokens);
+    request.set_seconds(seconds);
+    return client_->ReportEvaluation(request, options_.evaluation_timeout);
+  };
+  // A checkpoint taken at an epoch end whose validation was the best holds the best
+  // weights (resumed jobs start with them).
+  if (!assignment_.resume_checkpoint_id().empty() && trainer->position().batch() == 0 &&
+      assignment_.best_checkpoint_id() == assignment_.resume_checkpoint_id()) {
+    keep_best();
+  }
+  const int32_t epochs = spec.schedule().epochs();
+  while (trainer->position().epoch() <= epochs) {
+    const int32_t epoch = trainer->position().epoch();
+    const auto start = std::chrono::steady_clock::now();
+    DDLM_ASSIGN_OR_RETURN(EpochSummary summary, trainer->TrainEpoch(train, reducer.stop_agreed()));
+    if (summary.interrupted) {
+      return absl::CancelledError(absl::StrCat("stopped at epoch ", epoch, ", batch ",
+                                               trainer->position().batch()));
+    }
+    const double seconds =
+        std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
+    DDLM_ASSIGN_OR_RETURN(EvaluationDecision decision, evaluate(VALID, valid, epoch, seconds));
+    trainer->EndEpoch(decision.loss());
+    trainer->set_lr(decision.lr());
+    if (decision.best()) keep_best();
+    const ReducerStats& stats = reducer.stats();
+    LOG(INFO) << Who()
+              << absl::StrFormat("| end of epoch %3d | time: %5.2fs | valid loss %5.2f | valid ppl %8.2f | "
+                                 "all-reduce %.1f s, %d bucket(s)",
+                                 epoch, seconds, decision.loss(), std::exp(decision.loss()),
+                                 stats.allreduce_seconds, reducer.num_buckets());
+    DDLM_RETURN_IF_ERROR(checkpoint());
+  }
+
+  // ---- Test with the best weights.
+  if (best_weights.empty() && !assignment_.best_checkpoint_id().empty()) {
+    DDLM_ASSIGN_OR_RETURN(Checkpoint best, download(assignment_.best_checkpoint_id()));
+    DDLM_RETURN_IF_ERROR(trainer->LoadCheckpoint(best, /*weights_only=*/true));
+  } else if (!best_weights.empty()) {
+    torch::NoGradGuard no_grad;
+    std::vector<torch::Tensor> params = trainer->model().parameters();
+    for (size_t i = 0; i < params.size(); ++i) params[i].copy_(best_weights[i]);
+  }
+  DDLM_ASSIGN_OR_RETURN(EvaluationDecision tested, evaluate(TEST, test, epochs, 0));
+  LOG(INFO) << Who() << absl::StrFormat("| End of training | test loss %5.2f | test ppl %8.2f",
+                                        tested.loss(), std::exp(tested.loss()));
+  return absl::OkStatus();
+}
+
+}  // namespace ddlm

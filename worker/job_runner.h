@@ -1,0 +1,69 @@
+#ifndef DDLM_WORKER_JOB_RUNNER_H_
+#define DDLM_WORKER_JOB_RUNNER_H_
+
+// Runs one rank of one job attempt to its end, talking to the coordinator through a
+// CoordinatorClient and to the other ranks through a Collective:
+//
+//   download shards (and the checkpoint to resume from) -> connect the collective ->
+//   for each epoch: train (gradients averaged every step, before clipping; metrics
+//   each log interval) -> evaluate this rank's validation slice -> the coordinator's
+//   combined decision (best? next lr?) -> rank 0 uploads a checkpoint
+//   -> after the last epoch, the best weights on this rank's test slice.
+//
+// With checkpoint.every_n_steps, rank 0 also uploads a checkpoint every that many
+// steps. RequestStop (from the command thread, on a cancel) makes every rank leave
+// training after the same step (see GradientAllReducer); Run then returns CANCELLED.
+//
+// Threading: Run on one thread; RequestStop from any thread.
+
+#include <atomic>
+#include <functional>
+#include <memory>
+#include <string>
+
+#include "absl/status/status.h"
+#include "proto/worker_service.pb.h"
+#include "worker/collectives/collective.h"
+#include "worker/coordinator_client.h"
+
+namespace ddlm {
+
+using CollectiveFactory = std::function<absl::StatusOr<std::unique_ptr<Collective>>(
+    const CollectiveOptions& options, KeyValueStore* store)>;
+
+struct JobRunnerOptions {
+  std::string device = "cpu";
+  // The address other ranks reach this one on (the collective listens there).
+  std::string host = "127.0.0.1";
+  absl::Duration collective_timeout = absl::Minutes(5);
+  // How long a rank waits at an epoch end for the slowest rank.
+  absl::Duration evaluation_timeout = absl::Hours(2);
+};
+
+class JobRunner {
+ public:
+  JobRunner(Assignment assignment, WorkerRef worker, CoordinatorClient* client /* not owned */,
+            JobRunnerOptions options, CollectiveFactory collective_factory);
+  ~JobRunner();
+
+  absl::Status Run();
+  void RequestStop();
+  const AttemptRef& attempt() const { return assignment_.attempt(); }
+
+ private:
+  struct State;
+  absl::Status RunLocked(State& state);
+  std::string Who() const;
+
+  const Assignment assignment_;
+  const WorkerRef worker_;
+  CoordinatorClient* const client_;
+  const JobRunnerOptions options_;
+  const CollectiveFactory collective_factory_;
+  std::atomic<bool> stop_requested_{false};
+  std::atomic<State*> state_{nullptr};
+};
+
+}  // namespace ddlm
+
+#endif  // DDLM_WORKER_JOB_RUNNER_H_

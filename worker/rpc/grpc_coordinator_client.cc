@@ -1,0 +1,169 @@
+#include "worker/rpc/grpc_coordinator_client.h"
+
+#include "absl/strings/str_cat.h"
+#include "common/file_io.h"
+#include "common/grpc_status.h"
+
+namespace ddlm {
+namespace {
+
+constexpr size_t kUploadChunkBytes = 1 << 20;
+
+class GrpcCommandStream : public CommandStream {
+ public:
+  GrpcCommandStream(WorkerService::Stub* stub, const WorkerRef& worker) {
+    StreamCommandsRequest request;
+    *request.mutable_worker() = worker;
+    reader_ = stub->StreamCommands(&context_, request);
+  }
+  bool Next(WorkerCommand* command) override { return reader_->Read(command); }
+  absl::Status Finish() override { return FromGrpcStatus(reader_->Finish()); }
+  void Cancel() override { context_.TryCancel(); }
+
+ private:
+  grpc::ClientContext context_;
+  std::unique_ptr<grpc::ClientReader<WorkerCommand>> reader_;
+};
+
+class GrpcCoordinatorClient : public CoordinatorClient {
+ public:
+  GrpcCoordinatorClient(std::shared_ptr<grpc::Channel> channel, absl::Duration rpc_timeout)
+      : stub_(WorkerService::NewStub(channel)), rpc_timeout_(rpc_timeout) {}
+
+  absl::StatusOr<RegisterResponse> Register(const RegisterRequest& request) override {
+    return Unary(request, &WorkerService::Stub::Register, RegisterResponse(), rpc_timeout_);
+  }
+  absl::Status Heartbeat(const WorkerRef& worker) override {
+    HeartbeatRequest request;
+    *request.mutable_worker() = worker;
+    return Unary(request, &WorkerService::Stub::Heartbeat, HeartbeatResponse(), rpc_timeout_).status();
+  }
+  std::unique_ptr<CommandStream> StreamCommands(const WorkerRef& worker) override {
+    return std::make_unique<GrpcCommandStream>(stub_.get(), worker);
+  }
+  absl::Status KeySet(const WorkerRef& worker, const std::string& key, const std::string& value) override {
+    KeySetRequest request;
+    *request.mutable_worker() = worker;
+    request.set_key(key);
+    request.set_value(value);
+    return Unary(request, &WorkerService::Stub::KeySet, KeySetResponse(), rpc_timeout_).status();
+  }
+  absl::StatusOr<std::string> KeyGet(const WorkerRef& worker, const std::string& key) override {
+    KeyGetRequest request;
+    *request.mutable_worker() = worker;
+    request.set_key(key);
+    absl::StatusOr<KeyGetResponse> response =
+        Unary(request, &WorkerService::Stub::KeyGet, KeyGetResponse(), rpc_timeout_);
+    if (!response.ok()) return response.status();
+    return response->value();
+  }
+  absl::Status KeyWait(const WorkerRef& worker, const std::vector<std::string>& keys,
+                       absl::Duration timeout) override {
+    KeyWaitRequest request;
+    *request.mutable_worker() = worker;
+    for (const std::string& k : keys) request.add_keys(k);
+    request.set_timeout_ms(absl::ToInt64Milliseconds(timeout));
+    return Unary(request, &WorkerService::Stub::KeyWait, KeyWaitResponse(), timeout + rpc_timeout_)
+        .status();
+  }
+  absl::StatusOr<std::string> DownloadShard(const DownloadShardRequest& request) override {
+    grpc::ClientContext context;
+    return Collect(stub_->DownloadShard(&context, request), "shard");
+  }
+  absl::StatusOr<std::string> DownloadCheckpoint(const DownloadCheckpointRequest& request) override {
+    grpc::ClientContext context;
+    return Collect(stub_->DownloadCheckpoint(&context, request),
+                   absl::StrCat("checkpoint ", request.checkpoint_id()));
+  }
+  absl::Status ReportMetrics(const ReportMetricsRequest& request) override {
+    return Unary(request, &WorkerService::Stub::ReportMetrics, ReportMetricsResponse(), rpc_timeout_)
+        .status();
+  }
+  absl::StatusOr<EvaluationDecision> ReportEvaluation(const ReportEvaluationRequest& request,
+                                                      absl::Duration timeout) override {
+    return Unary(request, &WorkerService::Stub::ReportEvaluation, EvaluationDecision(), timeout);
+  }
+  absl::StatusOr<CheckpointInfo> UploadCheckpoint(const WorkerRef& worker, const AttemptRef& attempt,
+                                                  const std::string& bytes) override {
+    grpc::ClientContext context;
+    CheckpointInfo info;
+    std::unique_ptr<grpc::ClientWriter<CheckpointChunk>> writer =
+        stub_->UploadCheckpoint(&context, &info);
+    size_t offset = 0;
+    bool first = true;
+    while (first || offset < bytes.size()) {
+      CheckpointChunk chunk;
+      if (first) {
+        *chunk.mutable_worker() = worker;
+        *chunk.mutable_attempt() = attempt;
+        first = false;
+      }
+      const size_t n = std::min(kUploadChunkBytes, bytes.size() - offset);
+      chunk.set_data(bytes.data() + offset, n);
+      offset += n;
+      if (!writer->Write(chunk)) break;  // The server ended the call; Finish says why.
+    }
+    writer->WritesDone();
+    absl::Status status = FromGrpcStatus(writer->Finish());
+    if (!status.ok()) return status;
+    return info;
+  }
+  absl::Status FinishAssignment(const FinishAssignmentRequest& request) override {
+    return Unary(request, &WorkerService::Stub::FinishAssignment, FinishAssignmentResponse(),
+                 rpc_timeout_)
+        .status();
+  }
+
+ private:
+  template <typename Request, typename Response, typename Method>
+  absl::StatusOr<Response> Unary(const Request& request, Method method, Response response,
+                                 absl::Duration timeout) {
+    grpc::ClientContext context;
+    context.set_deadline(absl::ToChronoTime(absl::Now() + timeout));
+    grpc::Status status = (stub_.get()->*method)(&context, request, &response);
+    if (!status.ok()) return FromGrpcStatus(status);
+    return response;
+  }
+
+  static absl::StatusOr<std::string> Collect(std::unique_ptr<grpc::ClientReader<DataChunk>> reader,
+                                             const std::string& what) {
+    std::string bytes;
+    DataChunk chunk;
+    bool last = false;
+    uint32_t crc = 0;
+    while (reader->Read(&chunk)) {
+      if (bytes.empty()) bytes.reserve(static_cast<size_t>(chunk.total_bytes()));
+      bytes += chunk.data();
+      if (chunk.last()) {
+        last = true;
+        crc = chunk.crc32();
+      }
+    }
+    absl::Status status = FromGrpcStatus(reader->Finish());
+    if (!status.ok()) return status;
+    if (!last) return absl::DataLossError(absl::StrCat(what, ": the download ended early"));
+    if (Crc32(bytes) != crc) {
+      return absl::DataLossError(absl::StrCat(what, ": downloaded bytes fail their CRC-32 check"));
+    }
+    return bytes;
+  }
+
+  std::unique_ptr<WorkerService::Stub> stub_;
+  absl::Duration rpc_timeout_;
+};
+
+}  // namespace
+
+std::unique_ptr<CoordinatorClient> NewGrpcCoordinatorClient(std::shared_ptr<grpc::Channel> channel,
+                                                            absl::Duration rpc_timeout) {
+  return std::make_unique<GrpcCoordinatorClient>(std::move(channel), rpc_timeout);
+}
+
+std::shared_ptr<grpc::Channel> NewCoordinatorChannel(const std::string& address) {
+  grpc::ChannelArguments args;
+  args.SetMaxReceiveMessageSize(64 << 20);
+  args.SetMaxSendMessageSize(64 << 20);
+  return grpc::CreateCustomChannel(address, grpc::InsecureChannelCredentials(), args);
+}
+
+}  // namespace ddlm

@@ -1,0 +1,266 @@
+// ddlm_worker: one data-parallel rank per process (one per GPU or CPU slot). It
+// registers with the coordinator under a fresh incarnation, heartbeats, and runs the
+// job attempts the coordinator assigns, one at a time.
+//
+//   ddlm_worker --coordinator HOST:PORT [--device cpu] [--worker_id ID] [--host ADDR]
+//
+// Threads: the main thread reads the command stream; one thread heartbeats; one runs
+// the current assignment (JobRunner); one waits for SIGINT/SIGTERM. If the coordinator
+// declares this incarnation dead (ABORTED) the worker stops its assignment and
+// registers again with a new incarnation; if the coordinator is unreachable it retries.
+
+#include <glog/logging.h>
+#include <signal.h>
+#include <unistd.h>
+
+#include <atomic>
+#include <cstdio>
+#include <memory>
+#include <random>
+#include <thread>
+
+#include "absl/flags/flag.h"
+#include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
+#include "absl/synchronization/notification.h"
+#include "common/cli.h"
+#include "worker/collectives/collective_factory.h"
+#include "worker/coordinator_client.h"
+#include "worker/job_runner.h"
+#include "worker/local_address.h"
+#include "worker/rpc/grpc_coordinator_client.h"
+
+ABSL_FLAG(std::string, coordinator, "", "The coordinator's host:port (required).");
+ABSL_FLAG(std::string, device, "cpu", "cpu, or cuda:N (NCCL; needs a --config=cuda build).");
+ABSL_FLAG(std::string, worker_id, "", "Stable name of this worker (default: hostname-device).");
+ABSL_FLAG(std::string, host, "",
+          "Address other workers reach this one on (default: the local address that routes "
+          "to the coordinator).");
+ABSL_FLAG(int32_t, collective_timeout_s, 300, "Timeout of rendezvous and every collective.");
+
+namespace {
+
+constexpr char kUsage[] = "ddlm_worker --coordinator HOST:PORT [--device cpu|cuda:N]";
+
+uint64_t NewIncarnation() {
+  std::random_device device;
+  std::mt19937_64 rng((static_cast<uint64_t>(device()) << 32) ^ device() ^
+                      static_cast<uint64_t>(::getpid()));
+  uint64_t id = 0;
+  while (id == 0) id = rng();
+  return id;
+}
+
+class Worker {
+ public:
+  Worker(ddlm::CoordinatorClient* client, std::string id, std::string host, std::string device)
+      : client_(client), host_(std::move(host)), device_(std::move(device)) {
+    ref_.set_worker_id(std::move(id));
+  }
+
+  // Runs until Shutdown. Returns the process exit code.
+  int Run() {
+    absl::Duration backoff = absl::Milliseconds(200);
+    while (!shutdown_.HasBeenNotified()) {
+      ref_.set_incarnation(NewIncarnation());
+      ddlm::RegisterRequest request;
+      *request.mutable_worker() = ref_;
+      request.set_host(host_);
+      request.set_device(device_);
+      absl::StatusOr<ddlm::RegisterResponse> registered = client_->Register(request);
+      if (!registered.ok()) {
+        if (registered.status().code() != absl::StatusCode::kUnavailable &&
+            registered.status().code() != absl::StatusCode::kDeadlineExceeded) {
+          std::fprintf(stderr, "ddlm_worker: %s\n", registered.status().ToString().c_str());
+          return 1;
+        }
+        LOG(WARNING) << "coordinator unreachable (" << registered.status() << "); retrying";
+        shutdown_.WaitForNotificationWithTimeout(backoff);
+        backoff = std::min(backoff * 2, absl::Seconds(5));
+        continue;
+      }
+      backoff = absl::Milliseconds(200);
+      std::printf("ddlm_worker %s registered as incarnation %llu (host %s, device %s)\n",
+                  ref_.worker_id().c_str(), static_cast<unsigned long long>(ref_.incarnation()),
+                  host_.c_str(), device_.c_str());
+      std::fflush(stdout);
+      ServeIncarnation(absl::Milliseconds(registered->heartbeat_interval_ms()));
+    }
+    StopRunner("the worker is shutting down");
+    return 0;
+  }
+
+  void Shutdown() {
+    if (!shutdown_.HasBeenNotified()) shutdown_.Notify();
+    absl::MutexLock lock(&mu_);
+    if (stream_ != nullptr) stream_->Cancel();
+    if (runner_ != nullptr) runner_->RequestStop();
+  }
+
+ private:
+  // Heartbeats and follows commands until this incarnation ends (stream closed).
+  void ServeIncarnation(absl::Duration heartbeat_interval) {
+    absl::Notification done;
+    std::unique_ptr<ddlm::CommandStream> stream = client_->StreamCommands(ref_);
+    {
+      absl::MutexLock lock(&mu_);
+      stream_ = stream.get();
+    }
+    if (shutdown_.HasBeenNotified()) stream->Cancel();
+    std::thread heartbeat([&, ref = ref_] {
+      while (!done.WaitForNotificationWithTimeout(heartbeat_interval)) {
+        absl::Status s = client_->Heartbeat(ref);
+        if (s.code() == absl::StatusCode::kAborted || s.code() == absl::StatusCode::kNotFound) {
+          LOG(WARNING) << "heartbeat refused (" << s << "); registering again";
+          stream->Cancel();
+          return;
+        }
+      }
+    });
+    ddlm::WorkerCommand command;
+    while (stream->Next(&command)) {
+      if (command.has_assign()) {
+        StartRunner(command.assign());
+      } else if (command.has_cancel()) {
+        absl::MutexLock lock(&mu_);
+        if (runner_ != nullptr && runner_->attempt().job_id() == command.cancel().job_id() &&
+            runner_->attempt().attempt() == command.cancel().attempt()) {
+          LOG(INFO) << "cancelling " << command.cancel().job_id() << " attempt "
+                    << command.cancel().attempt();
+          runner_->RequestStop();
+        }
+      }
+    }
+    absl::Status status = stream->Finish();
+    done.Notify();
+    heartbeat.join();
+    {
+      absl::MutexLock lock(&mu_);
+      stream_ = nullptr;
+    }
+    if (!shutdown_.HasBeenNotified()) {
+      LOG(WARNING) << "command stream ended: " << status;
+      // This incarnation is over: whatever it ran is void.
+      StopRunner("the worker lost its registration");
+      shutdown_.WaitForNotificationWithTimeout(absl::Milliseconds(200));
+    }
+  }
+
+  void StartRunner(const ddlm::Assignment& assignment) {
+    StopRunner("a new assignment arrived");  // Normally already finished.
+    ddlm::JobRunnerOptions options;
+    options.device = device_;
+    options.host = host_;
+    options.collective_timeout = absl::Seconds(absl::GetFlag(FLAGS_collective_timeout_s));
+    const std::string device = device_;
+    auto runner = std::make_shared<ddlm::JobRunner>(
+        assignment, ref_, client_, options,
+        [device](const ddlm::CollectiveOptions& o, ddlm::KeyValueStore* store) {
+          return ddlm::CreateCollective(device, o, store);
+        });
+    absl::MutexLock lock(&mu_);
+    runner_ = runner;
+    runner_thread_ = std::thread([this, runner, ref = ref_] {
+      absl::Status status = runner->Run();
+      ddlm::FinishAssignmentRequest finish;
+      *finish.mutable_worker() = ref;
+      *finish.mutable_attempt() = runner->attempt();
+      finish.set_ok(status.ok());
+      finish.set_cancelled(status.code() == absl::StatusCode::kCancelled && !shutdown_.HasBeenNotified());
+      finish.set_error(shutdown_.HasBeenNotified() && !status.ok() ? "the worker was shut down"
+                                                                  : std::string(status.message()));
+      if (status.ok()) {
+        LOG(INFO) << "finished " << runner->attempt().job_id();
+      } else {
+        LOG(WARNING) << "assignment " << runner->attempt().job_id() << " ended: " << status;
+      }
+      if (absl::Status s = client_->FinishAssignment(finish); !s.ok()) {
+        LOG(WARNING) << "could not report the end of " << runner->attempt().job_id() << ": " << s;
+      }
+      absl::MutexLock lock(&mu_);
+      if (runner_ == runner) runner_ = nullptr;
+    });
+  }
+
+  void StopRunner(const char* why) {
+    std::thread thread;
+    {
+      absl::MutexLock lock(&mu_);
+      if (runner_ != nullptr) {
+        LOG(INFO) << "stopping the current assignment: " << why;
+        runner_->RequestStop();
+      }
+      thread = std::move(runner_thread_);
+    }
+    if (thread.joinable()) thread.join();
+  }
+
+  ddlm::CoordinatorClient* client_;
+  ddlm::WorkerRef ref_;
+  const std::string host_;
+  const std::string device_;
+  absl::Notification shutdown_;
+  absl::Mutex mu_;
+  ddlm::CommandStream* stream_ ABSL_GUARDED_BY(mu_) = nullptr;
+  std::shared_ptr<ddlm::JobRunner> runner_ ABSL_GUARDED_BY(mu_);
+  std::thread runner_thread_;  // Touched by the main thread only (under mu_ for moves).
+};
+
+}  // namespace
+
+int main(int argc, char** argv) {
+  ddlm::ParseFlagsOrExit(argc, argv, "ddlm_worker", kUsage);
+  google::InitGoogleLogging(argv[0]);
+  FLAGS_logtostderr = true;
+  const std::string coordinator = absl::GetFlag(FLAGS_coordinator);
+  if (coordinator.empty()) {
+    std::fprintf(stderr, "ddlm_worker: --coordinator HOST:PORT is required\n");
+    return 2;
+  }
+  const std::string device = absl::GetFlag(FLAGS_device);
+  if (device != "cpu" && device.rfind("cuda:", 0) != 0) {
+    std::fprintf(stderr, "ddlm_worker: --device must be cpu or cuda:N, got '%s'\n", device.c_str());
+    return 2;
+  }
+  if (device != "cpu") {
+    std::fprintf(stderr,
+                 "ddlm_worker: --device %s: this build trains on the CPU only (Debian's LibTorch "
+                 "has no CUDA); the NCCL collective is built with --config=cuda but training on "
+                 "GPUs needs a CUDA LibTorch\n",
+                 device.c_str());
+    return 2;
+  }
+  std::string host = absl::GetFlag(FLAGS_host);
+  if (host.empty()) {
+    absl::StatusOr<std::string> local = ddlm::LocalAddressFor(coordinator);
+    if (!local.ok()) {
+      std::fprintf(stderr, "ddlm_worker: --coordinator: %s\n", local.status().ToString().c_str());
+      return 2;
+    }
+    host = *local;
+  }
+  std::string id = absl::GetFlag(FLAGS_worker_id);
+  if (id.empty()) {
+    char name[256] = {};
+    ::gethostname(name, sizeof(name) - 1);
+    id = absl::StrCat(name, "-", device, "-", ::getpid());
+  }
+
+  sigset_t signals;
+  sigemptyset(&signals);
+  sigaddset(&signals, SIGINT);
+  sigaddset(&signals, SIGTERM);
+  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+
+  std::unique_ptr<ddlm::CoordinatorClient> client =
+      ddlm::NewGrpcCoordinatorClient(ddlm::NewCoordinatorChannel(coordinator));
+  Worker worker(client.get(), id, host, device);
+  std::thread signal_thread([&] {
+    int sig = 0;
+    sigwait(&signals, &sig);
+    LOG(INFO) << "signal " << sig << ": shutting down";
+    worker.Shutdown();
+  });
+  signal_thread.detach();
+  return worker.Run();
+}
