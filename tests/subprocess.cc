@@ -31,6 +31,7 @@ Subprocess::Subprocess(std::vector<std::string> argv) {
   }
   close(fds[1]);
   fd_ = fds[0];
+  reader_ = std::thread([this] { ReadAll(); });
 }
 
 Subprocess::~Subprocess() {
@@ -38,40 +39,49 @@ Subprocess::~Subprocess() {
     kill(pid_, SIGKILL);
     waitpid(pid_, nullptr, 0);
   }
+  if (reader_.joinable()) reader_.join();  // The pipe closes once the child is gone.
   if (fd_ >= 0) close(fd_);
 }
 
-bool Subprocess::ReadLine(std::string* line) {
+void Subprocess::ReadAll() {
+  char chunk[4096];
   while (true) {
-    size_t nl = buffer_.find('\n');
-    if (nl != std::string::npos) {
-      *line = buffer_.substr(0, nl);
-      buffer_.erase(0, nl + 1);
-      output_ += *line + "\n";
-      return true;
-    }
-    char chunk[4096];
     ssize_t n = read(fd_, chunk, sizeof(chunk));
     if (n < 0 && errno == EINTR) continue;
+    std::lock_guard<std::mutex> lock(mu_);
     if (n <= 0) {
-      if (!buffer_.empty()) {
-        *line = buffer_;
-        output_ += buffer_;
-        buffer_.clear();
-        return true;
-      }
-      return false;
+      eof_ = true;
+      changed_.notify_all();
+      return;
     }
-    buffer_.append(chunk, static_cast<size_t>(n));
+    output_.append(chunk, static_cast<size_t>(n));
+    changed_.notify_all();
   }
 }
 
-bool Subprocess::WaitForLine(const std::string& needle) {
-  std::string line;
-  while (ReadLine(&line)) {
-    if (line.find(needle) != std::string::npos) return true;
+bool Subprocess::WaitForLine(const std::string& needle, std::string* line) {
+  std::unique_lock<std::mutex> lock(mu_);
+  while (true) {
+    size_t at = output_.find(needle, cursor_);
+    if (at != std::string::npos) {
+      const size_t end = output_.find('\n', at);
+      if (end != std::string::npos || eof_) {
+        const size_t begin = output_.rfind('\n', at);
+        const size_t from = begin == std::string::npos ? 0 : begin + 1;
+        const size_t to = end == std::string::npos ? output_.size() : end;
+        if (line != nullptr) *line = output_.substr(from, to - from);
+        cursor_ = to;
+        return true;
+      }
+    }
+    if (eof_) return false;
+    changed_.wait(lock);
   }
-  return false;
+}
+
+std::string Subprocess::output() const {
+  std::lock_guard<std::mutex> lock(mu_);
+  return output_;
 }
 
 void Subprocess::Signal(int sig) {
@@ -79,13 +89,11 @@ void Subprocess::Signal(int sig) {
 }
 
 int Subprocess::Wait() {
-  std::string line;
-  while (ReadLine(&line)) {
-  }
   if (exit_code_ >= 0) return exit_code_;
   int status = 0;
   waitpid(pid_, &status, 0);
   exit_code_ = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+  if (reader_.joinable()) reader_.join();
   return exit_code_;
 }
 

@@ -1,0 +1,103 @@
+#include "tests/cluster.h"
+
+#include <signal.h>
+
+#include "absl/strings/str_cat.h"
+#include "common/config.h"
+#include "common/grpc_status.h"
+
+namespace ddlm::testing {
+
+Cluster::Cluster(std::string state_dir, std::vector<std::string> coordinator_flags)
+    : state_dir_(std::move(state_dir)), coordinator_flags_(std::move(coordinator_flags)) {}
+
+Cluster::~Cluster() {
+  // Workers first (SIGTERM lets them report), then the coordinator.
+  for (auto& w : workers_) w->Signal(SIGTERM);
+  for (auto& w : workers_) w->Wait();
+  if (coordinator_) {
+    coordinator_->Signal(SIGTERM);
+    coordinator_->Wait();
+  }
+}
+
+bool Cluster::Start() {
+  std::vector<std::string> argv = {"coordinator/ddlm_coordinator", "--port=0", "--host=127.0.0.1",
+                                   "--state_dir=" + state_dir_};
+  argv.insert(argv.end(), coordinator_flags_.begin(), coordinator_flags_.end());
+  coordinator_ = std::make_unique<Subprocess>(argv);
+  std::string line;
+  if (!coordinator_->WaitForLine("listening on ", &line)) return false;
+  const std::string rest = line.substr(line.find("listening on ") + 13);
+  address_ = rest.substr(0, rest.find(' '));
+  stub_ = JobService::NewStub(grpc::CreateChannel(address_, grpc::InsecureChannelCredentials()));
+  return true;
+}
+
+bool Cluster::AddWorker(const std::string& worker_id, std::vector<std::string> extra_flags) {
+  std::vector<std::string> argv = {"worker/ddlm_worker", "--coordinator=" + address_,
+                                   "--worker_id=" + worker_id, "--host=127.0.0.1"};
+  argv.insert(argv.end(), extra_flags.begin(), extra_flags.end());
+  workers_.push_back(std::make_unique<Subprocess>(argv));
+  return workers_.back()->WaitForLine("registered as incarnation");
+}
+
+absl::StatusOr<Job> Cluster::Submit(const JobSpec& spec) {
+  grpc::ClientContext context;
+  SubmitJobRequest request;
+  *request.mutable_spec() = spec;
+  Job job;
+  grpc::Status status = stub_->SubmitJob(&context, request, &job);
+  if (!status.ok()) return FromGrpcStatus(status);
+  return job;
+}
+
+absl::StatusOr<Job> Cluster::Get(const std::string& job_id) {
+  grpc::ClientContext context;
+  GetJobRequest request;
+  request.set_job_id(job_id);
+  Job job;
+  grpc::Status status = stub_->GetJob(&context, request, &job);
+  if (!status.ok()) return FromGrpcStatus(status);
+  return job;
+}
+
+std::vector<JobEvent> Cluster::Watch(const std::string& job_id,
+                                     const std::function<bool(const JobEvent&)>& until,
+                                     int64_t after_sequence) {
+  grpc::ClientContext context;
+  WatchJobRequest request;
+  request.set_job_id(job_id);
+  request.set_after_sequence(after_sequence);
+  auto reader = stub_->WatchJob(&context, request);
+  std::vector<JobEvent> events;
+  JobEvent event;
+  while (reader->Read(&event)) {
+    events.push_back(event);
+    if (until && until(event)) {
+      context.TryCancel();
+      break;
+    }
+  }
+  reader->Finish();
+  return events;
+}
+
+JobSpec SmallJob(int workers, int epochs) {
+  JobSpec spec;
+  spec.set_name("small");
+  spec.mutable_data()->set_path("configs/quickstart_data");
+  spec.mutable_data()->set_batch_size(10);
+  spec.mutable_model()->set_type(LSTM);
+  spec.mutable_model()->set_emsize(32);
+  spec.mutable_model()->set_nhid(32);
+  spec.mutable_schedule()->set_epochs(epochs);
+  spec.mutable_schedule()->set_log_interval(10);
+  spec.mutable_schedule()->set_threads(1);
+  spec.mutable_schedule()->set_max_batches_per_epoch(40);
+  spec.set_num_workers(workers);
+  ApplyDefaults(&spec);
+  return spec;
+}
+
+}  // namespace ddlm::testing

@@ -1,0 +1,60 @@
+#ifndef DDLM_TESTS_CLUSTER_H_
+#define DDLM_TESTS_CLUSTER_H_
+
+// Test helper: a real ddlm_coordinator and ddlm_worker processes on loopback (port 0),
+// plus a JobService stub. Everything is stopped and reaped when the Cluster goes away.
+
+#include <functional>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include <grpcpp/grpcpp.h>
+
+#include "absl/status/statusor.h"
+
+#include "proto/job_service.grpc.pb.h"
+#include "tests/subprocess.h"
+
+namespace ddlm::testing {
+
+class Cluster {
+ public:
+  // Binaries are found relative to the test's runfiles root.
+  explicit Cluster(std::string state_dir, std::vector<std::string> coordinator_flags = {});
+  ~Cluster();
+
+  // Starts the coordinator and waits until it serves; false if it did not start.
+  bool Start();
+  // Starts a worker and waits for its registration line.
+  bool AddWorker(const std::string& worker_id, std::vector<std::string> extra_flags = {});
+
+  const std::string& address() const { return address_; }
+  JobService::Stub& stub() { return *stub_; }
+  Subprocess& coordinator() { return *coordinator_; }
+  std::vector<std::unique_ptr<Subprocess>>& workers() { return workers_; }
+
+  // Submits; fails the calling test on error.
+  absl::StatusOr<Job> Submit(const JobSpec& spec);
+  absl::StatusOr<Job> Get(const std::string& job_id);
+  // Follows the job's events until the stream ends (the job finished) or `until`
+  // returns true for an event; returns the events seen.
+  std::vector<JobEvent> Watch(const std::string& job_id,
+                              const std::function<bool(const JobEvent&)>& until = nullptr,
+                              int64_t after_sequence = 0);
+
+ private:
+  std::string state_dir_;
+  std::vector<std::string> coordinator_flags_;
+  std::string address_;
+  std::unique_ptr<Subprocess> coordinator_;
+  std::vector<std::unique_ptr<Subprocess>> workers_;
+  std::unique_ptr<JobService::Stub> stub_;
+};
+
+// A small, quick job on the committed quickstart corpus.
+JobSpec SmallJob(int workers, int epochs);
+
+}  // namespace ddlm::testing
+
+#endif  // DDLM_TESTS_CLUSTER_H_
