@@ -1,0 +1,70 @@
+#include "worker/gradient_reducer.h"
+
+#include <thread>
+
+#include "gtest/gtest.h"
+#include "worker/collectives/gloo_collective.h"
+
+namespace ddlm {
+namespace {
+
+// Runs `body(rank, collective)` on `world` threads joined by one Gloo group.
+void OnRanks(int world, const std::function<void(int, Collective&)>& body) {
+  InMemoryKeyValueStore store;
+  std::vector<std::thread> threads;
+  for (int r = 0; r < world; ++r) {
+    threads.emplace_back([&, r] {
+      CollectiveOptions options;
+      options.rank = r;
+      options.world_size = world;
+      options.store_prefix = "reducer/";
+      options.timeout = absl::Seconds(30);
+      auto collective = CreateGlooCollective(options, &store);
+      ASSERT_TRUE(collective.ok()) << collective.status();
+      body(r, **collective);
+    });
+  }
+  for (auto& t : threads) t.join();
+}
+
+TEST(GradientAllReducerTest, AveragesEveryGradientInPlaceAcrossBuckets) {
+  OnRanks(2, [](int rank, Collective& collective) {
+    // 3 gradients of 1000, 10 and 5000 floats; 2 KiB buckets: [g0], [g1, g2].
+    std::vector<torch::Tensor> grads = {torch::full({10, 100}, 1.0f + rank),
+                                        torch::full({10}, 10.0f * rank),
+                                        torch::full({50, 100}, -2.0f * (rank + 1))};
+    GradientAllReducer reducer(&collective, 2048);
+    ASSERT_TRUE(reducer.Reduce(grads).ok());
+    EXPECT_EQ(reducer.num_buckets(), 2);
+    EXPECT_TRUE(torch::equal(grads[0], torch::full({10, 100}, 1.5f)));
+    EXPECT_TRUE(torch::equal(grads[1], torch::full({10}, 5.0f)));
+    EXPECT_TRUE(torch::equal(grads[2], torch::full({50, 100}, -3.0f)));
+    EXPECT_EQ(reducer.stats().collectives, 2);
+    EXPECT_EQ(reducer.stats().bytes, (1000 + 10 + 5000 + 1) * 4);
+    EXPECT_FALSE(reducer.stop_agreed()->load());
+  });
+}
+
+TEST(GradientAllReducerTest, OneRanksStopRequestStopsEveryRankAfterTheSameStep) {
+  OnRanks(3, [](int rank, Collective& collective) {
+    std::vector<torch::Tensor> grads = {torch::ones({4})};
+    GradientAllReducer reducer(&collective);
+    ASSERT_TRUE(reducer.Reduce(grads).ok());
+    EXPECT_FALSE(reducer.stop_agreed()->load());
+    if (rank == 2) reducer.RequestStop();
+    ASSERT_TRUE(reducer.Reduce(grads).ok());
+    EXPECT_TRUE(reducer.stop_agreed()->load()) << "rank " << rank;
+    EXPECT_TRUE(torch::equal(grads[0], torch::ones({4})));
+  });
+}
+
+TEST(GradientAllReducerTest, RejectsNonFloatGradients) {
+  OnRanks(1, [](int, Collective& collective) {
+    GradientAllReducer reducer(&collective);
+    std::vector<torch::Tensor> grads = {torch::ones({4}, torch::kInt64)};
+    EXPECT_EQ(reducer.Reduce(grads).code(), absl::StatusCode::kInvalidArgument);
+  });
+}
+
+}  // namespace
+}  // namespace ddlm

@@ -1,0 +1,58 @@
+#include "worker/rank_state.h"
+
+#include <thread>
+
+#include "gtest/gtest.h"
+#include "worker/collectives/gloo_collective.h"
+
+namespace ddlm {
+namespace {
+
+Checkpoint RankCheckpoint(int rank) {
+  Checkpoint c;
+  c.header.mutable_spec()->set_num_workers(2);
+  c.tensors["param/w"] = torch::ones({3});
+  c.tensors["rng/cpu"] = torch::full({8}, rank, torch::kUInt8);
+  c.tensors["hidden/0"] = torch::full({2, 4, 3}, 10.0f * (rank + 1));
+  return c;
+}
+
+TEST(RankStateTest, RankZeroGathersAndEachRankGetsItsOwnStateBack) {
+  InMemoryKeyValueStore store;
+  Checkpoint gathered;
+  std::vector<std::thread> threads;
+  for (int r = 0; r < 2; ++r) {
+    threads.emplace_back([&, r] {
+      CollectiveOptions options;
+      options.rank = r;
+      options.world_size = 2;
+      options.store_prefix = "rank_state/";
+      auto collective = CreateGlooCollective(options, &store);
+      ASSERT_TRUE(collective.ok()) << collective.status();
+      Checkpoint mine = RankCheckpoint(r);
+      ASSERT_TRUE(GatherRankState(**collective, &mine).ok());
+      if (r == 0) gathered = mine;
+    });
+  }
+  for (auto& t : threads) t.join();
+  ASSERT_EQ(gathered.tensors.count("rank/1/rng/cpu"), 1u);
+  ASSERT_EQ(gathered.tensors.count("rank/1/hidden/0"), 1u);
+
+  auto rank0 = CheckpointForRank(gathered, 0);
+  ASSERT_TRUE(rank0.ok());
+  EXPECT_EQ(rank0->tensors.size(), 3u);
+  EXPECT_TRUE(torch::equal(rank0->tensors["hidden/0"], torch::full({2, 4, 3}, 10.0f)));
+
+  auto rank1 = CheckpointForRank(gathered, 1);
+  ASSERT_TRUE(rank1.ok());
+  EXPECT_EQ(rank1->tensors.size(), 3u);
+  EXPECT_TRUE(torch::equal(rank1->tensors["rng/cpu"], torch::full({8}, 1, torch::kUInt8)));
+  EXPECT_TRUE(torch::equal(rank1->tensors["hidden/0"], torch::full({2, 4, 3}, 20.0f)));
+  EXPECT_TRUE(torch::equal(rank1->tensors["param/w"], torch::ones({3})));
+
+  auto rank2 = CheckpointForRank(gathered, 2);
+  EXPECT_EQ(rank2.status().code(), absl::StatusCode::kFailedPrecondition);
+}
+
+}  // namespace
+}  // namespace ddlm
