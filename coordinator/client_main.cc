@@ -37,6 +37,7 @@
 #include "absl/time/clock.h"
 #include "common/cli.h"
 #include "common/config.h"
+#include "common/file_io.h"
 #include "common/grpc_status.h"
 #include "proto/job_service.grpc.pb.h"
 
@@ -266,6 +267,28 @@ int Launch() {
   std::printf("submitted %s (%s)\n", job.id().c_str(), job.name().c_str());
   std::fflush(stdout);
   const int rc = Watch(*stub, job.id());
+  if (rc == 0 && !spec->checkpoint().path().empty()) {
+    // Like main.py's --save: the best model also lands at checkpoint.path.
+    grpc::ClientContext list_context;
+    ddlm::ListCheckpointsRequest list;
+    list.set_job_id(job.id());
+    ddlm::ListCheckpointsResponse kept;
+    if (stub->ListCheckpoints(&list_context, list, &kept).ok() && kept.checkpoints_size() > 0) {
+      std::string best = kept.checkpoints(kept.checkpoints_size() - 1).id();
+      for (const ddlm::CheckpointInfo& c : kept.checkpoints()) {
+        if (c.best()) best = c.id();
+      }
+      absl::StatusOr<std::string> bytes = ddlm::ReadFile(
+          absl::StrCat(state_dir, "/jobs/", job.id(), "/checkpoints/", best, ".ckpt"));
+      absl::Status saved = bytes.ok() ? ddlm::WriteFileAtomically(spec->checkpoint().path(), *bytes)
+                                      : bytes.status();
+      if (saved.ok()) {
+        std::printf("best model (%s) saved to %s\n", best.c_str(), spec->checkpoint().path().c_str());
+      } else {
+        std::fprintf(stderr, "ddlm: could not save the best model: %s\n", saved.ToString().c_str());
+      }
+    }
+  }
   children.clear();  // Workers first, then the coordinator.
   coordinator.Stop();
   ::fclose(out);
