@@ -198,3 +198,43 @@ TEST(DistributedTest, StopAndResumeEqualsTrainingStraightThrough) {
 
 }  // namespace
 }  // namespace ddlm
+
+namespace ddlm {
+namespace {
+
+TEST(DistributedTest, MidEpochCheckpointResumesExactly) {
+  Cluster cluster(StateDir("mid_epoch"));
+  ASSERT_TRUE(cluster.Start());
+  ASSERT_TRUE(cluster.AddWorker("w0"));
+  ASSERT_TRUE(cluster.AddWorker("w1"));
+  JobSpec spec = SmallJob(2, 2);  // 40 steps per epoch.
+  spec.mutable_checkpoint()->set_every_n_steps(30);
+  spec.mutable_checkpoint()->set_keep_last(10);
+  auto job = cluster.Submit(spec);
+  ASSERT_TRUE(job.ok());
+  std::vector<JobEvent> first = cluster.Watch(job->id());
+  ASSERT_EQ(FinalState(first), SUCCEEDED);
+  std::vector<EpochResult> a = Epochs(first);
+  ASSERT_EQ(a.size(), 2u);
+  bool found = false;
+  for (const JobEvent& e : first) found |= e.has_checkpoint() && e.checkpoint().id() == "e0001-s00000030";
+  ASSERT_TRUE(found);
+
+  // Resume from step 30, in the middle of epoch 1: both ranks' hidden states and
+  // generators come back, and both epochs end exactly as before.
+  grpc::ClientContext context;
+  ResumeJobRequest resume;
+  resume.set_job_id(job->id());
+  resume.set_checkpoint_id("e0001-s00000030");
+  Job resumed;
+  ASSERT_TRUE(cluster.stub().ResumeJob(&context, resume, &resumed).ok());
+  std::vector<JobEvent> second = cluster.Watch(job->id(), nullptr, first.back().sequence());
+  ASSERT_EQ(FinalState(second), SUCCEEDED);
+  std::vector<EpochResult> b = Epochs(second);
+  ASSERT_EQ(b.size(), 2u);
+  EXPECT_EQ(a[0].val_loss(), b[0].val_loss());
+  EXPECT_EQ(a[1].val_loss(), b[1].val_loss());
+}
+
+}  // namespace
+}  // namespace ddlm
