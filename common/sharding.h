@@ -14,8 +14,11 @@
 // Evaluation: W equal contiguous slices of N / W tokens; each rank batchifies its own.
 
 #include <cstdint>
+#include <string>
+#include <vector>
 
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 
 namespace ddlm {
 
@@ -28,6 +31,11 @@ struct ShardRange {
 // INVALID_ARGUMENT unless 0 <= rank < world_size and batch >= 1.
 absl::StatusOr<ShardRange> TrainShard(int64_t num_tokens, int world_size, int rank, int64_t batch);
 absl::StatusOr<ShardRange> EvalShard(int64_t num_tokens, int world_size, int rank);
+
+// A shard on the wire (WorkerService.DownloadShard): token ids as int32 little-endian.
+std::string EncodeTokenIds(const std::vector<int64_t>& ids, int64_t begin, int64_t end);
+// DATA_LOSS if the size is not a multiple of 4 or an id is negative.
+absl::StatusOr<std::vector<int64_t>> DecodeTokenIds(absl::string_view bytes);
 
 }  // namespace ddlm
 

@@ -35,6 +35,15 @@ TEST(ShardingTest, EvalShardsAreEqualAndContiguous) {
   EXPECT_EQ(c.size(), 3);
 }
 
+TEST(ShardingTest, TokenIdsRoundTripAndBadBytesAreDataLoss) {
+  std::vector<int64_t> ids = {0, 1, 255, 256, 70000, 2147483647};
+  auto decoded = DecodeTokenIds(EncodeTokenIds(ids, 1, 6));
+  ASSERT_TRUE(decoded.ok());
+  EXPECT_EQ(*decoded, std::vector<int64_t>(ids.begin() + 1, ids.end()));
+  EXPECT_EQ(DecodeTokenIds("abc").status().code(), absl::StatusCode::kDataLoss);
+  EXPECT_EQ(DecodeTokenIds(std::string(4, '\xff')).status().code(), absl::StatusCode::kDataLoss);
+}
+
 TEST(ShardingTest, RejectsBadRankAndBatch) {
   EXPECT_EQ(TrainShard(100, 2, 2, 4).status().code(), absl::StatusCode::kInvalidArgument);
   EXPECT_EQ(TrainShard(100, 2, -1, 4).status().code(), absl::StatusCode::kInvalidArgument);

@@ -21,20 +21,6 @@ namespace {
 
 bool IsFinal(JobState s) { return s == SUCCEEDED || s == FAILED || s == CANCELLED; }
 
-std::string EncodeTokens(const std::vector<int64_t>& ids, int64_t begin, int64_t end) {
-  std::string out;
-  out.resize(static_cast<size_t>(end - begin) * 4);
-  for (int64_t i = begin; i < end; ++i) {
-    const uint32_t v = static_cast<uint32_t>(ids[static_cast<size_t>(i)]);
-    char* p = &out[static_cast<size_t>(i - begin) * 4];
-    p[0] = static_cast<char>(v & 0xff);
-    p[1] = static_cast<char>((v >> 8) & 0xff);
-    p[2] = static_cast<char>((v >> 16) & 0xff);
-    p[3] = static_cast<char>((v >> 24) & 0xff);
-  }
-  return out;
-}
-
 const char* SplitName(int split) {
   switch (split) {
     case TRAIN: return "train";
@@ -480,9 +466,9 @@ absl::Status Coordinator::StartAttemptLocked(JobEntry& job, const std::vector<Wo
     DDLM_ASSIGN_OR_RETURN(ShardRange valid, EvalShard(static_cast<int64_t>(d.valid.size()), world, r));
     DDLM_ASSIGN_OR_RETURN(ShardRange test, EvalShard(static_cast<int64_t>(d.test.size()), world, r));
     attempt.shards.push_back(
-        {std::make_shared<const std::string>(EncodeTokens(d.train, train.begin, train.end)),
-         std::make_shared<const std::string>(EncodeTokens(d.valid, valid.begin, valid.end)),
-         std::make_shared<const std::string>(EncodeTokens(d.test, test.begin, test.end))});
+        {std::make_shared<const std::string>(EncodeTokenIds(d.train, train.begin, train.end)),
+         std::make_shared<const std::string>(EncodeTokenIds(d.valid, valid.begin, valid.end)),
+         std::make_shared<const std::string>(EncodeTokenIds(d.test, test.begin, test.end))});
   }
   j.set_attempt(attempt.number);
   j.clear_workers();

@@ -10,6 +10,7 @@
 #include "common/batching.h"
 #include "common/checkpoint.h"
 #include "common/corpus.h"
+#include "common/sharding.h"
 #include "common/status_macros.h"
 #include "common/threading.h"
 #include "common/trainer.h"
@@ -17,21 +18,6 @@
 #include "worker/rank_state.h"
 
 namespace ddlm {
-namespace {
-
-std::vector<int64_t> DecodeTokens(const std::string& bytes) {
-  std::vector<int64_t> ids(bytes.size() / 4);
-  const auto* p = reinterpret_cast<const unsigned char*>(bytes.data());
-  for (size_t i = 0; i < ids.size(); ++i) {
-    ids[i] = static_cast<int64_t>(static_cast<uint32_t>(p[4 * i]) |
-                                  (static_cast<uint32_t>(p[4 * i + 1]) << 8) |
-                                  (static_cast<uint32_t>(p[4 * i + 2]) << 16) |
-                                  (static_cast<uint32_t>(p[4 * i + 3]) << 24));
-  }
-  return ids;
-}
-
-}  // namespace
 
 struct JobRunner::State {
   std::unique_ptr<Collective> collective;
@@ -82,7 +68,7 @@ absl::Status JobRunner::RunLocked(State& state) {
     *request.mutable_attempt() = attempt;
     request.set_split(static_cast<Split>(split));
     DDLM_ASSIGN_OR_RETURN(std::string bytes, client_->DownloadShard(request));
-    splits[split - TRAIN] = DecodeTokens(bytes);
+    DDLM_ASSIGN_OR_RETURN(splits[split - TRAIN], DecodeTokenIds(bytes));
   }
   torch::Tensor train = Batchify(splits[0], spec.data().batch_size());
   torch::Tensor valid = Batchify(splits[1], spec.data().eval_batch_size());

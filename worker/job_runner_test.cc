@@ -9,6 +9,7 @@
 #include "common/config.h"
 #include "common/corpus.h"
 #include "common/file_io.h"
+#include "common/sharding.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "worker/collectives/gloo_collective.h"
@@ -16,22 +17,14 @@
 namespace ddlm {
 namespace {
 
-std::string Encode(const std::vector<int64_t>& ids) {
-  std::string out;
-  for (int64_t id : ids) {
-    for (int i = 0; i < 4; ++i) out.push_back(static_cast<char>((id >> (8 * i)) & 0xff));
-  }
-  return out;
-}
-
 // Serves one rank from memory and records what the runner reports. Decisions follow
 // main.py's rule so the runner sees realistic answers.
 class FakeCoordinatorClient : public CoordinatorClient {
  public:
   explicit FakeCoordinatorClient(const Corpus& corpus) {
-    shards_[TRAIN] = Encode(corpus.train);
-    shards_[VALID] = Encode(corpus.valid);
-    shards_[TEST] = Encode(corpus.test);
+    shards_[TRAIN] = EncodeTokenIds(corpus.train, 0, corpus.train.size());
+    shards_[VALID] = EncodeTokenIds(corpus.valid, 0, corpus.valid.size());
+    shards_[TEST] = EncodeTokenIds(corpus.test, 0, corpus.test.size());
   }
   absl::StatusOr<RegisterResponse> Register(const RegisterRequest&) override { return RegisterResponse(); }
   absl::Status Heartbeat(const WorkerRef&) override { return absl::OkStatus(); }
