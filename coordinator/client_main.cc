@@ -124,6 +124,7 @@ std::string Describe(const ddlm::JobEvent& event) {
 // Follows the job to its end; exit code 0 only if it SUCCEEDED.
 int Watch(ddlm::JobService::Stub& stub, const std::string& job_id) {
   int64_t after = 0;
+  ddlm::JobState last = ddlm::JOB_STATE_UNSPECIFIED;
   for (int tries = 0; tries < 3; ++tries) {
     grpc::ClientContext context;
     ddlm::WatchJobRequest request;
@@ -131,7 +132,6 @@ int Watch(ddlm::JobService::Stub& stub, const std::string& job_id) {
     request.set_after_sequence(after);
     auto reader = stub.WatchJob(&context, request);
     ddlm::JobEvent event;
-    ddlm::JobState last = ddlm::JOB_STATE_UNSPECIFIED;
     while (reader->Read(&event)) {
       after = event.sequence();
       if (event.has_state()) last = event.state().state();

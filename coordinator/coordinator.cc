@@ -70,7 +70,7 @@ absl::StatusOr<std::unique_ptr<Coordinator>> Coordinator::Create(const Coordinat
     job->record = std::move(record);
     const Job& j = job->record.job();
     int64_t number = 0;
-    if (absl::SimpleAtoi(absl::string_view(j.id()).substr(4), &number)) {
+    if (j.id().size() > 4 && absl::SimpleAtoi(absl::string_view(j.id()).substr(4), &number)) {
       c->next_job_number_ = std::max(c->next_job_number_, number + 1);
     }
     job->lr = j.spec().optimizer().lr();
@@ -198,6 +198,7 @@ absl::StatusOr<std::vector<JobEvent>> Coordinator::WaitForEvents(const std::stri
            IsFinal(job->record.job().state());
   };
   mu_.AwaitWithDeadline(absl::Condition(&ready), deadline);
+  if (shutdown_) return absl::UnavailableError("the coordinator is shutting down");
   std::vector<JobEvent> events;
   for (int64_t i = after_sequence; i < job->record.events_size(); ++i) {
     events.push_back(job->record.events(static_cast<int>(i)));
@@ -261,8 +262,22 @@ absl::StatusOr<Job> Coordinator::ResumeJob(const ResumeJobRequest& request) {
   job->resume_checkpoint = from->id();
   job->lr = from->lr();
   job->best_val_loss.reset();
-  if (from->has_best_val_loss()) job->best_val_loss = from->best_val_loss();
+  j.clear_best_val_ppl();
+  job->resume_best.clear();
+  if (from->has_best_val_loss()) {
+    job->best_val_loss = from->best_val_loss();
+    j.set_best_val_ppl(std::exp(from->best_val_loss()));
+    // The weights of that best loss, from this timeline (not from a later one that
+    // the resume abandons), if still kept.
+    for (const CheckpointInfo& c : job->record.checkpoints()) {
+      if (c.has_val_loss() && c.val_loss() == from->best_val_loss() &&
+          c.global_step() <= from->global_step()) {
+        job->resume_best = c.id();
+      }
+    }
+  }
   j.set_resumed_from(from->id());
+  j.set_global_step(from->global_step());
   j.clear_test_ppl();
   SetStateLocked(*job, QUEUED, absl::StrCat("resuming from checkpoint ", from->id()));
   ScheduleLocked();
@@ -364,6 +379,19 @@ absl::StatusOr<RegisterResponse> Coordinator::Register(const RegisterRequest& re
 absl::Status Coordinator::Heartbeat(const WorkerRef& worker) {
   absl::MutexLock lock(&mu_);
   return workers_.Heartbeat(worker, clock_->Now());
+}
+
+absl::Status Coordinator::Deregister(const WorkerRef& worker) {
+  absl::MutexLock lock(&mu_);
+  DDLM_ASSIGN_OR_RETURN(WorkerEntry * w, workers_.Find(worker));
+  const WorkerEntry before = *w;
+  w->info.set_state(DEAD);
+  w->outbox.clear();
+  LOG(INFO) << "worker " << worker.worker_id() << " incarnation " << worker.incarnation() << " left";
+  WorkerLostLocked(before, absl::StrCat("worker '", worker.worker_id(), "' (rank ",
+                                        before.info.rank(), ") shut down"));
+  ScheduleLocked();
+  return absl::OkStatus();
 }
 
 absl::Status Coordinator::CheckWorker(const WorkerRef& worker) {
@@ -492,9 +520,7 @@ absl::Status Coordinator::StartAttemptLocked(JobEntry& job, const std::vector<Wo
     *a.mutable_spec() = spec;
     for (const std::string& word : job.data->dictionary.words()) a.add_vocabulary(word);
     a.set_resume_checkpoint_id(job.resume_checkpoint);
-    for (const CheckpointInfo& c : job.record.checkpoints()) {
-      if (c.best()) a.set_best_checkpoint_id(c.id());
-    }
+    a.set_best_checkpoint_id(job.resume_best);
     a.set_store_prefix(prefix);
     a.set_train_tokens(static_cast<int64_t>(attempt.shards[r][0]->size() / 4));
     a.set_valid_tokens(static_cast<int64_t>(attempt.shards[r][1]->size() / 4));
@@ -565,6 +591,8 @@ void Coordinator::EndAttemptLocked(JobEntry& job) {
   }
   job.attempt.reset();
   job.resume_checkpoint.clear();
+  job.resume_best.clear();
+  job.data.reset();  // Reloaded if the job is resumed.
   SetStateLocked(job, state, message);
   ScheduleLocked();
 }
@@ -616,6 +644,10 @@ absl::Status Coordinator::ReportMetrics(const ReportMetricsRequest& request) {
   Attempt& a = *job->attempt;
   const TrainingMetrics& m = request.metrics();
   MetricsRound& round = a.metrics[{m.epoch(), m.batch()}];
+  if (round.ranks.empty()) round.ranks.assign(a.workers.size(), false);
+  const int rank = request.attempt().rank();
+  if (round.ranks[rank]) return absl::OkStatus();  // A repeated report.
+  round.ranks[rank] = true;
   if (round.reported == 0) round.sum = m;
   else {
     round.sum.set_loss(round.sum.loss() + m.loss());
@@ -642,8 +674,13 @@ absl::StatusOr<EvaluationDecision> Coordinator::ReportEvaluation(
   if (request.split() != VALID && request.split() != TEST) {
     return absl::InvalidArgumentError("split must be VALID or TEST");
   }
-  if (request.tokens() <= 0) {
-    return absl::InvalidArgumentError(absl::StrCat("tokens must be > 0, got ", request.tokens()));
+  if (request.tokens() <= 0 || request.tokens() > (int64_t{1} << 48)) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("tokens must be in [1, 2^48], got ", request.tokens()));
+  }
+  if (!std::isfinite(request.loss_sum()) || request.loss_sum() < 0) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("loss_sum must be finite and >= 0, got ", request.loss_sum()));
   }
   absl::MutexLock lock(&mu_);
   DDLM_ASSIGN_OR_RETURN(JobEntry * job, FindAttemptLocked(request.worker(), request.attempt()));
@@ -652,6 +689,12 @@ absl::StatusOr<EvaluationDecision> Coordinator::ReportEvaluation(
   {
     Attempt& a = *job->attempt;
     EvaluationRound& round = a.evaluations[key];
+    if (!round.decision && (a.cancel_requested || !a.failure.empty())) {
+      // Every rank of an undecided round gets the same answer, so none goes on to a
+      // collective that the others have left.
+      return absl::AbortedError(absl::StrCat("job '", request.attempt().job_id(), "' attempt ",
+                                             number, " was cancelled or failed"));
+    }
     const int world = static_cast<int>(a.workers.size());
     if (round.reported.empty()) round.reported.assign(world, false);
     const int rank = request.attempt().rank();
@@ -756,14 +799,18 @@ absl::StatusOr<CheckpointInfo> Coordinator::UploadCheckpoint(const WorkerRef& wo
   info.set_crc32(Crc32(absl::string_view(bytes).substr(0, bytes.size() - 4)));  // = the file's trailer.
   info.set_created_unix_seconds(h.created_unix_seconds());
   info.set_attempt(ref.attempt());
-  DDLM_RETURN_IF_ERROR(store_.WriteCheckpoint(job_id, info.id(), bytes));
+  // Written under a staging name, and renamed over the final one only if the attempt
+  // is still current: a late upload never replaces a kept file.
+  const std::string staging = absl::StrCat(info.id(), ".attempt-", ref.attempt(), ".partial");
+  DDLM_RETURN_IF_ERROR(store_.WriteCheckpoint(job_id, staging, bytes));
 
   absl::MutexLock lock(&mu_);
   absl::StatusOr<JobEntry*> found = FindAttemptLocked(worker, ref);
   if (!found.ok()) {
-    (void)store_.DeleteCheckpoint(job_id, info.id());
+    (void)store_.DeleteCheckpoint(job_id, staging);
     return found.status();
   }
+  DDLM_RETURN_IF_ERROR(store_.RenameCheckpoint(job_id, staging, info.id()));
   JobEntry& job = **found;
   auto* kept = job.record.mutable_checkpoints();
   for (int i = 0; i < kept->size(); ++i) {

@@ -83,6 +83,7 @@ class Coordinator {
   // ---- WorkerService ----
   absl::StatusOr<RegisterResponse> Register(const RegisterRequest& request) ABSL_LOCKS_EXCLUDED(mu_);
   absl::Status Heartbeat(const WorkerRef& worker) ABSL_LOCKS_EXCLUDED(mu_);
+  absl::Status Deregister(const WorkerRef& worker) ABSL_LOCKS_EXCLUDED(mu_);
   // The worker's next command, or nullopt if none came before `deadline`. ABORTED or
   // NOT_FOUND once `worker` is no longer a live incarnation.
   absl::StatusOr<std::optional<WorkerCommand>> NextCommand(const WorkerRef& worker,
@@ -120,6 +121,7 @@ class Coordinator {
     std::vector<int64_t> train, valid, test;
   };
   struct MetricsRound {
+    std::vector<bool> ranks;  // Which ranks reported.
     int reported = 0;
     TrainingMetrics sum;  // loss summed; tokens_per_second summed; ms max.
   };
@@ -148,6 +150,7 @@ class Coordinator {
     std::shared_ptr<const JobData> data;
     std::optional<Attempt> attempt;
     std::string resume_checkpoint;  // For the next attempt.
+    std::string resume_best;        // The best checkpoint of the resumed-from timeline.
     double lr = 0;
     std::optional<double> best_val_loss;
   };

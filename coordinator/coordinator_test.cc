@@ -382,3 +382,49 @@ TEST_F(CoordinatorTest, JobsQueueInOrder) {
 
 }  // namespace
 }  // namespace ddlm
+
+namespace ddlm {
+namespace {
+
+TEST_F(CoordinatorTest, DeregisteredWorkerFailsItsJobAndTakesNoMore) {
+  WorkerRef w0 = AddWorker("w0");
+  WorkerRef w1 = AddWorker("w1");
+  auto job = coordinator_->SubmitJob(Spec(2));
+  auto a0 = Poll(w0)->assign();
+  auto a1 = Poll(w1)->assign();
+  ASSERT_TRUE(coordinator_->Deregister(w1).ok());
+  EXPECT_EQ(coordinator_->Heartbeat(w1).code(), absl::StatusCode::kAborted);
+  ASSERT_TRUE(Poll(w0)->has_cancel());
+  Finish(w0, a0, false, true);
+  Job now = *coordinator_->GetJob(job->id());
+  EXPECT_EQ(now.state(), FAILED);
+  EXPECT_THAT(now.message(), HasSubstr("'w1' (rank 1) shut down"));
+  // Only w0 is left: a 2-worker job waits.
+  auto next = coordinator_->SubmitJob(Spec(2));
+  EXPECT_EQ(coordinator_->GetJob(next->id())->state(), QUEUED);
+  (void)a1;
+}
+
+TEST_F(CoordinatorTest, AfterACancelAnUndecidedRoundAbortsEveryRank) {
+  WorkerRef w0 = AddWorker("w0");
+  WorkerRef w1 = AddWorker("w1");
+  auto job = coordinator_->SubmitJob(Spec(2));
+  auto a0 = Poll(w0)->assign();
+  auto a1 = Poll(w1)->assign();
+  // Rank 0 reported; then the job is cancelled before rank 1 reports.
+  EXPECT_EQ(coordinator_->ReportEvaluation(Eval(w0, a0, VALID, 1, 1, 10), absl::InfinitePast()).status().code(),
+            absl::StatusCode::kDeadlineExceeded);
+  ASSERT_TRUE(coordinator_->CancelJob(job->id()).ok());
+  EXPECT_EQ(coordinator_->ReportEvaluation(Eval(w1, a1, VALID, 1, 1, 10), absl::InfinitePast()).status().code(),
+            absl::StatusCode::kAborted);
+  EXPECT_EQ(coordinator_->ReportEvaluation(Eval(w0, a0, VALID, 1, 1, 10), absl::InfinitePast()).status().code(),
+            absl::StatusCode::kAborted);
+  // Bad values are refused.
+  EXPECT_EQ(coordinator_->ReportEvaluation(Eval(w0, a0, VALID, 1, 1, int64_t{1} << 60), absl::InfinitePast())
+                .status()
+                .code(),
+            absl::StatusCode::kInvalidArgument);
+}
+
+}  // namespace
+}  // namespace ddlm

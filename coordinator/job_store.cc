@@ -1,6 +1,8 @@
 #include "coordinator/job_store.h"
 
 #include <dirent.h>
+#include <fcntl.h>
+#include <unistd.h>
 #include <sys/stat.h>
 
 #include <algorithm>
@@ -94,6 +96,14 @@ absl::StatusOr<std::vector<JobRecord>> JobStore::LoadAll() {
     if (!record.ok()) return record.status();
     records.push_back(*std::move(record));
   }
+  // Submission order: job-2 before job-10.
+  std::stable_sort(records.begin(), records.end(), [](const JobRecord& a, const JobRecord& b) {
+    if (a.job().submitted_unix_seconds() != b.job().submitted_unix_seconds()) {
+      return a.job().submitted_unix_seconds() < b.job().submitted_unix_seconds();
+    }
+    if (a.job().id().size() != b.job().id().size()) return a.job().id().size() < b.job().id().size();
+    return a.job().id() < b.job().id();
+  });
   return records;
 }
 
@@ -107,6 +117,21 @@ absl::Status JobStore::WriteCheckpoint(const std::string& job_id, const std::str
   if (absl::Status s = MakeDir(JobDir(job_id)); !s.ok()) return s;
   if (absl::Status s = MakeDir(JobDir(job_id) + "/checkpoints"); !s.ok()) return s;
   return WriteFileAtomically(CheckpointPath(job_id, checkpoint_id), bytes);
+}
+
+absl::Status JobStore::RenameCheckpoint(const std::string& job_id, const std::string& from,
+                                        const std::string& to) {
+  const std::string a = CheckpointPath(job_id, from);
+  const std::string b = CheckpointPath(job_id, to);
+  if (std::rename(a.c_str(), b.c_str()) != 0) {
+    return absl::InternalError(absl::StrCat("cannot rename ", a, " to ", b, ": ", std::strerror(errno)));
+  }
+  const std::string dir = JobDir(job_id) + "/checkpoints";
+  if (int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY); fd >= 0) {
+    ::fsync(fd);
+    ::close(fd);
+  }
+  return absl::OkStatus();
 }
 
 absl::Status JobStore::DeleteCheckpoint(const std::string& job_id,

@@ -29,13 +29,16 @@ class JobStore {
   // Creates the directory tree. INTERNAL / PERMISSION_DENIED naming the path.
   absl::Status Init();
   absl::Status SaveRecord(const JobRecord& record);
-  // Every job record, in job id order. DATA_LOSS naming a damaged file.
+  // Every job record, in submission order. DATA_LOSS naming a damaged file.
   absl::StatusOr<std::vector<JobRecord>> LoadAll();
 
   std::string CheckpointPath(const std::string& job_id, const std::string& checkpoint_id) const;
   absl::Status WriteCheckpoint(const std::string& job_id, const std::string& checkpoint_id,
                                absl::string_view bytes);
   absl::Status DeleteCheckpoint(const std::string& job_id, const std::string& checkpoint_id);
+  // Atomic rename (then a directory fsync) of one checkpoint file over another name.
+  absl::Status RenameCheckpoint(const std::string& job_id, const std::string& from,
+                                const std::string& to);
 
   const std::string& state_dir() const { return state_dir_; }
 

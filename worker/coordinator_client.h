@@ -35,6 +35,7 @@ class CoordinatorClient {
   virtual ~CoordinatorClient() = default;
   virtual absl::StatusOr<RegisterResponse> Register(const RegisterRequest& request) = 0;
   virtual absl::Status Heartbeat(const WorkerRef& worker) = 0;
+  virtual absl::Status Deregister(const WorkerRef& worker) = 0;
   virtual std::unique_ptr<CommandStream> StreamCommands(const WorkerRef& worker) = 0;
   virtual absl::Status KeySet(const WorkerRef& worker, const std::string& key,
                               const std::string& value) = 0;

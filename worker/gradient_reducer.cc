@@ -57,7 +57,7 @@ absl::Status GradientAllReducer::Reduce(const std::vector<torch::Tensor>& grads)
       offset += n;
     }
     const bool last = b + 1 == buckets_.size();
-    if (last) bucket.buffer[offset].fill_(stop_requested_.load() ? 1.0f : 0.0f);
+    if (last) bucket.buffer[offset].fill_(stop_requested_.load() || (external_stop_ != nullptr && external_stop_->load()) ? 1.0f : 0.0f);
     stats_.pack_seconds += SecondsSince(start);
 
     start = std::chrono::steady_clock::now();

@@ -40,9 +40,12 @@ class GradientAllReducer {
  public:
   static constexpr int64_t kDefaultBucketBytes = 25 << 20;
 
+  // `external_stop`, if given (not owned; must outlive the reducer), is read like
+  // RequestStop: setting it asks every rank to stop after the next step.
   explicit GradientAllReducer(Collective* collective /* not owned */,
-                              int64_t bucket_bytes = kDefaultBucketBytes)
-      : collective_(collective), bucket_bytes_(bucket_bytes) {}
+                              int64_t bucket_bytes = kDefaultBucketBytes,
+                              const std::atomic<bool>* external_stop = nullptr)
+      : collective_(collective), bucket_bytes_(bucket_bytes), external_stop_(external_stop) {}
 
   absl::Status Reduce(const std::vector<torch::Tensor>& grads);
   void RequestStop() { stop_requested_ = true; }
@@ -60,6 +63,7 @@ class GradientAllReducer {
 
   Collective* collective_;
   int64_t bucket_bytes_;
+  const std::atomic<bool>* external_stop_;
   std::vector<Bucket> buckets_;
   std::atomic<bool> stop_requested_{false};
   std::atomic<bool> stop_agreed_{false};

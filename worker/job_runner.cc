@@ -19,11 +19,6 @@
 
 namespace ddlm {
 
-struct JobRunner::State {
-  std::unique_ptr<Collective> collective;
-  std::unique_ptr<GradientAllReducer> reducer;
-};
-
 JobRunner::JobRunner(Assignment assignment, WorkerRef worker, CoordinatorClient* client,
                      JobRunnerOptions options, CollectiveFactory collective_factory)
     : assignment_(std::move(assignment)),
@@ -41,19 +36,9 @@ std::string JobRunner::Who() const {
                       worker_.incarnation(), "] ");
 }
 
-void JobRunner::RequestStop() {
-  stop_requested_ = true;
-  if (State* s = state_.load(); s != nullptr && s->reducer != nullptr) s->reducer->RequestStop();
-}
+void JobRunner::RequestStop() { stop_requested_ = true; }
 
 absl::Status JobRunner::Run() {
-  State state;
-  absl::Status status = RunLocked(state);
-  state_ = nullptr;
-  return status;
-}
-
-absl::Status JobRunner::RunLocked(State& state) {
   const JobSpec& spec = assignment_.spec();
   const AttemptRef& attempt = assignment_.attempt();
   const int rank = attempt.rank();
@@ -109,12 +94,10 @@ absl::Status JobRunner::RunLocked(State& state) {
   collective_options.store_prefix = assignment_.store_prefix();
   collective_options.host = options_.host;
   collective_options.timeout = options_.collective_timeout;
-  DDLM_ASSIGN_OR_RETURN(state.collective, collective_factory_(collective_options, &store));
-  Collective& collective = *state.collective;
-  state.reducer = std::make_unique<GradientAllReducer>(&collective);
-  GradientAllReducer& reducer = *state.reducer;
-  state_ = &state;
-  if (stop_requested_) reducer.RequestStop();
+  DDLM_ASSIGN_OR_RETURN(std::unique_ptr<Collective> owned_collective,
+                        collective_factory_(collective_options, &store));
+  Collective& collective = *owned_collective;
+  GradientAllReducer reducer(&collective, GradientAllReducer::kDefaultBucketBytes, &stop_requested_);
   LOG(INFO) << Who() << "connected; " << trainer->num_parameters() << " parameters, "
             << train.size(0) << " rows x " << train.size(1) << " columns of training data";
 

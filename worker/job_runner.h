@@ -51,8 +51,6 @@ class JobRunner {
   const AttemptRef& attempt() const { return assignment_.attempt(); }
 
  private:
-  struct State;
-  absl::Status RunLocked(State& state);
   std::string Who() const;
 
   const Assignment assignment_;
@@ -60,8 +58,8 @@ class JobRunner {
   CoordinatorClient* const client_;
   const JobRunnerOptions options_;
   const CollectiveFactory collective_factory_;
+  // Read by the training thread's GradientAllReducer; set by RequestStop.
   std::atomic<bool> stop_requested_{false};
-  std::atomic<State*> state_{nullptr};
 };
 
 }  // namespace ddlm

@@ -28,6 +28,7 @@ class FakeCoordinatorClient : public CoordinatorClient {
   }
   absl::StatusOr<RegisterResponse> Register(const RegisterRequest&) override { return RegisterResponse(); }
   absl::Status Heartbeat(const WorkerRef&) override { return absl::OkStatus(); }
+  absl::Status Deregister(const WorkerRef&) override { return absl::OkStatus(); }
   std::unique_ptr<CommandStream> StreamCommands(const WorkerRef&) override { return nullptr; }
   absl::Status KeySet(const WorkerRef&, const std::string& k, const std::string& v) override {
     return kv_.Set(k, v);

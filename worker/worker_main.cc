@@ -23,6 +23,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/synchronization/notification.h"
+#include "absl/time/clock.h"
 #include "common/cli.h"
 #include "worker/collectives/collective_factory.h"
 #include "worker/coordinator_client.h"
@@ -87,6 +88,9 @@ class Worker {
       ServeIncarnation(absl::Milliseconds(registered->heartbeat_interval_ms()));
     }
     StopRunner("the worker is shutting down");
+    // Leave the pool at once rather than after the heartbeat timeout, so no job is
+    // assigned to a worker that is gone.
+    if (absl::Status s = client_->Deregister(ref_); !s.ok()) LOG(WARNING) << "deregister: " << s;
     return 0;
   }
 
@@ -122,12 +126,26 @@ class Worker {
       if (command.has_assign()) {
         StartRunner(command.assign());
       } else if (command.has_cancel()) {
-        absl::MutexLock lock(&mu_);
-        if (runner_ != nullptr && runner_->attempt().job_id() == command.cancel().job_id() &&
-            runner_->attempt().attempt() == command.cancel().attempt()) {
-          LOG(INFO) << "cancelling " << command.cancel().job_id() << " attempt "
-                    << command.cancel().attempt();
-          runner_->RequestStop();
+        bool running = false;
+        {
+          absl::MutexLock lock(&mu_);
+          running = runner_ != nullptr && runner_->attempt().job_id() == command.cancel().job_id() &&
+                    runner_->attempt().attempt() == command.cancel().attempt();
+          if (running) {
+            LOG(INFO) << "cancelling " << command.cancel().job_id() << " attempt "
+                      << command.cancel().attempt();
+            runner_->RequestStop();
+          }
+        }
+        if (!running) {
+          // Not (or no longer) running it, e.g. its end was never delivered: say so again,
+          // so that the coordinator can end the attempt.
+          ddlm::FinishAssignmentRequest finish;
+          *finish.mutable_worker() = ref_;
+          *finish.mutable_attempt() = command.cancel();
+          finish.set_cancelled(true);
+          finish.set_error("cancelled");
+          ReportFinish(finish);
         }
       }
     }
@@ -174,12 +192,28 @@ class Worker {
       } else {
         LOG(WARNING) << "assignment " << runner->attempt().job_id() << " ended: " << status;
       }
-      if (absl::Status s = client_->FinishAssignment(finish); !s.ok()) {
-        LOG(WARNING) << "could not report the end of " << runner->attempt().job_id() << ": " << s;
-      }
+      ReportFinish(finish);
       absl::MutexLock lock(&mu_);
       if (runner_ == runner) runner_ = nullptr;
     });
+  }
+
+  // The coordinator must learn that an assignment ended, or its job never does: retry
+  // until it answers (a stale incarnation or unknown job ends the retries).
+  void ReportFinish(const ddlm::FinishAssignmentRequest& finish) {
+    absl::Duration backoff = absl::Milliseconds(100);
+    for (int attempt = 0; attempt < 20; ++attempt) {
+      absl::Status s = client_->FinishAssignment(finish);
+      if (s.ok() || (s.code() != absl::StatusCode::kUnavailable &&
+                     s.code() != absl::StatusCode::kDeadlineExceeded)) {
+        if (!s.ok()) LOG(WARNING) << "end of " << finish.attempt().job_id() << " not accepted: " << s;
+        return;
+      }
+      LOG(WARNING) << "could not report the end of " << finish.attempt().job_id() << " (" << s
+                   << "); retrying";
+      absl::SleepFor(backoff);  // Waiting for the network, not for a test.
+      backoff = std::min(backoff * 2, absl::Seconds(5));
+    }
   }
 
   void StopRunner(const char* why) {

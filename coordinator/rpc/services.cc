@@ -116,6 +116,11 @@ grpc::Status WorkerServiceImpl::Heartbeat(grpc::ServerContext*, const HeartbeatR
   return ToGrpcStatus(c_->Heartbeat(request->worker()));
 }
 
+grpc::Status WorkerServiceImpl::Deregister(grpc::ServerContext*, const DeregisterRequest* request,
+                                           DeregisterResponse*) {
+  return ToGrpcStatus(c_->Deregister(request->worker()));
+}
+
 grpc::Status WorkerServiceImpl::StreamCommands(grpc::ServerContext* context,
                                                const StreamCommandsRequest* request,
                                                grpc::ServerWriter<WorkerCommand>* writer) {
@@ -149,9 +154,10 @@ grpc::Status WorkerServiceImpl::KeyWait(grpc::ServerContext*, const KeyWaitReque
                                         KeyWaitResponse*) {
   if (absl::Status s = c_->CheckWorker(request->worker()); !s.ok()) return ToGrpcStatus(s);
   if (request->keys().empty()) return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "keys is empty");
-  if (request->timeout_ms() < 0) {
+  // Bounded so that a forgotten waiter cannot hold a server thread (and shutdown) forever.
+  if (request->timeout_ms() < 0 || request->timeout_ms() > 3600000) {
     return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
-                        absl::StrCat("timeout_ms must be >= 0, got ", request->timeout_ms()));
+                        absl::StrCat("timeout_ms must be in [0, 3600000], got ", request->timeout_ms()));
   }
   std::vector<std::string> keys(request->keys().begin(), request->keys().end());
   return ToGrpcStatus(

@@ -47,6 +47,7 @@ class WorkerServiceImpl final : public WorkerService::Service {
 
   grpc::Status Register(grpc::ServerContext*, const RegisterRequest*, RegisterResponse*) override;
   grpc::Status Heartbeat(grpc::ServerContext*, const HeartbeatRequest*, HeartbeatResponse*) override;
+  grpc::Status Deregister(grpc::ServerContext*, const DeregisterRequest*, DeregisterResponse*) override;
   grpc::Status StreamCommands(grpc::ServerContext*, const StreamCommandsRequest*,
                               grpc::ServerWriter<WorkerCommand>*) override;
   grpc::Status KeySet(grpc::ServerContext*, const KeySetRequest*, KeySetResponse*) override;

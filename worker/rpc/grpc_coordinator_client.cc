@@ -38,6 +38,11 @@ class GrpcCoordinatorClient : public CoordinatorClient {
     *request.mutable_worker() = worker;
     return Unary(request, &WorkerService::Stub::Heartbeat, HeartbeatResponse(), rpc_timeout_).status();
   }
+  absl::Status Deregister(const WorkerRef& worker) override {
+    DeregisterRequest request;
+    *request.mutable_worker() = worker;
+    return Unary(request, &WorkerService::Stub::Deregister, DeregisterResponse(), rpc_timeout_).status();
+  }
   std::unique_ptr<CommandStream> StreamCommands(const WorkerRef& worker) override {
     return std::make_unique<GrpcCommandStream>(stub_.get(), worker);
   }
