@@ -46,7 +46,7 @@ std::vector<double> Run(Trainer& trainer, const torch::Tensor& data) {
   return losses;
 }
 
-void ExpectEquivalent(int world, std::vector<GradientAllReducer*> reducers_out = {}) {
+void ExpectEquivalent(int world, bool overlap) {
   const int batch = 4;
   absl::StatusOr<Corpus> corpus = LoadCorpus("configs/quickstart_data");
   ASSERT_TRUE(corpus.ok()) << corpus.status();
@@ -76,7 +76,8 @@ void ExpectEquivalent(int world, std::vector<GradientAllReducer*> reducers_out =
       options.timeout = absl::Seconds(60);
       auto collective = CreateGlooCollective(options, &store);
       ASSERT_TRUE(collective.ok()) << collective.status();
-      GradientAllReducer reducer(collective->get(), /*bucket_bytes=*/64 << 10);  // Several buckets.
+      GradientAllReducer reducer(collective->get(), /*bucket_bytes=*/16 << 10);  // Several buckets.
+      if (overlap) ASSERT_TRUE(reducer.Attach(trainers[r]->model().parameters()).ok());
       trainers[r]->set_gradient_reducer(
           [&](const std::vector<torch::Tensor>& grads) { return reducer.Reduce(grads); });
       ShardRange shard = *TrainShard(static_cast<int64_t>(corpus->train.size()), world, r, batch);
@@ -95,8 +96,8 @@ void ExpectEquivalent(int world, std::vector<GradientAllReducer*> reducers_out =
     EXPECT_NEAR(mean, expected[step], 2e-4 * expected[step]) << "step " << step;
     worst = std::max(worst, std::abs(mean - expected[step]) / expected[step]);
   }
-  std::printf("%d workers x batch %d vs 1 x %d: largest relative loss difference over %d steps: %.2e\n",
-              world, batch, world * batch, kSteps, worst);
+  std::printf("%d workers x batch %d vs 1 x %d%s: largest relative loss difference over %d steps: %.2e\n",
+              world, batch, world * batch, overlap ? " (overlapped)" : "", kSteps, worst);
   // The ranks' weights are identical to each other, and close to the single trainer's.
   auto p0 = trainers[0]->model().parameters();
   auto ps = (*single)->model().parameters();
@@ -110,10 +111,14 @@ void ExpectEquivalent(int world, std::vector<GradientAllReducer*> reducers_out =
 }
 
 TEST(DataParallelEquivalenceTest, TwoWorkersWithBatchBMatchOneWorkerWithBatch2B) {
-  ExpectEquivalent(2);
+  ExpectEquivalent(2, /*overlap=*/false);
 }
 
-TEST(DataParallelEquivalenceTest, ThreeWorkers) { ExpectEquivalent(3); }
+TEST(DataParallelEquivalenceTest, TwoWorkersOverlappingAllReduceWithBackward) {
+  ExpectEquivalent(2, /*overlap=*/true);
+}
+
+TEST(DataParallelEquivalenceTest, ThreeWorkers) { ExpectEquivalent(3, /*overlap=*/true); }
 
 }  // namespace
 }  // namespace ddlm

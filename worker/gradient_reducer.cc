@@ -1,6 +1,7 @@
 #include "worker/gradient_reducer.h"
 
 #include <chrono>
+#include <numeric>
 
 #include "absl/strings/str_cat.h"
 
@@ -13,17 +14,29 @@ double SecondsSince(std::chrono::steady_clock::time_point start) {
 
 }  // namespace
 
-absl::Status GradientAllReducer::BuildBuckets(const std::vector<torch::Tensor>& grads) {
+GradientAllReducer::~GradientAllReducer() {
+  if (comm_thread_.joinable()) {
+    {
+      std::lock_guard<std::mutex> lock(mu_);
+      shutting_down_ = true;
+    }
+    changed_.notify_all();
+    comm_thread_.join();
+  }
+}
+
+absl::Status GradientAllReducer::BuildBuckets(const std::vector<torch::Tensor>& tensors,
+                                              const std::vector<size_t>& order) {
   buckets_.clear();
   Bucket current;
   int64_t current_bytes = 0;
-  for (size_t i = 0; i < grads.size(); ++i) {
-    if (!grads[i].defined() || grads[i].scalar_type() != torch::kFloat32) {
+  for (size_t i : order) {
+    if (!tensors[i].defined() || tensors[i].scalar_type() != torch::kFloat32) {
       return absl::InvalidArgumentError(
           absl::StrCat("gradient ", i, " is undefined or not float32; cannot all-reduce it"));
     }
     current.grads.push_back(i);
-    current_bytes += grads[i].numel() * 4;
+    current_bytes += tensors[i].numel() * 4;
     if (current_bytes >= bucket_bytes_) {
       buckets_.push_back(std::move(current));
       current = Bucket();
@@ -31,33 +44,58 @@ absl::Status GradientAllReducer::BuildBuckets(const std::vector<torch::Tensor>& 
     }
   }
   if (!current.grads.empty() || buckets_.empty()) buckets_.push_back(std::move(current));
+  slot_.assign(tensors.size(), {0, 0});
   for (size_t b = 0; b < buckets_.size(); ++b) {
+    Bucket& bucket = buckets_[b];
     int64_t numel = 0;
-    for (size_t i : buckets_[b].grads) numel += grads[i].numel();
+    for (size_t k = 0; k < bucket.grads.size(); ++k) {
+      bucket.offsets.push_back(numel);
+      slot_[bucket.grads[k]] = {b, k};
+      numel += tensors[bucket.grads[k]].numel();
+    }
     if (b + 1 == buckets_.size()) numel += 1;  // The stop flag.
-    buckets_[b].buffer = torch::empty({numel}, torch::TensorOptions().dtype(torch::kFloat32).device(grads.empty() ? torch::kCPU : grads[0].device()));
+    bucket.buffer = torch::empty({numel}, torch::TensorOptions().dtype(torch::kFloat32));
+    bucket.pending = static_cast<int>(bucket.grads.size());
   }
   return absl::OkStatus();
 }
 
+void GradientAllReducer::WriteStopFlag(Bucket& bucket) {
+  const bool stop = stop_requested_.load() || (external_stop_ != nullptr && external_stop_->load());
+  bucket.buffer[bucket.buffer.numel() - 1].fill_(stop ? 1.0f : 0.0f);
+}
+
+absl::Status GradientAllReducer::Unpack(Bucket& bucket, const std::vector<torch::Tensor>& grads,
+                                        bool last) {
+  const auto start = std::chrono::steady_clock::now();
+  if (collective_->world_size() > 1) bucket.buffer.div_(static_cast<float>(collective_->world_size()));
+  for (size_t k = 0; k < bucket.grads.size(); ++k) {
+    const torch::Tensor& g = grads[bucket.grads[k]];
+    g.copy_(bucket.buffer.narrow(0, bucket.offsets[k], g.numel()).view(g.sizes()));
+  }
+  if (last && bucket.buffer[bucket.buffer.numel() - 1].item<float>() > 0) stop_agreed_ = true;
+  stats_.pack_seconds += SecondsSince(start);
+  return absl::OkStatus();
+}
+
 absl::Status GradientAllReducer::Reduce(const std::vector<torch::Tensor>& grads) {
+  torch::NoGradGuard no_grad;
+  if (attached_) return ReduceOverlapped(grads);
   if (buckets_.empty()) {
-    if (absl::Status s = BuildBuckets(grads); !s.ok()) return s;
+    std::vector<size_t> order(grads.size());
+    std::iota(order.begin(), order.end(), 0);
+    if (absl::Status s = BuildBuckets(grads, order); !s.ok()) return s;
   }
   ++stats_.calls;
-  const float world = static_cast<float>(collective_->world_size());
-  torch::NoGradGuard no_grad;
   for (size_t b = 0; b < buckets_.size(); ++b) {
     Bucket& bucket = buckets_[b];
     auto start = std::chrono::steady_clock::now();
-    int64_t offset = 0;
-    for (size_t i : bucket.grads) {
-      const int64_t n = grads[i].numel();
-      bucket.buffer.narrow(0, offset, n).copy_(grads[i].reshape({-1}));
-      offset += n;
+    for (size_t k = 0; k < bucket.grads.size(); ++k) {
+      const torch::Tensor& g = grads[bucket.grads[k]];
+      bucket.buffer.narrow(0, bucket.offsets[k], g.numel()).copy_(g.reshape({-1}));
     }
     const bool last = b + 1 == buckets_.size();
-    if (last) bucket.buffer[offset].fill_(stop_requested_.load() || (external_stop_ != nullptr && external_stop_->load()) ? 1.0f : 0.0f);
+    if (last) WriteStopFlag(bucket);
     stats_.pack_seconds += SecondsSince(start);
 
     start = std::chrono::steady_clock::now();
@@ -67,19 +105,111 @@ absl::Status GradientAllReducer::Reduce(const std::vector<torch::Tensor>& grads)
       stats_.bytes += bucket.buffer.numel() * 4;
     }
     stats_.allreduce_seconds += SecondsSince(start);
-
-    start = std::chrono::steady_clock::now();
-    if (collective_->world_size() > 1) bucket.buffer.div_(world);
-    offset = 0;
-    for (size_t i : bucket.grads) {
-      const int64_t n = grads[i].numel();
-      grads[i].copy_(bucket.buffer.narrow(0, offset, n).view(grads[i].sizes()));
-      offset += n;
-    }
-    if (last && bucket.buffer[offset].item<float>() > 0) stop_agreed_ = true;
-    stats_.pack_seconds += SecondsSince(start);
+    if (absl::Status s = Unpack(bucket, grads, last); !s.ok()) return s;
   }
   return absl::OkStatus();
+}
+
+// ---------------------------------------------------------------- overlap
+
+absl::Status GradientAllReducer::Attach(const std::vector<torch::Tensor>& params) {
+  if (collective_->world_size() == 1 || attached_) return absl::OkStatus();
+  std::vector<size_t> order(params.size());
+  std::iota(order.rbegin(), order.rend(), 0);  // Backward produces the last ones first.
+  if (absl::Status s = BuildBuckets(params, order); !s.ok()) return s;
+  deposited_.assign(params.size(), false);
+  for (size_t i = 0; i < params.size(); ++i) {
+    // Runs on the thread running backward, once per step with the parameter's whole
+    // gradient (uses of one parameter are summed before it).
+    params[i].register_hook([this, i](const torch::Tensor& grad) { Deposit(i, grad); });
+  }
+  attached_ = true;
+  comm_thread_ = std::thread([this] { CommunicationLoop(); });
+  return absl::OkStatus();
+}
+
+void GradientAllReducer::Deposit(size_t index, const torch::Tensor& grad) {
+  const auto start = std::chrono::steady_clock::now();
+  auto [b, k] = slot_[index];
+  Bucket& bucket = buckets_[b];
+  {
+    torch::NoGradGuard no_grad;
+    bucket.buffer.narrow(0, bucket.offsets[k], grad.numel()).copy_(grad.reshape({-1}));
+  }
+  deposited_[index] = true;
+  bool now_ready = false;
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    if (--bucket.pending == 0) {
+      if (b + 1 == buckets_.size()) WriteStopFlag(bucket);
+      bucket.ready = true;
+      now_ready = true;
+    }
+  }
+  if (now_ready) changed_.notify_all();
+  stats_.pack_seconds += SecondsSince(start);
+}
+
+void GradientAllReducer::CommunicationLoop() {
+  // One step per pass: every bucket, in bucket order (the same on every rank).
+  while (true) {
+    for (size_t b = 0; b < buckets_.size(); ++b) {
+      Bucket& bucket = buckets_[b];
+      {
+        std::unique_lock<std::mutex> lock(mu_);
+        changed_.wait(lock, [&] { return shutting_down_ || bucket.ready; });
+        if (shutting_down_) return;
+      }
+      const auto start = std::chrono::steady_clock::now();
+      absl::Status status = collective_->AllReduceSum(bucket.buffer);
+      const double seconds = SecondsSince(start);
+      {
+        std::lock_guard<std::mutex> lock(mu_);
+        bucket.status = status;
+        bucket.done = true;
+        stats_.allreduce_seconds += seconds;
+        ++stats_.collectives;
+        stats_.bytes += bucket.buffer.numel() * 4;
+      }
+      changed_.notify_all();
+    }
+    // Wait for Reduce to reset the buckets before the next step.
+    std::unique_lock<std::mutex> lock(mu_);
+    changed_.wait(lock, [&] { return shutting_down_ || !buckets_.back().done; });
+    if (shutting_down_) return;
+  }
+}
+
+absl::Status GradientAllReducer::ReduceOverlapped(const std::vector<torch::Tensor>& grads) {
+  ++stats_.calls;
+  // Gradients no hook delivered (parameters unused this step: the trainer passes zeros).
+  for (size_t i = 0; i < grads.size(); ++i) {
+    if (!deposited_[i]) Deposit(i, grads[i]);
+  }
+  absl::Status status;
+  const auto wait_start = std::chrono::steady_clock::now();
+  for (size_t b = 0; b < buckets_.size(); ++b) {
+    Bucket& bucket = buckets_[b];
+    {
+      std::unique_lock<std::mutex> lock(mu_);
+      changed_.wait(lock, [&] { return bucket.done; });
+    }
+    if (status.ok()) status = bucket.status;
+    if (status.ok()) status = Unpack(bucket, grads, b + 1 == buckets_.size());
+  }
+  stats_.exposed_seconds += SecondsSince(wait_start);
+  {
+    std::lock_guard<std::mutex> lock(mu_);
+    for (Bucket& bucket : buckets_) {
+      bucket.pending = static_cast<int>(bucket.grads.size());
+      bucket.ready = false;
+      bucket.done = false;
+      bucket.status = absl::OkStatus();
+    }
+  }
+  changed_.notify_all();
+  deposited_.assign(deposited_.size(), false);
+  return status;
 }
 
 }  // namespace ddlm

@@ -15,10 +15,20 @@
 // all ranks leave the training loop after the same step (no rank is left waiting in a
 // collective for a peer that stopped).
 //
-// Threading: Reduce runs on the training thread; RequestStop may be called from any
-// thread.
+// Overlap (optional, Attach): as in DDP, buckets are then filled in reverse parameter
+// order, roughly the order backward produces gradients; a hook copies each gradient
+// into its bucket as soon as backward computes it, and a communication thread
+// all-reduces each bucket, strictly in bucket order on every rank, while backward goes
+// on. Reduce then only completes the buckets of unused parameters, waits, and unpacks.
+//
+// Threading: Reduce and the hooks run on the training thread; with Attach, one
+// communication thread owned by the reducer uses the Collective during backward and
+// Reduce (nobody else may use it then). RequestStop may be called from any thread.
 
 #include <atomic>
+#include <condition_variable>
+#include <mutex>
+#include <thread>
 #include <vector>
 
 #include <torch/torch.h>
@@ -34,6 +44,9 @@ struct ReducerStats {
   int64_t bytes = 0;           // Bytes all-reduced (per rank).
   double allreduce_seconds = 0;  // Inside the collective.
   double pack_seconds = 0;       // Packing, averaging and unpacking.
+  // Overlap only: time Reduce spent after backward waiting for all-reduces and
+  // unpacking (what the overlap did not hide).
+  double exposed_seconds = 0;
 };
 
 class GradientAllReducer {
@@ -47,6 +60,12 @@ class GradientAllReducer {
                               const std::atomic<bool>* external_stop = nullptr)
       : collective_(collective), bucket_bytes_(bucket_bytes), external_stop_(external_stop) {}
 
+  ~GradientAllReducer();
+
+  // Turns on overlap for these parameters (model order, the order Reduce's `grads`
+  // come in). Call once, before the first backward pass; no-op for one rank.
+  absl::Status Attach(const std::vector<torch::Tensor>& params);
+
   absl::Status Reduce(const std::vector<torch::Tensor>& grads);
   void RequestStop() { stop_requested_ = true; }
   // Pass to Trainer::TrainEpoch as its stop flag.
@@ -57,14 +76,34 @@ class GradientAllReducer {
  private:
   struct Bucket {
     std::vector<size_t> grads;  // Indices into the grads vector.
+    std::vector<int64_t> offsets;  // Where each of them starts in `buffer`.
     torch::Tensor buffer;       // Flat float32 (plus the stop flag in the last bucket).
+    int pending = 0;            // Overlap: gradients not yet copied in this step.
+    bool ready = false;         // Overlap: full, may be all-reduced.
+    bool done = false;          // Overlap: all-reduced.
+    absl::Status status;
   };
-  absl::Status BuildBuckets(const std::vector<torch::Tensor>& grads);
+  // Buckets over `tensors` taken in `order`.
+  absl::Status BuildBuckets(const std::vector<torch::Tensor>& tensors, const std::vector<size_t>& order);
+  void WriteStopFlag(Bucket& bucket);
+  // Overlap: copies one gradient into its bucket (from a hook or from Reduce).
+  void Deposit(size_t index, const torch::Tensor& grad);
+  void CommunicationLoop();
+  absl::Status ReduceOverlapped(const std::vector<torch::Tensor>& grads);
+  absl::Status Unpack(Bucket& bucket, const std::vector<torch::Tensor>& grads, bool last);
 
   Collective* collective_;
   int64_t bucket_bytes_;
   const std::atomic<bool>* external_stop_;
   std::vector<Bucket> buckets_;
+  // Overlap state. Bucket flags and `next_` are guarded by mu_.
+  bool attached_ = false;
+  std::vector<std::pair<size_t, size_t>> slot_;  // Gradient index -> (bucket, position).
+  std::vector<bool> deposited_;                  // Per gradient, this step.
+  std::mutex mu_;
+  std::condition_variable changed_;
+  bool shutting_down_ = false;
+  std::thread comm_thread_;
   std::atomic<bool> stop_requested_{false};
   std::atomic<bool> stop_agreed_{false};
   ReducerStats stats_;

@@ -68,3 +68,46 @@ TEST(GradientAllReducerTest, RejectsNonFloatGradients) {
 
 }  // namespace
 }  // namespace ddlm
+
+namespace ddlm {
+namespace {
+
+// Overlap: hooks fill the buckets during backward; the result is the same average.
+TEST(GradientAllReducerTest, OverlappedReductionMatchesTheAverage) {
+  OnRanks(2, [](int rank, Collective& collective) {
+    torch::manual_seed(7);  // Same weights on both ranks (threads: set before use).
+    torch::nn::Linear first(64, 32), second(32, 8), unused(4, 4);
+    std::vector<torch::Tensor> params;
+    for (auto* m : {&first, &second, &unused}) {
+      for (const torch::Tensor& p : (*m)->parameters()) params.push_back(p);
+    }
+    GradientAllReducer reducer(&collective, /*bucket_bytes=*/512);
+    ASSERT_TRUE(reducer.Attach(params).ok());
+    EXPECT_GE(reducer.num_buckets(), 2);
+    for (int step = 0; step < 3; ++step) {
+      for (torch::Tensor& p : params) p.mutable_grad() = torch::Tensor();
+      // Each rank's input differs; the loss of rank r is scaled by (r + 1).
+      torch::Tensor x = torch::full({5, 64}, 0.1f * (step + 1));
+      torch::Tensor loss = second(torch::relu(first(x))).sum() * static_cast<float>(rank + 1);
+      loss.backward();
+      std::vector<torch::Tensor> grads;
+      for (torch::Tensor& p : params) {
+        if (!p.grad().defined()) p.mutable_grad() = torch::zeros_like(p);
+        grads.push_back(p.grad());
+      }
+      // Expected average: (1 + 2) / 2 = 1.5 times rank 0's gradient.
+      std::vector<torch::Tensor> expected;
+      for (const torch::Tensor& g : grads) expected.push_back(g / static_cast<float>(rank + 1) * 1.5f);
+      ASSERT_TRUE(reducer.Reduce(grads).ok());
+      for (size_t i = 0; i < grads.size(); ++i) {
+        EXPECT_TRUE(torch::allclose(grads[i], expected[i], 1e-6, 1e-6)) << "step " << step << " param " << i;
+      }
+    }
+    EXPECT_EQ(reducer.stats().calls, 3);
+    EXPECT_GT(reducer.stats().collectives, 3);
+    EXPECT_FALSE(reducer.stop_agreed()->load());
+  });
+}
+
+}  // namespace
+}  // namespace ddlm

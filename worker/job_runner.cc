@@ -98,6 +98,9 @@ absl::Status JobRunner::Run() {
                         collective_factory_(collective_options, &store));
   Collective& collective = *owned_collective;
   GradientAllReducer reducer(&collective, GradientAllReducer::kDefaultBucketBytes, &stop_requested_);
+  // All-reduce buckets while backward runs. The hooks this installs on the model's
+  // parameters refer to `reducer`: no backward pass may run after it is gone.
+  DDLM_RETURN_IF_ERROR(reducer.Attach(trainer->model().parameters()));
   LOG(INFO) << Who() << "connected; " << trainer->num_parameters() << " parameters, "
             << train.size(0) << " rows x " << train.size(1) << " columns of training data";
 
