@@ -122,8 +122,7 @@ std::string Describe(const ddlm::JobEvent& event) {
 }
 
 // Follows the job to its end; exit code 0 only if it SUCCEEDED.
-int Watch(ddlm::JobService::Stub& stub, const std::string& job_id) {
-  int64_t after = 0;
+int Watch(ddlm::JobService::Stub& stub, const std::string& job_id, int64_t after = 0) {
   ddlm::JobState last = ddlm::JOB_STATE_UNSPECIFIED;
   for (int tries = 0; tries < 3; ++tries) {
     grpc::ClientContext context;
@@ -372,6 +371,15 @@ int main(int argc, char** argv) {
   }
   if (command == "resume") {
     if (!need_job()) return 2;
+    // Watch only what follows the resume, not the earlier attempts' history.
+    int64_t after = 0;
+    {
+      grpc::ClientContext get_context;
+      ddlm::GetJobRequest get;
+      get.set_job_id(arg);
+      ddlm::Job before;
+      if (stub->GetJob(&get_context, get, &before).ok()) after = before.last_event_sequence();
+    }
     ddlm::ResumeJobRequest request;
     request.set_job_id(arg);
     request.set_checkpoint_id(absl::GetFlag(FLAGS_checkpoint));
@@ -380,7 +388,7 @@ int main(int argc, char** argv) {
     if (status = stub->ResumeJob(&context, request, &job); !status.ok()) return Fail(status);
     std::printf("resumed %s from %s (attempt %d)\n", job.id().c_str(), job.resumed_from().c_str(),
                 job.attempt() + (job.state() == ddlm::QUEUED ? 1 : 0));
-    return absl::GetFlag(FLAGS_watch) ? Watch(*stub, job.id()) : 0;
+    return absl::GetFlag(FLAGS_watch) ? Watch(*stub, job.id(), after) : 0;
   }
   if (command == "checkpoints") {
     if (!need_job()) return 2;

@@ -129,6 +129,7 @@ void Coordinator::SaveLocked(JobEntry& job) {
 
 void Coordinator::AddEventLocked(JobEntry& job, JobEvent event) {
   event.set_sequence(job.record.events_size() + 1);
+  job.record.mutable_job()->set_last_event_sequence(event.sequence());
   event.set_unix_micros(absl::ToUnixMicros(clock_->Now()));
   *job.record.add_events() = std::move(event);
   SaveLocked(job);

@@ -1,0 +1,91 @@
+// End to end: the `ddlm` command-line client against a real coordinator and workers,
+// and `ddlm launch`, the README's main job, on a small config.
+
+#include <cstdlib>
+#include <fstream>
+
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+#include "tests/cluster.h"
+#include "tests/subprocess.h"
+
+namespace ddlm {
+namespace {
+
+using ::ddlm::testing::Cluster;
+using ::ddlm::testing::RunBinary;
+using ::testing::HasSubstr;
+
+constexpr char kClient[] = "coordinator/ddlm";
+
+std::string TempDir() {
+  const char* dir = std::getenv("TEST_TMPDIR");
+  return dir ? dir : "/tmp";
+}
+
+std::string WriteConfig(const std::string& name) {
+  const std::string path = TempDir() + "/" + name + ".textproto";
+  std::ofstream(path) << "name: \"" << name << "\"\n"
+                      << "data { path: \"configs/quickstart_data\" batch_size: 10 }\n"
+                      << "model { type: GRU emsize: 24 nhid: 24 }\n"
+                      << "schedule { epochs: 2 log_interval: 10 max_batches_per_epoch: 30 threads: 1 }\n"
+                      << "checkpoint { path: \"" << TempDir() << "/" << name << ".pt\" }\n"
+                      << "num_workers: 2\n";
+  return path;
+}
+
+TEST(ClientTest, SubmitWatchListStatusCheckpointsGenerate) {
+  Cluster cluster(TempDir() + "/client_state");
+  ASSERT_TRUE(cluster.Start());
+  ASSERT_TRUE(cluster.AddWorker("w0"));
+  ASSERT_TRUE(cluster.AddWorker("w1"));
+  const std::string at = "--coordinator=" + cluster.address();
+  std::string out;
+  ASSERT_EQ(RunBinary({kClient, "submit", "--config=" + WriteConfig("cli"), "--watch", at}, &out), 0) << out;
+  EXPECT_THAT(out, HasSubstr("submitted job-1"));
+  EXPECT_THAT(out, HasSubstr("| end of epoch   2 |"));
+  EXPECT_THAT(out, HasSubstr("| End of training | test loss"));
+  EXPECT_THAT(out, HasSubstr("| job SUCCEEDED"));
+
+  ASSERT_EQ(RunBinary({kClient, "list", at}, &out), 0) << out;
+  EXPECT_THAT(out, ::testing::ContainsRegex("job-1 +SUCCEEDED +cli"));
+  ASSERT_EQ(RunBinary({kClient, "status", "job-1", "--json", at}, &out), 0) << out;
+  EXPECT_THAT(out, HasSubstr("\"state\": \"SUCCEEDED\""));
+  ASSERT_EQ(RunBinary({kClient, "checkpoints", "job-1", at}, &out), 0) << out;
+  EXPECT_THAT(out, HasSubstr("id: \"e0003-s00000060\""));
+  ASSERT_EQ(RunBinary({kClient, "generate", "job-1", "--words=25", at}, &out), 0) << out;
+  EXPECT_GE(std::count(out.begin(), out.end(), ' '), 20);
+  ASSERT_EQ(RunBinary({kClient, "workers", at}, &out), 0) << out;
+  EXPECT_THAT(out, HasSubstr("worker_id: \"w1\""));
+
+  // Errors: the coordinator's code and message, and exit codes 1 (error) / 2 (usage).
+  EXPECT_EQ(RunBinary({kClient, "status", "job-7", at}, &out), 1);
+  EXPECT_THAT(out, HasSubstr("NOT_FOUND"));
+  EXPECT_EQ(RunBinary({kClient, "cancel", "job-1", at}, &out), 1);
+  EXPECT_THAT(out, HasSubstr("FAILED_PRECONDITION"));
+  EXPECT_EQ(RunBinary({kClient, "frobnicate", at}, &out), 2);
+  EXPECT_EQ(RunBinary({kClient, "status", at}, &out), 2);
+
+  // Resume to a third epoch, from the CLI.
+  ASSERT_EQ(RunBinary({kClient, "resume", "job-1", "--epochs=3", "--watch", at}, &out), 0) << out;
+  EXPECT_THAT(out, HasSubstr("| end of epoch   3 |"));
+  EXPECT_THAT(out, ::testing::Not(HasSubstr("| end of epoch   2 |")));
+}
+
+TEST(ClientTest, LaunchRunsAJobOnLocalWorkersAndSavesTheBestModel) {
+  std::string out;
+  const std::string state = TempDir() + "/launch_state";
+  ASSERT_EQ(RunBinary({kClient, "launch", "--config=" + WriteConfig("launched"), "--workers=2",
+                       "--state_dir=" + state},
+                      &out),
+            0)
+      << out;
+  EXPECT_THAT(out, HasSubstr("launched 2 worker(s)"));
+  EXPECT_THAT(out, HasSubstr("| job SUCCEEDED"));
+  EXPECT_THAT(out, HasSubstr("saved to " + TempDir() + "/launched.pt"));
+  EXPECT_TRUE(std::ifstream(TempDir() + "/launched.pt").good());
+  EXPECT_TRUE(std::ifstream(state + "/logs/worker-1.log").good());
+}
+
+}  // namespace
+}  // namespace ddlm
