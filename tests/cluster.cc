@@ -100,4 +100,19 @@ JobSpec SmallJob(int workers, int epochs) {
   return spec;
 }
 
+std::vector<EpochResult> Epochs(const std::vector<JobEvent>& events) {
+  std::vector<EpochResult> out;
+  for (const JobEvent& e : events) {
+    if (e.has_epoch()) out.push_back(e.epoch());
+  }
+  return out;
+}
+
+JobState FinalState(const std::vector<JobEvent>& events) {
+  for (auto it = events.rbegin(); it != events.rend(); ++it) {
+    if (it->has_state()) return it->state().state();
+  }
+  return JOB_STATE_UNSPECIFIED;
+}
+
 }  // namespace ddlm::testing

@@ -55,6 +55,11 @@ class Cluster {
 // A small, quick job on the committed quickstart corpus.
 JobSpec SmallJob(int workers, int epochs);
 
+// The epoch results among `events`, in order.
+std::vector<EpochResult> Epochs(const std::vector<JobEvent>& events);
+// The last state change among `events` (JOB_STATE_UNSPECIFIED if none).
+JobState FinalState(const std::vector<JobEvent>& events);
+
 }  // namespace ddlm::testing
 
 #endif  // DDLM_TESTS_CLUSTER_H_

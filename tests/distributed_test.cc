@@ -15,6 +15,8 @@ namespace ddlm {
 namespace {
 
 using ::ddlm::testing::Cluster;
+using ::ddlm::testing::Epochs;
+using ::ddlm::testing::FinalState;
 using ::ddlm::testing::ReflectionClient;
 using ::ddlm::testing::SmallJob;
 using ::testing::Contains;
@@ -25,20 +27,6 @@ std::string StateDir(const std::string& name) {
   return std::string(dir ? dir : "/tmp") + "/" + name;
 }
 
-std::vector<EpochResult> Epochs(const std::vector<JobEvent>& events) {
-  std::vector<EpochResult> out;
-  for (const JobEvent& e : events) {
-    if (e.has_epoch()) out.push_back(e.epoch());
-  }
-  return out;
-}
-
-JobState FinalState(const std::vector<JobEvent>& events) {
-  for (auto it = events.rbegin(); it != events.rend(); ++it) {
-    if (it->has_state()) return it->state().state();
-  }
-  return JOB_STATE_UNSPECIFIED;
-}
 
 TEST(DistributedTest, TwoWorkerJobCompletesWithCheckpointsAndAnswersReflection) {
   const std::string state_dir = StateDir("two_workers");

@@ -43,6 +43,8 @@ namespace ddlm {
 namespace {
 
 using ::ddlm::testing::RunBinary;
+using ::ddlm::testing::Epochs;
+using ::ddlm::testing::FinalState;
 using ::ddlm::testing::SmallJob;
 using ::ddlm::testing::Subprocess;
 using ::testing::HasSubstr;
@@ -128,20 +130,6 @@ std::vector<std::string> DirEntries(const std::string& dir) {
   return names;
 }
 
-std::vector<EpochResult> Epochs(const std::vector<JobEvent>& events) {
-  std::vector<EpochResult> out;
-  for (const JobEvent& e : events) {
-    if (e.has_epoch()) out.push_back(e.epoch());
-  }
-  return out;
-}
-
-JobState FinalState(const std::vector<JobEvent>& events) {
-  for (auto it = events.rbegin(); it != events.rend(); ++it) {
-    if (it->has_state()) return it->state().state();
-  }
-  return JOB_STATE_UNSPECIFIED;
-}
 
 class NetnsTest : public ::testing::Test {
  protected:

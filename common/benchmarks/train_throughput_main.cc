@@ -16,6 +16,7 @@
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
 #include "common/batching.h"
+#include "common/benchmarks/matmul_peak.h"
 #include "common/cli.h"
 #include "common/config.h"
 #include "common/corpus.h"
@@ -38,20 +39,6 @@ using Clock = std::chrono::steady_clock;
 
 double Seconds(Clock::time_point a, Clock::time_point b) {
   return std::chrono::duration<double>(b - a).count();
-}
-
-// GFLOP/s of a [m,k] x [k,n] float matmul, best of `reps` after one warm-up.
-double MatmulGflops(int64_t m, int64_t k, int64_t n, int reps) {
-  torch::Tensor a = torch::randn({m, k});
-  torch::Tensor b = torch::randn({k, n});
-  torch::Tensor c = torch::mm(a, b);
-  double best = 1e30;
-  for (int i = 0; i < reps; ++i) {
-    auto t0 = Clock::now();
-    c = torch::mm(a, b);
-    best = std::min(best, Seconds(t0, Clock::now()));
-  }
-  return 2.0 * m * k * n / best / 1e9;
 }
 
 // Forward FLOPs per token (multiply-adds x 2) of the model's matrix products; training
@@ -105,9 +92,9 @@ int main(int argc, char** argv) {
   const int64_t ntoken = corpus->dictionary.size();
   const int64_t rows = spec.data().bptt() * spec.data().batch_size();
   const int64_t peak_n = absl::GetFlag(FLAGS_peak_size);
-  const double peak = MatmulGflops(peak_n, peak_n, peak_n, 5);
+  const double peak = ddlm::MatmulGflops(peak_n, peak_n, peak_n, 5);
   const int64_t dec_in = spec.model().type() == ddlm::TRANSFORMER ? spec.model().emsize() : spec.model().nhid();
-  const double decoder = MatmulGflops(rows, dec_in, ntoken, 5);
+  const double decoder = ddlm::MatmulGflops(rows, dec_in, ntoken, 5);
   std::printf("matmul peak   %lldx%lld float: %7.1f GFLOP/s\n", static_cast<long long>(peak_n),
               static_cast<long long>(peak_n), peak);
   std::printf("decoder shape %lldx%lld by %lldx%lld: %7.1f GFLOP/s\n", static_cast<long long>(rows),

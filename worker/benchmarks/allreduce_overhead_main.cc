@@ -39,6 +39,7 @@
 #include "absl/synchronization/barrier.h"
 #include "absl/time/time.h"
 #include "common/batching.h"
+#include "common/benchmarks/matmul_peak.h"
 #include "common/cli.h"
 #include "common/config.h"
 #include "common/corpus.h"
@@ -70,20 +71,6 @@ using Clock = std::chrono::steady_clock;
 
 double Seconds(Clock::time_point a, Clock::time_point b) {
   return std::chrono::duration<double>(b - a).count();
-}
-
-// GFLOP/s of an [n,n] x [n,n] float matmul, best of `reps` after one warm-up.
-double MatmulGflops(int64_t n, int reps) {
-  torch::Tensor a = torch::randn({n, n});
-  torch::Tensor b = torch::randn({n, n});
-  torch::Tensor c = torch::mm(a, b);
-  double best = 1e30;
-  for (int i = 0; i < reps; ++i) {
-    auto t0 = Clock::now();
-    c = torch::mm(a, b);
-    best = std::min(best, Seconds(t0, Clock::now()));
-  }
-  return 2.0 * n * n * n / best / 1e9;
 }
 
 // Mean per-thread GFLOP/s of the same matmul with `threads` threads multiplying at once
@@ -258,7 +245,7 @@ int main(int argc, char** argv) {
 
   // 1. Compute ceiling.
   const int64_t peak_n = absl::GetFlag(FLAGS_peak_size);
-  const double peak = MatmulGflops(peak_n, 5);
+  const double peak = ddlm::MatmulGflops(peak_n, peak_n, peak_n, 5);
   const double peak_shared = ConcurrentMatmulGflops(peak_n, 5, world);
   std::printf("matmul peak %lldx%lld float at %d BLAS thread(s): %.1f GFLOP/s alone (the per-rank ceiling), "
               "%.1f GFLOP/s each with %d threads multiplying at once\n",

@@ -1,0 +1,24 @@
+#include "common/benchmarks/matmul_peak.h"
+
+#include <algorithm>
+#include <chrono>
+
+#include <torch/torch.h>
+
+namespace ddlm {
+
+double MatmulGflops(int64_t m, int64_t k, int64_t n, int reps) {
+  using Clock = std::chrono::steady_clock;
+  torch::Tensor a = torch::randn({m, k});
+  torch::Tensor b = torch::randn({k, n});
+  torch::Tensor c = torch::mm(a, b);
+  double best = 1e30;
+  for (int i = 0; i < reps; ++i) {
+    const auto t0 = Clock::now();
+    c = torch::mm(a, b);
+    best = std::min(best, std::chrono::duration<double>(Clock::now() - t0).count());
+  }
+  return 2.0 * static_cast<double>(m) * k * n / best / 1e9;
+}
+
+}  // namespace ddlm
