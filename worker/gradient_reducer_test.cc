@@ -75,11 +75,16 @@ namespace {
 // Overlap: hooks fill the buckets during backward; the result is the same average.
 TEST(GradientAllReducerTest, OverlappedReductionMatchesTheAverage) {
   OnRanks(2, [](int rank, Collective& collective) {
-    torch::manual_seed(7);  // Same weights on both ranks (threads: set before use).
     torch::nn::Linear first(64, 32), second(32, 8), unused(4, 4);
     std::vector<torch::Tensor> params;
     for (auto* m : {&first, &second, &unused}) {
       for (const torch::Tensor& p : (*m)->parameters()) params.push_back(p);
+    }
+    // The same weights on both ranks without the (process-wide, shared by these
+    // threads) random generator.
+    {
+      torch::NoGradGuard no_grad;
+      for (torch::Tensor& p : params) p.copy_(torch::linspace(-0.5, 0.5, p.numel()).view(p.sizes()));
     }
     GradientAllReducer reducer(&collective, /*bucket_bytes=*/512);
     ASSERT_TRUE(reducer.Attach(params).ok());
