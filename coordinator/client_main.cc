@@ -380,6 +380,11 @@ int main(int argc, char** argv) {
       ddlm::Job before;
       if (stub->GetJob(&get_context, get, &before).ok()) after = before.last_event_sequence();
     }
+    if (absl::GetFlag(FLAGS_epochs) < 0) {
+      std::fprintf(stderr, "ddlm resume: --epochs must be >= 1 (or 0: the job's own), got %d\n",
+                   absl::GetFlag(FLAGS_epochs));
+      return 2;
+    }
     ddlm::ResumeJobRequest request;
     request.set_job_id(arg);
     request.set_checkpoint_id(absl::GetFlag(FLAGS_checkpoint));

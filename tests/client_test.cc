@@ -65,6 +65,8 @@ TEST(ClientTest, SubmitWatchListStatusCheckpointsGenerate) {
   EXPECT_THAT(out, HasSubstr("FAILED_PRECONDITION"));
   EXPECT_EQ(RunBinary({kClient, "frobnicate", at}, &out), 2);
   EXPECT_EQ(RunBinary({kClient, "status", at}, &out), 2);
+  EXPECT_EQ(RunBinary({kClient, "resume", "job-1", "--epochs=-1", at}, &out), 2);
+  EXPECT_THAT(out, HasSubstr("--epochs must be >= 1"));
 
   // Resume to a third epoch, from the CLI.
   ASSERT_EQ(RunBinary({kClient, "resume", "job-1", "--epochs=3", "--watch", at}, &out), 0) << out;

@@ -3,7 +3,6 @@
 // same trajectory as one trainer with batch W*B.
 
 #include <cmath>
-#include <thread>
 
 #include "common/batching.h"
 #include "common/config.h"
@@ -11,7 +10,7 @@
 #include "common/sharding.h"
 #include "common/trainer.h"
 #include "gtest/gtest.h"
-#include "worker/collectives/gloo_collective.h"
+#include "worker/collectives/local_group.h"
 #include "worker/gradient_reducer.h"
 
 namespace ddlm {
@@ -64,29 +63,17 @@ void ExpectEquivalent(int world, bool overlap) {
     ASSERT_TRUE(t.ok());
     trainers.push_back(*std::move(t));
   }
-  InMemoryKeyValueStore store;
   std::vector<std::vector<double>> losses(world);
-  std::vector<std::thread> threads;
-  for (int r = 0; r < world; ++r) {
-    threads.emplace_back([&, r] {
-      CollectiveOptions options;
-      options.rank = r;
-      options.world_size = world;
-      options.store_prefix = "equivalence/";
-      options.timeout = absl::Seconds(60);
-      auto collective = CreateGlooCollective(options, &store);
-      ASSERT_TRUE(collective.ok()) << collective.status();
-      GradientAllReducer reducer(collective->get(), /*bucket_bytes=*/16 << 10);  // Several buckets.
-      if (overlap) ASSERT_TRUE(reducer.Attach(trainers[r]->model().parameters()).ok());
-      trainers[r]->set_gradient_reducer(
-          [&](const std::vector<torch::Tensor>& grads) { return reducer.Reduce(grads); });
-      ShardRange shard = *TrainShard(static_cast<int64_t>(corpus->train.size()), world, r, batch);
-      std::vector<int64_t> mine(corpus->train.begin() + shard.begin, corpus->train.begin() + shard.end);
-      losses[r] = Run(*trainers[r], Batchify(mine, batch));
-      EXPECT_GT(reducer.num_buckets(), 1);
-    });
-  }
-  for (auto& t : threads) t.join();
+  testing::RunOnLocalGlooGroup(world, [&](int r, Collective& collective) {
+    GradientAllReducer reducer(&collective, /*bucket_bytes=*/16 << 10);  // Several buckets.
+    if (overlap) ASSERT_TRUE(reducer.Attach(trainers[r]->model().parameters()).ok());
+    trainers[r]->set_gradient_reducer(
+        [&](const std::vector<torch::Tensor>& grads) { return reducer.Reduce(grads); });
+    ShardRange shard = *TrainShard(static_cast<int64_t>(corpus->train.size()), world, r, batch);
+    std::vector<int64_t> mine(corpus->train.begin() + shard.begin, corpus->train.begin() + shard.end);
+    losses[r] = Run(*trainers[r], Batchify(mine, batch));
+    EXPECT_GT(reducer.num_buckets(), 1);
+  });
 
   double worst = 0;
   for (int step = 0; step < kSteps; ++step) {

@@ -1,34 +1,15 @@
 #include "worker/gradient_reducer.h"
 
-#include <thread>
-
 #include "gtest/gtest.h"
-#include "worker/collectives/gloo_collective.h"
+#include "worker/collectives/local_group.h"
 
 namespace ddlm {
 namespace {
 
-// Runs `body(rank, collective)` on `world` threads joined by one Gloo group.
-void OnRanks(int world, const std::function<void(int, Collective&)>& body) {
-  InMemoryKeyValueStore store;
-  std::vector<std::thread> threads;
-  for (int r = 0; r < world; ++r) {
-    threads.emplace_back([&, r] {
-      CollectiveOptions options;
-      options.rank = r;
-      options.world_size = world;
-      options.store_prefix = "reducer/";
-      options.timeout = absl::Seconds(30);
-      auto collective = CreateGlooCollective(options, &store);
-      ASSERT_TRUE(collective.ok()) << collective.status();
-      body(r, **collective);
-    });
-  }
-  for (auto& t : threads) t.join();
-}
+using ::ddlm::testing::RunOnLocalGlooGroup;
 
 TEST(GradientAllReducerTest, AveragesEveryGradientInPlaceAcrossBuckets) {
-  OnRanks(2, [](int rank, Collective& collective) {
+  RunOnLocalGlooGroup(2, [](int rank, Collective& collective) {
     // 3 gradients of 1000, 10 and 5000 floats; 2 KiB buckets: [g0], [g1, g2].
     std::vector<torch::Tensor> grads = {torch::full({10, 100}, 1.0f + rank),
                                         torch::full({10}, 10.0f * rank),
@@ -46,7 +27,7 @@ TEST(GradientAllReducerTest, AveragesEveryGradientInPlaceAcrossBuckets) {
 }
 
 TEST(GradientAllReducerTest, OneRanksStopRequestStopsEveryRankAfterTheSameStep) {
-  OnRanks(3, [](int rank, Collective& collective) {
+  RunOnLocalGlooGroup(3, [](int rank, Collective& collective) {
     std::vector<torch::Tensor> grads = {torch::ones({4})};
     GradientAllReducer reducer(&collective);
     ASSERT_TRUE(reducer.Reduce(grads).ok());
@@ -59,7 +40,7 @@ TEST(GradientAllReducerTest, OneRanksStopRequestStopsEveryRankAfterTheSameStep) 
 }
 
 TEST(GradientAllReducerTest, RejectsNonFloatGradients) {
-  OnRanks(1, [](int, Collective& collective) {
+  RunOnLocalGlooGroup(1, [](int, Collective& collective) {
     GradientAllReducer reducer(&collective);
     std::vector<torch::Tensor> grads = {torch::ones({4}, torch::kInt64)};
     EXPECT_EQ(reducer.Reduce(grads).code(), absl::StatusCode::kInvalidArgument);
@@ -74,7 +55,7 @@ namespace {
 
 // Overlap: hooks fill the buckets during backward; the result is the same average.
 TEST(GradientAllReducerTest, OverlappedReductionMatchesTheAverage) {
-  OnRanks(2, [](int rank, Collective& collective) {
+  RunOnLocalGlooGroup(2, [](int rank, Collective& collective) {
     torch::nn::Linear first(64, 32), second(32, 8), unused(4, 4);
     std::vector<torch::Tensor> params;
     for (auto* m : {&first, &second, &unused}) {

@@ -1,9 +1,7 @@
 #include "worker/rank_state.h"
 
-#include <thread>
-
 #include "gtest/gtest.h"
-#include "worker/collectives/gloo_collective.h"
+#include "worker/collectives/local_group.h"
 
 namespace ddlm {
 namespace {
@@ -18,23 +16,12 @@ Checkpoint RankCheckpoint(int rank) {
 }
 
 TEST(RankStateTest, RankZeroGathersAndEachRankGetsItsOwnStateBack) {
-  InMemoryKeyValueStore store;
   Checkpoint gathered;
-  std::vector<std::thread> threads;
-  for (int r = 0; r < 2; ++r) {
-    threads.emplace_back([&, r] {
-      CollectiveOptions options;
-      options.rank = r;
-      options.world_size = 2;
-      options.store_prefix = "rank_state/";
-      auto collective = CreateGlooCollective(options, &store);
-      ASSERT_TRUE(collective.ok()) << collective.status();
-      Checkpoint mine = RankCheckpoint(r);
-      ASSERT_TRUE(GatherRankState(**collective, &mine).ok());
-      if (r == 0) gathered = mine;
-    });
-  }
-  for (auto& t : threads) t.join();
+  testing::RunOnLocalGlooGroup(2, [&](int rank, Collective& collective) {
+    Checkpoint mine = RankCheckpoint(rank);
+    ASSERT_TRUE(GatherRankState(collective, &mine).ok());
+    if (rank == 0) gathered = mine;
+  });
   ASSERT_EQ(gathered.tensors.count("rank/1/rng/cpu"), 1u);
   ASSERT_EQ(gathered.tensors.count("rank/1/hidden/0"), 1u);
 

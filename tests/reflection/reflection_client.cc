@@ -336,34 +336,62 @@ absl::StatusOr<std::vector<std::string>> ReflectionClient::ListMethods(const std
   return methods;
 }
 
-absl::StatusOr<std::string> ReflectionClient::CallUnary(const std::string& method,
-                                                        const std::string& request_json, absl::Duration timeout) {
-  const absl::Time deadline = absl::Now() + timeout;
-  absl::StatusOr<ResolvedMethod> resolved = ResolveMethod(channel_, method, deadline);
+namespace {
+
+// What both call kinds do first: resolve `method` through reflection, check that it
+// is of the `server_streaming` kind wanted, and encode the JSON request.
+struct PreparedCall {
+  std::unique_ptr<Schema> schema;  // Owns `method` and the message types.
+  const pb::MethodDescriptor* method = nullptr;
+  std::unique_ptr<pb::DynamicMessageFactory> factory;  // Owns the messages' prototypes.
+  grpc::ByteBuffer request;
+  std::string path;  // "/package.Service/Method".
+  absl::Time deadline;
+};
+
+absl::StatusOr<PreparedCall> PrepareCall(const std::shared_ptr<grpc::Channel>& channel,
+                                         const std::string& method, const std::string& request_json,
+                                         absl::Duration timeout, bool server_streaming) {
+  PreparedCall call;
+  call.deadline = absl::Now() + timeout;
+  absl::StatusOr<ResolvedMethod> resolved = ResolveMethod(channel, method, call.deadline);
   if (!resolved.ok()) return resolved.status();
   const pb::MethodDescriptor& descriptor = *resolved->method;
-  if (descriptor.client_streaming() || descriptor.server_streaming()) {
+  if (descriptor.client_streaming() || descriptor.server_streaming() != server_streaming) {
     return absl::InvalidArgumentError(absl::StrCat("'", descriptor.full_name(), "' is ", StreamingKind(descriptor),
-                                                   ", not unary"));
+                                                   server_streaming ? ", not server-streaming" : ", not unary"));
   }
-  pb::DynamicMessageFactory factory;
-  absl::StatusOr<grpc::ByteBuffer> request = SerializeRequest(*descriptor.input_type(), request_json, &factory);
+  call.schema = std::move(resolved->schema);
+  call.method = &descriptor;
+  call.factory = std::make_unique<pb::DynamicMessageFactory>();
+  absl::StatusOr<grpc::ByteBuffer> request =
+      SerializeRequest(*descriptor.input_type(), request_json, call.factory.get());
   if (!request.ok()) return request.status();
+  call.request = *std::move(request);
+  call.path = absl::StrCat("/", descriptor.service()->full_name(), "/", descriptor.name());
+  return call;
+}
 
+}  // namespace
+
+absl::StatusOr<std::string> ReflectionClient::CallUnary(const std::string& method,
+                                                        const std::string& request_json, absl::Duration timeout) {
+  absl::StatusOr<PreparedCall> prepared = PrepareCall(channel_, method, request_json, timeout, false);
+  if (!prepared.ok()) return prepared.status();
+  const pb::MethodDescriptor& descriptor = *prepared->method;
   grpc::GenericStub stub(channel_);
   OneAtATimeQueue queue;
   grpc::ClientContext context;
-  context.set_deadline(absl::ToChronoTime(deadline));
-  const std::string path = absl::StrCat("/", descriptor.service()->full_name(), "/", descriptor.name());
+  context.set_deadline(absl::ToChronoTime(prepared->deadline));
   std::unique_ptr<grpc::GenericClientAsyncResponseReader> call =
-      stub.PrepareUnaryCall(&context, path, *request, queue.get());
+      stub.PrepareUnaryCall(&context, prepared->path, prepared->request, queue.get());
   call->StartCall();
   grpc::ByteBuffer reply;
   grpc::Status status;
   call->Finish(&reply, &status, queue.tag());
   queue.Await();  // Finish always completes; `status` tells how.
   if (!status.ok()) return FromGrpc(status);
-  return ReplyToJson(*descriptor.output_type(), reply, &factory);
+  return ReplyToJson(*descriptor.output_type(), reply, prepared->factory.get());
 }
 
 absl::StatusOr<std::vector<std::string>> ReflectionClient::CallServerStreaming(const std::string& method,
@@ -373,39 +401,29 @@ absl::StatusOr<std::vector<std::string>> ReflectionClient::CallServerStreaming(c
   if (max_messages <= 0) {
     return absl::InvalidArgumentError(absl::StrCat("max_messages must be positive, got ", max_messages));
   }
-  const absl::Time deadline = absl::Now() + timeout;
-  absl::StatusOr<ResolvedMethod> resolved = ResolveMethod(channel_, method, deadline);
-  if (!resolved.ok()) return resolved.status();
-  const pb::MethodDescriptor& descriptor = *resolved->method;
-  if (descriptor.client_streaming() || !descriptor.server_streaming()) {
-    return absl::InvalidArgumentError(absl::StrCat("'", descriptor.full_name(), "' is ", StreamingKind(descriptor),
-                                                   ", not server-streaming"));
-  }
-  pb::DynamicMessageFactory factory;
-  absl::StatusOr<grpc::ByteBuffer> request = SerializeRequest(*descriptor.input_type(), request_json, &factory);
-  if (!request.ok()) return request.status();
-
+  absl::StatusOr<PreparedCall> prepared = PrepareCall(channel_, method, request_json, timeout, true);
+  if (!prepared.ok()) return prepared.status();
+  const pb::MethodDescriptor& descriptor = *prepared->method;
   grpc::GenericStub stub(channel_);
   OneAtATimeQueue queue;
   grpc::ClientContext context;
-  context.set_deadline(absl::ToChronoTime(deadline));
-  const std::string path = absl::StrCat("/", descriptor.service()->full_name(), "/", descriptor.name());
+  context.set_deadline(absl::ToChronoTime(prepared->deadline));
   // The generic stub calls every streaming method as bidi; on the wire a
   // server-streaming call is the same: one request, then the client half-closes.
-  std::unique_ptr<grpc::GenericClientAsyncReaderWriter> call = stub.PrepareCall(&context, path, queue.get());
+  std::unique_ptr<grpc::GenericClientAsyncReaderWriter> call = stub.PrepareCall(&context, prepared->path, queue.get());
   std::vector<std::string> replies;
   absl::Status reply_error;
   bool cancelled = false;
   call->StartCall(queue.tag());
   // A failed start or write ends the call: Finish below reports why.
   if (queue.Await()) {
-    call->WriteLast(*request, grpc::WriteOptions(), queue.tag());
+    call->WriteLast(prepared->request, grpc::WriteOptions(), queue.tag());
     if (queue.Await()) {
       grpc::ByteBuffer buffer;
       while (static_cast<int>(replies.size()) < max_messages) {
         call->Read(&buffer, queue.tag());
         if (!queue.Await()) break;  // The server ended the stream.
-        absl::StatusOr<std::string> json = ReplyToJson(*descriptor.output_type(), buffer, &factory);
+        absl::StatusOr<std::string> json = ReplyToJson(*descriptor.output_type(), buffer, prepared->factory.get());
         if (!json.ok()) {
           reply_error = json.status();
           break;

@@ -1,4 +1,5 @@
 #include "worker/collectives/gloo_collective.h"
+#include "worker/collectives/local_group.h"
 
 #include <torch/torch.h>
 
@@ -41,18 +42,14 @@ CollectiveOptions Options(int rank, int world_size, const std::string& prefix = 
 // concurrent rendezvous through `store`.
 void RunRanks(KeyValueStore* store, const std::string& prefix, int world_size,
               const std::function<void(Collective&)>& body) {
-  std::vector<std::thread> threads;
-  for (int rank = 0; rank < world_size; ++rank) {
-    threads.emplace_back([=] {
-      absl::StatusOr<std::unique_ptr<Collective>> collective =
-          CreateGlooCollective(Options(rank, world_size, prefix), store);
-      ASSERT_TRUE(collective.ok()) << "rank " << rank << ": " << collective.status();
-      EXPECT_EQ((*collective)->rank(), rank);
-      EXPECT_EQ((*collective)->world_size(), world_size);
-      body(**collective);
-    });
-  }
-  for (std::thread& thread : threads) thread.join();
+  testing::RunOnLocalGlooGroup(
+      store, prefix, world_size,
+      [&](int rank, Collective& collective) {
+        EXPECT_EQ(collective.rank(), rank);
+        EXPECT_EQ(collective.world_size(), world_size);
+        body(collective);
+      },
+      kTestTimeout);
 }
 
 void RunRanks(int world_size, const std::function<void(Collective&)>& body) {
