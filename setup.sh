@@ -1,7 +1,25 @@
 #!/usr/bin/env bash
 # Installs everything ddlm needs on Debian 12 from Debian's archive (idempotent; run as
-# root or with sudo available). Nothing else is downloaded: Bazel builds offline.
+# root or with sudo available). Bazel builds offline.
+#
+#   ./setup.sh          the CPU build (Debian's LibTorch 1.13)
+#   ./setup.sh --cuda   also the GPU build's LibTorch: the torch wheel from Python's package
+#                       index (pinned below, with the CUDA runtime, cuDNN and NCCL it
+#                       depends on), in a venv at /opt/ddlm/torch-<version>
 set -euo pipefail
+
+# The accelerator machine's torch; the GPU build must use the same LibTorch.
+TORCH_VERSION=2.11.0
+TORCH_VENV=${DDLM_TORCH_VENV:-/opt/ddlm/torch-$TORCH_VERSION}
+
+cuda=0
+for arg in "$@"; do
+  case "$arg" in
+    --cuda) cuda=1 ;;
+    -h|--help) sed -n '2,9p' "$0"; exit 0 ;;
+    *) echo "setup: unknown argument '$arg' (expected --cuda)" >&2; exit 2 ;;
+  esac
+done
 
 packages=(
   bazel-bootstrap            # Bazel 4.2.3
@@ -14,6 +32,7 @@ packages=(
   libgloo-dev
   googletest libgtest-dev libgmock-dev
 )
+if [ "$cuda" = 1 ]; then packages+=(python3-venv python3-pip); fi
 
 sudo=""
 if [ "$(id -u)" != 0 ]; then sudo="sudo"; fi
@@ -38,4 +57,21 @@ case "$blas" in
       /usr/lib/x86_64-linux-gnu/openblas-pthread/libblas.so.3
     ;;
 esac
+if [ "$cuda" = 1 ]; then
+  installed=""
+  if [ -x "$TORCH_VENV/bin/python3" ]; then
+    installed=$("$TORCH_VENV/bin/python3" -m pip show torch 2>/dev/null | sed -n 's/^Version: //p')
+  fi
+  if [ "$installed" = "$TORCH_VERSION" ]; then
+    echo "setup: torch $TORCH_VERSION already in $TORCH_VENV"
+  else
+    echo "setup: installing torch==$TORCH_VERSION (CUDA LibTorch, cuDNN, NCCL; ~4.5 GB) in $TORCH_VENV"
+    $sudo mkdir -p "$(dirname "$TORCH_VENV")"
+    # Debian's own python3, whatever python3 comes first on PATH.
+    $sudo /usr/bin/python3 -m venv "$TORCH_VENV"
+    $sudo "$TORCH_VENV/bin/python3" -m pip install --quiet --disable-pip-version-check \
+      "torch==$TORCH_VERSION"
+  fi
+fi
+
 echo "setup: ok ($(bazel --version 2>/dev/null | head -1), BLAS $(readlink -f /usr/lib/x86_64-linux-gnu/libblas.so.3))"

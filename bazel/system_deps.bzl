@@ -112,31 +112,77 @@ libtorch_configure = repository_rule(
     local = True,
 )
 
-def _cuda_configure_impl(ctx):
-    root = ctx.os.environ.get("DDLM_CUDA_HOME", "/usr/local/cuda")
-    if ctx.path(root + "/include/nccl.h").exists:
-        ctx.symlink(root + "/include", "include")
-        libdir = root + "/lib64"
-        body = """cc_library(
-    name = "cuda",
-    hdrs = glob(["include/*.h", "include/*.hpp", "include/crt/**", "include/nv/**"]),
-    includes = ["include"],
-    linkopts = ["-L{libdir}", "-Wl,-rpath,{libdir}", "-lnccl", "-lcudart"],
-)
-""".format(libdir = libdir)
-    else:
-        # No toolkit: --config=cuda targets fail with a message naming what is missing.
-        body = """genrule(
+# The CUDA build takes LibTorch, and the CUDA runtime and NCCL it was built against,
+# from the torch wheel that `./setup.sh --cuda` installs (one LibTorch, one cudart and
+# one NCCL per process: the binaries link and load exactly the files the wheel's
+# libtorch_cuda.so loads through its own RPATH).
+_TORCH_WHEEL_VENV = "/opt/ddlm/torch-2.11.0"
+
+def _find_site_packages(ctx, venv):
+    result = ctx.execute(["sh", "-c", "ls -d %s/lib/python3*/site-packages 2>/dev/null | head -1" % venv])
+    path = result.stdout.strip()
+    if path and ctx.path(path + "/torch/include/torch").exists:
+        return path
+    return None
+
+def _libtorch_wheel_configure_impl(ctx):
+    venv = ctx.os.environ.get("DDLM_TORCH_VENV", _TORCH_WHEEL_VENV)
+    site = _find_site_packages(ctx, venv)
+    header = 'package(default_visibility = ["//visibility:public"])\n'
+    if site == None:
+        # No wheel: only --config=cuda targets depend on this, and they fail saying so.
+        msg = ("the CUDA build needs the torch wheel in %s: run ./setup.sh --cuda " % venv +
+               "(or set --repo_env=DDLM_TORCH_VENV to a venv holding torch)")
+        ctx.file("BUILD", header + """genrule(
     name = "missing",
     outs = ["missing.h"],
-    cmd = "echo 'CUDA/NCCL not found under {root} (set --repo_env=DDLM_CUDA_HOME)' >&2; exit 1",
+    cmd = "echo '{msg}' >&2; exit 1",
 )
-cc_library(name = "cuda", hdrs = [":missing.h"])
-""".format(root = root)
-    ctx.file("BUILD", 'package(default_visibility = ["//visibility:public"])\n' + body)
+cc_library(name = "libtorch", hdrs = [":missing.h"])
+cc_library(name = "cuda_runtime", hdrs = [":missing.h"])
+""".format(msg = msg))
+        return
+    torch = site + "/torch"
+    nvidia = site + "/nvidia"
+    ctx.symlink(torch + "/include", "include")
+    ctx.symlink(nvidia + "/cu13/include", "cuda_include")
+    ctx.symlink(nvidia + "/nccl/include", "nccl_include")
 
-cuda_configure = repository_rule(
-    implementation = _cuda_configure_impl,
-    environ = ["DDLM_CUDA_HOME"],
+    # Every directory libtorch_cuda.so's RPATH names: the linker resolves its needs
+    # there (-rpath-link) and the binaries find the same files at run time (-rpath).
+    libdirs = [torch + "/lib"] + [
+        nvidia + "/" + d + "/lib"
+        for d in ["cu13", "nccl", "cudnn", "cusparselt", "nvshmem"]
+    ]
+    rpaths = []
+    for d in libdirs:
+        rpaths += ["-Wl,-rpath," + d, "-Wl,-rpath-link," + d]
+    ctx.file("BUILD", header + """cc_library(
+    name = "libtorch",
+    hdrs = glob(["include/**/*.h", "include/**/*.hpp", "include/**/*.cuh"]),
+    includes = ["include", "include/torch/csrc/api/include"],
+    linkopts = ["-L{torchlib}"] + {rpaths} + [
+        "-Wl,--no-as-needed", "-ltorch", "-ltorch_cpu", "-ltorch_cuda", "-lc10_cuda", "-lc10",
+        "-Wl,--as-needed",
+    ],
+    defines = ["_GLIBCXX_USE_CXX11_ABI=1"],
+)
+
+# The CUDA runtime and NCCL of the wheel (headers and the very .so files LibTorch loads).
+cc_library(
+    name = "cuda_runtime",
+    hdrs = glob(["cuda_include/**/*.h", "cuda_include/**/*.hpp", "nccl_include/*.h"]),
+    includes = ["cuda_include", "nccl_include"],
+    linkopts = {rpaths} + [
+        "{cu13lib}/libcudart.so.13",
+        "{nccllib}/libnccl.so.2",
+    ],
+)
+""".format(torchlib = torch + "/lib", rpaths = rpaths,
+           cu13lib = nvidia + "/cu13/lib", nccllib = nvidia + "/nccl/lib"))
+
+libtorch_wheel_configure = repository_rule(
+    implementation = _libtorch_wheel_configure_impl,
+    environ = ["DDLM_TORCH_VENV"],
     local = True,
 )

@@ -2,7 +2,7 @@
 #define DDLM_COMMON_ACCELERATOR_H_
 
 // What GPU support this binary was built with and can see at run time. Built with
-// --config=cuda it links CUDA's runtime and NCCL (from /usr/local/cuda); otherwise
+// --config=cuda it links CUDA's runtime and NCCL (the torch wheel's); otherwise
 // it reports a CPU-only build. Thread-safe (no state).
 
 #include <string>

@@ -1,6 +1,5 @@
 #include "common/checkpoint.h"
 
-#include <ATen/CPUGeneratorImpl.h>
 
 #include <cstring>
 #include <limits>
@@ -18,6 +17,7 @@ constexpr char kMagic[8] = {'D', 'D', 'L', 'M', 'C', 'K', 'P', 'T'};
 constexpr size_t kPreambleSize = sizeof(kMagic) + 4 + 8;
 constexpr size_t kTrailerSize = 4;
 constexpr char kRngName[] = "rng/cpu";
+constexpr char kCudaRngName[] = "rng/cuda";
 constexpr char kOptimizerName[] = "optimizer/archive";
 constexpr char kParamPrefix[] = "param/";
 constexpr char kHiddenPrefix[] = "hidden/";
@@ -189,11 +189,13 @@ absl::StatusOr<Checkpoint> ReadCheckpointFile(const std::string& path) {
 
 void CaptureModel(LanguageModelImpl& model, const RecurrentState* state, Checkpoint* checkpoint) {
   for (const auto& item : model.named_parameters(/*recurse=*/true)) {
-    checkpoint->tensors[absl::StrCat(kParamPrefix, item.key())] = item.value().detach().clone();
+    checkpoint->tensors[absl::StrCat(kParamPrefix, item.key())] =
+        item.value().detach().to(torch::kCPU, /*non_blocking=*/false, /*copy=*/true).contiguous();
   }
   if (state != nullptr) {
     for (size_t i = 0; i < state->size(); ++i) {
-      checkpoint->tensors[absl::StrCat(kHiddenPrefix, i)] = (*state)[i].detach().clone();
+      checkpoint->tensors[absl::StrCat(kHiddenPrefix, i)] =
+          (*state)[i].detach().to(torch::kCPU, /*non_blocking=*/false, /*copy=*/true).contiguous();
     }
   }
 }
@@ -237,23 +239,51 @@ RecurrentState RestoreState(const Checkpoint& checkpoint) {
   return state;
 }
 
-void CaptureRng(Checkpoint* checkpoint) {
-  at::Generator gen = at::detail::getDefaultCPUGenerator();
-  std::lock_guard<std::mutex> lock(gen.mutex());
-  checkpoint->tensors[kRngName] = gen.get_state().clone();
+namespace {
+
+at::Generator DefaultGenerator(const torch::Device& device) {
+  return at::globalContext().defaultGenerator(device);
 }
 
-absl::Status RestoreRng(const Checkpoint& checkpoint) {
+absl::Status SetGeneratorState(const torch::Device& device, const torch::Tensor& state,
+                               absl::string_view name) {
+  at::Generator gen = DefaultGenerator(device);
+  std::lock_guard<std::mutex> lock(gen.mutex());
+  try {
+    gen.set_state(state);
+  } catch (const c10::Error& e) {
+    return absl::DataLossError(absl::StrCat("checkpoint's generator state (", name,
+                                            ") is invalid: ", e.what_without_backtrace()));
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+void CaptureRng(const torch::Device& device, Checkpoint* checkpoint) {
+  {
+    at::Generator gen = DefaultGenerator(torch::kCPU);
+    std::lock_guard<std::mutex> lock(gen.mutex());
+    checkpoint->tensors[kRngName] = gen.get_state().clone();
+  }
+  if (device.is_cuda()) {
+    at::Generator gen = DefaultGenerator(device);
+    std::lock_guard<std::mutex> lock(gen.mutex());
+    checkpoint->tensors[kCudaRngName] = gen.get_state().to(torch::kCPU).clone();
+  }
+}
+
+absl::Status RestoreRng(const Checkpoint& checkpoint, const torch::Device& device) {
   auto it = checkpoint.tensors.find(kRngName);
   if (it == checkpoint.tensors.end()) {
     return absl::FailedPreconditionError("checkpoint has no generator state (rng/cpu)");
   }
-  at::Generator gen = at::detail::getDefaultCPUGenerator();
-  std::lock_guard<std::mutex> lock(gen.mutex());
-  try {
-    gen.set_state(it->second);
-  } catch (const c10::Error& e) {
-    return absl::DataLossError(absl::StrCat("checkpoint's generator state is invalid: ", e.what_without_backtrace()));
+  DDLM_RETURN_IF_ERROR(SetGeneratorState(torch::kCPU, it->second, kRngName));
+  // A GPU checkpoint resumed on a CPU ignores the CUDA generator; a CPU checkpoint
+  // resumed on a GPU keeps the CUDA generator as seeded from schedule.seed.
+  auto cuda = checkpoint.tensors.find(kCudaRngName);
+  if (device.is_cuda() && cuda != checkpoint.tensors.end()) {
+    DDLM_RETURN_IF_ERROR(SetGeneratorState(device, cuda->second, kCudaRngName));
   }
   return absl::OkStatus();
 }
@@ -271,7 +301,8 @@ absl::Status CaptureOptimizer(torch::optim::Optimizer& optimizer, Checkpoint* ch
   return absl::OkStatus();
 }
 
-absl::Status RestoreOptimizer(const Checkpoint& checkpoint, torch::optim::Optimizer& optimizer) {
+absl::Status RestoreOptimizer(const Checkpoint& checkpoint, const torch::Device& device,
+                              torch::optim::Optimizer& optimizer) {
   auto it = checkpoint.tensors.find(kOptimizerName);
   if (it == checkpoint.tensors.end()) {
     return absl::FailedPreconditionError("checkpoint has no optimizer state (optimizer/archive)");
@@ -279,7 +310,7 @@ absl::Status RestoreOptimizer(const Checkpoint& checkpoint, torch::optim::Optimi
   try {
     std::istringstream in(TensorToBytes(it->second));
     torch::serialize::InputArchive archive;
-    archive.load_from(in);
+    archive.load_from(in, device);  // Moment tensors onto the parameters' device.
     optimizer.load(archive);
   } catch (const c10::Error& e) {
     return absl::DataLossError(

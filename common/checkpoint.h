@@ -9,7 +9,8 @@
 // The header (proto/checkpoint.proto) holds the job spec, the vocabulary and its
 // fingerprint, the training position, learning rate and best validation loss, and an
 // index of the tensor area: model parameters ("param/<name>"), recurrent state
-// ("hidden/<i>"), the CPU generator state ("rng/cpu") and the optimizer's LibTorch
+// ("hidden/<i>"), the CPU generator state ("rng/cpu"), on a GPU also the CUDA
+// generator's ("rng/cuda"), and the optimizer's LibTorch
 // archive ("optimizer/archive"). One checkpoint is a self-contained file, so it can be
 // streamed in chunks and verified at the far end by its trailing CRC.
 //
@@ -48,23 +49,29 @@ absl::StatusOr<Checkpoint> ParseCheckpoint(absl::string_view bytes, absl::string
 absl::Status WriteCheckpointFile(const std::string& path, const Checkpoint& checkpoint);
 absl::StatusOr<Checkpoint> ReadCheckpointFile(const std::string& path);
 
-// Adds the model's parameters (and `state`, if given) to `checkpoint`.
+// Adds the model's parameters (and `state`, if given) to `checkpoint`, copied to the
+// host from whatever device they are on.
 void CaptureModel(LanguageModelImpl& model, const RecurrentState* state, Checkpoint* checkpoint);
 
-// Copies parameters from `checkpoint` into `model`. FAILED_PRECONDITION naming the
+// Copies parameters from `checkpoint` into `model` (on any device). FAILED_PRECONDITION naming the
 // tensor if a parameter is missing, extra, or of another shape or dtype.
 absl::Status RestoreModel(const Checkpoint& checkpoint, LanguageModelImpl& model);
 
-// Recurrent state saved by CaptureModel (empty if none was saved).
+// Recurrent state saved by CaptureModel, on the CPU (empty if none was saved).
 RecurrentState RestoreState(const Checkpoint& checkpoint);
 
-// The default CPU generator's state (dropout masks, sampling) as "rng/cpu".
-void CaptureRng(Checkpoint* checkpoint);
-absl::Status RestoreRng(const Checkpoint& checkpoint);
+// The default generators' states (dropout masks, sampling): the CPU's as "rng/cpu" and,
+// for a CUDA `device`, that device's as "rng/cuda". Restoring on a CUDA device sets its
+// generator when the checkpoint has "rng/cuda"; on the CPU "rng/cuda" is ignored, so a
+// checkpoint moves between CPU and GPU (with other dropout masks from then on).
+void CaptureRng(const torch::Device& device, Checkpoint* checkpoint);
+absl::Status RestoreRng(const Checkpoint& checkpoint, const torch::Device& device);
 
 // A LibTorch optimizer's state as "optimizer/archive".
 absl::Status CaptureOptimizer(torch::optim::Optimizer& optimizer, Checkpoint* checkpoint);
-absl::Status RestoreOptimizer(const Checkpoint& checkpoint, torch::optim::Optimizer& optimizer);
+// Restoring puts the optimizer's state tensors on `device` (its parameters' device).
+absl::Status RestoreOptimizer(const Checkpoint& checkpoint, const torch::Device& device,
+                              torch::optim::Optimizer& optimizer);
 
 // FAILED_PRECONDITION unless `checkpoint` was made with this vocabulary and this model
 // shape (type, sizes, tying), naming the first difference.

@@ -103,6 +103,31 @@ TEST(CheckpointTest, RoundTripIsBitExact) {
   }
 }
 
+TEST(CheckpointTest, CpuCheckpointsHoldNoCudaGeneratorAndGpuOnesLoadOnTheCpu) {
+  Dictionary vocab = Vocab(30);
+  std::unique_ptr<Trainer> trainer = TrainedTrainer(Spec(), vocab);
+  absl::StatusOr<Checkpoint> c = trainer->MakeCheckpoint();
+  ASSERT_TRUE(c.ok());
+  EXPECT_EQ(c->tensors.count("rng/cpu"), 1u);
+  EXPECT_EQ(c->tensors.count("rng/cuda"), 0u);
+  // What a GPU trainer adds (a CUDA generator's state: seed and offset bytes) is
+  // ignored by a CPU trainer, which resumes the same as from the CPU checkpoint.
+  Checkpoint from_gpu = *c;
+  from_gpu.tensors["rng/cuda"] = torch::zeros({16}, torch::kUInt8);
+  absl::StatusOr<Checkpoint> parsed =
+      ParseCheckpoint(*SerializeCheckpoint(from_gpu), "gpu checkpoint");
+  ASSERT_TRUE(parsed.ok()) << parsed.status();
+  torch::Tensor data = torch::randint(vocab.size(), {60, 4}, torch::kInt64);
+  auto a = Trainer::Create(Spec(), vocab);
+  auto b = Trainer::Create(Spec(), vocab);
+  // Each loads, then trains at once: the loads restore the same generator state.
+  ASSERT_TRUE((*a)->LoadCheckpoint(*parsed, /*weights_only=*/false).ok());
+  ASSERT_TRUE((*a)->TrainEpoch(data).ok());
+  ASSERT_TRUE((*b)->LoadCheckpoint(*c, /*weights_only=*/false).ok());
+  ASSERT_TRUE((*b)->TrainEpoch(data).ok());
+  EXPECT_TRUE(torch::equal((*a)->model().parameters()[0], (*b)->model().parameters()[0]));
+}
+
 TEST(CheckpointTest, DetectsTruncation) {
   auto trainer = TrainedTrainer(Spec(), Vocab(20));
   const std::string bytes = *SerializeCheckpoint(*trainer->MakeCheckpoint());

@@ -88,6 +88,7 @@ void ApplyDefaults(JobSpec* spec) {
   if (!s->has_log_interval()) s->set_log_interval(200);
   if (!s->has_max_batches_per_epoch()) s->set_max_batches_per_epoch(0);
   if (!s->has_threads()) s->set_threads(0);
+  if (s->precision() == PRECISION_UNSPECIFIED) s->set_precision(FP32);
   CheckpointConfig* c = spec->mutable_checkpoint();
   if (c->path().empty()) c->set_path("model.pt");
   if (!c->has_every_n_steps()) c->set_every_n_steps(0);
@@ -162,6 +163,10 @@ absl::Status ValidateJobSpec(const JobSpec& spec) {
                           CheckAtLeast("schedule.log_interval", s.log_interval(), 1),
                           CheckAtLeast("schedule.threads", s.threads(), 0)}) {
     if (!st.ok()) return st;
+  }
+  if (!Precision_IsValid(s.precision())) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("schedule.precision ", s.precision(), " is not a precision (FP32 or BF16)"));
   }
   if (s.max_batches_per_epoch() < 0) {
     return absl::InvalidArgumentError(absl::StrCat(

@@ -31,6 +31,11 @@ class CrossEntropyFunction : public torch::autograd::Function<CrossEntropyFuncti
 }  // namespace
 
 torch::Tensor CrossEntropy(const torch::Tensor& logits, const torch::Tensor& targets) {
+  // Under autocast the logits come in bfloat16: the softmax and the loss are taken in
+  // float32 (the cast is part of the graph, so its gradient goes back as bfloat16).
+  if (logits.scalar_type() != torch::kFloat) {
+    return CrossEntropyFunction::apply(logits.to(torch::kFloat), targets);
+  }
   return CrossEntropyFunction::apply(logits, targets);
 }
 

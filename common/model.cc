@@ -76,8 +76,10 @@ class RNNModelImpl : public LanguageModelImpl {
   }
 
   RecurrentState InitState(int64_t batch) const override {
-    RecurrentState state{torch::zeros({nlayers_, batch, nhid_})};
-    if (type_ == LSTM) state.push_back(torch::zeros({nlayers_, batch, nhid_}));
+    // On the model's device and in its dtype.
+    const torch::TensorOptions options = encoder_->weight.options().requires_grad(false);
+    RecurrentState state{torch::zeros({nlayers_, batch, nhid_}, options)};
+    if (type_ == LSTM) state.push_back(torch::zeros({nlayers_, batch, nhid_}, options));
     return state;
   }
 
@@ -141,9 +143,11 @@ class TransformerModelImpl : public LanguageModelImpl {
 
   torch::Tensor Logits(const torch::Tensor& input, RecurrentState* /*state*/) override {
     const int64_t len = input.size(0);
-    if (!mask_.defined() || mask_.size(0) != len) {
+    if (!mask_.defined() || mask_.size(0) != len || mask_.device() != input.device()) {
       // Position i may attend to positions <= i only.
-      mask_ = torch::triu(torch::full({len, len}, -std::numeric_limits<float>::infinity()), 1);
+      mask_ = torch::triu(torch::full({len, len}, -std::numeric_limits<float>::infinity(),
+                                      torch::TensorOptions(input.device()).dtype(torch::kFloat)),
+                          1);
     }
     torch::Tensor src = encoder_(input) * std::sqrt(static_cast<double>(emsize_));
     src = pos_drop_(src + pe_.narrow(0, 0, len));

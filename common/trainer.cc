@@ -4,26 +4,35 @@
 #include <ctime>
 
 #include "absl/strings/str_cat.h"
+#include "common/autocast.h"
 #include "common/batching.h"
+#include "common/device.h"
 #include "common/loss.h"
 #include "common/status_macros.h"
 
 namespace ddlm {
 
 absl::StatusOr<std::unique_ptr<Trainer>> Trainer::Create(const JobSpec& spec,
-                                                         const Dictionary& vocabulary) {
-  torch::manual_seed(spec.schedule().seed());
-  DDLM_ASSIGN_OR_RETURN(std::shared_ptr<LanguageModelImpl> model,
-                        BuildModel(spec.model(), vocabulary.size()));
-  return std::unique_ptr<Trainer>(new Trainer(spec, vocabulary, std::move(model)));
+                                                         const Dictionary& vocabulary,
+                                                         torch::Device device) {
+  try {
+    torch::manual_seed(spec.schedule().seed());
+    DDLM_ASSIGN_OR_RETURN(std::shared_ptr<LanguageModelImpl> model,
+                          BuildModel(spec.model(), vocabulary.size()));
+    model->to(device);
+    return std::unique_ptr<Trainer>(new Trainer(spec, vocabulary, std::move(model), device));
+  } catch (const c10::Error& e) {
+    return DeviceErrorStatus(e, device, "building the model");
+  }
 }
 
 Trainer::Trainer(const JobSpec& spec, const Dictionary& vocabulary,
-                 std::shared_ptr<LanguageModelImpl> model)
+                 std::shared_ptr<LanguageModelImpl> model, torch::Device device)
     : spec_(spec),
       vocabulary_(vocabulary.words()),
       vocabulary_fingerprint_(vocabulary.Fingerprint()),
       model_(std::move(model)),
+      device_(device),
       params_(model_->parameters()),
       lr_(spec.optimizer().lr()) {
   if (spec_.optimizer().type() == ADAMW) {
@@ -48,27 +57,95 @@ int64_t Trainer::num_parameters() const {
   return n;
 }
 
-absl::StatusOr<EpochSummary> Trainer::TrainEpoch(const torch::Tensor& data,
+double Trainer::last_step_loss() const {
+  return last_step_loss_.defined() ? last_step_loss_.item<double>()
+                                   : std::numeric_limits<double>::quiet_NaN();
+}
+
+void Trainer::ClipGradients(double max_norm) {
+  std::vector<torch::Tensor> grads;
+  std::vector<torch::Tensor> norms;
+  for (const torch::Tensor& p : params_) {
+    if (!p.grad().defined()) continue;
+    grads.push_back(p.grad());
+    norms.push_back(p.grad().norm());
+  }
+  if (grads.empty()) return;
+  torch::Tensor total = torch::stack(norms).norm();
+  torch::Tensor coef = torch::clamp_max(max_norm / (total + 1e-6), 1.0);
+  for (torch::Tensor& g : grads) g.mul_(coef);
+}
+
+absl::Status Trainer::Step(const torch::Tensor& data, const torch::Tensor& targets) {
+  // Undefined grads let backward hand its buffers over instead of adding them into
+  // zeroed ones (two fewer passes over the 2 x ntoken x nhid embedding/decoder grads).
+  model_->zero_grad(/*set_to_none=*/true);
+  DetachState(&state_);
+  torch::Tensor loss;
+  {
+    AutocastGuard autocast(device_, spec_.schedule().precision());
+    torch::Tensor logits = model_->Logits(data, &state_);
+    loss = CrossEntropy(logits, targets);
+  }
+  // Autocast leaves bfloat16 recurrent state; float32 holds it exactly, and keeps the
+  // state (and checkpoints of it) in one dtype.
+  for (torch::Tensor& t : state_) {
+    if (t.scalar_type() != torch::kFloat) t = t.to(torch::kFloat);
+  }
+  loss.backward();
+  if (reducer_) {
+    std::vector<torch::Tensor> grads;
+    grads.reserve(params_.size());
+    for (torch::Tensor& p : params_) {
+      // Every rank must reduce the same tensors, used in this step or not.
+      if (!p.grad().defined()) p.mutable_grad() = torch::zeros_like(p);
+      grads.push_back(p.grad());
+    }
+    DDLM_RETURN_IF_ERROR(reducer_(grads));
+  }
+  {
+    torch::NoGradGuard no_grad;
+    const double clip = spec_.optimizer().clip();
+    if (clip > 0) ClipGradients(clip);
+    if (adamw_) {
+      adamw_->step();
+    } else {
+      for (torch::Tensor& p : params_) {
+        if (p.grad().defined()) p.add_(p.grad(), -lr_);
+      }
+    }
+  }
+  last_step_loss_ = loss.detach();
+  return absl::OkStatus();
+}
+
+absl::StatusOr<EpochSummary> Trainer::TrainEpoch(const torch::Tensor& data_any,
                                                  const std::atomic<bool>* stop) {
   using Clock = std::chrono::steady_clock;
   const int64_t bptt = spec_.data().bptt();
-  const int64_t batch_size = data.size(1);
-  const int64_t num_windows = NumBatches(data, bptt);
+  const int64_t batch_size = data_any.size(1);
+  const int64_t num_windows = NumBatches(data_any, bptt);
   int64_t end = num_windows;
   if (spec_.schedule().max_batches_per_epoch() > 0) {
     end = std::min(end, spec_.schedule().max_batches_per_epoch());
   }
   if (spec_.schedule().dry_run()) end = std::min<int64_t>(end, 1);
   const int64_t log_interval = spec_.schedule().log_interval();
-  const double clip = spec_.optimizer().clip();
 
-  model_->train();
-  if (position_.batch() == 0 || state_.empty()) state_ = model_->InitState(batch_size);
+  torch::Tensor data;
+  try {
+    data = data_any.to(device_);
+    model_->train();
+    if (position_.batch() == 0 || state_.empty()) state_ = model_->InitState(batch_size);
+  } catch (const c10::Error& e) {
+    return DeviceErrorStatus(e, device_, "loading the training data");
+  }
 
   EpochSummary summary;
   const auto epoch_start = Clock::now();
   auto interval_start = epoch_start;
-  double interval_loss = 0;
+  // Summed on the device, read once per log interval (no per-step host sync).
+  torch::Tensor interval_loss = torch::zeros({}, torch::TensorOptions(device_).dtype(torch::kDouble));
   int64_t interval_tokens = 0;
   for (int64_t b = position_.batch(); b < end; ++b) {
     if (stop != nullptr && stop->load()) {
@@ -76,49 +153,26 @@ absl::StatusOr<EpochSummary> Trainer::TrainEpoch(const torch::Tensor& data,
       break;
     }
     Batch batch = GetBatch(data, b * bptt, bptt);
-    // Undefined grads let backward hand its buffers over instead of adding them into
-    // zeroed ones (two fewer passes over the 2 x ntoken x nhid embedding/decoder grads).
-    model_->zero_grad(/*set_to_none=*/true);
-    DetachState(&state_);
-    torch::Tensor loss;
+    absl::Status status;
     try {
-      torch::Tensor logits = model_->Logits(batch.data, &state_);
-      loss = CrossEntropy(logits, batch.targets);
-      loss.backward();
+      status = Step(batch.data, batch.targets);
+      if (status.ok()) interval_loss += last_step_loss_.to(torch::kDouble);
     } catch (const c10::Error& e) {
-      return absl::InternalError(absl::StrCat("training step failed at epoch ", position_.epoch(),
-                                              ", batch ", b, ": ", e.what_without_backtrace()));
+      status = DeviceErrorStatus(e, device_, absl::StrCat("training step (epoch ", position_.epoch(),
+                                                          ", batch ", b, ")"));
     }
-    if (reducer_) {
-      std::vector<torch::Tensor> grads;
-      grads.reserve(params_.size());
-      for (torch::Tensor& p : params_) {
-        // Every rank must reduce the same tensors, used in this step or not.
-        if (!p.grad().defined()) p.mutable_grad() = torch::zeros_like(p);
-        grads.push_back(p.grad());
-      }
-      DDLM_RETURN_IF_ERROR(reducer_(grads));
-    }
-    {
-      torch::NoGradGuard no_grad;
-      if (clip > 0) torch::nn::utils::clip_grad_norm_(params_, clip);
-      if (adamw_) {
-        adamw_->step();
-      } else {
-        for (torch::Tensor& p : params_) {
-          if (p.grad().defined()) p.add_(p.grad(), -lr_);
-        }
-      }
+    if (!status.ok()) {
+      state_.clear();  // The next TrainEpoch starts from a fresh state.
+      return status;
     }
     const int64_t tokens = batch.targets.numel();
-    last_step_loss_ = loss.item<double>();
-    interval_loss += last_step_loss_;
     interval_tokens += tokens;
     summary.batches += 1;
     summary.tokens += tokens;
     position_.set_batch(b + 1);
     position_.set_global_step(position_.global_step() + 1);
     if (b % log_interval == 0 && b > 0) {
+      const double interval_sum = interval_loss.item<double>();  // Waits for the device.
       const auto now = Clock::now();
       const double seconds = std::chrono::duration<double>(now - interval_start).count();
       if (on_interval_) {
@@ -128,35 +182,48 @@ absl::StatusOr<EpochSummary> Trainer::TrainEpoch(const torch::Tensor& data,
         report.num_batches = data.size(0) / bptt;
         report.lr = lr_;
         report.ms_per_batch = seconds * 1000.0 / log_interval;
-        report.loss = interval_loss / log_interval;
+        report.loss = interval_sum / log_interval;
         report.tokens_per_second = seconds > 0 ? interval_tokens / seconds : 0;
         on_interval_(report);
       }
-      interval_loss = 0;
+      interval_loss.zero_();
       interval_tokens = 0;
       interval_start = now;
     }
     if (on_step_) DDLM_RETURN_IF_ERROR(on_step_(*this));
   }
+  if (device_.is_cuda()) torch::cuda::synchronize(device_.index());  // Honest epoch time.
   summary.seconds = std::chrono::duration<double>(Clock::now() - epoch_start).count();
   return summary;
 }
 
-EvalResult Trainer::Evaluate(const torch::Tensor& data, int64_t max_batches) {
+absl::StatusOr<EvalResult> Trainer::Evaluate(const torch::Tensor& data_any, int64_t max_batches) {
   const int64_t bptt = spec_.data().bptt();
-  model_->eval();
-  torch::NoGradGuard no_grad;
-  RecurrentState state = model_->InitState(data.size(1));
   EvalResult result;
-  int64_t n = 0;
-  for (int64_t i = 0; i < data.size(0) - 1; i += bptt) {
-    if (max_batches > 0 && n++ >= max_batches) break;
-    Batch batch = GetBatch(data, i, bptt);
-    torch::Tensor logits = model_->Logits(batch.data, &state);
-    torch::Tensor loss = torch::nll_loss(torch::log_softmax(logits, 1), batch.targets, {},
-                                         at::Reduction::Sum);
-    result.loss_sum += loss.item<double>();
-    result.tokens += batch.targets.numel();
+  try {
+    torch::Tensor data = data_any.to(device_);
+    model_->eval();
+    torch::NoGradGuard no_grad;
+    RecurrentState state = model_->InitState(data.size(1));
+    torch::Tensor loss_sum = torch::zeros({}, torch::TensorOptions(device_).dtype(torch::kDouble));
+    int64_t n = 0;
+    for (int64_t i = 0; i < data.size(0) - 1; i += bptt) {
+      if (max_batches > 0 && n++ >= max_batches) break;
+      Batch batch = GetBatch(data, i, bptt);
+      torch::Tensor logits;
+      {
+        AutocastGuard autocast(device_, spec_.schedule().precision());
+        logits = model_->Logits(batch.data, &state);
+      }
+      torch::Tensor loss = torch::nll_loss(torch::log_softmax(logits.to(torch::kFloat), 1),
+                                           batch.targets, {}, at::Reduction::Sum);
+      loss_sum += loss.to(torch::kDouble);
+      result.tokens += batch.targets.numel();
+    }
+    result.loss_sum = loss_sum.item<double>();
+  } catch (const c10::Error& e) {
+    model_->train();
+    return DeviceErrorStatus(e, device_, "evaluation");
   }
   model_->train();
   return result;
@@ -188,7 +255,7 @@ absl::StatusOr<Checkpoint> Trainer::MakeCheckpoint() const {
   if (last_val_loss_) h.set_val_loss(*last_val_loss_);
   h.set_created_unix_seconds(static_cast<int64_t>(std::time(nullptr)));
   CaptureModel(*model_, position_.batch() > 0 ? &state_ : nullptr, &checkpoint);
-  CaptureRng(&checkpoint);
+  CaptureRng(device_, &checkpoint);
   if (adamw_) DDLM_RETURN_IF_ERROR(CaptureOptimizer(*adamw_, &checkpoint));
   return checkpoint;
 }
@@ -199,8 +266,8 @@ absl::Status Trainer::LoadCheckpoint(const Checkpoint& checkpoint, bool weights_
   DDLM_RETURN_IF_ERROR(RestoreModel(checkpoint, *model_));
   if (weights_only) return absl::OkStatus();
   const CheckpointHeader& h = checkpoint.header;
-  if (adamw_) DDLM_RETURN_IF_ERROR(RestoreOptimizer(checkpoint, *adamw_));
-  DDLM_RETURN_IF_ERROR(RestoreRng(checkpoint));
+  if (adamw_) DDLM_RETURN_IF_ERROR(RestoreOptimizer(checkpoint, device_, *adamw_));
+  DDLM_RETURN_IF_ERROR(RestoreRng(checkpoint, device_));
   position_ = h.position();
   set_lr(h.lr());
   best_val_loss_.reset();
@@ -218,6 +285,7 @@ absl::Status Trainer::LoadCheckpoint(const Checkpoint& checkpoint, bool weights_
           " (was the batch size changed mid-epoch?)"));
     }
   }
+  for (torch::Tensor& t : state) t = t.to(device_);
   state_ = std::move(state);
   return absl::OkStatus();
 }

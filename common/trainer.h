@@ -13,6 +13,13 @@
 // the learning rate by anneal_factor when validation does not improve; the new rate
 // reaches AdamW's parameter groups too.
 //
+// Devices: the model, recurrent state, batches, loss and optimizer state live on the
+// trainer's device ("cpu" or "cuda:N"); the host reads the loss back only at log
+// intervals and after an evaluation, and tensors cross to the host only for
+// checkpoints. schedule.precision BF16 runs forward passes under autocast
+// (common/autocast.h) with float32 master weights. A step that runs out of device
+// memory returns RESOURCE_EXHAUSTED naming what it tried to allocate.
+//
 // Threading: not thread-safe; one thread drives a Trainer. The `stop` flag passed to
 // TrainEpoch may be set from any thread or a signal handler.
 
@@ -70,21 +77,26 @@ class Trainer {
   // Called after every optimizer step; a non-OK status ends the epoch with that error.
   using StepCallback = std::function<absl::Status(const Trainer&)>;
 
-  // `spec` must have defaults applied and be valid. Seeds LibTorch's default generator
-  // with spec.schedule.seed, then builds the model.
+  // `spec` must have defaults applied and be valid; `device` must exist (see
+  // ResolveDevice). Seeds LibTorch's default generators with spec.schedule.seed, builds
+  // the model on the CPU (so that every device starts from the same weights), then
+  // moves it to `device`.
   static absl::StatusOr<std::unique_ptr<Trainer>> Create(const JobSpec& spec,
-                                                         const Dictionary& vocabulary);
+                                                         const Dictionary& vocabulary,
+                                                         torch::Device device = torch::kCPU);
 
   void set_gradient_reducer(GradientReducer reducer) { reducer_ = std::move(reducer); }
   void set_interval_callback(IntervalCallback callback) { on_interval_ = std::move(callback); }
   void set_step_callback(StepCallback callback) { on_step_ = std::move(callback); }
 
+  // `data` may be on any device (it is copied to the trainer's once per call).
   absl::StatusOr<EpochSummary> TrainEpoch(const torch::Tensor& data,
                                           const std::atomic<bool>* stop = nullptr);
 
   // Loss over `data` ([rows, batch]) with a fresh zero state, in eval mode (no
-  // dropout). `max_batches` > 0 stops early.
-  EvalResult Evaluate(const torch::Tensor& data, int64_t max_batches = 0);
+  // dropout). `max_batches` > 0 stops early. RESOURCE_EXHAUSTED if the device runs out
+  // of memory.
+  absl::StatusOr<EvalResult> Evaluate(const torch::Tensor& data, int64_t max_batches = 0);
 
   // Ends the current epoch: returns true if `val_loss` is the best so far (then the
   // caller should keep this model); otherwise anneals the learning rate.
@@ -98,23 +110,31 @@ class Trainer {
   absl::Status LoadCheckpoint(const Checkpoint& checkpoint, bool weights_only);
 
   LanguageModelImpl& model() { return *model_; }
+  const torch::Device& device() const { return device_; }
   const JobSpec& spec() const { return spec_; }
   double lr() const { return lr_; }
   void set_lr(double lr);
   std::optional<double> best_val_loss() const { return best_val_loss_; }
   const TrainingPosition& position() const { return position_; }
-  // Mean training loss of the most recent step (NaN before the first).
-  double last_step_loss() const { return last_step_loss_; }
+  // Mean training loss of the most recent step (NaN before the first). On a GPU this
+  // waits for the step to finish.
+  double last_step_loss() const;
   int64_t num_parameters() const;
 
  private:
   Trainer(const JobSpec& spec, const Dictionary& vocabulary,
-          std::shared_ptr<LanguageModelImpl> model);
+          std::shared_ptr<LanguageModelImpl> model, torch::Device device);
+  // One training step on `batch`: forward, loss, backward, reduce, clip, update.
+  absl::Status Step(const torch::Tensor& data, const torch::Tensor& targets);
+  // Scales all gradients so that their joint L2 norm is at most `max_norm`, on the
+  // device (no host synchronisation), as torch.nn.utils.clip_grad_norm_.
+  void ClipGradients(double max_norm);
 
   JobSpec spec_;
   std::vector<std::string> vocabulary_;
   uint64_t vocabulary_fingerprint_;
   std::shared_ptr<LanguageModelImpl> model_;
+  torch::Device device_;
   std::vector<torch::Tensor> params_;
   std::unique_ptr<torch::optim::AdamW> adamw_;  // Null for SGD.
   RecurrentState state_;
@@ -122,7 +142,7 @@ class Trainer {
   std::optional<double> best_val_loss_;
   std::optional<double> last_val_loss_;
   TrainingPosition position_;
-  double last_step_loss_ = std::numeric_limits<double>::quiet_NaN();
+  torch::Tensor last_step_loss_;  // 0-dim, on device_; undefined before the first step.
   GradientReducer reducer_;
   IntervalCallback on_interval_;
   StepCallback on_step_;

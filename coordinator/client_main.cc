@@ -1,6 +1,7 @@
 // ddlm: the command-line client of a ddlm coordinator, and a one-command local launcher.
 //
-//   ddlm launch --config F [--workers 2]      coordinator + N local workers, run F, stop
+//   ddlm launch --config F [--workers 2] [--device cpu|cuda|cuda:N]
+//                                             coordinator + N local workers, run F, stop
 //   ddlm submit --config F [--watch]          queue a job
 //   ddlm list | status JOB | watch JOB | cancel JOB | checkpoints JOB | workers
 //   ddlm resume JOB [--checkpoint ID] [--epochs N] [--watch]
@@ -52,6 +53,10 @@ ABSL_FLAG(double, temperature, 1.0, "generate: temperature.");
 ABSL_FLAG(int32_t, top_k, 0, "generate: sample from the k likeliest words (0: all).");
 ABSL_FLAG(uint64_t, seed, 1111, "generate: random seed.");
 ABSL_FLAG(int32_t, workers, 2, "launch: local workers to start.");
+ABSL_FLAG(std::string, device, "cpu",
+          "launch: the workers' device: cpu, cuda (worker i on cuda:i, one per GPU) or cuda:N "
+          "(all on GPU N; with --collective gloo).");
+ABSL_FLAG(std::string, collective, "auto", "launch: the workers' --collective (auto, gloo, nccl).");
 ABSL_FLAG(std::string, state_dir, "ddlm_state", "launch: the coordinator's state directory.");
 ABSL_FLAG(int32_t, port, 0, "launch: the coordinator's port (0: any free port).");
 
@@ -59,7 +64,8 @@ namespace {
 
 constexpr char kUsage[] = R"(ddlm COMMAND [ARGS] [--coordinator HOST:PORT]
 commands:
-  launch --config F [--workers N]   start a coordinator and N local workers, run F
+  launch --config F [--workers N] [--device cpu|cuda|cuda:N] [--collective auto|gloo|nccl]
+                                    start a coordinator and N local workers, run F
   submit --config F [--watch]       queue a job on a running coordinator
   list                              all jobs
   status JOB                        one job
@@ -246,11 +252,14 @@ int Launch() {
   }
   if (address.empty()) return Fail(absl::UnavailableError("the coordinator did not start"));
   std::vector<std::unique_ptr<Child>> children;
+  const std::string device = absl::GetFlag(FLAGS_device);
   for (int i = 0; i < workers; ++i) {
     children.push_back(std::make_unique<Child>(
         worker_bin,
         std::vector<std::string>{"--coordinator", address, "--worker_id", absl::StrCat("local-", i),
-                                 "--host", "127.0.0.1"},
+                                 "--host", "127.0.0.1", "--device",
+                                 device == "cuda" ? absl::StrCat("cuda:", i) : device,
+                                 "--collective", absl::GetFlag(FLAGS_collective)},
         -1, absl::StrCat(log_dir, "/worker-", i, ".log")));
     if (!children.back()->ok()) return Fail(absl::NotFoundError(absl::StrCat("cannot start ", worker_bin)));
   }

@@ -4,9 +4,11 @@
 
 #include <algorithm>
 #include <cmath>
+#include <map>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
 #include "common/checkpoint.h"
 #include "common/config.h"
 #include "common/file_io.h"
@@ -442,6 +444,37 @@ void Coordinator::Shutdown() {
 
 // ---------------------------------------------------------------- scheduling
 
+namespace {
+
+// "cpu" or "cuda" from a registered device string ("cpu", "cuda:3").
+std::string KindOf(const WorkerEntry& w) {
+  const std::string& device = w.info.device();
+  return device.substr(0, device.find(':'));
+}
+
+}  // namespace
+
+std::vector<WorkerEntry*> Coordinator::PickSameDeviceKind(const std::vector<WorkerEntry*>& idle,
+                                                          int needed) {
+  // The kind of the longest-registered free worker that has enough peers of its kind.
+  for (const WorkerEntry* first : idle) {
+    std::vector<WorkerEntry*> chosen;
+    for (WorkerEntry* w : idle) {
+      if (KindOf(*w) == KindOf(*first)) chosen.push_back(w);
+      if (static_cast<int>(chosen.size()) == needed) return chosen;
+    }
+  }
+  return {};
+}
+
+std::string Coordinator::DescribeKinds(const std::vector<WorkerEntry*>& idle) {
+  std::map<std::string, int> counts;
+  for (const WorkerEntry* w : idle) ++counts[KindOf(*w)];
+  std::vector<std::string> parts;
+  for (const auto& [kind, n] : counts) parts.push_back(absl::StrCat(n, " ", kind));
+  return absl::StrJoin(parts, ", ");
+}
+
 void Coordinator::ScheduleLocked() {
   std::vector<WorkerEntry*> idle = workers_.Idle();
   bool blocked = false;  // Strict FIFO: a job never overtakes an older queued one.
@@ -459,9 +492,16 @@ void Coordinator::ScheduleLocked() {
                              workers_.live_count(), " registered");
       blocked = true;
       blocker = j.id();
+    } else if (std::vector<WorkerEntry*> chosen = PickSameDeviceKind(idle, needed); chosen.empty()) {
+      // A job's ranks all-reduce with one backend (NCCL between GPUs, Gloo between
+      // CPUs), so they never mix CPU and GPU workers.
+      message = absl::StrCat("waiting for ", needed,
+                             " free worker(s) of one device kind (a job never mixes CPU and GPU "
+                             "workers); free: ", DescribeKinds(idle));
+      blocked = true;
+      blocker = j.id();
     } else {
-      std::vector<WorkerEntry*> chosen(idle.begin(), idle.begin() + needed);
-      idle.erase(idle.begin(), idle.begin() + needed);
+      for (WorkerEntry* w : chosen) idle.erase(std::find(idle.begin(), idle.end(), w));
       if (absl::Status s = StartAttemptLocked(job, chosen); !s.ok()) {
         SetStateLocked(job, FAILED, std::string(s.message()));
       }

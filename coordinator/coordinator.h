@@ -169,6 +169,10 @@ class Coordinator {
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void SaveLocked(JobEntry& job) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void ScheduleLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // `needed` free workers of one device kind (all "cpu" or all "cuda"), or none.
+  static std::vector<WorkerEntry*> PickSameDeviceKind(const std::vector<WorkerEntry*>& idle, int needed);
+  // "1 cpu, 2 cuda".
+  static std::string DescribeKinds(const std::vector<WorkerEntry*>& idle);
   absl::Status StartAttemptLocked(JobEntry& job, const std::vector<WorkerEntry*>& workers)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // A rank stopped (finished, failed or died): frees its worker and ends the attempt

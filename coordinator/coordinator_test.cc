@@ -41,12 +41,13 @@ class CoordinatorTest : public ::testing::Test {
     return spec;
   }
 
-  WorkerRef AddWorker(const std::string& id, uint64_t incarnation = 1) {
+  WorkerRef AddWorker(const std::string& id, uint64_t incarnation = 1,
+                      const std::string& device = "cpu") {
     RegisterRequest r;
     r.mutable_worker()->set_worker_id(id);
     r.mutable_worker()->set_incarnation(incarnation);
     r.set_host("127.0.0.1");
-    r.set_device("cpu");
+    r.set_device(device);
     EXPECT_TRUE(coordinator_->Register(r).ok());
     return r.worker();
   }
@@ -368,6 +369,26 @@ TEST_F(CoordinatorTest, ResumeStartsANewAttemptFromTheCheckpoint) {
   EXPECT_DOUBLE_EQ(d->lr(), 5.0 / 4.0);
   EXPECT_TRUE(coordinator_->CheckpointPath(job->id(), "e0002-s00000010").ok());
   EXPECT_EQ(coordinator_->CheckpointPath(job->id(), "x").status().code(), absl::StatusCode::kNotFound);
+}
+
+TEST_F(CoordinatorTest, JobsNeverMixCpuAndGpuWorkers) {
+  WorkerRef cpu = AddWorker("cpu0", 1, "cpu");
+  WorkerRef gpu0 = AddWorker("gpu0", 1, "cuda:0");
+  auto job = coordinator_->SubmitJob(Spec(2));
+  ASSERT_TRUE(job.ok()) << job.status();
+  // Two free workers, but of two kinds: the job waits, saying why.
+  EXPECT_EQ(coordinator_->GetJob(job->id())->state(), QUEUED);
+  EXPECT_THAT(coordinator_->GetJob(job->id())->message(),
+              HasSubstr("of one device kind (a job never mixes CPU and GPU workers); free: 1 cpu, 1 cuda"));
+  WorkerRef gpu1 = AddWorker("gpu1", 1, "cuda:1");
+  auto running = coordinator_->GetJob(job->id());
+  ASSERT_EQ(running->state(), RUNNING);
+  EXPECT_THAT(running->workers(), ::testing::ElementsAre("gpu0", "gpu1"));
+  auto c = Poll(cpu);
+  EXPECT_FALSE(c && c->has_assign());  // The CPU worker stays free for a CPU job.
+  auto single = coordinator_->SubmitJob(Spec(1));
+  EXPECT_EQ(coordinator_->GetJob(single->id())->state(), RUNNING);
+  EXPECT_THAT(coordinator_->GetJob(single->id())->workers(), ::testing::ElementsAre("cpu0"));
 }
 
 TEST_F(CoordinatorTest, JobsQueueInOrder) {

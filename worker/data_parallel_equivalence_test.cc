@@ -2,6 +2,8 @@
 // gradients averaged by GradientAllReducer over a real Gloo collective) follow the
 // same trajectory as one trainer with batch W*B.
 
+#include <ATen/Context.h>
+
 #include <cmath>
 
 #include "common/batching.h"
@@ -45,13 +47,13 @@ std::vector<double> Run(Trainer& trainer, const torch::Tensor& data) {
   return losses;
 }
 
-void ExpectEquivalent(int world, bool overlap) {
+void ExpectEquivalent(int world, bool overlap, torch::Device device = torch::kCPU) {
   const int batch = 4;
   absl::StatusOr<Corpus> corpus = LoadCorpus("configs/quickstart_data");
   ASSERT_TRUE(corpus.ok()) << corpus.status();
 
   // One worker, batch world*batch.
-  auto single = Trainer::Create(Spec(world * batch), corpus->dictionary);
+  auto single = Trainer::Create(Spec(world * batch), corpus->dictionary, device);
   ASSERT_TRUE(single.ok());
   std::vector<double> expected = Run(**single, Batchify(corpus->train, world * batch));
   ASSERT_EQ(expected.size(), static_cast<size_t>(kSteps));
@@ -59,7 +61,7 @@ void ExpectEquivalent(int world, bool overlap) {
   // `world` ranks as threads, batch `batch` each.
   std::vector<std::unique_ptr<Trainer>> trainers;
   for (int r = 0; r < world; ++r) {
-    auto t = Trainer::Create(Spec(batch), corpus->dictionary);  // Same seed: same weights.
+    auto t = Trainer::Create(Spec(batch), corpus->dictionary, device);  // Same seed: same weights.
     ASSERT_TRUE(t.ok());
     trainers.push_back(*std::move(t));
   }
@@ -83,8 +85,8 @@ void ExpectEquivalent(int world, bool overlap) {
     EXPECT_NEAR(mean, expected[step], 2e-4 * expected[step]) << "step " << step;
     worst = std::max(worst, std::abs(mean - expected[step]) / expected[step]);
   }
-  std::printf("%d workers x batch %d vs 1 x %d%s: largest relative loss difference over %d steps: %.2e\n",
-              world, batch, world * batch, overlap ? " (overlapped)" : "", kSteps, worst);
+  std::printf("%d workers x batch %d vs 1 x %d%s on %s: largest relative loss difference over %d steps: %.2e\n",
+              world, batch, world * batch, overlap ? " (overlapped)" : "", device.str().c_str(), kSteps, worst);
   // The ranks' weights are identical to each other, and close to the single trainer's.
   auto p0 = trainers[0]->model().parameters();
   auto ps = (*single)->model().parameters();
@@ -106,6 +108,15 @@ TEST(DataParallelEquivalenceTest, TwoWorkersOverlappingAllReduceWithBackward) {
 }
 
 TEST(DataParallelEquivalenceTest, ThreeWorkers) { ExpectEquivalent(3, /*overlap=*/true); }
+
+// Two ranks sharing one GPU (NCCL refuses two ranks on one device): gradients bucketed
+// in device memory, staged through pinned host memory for Gloo, ordered by CUDA events.
+TEST(DataParallelEquivalenceTest, TwoRanksOnOneGpuThroughGloo) {
+  if (torch::cuda::device_count() == 0) GTEST_SKIP() << "no CUDA device visible (tests/gpu/run.sh)";
+  at::globalContext().setAllowTF32CuBLAS(false);
+  at::globalContext().setAllowTF32CuDNN(false);
+  ExpectEquivalent(2, /*overlap=*/true, torch::Device(torch::kCUDA, 0));
+}
 
 }  // namespace
 }  // namespace ddlm

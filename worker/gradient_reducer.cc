@@ -35,6 +35,10 @@ absl::Status GradientAllReducer::BuildBuckets(const std::vector<torch::Tensor>& 
       return absl::InvalidArgumentError(
           absl::StrCat("gradient ", i, " is undefined or not float32; cannot all-reduce it"));
     }
+    if (tensors[i].device() != tensors[order[0]].device()) {
+      return absl::InvalidArgumentError(absl::StrCat("gradient ", i, " is on ", tensors[i].device().str(),
+                                                     ", the first on ", tensors[order[0]].device().str()));
+    }
     current.grads.push_back(i);
     current_bytes += tensors[i].numel() * 4;
     if (current_bytes >= bucket_bytes_) {
@@ -54,7 +58,19 @@ absl::Status GradientAllReducer::BuildBuckets(const std::vector<torch::Tensor>& 
       numel += tensors[bucket.grads[k]].numel();
     }
     if (b + 1 == buckets_.size()) numel += 1;  // The stop flag.
-    bucket.buffer = torch::empty({numel}, torch::TensorOptions().dtype(torch::kFloat32));
+    const torch::Device device =
+        bucket.grads.empty() ? torch::Device(torch::kCPU) : tensors[bucket.grads[0]].device();
+    bucket.buffer = torch::empty({numel}, torch::TensorOptions(device).dtype(torch::kFloat32));
+    if (device != collective_->device() && collective_->world_size() > 1) {
+      if (collective_->device().is_cuda()) {
+        return absl::InvalidArgumentError(absl::StrCat("gradients are on ", device.str(), ", the ",
+                                                       "collective on ", collective_->device().str()));
+      }
+      bucket.staging = torch::empty({numel}, torch::TensorOptions().dtype(torch::kFloat32)
+                                                 .pinned_memory(device.is_cuda()));
+    }
+    bucket.ready_event = DeviceEvent::Create(device);
+    bucket.done_event = DeviceEvent::Create(device);
     bucket.pending = static_cast<int>(bucket.grads.size());
   }
   return absl::OkStatus();
@@ -65,9 +81,35 @@ void GradientAllReducer::WriteStopFlag(Bucket& bucket) {
   bucket.buffer[bucket.buffer.numel() - 1].fill_(stop ? 1.0f : 0.0f);
 }
 
+void GradientAllReducer::MarkFilled(Bucket& bucket) {
+  if (bucket.ready_event) bucket.ready_event->RecordOnCurrentStream();
+}
+
+absl::Status GradientAllReducer::AllReduceBucket(Bucket& bucket) {
+  if (!bucket.staging.defined()) {
+    return collective_->AllReduceSumOrdered(bucket.buffer, bucket.ready_event.get(),
+                                            bucket.done_event.get());
+  }
+  // A host collective for device gradients: through the pinned copy. Both copies are
+  // synchronous on this thread's stream, which first waits for the filling stream.
+  try {
+    if (bucket.ready_event) bucket.ready_event->WaitOnCurrentStream();
+    bucket.staging.copy_(bucket.buffer);
+    absl::Status status = collective_->AllReduceSum(bucket.staging);
+    if (!status.ok()) return status;
+    bucket.buffer.copy_(bucket.staging);
+    if (bucket.done_event) bucket.done_event->RecordOnCurrentStream();
+  } catch (const c10::Error& e) {
+    return absl::InternalError(absl::StrCat("staging a gradient bucket through the host: ",
+                                            e.what_without_backtrace()));
+  }
+  return absl::OkStatus();
+}
+
 absl::Status GradientAllReducer::Unpack(Bucket& bucket, const std::vector<torch::Tensor>& grads,
                                         bool last) {
   const auto start = std::chrono::steady_clock::now();
+  if (bucket.done_event && collective_->world_size() > 1) bucket.done_event->WaitOnCurrentStream();
   if (collective_->world_size() > 1) bucket.buffer.div_(static_cast<float>(collective_->world_size()));
   for (size_t k = 0; k < bucket.grads.size(); ++k) {
     const torch::Tensor& g = grads[bucket.grads[k]];
@@ -96,11 +138,12 @@ absl::Status GradientAllReducer::Reduce(const std::vector<torch::Tensor>& grads)
     }
     const bool last = b + 1 == buckets_.size();
     if (last) WriteStopFlag(bucket);
+    MarkFilled(bucket);
     stats_.pack_seconds += SecondsSince(start);
 
     start = std::chrono::steady_clock::now();
     if (collective_->world_size() > 1) {
-      if (absl::Status s = collective_->AllReduceSum(bucket.buffer); !s.ok()) return s;
+      if (absl::Status s = AllReduceBucket(bucket); !s.ok()) return s;
       ++stats_.collectives;
       stats_.bytes += bucket.buffer.numel() * 4;
     }
@@ -142,6 +185,7 @@ void GradientAllReducer::Deposit(size_t index, const torch::Tensor& grad) {
     std::lock_guard<std::mutex> lock(mu_);
     if (--bucket.pending == 0) {
       if (b + 1 == buckets_.size()) WriteStopFlag(bucket);
+      MarkFilled(bucket);
       bucket.ready = true;
       now_ready = true;
     }
@@ -161,7 +205,7 @@ void GradientAllReducer::CommunicationLoop() {
         if (shutting_down_) return;
       }
       const auto start = std::chrono::steady_clock::now();
-      absl::Status status = collective_->AllReduceSum(bucket.buffer);
+      absl::Status status = AllReduceBucket(bucket);
       const double seconds = SecondsSince(start);
       {
         std::lock_guard<std::mutex> lock(mu_);

@@ -21,7 +21,16 @@
 // all-reduces each bucket, strictly in bucket order on every rank, while backward goes
 // on. Reduce then only completes the buckets of unused parameters, waits, and unpacks.
 //
-// Threading: Reduce and the hooks run on the training thread; with Attach, one
+// Devices: buckets live on the gradients' device. With a device collective (NCCL)
+// they are summed there, on the collective's communication stream, ordered by CUDA
+// events: the stream that filled a bucket records `ready`, the all-reduce waits for it
+// on the device, records `done`, and the training stream waits for `done` before
+// unpacking. With a host collective (Gloo) and device gradients (several ranks sharing
+// one GPU), each bucket goes through a pinned host copy around the all-reduce.
+//
+// Threading: Reduce and the hooks run on the training thread (on a GPU, hooks run on
+// LibTorch's autograd thread for that device while the training thread waits in
+// backward); with Attach, one
 // communication thread owned by the reducer uses the Collective during backward and
 // Reduce (nobody else may use it then). RequestStop may be called from any thread.
 
@@ -34,6 +43,7 @@
 #include <torch/torch.h>
 
 #include "absl/status/status.h"
+#include "common/device.h"
 #include "worker/collectives/collective.h"
 
 namespace ddlm {
@@ -78,6 +88,9 @@ class GradientAllReducer {
     std::vector<size_t> grads;  // Indices into the grads vector.
     std::vector<int64_t> offsets;  // Where each of them starts in `buffer`.
     torch::Tensor buffer;       // Flat float32 (plus the stop flag in the last bucket).
+    torch::Tensor staging;      // Host copy, when the collective is on another device.
+    std::unique_ptr<DeviceEvent> ready_event;  // Null on the CPU.
+    std::unique_ptr<DeviceEvent> done_event;
     int pending = 0;            // Overlap: gradients not yet copied in this step.
     bool ready = false;         // Overlap: full, may be all-reduced.
     bool done = false;          // Overlap: all-reduced.
@@ -86,6 +99,10 @@ class GradientAllReducer {
   // Buckets over `tensors` taken in `order`.
   absl::Status BuildBuckets(const std::vector<torch::Tensor>& tensors, const std::vector<size_t>& order);
   void WriteStopFlag(Bucket& bucket);
+  // The bucket is full (on the calling thread's stream): marks it ready on the device.
+  void MarkFilled(Bucket& bucket);
+  // Sums the bucket over ranks (on whichever thread), ordered after MarkFilled.
+  absl::Status AllReduceBucket(Bucket& bucket);
   // Overlap: copies one gradient into its bucket (from a hook or from Reduce).
   void Deposit(size_t index, const torch::Tensor& grad);
   void CommunicationLoop();

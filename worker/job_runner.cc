@@ -7,9 +7,11 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
+#include "absl/strings/str_join.h"
 #include "common/batching.h"
 #include "common/checkpoint.h"
 #include "common/corpus.h"
+#include "common/device.h"
 #include "common/sharding.h"
 #include "common/status_macros.h"
 #include "common/threading.h"
@@ -39,6 +41,37 @@ std::string JobRunner::Who() const {
 void JobRunner::RequestStop() { stop_requested_ = true; }
 
 absl::Status JobRunner::Run() {
+  absl::Status status = RunAttempt();
+  if (!status.ok()) {
+    // An attempt that ran out of GPU memory leaves the allocator's cache full: give it
+    // back, so that this worker can take the next job.
+    ReleaseCachedDeviceMemory();
+  }
+  return status;
+}
+
+absl::Status JobRunner::AgreeOnDeviceKind(KeyValueStore& store, const std::string& kind) {
+  const int world = assignment_.world_size();
+  if (world == 1) return absl::OkStatus();
+  const std::string prefix = assignment_.store_prefix() + "device/";
+  DDLM_RETURN_IF_ERROR(store.Set(absl::StrCat(prefix, assignment_.attempt().rank()), kind));
+  std::vector<std::string> keys;
+  for (int r = 0; r < world; ++r) keys.push_back(absl::StrCat(prefix, r));
+  DDLM_RETURN_IF_ERROR(store.Wait(keys, options_.collective_timeout));
+  std::vector<std::string> kinds;
+  bool mixed = false;
+  for (int r = 0; r < world; ++r) {
+    DDLM_ASSIGN_OR_RETURN(std::string k, store.Get(keys[r]));
+    mixed = mixed || k != kind;
+    kinds.push_back(absl::StrCat("rank ", r, " ", k));
+  }
+  if (!mixed) return absl::OkStatus();
+  return absl::FailedPreconditionError(absl::StrCat(
+      "a job's workers must all train on the same kind of device, but this attempt mixes them (",
+      absl::StrJoin(kinds, ", "), ")"));
+}
+
+absl::Status JobRunner::RunAttempt() {
   const JobSpec& spec = assignment_.spec();
   const AttemptRef& attempt = assignment_.attempt();
   const int rank = attempt.rank();
@@ -66,7 +99,10 @@ absl::Status JobRunner::Run() {
   // its own generator stream for dropout.
   std::vector<std::string> words(assignment_.vocabulary().begin(), assignment_.vocabulary().end());
   const Dictionary dictionary = Dictionary::FromWords(words);
-  DDLM_ASSIGN_OR_RETURN(std::unique_ptr<Trainer> trainer, Trainer::Create(spec, dictionary));
+  DDLM_ASSIGN_OR_RETURN(const torch::Device device, ResolveDevice(options_.device));
+  CoordinatorKeyValueStore store(client_, worker_);
+  DDLM_RETURN_IF_ERROR(AgreeOnDeviceKind(store, DeviceKind(device)));
+  DDLM_ASSIGN_OR_RETURN(std::unique_ptr<Trainer> trainer, Trainer::Create(spec, dictionary, device));
   if (rank > 0) torch::manual_seed(spec.schedule().seed() + 7919 * static_cast<uint64_t>(rank));
 
   auto download = [&](const std::string& id) -> absl::StatusOr<Checkpoint> {
@@ -87,7 +123,6 @@ absl::Status JobRunner::Run() {
   }
 
   // ---- Collective.
-  CoordinatorKeyValueStore store(client_, worker_);
   CollectiveOptions collective_options;
   collective_options.rank = rank;
   collective_options.world_size = world;
@@ -101,7 +136,9 @@ absl::Status JobRunner::Run() {
   // All-reduce buckets while backward runs. The hooks this installs on the model's
   // parameters refer to `reducer`: no backward pass may run after it is gone.
   DDLM_RETURN_IF_ERROR(reducer.Attach(trainer->model().parameters()));
-  LOG(INFO) << Who() << "connected; " << trainer->num_parameters() << " parameters, "
+  LOG(INFO) << Who() << "connected on " << DescribeDevice(device) << " ("
+            << Precision_Name(spec.schedule().precision()) << "); " << trainer->num_parameters()
+            << " parameters, "
             << train.size(0) << " rows x " << train.size(1) << " columns of training data";
 
   trainer->set_gradient_reducer(
@@ -156,7 +193,8 @@ absl::Status JobRunner::Run() {
   };
   auto evaluate = [&](Split split, const torch::Tensor& data, int32_t epoch,
                       double seconds) -> absl::StatusOr<EvaluationDecision> {
-    EvalResult result = trainer->Evaluate(data, spec.schedule().dry_run() ? 1 : 0);
+    DDLM_ASSIGN_OR_RETURN(EvalResult result,
+                          trainer->Evaluate(data, spec.schedule().dry_run() ? 1 : 0));
     ReportEvaluationRequest request;
     *request.mutable_worker() = worker_;
     *request.mutable_attempt() = attempt;

@@ -10,6 +10,9 @@
 //   combined decision (best? next lr?) -> rank 0 uploads a checkpoint
 //   -> after the last epoch, the best weights on this rank's test slice.
 //
+// A failed attempt (out of GPU memory, say) returns its error and gives the GPU memory
+// LibTorch cached back, so that the worker can run the next job.
+//
 // With checkpoint.every_n_steps, rank 0 also uploads a checkpoint every that many
 // steps. RequestStop (from the command thread, on a cancel) makes every rank leave
 // training after the same step (see GradientAllReducer); Run then returns CANCELLED.
@@ -32,6 +35,8 @@ using CollectiveFactory = std::function<absl::StatusOr<std::unique_ptr<Collectiv
     const CollectiveOptions& options, KeyValueStore* store)>;
 
 struct JobRunnerOptions {
+  // "cpu" or "cuda:N". Every rank of an attempt must be on the same kind of device: Run
+  // fails with FAILED_PRECONDITION naming each rank's otherwise.
   std::string device = "cpu";
   // The address other ranks reach this one on (the collective listens there).
   std::string host = "127.0.0.1";
@@ -52,6 +57,9 @@ class JobRunner {
 
  private:
   std::string Who() const;
+  absl::Status RunAttempt();
+  // Every rank publishes its device kind in the store and checks the others'.
+  absl::Status AgreeOnDeviceKind(KeyValueStore& store, const std::string& kind);
 
   const Assignment assignment_;
   const WorkerRef worker_;

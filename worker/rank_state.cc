@@ -8,7 +8,7 @@ namespace ddlm {
 namespace {
 
 bool IsRankLocal(const std::string& name) {
-  return name == "rng/cpu" || absl::StartsWith(name, "hidden/");
+  return name == "rng/cpu" || name == "rng/cuda" || absl::StartsWith(name, "hidden/");
 }
 
 }  // namespace
@@ -20,8 +20,11 @@ absl::Status GatherRankState(Collective& collective, Checkpoint* checkpoint) {
     if (IsRankLocal(name)) names.push_back(name);  // std::map: the same order everywhere.
   }
   for (const std::string& name : names) {
-    DDLM_ASSIGN_OR_RETURN(torch::Tensor all, collective.AllGather(checkpoint->tensors[name]));
+    // Checkpoint tensors are on the host; NCCL moves only device memory.
+    const torch::Tensor mine = checkpoint->tensors[name].to(collective.device()).contiguous();
+    DDLM_ASSIGN_OR_RETURN(torch::Tensor all, collective.AllGather(mine));
     if (collective.rank() != 0) continue;
+    all = all.to(torch::kCPU);
     for (int r = 1; r < collective.world_size(); ++r) {
       checkpoint->tensors[absl::StrCat("rank/", r, "/", name)] = all[r].clone();
     }

@@ -5,6 +5,7 @@
 //
 //   ddlm_train --config configs/quickstart.textproto
 //   ddlm_train --data ../shared/data/wikitext-2 --epochs 6 --lr 20
+//   ddlm_train --config configs/lstm.textproto --device cuda:0 --precision bf16
 
 #include <csignal>
 #include <cmath>
@@ -16,11 +17,13 @@
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
 #include "absl/flags/usage.h"
+#include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "common/batching.h"
 #include "common/cli.h"
 #include "common/config.h"
 #include "common/corpus.h"
+#include "common/device.h"
 #include "common/threading.h"
 #include "common/trainer.h"
 
@@ -45,6 +48,8 @@ ABSL_FLAG(bool, dry_run, false, "Verify the code and the model: one batch per ep
 ABSL_FLAG(bool, use_optimizer, false, "Use AdamW instead of plain SGD.");
 ABSL_FLAG(int32_t, threads, 0, "BLAS threads (0: one per core); LibTorch's own pool stays at 1.");
 ABSL_FLAG(int64_t, max_batches, 0, "Stop each epoch after this many batches (0: whole epoch).");
+ABSL_FLAG(std::string, device, "cpu", "cpu, or cuda:N (a --config=cuda build; README, \"Training on GPUs\").");
+ABSL_FLAG(std::string, precision, "fp32", "fp32, or bf16 (autocast; float32 master weights).");
 
 namespace {
 
@@ -91,6 +96,15 @@ absl::StatusOr<ddlm::JobSpec> BuildSpec(const std::set<std::string>& given) {
   if (use("threads")) spec.mutable_schedule()->set_threads(absl::GetFlag(FLAGS_threads));
   if (use("max_batches")) spec.mutable_schedule()->set_max_batches_per_epoch(absl::GetFlag(FLAGS_max_batches));
   if (use("save")) spec.mutable_checkpoint()->set_path(absl::GetFlag(FLAGS_save));
+  if (use("precision")) {
+    const std::string p = absl::AsciiStrToUpper(absl::GetFlag(FLAGS_precision));
+    ddlm::Precision precision;
+    if (!ddlm::Precision_Parse(p, &precision) || precision == ddlm::PRECISION_UNSPECIFIED) {
+      return absl::InvalidArgumentError(absl::StrCat("--precision must be fp32 or bf16, got '",
+                                                     absl::GetFlag(FLAGS_precision), "'"));
+    }
+    spec.mutable_schedule()->set_precision(precision);
+  }
   ddlm::ApplyDefaults(&spec);
   absl::Status valid = ddlm::ValidateJobSpec(spec);
   if (!valid.ok()) return valid;
@@ -99,10 +113,10 @@ absl::StatusOr<ddlm::JobSpec> BuildSpec(const std::set<std::string>& given) {
 
 void PrintRule(char c) { std::printf("%s\n", std::string(89, c).c_str()); }
 
-int Run(const ddlm::JobSpec& spec) {
+int Run(const ddlm::JobSpec& spec, const torch::Device& device) {
   const int threads = ddlm::ConfigureThreads(spec.schedule().threads());
   ddlm::LogBlasInfo();
-  LOG(INFO) << "threads: " << threads;
+  LOG(INFO) << "threads: " << threads << ", device " << ddlm::DescribeDevice(device);
 
   absl::StatusOr<ddlm::Corpus> corpus = ddlm::LoadCorpus(spec.data().path());
   if (!corpus.ok()) {
@@ -124,16 +138,18 @@ int Run(const ddlm::JobSpec& spec) {
     }
   }
 
-  absl::StatusOr<std::unique_ptr<ddlm::Trainer>> made = ddlm::Trainer::Create(spec, corpus->dictionary);
+  absl::StatusOr<std::unique_ptr<ddlm::Trainer>> made = ddlm::Trainer::Create(spec, corpus->dictionary, device);
   if (!made.ok()) {
     std::fprintf(stderr, "ddlm_train: %s\n", std::string(made.status().message()).c_str());
     return 1;
   }
   ddlm::Trainer& trainer = **made;
-  std::printf("| model %s | %lld parameters | optimizer %s\n",
+  std::printf("| model %s | %lld parameters | optimizer %s | %s | %s\n",
               ddlm::ModelType_Name(spec.model().type()).c_str(),
               static_cast<long long>(trainer.num_parameters()),
-              ddlm::OptimizerType_Name(spec.optimizer().type()).c_str());
+              ddlm::OptimizerType_Name(spec.optimizer().type()).c_str(),
+              ddlm::DescribeDevice(device).c_str(),
+              ddlm::Precision_Name(spec.schedule().precision()).c_str());
   trainer.set_interval_callback([](const ddlm::IntervalReport& r) {
     std::printf("| epoch %3d | %5lld/%5lld batches | lr %02.2f | ms/batch %5.2f | loss %5.2f | ppl %8.2f | tok/s %7.0f\n",
                 r.epoch, static_cast<long long>(r.batch), static_cast<long long>(r.num_batches), r.lr,
@@ -157,7 +173,12 @@ int Run(const ddlm::JobSpec& spec) {
       break;
     }
     const auto eval_start = std::chrono::steady_clock::now();
-    const double val_loss = trainer.Evaluate(valid, eval_limit).mean_loss();
+    absl::StatusOr<ddlm::EvalResult> evaluated = trainer.Evaluate(valid, eval_limit);
+    if (!evaluated.ok()) {
+      std::fprintf(stderr, "ddlm_train: %s\n", std::string(evaluated.status().message()).c_str());
+      return 1;
+    }
+    const double val_loss = evaluated->mean_loss();
     const double eval_seconds =
         std::chrono::duration<double>(std::chrono::steady_clock::now() - eval_start).count();
     PrintRule('-');
@@ -190,7 +211,12 @@ int Run(const ddlm::JobSpec& spec) {
                  std::string(loaded.message()).c_str());
     return 1;
   }
-  const double test_loss = trainer.Evaluate(test, eval_limit).mean_loss();
+  absl::StatusOr<ddlm::EvalResult> tested = trainer.Evaluate(test, eval_limit);
+  if (!tested.ok()) {
+    std::fprintf(stderr, "ddlm_train: %s\n", std::string(tested.status().message()).c_str());
+    return 1;
+  }
+  const double test_loss = tested->mean_loss();
   PrintRule('=');
   std::printf("| End of training | test loss %5.2f | test ppl %8.2f\n", test_loss, std::exp(test_loss));
   PrintRule('=');
@@ -209,5 +235,10 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "ddlm_train: %s\n", std::string(spec.status().message()).c_str());
     return 2;
   }
-  return Run(*spec);
+  absl::StatusOr<torch::Device> device = ddlm::ResolveDevice(absl::GetFlag(FLAGS_device));
+  if (!device.ok()) {
+    std::fprintf(stderr, "ddlm_train: --device: %s\n", std::string(device.status().message()).c_str());
+    return 2;
+  }
+  return Run(*spec, *device);
 }

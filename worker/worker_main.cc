@@ -25,6 +25,7 @@
 #include "absl/synchronization/notification.h"
 #include "absl/time/clock.h"
 #include "common/cli.h"
+#include "common/device.h"
 #include "worker/collectives/collective_factory.h"
 #include "worker/coordinator_client.h"
 #include "worker/job_runner.h"
@@ -32,7 +33,10 @@
 #include "worker/rpc/grpc_coordinator_client.h"
 
 ABSL_FLAG(std::string, coordinator, "", "The coordinator's host:port (required).");
-ABSL_FLAG(std::string, device, "cpu", "cpu, or cuda:N (NCCL; needs a --config=cuda build).");
+ABSL_FLAG(std::string, device, "cpu", "cpu, or cuda:N (a --config=cuda build; one worker per GPU).");
+ABSL_FLAG(std::string, collective, "auto",
+          "Gradient all-reduce: auto (Gloo on cpu, NCCL on cuda:N), gloo (through host memory, "
+          "e.g. several workers sharing one GPU) or nccl.");
 ABSL_FLAG(std::string, worker_id, "", "Stable name of this worker (default: hostname-device).");
 ABSL_FLAG(std::string, host, "",
           "Address other workers reach this one on (default: the local address that routes "
@@ -41,7 +45,8 @@ ABSL_FLAG(int32_t, collective_timeout_s, 300, "Timeout of rendezvous and every c
 
 namespace {
 
-constexpr char kUsage[] = "ddlm_worker --coordinator HOST:PORT [--device cpu|cuda:N]";
+constexpr char kUsage[] =
+    "ddlm_worker --coordinator HOST:PORT [--device cpu|cuda:N] [--collective auto|gloo|nccl]";
 
 uint64_t NewIncarnation() {
   std::random_device device;
@@ -54,8 +59,12 @@ uint64_t NewIncarnation() {
 
 class Worker {
  public:
-  Worker(ddlm::CoordinatorClient* client, std::string id, std::string host, std::string device)
-      : client_(client), host_(std::move(host)), device_(std::move(device)) {
+  Worker(ddlm::CoordinatorClient* client, std::string id, std::string host, std::string device,
+         std::string collective)
+      : client_(client),
+        host_(std::move(host)),
+        device_(std::move(device)),
+        collective_(std::move(collective)) {
     ref_.set_worker_id(std::move(id));
   }
 
@@ -170,11 +179,11 @@ class Worker {
     options.device = device_;
     options.host = host_;
     options.collective_timeout = absl::Seconds(absl::GetFlag(FLAGS_collective_timeout_s));
-    const std::string device = device_;
     auto runner = std::make_shared<ddlm::JobRunner>(
         assignment, ref_, client_, options,
-        [device](const ddlm::CollectiveOptions& o, ddlm::KeyValueStore* store) {
-          return ddlm::CreateCollective(device, o, store);
+        [device = device_, backend = collective_](const ddlm::CollectiveOptions& o,
+                                                  ddlm::KeyValueStore* store) {
+          return ddlm::CreateCollective(device, backend, o, store);
         });
     absl::MutexLock lock(&mu_);
     runner_ = runner;
@@ -233,6 +242,7 @@ class Worker {
   ddlm::WorkerRef ref_;
   const std::string host_;
   const std::string device_;
+  const std::string collective_;
   absl::Notification shutdown_;
   absl::Mutex mu_;
   ddlm::CommandStream* stream_ ABSL_GUARDED_BY(mu_) = nullptr;
@@ -251,19 +261,23 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "ddlm_worker: --coordinator HOST:PORT is required\n");
     return 2;
   }
-  const std::string device = absl::GetFlag(FLAGS_device);
-  if (device != "cpu" && device.rfind("cuda:", 0) != 0) {
-    std::fprintf(stderr, "ddlm_worker: --device must be cpu or cuda:N, got '%s'\n", device.c_str());
+  absl::StatusOr<torch::Device> resolved = ddlm::ResolveDevice(absl::GetFlag(FLAGS_device));
+  if (!resolved.ok()) {
+    std::fprintf(stderr, "ddlm_worker: --device: %s\n", std::string(resolved.status().message()).c_str());
     return 2;
   }
-  if (device != "cpu") {
-    std::fprintf(stderr,
-                 "ddlm_worker: --device %s: this build trains on the CPU only (Debian's LibTorch "
-                 "has no CUDA); the NCCL collective is built with --config=cuda but training on "
-                 "GPUs needs a CUDA LibTorch\n",
-                 device.c_str());
+  const std::string device = resolved->str();  // "cpu" or "cuda:N".
+  const std::string collective = absl::GetFlag(FLAGS_collective);
+  if (collective != "auto" && collective != "gloo" && collective != "nccl") {
+    std::fprintf(stderr, "ddlm_worker: --collective must be auto, gloo or nccl, got '%s'\n",
+                 collective.c_str());
     return 2;
   }
+  if (collective == "nccl" && !resolved->is_cuda()) {
+    std::fprintf(stderr, "ddlm_worker: --collective nccl needs --device cuda:N\n");
+    return 2;
+  }
+  LOG(INFO) << "device " << ddlm::DescribeDevice(*resolved) << ", collective " << collective;
   std::string host = absl::GetFlag(FLAGS_host);
   if (host.empty()) {
     absl::StatusOr<std::string> local = ddlm::LocalAddressFor(coordinator);
@@ -288,7 +302,7 @@ int main(int argc, char** argv) {
 
   std::unique_ptr<ddlm::CoordinatorClient> client =
       ddlm::NewGrpcCoordinatorClient(ddlm::NewCoordinatorChannel(coordinator));
-  Worker worker(client.get(), id, host, device);
+  Worker worker(client.get(), id, host, device, collective);
   std::thread signal_thread([&] {
     int sig = 0;
     sigwait(&signals, &sig);

@@ -6,10 +6,14 @@
 
 #include <cstdint>
 
+#include <torch/torch.h>
+
 namespace ddlm {
 
 // [m,k] x [k,n], best of `reps` after one warm-up call.
-double MatmulGflops(int64_t m, int64_t k, int64_t n, int reps);
+// On `device` (the default: the CPU, float32); a CUDA device waits for each product.
+double MatmulGflops(int64_t m, int64_t k, int64_t n, int reps, torch::Device device = torch::kCPU,
+                    torch::ScalarType dtype = torch::kFloat);
 
 }  // namespace ddlm
 

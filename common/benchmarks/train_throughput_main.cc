@@ -14,12 +14,14 @@
 #include <torch/csrc/autograd/profiler_legacy.h>
 
 #include "absl/flags/flag.h"
+#include "absl/strings/ascii.h"
 #include "absl/flags/parse.h"
 #include "common/batching.h"
 #include "common/benchmarks/matmul_peak.h"
 #include "common/cli.h"
 #include "common/config.h"
 #include "common/corpus.h"
+#include "common/device.h"
 #include "common/loss.h"
 #include "common/threading.h"
 #include "common/trainer.h"
@@ -32,6 +34,8 @@ ABSL_FLAG(int32_t, threads, 0, "OpenBLAS threads (0: one per core).");
 ABSL_FLAG(int32_t, torch_threads, 1, "LibTorch intra-op (OpenMP) threads (0: one per core).");
 ABSL_FLAG(std::string, trace, "", "If set, write a Chrome trace of the phase-timed steps here.");
 ABSL_FLAG(int32_t, peak_size, 2048, "Side of the square matmul that measures the peak.");
+ABSL_FLAG(std::string, device, "cpu", "cpu or cuda:N (a --config=cuda build).");
+ABSL_FLAG(std::string, precision, "", "fp32 or bf16 (default: the config's, else fp32).");
 
 namespace {
 
@@ -83,7 +87,28 @@ int main(int argc, char** argv) {
     spec = *loaded;
   }
   spec.mutable_data()->set_path(absl::GetFlag(FLAGS_data));
+  if (!absl::GetFlag(FLAGS_precision).empty()) {
+    ddlm::Precision precision;
+    if (!ddlm::Precision_Parse(absl::AsciiStrToUpper(absl::GetFlag(FLAGS_precision)), &precision)) {
+      std::fprintf(stderr, "--precision must be fp32 or bf16\n");
+      return 2;
+    }
+    spec.mutable_schedule()->set_precision(precision);
+  }
   ddlm::ApplyDefaults(&spec);
+  absl::StatusOr<torch::Device> device = ddlm::ResolveDevice(absl::GetFlag(FLAGS_device));
+  if (!device.ok()) {
+    std::fprintf(stderr, "--device: %s\n", std::string(device.status().message()).c_str());
+    return 2;
+  }
+  const bool cuda = device->is_cuda();
+  auto sync = [&] {
+    if (cuda) torch::cuda::synchronize(device->index());
+  };
+  const torch::ScalarType peak_dtype =
+      spec.schedule().precision() == ddlm::BF16 ? torch::kBFloat16 : torch::kFloat;
+  std::printf("device %s, precision %s\n", ddlm::DescribeDevice(*device).c_str(),
+              ddlm::Precision_Name(spec.schedule().precision()).c_str());
   absl::StatusOr<ddlm::Corpus> corpus = ddlm::LoadCorpus(spec.data().path());
   if (!corpus.ok()) {
     std::fprintf(stderr, "%s\n", std::string(corpus.status().message()).c_str());
@@ -92,11 +117,11 @@ int main(int argc, char** argv) {
   const int64_t ntoken = corpus->dictionary.size();
   const int64_t rows = spec.data().bptt() * spec.data().batch_size();
   const int64_t peak_n = absl::GetFlag(FLAGS_peak_size);
-  const double peak = ddlm::MatmulGflops(peak_n, peak_n, peak_n, 5);
+  const double peak = ddlm::MatmulGflops(peak_n, peak_n, peak_n, 5, *device, peak_dtype);
   const int64_t dec_in = spec.model().type() == ddlm::TRANSFORMER ? spec.model().emsize() : spec.model().nhid();
-  const double decoder = ddlm::MatmulGflops(rows, dec_in, ntoken, 5);
-  std::printf("matmul peak   %lldx%lld float: %7.1f GFLOP/s\n", static_cast<long long>(peak_n),
-              static_cast<long long>(peak_n), peak);
+  const double decoder = ddlm::MatmulGflops(rows, dec_in, ntoken, 5, *device, peak_dtype);
+  std::printf("matmul peak   %lldx%lld %s: %7.1f GFLOP/s\n", static_cast<long long>(peak_n),
+              static_cast<long long>(peak_n), c10::toString(peak_dtype), peak);
   std::printf("decoder shape %lldx%lld by %lldx%lld: %7.1f GFLOP/s\n", static_cast<long long>(rows),
               static_cast<long long>(dec_in), static_cast<long long>(dec_in),
               static_cast<long long>(ntoken), decoder);
@@ -106,7 +131,7 @@ int main(int argc, char** argv) {
   spec.mutable_schedule()->set_max_batches_per_epoch(warmup + batches);
   spec.mutable_schedule()->set_log_interval(1 << 30);
   torch::Tensor train = ddlm::Batchify(corpus->train, spec.data().batch_size());
-  absl::StatusOr<std::unique_ptr<ddlm::Trainer>> trainer = ddlm::Trainer::Create(spec, corpus->dictionary);
+  absl::StatusOr<std::unique_ptr<ddlm::Trainer>> trainer = ddlm::Trainer::Create(spec, corpus->dictionary, *device);
   if (!trainer.ok()) {
     std::fprintf(stderr, "%s\n", std::string(trainer.status().message()).c_str());
     return 1;
@@ -115,7 +140,10 @@ int main(int argc, char** argv) {
   int64_t step = 0;
   Clock::time_point t_start = Clock::now();  // Used as is when --warmup=0.
   (*trainer)->set_step_callback([&](const ddlm::Trainer&) {
-    if (++step == warmup) t_start = Clock::now();
+    if (++step == warmup) {
+      sync();  // The timed steps start with the device idle.
+      t_start = Clock::now();
+    }
     return absl::OkStatus();
   });
   absl::StatusOr<ddlm::EpochSummary> summary = (*trainer)->TrainEpoch(train);
@@ -123,6 +151,7 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "%s\n", std::string(summary.status().message()).c_str());
     return 1;
   }
+  sync();
   const double seconds = Seconds(t_start, Clock::now());
   const double tokens = static_cast<double>(batches) * rows;
   const double flops_per_token = 3 * ForwardFlopsPerToken(spec.model(), ntoken, spec.data().bptt());
@@ -140,6 +169,7 @@ int main(int argc, char** argv) {
   model.train();
   auto params = model.parameters();
   ddlm::RecurrentState state = model.InitState(spec.data().batch_size());
+  train = train.to(*device);
   double t_fwd = 0, t_loss = 0, t_bwd = 0, t_upd = 0;
   const int phase_batches = std::min(batches, 10);
   std::unique_ptr<torch::autograd::profiler::RecordProfile> profile;
@@ -150,18 +180,23 @@ int main(int argc, char** argv) {
     ddlm::Batch batch = ddlm::GetBatch(train, b * spec.data().bptt(), spec.data().bptt());
     model.zero_grad(true);
     ddlm::DetachState(&state);
+    sync();
     auto t0 = Clock::now();
     torch::Tensor logits = model.Logits(batch.data, &state);
+    sync();
     auto t1 = Clock::now();
     torch::Tensor loss = ddlm::CrossEntropy(logits, batch.targets);
+    sync();
     auto t2 = Clock::now();
     loss.backward();
+    sync();
     auto t3 = Clock::now();
     {
       torch::NoGradGuard no_grad;
       torch::nn::utils::clip_grad_norm_(params, spec.optimizer().clip());
       for (auto& p : params) p.add_(p.grad(), -0.0);
     }
+    sync();
     auto t4 = Clock::now();
     t_fwd += Seconds(t0, t1), t_loss += Seconds(t1, t2), t_bwd += Seconds(t2, t3), t_upd += Seconds(t3, t4);
   }

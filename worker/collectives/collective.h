@@ -22,6 +22,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "common/device.h"
 #include "common/key_value_store.h"
 
 namespace ddlm {
@@ -31,8 +32,23 @@ class Collective {
   virtual ~Collective() = default;
   virtual int rank() const = 0;
   virtual int world_size() const = 0;
-  // Sums `tensor` (float32) over all ranks, in place, on every rank.
+  // Where its tensors must be: the CPU (Gloo) or one CUDA device (NCCL).
+  virtual torch::Device device() const = 0;
+  // Sums `tensor` (float32) over all ranks, in place, on every rank. A device
+  // collective orders the operation after the work already queued on the calling
+  // thread's current stream, and the result is ready for any stream on return.
   virtual absl::Status AllReduceSum(torch::Tensor& tensor) = 0;
+  // AllReduceSum of a buffer filled on another thread's stream (the gradient reducer's
+  // communication thread): the operation waits on the device for `ready`, recorded
+  // after the writes, and records `done` once the sum is in `tensor`, so the consumer's
+  // stream can wait for it without the host. Null events (CPU tensors) order nothing.
+  virtual absl::Status AllReduceSumOrdered(torch::Tensor& tensor, DeviceEvent* ready,
+                                           DeviceEvent* done) {
+    if (ready != nullptr) ready->WaitOnCurrentStream();
+    absl::Status status = AllReduceSum(tensor);
+    if (done != nullptr) done->RecordOnCurrentStream();
+    return status;
+  }
   // Copies root's `tensor` into every other rank's `tensor`, in place.
   virtual absl::Status Broadcast(torch::Tensor& tensor, int root) = 0;
   // Returns [world_size, ...tensor.sizes()]: every rank's `tensor`, in rank order.

@@ -6,7 +6,9 @@
 //   "cpu"     -> Gloo over TCP (gloo_collective.h)
 //   "cuda:N"  -> NCCL on CUDA device N (nccl_collective.h; UNIMPLEMENTED unless built
 //                with --config=cuda)
-// Anything else is INVALID_ARGUMENT naming the string. Otherwise the backend's
+// Anything else is INVALID_ARGUMENT naming the string. `backend` is "auto" (the above),
+// "gloo" (Gloo for a CUDA device too: its gradients go through host memory, as for two
+// ranks sharing one GPU) or "nccl" (CUDA devices only). Otherwise the backend's
 // rendezvous contract and errors apply; `store` is not owned and must outlive the call.
 //
 // Threading: safe to call concurrently (one call per rank).
@@ -21,6 +23,7 @@
 namespace ddlm {
 
 absl::StatusOr<std::unique_ptr<Collective>> CreateCollective(const std::string& device,
+                                                             const std::string& backend,
                                                              const CollectiveOptions& options,
                                                              KeyValueStore* store);
 

@@ -26,7 +26,7 @@ TEST(CreateCollectiveTest, BadDeviceStringsAreInvalidArgumentsNamingTheString) {
   for (const std::string device :
        {"tpu:0", "", "CPU", "cuda", "cuda:", "cuda:-1", "cuda:x", "cuda: 1", "cuda:0:1"}) {
     absl::StatusOr<std::unique_ptr<Collective>> collective =
-        CreateCollective(device, SingleRank(), &store);
+        CreateCollective(device, "auto", SingleRank(), &store);
     ASSERT_FALSE(collective.ok()) << "'" << device << "'";
     EXPECT_EQ(collective.status().code(), absl::StatusCode::kInvalidArgument) << device;
     EXPECT_THAT(collective.status().message(), HasSubstr("'" + device + "'"));
@@ -36,11 +36,30 @@ TEST(CreateCollectiveTest, BadDeviceStringsAreInvalidArgumentsNamingTheString) {
 TEST(CreateCollectiveTest, CpuGivesAWorkingGlooCollective) {
   InMemoryKeyValueStore store;
   absl::StatusOr<std::unique_ptr<Collective>> collective =
-      CreateCollective("cpu", SingleRank(), &store);
+      CreateCollective("cpu", "auto", SingleRank(), &store);
   ASSERT_TRUE(collective.ok()) << collective.status();
   torch::Tensor t = torch::arange(3, torch::kFloat32);
   ASSERT_TRUE((*collective)->AllReduceSum(t).ok());
   EXPECT_TRUE(torch::equal(t, torch::arange(3, torch::kFloat32)));
+}
+
+TEST(CreateCollectiveTest, GlooBackendServesCudaDevicesThroughTheHost) {
+  InMemoryKeyValueStore store;
+  absl::StatusOr<std::unique_ptr<Collective>> collective =
+      CreateCollective("cuda:0", "gloo", SingleRank(), &store);
+  ASSERT_TRUE(collective.ok()) << collective.status();
+  EXPECT_TRUE((*collective)->device().is_cpu());
+}
+
+TEST(CreateCollectiveTest, BadBackendsAreInvalidArguments) {
+  InMemoryKeyValueStore store;
+  absl::StatusOr<std::unique_ptr<Collective>> bad = CreateCollective("cpu", "mpi", SingleRank(), &store);
+  EXPECT_EQ(bad.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(bad.status().message(), HasSubstr("'mpi'"));
+  absl::StatusOr<std::unique_ptr<Collective>> nccl_cpu =
+      CreateCollective("cpu", "nccl", SingleRank(), &store);
+  EXPECT_EQ(nccl_cpu.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(nccl_cpu.status().message(), HasSubstr("needs a CUDA device"));
 }
 
 TEST(CreateCollectiveTest, CudaWithoutCudaBuildIsUnimplemented) {
@@ -49,7 +68,7 @@ TEST(CreateCollectiveTest, CudaWithoutCudaBuildIsUnimplemented) {
 #else
   InMemoryKeyValueStore store;
   absl::StatusOr<std::unique_ptr<Collective>> collective =
-      CreateCollective("cuda:0", SingleRank(), &store);
+      CreateCollective("cuda:0", "auto", SingleRank(), &store);
   EXPECT_EQ(collective.status().code(), absl::StatusCode::kUnimplemented);
   EXPECT_THAT(collective.status().message(), HasSubstr("--config=cuda"));
 #endif

@@ -133,6 +133,7 @@ class GlooCollective : public Collective {
 
   int rank() const override { return rank_; }
   int world_size() const override { return world_size_; }
+  torch::Device device() const override { return torch::kCPU; }
 
   absl::Status AllReduceSum(torch::Tensor& tensor) override {
     constexpr absl::string_view kOp = "AllReduceSum";

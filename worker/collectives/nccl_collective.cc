@@ -2,6 +2,7 @@
 
 #include "worker/collectives/nccl_collective.h"
 
+#include <c10/cuda/CUDAStream.h>
 #include <cuda_runtime_api.h>
 #include <glog/logging.h>
 #include <nccl.h>
@@ -69,6 +70,7 @@ class NcclCollective : public Collective {
   ~NcclCollective() override {
     // Best effort: errors here have nowhere to go.
     cudaSetDevice(cuda_device_);
+    if (caller_ != nullptr) cudaEventDestroy(caller_);
     if (comm_ != nullptr) ncclCommDestroy(comm_);
     if (scratch_ != nullptr) cudaFree(scratch_);
     if (stream_ != nullptr) cudaStreamDestroy(stream_);
@@ -79,7 +81,12 @@ class NcclCollective : public Collective {
   absl::Status Init(KeyValueStore* store, const std::string& store_prefix) {
     constexpr absl::string_view kOp = "rendezvous";
     DDLM_RETURN_IF_ERROR(CudaCheck(kOp, "cudaSetDevice", cudaSetDevice(cuda_device_)));
-    DDLM_RETURN_IF_ERROR(CudaCheck(kOp, "cudaStreamCreate", cudaStreamCreate(&stream_)));
+    // Non-blocking: nothing orders it against other streams implicitly (not even the
+    // legacy default stream); every operation is ordered by CUDA events.
+    DDLM_RETURN_IF_ERROR(CudaCheck(kOp, "cudaStreamCreateWithFlags",
+                                   cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking)));
+    DDLM_RETURN_IF_ERROR(CudaCheck(kOp, "cudaEventCreateWithFlags",
+                                   cudaEventCreateWithFlags(&caller_, cudaEventDisableTiming)));
     DDLM_RETURN_IF_ERROR(CudaCheck(kOp, "cudaMalloc",
                                    cudaMalloc(reinterpret_cast<void**>(&scratch_), sizeof(float))));
     DDLM_RETURN_IF_ERROR(CudaCheck(kOp, "cudaMemset", cudaMemset(scratch_, 0, sizeof(float))));
@@ -123,8 +130,14 @@ class NcclCollective : public Collective {
 
   int rank() const override { return rank_; }
   int world_size() const override { return world_size_; }
+  torch::Device device() const override { return device_; }
 
   absl::Status AllReduceSum(torch::Tensor& tensor) override {
+    return AllReduceSumOrdered(tensor, nullptr, nullptr);
+  }
+
+  absl::Status AllReduceSumOrdered(torch::Tensor& tensor, DeviceEvent* ready,
+                                   DeviceEvent* done) override {
     constexpr absl::string_view kOp = "AllReduceSum";
     DDLM_RETURN_IF_ERROR(CheckUsable(kOp));
     DDLM_RETURN_IF_ERROR(CheckTensor(absl::StrCat("nccl ", kOp), tensor, device_));
@@ -135,9 +148,12 @@ class NcclCollective : public Collective {
     if (tensor.numel() == 0) return absl::OkStatus();
     void* data = tensor.data_ptr();
     const size_t count = static_cast<size_t>(tensor.numel());
-    return Run(kOp, [&] {
-      return NcclCheck(kOp, "ncclAllReduce",
-                       ncclAllReduce(data, data, count, ncclFloat32, ncclSum, comm_, stream_));
+    return Run(kOp, ready, [&] {
+      DDLM_RETURN_IF_ERROR(NcclCheck(kOp, "ncclAllReduce",
+                       ncclAllReduce(data, data, count, ncclFloat32, ncclSum, comm_, stream_)));
+      if (done == nullptr) return absl::OkStatus();
+      return CudaCheck(kOp, "cudaEventRecord",
+                       cudaEventRecord(static_cast<cudaEvent_t>(done->native_handle()), stream_));
     });
   }
 
@@ -149,7 +165,7 @@ class NcclCollective : public Collective {
     if (tensor.nbytes() == 0) return absl::OkStatus();
     void* data = tensor.data_ptr();
     const size_t bytes = tensor.nbytes();
-    return Run(kOp, [&] {
+    return Run(kOp, nullptr, [&] {
       return NcclCheck(kOp, "ncclBroadcast",
                        ncclBroadcast(data, data, bytes, ncclUint8, root, comm_, stream_));
     });
@@ -172,7 +188,7 @@ class NcclCollective : public Collective {
     const void* in = tensor.data_ptr();
     void* out = output.data_ptr();
     const size_t bytes = tensor.nbytes();
-    DDLM_RETURN_IF_ERROR(Run(kOp, [&] {
+    DDLM_RETURN_IF_ERROR(Run(kOp, nullptr, [&] {
       return NcclCheck(kOp, "ncclAllGather",
                        ncclAllGather(in, out, bytes, ncclUint8, comm_, stream_));
     }));
@@ -184,7 +200,7 @@ class NcclCollective : public Collective {
     DDLM_RETURN_IF_ERROR(CheckUsable(kOp));
     // NCCL has no barrier: an all-reduce of one float returns on a rank only once every
     // rank has joined it.
-    return Run(kOp, [&] {
+    return Run(kOp, nullptr, [&] {
       return NcclCheck(kOp, "ncclAllReduce",
                        ncclAllReduce(scratch_, scratch_, 1, ncclFloat32, ncclSum, comm_, stream_));
     });
@@ -198,12 +214,21 @@ class NcclCollective : public Collective {
         ": an earlier operation failed, build a new collective: ", failure_.message()));
   }
 
-  // Enqueues an operation on stream_ and waits for it. The first failure aborts the
-  // communicator (which also ends the operation's kernels) and makes the collective
-  // unusable.
+  // Orders stream_ after `ready` (or, without one, after the work queued so far on the
+  // calling thread's current stream), enqueues an operation on stream_ and waits for
+  // it. The first failure aborts the communicator (which also ends the operation's
+  // kernels) and makes the collective unusable.
   template <typename Enqueue>
-  absl::Status Run(absl::string_view op, Enqueue&& enqueue) {
+  absl::Status Run(absl::string_view op, DeviceEvent* ready, Enqueue&& enqueue) {
     absl::Status status = CudaCheck(op, "cudaSetDevice", cudaSetDevice(cuda_device_));
+    cudaEvent_t after = caller_;
+    if (ready != nullptr) {
+      after = static_cast<cudaEvent_t>(ready->native_handle());
+    } else if (status.ok()) {
+      status = CudaCheck(op, "cudaEventRecord",
+                         cudaEventRecord(caller_, c10::cuda::getCurrentCUDAStream(cuda_device_).stream()));
+    }
+    if (status.ok()) status = CudaCheck(op, "cudaStreamWaitEvent", cudaStreamWaitEvent(stream_, after, 0));
     if (status.ok()) status = enqueue();
     if (status.ok()) status = WaitForStream(op);
     if (!status.ok()) {
@@ -249,6 +274,7 @@ class NcclCollective : public Collective {
   const absl::Duration timeout_;
   const std::string log_prefix_;
   cudaStream_t stream_ = nullptr;
+  cudaEvent_t caller_ = nullptr;  // Marks the caller's stream for operations without `ready`.
   float* scratch_ = nullptr;  // Device memory: the barrier's all-reduce operand.
   ncclComm_t comm_ = nullptr;
   absl::Status failure_;

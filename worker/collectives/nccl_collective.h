@@ -14,10 +14,11 @@
 //
 // Collectives follow collective.h's contract. Tensors must be contiguous and on
 // cuda:`cuda_device`; AllReduceSum takes float32, Broadcast and AllGather any dtype
-// (moved as bytes). Each operation runs on the collective's own blocking CUDA stream,
-// which orders it after work queued on the legacy default stream (LibTorch's default),
-// and returns once the stream is idle: the result is then ready for any stream. Work
-// producing the input on another stream must be synchronized by the caller first. An
+// (moved as bytes). Each operation runs on the collective's own non-blocking CUDA
+// stream, ordered by CUDA events alone: after the work queued so far on the calling
+// thread's current stream (or, for AllReduceSumOrdered, after its `ready` event), and
+// it returns once the stream is idle, so the result is ready for any stream (and
+// AllReduceSumOrdered records `done` for a consumer stream to wait on). An
 // operation that does not finish within options.timeout, or that NCCL reports failed,
 // aborts the communicator (DEADLINE_EXCEEDED / UNAVAILABLE / INTERNAL naming the
 // operation and ncclGetErrorString); later calls then return FAILED_PRECONDITION.
