@@ -144,7 +144,12 @@ cc_library(name = "cuda_runtime", hdrs = [":missing.h"])
         return
     torch = site + "/torch"
     nvidia = site + "/nvidia"
-    ctx.symlink(torch + "/include", "include")
+    # The wheel's include/ also carries the Protobuf headers LibTorch was built with
+    # (google/) and pybind11; the project compiles against Debian's Protobuf, so expose
+    # everything but those.
+    for entry in ctx.path(torch + "/include").readdir():
+        if entry.basename not in ["google", "pybind11"]:
+            ctx.symlink(entry, "include/" + entry.basename)
     ctx.symlink(nvidia + "/cu13/include", "cuda_include")
     ctx.symlink(nvidia + "/nccl/include", "nccl_include")
 
@@ -161,11 +166,24 @@ cc_library(name = "cuda_runtime", hdrs = [":missing.h"])
     name = "libtorch",
     hdrs = glob(["include/**/*.h", "include/**/*.hpp", "include/**/*.cuh"]),
     includes = ["include", "include/torch/csrc/api/include"],
+    # --no-as-needed: libtorch_cuda.so registers the CUDA kernels when it loads, and no
+    # symbol of it is referenced. Left on (Debian's default) for the libraries after it:
+    # Bazel's test shared libraries rely on the binary loading their dependencies.
+    #
+    # -lgloo first: the wheel's libtorch_cpu.so carries its own, newer copy of Gloo and
+    # exports its symbols. Loading Debian's libgloo (the one whose headers the project
+    # compiles against) ahead of LibTorch makes every gloo:: symbol bind to it; otherwise
+    # calls land half in one copy, half in the other, and crash. ddlm never uses
+    # LibTorch's own Gloo (c10d).
     linkopts = ["-L{torchlib}"] + {rpaths} + [
-        "-Wl,--no-as-needed", "-ltorch", "-ltorch_cpu", "-ltorch_cuda", "-lc10_cuda", "-lc10",
-        "-Wl,--as-needed",
+        "-Wl,--no-as-needed", "-lgloo", "-ltorch", "-ltorch_cpu", "-ltorch_cuda", "-lc10_cuda",
+        "-lc10",
     ],
-    defines = ["_GLIBCXX_USE_CXX11_ABI=1"],
+    # C10_USE_GLOG: the wheel's c10 was built without glog, so its headers would define
+    # their own LOG/CHECK macros, and whichever of them and glog's a file includes last
+    # would win (c10's drops INFO lines). With it, c10's headers use glog's, as Debian's
+    # LibTorch (built with glog) does.
+    defines = ["_GLIBCXX_USE_CXX11_ABI=1", "C10_USE_GLOG"],
 )
 
 # The CUDA runtime and NCCL of the wheel (headers and the very .so files LibTorch loads).

@@ -8,6 +8,7 @@
 #include <cstdlib>
 #include <cstring>
 
+#include <ATen/Context.h>
 #include <ATen/Parallel.h>
 #include <glog/logging.h>
 
@@ -25,6 +26,8 @@ int FindBlas(struct dl_phdr_info* info, size_t /*size*/, void* data) {
   if (info->dlpi_name == nullptr || info->dlpi_name[0] == '\0') return 0;
   const char* base = std::strrchr(info->dlpi_name, '/');
   base = base ? base + 1 : info->dlpi_name;
+  // cuBLAS (the GPU build's) is not the CPU's BLAS.
+  if (std::strstr(base, "cublas") != nullptr) return 0;
   if (std::strstr(base, "blas") != nullptr || std::strstr(base, "mkl_rt") != nullptr) {
     char resolved[PATH_MAX];
     *out = realpath(info->dlpi_name, resolved) ? resolved : info->dlpi_name;
@@ -38,11 +41,15 @@ int FindBlas(struct dl_phdr_info* info, size_t /*size*/, void* data) {
 int ConfigureThreads(int blas_threads, int torch_threads) {
   if (blas_threads <= 0) blas_threads = AvailableCores();
   if (torch_threads <= 0) torch_threads = AvailableCores();
-  at::set_num_threads(torch_threads);
   using SetThreads = void (*)(int);
   if (auto set = reinterpret_cast<SetThreads>(dlsym(RTLD_DEFAULT, "openblas_set_num_threads"))) {
     set(blas_threads);
+  } else if (at::hasMKL()) {
+    // The torch wheel's LibTorch has MKL linked in, and MKL runs on LibTorch's own
+    // OpenMP pool: one pool, so it gets the BLAS thread count.
+    torch_threads = blas_threads;
   }
+  at::set_num_threads(torch_threads);
   return blas_threads;
 }
 
@@ -57,6 +64,9 @@ BlasInfo DetectBlas() {
     if (get != nullptr) info.blas_threads = get();
   } else if (p.find("mkl") != std::string::npos) {
     info.name = "MKL";
+  } else if (p.empty() && at::hasMKL()) {
+    info.name = "MKL";
+    info.library_path = "linked into LibTorch";
   } else if (p.find("blis") != std::string::npos) {
     info.name = "BLIS";
   } else if (p.find("atlas") != std::string::npos) {

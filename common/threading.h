@@ -25,7 +25,9 @@ struct BlasInfo {
 // intra-op (OpenMP) threads to `torch_threads`. The default of one LibTorch thread is
 // measured: with both pools at 2 threads on 2 cores the default LSTM trained at 455
 // ms/batch, with LibTorch at 1 and OpenBLAS at 2 at 275 ms/batch (the matrix products
-// dominate; the two pools' spinning threads fight for the cores). Returns the BLAS count.
+// dominate; the two pools' spinning threads fight for the cores). Where the BLAS is the
+// MKL inside the torch wheel's LibTorch (the GPU build), MKL runs on LibTorch's pool,
+// which then gets `blas_threads`. Returns the BLAS count.
 int ConfigureThreads(int blas_threads, int torch_threads = 1);
 
 BlasInfo DetectBlas();

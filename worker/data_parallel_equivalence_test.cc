@@ -68,7 +68,9 @@ void ExpectEquivalent(int world, bool overlap, torch::Device device = torch::kCP
   std::vector<std::vector<double>> losses(world);
   testing::RunOnLocalGlooGroup(world, [&](int r, Collective& collective) {
     GradientAllReducer reducer(&collective, /*bucket_bytes=*/16 << 10);  // Several buckets.
-    if (overlap) ASSERT_TRUE(reducer.Attach(trainers[r]->model().parameters()).ok());
+    if (overlap) {
+      ASSERT_TRUE(reducer.Attach(trainers[r]->model().parameters()).ok());
+    }
     trainers[r]->set_gradient_reducer(
         [&](const std::vector<torch::Tensor>& grads) { return reducer.Reduce(grads); });
     ShardRange shard = *TrainShard(static_cast<int64_t>(corpus->train.size()), world, r, batch);
