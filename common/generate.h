@@ -20,9 +20,13 @@ struct GenerateOptions {
   double temperature = 1.0;  // >= 1e-3; higher is more diverse.
   int64_t top_k = 0;         // 0: sample from the whole vocabulary.
   uint64_t seed = 1111;
+  // Transformer only: the most recent words it sees (0: as many as its positional
+  // table holds). Set it to the bptt it was trained with: it has never seen longer
+  // contexts. Recurrent models carry their state instead and see one word per step.
+  int64_t max_context = 0;
 };
 
-// INVALID_ARGUMENT for a temperature below 1e-3, negative words or top_k.
+// INVALID_ARGUMENT for a temperature below 1e-3, negative words, top_k or max_context.
 absl::StatusOr<std::vector<int64_t>> GenerateIds(LanguageModelImpl& model,
                                                  const GenerateOptions& options);
 

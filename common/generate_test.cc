@@ -59,6 +59,33 @@ TEST(GenerateTest, TopOneIsGreedy) {
   }
 }
 
+TEST(GenerateTest, ATransformerSeesOnlyTheLatestMaxContextWords) {
+  auto model = Model(TRANSFORMER);
+  for (int64_t window : {1, 3}) {
+    GenerateOptions options;
+    options.words = 12;
+    options.top_k = 1;
+    options.max_context = window;
+    auto ids = GenerateIds(*model, options);
+    ASSERT_TRUE(ids.ok()) << ids.status();
+    // Replaying: each word is the argmax of the last row for exactly the latest
+    // `window` words (the first draw, then the generated ones).
+    model->eval();
+    torch::NoGradGuard no_grad;
+    at::Generator gen = at::detail::createCPUGenerator(options.seed);
+    std::vector<int64_t> seen = {torch::randint(model->ntoken(), {1, 1}, gen, torch::kInt64).item<int64_t>()};
+    for (size_t i = 0; i < ids->size(); ++i) {
+      const size_t from = seen.size() > static_cast<size_t>(window) ? seen.size() - window : 0;
+      std::vector<int64_t> latest(seen.begin() + static_cast<std::ptrdiff_t>(from), seen.end());
+      torch::Tensor context = torch::tensor(latest, torch::kInt64).unsqueeze(1);
+      RecurrentState state = model->InitState(1);
+      torch::Tensor out = model->Forward(context, &state);
+      EXPECT_EQ(out[out.size(0) - 1].argmax().item<int64_t>(), (*ids)[i]) << "window " << window << ", word " << i;
+      seen.push_back((*ids)[i]);
+    }
+  }
+}
+
 TEST(GenerateTest, RejectsBadOptions) {
   auto model = Model(LSTM);
   GenerateOptions options;
@@ -73,6 +100,9 @@ TEST(GenerateTest, RejectsBadOptions) {
   EXPECT_FALSE(GenerateIds(*model, options).ok());
   options.words = 1;
   options.top_k = -1;
+  EXPECT_FALSE(GenerateIds(*model, options).ok());
+  options.top_k = 0;
+  options.max_context = -1;
   EXPECT_FALSE(GenerateIds(*model, options).ok());
 }
 

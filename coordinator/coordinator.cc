@@ -12,8 +12,6 @@
 #include "common/checkpoint.h"
 #include "common/config.h"
 #include "common/file_io.h"
-#include "common/generate.h"
-#include "common/model.h"
 #include "common/sharding.h"
 #include "common/status_macros.h"
 #include "coordinator/retention.h"
@@ -58,7 +56,10 @@ Coordinator::Coordinator(const CoordinatorOptions& options, Clock* clock)
     : options_(options),
       clock_(clock),
       store_(options.state_dir),
-      workers_(options.heartbeat_timeout) {}
+      writer_(&store_),
+      generator_(options.generation),
+      workers_(options.heartbeat_timeout),
+      heartbeats_(&workers_.heartbeats()) {}
 
 absl::StatusOr<std::unique_ptr<Coordinator>> Coordinator::Create(const CoordinatorOptions& options,
                                                                  Clock* clock) {
@@ -66,7 +67,7 @@ absl::StatusOr<std::unique_ptr<Coordinator>> Coordinator::Create(const Coordinat
   std::unique_ptr<Coordinator> c(new Coordinator(options, clock));
   DDLM_RETURN_IF_ERROR(c->store_.Init());
   DDLM_ASSIGN_OR_RETURN(std::vector<JobRecord> records, c->store_.LoadAll());
-  absl::MutexLock lock(&c->mu_);
+  c->mu_.Lock();
   for (JobRecord& record : records) {
     auto job = std::make_unique<JobEntry>();
     job->record = std::move(record);
@@ -91,6 +92,9 @@ absl::StatusOr<std::unique_ptr<Coordinator>> Coordinator::Create(const Coordinat
     c->jobs_.push_back(std::move(job));
   }
   LOG(INFO) << "loaded " << c->jobs_.size() << " job(s) from " << options.state_dir;
+  const uint64_t ticket = c->last_ticket_;
+  c->mu_.Unlock();
+  DDLM_RETURN_IF_ERROR(c->writer_.Flush(ticket));
   return c;
 }
 
@@ -122,19 +126,30 @@ absl::StatusOr<Coordinator::JobEntry*> Coordinator::FindJobLocked(const std::str
   return job;
 }
 
-void Coordinator::SaveLocked(JobEntry& job) {
+void Coordinator::SaveLocked(JobEntry& job, const JobEvent* event) {
   job.record.mutable_job()->set_num_checkpoints(job.record.checkpoints_size());
-  if (absl::Status s = store_.SaveRecord(job.record); !s.ok()) {
-    LOG(ERROR) << "cannot save job " << job.record.job().id() << ": " << s;
-  }
+  JobLogEntry entry;
+  entry.set_generation(job.record.generation());
+  *entry.mutable_job() = job.record.job();
+  *entry.mutable_checkpoints() = job.record.checkpoints();
+  if (event != nullptr) *entry.mutable_event() = *event;
+  last_ticket_ = writer_.Append(job.record.job().id(), std::move(entry));
+}
+
+void Coordinator::SnapshotLocked(JobEntry& job) {
+  job.record.mutable_job()->set_num_checkpoints(job.record.checkpoints_size());
+  job.record.set_generation(job.record.generation() + 1);
+  last_ticket_ = writer_.Snapshot(job.record);
 }
 
 void Coordinator::AddEventLocked(JobEntry& job, JobEvent event) {
   event.set_sequence(job.record.events_size() + 1);
   job.record.mutable_job()->set_last_event_sequence(event.sequence());
   event.set_unix_micros(absl::ToUnixMicros(clock_->Now()));
-  *job.record.add_events() = std::move(event);
-  SaveLocked(job);
+  *job.record.add_events() = event;
+  SaveLocked(job, &event);
+  auto [begin, end] = event_streams_.equal_range(job.record.job().id());
+  for (auto it = begin; it != end; ++it) it->second->Send(event);
 }
 
 void Coordinator::SetStateLocked(JobEntry& job, JobState state, const std::string& message) {
@@ -149,6 +164,14 @@ void Coordinator::SetStateLocked(JobEntry& job, JobState state, const std::strin
   LOG(INFO) << "job " << j.id() << ": " << JobState_Name(state)
             << (message.empty() ? "" : ": " + message);
   AddEventLocked(job, std::move(event));
+  if (IsFinal(state)) {
+    // A job that ended is compacted: its snapshot takes in the log.
+    SnapshotLocked(job);
+    // Its watchers have seen every event.
+    auto [begin, end] = event_streams_.equal_range(j.id());
+    for (auto it = begin; it != end; ++it) it->second->Close(absl::OkStatus());
+    event_streams_.erase(begin, end);
+  }
 }
 
 absl::StatusOr<Job> Coordinator::SubmitJob(const JobSpec& submitted) {
@@ -158,20 +181,27 @@ absl::StatusOr<Job> Coordinator::SubmitJob(const JobSpec& submitted) {
   if (spec.data().path().empty()) return absl::InvalidArgumentError("spec.data.path is empty");
   // Tokenizing a large corpus takes seconds: do it before taking the lock.
   DDLM_ASSIGN_OR_RETURN(std::shared_ptr<const JobData> data, LoadData(spec));
-  absl::MutexLock lock(&mu_);
-  auto job = std::make_unique<JobEntry>();
-  Job& j = *job->record.mutable_job();
-  j.set_id(absl::StrCat("job-", next_job_number_++));
-  j.set_name(spec.name().empty() ? j.id() : spec.name());
-  *j.mutable_spec() = spec;
-  j.set_submitted_unix_seconds(absl::ToUnixSeconds(clock_->Now()));
-  job->data = std::move(data);
-  job->lr = spec.optimizer().lr();
-  JobEntry& entry = *job;
-  jobs_.push_back(std::move(job));
-  SetStateLocked(entry, QUEUED, "");
-  ScheduleLocked();
-  return entry.record.job();
+  absl::StatusOr<Job> result = Persisted([&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) -> absl::StatusOr<Job> {
+    auto job = std::make_unique<JobEntry>();
+    Job& j = *job->record.mutable_job();
+    j.set_id(absl::StrCat("job-", next_job_number_++));
+    j.set_name(spec.name().empty() ? j.id() : spec.name());
+    *j.mutable_spec() = spec;
+    j.set_submitted_unix_seconds(absl::ToUnixSeconds(clock_->Now()));
+    job->data = std::move(data);
+    job->lr = spec.optimizer().lr();
+    JobEntry& entry = *job;
+    jobs_.push_back(std::move(job));
+    SnapshotLocked(entry);  // The job's directory and first snapshot, then its log.
+    SetStateLocked(entry, QUEUED, "");
+    ScheduleLocked();
+    // A job that must wait holds no corpus meanwhile; it reads it again when it starts.
+    if (!entry.starting) entry.data.reset();
+    return entry.record.job();
+  });
+  // The job as it is now: the call may also have started it.
+  if (!result.ok()) return result;
+  return GetJob(result->id());
 }
 
 absl::StatusOr<Job> Coordinator::GetJob(const std::string& job_id) {
@@ -211,80 +241,86 @@ absl::StatusOr<std::vector<JobEvent>> Coordinator::WaitForEvents(const std::stri
 }
 
 absl::StatusOr<Job> Coordinator::CancelJob(const std::string& job_id) {
-  absl::MutexLock lock(&mu_);
-  DDLM_ASSIGN_OR_RETURN(JobEntry * job, FindJobLocked(job_id));
-  const JobState state = job->record.job().state();
-  if (IsFinal(state)) {
-    return absl::FailedPreconditionError(
-        absl::StrCat("job '", job_id, "' already finished (", JobState_Name(state), ")"));
-  }
-  if (state == QUEUED) {
-    SetStateLocked(*job, CANCELLED, "cancelled while queued");
-    ScheduleLocked();
-  } else if (job->attempt && !job->attempt->cancel_requested) {
-    job->attempt->cancel_requested = true;
-    job->record.mutable_job()->set_message("cancelling: waiting for the workers to stop");
-    SaveLocked(*job);
-    CancelRanksLocked(*job);
-  }
-  return job->record.job();
+  return Persisted([&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) -> absl::StatusOr<Job> {
+    DDLM_ASSIGN_OR_RETURN(JobEntry * job, FindJobLocked(job_id));
+    const JobState state = job->record.job().state();
+    if (IsFinal(state)) {
+      return absl::FailedPreconditionError(
+          absl::StrCat("job '", job_id, "' already finished (", JobState_Name(state), ")"));
+    }
+    if (state == QUEUED) {
+      ReleaseReservationLocked(*job);
+      SetStateLocked(*job, CANCELLED, "cancelled while queued");
+      ScheduleLocked();
+    } else if (job->attempt && !job->attempt->cancel_requested) {
+      job->attempt->cancel_requested = true;
+      job->record.mutable_job()->set_message("cancelling: waiting for the workers to stop");
+      SaveLocked(*job);
+      CancelRanksLocked(*job);
+    }
+    return job->record.job();
+  });
 }
 
 absl::StatusOr<Job> Coordinator::ResumeJob(const ResumeJobRequest& request) {
-  absl::MutexLock lock(&mu_);
-  DDLM_ASSIGN_OR_RETURN(JobEntry * job, FindJobLocked(request.job_id()));
-  Job& j = *job->record.mutable_job();
-  if (!IsFinal(j.state())) {
-    return absl::FailedPreconditionError(absl::StrCat(
-        "job '", j.id(), "' is ", JobState_Name(j.state()), "; only a finished job can be resumed"));
-  }
-  if (job->record.checkpoints().empty()) {
-    return absl::FailedPreconditionError(
-        absl::StrCat("job '", j.id(), "' has no checkpoint to resume from"));
-  }
-  const CheckpointInfo* from = &job->record.checkpoints(job->record.checkpoints_size() - 1);
-  if (!request.checkpoint_id().empty()) {
-    from = nullptr;
-    for (const CheckpointInfo& c : job->record.checkpoints()) {
-      if (c.id() == request.checkpoint_id()) from = &c;
+  absl::StatusOr<Job> result = Persisted([&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) -> absl::StatusOr<Job> {
+    DDLM_ASSIGN_OR_RETURN(JobEntry * job, FindJobLocked(request.job_id()));
+    Job& j = *job->record.mutable_job();
+    if (!IsFinal(j.state())) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "job '", j.id(), "' is ", JobState_Name(j.state()), "; only a finished job can be resumed"));
     }
-    if (from == nullptr) {
-      return absl::NotFoundError(absl::StrCat("checkpoint_id '", request.checkpoint_id(),
-                                              "': job '", j.id(), "' keeps no such checkpoint"));
+    if (job->record.checkpoints().empty()) {
+      return absl::FailedPreconditionError(
+          absl::StrCat("job '", j.id(), "' has no checkpoint to resume from"));
     }
-  }
-  if (request.has_epochs()) {
-    const int32_t min_epochs = from->batch() > 0 ? from->epoch() : from->epoch() - 1;
-    if (request.epochs() < std::max(min_epochs, 1)) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "epochs ", request.epochs(), " is below the checkpoint's position (epoch ",
-          from->epoch(), ", batch ", from->batch(), ")"));
-    }
-    j.mutable_spec()->mutable_schedule()->set_epochs(request.epochs());
-  }
-  job->resume_checkpoint = from->id();
-  job->lr = from->lr();
-  job->best_val_loss.reset();
-  j.clear_best_val_ppl();
-  job->resume_best.clear();
-  if (from->has_best_val_loss()) {
-    job->best_val_loss = from->best_val_loss();
-    j.set_best_val_ppl(std::exp(from->best_val_loss()));
-    // The weights of that best loss, from this timeline (not from a later one that
-    // the resume abandons), if still kept.
-    for (const CheckpointInfo& c : job->record.checkpoints()) {
-      if (c.has_val_loss() && c.val_loss() == from->best_val_loss() &&
-          c.global_step() <= from->global_step()) {
-        job->resume_best = c.id();
+    const CheckpointInfo* from = &job->record.checkpoints(job->record.checkpoints_size() - 1);
+    if (!request.checkpoint_id().empty()) {
+      from = nullptr;
+      for (const CheckpointInfo& c : job->record.checkpoints()) {
+        if (c.id() == request.checkpoint_id()) from = &c;
+      }
+      if (from == nullptr) {
+        return absl::NotFoundError(absl::StrCat("checkpoint_id '", request.checkpoint_id(),
+                                                "': job '", j.id(), "' keeps no such checkpoint"));
       }
     }
-  }
-  j.set_resumed_from(from->id());
-  j.set_global_step(from->global_step());
-  j.clear_test_ppl();
-  SetStateLocked(*job, QUEUED, absl::StrCat("resuming from checkpoint ", from->id()));
-  ScheduleLocked();
-  return j;
+    if (request.has_epochs()) {
+      const int32_t min_epochs = from->batch() > 0 ? from->epoch() : from->epoch() - 1;
+      if (request.epochs() < std::max(min_epochs, 1)) {
+        return absl::InvalidArgumentError(absl::StrCat(
+            "epochs ", request.epochs(), " is below the checkpoint's position (epoch ",
+            from->epoch(), ", batch ", from->batch(), ")"));
+      }
+      j.mutable_spec()->mutable_schedule()->set_epochs(request.epochs());
+    }
+    job->resume_checkpoint = from->id();
+    job->lr = from->lr();
+    job->best_val_loss.reset();
+    j.clear_best_val_ppl();
+    job->resume_best.clear();
+    if (from->has_best_val_loss()) {
+      job->best_val_loss = from->best_val_loss();
+      j.set_best_val_ppl(std::exp(from->best_val_loss()));
+      // The weights of that best loss, from this timeline (not from a later one that
+      // the resume abandons), if still kept.
+      for (const CheckpointInfo& c : job->record.checkpoints()) {
+        if (c.has_val_loss() && c.val_loss() == from->best_val_loss() &&
+            c.global_step() <= from->global_step()) {
+          job->resume_best = c.id();
+        }
+      }
+    }
+    j.set_resumed_from(from->id());
+    j.set_global_step(from->global_step());
+    j.clear_test_ppl();
+    SetStateLocked(*job, QUEUED, absl::StrCat("resuming from checkpoint ", from->id()));
+    ScheduleLocked();
+    return j;
+  });
+  // The job as it is now: the call may also have started it.
+  if (!result.ok()) return result;
+  return GetJob(result->id());
 }
 
 absl::StatusOr<std::vector<CheckpointInfo>> Coordinator::ListCheckpoints(const std::string& job_id) {
@@ -295,18 +331,7 @@ absl::StatusOr<std::vector<CheckpointInfo>> Coordinator::ListCheckpoints(const s
 }
 
 absl::StatusOr<GenerateResponse> Coordinator::Generate(const GenerateRequest& request) {
-  GenerateOptions options;
-  options.words = request.has_words() ? request.words() : 100;
-  options.temperature = request.has_temperature() ? request.temperature() : 1.0;
-  options.top_k = request.has_top_k() ? request.top_k() : 0;
-  options.seed = request.has_seed() ? request.seed() : 1111;
-  if (options.words < 1 || options.words > 100000) {
-    return absl::InvalidArgumentError(absl::StrCat("words must be in [1, 100000], got ", options.words));
-  }
-  if (options.temperature <= 0) {
-    return absl::InvalidArgumentError(absl::StrCat("temperature must be > 0, got ", options.temperature));
-  }
-  if (options.top_k < 0) return absl::InvalidArgumentError(absl::StrCat("top_k must be >= 0, got ", options.top_k));
+  DDLM_RETURN_IF_ERROR(generator_.ParseRequest(request).status());  // Before any lookup.
   std::string path, id;
   {
     absl::MutexLock lock(&mu_);
@@ -335,21 +360,8 @@ absl::StatusOr<GenerateResponse> Coordinator::Generate(const GenerateRequest& re
     }
     path = store_.CheckpointPath(request.job_id(), id);
   }
-  DDLM_ASSIGN_OR_RETURN(Checkpoint checkpoint, ReadCheckpointFile(path));
-  const CheckpointHeader& h = checkpoint.header;
-  DDLM_ASSIGN_OR_RETURN(std::shared_ptr<LanguageModelImpl> model,
-                        BuildModel(h.spec().model(), h.vocabulary_size()));
-  DDLM_RETURN_IF_ERROR(RestoreModel(checkpoint, *model));
-  DDLM_ASSIGN_OR_RETURN(std::vector<int64_t> ids, GenerateIds(*model, options));
-  GenerateResponse response;
-  response.set_checkpoint_id(id);
-  std::string* text = response.mutable_text();
-  for (size_t i = 0; i < ids.size(); ++i) {
-    const std::string& word = h.vocabulary(static_cast<int>(ids[i]));
-    text->append(word);
-    text->append(i % 20 == 19 ? "\n" : " ");  // As generate.py writes it.
-  }
-  return response;
+  // Without the lock, in the generator's few slots.
+  return generator_.Generate(path, id, request);
 }
 
 std::vector<WorkerInfo> Coordinator::ListWorkers() {
@@ -360,46 +372,85 @@ std::vector<WorkerInfo> Coordinator::ListWorkers() {
 // ---------------------------------------------------------------- workers
 
 absl::StatusOr<RegisterResponse> Coordinator::Register(const RegisterRequest& request) {
-  absl::MutexLock lock(&mu_);
-  DDLM_ASSIGN_OR_RETURN(std::optional<WorkerEntry> replaced,
-                        workers_.Register(request.worker(), request.host(), request.device(),
-                                          clock_->Now()));
-  if (replaced) {
-    WorkerLostLocked(*replaced, absl::StrCat("worker '", request.worker().worker_id(),
-                                             "' restarted (new incarnation ",
-                                             request.worker().incarnation(), ")"));
-  }
-  LOG(INFO) << "worker " << request.worker().worker_id() << " incarnation "
-            << request.worker().incarnation() << " registered (" << request.host() << ", "
-            << request.device() << ")";
-  ScheduleLocked();
-  RegisterResponse response;
-  response.set_heartbeat_interval_ms(absl::ToInt64Milliseconds(options_.heartbeat_interval));
-  response.set_heartbeat_timeout_ms(absl::ToInt64Milliseconds(options_.heartbeat_timeout));
-  return response;
+  return Persisted([&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) -> absl::StatusOr<RegisterResponse> {
+    DDLM_ASSIGN_OR_RETURN(std::optional<WorkerEntry> replaced,
+                          workers_.Register(request.worker(), request.host(), request.device(),
+                                            clock_->Now()));
+    CloseCommandStreamLocked(request.worker().worker_id(),
+                             absl::AbortedError(absl::StrCat("worker '", request.worker().worker_id(),
+                                                             "' registered again (incarnation ",
+                                                             request.worker().incarnation(), ")")));
+    if (replaced) {
+      WorkerLostLocked(*replaced, absl::StrCat("worker '", request.worker().worker_id(),
+                                               "' restarted (new incarnation ",
+                                               request.worker().incarnation(), ")"));
+    }
+    LOG(INFO) << "worker " << request.worker().worker_id() << " incarnation "
+              << request.worker().incarnation() << " registered (" << request.host() << ", "
+              << request.device() << ")";
+    ScheduleLocked();
+    RegisterResponse response;
+    response.set_heartbeat_interval_ms(absl::ToInt64Milliseconds(options_.heartbeat_interval));
+    response.set_heartbeat_timeout_ms(absl::ToInt64Milliseconds(options_.heartbeat_timeout));
+    return response;
+  });
 }
 
 absl::Status Coordinator::Heartbeat(const WorkerRef& worker) {
-  absl::MutexLock lock(&mu_);
-  return workers_.Heartbeat(worker, clock_->Now());
+  // Without mu_: a heartbeat never waits behind scheduling or an event's bookkeeping.
+  return heartbeats_->Beat(worker, clock_->Now());
 }
 
 absl::Status Coordinator::Deregister(const WorkerRef& worker) {
-  absl::MutexLock lock(&mu_);
-  DDLM_ASSIGN_OR_RETURN(WorkerEntry * w, workers_.Find(worker));
-  const WorkerEntry before = *w;
-  w->info.set_state(DEAD);
-  w->outbox.clear();
-  LOG(INFO) << "worker " << worker.worker_id() << " incarnation " << worker.incarnation() << " left";
-  WorkerLostLocked(before, absl::StrCat("worker '", worker.worker_id(), "' (rank ",
-                                        before.info.rank(), ") shut down"));
-  ScheduleLocked();
-  return absl::OkStatus();
+  return Persisted([&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) -> absl::Status {
+    DDLM_ASSIGN_OR_RETURN(WorkerEntry * w, workers_.Find(worker));
+    const WorkerEntry before = *w;
+    workers_.MarkDead(worker.worker_id());
+    CloseCommandStreamLocked(worker.worker_id(),
+                             absl::AbortedError(absl::StrCat("worker '", worker.worker_id(), "' left")));
+    LOG(INFO) << "worker " << worker.worker_id() << " incarnation " << worker.incarnation() << " left";
+    WorkerLostLocked(before, absl::StrCat("worker '", worker.worker_id(), "' (rank ",
+                                          before.info.rank(), ") shut down"));
+    ScheduleLocked();
+    return absl::OkStatus();
+  });
 }
 
 absl::Status Coordinator::CheckWorker(const WorkerRef& worker) {
   absl::MutexLock lock(&mu_);
   return workers_.Find(worker).status();
+}
+
+absl::Status Coordinator::KeySet(const WorkerRef& worker, const std::string& key,
+                                 const std::string& value) {
+  DDLM_RETURN_IF_ERROR(CheckWorker(worker));
+  if (key.empty()) return absl::InvalidArgumentError("key is empty");
+  return kv_.Set(key, value);
+}
+
+absl::StatusOr<std::string> Coordinator::KeyGet(const WorkerRef& worker, const std::string& key) {
+  DDLM_RETURN_IF_ERROR(CheckWorker(worker));
+  if (key.empty()) return absl::InvalidArgumentError("key is empty");
+  return kv_.Get(key);
+}
+
+absl::Status Coordinator::KeyWait(const WorkerRef& worker, const std::vector<std::string>& keys,
+                                  absl::Duration timeout) {
+  DDLM_RETURN_IF_ERROR(CheckWorker(worker));
+  if (keys.empty()) return absl::InvalidArgumentError("keys is empty");
+  if (timeout < absl::ZeroDuration() || timeout > absl::Hours(1)) {
+    return absl::InvalidArgumentError(absl::StrCat("timeout_ms must be in [0, 3600000], got ",
+                                                   absl::ToInt64Milliseconds(timeout)));
+  }
+  return kv_.Wait(keys, timeout);
+}
+
+absl::StatusOr<std::string> Coordinator::CheckpointBytes(const WorkerRef& worker,
+                                                         const std::string& job_id,
+                                                         const std::string& checkpoint_id) {
+  DDLM_RETURN_IF_ERROR(CheckWorker(worker));
+  DDLM_ASSIGN_OR_RETURN(std::string path, CheckpointPath(job_id, checkpoint_id));
+  return ReadFile(path);
 }
 
 absl::StatusOr<std::optional<WorkerCommand>> Coordinator::NextCommand(const WorkerRef& worker,
@@ -420,19 +471,34 @@ absl::StatusOr<std::optional<WorkerCommand>> Coordinator::NextCommand(const Work
 }
 
 void Coordinator::CheckHeartbeats() {
-  absl::MutexLock lock(&mu_);
-  for (const WorkerEntry& dead : workers_.ExpireStale(clock_->Now())) {
-    LOG(WARNING) << "worker " << dead.info.worker_id() << " incarnation "
-                 << dead.info.incarnation() << " missed its heartbeats; declared dead";
-    WorkerLostLocked(dead, absl::StrCat("worker '", dead.info.worker_id(), "' (rank ",
-                                        dead.info.rank(), ") stopped heartbeating"));
-  }
-  ScheduleLocked();
+  absl::Status written = Persisted([&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) -> absl::Status {
+    for (const WorkerEntry& dead : workers_.ExpireStale(clock_->Now())) {
+      LOG(WARNING) << "worker " << dead.info.worker_id() << " incarnation "
+                   << dead.info.incarnation() << " missed its heartbeats; declared dead";
+      CloseCommandStreamLocked(
+          dead.info.worker_id(),
+          absl::AbortedError(absl::StrCat("worker '", dead.info.worker_id(), "' incarnation ",
+                                          dead.info.incarnation(),
+                                          " was declared dead (missed heartbeats); register again")));
+      WorkerLostLocked(dead, absl::StrCat("worker '", dead.info.worker_id(), "' (rank ",
+                                          dead.info.rank(), ") stopped heartbeating"));
+    }
+    ScheduleLocked();
+    return absl::OkStatus();
+  });
+  if (!written.ok()) LOG(ERROR) << "after missed heartbeats: " << written;
 }
 
 void Coordinator::WorkerLostLocked(const WorkerEntry& worker, const std::string& why) {
   if (worker.info.state() != BUSY) return;
   JobEntry* job = FindLocked(worker.info.job_id());
+  if (job != nullptr && job->starting && job->starting->number == worker.attempt) {
+    // Reserved for a job whose shards are being prepared: the job goes back to the
+    // queue (nothing ran yet), and the other reserved workers are free again.
+    LOG(INFO) << "job " << job->record.job().id() << ": " << why << " before the attempt started";
+    ReleaseReservationLocked(*job);
+    return;
+  }
   if (job == nullptr || !job->attempt || job->attempt->number != worker.attempt) return;
   RankStoppedLocked(*job, worker.info.rank(), why);
 }
@@ -440,6 +506,79 @@ void Coordinator::WorkerLostLocked(const WorkerEntry& worker, const std::string&
 void Coordinator::Shutdown() {
   absl::MutexLock lock(&mu_);
   shutdown_ = true;
+  const absl::Status closing = absl::UnavailableError("the coordinator is shutting down");
+  for (auto& [id, sink] : command_streams_) sink->Close(closing);
+  command_streams_.clear();
+  for (auto& [id, sink] : event_streams_) sink->Close(closing);
+  event_streams_.clear();
+}
+
+absl::Status Coordinator::AttachEventStream(const std::string& job_id, int64_t after_sequence,
+                                            StreamSink<JobEvent>* sink) {
+  if (after_sequence < 0) {
+    return absl::InvalidArgumentError(absl::StrCat("after_sequence must be >= 0, got ", after_sequence));
+  }
+  absl::MutexLock lock(&mu_);
+  if (shutdown_) return absl::UnavailableError("the coordinator is shutting down");
+  DDLM_ASSIGN_OR_RETURN(JobEntry * job, FindJobLocked(job_id));
+  for (int64_t i = after_sequence; i < job->record.events_size(); ++i) {
+    sink->Send(job->record.events(static_cast<int>(i)));
+  }
+  if (IsFinal(job->record.job().state())) {
+    sink->Close(absl::OkStatus());
+  } else {
+    event_streams_.emplace(job_id, sink);
+  }
+  return absl::OkStatus();
+}
+
+void Coordinator::DetachEventStream(StreamSink<JobEvent>* sink) {
+  absl::MutexLock lock(&mu_);
+  for (auto it = event_streams_.begin(); it != event_streams_.end(); ++it) {
+    if (it->second == sink) {
+      event_streams_.erase(it);
+      return;
+    }
+  }
+}
+
+absl::Status Coordinator::AttachCommandStream(const WorkerRef& worker, StreamSink<WorkerCommand>* sink) {
+  absl::MutexLock lock(&mu_);
+  if (shutdown_) return absl::UnavailableError("the coordinator is shutting down");
+  DDLM_ASSIGN_OR_RETURN(WorkerEntry * w, workers_.Find(worker));
+  CloseCommandStreamLocked(worker.worker_id(),
+                           absl::AbortedError("another StreamCommands call for this worker replaced this one"));
+  command_streams_[worker.worker_id()] = sink;
+  while (!w->outbox.empty()) {
+    sink->Send(w->outbox.front());
+    w->outbox.pop_front();
+  }
+  return absl::OkStatus();
+}
+
+void Coordinator::DetachCommandStream(StreamSink<WorkerCommand>* sink) {
+  absl::MutexLock lock(&mu_);
+  for (auto it = command_streams_.begin(); it != command_streams_.end(); ++it) {
+    if (it->second == sink) {
+      command_streams_.erase(it);
+      return;
+    }
+  }
+}
+
+void Coordinator::SendCommandLocked(WorkerEntry& worker, WorkerCommand command) {
+  if (auto it = command_streams_.find(worker.info.worker_id()); it != command_streams_.end()) {
+    it->second->Send(command);
+    return;
+  }
+  worker.outbox.push_back(std::move(command));
+}
+
+void Coordinator::CloseCommandStreamLocked(const std::string& worker_id, const absl::Status& status) {
+  if (auto it = command_streams_.find(worker_id); it != command_streams_.end()) {
+    it->second->Close(status);
+    command_streams_.erase(it);
+  }
 }
 
 // ---------------------------------------------------------------- scheduling
@@ -482,7 +621,7 @@ void Coordinator::ScheduleLocked() {
   for (auto& job_ptr : jobs_) {
     JobEntry& job = *job_ptr;
     Job& j = *job.record.mutable_job();
-    if (j.state() != QUEUED) continue;
+    if (j.state() != QUEUED || job.starting) continue;
     const int needed = j.spec().num_workers();
     std::string message;
     if (blocked) {
@@ -502,9 +641,7 @@ void Coordinator::ScheduleLocked() {
       blocker = j.id();
     } else {
       for (WorkerEntry* w : chosen) idle.erase(std::find(idle.begin(), idle.end(), w));
-      if (absl::Status s = StartAttemptLocked(job, chosen); !s.ok()) {
-        SetStateLocked(job, FAILED, std::string(s.message()));
-      }
+      ReserveLocked(job, chosen);
       continue;
     }
     if (!job.resume_checkpoint.empty()) {
@@ -517,28 +654,129 @@ void Coordinator::ScheduleLocked() {
   }
 }
 
-absl::Status Coordinator::StartAttemptLocked(JobEntry& job, const std::vector<WorkerEntry*>& workers) {
+void Coordinator::ReserveLocked(JobEntry& job, const std::vector<WorkerEntry*>& workers) {
   Job& j = *job.record.mutable_job();
-  if (job.data == nullptr) {
-    // Jobs loaded from the state directory read their corpus when they first run.
-    DDLM_ASSIGN_OR_RETURN(job.data, LoadData(j.spec()));
+  Start start;
+  start.number = j.attempt() + 1;
+  for (size_t r = 0; r < workers.size(); ++r) {
+    WorkerEntry& w = *workers[r];
+    start.workers.push_back(w.info.worker_id());
+    w.info.set_state(BUSY);
+    w.info.set_job_id(j.id());
+    w.info.set_rank(static_cast<int32_t>(r));
+    w.attempt = start.number;
   }
-  const JobSpec& spec = j.spec();
-  const int world = static_cast<int>(workers.size());
-  Attempt attempt;
-  attempt.number = j.attempt() + 1;
-  attempt.finished.assign(world, false);
+  job.starting = std::move(start);
+  j.set_message(absl::StrCat("starting on ", workers.size(), " worker(s): preparing the shards"));
+  SaveLocked(job);
+  pending_starts_.push_back(j.id());
+}
+
+void Coordinator::ReleaseReservationLocked(JobEntry& job) {
+  if (!job.starting) return;
+  for (const std::string& id : job.starting->workers) {
+    WorkerEntry* w = workers_.Get(id);
+    if (w != nullptr && w->info.state() == BUSY && w->info.job_id() == job.record.job().id() &&
+        w->attempt == job.starting->number) {
+      w->info.set_state(IDLE);
+      w->info.clear_job_id();
+      w->info.set_rank(0);
+      w->attempt = 0;
+    }
+  }
+  job.starting.reset();
+}
+
+absl::StatusOr<Coordinator::PreparedAttempt> Coordinator::PrepareAttempt(
+    const JobSpec& spec, std::shared_ptr<const JobData> data, int world) {
+  // A job reads its corpus again when it starts (a queued job holds none), unless the
+  // submission that just read it started the job at once.
+  if (data == nullptr) {
+    DDLM_ASSIGN_OR_RETURN(data, LoadData(spec));
+  }
+  PreparedAttempt prepared;
+  const JobData& d = *data;
   for (int r = 0; r < world; ++r) {
-    const JobData& d = *job.data;
     DDLM_ASSIGN_OR_RETURN(ShardRange train, TrainShard(static_cast<int64_t>(d.train.size()), world,
                                                        r, spec.data().batch_size()));
     DDLM_ASSIGN_OR_RETURN(ShardRange valid, EvalShard(static_cast<int64_t>(d.valid.size()), world, r));
     DDLM_ASSIGN_OR_RETURN(ShardRange test, EvalShard(static_cast<int64_t>(d.test.size()), world, r));
-    attempt.shards.push_back(
+    prepared.shards.push_back(
         {std::make_shared<const std::string>(EncodeTokenIds(d.train, train.begin, train.end)),
          std::make_shared<const std::string>(EncodeTokenIds(d.valid, valid.begin, valid.end)),
          std::make_shared<const std::string>(EncodeTokenIds(d.test, test.begin, test.end))});
+    WorkerCommand& command = prepared.commands.emplace_back();
+    Assignment& a = *command.mutable_assign();
+    a.mutable_attempt()->set_rank(r);
+    a.set_world_size(world);
+    *a.mutable_spec() = spec;
+    for (const std::string& word : d.dictionary.words()) a.add_vocabulary(word);
+    a.set_train_tokens(static_cast<int64_t>(prepared.shards[r][0]->size() / 4));
+    a.set_valid_tokens(static_cast<int64_t>(prepared.shards[r][1]->size() / 4));
+    a.set_test_tokens(static_cast<int64_t>(prepared.shards[r][2]->size() / 4));
   }
+  return prepared;
+}
+
+uint64_t Coordinator::RunPendingStarts() {
+  uint64_t ticket = 0;
+  for (;;) {
+    std::string job_id;
+    JobSpec spec;
+    std::shared_ptr<const JobData> data;
+    int world = 0;
+    int32_t number = 0;
+    {
+      absl::MutexLock lock(&mu_);
+      if (pending_starts_.empty()) return ticket;
+      job_id = std::move(pending_starts_.front());
+      pending_starts_.pop_front();
+      JobEntry* job = FindLocked(job_id);
+      if (job == nullptr || !job->starting) continue;  // Cancelled meanwhile.
+      spec = job->record.job().spec();
+      data = std::move(job->data);
+      world = static_cast<int>(job->starting->workers.size());
+      number = job->starting->number;
+    }
+    if (options_.before_prepare_for_testing) options_.before_prepare_for_testing(job_id);
+    // Without the lock: reading a corpus and encoding its shards take seconds for a
+    // large one, and heartbeats, queries and other jobs' events go on meanwhile.
+    absl::StatusOr<PreparedAttempt> prepared = PrepareAttempt(spec, std::move(data), world);
+    absl::MutexLock lock(&mu_);
+    JobEntry* job = FindLocked(job_id);
+    if (job != nullptr && job->starting && job->starting->number == number) {
+      StartAttemptLocked(*job, std::move(prepared));
+      ScheduleLocked();
+    }
+    ticket = last_ticket_;
+  }
+}
+
+void Coordinator::StartAttemptLocked(JobEntry& job, absl::StatusOr<PreparedAttempt> prepared) {
+  Job& j = *job.record.mutable_job();
+  if (!prepared.ok()) {
+    ReleaseReservationLocked(job);
+    SetStateLocked(job, FAILED, std::string(prepared.status().message()));
+    return;
+  }
+  const Start start = *job.starting;
+  const int world = static_cast<int>(start.workers.size());
+  std::vector<WorkerEntry*> workers;
+  for (const std::string& id : start.workers) {
+    WorkerEntry* w = workers_.Get(id);
+    if (w == nullptr || w->info.state() != BUSY || w->info.job_id() != j.id() ||
+        w->attempt != start.number) {
+      // A reserved worker is gone (WorkerLostLocked releases the reservation at once;
+      // this is the same check at the last moment): back to the queue.
+      ReleaseReservationLocked(job);
+      return;
+    }
+    workers.push_back(w);
+  }
+  Attempt attempt;
+  attempt.number = start.number;
+  attempt.finished.assign(world, false);
+  attempt.shards = std::move(prepared->shards);
   j.set_attempt(attempt.number);
   j.clear_workers();
   j.set_started_unix_seconds(absl::ToUnixSeconds(clock_->Now()));
@@ -548,33 +786,22 @@ absl::Status Coordinator::StartAttemptLocked(JobEntry& job, const std::vector<Wo
     WorkerEntry& w = *workers[r];
     j.add_workers(w.info.worker_id());
     attempt.workers.push_back(w.info.worker_id());
-    w.info.set_state(BUSY);
-    w.info.set_job_id(j.id());
-    w.info.set_rank(r);
-    w.attempt = attempt.number;
-    WorkerCommand command;
+    WorkerCommand& command = prepared->commands[r];
     Assignment& a = *command.mutable_assign();
     a.mutable_attempt()->set_job_id(j.id());
     a.mutable_attempt()->set_attempt(attempt.number);
-    a.mutable_attempt()->set_rank(r);
-    a.set_world_size(world);
-    *a.mutable_spec() = spec;
-    for (const std::string& word : job.data->dictionary.words()) a.add_vocabulary(word);
     a.set_resume_checkpoint_id(job.resume_checkpoint);
     a.set_best_checkpoint_id(job.resume_best);
     a.set_store_prefix(prefix);
-    a.set_train_tokens(static_cast<int64_t>(attempt.shards[r][0]->size() / 4));
-    a.set_valid_tokens(static_cast<int64_t>(attempt.shards[r][1]->size() / 4));
-    a.set_test_tokens(static_cast<int64_t>(attempt.shards[r][2]->size() / 4));
-    w.outbox.push_back(std::move(command));
+    SendCommandLocked(w, std::move(command));
   }
+  job.starting.reset();
   job.attempt = std::move(attempt);
   SetStateLocked(job, RUNNING,
                  absl::StrCat("attempt ", j.attempt(), " on ", world, " worker(s)",
                               job.resume_checkpoint.empty()
                                   ? ""
                                   : absl::StrCat(", resuming from ", job.resume_checkpoint)));
-  return absl::OkStatus();
 }
 
 void Coordinator::CancelRanksLocked(JobEntry& job) {
@@ -587,7 +814,7 @@ void Coordinator::CancelRanksLocked(JobEntry& job) {
     command.mutable_cancel()->set_job_id(job.record.job().id());
     command.mutable_cancel()->set_attempt(a.number);
     command.mutable_cancel()->set_rank(static_cast<int32_t>(r));
-    w->outbox.push_back(std::move(command));
+    SendCommandLocked(*w, std::move(command));
   }
 }
 
@@ -680,34 +907,35 @@ absl::StatusOr<std::string> Coordinator::CheckpointPath(const std::string& job_i
 }
 
 absl::Status Coordinator::ReportMetrics(const ReportMetricsRequest& request) {
-  absl::MutexLock lock(&mu_);
-  DDLM_ASSIGN_OR_RETURN(JobEntry * job, FindAttemptLocked(request.worker(), request.attempt()));
-  Attempt& a = *job->attempt;
-  const TrainingMetrics& m = request.metrics();
-  MetricsRound& round = a.metrics[{m.epoch(), m.batch()}];
-  if (round.ranks.empty()) round.ranks.assign(a.workers.size(), false);
-  const int rank = request.attempt().rank();
-  if (round.ranks[rank]) return absl::OkStatus();  // A repeated report.
-  round.ranks[rank] = true;
-  if (round.reported == 0) round.sum = m;
-  else {
-    round.sum.set_loss(round.sum.loss() + m.loss());
-    round.sum.set_tokens_per_second(round.sum.tokens_per_second() + m.tokens_per_second());
-    round.sum.set_ms_per_batch(std::max(round.sum.ms_per_batch(), m.ms_per_batch()));
-  }
-  if (++round.reported < static_cast<int>(a.workers.size())) return absl::OkStatus();
-  TrainingMetrics combined = round.sum;
-  combined.set_loss(round.sum.loss() / static_cast<double>(a.workers.size()));
-  combined.set_ppl(std::exp(combined.loss()));
-  a.metrics.erase({m.epoch(), m.batch()});
-  Job& j = *job->record.mutable_job();
-  *j.mutable_last_training() = combined;
-  j.set_epoch(combined.epoch());
-  j.set_global_step(std::max(j.global_step(), request.global_step()));
-  JobEvent event;
-  *event.mutable_training() = combined;
-  AddEventLocked(*job, std::move(event));
-  return absl::OkStatus();
+  return Persisted([&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) -> absl::Status {
+    DDLM_ASSIGN_OR_RETURN(JobEntry * job, FindAttemptLocked(request.worker(), request.attempt()));
+    Attempt& a = *job->attempt;
+    const TrainingMetrics& m = request.metrics();
+    MetricsRound& round = a.metrics[{m.epoch(), m.batch()}];
+    if (round.ranks.empty()) round.ranks.assign(a.workers.size(), false);
+    const int rank = request.attempt().rank();
+    if (round.ranks[rank]) return absl::OkStatus();  // A repeated report.
+    round.ranks[rank] = true;
+    if (round.reported == 0) round.sum = m;
+    else {
+      round.sum.set_loss(round.sum.loss() + m.loss());
+      round.sum.set_tokens_per_second(round.sum.tokens_per_second() + m.tokens_per_second());
+      round.sum.set_ms_per_batch(std::max(round.sum.ms_per_batch(), m.ms_per_batch()));
+    }
+    if (++round.reported < static_cast<int>(a.workers.size())) return absl::OkStatus();
+    TrainingMetrics combined = round.sum;
+    combined.set_loss(round.sum.loss() / static_cast<double>(a.workers.size()));
+    combined.set_ppl(std::exp(combined.loss()));
+    a.metrics.erase({m.epoch(), m.batch()});
+    Job& j = *job->record.mutable_job();
+    *j.mutable_last_training() = combined;
+    j.set_epoch(combined.epoch());
+    j.set_global_step(std::max(j.global_step(), request.global_step()));
+    JobEvent event;
+    *event.mutable_training() = combined;
+    AddEventLocked(*job, std::move(event));
+    return absl::OkStatus();
+  });
 }
 
 absl::StatusOr<EvaluationDecision> Coordinator::ReportEvaluation(
@@ -723,90 +951,91 @@ absl::StatusOr<EvaluationDecision> Coordinator::ReportEvaluation(
     return absl::InvalidArgumentError(
         absl::StrCat("loss_sum must be finite and >= 0, got ", request.loss_sum()));
   }
-  absl::MutexLock lock(&mu_);
-  DDLM_ASSIGN_OR_RETURN(JobEntry * job, FindAttemptLocked(request.worker(), request.attempt()));
-  const int32_t number = job->attempt->number;
-  const std::pair<int, int32_t> key{request.split(), request.epoch()};
-  {
-    Attempt& a = *job->attempt;
-    EvaluationRound& round = a.evaluations[key];
-    if (!round.decision && (a.cancel_requested || !a.failure.empty())) {
-      // Every rank of an undecided round gets the same answer, so none goes on to a
-      // collective that the others have left.
+  return Persisted([&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) -> absl::StatusOr<EvaluationDecision> {
+    DDLM_ASSIGN_OR_RETURN(JobEntry * job, FindAttemptLocked(request.worker(), request.attempt()));
+    const int32_t number = job->attempt->number;
+    const std::pair<int, int32_t> key{request.split(), request.epoch()};
+    {
+      Attempt& a = *job->attempt;
+      EvaluationRound& round = a.evaluations[key];
+      if (!round.decision && (a.cancel_requested || !a.failure.empty())) {
+        // Every rank of an undecided round gets the same answer, so none goes on to a
+        // collective that the others have left.
+        return absl::AbortedError(absl::StrCat("job '", request.attempt().job_id(), "' attempt ",
+                                               number, " was cancelled or failed"));
+      }
+      const int world = static_cast<int>(a.workers.size());
+      if (round.reported.empty()) round.reported.assign(world, false);
+      const int rank = request.attempt().rank();
+      if (!round.reported[rank]) {
+        round.reported[rank] = true;
+        round.loss_sum += request.loss_sum();
+        round.tokens += request.tokens();
+        round.seconds = std::max(round.seconds, request.seconds());
+        if (std::all_of(round.reported.begin(), round.reported.end(), [](bool r) { return r; })) {
+          EvaluationDecision decision;
+          const double loss = round.loss_sum / static_cast<double>(round.tokens);
+          decision.set_loss(loss);
+          decision.set_tokens(round.tokens);
+          JobEvent event;
+          Job& j = *job->record.mutable_job();
+          if (request.split() == VALID) {
+            // word_language_model: keep the model if validation improved, else anneal.
+            if (!job->best_val_loss || loss < *job->best_val_loss) {
+              job->best_val_loss = loss;
+              decision.set_best(true);
+              j.set_best_val_ppl(std::exp(loss));
+            } else {
+              job->lr /= j.spec().optimizer().anneal_factor();
+            }
+            decision.set_lr(job->lr);
+            EpochResult& e = *event.mutable_epoch();
+            e.set_epoch(request.epoch());
+            e.set_val_loss(loss);
+            e.set_val_ppl(std::exp(loss));
+            e.set_val_tokens(round.tokens);
+            e.set_lr(job->lr);
+            e.set_best(decision.best());
+            e.set_seconds(round.seconds);
+            j.set_epoch(request.epoch());
+          } else {
+            a.tested = true;
+            TestResult& t = *event.mutable_test();
+            t.set_test_loss(loss);
+            t.set_test_ppl(std::exp(loss));
+            t.set_test_tokens(round.tokens);
+            j.set_test_ppl(std::exp(loss));
+          }
+          round.decision = decision;
+          AddEventLocked(*job, std::move(event));
+        }
+      }
+    }
+    auto ready = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+      return shutdown_ || !job->attempt || job->attempt->number != number || job->attempt->ended ||
+             job->attempt->cancel_requested || !job->attempt->failure.empty() ||
+             job->attempt->evaluations[key].decision.has_value();
+    };
+    mu_.AwaitWithDeadline(absl::Condition(&ready), deadline);
+    // A decided round is answered even if a cancel came later, so that every rank sees
+    // the same outcome and takes the same next collective step.
+    if (job->attempt && job->attempt->number == number && !job->attempt->ended &&
+        job->attempt->evaluations[key].decision.has_value()) {
+      return *job->attempt->evaluations[key].decision;
+    }
+    if (!job->attempt || job->attempt->number != number || job->attempt->ended ||
+        job->attempt->cancel_requested || !job->attempt->failure.empty() || shutdown_) {
       return absl::AbortedError(absl::StrCat("job '", request.attempt().job_id(), "' attempt ",
                                              number, " was cancelled or failed"));
     }
-    const int world = static_cast<int>(a.workers.size());
-    if (round.reported.empty()) round.reported.assign(world, false);
-    const int rank = request.attempt().rank();
-    if (!round.reported[rank]) {
-      round.reported[rank] = true;
-      round.loss_sum += request.loss_sum();
-      round.tokens += request.tokens();
-      round.seconds = std::max(round.seconds, request.seconds());
-      if (std::all_of(round.reported.begin(), round.reported.end(), [](bool r) { return r; })) {
-        EvaluationDecision decision;
-        const double loss = round.loss_sum / static_cast<double>(round.tokens);
-        decision.set_loss(loss);
-        decision.set_tokens(round.tokens);
-        JobEvent event;
-        Job& j = *job->record.mutable_job();
-        if (request.split() == VALID) {
-          // word_language_model: keep the model if validation improved, else anneal.
-          if (!job->best_val_loss || loss < *job->best_val_loss) {
-            job->best_val_loss = loss;
-            decision.set_best(true);
-            j.set_best_val_ppl(std::exp(loss));
-          } else {
-            job->lr /= j.spec().optimizer().anneal_factor();
-          }
-          decision.set_lr(job->lr);
-          EpochResult& e = *event.mutable_epoch();
-          e.set_epoch(request.epoch());
-          e.set_val_loss(loss);
-          e.set_val_ppl(std::exp(loss));
-          e.set_val_tokens(round.tokens);
-          e.set_lr(job->lr);
-          e.set_best(decision.best());
-          e.set_seconds(round.seconds);
-          j.set_epoch(request.epoch());
-        } else {
-          a.tested = true;
-          TestResult& t = *event.mutable_test();
-          t.set_test_loss(loss);
-          t.set_test_ppl(std::exp(loss));
-          t.set_test_tokens(round.tokens);
-          j.set_test_ppl(std::exp(loss));
-        }
-        round.decision = decision;
-        AddEventLocked(*job, std::move(event));
-      }
+    const std::optional<EvaluationDecision>& decision = job->attempt->evaluations[key].decision;
+    if (!decision) {
+      return absl::DeadlineExceededError(absl::StrCat("not every rank reported its ",
+                                                      SplitName(request.split()), " loss for epoch ",
+                                                      request.epoch(), " in time"));
     }
-  }
-  auto ready = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-    return shutdown_ || !job->attempt || job->attempt->number != number || job->attempt->ended ||
-           job->attempt->cancel_requested || !job->attempt->failure.empty() ||
-           job->attempt->evaluations[key].decision.has_value();
-  };
-  mu_.AwaitWithDeadline(absl::Condition(&ready), deadline);
-  // A decided round is answered even if a cancel came later, so that every rank sees
-  // the same outcome and takes the same next collective step.
-  if (job->attempt && job->attempt->number == number && !job->attempt->ended &&
-      job->attempt->evaluations[key].decision.has_value()) {
-    return *job->attempt->evaluations[key].decision;
-  }
-  if (!job->attempt || job->attempt->number != number || job->attempt->ended ||
-      job->attempt->cancel_requested || !job->attempt->failure.empty() || shutdown_) {
-    return absl::AbortedError(absl::StrCat("job '", request.attempt().job_id(), "' attempt ",
-                                           number, " was cancelled or failed"));
-  }
-  const std::optional<EvaluationDecision>& decision = job->attempt->evaluations[key].decision;
-  if (!decision) {
-    return absl::DeadlineExceededError(absl::StrCat("not every rank reported its ",
-                                                    SplitName(request.split()), " loss for epoch ",
-                                                    request.epoch(), " in time"));
-  }
-  return *decision;
+    return *decision;
+  });
 }
 
 absl::StatusOr<CheckpointInfo> Coordinator::UploadCheckpoint(const WorkerRef& worker,
@@ -845,65 +1074,78 @@ absl::StatusOr<CheckpointInfo> Coordinator::UploadCheckpoint(const WorkerRef& wo
   const std::string staging = absl::StrCat(info.id(), ".attempt-", ref.attempt(), ".partial");
   DDLM_RETURN_IF_ERROR(store_.WriteCheckpoint(job_id, staging, bytes));
 
-  absl::MutexLock lock(&mu_);
-  absl::StatusOr<JobEntry*> found = FindAttemptLocked(worker, ref);
-  if (!found.ok()) {
-    (void)store_.DeleteCheckpoint(job_id, staging);
-    return found.status();
-  }
-  DDLM_RETURN_IF_ERROR(store_.RenameCheckpoint(job_id, staging, info.id()));
-  JobEntry& job = **found;
-  auto* kept = job.record.mutable_checkpoints();
-  for (int i = 0; i < kept->size(); ++i) {
-    if (kept->Get(i).id() == info.id()) {  // Re-written by a resumed attempt.
-      kept->DeleteSubrange(i, 1);
-      break;
+  std::vector<std::string> doomed;
+  absl::StatusOr<CheckpointInfo> stored =
+      Persisted([&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) -> absl::StatusOr<CheckpointInfo> {
+    absl::StatusOr<JobEntry*> found = FindAttemptLocked(worker, ref);
+    if (!found.ok()) {
+      (void)store_.DeleteCheckpoint(job_id, staging);
+      return found.status();
     }
-  }
-  if (info.best()) {
-    for (CheckpointInfo& c : *kept) c.set_best(false);
-  }
-  *kept->Add() = info;
-  std::vector<CheckpointInfo> list(kept->begin(), kept->end());
-  for (const std::string& doomed : CheckpointsToDelete(list, job.record.job().spec().checkpoint().keep_last())) {
-    if (absl::Status s = store_.DeleteCheckpoint(job_id, doomed); !s.ok()) LOG(ERROR) << s;
+    DDLM_RETURN_IF_ERROR(store_.RenameCheckpoint(job_id, staging, info.id()));
+    JobEntry& job = **found;
+    auto* kept = job.record.mutable_checkpoints();
     for (int i = 0; i < kept->size(); ++i) {
-      if (kept->Get(i).id() == doomed) {
+      if (kept->Get(i).id() == info.id()) {  // Re-written by a resumed attempt.
         kept->DeleteSubrange(i, 1);
         break;
       }
     }
+    if (info.best()) {
+      for (CheckpointInfo& c : *kept) c.set_best(false);
+    }
+    *kept->Add() = info;
+    std::vector<CheckpointInfo> list(kept->begin(), kept->end());
+    doomed = CheckpointsToDelete(list, job.record.job().spec().checkpoint().keep_last());
+    for (const std::string& id : doomed) {
+      for (int i = 0; i < kept->size(); ++i) {
+        if (kept->Get(i).id() == id) {
+          kept->DeleteSubrange(i, 1);
+          break;
+        }
+      }
+    }
+    JobEvent event;
+    *event.mutable_checkpoint() = info;
+    AddEventLocked(job, std::move(event));
+    return info;
+  });
+  // Retention deletes the files the record dropped only once that record is on disk
+  // (a crash in between leaves a stray file, never a record naming a missing one),
+  // and without the lock.
+  if (stored.ok()) {
+    for (const std::string& id : doomed) {
+      if (absl::Status s = store_.DeleteCheckpoint(job_id, id); !s.ok()) LOG(ERROR) << s;
+    }
   }
-  JobEvent event;
-  *event.mutable_checkpoint() = info;
-  AddEventLocked(job, std::move(event));
-  return info;
+  return stored;
 }
 
 absl::Status Coordinator::FinishAssignment(const FinishAssignmentRequest& request) {
-  absl::MutexLock lock(&mu_);
-  DDLM_ASSIGN_OR_RETURN(WorkerEntry * w, workers_.Find(request.worker()));
-  JobEntry* job = FindLocked(request.attempt().job_id());
-  if (job == nullptr || !job->attempt || job->attempt->number != request.attempt().attempt()) {
-    // A stale attempt (already ended): just free the worker.
-    if (w->info.state() == BUSY && w->info.job_id() == request.attempt().job_id() &&
-        w->attempt == request.attempt().attempt()) {
-      w->info.set_state(IDLE);
-      w->info.clear_job_id();
-      w->attempt = 0;
-      ScheduleLocked();
+  return Persisted([&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) -> absl::Status {
+    DDLM_ASSIGN_OR_RETURN(WorkerEntry * w, workers_.Find(request.worker()));
+    JobEntry* job = FindLocked(request.attempt().job_id());
+    if (job == nullptr || !job->attempt || job->attempt->number != request.attempt().attempt()) {
+      // A stale attempt (already ended): just free the worker.
+      if (w->info.state() == BUSY && w->info.job_id() == request.attempt().job_id() &&
+          w->attempt == request.attempt().attempt()) {
+        w->info.set_state(IDLE);
+        w->info.clear_job_id();
+        w->attempt = 0;
+        ScheduleLocked();
+      }
+      return absl::OkStatus();
     }
+    DDLM_RETURN_IF_ERROR(FindAttemptLocked(request.worker(), request.attempt()).status());
+    std::string failure;
+    if (!request.ok() && !request.cancelled()) {
+      failure = absl::StrCat("rank ", request.attempt().rank(), " (worker '",
+                             request.worker().worker_id(), "') failed: ", request.error());
+    }
+    RankStoppedLocked(*job, request.attempt().rank(), failure);
+    ScheduleLocked();
     return absl::OkStatus();
-  }
-  DDLM_RETURN_IF_ERROR(FindAttemptLocked(request.worker(), request.attempt()).status());
-  std::string failure;
-  if (!request.ok() && !request.cancelled()) {
-    failure = absl::StrCat("rank ", request.attempt().rank(), " (worker '",
-                           request.worker().worker_id(), "') failed: ", request.error());
-  }
-  RankStoppedLocked(*job, request.attempt().rank(), failure);
-  ScheduleLocked();
-  return absl::OkStatus();
+  });
 }
 
 }  // namespace ddlm

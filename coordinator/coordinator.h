@@ -13,6 +13,12 @@
 //               CANCELLED <──(all ranks stopped)── CancelJob       │
 //                   └────────────── ResumeJob (new attempt) <──────┘
 //
+// Starting: once num_workers free workers of one device kind exist, the scheduler
+// reserves them (BUSY; the job stays QUEUED, "starting ..."). The corpus is read again
+// (a queued job holds none) and the shards encoded without the lock; then the ranks
+// are assigned and the job is RUNNING. A reserved worker lost meanwhile puts the job
+// back in the queue.
+//
 // A RUNNING attempt: every rank downloads its shards, trains, and reports metrics each
 // log interval (combined over ranks into one event). At each epoch end every rank
 // reports its validation loss sum and token count; once all have, the coordinator
@@ -23,11 +29,19 @@
 // finish. A rank that fails, or a worker that stops heartbeating, fails the attempt:
 // the other ranks are told to cancel, and the job becomes FAILED (resumable).
 //
-// Threading: thread-safe. One mutex guards everything; the blocking calls
-// (NextCommand, WaitForEvents, ReportEvaluation) wait on conditions with deadlines
-// and never hold the mutex while waiting. Checkpoint bytes are verified and written
-// outside the mutex.
+// Threading: thread-safe. One mutex guards the jobs and the scheduling; the blocking
+// calls (NextCommand, WaitForEvents, ReportEvaluation) wait on conditions with
+// deadlines and never hold the mutex while waiting. Heartbeats never take it (the
+// registry's HeartbeatTable answers them). No record write happens under it:
+// a change queues its job-record write (JobRecordWriter), and the call that made it
+// waits for the write after releasing the mutex, answering OK only once the change is
+// on disk (a failed write fails the call). Checkpoint bytes are verified and written
+// outside the mutex too.
 
+#include <algorithm>
+#include <array>
+#include <deque>
+#include <functional>
 #include <map>
 #include <memory>
 #include <optional>
@@ -42,6 +56,9 @@
 #include "common/corpus.h"
 #include "common/key_value_store.h"
 #include "coordinator/job_store.h"
+#include "coordinator/record_writer.h"
+#include "coordinator/stream_sink.h"
+#include "coordinator/text_generator.h"
 #include "coordinator/worker_registry.h"
 #include "proto/job.pb.h"
 #include "proto/job_service.pb.h"
@@ -55,6 +72,11 @@ struct CoordinatorOptions {
   absl::Duration heartbeat_interval = absl::Seconds(1);
   // A worker silent for longer is declared dead.
   absl::Duration heartbeat_timeout = absl::Seconds(10);
+  // Generate's limits (words, concurrent samplings).
+  TextGeneratorOptions generation;
+  // Tests only: called (without the coordinator's lock) just before an attempt's
+  // corpus is read and its shards encoded.
+  std::function<void(const std::string& job_id)> before_prepare_for_testing;
 };
 
 class Coordinator {
@@ -73,6 +95,13 @@ class Coordinator {
   absl::StatusOr<std::vector<JobEvent>> WaitForEvents(const std::string& job_id,
                                                       int64_t after_sequence, absl::Time deadline,
                                                       bool* finished) ABSL_LOCKS_EXCLUDED(mu_);
+  // Pushes the job's events after `after_sequence` to `sink`, then each new one as it
+  // happens, and closes it (OK) once the job is in a final state and has no later
+  // event. An error (bad id, shutting down) is returned without touching the sink.
+  // The sink stays attached until closed or DetachEventStream.
+  absl::Status AttachEventStream(const std::string& job_id, int64_t after_sequence,
+                                 StreamSink<JobEvent>* sink) ABSL_LOCKS_EXCLUDED(mu_);
+  void DetachEventStream(StreamSink<JobEvent>* sink) ABSL_LOCKS_EXCLUDED(mu_);
   absl::StatusOr<Job> CancelJob(const std::string& job_id) ABSL_LOCKS_EXCLUDED(mu_);
   absl::StatusOr<Job> ResumeJob(const ResumeJobRequest& request) ABSL_LOCKS_EXCLUDED(mu_);
   absl::StatusOr<std::vector<CheckpointInfo>> ListCheckpoints(const std::string& job_id)
@@ -89,15 +118,34 @@ class Coordinator {
   absl::StatusOr<std::optional<WorkerCommand>> NextCommand(const WorkerRef& worker,
                                                            absl::Time deadline)
       ABSL_LOCKS_EXCLUDED(mu_);
+  // Pushes the worker's commands to `sink` as they come (those already queued first).
+  // The sink is closed with ABORTED when the incarnation is replaced, declared dead or
+  // leaves, or when another stream for the worker attaches; UNAVAILABLE on shutdown.
+  // NOT_FOUND / ABORTED (sink untouched) as for Heartbeat.
+  absl::Status AttachCommandStream(const WorkerRef& worker, StreamSink<WorkerCommand>* sink)
+      ABSL_LOCKS_EXCLUDED(mu_);
+  void DetachCommandStream(StreamSink<WorkerCommand>* sink) ABSL_LOCKS_EXCLUDED(mu_);
   // NOT_FOUND / ABORTED as for Heartbeat.
   absl::Status CheckWorker(const WorkerRef& worker) ABSL_LOCKS_EXCLUDED(mu_);
-  KeyValueStore& key_value_store() { return kv_; }
+  // The rendezvous store, for live workers only. INVALID_ARGUMENT for an empty key or
+  // key list, or a wait outside [0, 1 h] (bounded so that a forgotten waiter cannot
+  // hold a server thread, and shutdown, forever).
+  absl::Status KeySet(const WorkerRef& worker, const std::string& key, const std::string& value)
+      ABSL_LOCKS_EXCLUDED(mu_);
+  absl::StatusOr<std::string> KeyGet(const WorkerRef& worker, const std::string& key)
+      ABSL_LOCKS_EXCLUDED(mu_);
+  absl::Status KeyWait(const WorkerRef& worker, const std::vector<std::string>& keys,
+                       absl::Duration timeout) ABSL_LOCKS_EXCLUDED(mu_);
   // Token ids of one rank's shard, int32 little-endian.
   absl::StatusOr<std::shared_ptr<const std::string>> Shard(const DownloadShardRequest& request)
       ABSL_LOCKS_EXCLUDED(mu_);
   // Path of a kept checkpoint file.
   absl::StatusOr<std::string> CheckpointPath(const std::string& job_id,
                                              const std::string& checkpoint_id)
+      ABSL_LOCKS_EXCLUDED(mu_);
+  // The bytes of a kept checkpoint, for a live worker (read without the lock).
+  absl::StatusOr<std::string> CheckpointBytes(const WorkerRef& worker, const std::string& job_id,
+                                              const std::string& checkpoint_id)
       ABSL_LOCKS_EXCLUDED(mu_);
   absl::Status ReportMetrics(const ReportMetricsRequest& request) ABSL_LOCKS_EXCLUDED(mu_);
   // Records the rank's result (again is harmless) and waits until `deadline` for the
@@ -112,7 +160,7 @@ class Coordinator {
   // Declares workers whose heartbeats lapsed dead, failing their attempts. The server
   // calls it periodically; tests call it after moving a FakeClock.
   void CheckHeartbeats() ABSL_LOCKS_EXCLUDED(mu_);
-  // Wakes every waiter; later waits return at once.
+  // Wakes every waiter and closes every stream (UNAVAILABLE); later waits return at once.
   void Shutdown() ABSL_LOCKS_EXCLUDED(mu_);
 
  private:
@@ -145,9 +193,21 @@ class Coordinator {
     bool tested = false;
     bool ended = false;
   };
+  // Workers reserved for a queued job whose attempt is being prepared.
+  struct Start {
+    int32_t number = 0;                // The attempt it will be.
+    std::vector<std::string> workers;  // By rank; BUSY with this job and number.
+  };
+  // What an attempt needs that takes long to make: made without the lock.
+  struct PreparedAttempt {
+    std::vector<std::array<std::shared_ptr<const std::string>, 3>> shards;
+    std::vector<WorkerCommand> commands;  // By rank: the assignment, less the attempt's ids.
+  };
   struct JobEntry {
     JobRecord record;
+    // The corpus, only from a submission until its first attempt starts.
     std::shared_ptr<const JobData> data;
+    std::optional<Start> starting;
     std::optional<Attempt> attempt;
     std::string resume_checkpoint;  // For the next attempt.
     std::string resume_best;        // The best checkpoint of the resumed-from timeline.
@@ -165,15 +225,48 @@ class Coordinator {
   absl::StatusOr<JobEntry*> FindAttemptLocked(const WorkerRef& worker, const AttemptRef& ref)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void AddEventLocked(JobEntry& job, JobEvent event) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Queues the job's header and checkpoints (and `event`) for its log.
+  void SaveLocked(JobEntry& job, const JobEvent* event = nullptr) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Queues a rewrite of the job's whole record (a new job, or one that ended).
+  void SnapshotLocked(JobEntry& job) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Runs `f` under the mutex; then, without it, starts the jobs `f` scheduled and waits
+  // until what changed is on disk. A result whose change could not be written becomes
+  // the write's error.
+  template <typename F>
+  auto Persisted(F f) ABSL_LOCKS_EXCLUDED(mu_) -> decltype(f()) {
+    std::optional<decltype(f())> result;
+    uint64_t ticket = 0;
+    {
+      absl::MutexLock lock(&mu_);
+      result.emplace(f());
+      ticket = last_ticket_;
+    }
+    ticket = std::max(ticket, RunPendingStarts());
+    absl::Status written = writer_.Flush(ticket);
+    if (!written.ok() && result->ok()) return written;
+    return *std::move(result);
+  }
   void SetStateLocked(JobEntry& job, JobState state, const std::string& message)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  void SaveLocked(JobEntry& job) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void ScheduleLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // `needed` free workers of one device kind (all "cpu" or all "cuda"), or none.
   static std::vector<WorkerEntry*> PickSameDeviceKind(const std::vector<WorkerEntry*>& idle, int needed);
   // "1 cpu, 2 cuda".
   static std::string DescribeKinds(const std::vector<WorkerEntry*>& idle);
-  absl::Status StartAttemptLocked(JobEntry& job, const std::vector<WorkerEntry*>& workers)
+  // Starting a job takes three steps, so that the corpus is read and the shards encoded
+  // without the lock: ReserveLocked marks the workers BUSY for it and queues it in
+  // pending_starts_; RunPendingStarts (after the call that scheduled it released the
+  // lock) prepares it; StartAttemptLocked assigns the ranks, unless the job was
+  // cancelled or a reserved worker was lost meanwhile (then the job waits again).
+  void ReserveLocked(JobEntry& job, const std::vector<WorkerEntry*>& workers)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void ReleaseReservationLocked(JobEntry& job) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  static absl::StatusOr<PreparedAttempt> PrepareAttempt(const JobSpec& spec,
+                                                        std::shared_ptr<const JobData> data,
+                                                        int world);
+  // Returns the ticket of the last record write it queued (0 if none).
+  uint64_t RunPendingStarts() ABSL_LOCKS_EXCLUDED(mu_);
+  void StartAttemptLocked(JobEntry& job, absl::StatusOr<PreparedAttempt> prepared)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // A rank stopped (finished, failed or died): frees its worker and ends the attempt
   // once every rank has stopped.
@@ -183,17 +276,30 @@ class Coordinator {
   void EndAttemptLocked(JobEntry& job) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void WorkerLostLocked(const WorkerEntry& worker, const std::string& why)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // To the worker's attached stream if any, else to its outbox (NextCommand).
+  void SendCommandLocked(WorkerEntry& worker, WorkerCommand command) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  void CloseCommandStreamLocked(const std::string& worker_id, const absl::Status& status)
+      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   const CoordinatorOptions options_;
   Clock* const clock_;
   JobStore store_;
+  JobRecordWriter writer_;
+  TextGenerator generator_;
   InMemoryKeyValueStore kv_;
 
   absl::Mutex mu_;
   bool shutdown_ ABSL_GUARDED_BY(mu_) = false;
+  uint64_t last_ticket_ ABSL_GUARDED_BY(mu_) = 0;  // Of the latest queued record write.
+  std::deque<std::string> pending_starts_ ABSL_GUARDED_BY(mu_);  // Job ids, reserved.
+  // Open streams: one per worker id; any number per job.
+  std::map<std::string, StreamSink<WorkerCommand>*> command_streams_ ABSL_GUARDED_BY(mu_);
+  std::multimap<std::string, StreamSink<JobEvent>*> event_streams_ ABSL_GUARDED_BY(mu_);
   int64_t next_job_number_ ABSL_GUARDED_BY(mu_) = 1;
   std::vector<std::unique_ptr<JobEntry>> jobs_ ABSL_GUARDED_BY(mu_);  // Submission order.
   WorkerRegistry workers_ ABSL_GUARDED_BY(mu_);
+  // The registry's heartbeat table: thread-safe, used without mu_.
+  HeartbeatTable* const heartbeats_;
 };
 
 }  // namespace ddlm

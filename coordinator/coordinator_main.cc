@@ -20,6 +20,7 @@
 #include "absl/synchronization/notification.h"
 #include "common/cli.h"
 #include "common/clock.h"
+#include "common/threading.h"
 #include "coordinator/coordinator.h"
 #include "coordinator/rpc/services.h"
 
@@ -63,6 +64,10 @@ int main(int argc, char** argv) {
   sigaddset(&signals, SIGINT);
   sigaddset(&signals, SIGTERM);
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+
+  // Generate samples on the RPC threads: one BLAS and one LibTorch thread each, so that
+  // sampling never takes every core from the control plane.
+  ddlm::ConfigureThreads(/*blas_threads=*/1, /*torch_threads=*/1);
 
   ddlm::RealClock clock;
   ddlm::CoordinatorOptions options;

@@ -1,11 +1,14 @@
 #include "coordinator/coordinator.h"
 
 #include <cmath>
+#include <cstdio>
 #include <cstdlib>
 
 #include "common/checkpoint.h"
 #include "common/clock.h"
 #include "common/config.h"
+#include "common/file_io.h"
+#include "coordinator/job_store.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 
@@ -13,6 +16,22 @@ namespace ddlm {
 namespace {
 
 using ::testing::HasSubstr;
+
+// Records what the Coordinator pushes.
+template <typename T>
+class FakeSink : public StreamSink<T> {
+ public:
+  void Send(const T& item) override {
+    EXPECT_FALSE(closed.has_value()) << "Send after Close";
+    items.push_back(item);
+  }
+  void Close(const absl::Status& status) override {
+    EXPECT_FALSE(closed.has_value()) << "closed twice";
+    closed = status;
+  }
+  std::vector<T> items;
+  std::optional<absl::Status> closed;
+};
 
 class CoordinatorTest : public ::testing::Test {
  protected:
@@ -268,6 +287,217 @@ TEST_F(CoordinatorTest, JobWaitsForWorkersThenRunsToSuccess) {
   EXPECT_EQ(coordinator_->SubmitJob(Spec(1))->id(), "job-2");
 }
 
+TEST_F(CoordinatorTest, EventsGoToTheLogAndAnEndedJobIsCompacted) {
+  auto job = coordinator_->SubmitJob(Spec(1));
+  ASSERT_TRUE(job.ok()) << job.status();
+  WorkerRef w = AddWorker("w0");
+  auto c = Poll(w);
+  ASSERT_TRUE(c && c->has_assign());
+  ReportMetricsRequest m;
+  *m.mutable_worker() = w;
+  *m.mutable_attempt() = c->assign().attempt();
+  for (int batch = 0; batch < 30; ++batch) {
+    m.mutable_metrics()->set_epoch(1);
+    m.mutable_metrics()->set_batch(batch);
+    m.mutable_metrics()->set_loss(5.0 - 0.1 * batch);
+    ASSERT_TRUE(coordinator_->ReportMetrics(m).ok());
+  }
+  const std::string dir = options_.state_dir + "/jobs/" + job->id();
+  // While it runs, the snapshot stays as submitted and the events are in the log,
+  // already on disk when ReportMetrics answered.
+  EXPECT_EQ(DecodeJobRecord(*ReadFile(dir + "/job.pb"), "job.pb")->events_size(), 0);
+  EXPECT_GT(ReadFile(dir + "/events.log")->size(), 0u);
+  const int64_t events = coordinator_->GetJob(job->id())->last_event_sequence();
+  EXPECT_EQ(events, 2 + 30);  // QUEUED, RUNNING, 30 training events.
+
+  // A restart mid-attempt replays the log; the job ends FAILED and is compacted.
+  coordinator_.reset();
+  coordinator_ = *Coordinator::Create(options_, &clock_);
+  Job reloaded = *coordinator_->GetJob(job->id());
+  EXPECT_EQ(reloaded.state(), FAILED);
+  EXPECT_EQ(reloaded.last_event_sequence(), events + 1);
+  EXPECT_DOUBLE_EQ(reloaded.last_training().loss(), 5.0 - 0.1 * 29);
+  JobRecord snapshot = *DecodeJobRecord(*ReadFile(dir + "/job.pb"), "job.pb");
+  ASSERT_EQ(snapshot.events_size(), events + 1);
+  for (int i = 0; i < snapshot.events_size(); ++i) EXPECT_EQ(snapshot.events(i).sequence(), i + 1);
+  EXPECT_DOUBLE_EQ(snapshot.events(31).training().loss(), 5.0 - 0.1 * 29);
+  EXPECT_EQ(snapshot.events(32).state().state(), FAILED);
+  EXPECT_EQ(ReadFile(dir + "/events.log")->size(), 0u);
+}
+
+TEST_F(CoordinatorTest, AJobIsPreparedWithoutTheLockAndALostWorkerRequeuesIt) {
+  WorkerRef w0, w1;
+  w0.set_worker_id("w0");
+  w0.set_incarnation(1);
+  w1.set_worker_id("w1");
+  w1.set_incarnation(1);
+  std::vector<std::string> seen;
+  bool lose_w1 = true;
+  options_.before_prepare_for_testing = [&](const std::string& job_id) {
+    // Runs where the corpus is read and the shards encoded. These calls need the
+    // coordinator's lock free (they would deadlock otherwise).
+    seen.push_back(coordinator_->GetJob(job_id)->message());
+    EXPECT_TRUE(coordinator_->Heartbeat(w0).ok());
+    EXPECT_EQ(coordinator_->ListWorkers()[0].state(), BUSY);  // Reserved.
+    if (lose_w1) {
+      lose_w1 = false;
+      EXPECT_TRUE(coordinator_->Deregister(w1).ok());
+    }
+  };
+  coordinator_.reset();
+  coordinator_ = *Coordinator::Create(options_, &clock_);
+
+  auto job = coordinator_->SubmitJob(Spec(2));
+  ASSERT_TRUE(job.ok()) << job.status();
+  AddWorker("w0");
+  AddWorker("w1");  // Reserves w0 and w1; w1 leaves while the shards are prepared.
+  ASSERT_EQ(seen.size(), 1u);
+  EXPECT_THAT(seen[0], HasSubstr("starting on 2 worker(s)"));
+  Job now = *coordinator_->GetJob(job->id());
+  EXPECT_EQ(now.state(), QUEUED);  // Nothing ran: back in the queue, not failed.
+  EXPECT_THAT(now.message(), HasSubstr("waiting for 2 free worker(s): 1 free"));
+  EXPECT_FALSE(Poll(w0).has_value());
+
+  AddWorker("w2");
+  now = *coordinator_->GetJob(job->id());
+  EXPECT_EQ(now.state(), RUNNING);
+  EXPECT_EQ(now.attempt(), 1);
+  EXPECT_THAT(now.workers(), ::testing::ElementsAre("w0", "w2"));
+  auto c = Poll(w0);
+  ASSERT_TRUE(c && c->has_assign());
+  EXPECT_EQ(c->assign().attempt().attempt(), 1);
+  EXPECT_EQ(c->assign().attempt().job_id(), job->id());
+  EXPECT_GT(c->assign().vocabulary_size(), 100);
+}
+
+TEST_F(CoordinatorTest, AQueuedJobReadsItsCorpusAgainWhenItStarts) {
+  // A copy of the corpus that goes away while the job waits for workers.
+  const std::string corpus = options_.state_dir + "-corpus";
+  ASSERT_EQ(std::system(("mkdir -p " + corpus + " && cp configs/quickstart_data/*.txt " + corpus).c_str()), 0);
+  JobSpec spec = Spec(1);
+  spec.mutable_data()->set_path(corpus);
+  auto job = coordinator_->SubmitJob(spec);
+  ASSERT_TRUE(job.ok()) << job.status();
+  ASSERT_EQ(std::remove((corpus + "/train.txt").c_str()), 0);
+  WorkerRef w = AddWorker("w0");
+  Job now = *coordinator_->GetJob(job->id());
+  EXPECT_EQ(now.state(), FAILED);
+  EXPECT_THAT(now.message(), HasSubstr("train.txt"));
+  EXPECT_EQ(coordinator_->ListWorkers()[0].state(), IDLE);  // Released.
+  EXPECT_FALSE(Poll(w).has_value());
+}
+
+TEST_F(CoordinatorTest, ACommandStreamGetsQueuedThenNewCommandsUntilItsWorkerIsReplaced) {
+  auto job = coordinator_->SubmitJob(Spec(1));
+  ASSERT_TRUE(job.ok()) << job.status();
+  WorkerRef w = AddWorker("w0");  // The job starts: its assignment waits in the outbox.
+  FakeSink<WorkerCommand> sink;
+  ASSERT_TRUE(coordinator_->AttachCommandStream(w, &sink).ok());
+  ASSERT_EQ(sink.items.size(), 1u);
+  EXPECT_TRUE(sink.items[0].has_assign());
+  EXPECT_FALSE(Poll(w).has_value());  // Delivered to the stream, not left behind.
+
+  ASSERT_TRUE(coordinator_->CancelJob(job->id()).ok());  // Pushed as it happens.
+  ASSERT_EQ(sink.items.size(), 2u);
+  EXPECT_TRUE(sink.items[1].has_cancel());
+  EXPECT_FALSE(sink.closed.has_value());
+
+  // A second stream for the same worker replaces the first.
+  FakeSink<WorkerCommand> second;
+  ASSERT_TRUE(coordinator_->AttachCommandStream(w, &second).ok());
+  ASSERT_TRUE(sink.closed.has_value());
+  EXPECT_EQ(sink.closed->code(), absl::StatusCode::kAborted);
+
+  AddWorker("w0", /*incarnation=*/2);  // The worker restarted: its old stream ends.
+  ASSERT_TRUE(second.closed.has_value());
+  EXPECT_EQ(second.closed->code(), absl::StatusCode::kAborted);
+  EXPECT_THAT(second.closed->message(), HasSubstr("registered again"));
+  FakeSink<WorkerCommand> stale;
+  EXPECT_EQ(coordinator_->AttachCommandStream(w, &stale).code(), absl::StatusCode::kAborted);
+  EXPECT_TRUE(stale.items.empty());
+  EXPECT_FALSE(stale.closed.has_value());
+}
+
+TEST_F(CoordinatorTest, ADeadWorkersStreamIsClosedAndADetachedOneGetsNothing) {
+  WorkerRef w0 = AddWorker("w0");
+  WorkerRef w1 = AddWorker("w1");
+  FakeSink<WorkerCommand> s0, s1;
+  ASSERT_TRUE(coordinator_->AttachCommandStream(w0, &s0).ok());
+  ASSERT_TRUE(coordinator_->AttachCommandStream(w1, &s1).ok());
+  coordinator_->DetachCommandStream(&s1);
+  clock_.Advance(absl::Seconds(11));
+  ASSERT_TRUE(coordinator_->Heartbeat(w1).ok());
+  coordinator_->CheckHeartbeats();  // w0 missed its heartbeats.
+  ASSERT_TRUE(s0.closed.has_value());
+  EXPECT_EQ(s0.closed->code(), absl::StatusCode::kAborted);
+  EXPECT_THAT(s0.closed->message(), HasSubstr("declared dead"));
+  auto job = coordinator_->SubmitJob(Spec(1));  // Starts on w1, whose stream is detached.
+  ASSERT_TRUE(job.ok()) << job.status();
+  EXPECT_TRUE(s1.items.empty());
+  EXPECT_FALSE(s1.closed.has_value());
+  auto c = Poll(w1);  // Left in the outbox for the next stream.
+  ASSERT_TRUE(c && c->has_assign());
+}
+
+TEST_F(CoordinatorTest, AnEventStreamGetsTheBacklogThenEachEventAndEndsWithTheJob) {
+  auto job = coordinator_->SubmitJob(Spec(1));
+  ASSERT_TRUE(job.ok()) << job.status();
+  FakeSink<JobEvent> from_start, from_now;
+  ASSERT_TRUE(coordinator_->AttachEventStream(job->id(), 0, &from_start).ok());
+  ASSERT_EQ(from_start.items.size(), 1u);  // QUEUED.
+  EXPECT_EQ(from_start.items[0].state().state(), QUEUED);
+  ASSERT_TRUE(coordinator_->AttachEventStream(job->id(), 1, &from_now).ok());
+  EXPECT_TRUE(from_now.items.empty());
+
+  WorkerRef w = AddWorker("w0");  // RUNNING.
+  auto c = Poll(w);
+  ASSERT_TRUE(c && c->has_assign());
+  ASSERT_EQ(from_start.items.size(), 2u);
+  EXPECT_EQ(from_start.items[1].state().state(), RUNNING);
+  EXPECT_EQ(from_now.items.size(), 1u);
+  EXPECT_FALSE(from_start.closed.has_value());
+
+  ASSERT_TRUE(coordinator_->CancelJob(job->id()).ok());
+  Finish(w, c->assign(), /*ok=*/false, /*cancelled=*/true);  // CANCELLED: the streams end.
+  ASSERT_EQ(from_start.items.size(), 3u);
+  EXPECT_EQ(from_start.items[2].state().state(), CANCELLED);
+  for (const auto* sink : {&from_start, &from_now}) {
+    ASSERT_TRUE(sink->closed.has_value());
+    EXPECT_TRUE(sink->closed->ok()) << *sink->closed;
+  }
+  for (int i = 0; i < 3; ++i) EXPECT_EQ(from_start.items[i].sequence(), i + 1);
+
+  // A finished job: the backlog, then the end at once.
+  FakeSink<JobEvent> late;
+  ASSERT_TRUE(coordinator_->AttachEventStream(job->id(), 2, &late).ok());
+  ASSERT_EQ(late.items.size(), 1u);
+  ASSERT_TRUE(late.closed.has_value());
+  EXPECT_TRUE(late.closed->ok());
+
+  FakeSink<JobEvent> bad;
+  EXPECT_EQ(coordinator_->AttachEventStream("job-99", 0, &bad).code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(coordinator_->AttachEventStream(job->id(), -1, &bad).code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_TRUE(bad.items.empty());
+  EXPECT_FALSE(bad.closed.has_value());
+}
+
+TEST_F(CoordinatorTest, ShutdownClosesEveryStream) {
+  auto job = coordinator_->SubmitJob(Spec(2));
+  ASSERT_TRUE(job.ok()) << job.status();
+  WorkerRef w = AddWorker("w0");
+  FakeSink<WorkerCommand> commands;
+  FakeSink<JobEvent> events;
+  ASSERT_TRUE(coordinator_->AttachCommandStream(w, &commands).ok());
+  ASSERT_TRUE(coordinator_->AttachEventStream(job->id(), 0, &events).ok());
+  coordinator_->Shutdown();
+  ASSERT_TRUE(commands.closed.has_value());
+  ASSERT_TRUE(events.closed.has_value());
+  EXPECT_EQ(commands.closed->code(), absl::StatusCode::kUnavailable);
+  EXPECT_EQ(events.closed->code(), absl::StatusCode::kUnavailable);
+  FakeSink<JobEvent> after;
+  EXPECT_EQ(coordinator_->AttachEventStream(job->id(), 0, &after).code(), absl::StatusCode::kUnavailable);
+}
+
 TEST_F(CoordinatorTest, MissedHeartbeatsFailTheAttemptAndCancelThePeers) {
   WorkerRef w0 = AddWorker("w0");
   WorkerRef w1 = AddWorker("w1");
@@ -369,6 +599,34 @@ TEST_F(CoordinatorTest, ResumeStartsANewAttemptFromTheCheckpoint) {
   EXPECT_DOUBLE_EQ(d->lr(), 5.0 / 4.0);
   EXPECT_TRUE(coordinator_->CheckpointPath(job->id(), "e0002-s00000010").ok());
   EXPECT_EQ(coordinator_->CheckpointPath(job->id(), "x").status().code(), absl::StatusCode::kNotFound);
+  // Workers download it whole; strangers get nothing.
+  auto bytes = coordinator_->CheckpointBytes(w0, job->id(), "e0002-s00000010");
+  ASSERT_TRUE(bytes.ok()) << bytes.status();
+  EXPECT_TRUE(ParseCheckpoint(*bytes, "download").ok());
+  WorkerRef stranger;
+  stranger.set_worker_id("nobody");
+  stranger.set_incarnation(1);
+  EXPECT_EQ(coordinator_->CheckpointBytes(stranger, job->id(), "e0002-s00000010").status().code(),
+            absl::StatusCode::kNotFound);
+}
+
+TEST_F(CoordinatorTest, TheRendezvousStoreServesLiveWorkersAndNamesBadArguments) {
+  WorkerRef w = AddWorker("w0");
+  ASSERT_TRUE(coordinator_->KeySet(w, "job-1/attempt-1/a", "v").ok());
+  EXPECT_EQ(*coordinator_->KeyGet(w, "job-1/attempt-1/a"), "v");
+  EXPECT_TRUE(coordinator_->KeyWait(w, {"job-1/attempt-1/a"}, absl::ZeroDuration()).ok());
+  EXPECT_EQ(coordinator_->KeySet(w, "", "v").code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(coordinator_->KeyWait(w, {}, absl::Seconds(1)).code(), absl::StatusCode::kInvalidArgument);
+  absl::Status long_wait = coordinator_->KeyWait(w, {"k"}, absl::Hours(2));
+  EXPECT_EQ(long_wait.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(long_wait.message(), HasSubstr("timeout_ms"));
+  WorkerRef stranger;
+  stranger.set_worker_id("nobody");
+  stranger.set_incarnation(1);
+  EXPECT_EQ(coordinator_->KeySet(stranger, "k", "v").code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(coordinator_->KeyGet(stranger, "job-1/attempt-1/a").status().code(), absl::StatusCode::kNotFound);
+  AddWorker("w0", /*incarnation=*/2);
+  EXPECT_EQ(coordinator_->KeyGet(w, "job-1/attempt-1/a").status().code(), absl::StatusCode::kAborted);
 }
 
 TEST_F(CoordinatorTest, JobsNeverMixCpuAndGpuWorkers) {

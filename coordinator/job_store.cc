@@ -2,8 +2,9 @@
 
 #include <dirent.h>
 #include <fcntl.h>
-#include <unistd.h>
+#include <glog/logging.h>
 #include <sys/stat.h>
+#include <unistd.h>
 
 #include <algorithm>
 #include <cerrno>
@@ -17,21 +18,48 @@ namespace ddlm {
 namespace {
 
 constexpr absl::string_view kMagic = "DDLMJOB1";
+constexpr size_t kFrameHeader = 8;
+// A frame longer than this is damage, not a record (a job's header and its kept
+// checkpoints are a few kilobytes).
+constexpr uint32_t kMaxFrame = 64 << 20;
+// Open log files kept at once; more are closed (and reopened when next appended to).
+constexpr size_t kMaxOpenLogs = 256;
+
+absl::Status ErrnoError(absl::string_view what, const std::string& path, int err) {
+  std::string message = absl::StrCat(what, " ", path, ": ", std::strerror(err));
+  if (err == EACCES || err == EPERM) return absl::PermissionDeniedError(message);
+  if (err == ENOSPC || err == EDQUOT) return absl::ResourceExhaustedError(message);
+  return absl::InternalError(message);
+}
 
 absl::Status MakeDir(const std::string& path) {
   if (::mkdir(path.c_str(), 0755) == 0 || errno == EEXIST) return absl::OkStatus();
-  const int err = errno;
-  std::string message = absl::StrCat("cannot create directory ", path, ": ", std::strerror(err));
-  return err == EACCES ? absl::PermissionDeniedError(message) : absl::InternalError(message);
+  return ErrnoError("cannot create directory", path, errno);
+}
+
+void SyncDir(const std::string& dir) {
+  if (int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY); fd >= 0) {
+    ::fsync(fd);
+    ::close(fd);
+  }
+}
+
+void PutU32(std::string& out, uint32_t v) {
+  for (int i = 0; i < 4; ++i) out.push_back(static_cast<char>((v >> (8 * i)) & 0xff));
+}
+
+uint32_t GetU32(absl::string_view bytes) {
+  uint32_t v = 0;
+  for (int i = 0; i < 4; ++i) v |= static_cast<uint32_t>(static_cast<unsigned char>(bytes[i])) << (8 * i);
+  return v;
 }
 
 }  // namespace
 
 std::string EncodeJobRecord(const JobRecord& record) {
   std::string body = record.SerializeAsString();
-  const uint32_t crc = Crc32(body);
   std::string out(kMagic);
-  for (int i = 0; i < 4; ++i) out.push_back(static_cast<char>((crc >> (8 * i)) & 0xff));
+  PutU32(out, Crc32(body));
   out += body;
   return out;
 }
@@ -40,10 +68,7 @@ absl::StatusOr<JobRecord> DecodeJobRecord(absl::string_view bytes, absl::string_
   if (bytes.size() < kMagic.size() + 4 || bytes.substr(0, kMagic.size()) != kMagic) {
     return absl::DataLossError(absl::StrCat(source, ": not a ddlm job record (bad header)"));
   }
-  uint32_t crc = 0;
-  for (int i = 0; i < 4; ++i) {
-    crc |= static_cast<uint32_t>(static_cast<unsigned char>(bytes[kMagic.size() + i])) << (8 * i);
-  }
+  const uint32_t crc = GetU32(bytes.substr(kMagic.size()));
   absl::string_view body = bytes.substr(kMagic.size() + 4);
   if (Crc32(body) != crc) {
     return absl::DataLossError(absl::StrCat(source, ": job record fails its CRC-32 check"));
@@ -55,6 +80,35 @@ absl::StatusOr<JobRecord> DecodeJobRecord(absl::string_view bytes, absl::string_
   return record;
 }
 
+std::string EncodeLogFrame(const JobLogEntry& entry) {
+  std::string payload = entry.SerializeAsString();
+  std::string out;
+  out.reserve(kFrameHeader + payload.size());
+  PutU32(out, static_cast<uint32_t>(payload.size()));
+  PutU32(out, Crc32(payload));
+  out += payload;
+  return out;
+}
+
+absl::Status ApplyLogEntry(const JobLogEntry& entry, JobRecord& record) {
+  if (entry.has_event()) {
+    const int64_t expected = record.events_size() + 1;
+    if (entry.event().sequence() < expected) return absl::OkStatus();  // Already applied.
+    if (entry.event().sequence() > expected) {
+      return absl::FailedPreconditionError(absl::StrCat(
+          "event ", entry.event().sequence(), " follows event ", expected - 1, " (a gap)"));
+    }
+    *record.add_events() = entry.event();
+  }
+  *record.mutable_job() = entry.job();
+  *record.mutable_checkpoints() = entry.checkpoints();
+  return absl::OkStatus();
+}
+
+JobStore::~JobStore() {
+  for (auto& [id, log] : logs_) ::close(log.fd);
+}
+
 absl::Status JobStore::Init() {
   if (absl::Status s = MakeDir(state_dir_); !s.ok()) return s;
   return MakeDir(state_dir_ + "/jobs");
@@ -64,10 +118,144 @@ std::string JobStore::JobDir(const std::string& job_id) const {
   return absl::StrCat(state_dir_, "/jobs/", job_id);
 }
 
-absl::Status JobStore::SaveRecord(const JobRecord& record) {
-  const std::string dir = JobDir(record.job().id());
+std::string JobStore::LogPath(const std::string& job_id) const {
+  return JobDir(job_id) + "/events.log";
+}
+
+absl::StatusOr<JobStore::OpenLog*> JobStore::Open(const std::string& job_id) {
+  if (auto it = logs_.find(job_id); it != logs_.end()) return &it->second;
+  if (logs_.size() >= kMaxOpenLogs) {
+    if (absl::Status s = SyncLogs(); !s.ok()) return s;
+    for (auto& [id, log] : logs_) ::close(log.fd);
+    logs_.clear();
+  }
+  const std::string dir = JobDir(job_id);
   if (absl::Status s = MakeDir(dir); !s.ok()) return s;
-  return WriteFileAtomically(dir + "/job.pb", EncodeJobRecord(record));
+  const std::string path = LogPath(job_id);
+  const bool existed = ::access(path.c_str(), F_OK) == 0;
+  const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_CLOEXEC, 0644);
+  if (fd < 0) return ErrnoError("cannot open", path, errno);
+  const off_t size = ::lseek(fd, 0, SEEK_END);
+  if (size < 0) {
+    const int err = errno;
+    ::close(fd);
+    return ErrnoError("cannot seek", path, err);
+  }
+  if (!existed) SyncDir(dir);  // The new name survives a crash.
+  OpenLog& log = logs_[job_id];
+  log.fd = fd;
+  log.size = size;
+  return &log;
+}
+
+void JobStore::Close(const std::string& job_id) {
+  if (auto it = logs_.find(job_id); it != logs_.end()) {
+    ::close(it->second.fd);
+    logs_.erase(it);
+  }
+}
+
+absl::Status JobStore::AppendLog(const std::string& job_id, const JobLogEntry& entry) {
+  absl::StatusOr<OpenLog*> opened = Open(job_id);
+  if (!opened.ok()) return opened.status();
+  OpenLog& log = **opened;
+  const std::string frame = EncodeLogFrame(entry);
+  size_t done = 0;
+  while (done < frame.size()) {
+    const ssize_t n = ::pwrite(log.fd, frame.data() + done, frame.size() - done,
+                               static_cast<off_t>(log.size + static_cast<int64_t>(done)));
+    if (n < 0 && errno == EINTR) continue;
+    if (n <= 0) {
+      const int err = n < 0 ? errno : ENOSPC;
+      // Cut the partial frame off, so that later frames never follow a torn one.
+      if (::ftruncate(log.fd, static_cast<off_t>(log.size)) != 0) {
+        LOG(ERROR) << "cannot cut " << LogPath(job_id) << " back to " << log.size
+                   << " bytes: " << std::strerror(errno);
+      }
+      return ErrnoError("cannot append to", LogPath(job_id), err);
+    }
+    done += static_cast<size_t>(n);
+  }
+  log.size += static_cast<int64_t>(frame.size());
+  log.dirty = true;
+  return absl::OkStatus();
+}
+
+absl::Status JobStore::SyncLogs() {
+  absl::Status first;
+  for (auto& [id, log] : logs_) {
+    if (!log.dirty) continue;
+    if (::fdatasync(log.fd) != 0) {
+      if (first.ok()) first = ErrnoError("cannot sync", LogPath(id), errno);
+      continue;
+    }
+    log.dirty = false;
+  }
+  return first;
+}
+
+absl::Status JobStore::WriteSnapshot(const JobRecord& record) {
+  const std::string& job_id = record.job().id();
+  if (job_id.empty()) return absl::InvalidArgumentError("a job record without a job id");
+  const std::string dir = JobDir(job_id);
+  if (absl::Status s = MakeDir(dir); !s.ok()) return s;
+  if (absl::Status s = WriteFileAtomically(dir + "/job.pb", EncodeJobRecord(record)); !s.ok()) {
+    return s;
+  }
+  // The snapshot holds everything the log did; entries left by a crash before this
+  // truncation carry an older generation and are skipped on load.
+  Close(job_id);
+  const std::string path = LogPath(job_id);
+  if (::truncate(path.c_str(), 0) != 0 && errno != ENOENT) {
+    return ErrnoError("cannot truncate", path, errno);
+  }
+  return absl::OkStatus();
+}
+
+absl::Status JobStore::Replay(const std::string& job_id, JobRecord& record) {
+  const std::string path = LogPath(job_id);
+  absl::StatusOr<std::string> bytes = ReadFile(path);
+  if (!bytes.ok()) {
+    return bytes.status().code() == absl::StatusCode::kNotFound ? absl::OkStatus() : bytes.status();
+  }
+  absl::string_view rest = *bytes;
+  size_t good = 0;  // Bytes of whole, valid frames.
+  std::string damage;
+  while (!rest.empty()) {
+    if (rest.size() < kFrameHeader) {
+      damage = "a torn frame header";
+      break;
+    }
+    const uint32_t length = GetU32(rest);
+    const uint32_t crc = GetU32(rest.substr(4));
+    if (length > kMaxFrame || rest.size() - kFrameHeader < length) {
+      damage = absl::StrCat("a torn frame (", length, " bytes announced, ", rest.size() - kFrameHeader,
+                            " left)");
+      break;
+    }
+    absl::string_view payload = rest.substr(kFrameHeader, length);
+    JobLogEntry entry;
+    if (Crc32(payload) != crc || !entry.ParseFromArray(payload.data(), static_cast<int>(length))) {
+      damage = "a frame that fails its CRC-32 check";
+      break;
+    }
+    if (entry.generation() == record.generation()) {
+      if (absl::Status s = ApplyLogEntry(entry, record); !s.ok()) {
+        return absl::DataLossError(absl::StrCat(path, " at byte ", good, ": ", s.message()));
+      }
+    }
+    good += kFrameHeader + length;
+    rest.remove_prefix(kFrameHeader + length);
+  }
+  if (!damage.empty()) {
+    // A crash mid-append: what follows the last whole frame was never acknowledged.
+    LOG(WARNING) << path << ": " << damage << " at byte " << good << " of " << bytes->size()
+                 << "; cutting the log back to its last whole frame";
+    if (::truncate(path.c_str(), static_cast<off_t>(good)) != 0) {
+      return ErrnoError("cannot truncate", path, errno);
+    }
+  }
+  return absl::OkStatus();
 }
 
 absl::StatusOr<std::vector<JobRecord>> JobStore::LoadAll() {
@@ -75,7 +263,7 @@ absl::StatusOr<std::vector<JobRecord>> JobStore::LoadAll() {
   DIR* dir = ::opendir(jobs_dir.c_str());
   if (dir == nullptr) {
     if (errno == ENOENT) return std::vector<JobRecord>{};
-    return absl::InternalError(absl::StrCat("cannot list ", jobs_dir, ": ", std::strerror(errno)));
+    return ErrnoError("cannot list", jobs_dir, errno);
   }
   std::vector<std::string> names;
   while (dirent* e = ::readdir(dir)) {
@@ -94,6 +282,7 @@ absl::StatusOr<std::vector<JobRecord>> JobStore::LoadAll() {
     }
     absl::StatusOr<JobRecord> record = DecodeJobRecord(*bytes, path);
     if (!record.ok()) return record.status();
+    if (absl::Status s = Replay(name, *record); !s.ok()) return s;
     records.push_back(*std::move(record));
   }
   // Submission order: job-2 before job-10.
@@ -126,11 +315,7 @@ absl::Status JobStore::RenameCheckpoint(const std::string& job_id, const std::st
   if (std::rename(a.c_str(), b.c_str()) != 0) {
     return absl::InternalError(absl::StrCat("cannot rename ", a, " to ", b, ": ", std::strerror(errno)));
   }
-  const std::string dir = JobDir(job_id) + "/checkpoints";
-  if (int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY); fd >= 0) {
-    ::fsync(fd);
-    ::close(fd);
-  }
+  SyncDir(JobDir(job_id) + "/checkpoints");
   return absl::OkStatus();
 }
 

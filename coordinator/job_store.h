@@ -3,16 +3,32 @@
 
 // The coordinator's state directory:
 //
-//   <state_dir>/jobs/<job_id>/job.pb                 JobRecord (state, events, checkpoints)
+//   <state_dir>/jobs/<job_id>/job.pb                 snapshot: JobRecord (generation G)
+//   <state_dir>/jobs/<job_id>/events.log             changes since the snapshot
 //   <state_dir>/jobs/<job_id>/checkpoints/<id>.ckpt  checkpoint files (common/checkpoint.h)
 //
-// job.pb is "DDLMJOB1" | u32 CRC-32 of the record | serialized JobRecord, written
-// atomically (temp file, fsync, rename), so a crash leaves the old or the new record,
-// and a damaged file is reported as DATA_LOSS naming it rather than read as garbage.
+// A job changes with every event. Rewriting its whole record each time would cost
+// O(events) per event, O(events^2) over a job. Instead each change appends one frame to
+// events.log: a JobLogEntry with the event and the job's header and kept checkpoints
+// (O(1) in the job's length). The snapshot is rewritten whole only when the job ends
+// (compaction), with generation G+1, and the log then starts again empty.
 //
-// Threading: thread-compatible (no shared state besides the filesystem). The
-// Coordinator serializes writes to one job's record.
+//   job.pb      "DDLMJOB1" | u32 CRC-32 of the record | serialized JobRecord, written
+//               atomically (temp file, fsync, rename).
+//   events.log  frames of  u32 length | u32 CRC-32 of the payload | JobLogEntry
+//               (little-endian).
+//
+// Loading replays the log over the snapshot, skipping entries of an older generation
+// (a crash between a snapshot's rename and the log's truncation leaves them). A torn
+// last frame (a crash mid-append) is cut off with a warning; a damaged snapshot is
+// DATA_LOSS naming the file. A failed append cuts the log back to where it was, so
+// later frames never follow a torn one.
+//
+// Threading: thread-compatible. The log methods (AppendLog, SyncLogs, WriteSnapshot)
+// keep open files and are called by one thread at a time (JobRecordWriter's); the
+// checkpoint methods share no state and may run alongside them.
 
+#include <map>
 #include <string>
 #include <vector>
 
@@ -25,11 +41,23 @@ namespace ddlm {
 class JobStore {
  public:
   explicit JobStore(std::string state_dir) : state_dir_(std::move(state_dir)) {}
+  ~JobStore();
+  JobStore(const JobStore&) = delete;
+  JobStore& operator=(const JobStore&) = delete;
 
   // Creates the directory tree. INTERNAL / PERMISSION_DENIED naming the path.
   absl::Status Init();
-  absl::Status SaveRecord(const JobRecord& record);
-  // Every job record, in submission order. DATA_LOSS naming a damaged file.
+
+  // Writes `record` whole as the job's snapshot and empties its log. The caller gives
+  // the record a generation above that of every entry already in the log.
+  absl::Status WriteSnapshot(const JobRecord& record);
+  // Appends one frame to the job's log (created if missing). Not yet synced: SyncLogs.
+  absl::Status AppendLog(const std::string& job_id, const JobLogEntry& entry);
+  // Syncs every log appended to since the last call.
+  absl::Status SyncLogs();
+
+  // Every job, snapshot plus log, in submission order. DATA_LOSS naming a damaged
+  // snapshot.
   absl::StatusOr<std::vector<JobRecord>> LoadAll();
 
   std::string CheckpointPath(const std::string& job_id, const std::string& checkpoint_id) const;
@@ -41,15 +69,31 @@ class JobStore {
                                 const std::string& to);
 
   const std::string& state_dir() const { return state_dir_; }
+  std::string LogPath(const std::string& job_id) const;
 
  private:
+  struct OpenLog {
+    int fd = -1;
+    int64_t size = 0;  // Bytes of whole frames.
+    bool dirty = false;
+  };
   std::string JobDir(const std::string& job_id) const;
+  absl::StatusOr<OpenLog*> Open(const std::string& job_id);
+  void Close(const std::string& job_id);
+  // Replays `job_id`'s log over `record`, cutting off a torn tail.
+  absl::Status Replay(const std::string& job_id, JobRecord& record);
+
   std::string state_dir_;
+  std::map<std::string, OpenLog> logs_;
 };
 
-// Framing used for job.pb, exposed for tests.
+// Framing used for job.pb and events.log, exposed for tests.
 std::string EncodeJobRecord(const JobRecord& record);
 absl::StatusOr<JobRecord> DecodeJobRecord(absl::string_view bytes, absl::string_view source);
+std::string EncodeLogFrame(const JobLogEntry& entry);
+// Applies `entry` to `record` (the job's header, its checkpoints and the event, which
+// must be the next in sequence). FAILED_PRECONDITION for an out-of-sequence event.
+absl::Status ApplyLogEntry(const JobLogEntry& entry, JobRecord& record);
 
 }  // namespace ddlm
 

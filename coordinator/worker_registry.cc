@@ -24,9 +24,9 @@ absl::StatusOr<std::optional<WorkerEntry>> WorkerRegistry::Register(const Worker
   entry.info.set_device(device);
   entry.info.set_state(IDLE);
   entry.info.set_last_heartbeat_unix_micros(absl::ToUnixMicros(now));
-  entry.last_heartbeat = now;
   entry.registration_order = next_order_++;
   workers_[ref.worker_id()] = std::move(entry);
+  heartbeats_.Track(ref.worker_id(), ref.incarnation(), now);
   return replaced;
 }
 
@@ -50,23 +50,27 @@ absl::StatusOr<WorkerEntry*> WorkerRegistry::Find(const WorkerRef& ref) {
 }
 
 absl::Status WorkerRegistry::Heartbeat(const WorkerRef& ref, absl::Time now) {
-  absl::StatusOr<WorkerEntry*> w = Find(ref);
-  if (!w.ok()) return w.status();
-  (*w)->last_heartbeat = now;
-  (*w)->info.set_last_heartbeat_unix_micros(absl::ToUnixMicros(now));
-  return absl::OkStatus();
+  return heartbeats_.Beat(ref, now);
 }
 
 std::vector<WorkerEntry> WorkerRegistry::ExpireStale(absl::Time now) {
   std::vector<WorkerEntry> expired;
-  for (auto& [id, w] : workers_) {
-    if (w.info.state() != DEAD && now - w.last_heartbeat > timeout_) {
-      expired.push_back(w);
-      w.info.set_state(DEAD);
-      w.outbox.clear();
-    }
+  for (const std::string& id : heartbeats_.Expire(now, timeout_)) {
+    auto it = workers_.find(id);
+    if (it == workers_.end() || it->second.info.state() == DEAD) continue;
+    expired.push_back(it->second);
+    it->second.info.set_state(DEAD);
+    it->second.outbox.clear();
   }
   return expired;
+}
+
+void WorkerRegistry::MarkDead(const std::string& worker_id) {
+  auto it = workers_.find(worker_id);
+  if (it == workers_.end()) return;
+  it->second.info.set_state(DEAD);
+  it->second.outbox.clear();
+  heartbeats_.MarkDead(worker_id);
 }
 
 std::vector<WorkerEntry*> WorkerRegistry::Idle() {
@@ -85,9 +89,14 @@ WorkerEntry* WorkerRegistry::Get(const std::string& worker_id) {
   return it == workers_.end() ? nullptr : &it->second;
 }
 
-std::vector<WorkerInfo> WorkerRegistry::List() const {
+std::vector<WorkerInfo> WorkerRegistry::List() {
   std::vector<WorkerInfo> out;
-  for (const auto& [id, w] : workers_) out.push_back(w.info);
+  for (const auto& [id, w] : workers_) {
+    WorkerInfo& info = out.emplace_back(w.info);
+    if (std::optional<absl::Time> last = heartbeats_.LastBeat(id)) {
+      info.set_last_heartbeat_unix_micros(absl::ToUnixMicros(*last));
+    }
+  }
   return out;
 }
 

@@ -14,7 +14,11 @@
 // A DEAD entry is kept (for ListWorkers) until the worker registers again. Calls from
 // a stale incarnation get ABORTED; from an unknown worker id, NOT_FOUND.
 //
-// Threading: not thread-safe; the Coordinator calls it under its own mutex.
+// Liveness (the last heartbeat of each incarnation) lives in a HeartbeatTable that the
+// registry keeps in step, so that heartbeats can be answered without the caller's lock.
+//
+// Threading: not thread-safe; the Coordinator calls it under its own mutex. Only
+// heartbeats() is meant for use without that mutex.
 
 #include <cstdint>
 #include <deque>
@@ -25,6 +29,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
+#include "coordinator/heartbeat_table.h"
 #include "proto/job_service.pb.h"
 #include "proto/worker_service.pb.h"
 
@@ -32,7 +37,6 @@ namespace ddlm {
 
 struct WorkerEntry {
   WorkerInfo info;  // id, incarnation, host, device, state, job, rank.
-  absl::Time last_heartbeat;
   int64_t registration_order = 0;
   int32_t attempt = 0;  // With info.job_id: the attempt this BUSY worker runs.
   // Commands not yet read by the worker's StreamCommands call.
@@ -51,14 +55,20 @@ class WorkerRegistry {
   // The live entry for `ref`: NOT_FOUND for an unknown id, ABORTED for a stale or
   // dead incarnation.
   absl::StatusOr<WorkerEntry*> Find(const WorkerRef& ref);
+  // heartbeats().Beat(ref, now).
   absl::Status Heartbeat(const WorkerRef& ref, absl::Time now);
   // Marks every live worker whose last heartbeat is older than the timeout DEAD and
   // returns them as they were before (so the caller can fail their jobs).
   std::vector<WorkerEntry> ExpireStale(absl::Time now);
+  // Marks the worker DEAD (it left) and drops its queued commands.
+  void MarkDead(const std::string& worker_id);
+  // Thread-safe: usable without the lock that guards the rest.
+  HeartbeatTable& heartbeats() { return heartbeats_; }
   // IDLE workers, oldest registration first.
   std::vector<WorkerEntry*> Idle();
   WorkerEntry* Get(const std::string& worker_id);
-  std::vector<WorkerInfo> List() const;
+  // With each worker's last heartbeat.
+  std::vector<WorkerInfo> List();
   int live_count() const;
   absl::Duration timeout() const { return timeout_; }
 
@@ -66,6 +76,7 @@ class WorkerRegistry {
   absl::Duration timeout_;
   int64_t next_order_ = 0;
   std::map<std::string, WorkerEntry> workers_;
+  HeartbeatTable heartbeats_;
 };
 
 }  // namespace ddlm

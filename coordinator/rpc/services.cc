@@ -3,16 +3,115 @@
 #include <glog/logging.h>
 
 #include <algorithm>
+#include <deque>
+#include <functional>
+#include <optional>
 
+#include "absl/base/thread_annotations.h"
 #include "absl/strings/str_cat.h"
+#include "absl/synchronization/mutex.h"
 #include "common/file_io.h"
 #include "common/grpc_status.h"
 
 namespace ddlm {
 namespace {
 
-// How often a blocked streaming handler wakes to see whether its client went away.
-constexpr absl::Duration kPollInterval = absl::Milliseconds(500);
+// A stream the Coordinator pushes into (coordinator/stream_sink.h), written out with
+// the callback API. Send and Close only queue and start a write if none is in flight;
+// OnWriteDone starts the next. A client that reads too slowly (kMaxQueued items
+// waiting) has its stream ended with RESOURCE_EXHAUSTED, so a stuck client cannot
+// grow the coordinator's memory; it can resume where it stopped (after_sequence).
+// Deletes itself in OnDone, after detaching from the Coordinator.
+template <typename T>
+class SinkReactor final : public grpc::ServerWriteReactor<T>, public StreamSink<T> {
+ public:
+  static constexpr size_t kMaxQueued = 10000;
+
+  explicit SinkReactor(std::function<void(StreamSink<T>*)> detach) : detach_(std::move(detach)) {}
+
+  void Send(const T& item) override {
+    {
+      absl::MutexLock lock(&mu_);
+      if (closed_) return;
+      if (queue_.size() >= kMaxQueued) {
+        closed_ = true;
+        status_ = absl::ResourceExhaustedError(absl::StrCat(
+            "the client fell ", kMaxQueued, " items behind; reopen the stream to resume"));
+      } else {
+        queue_.push_back(item);
+      }
+    }
+    Pump();
+  }
+
+  void Close(const absl::Status& status) override {
+    {
+      absl::MutexLock lock(&mu_);
+      if (closed_) return;
+      closed_ = true;
+      status_ = status;
+    }
+    Pump();
+  }
+
+  void OnWriteDone(bool ok) override {
+    {
+      absl::MutexLock lock(&mu_);
+      writing_ = false;
+      if (!ok && !closed_) {  // The client went away.
+        closed_ = true;
+        status_ = absl::CancelledError("the client went away");
+        queue_.clear();
+      }
+    }
+    Pump();
+  }
+
+  void OnCancel() override {
+    detach_(this);
+    Close(absl::CancelledError("the client went away"));
+  }
+
+  void OnDone() override {
+    detach_(this);
+    delete this;
+  }
+
+ private:
+  // Starts the next write, or finishes once closed and drained. Never holds mu_ while
+  // calling into gRPC.
+  void Pump() {
+    const T* write = nullptr;
+    std::optional<grpc::Status> finish;
+    {
+      absl::MutexLock lock(&mu_);
+      if (writing_ || finished_) return;
+      if (!queue_.empty()) {
+        current_ = std::move(queue_.front());
+        queue_.pop_front();
+        writing_ = true;
+        write = &current_;
+      } else if (closed_) {
+        finished_ = true;
+        finish = ToGrpcStatus(status_);
+      }
+    }
+    if (write != nullptr) {
+      this->StartWrite(write);
+    } else if (finish) {
+      this->Finish(*finish);
+    }
+  }
+
+  const std::function<void(StreamSink<T>*)> detach_;
+  absl::Mutex mu_;
+  std::deque<T> queue_ ABSL_GUARDED_BY(mu_);
+  T current_;  // Being written; only touched by the one Pump that set writing_.
+  bool writing_ ABSL_GUARDED_BY(mu_) = false;
+  bool closed_ ABSL_GUARDED_BY(mu_) = false;
+  bool finished_ ABSL_GUARDED_BY(mu_) = false;
+  absl::Status status_ ABSL_GUARDED_BY(mu_);
+};
 
 template <typename T, typename Out>
 grpc::Status Reply(absl::StatusOr<T> result, Out* out) {
@@ -60,21 +159,15 @@ grpc::Status JobServiceImpl::ListJobs(grpc::ServerContext*, const ListJobsReques
   return grpc::Status::OK;
 }
 
-grpc::Status JobServiceImpl::WatchJob(grpc::ServerContext* context, const WatchJobRequest* request,
-                                      grpc::ServerWriter<JobEvent>* writer) {
-  int64_t after = request->after_sequence();
-  while (!context->IsCancelled()) {
-    bool finished = false;
-    absl::StatusOr<std::vector<JobEvent>> events =
-        c_->WaitForEvents(request->job_id(), after, absl::Now() + kPollInterval, &finished);
-    if (!events.ok()) return ToGrpcStatus(events.status());
-    for (const JobEvent& event : *events) {
-      if (!writer->Write(event)) return grpc::Status(grpc::StatusCode::CANCELLED, "client went away");
-      after = event.sequence();
-    }
-    if (finished) return grpc::Status::OK;
+grpc::ServerWriteReactor<JobEvent>* JobServiceImpl::WatchJob(grpc::CallbackServerContext*,
+                                                             const WatchJobRequest* request) {
+  Coordinator* c = c_;
+  auto* reactor = new SinkReactor<JobEvent>([c](StreamSink<JobEvent>* s) { c->DetachEventStream(s); });
+  if (absl::Status s = c_->AttachEventStream(request->job_id(), request->after_sequence(), reactor);
+      !s.ok()) {
+    reactor->Close(s);
   }
-  return grpc::Status(grpc::StatusCode::CANCELLED, "client went away");
+  return reactor;
 }
 
 grpc::Status JobServiceImpl::CancelJob(grpc::ServerContext*, const CancelJobRequest* request, Job* job) {
@@ -121,30 +214,22 @@ grpc::Status WorkerServiceImpl::Deregister(grpc::ServerContext*, const Deregiste
   return ToGrpcStatus(c_->Deregister(request->worker()));
 }
 
-grpc::Status WorkerServiceImpl::StreamCommands(grpc::ServerContext* context,
-                                               const StreamCommandsRequest* request,
-                                               grpc::ServerWriter<WorkerCommand>* writer) {
-  while (!context->IsCancelled()) {
-    absl::StatusOr<std::optional<WorkerCommand>> command =
-        c_->NextCommand(request->worker(), absl::Now() + kPollInterval);
-    if (!command.ok()) return ToGrpcStatus(command.status());
-    if (command->has_value() && !writer->Write(**command)) {
-      return grpc::Status(grpc::StatusCode::CANCELLED, "worker went away");
-    }
-  }
-  return grpc::Status(grpc::StatusCode::CANCELLED, "worker went away");
+grpc::ServerWriteReactor<WorkerCommand>* WorkerServiceImpl::StreamCommands(
+    grpc::CallbackServerContext*, const StreamCommandsRequest* request) {
+  Coordinator* c = c_;
+  auto* reactor =
+      new SinkReactor<WorkerCommand>([c](StreamSink<WorkerCommand>* s) { c->DetachCommandStream(s); });
+  if (absl::Status s = c_->AttachCommandStream(request->worker(), reactor); !s.ok()) reactor->Close(s);
+  return reactor;
 }
 
 grpc::Status WorkerServiceImpl::KeySet(grpc::ServerContext*, const KeySetRequest* request, KeySetResponse*) {
-  if (absl::Status s = c_->CheckWorker(request->worker()); !s.ok()) return ToGrpcStatus(s);
-  if (request->key().empty()) return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "key is empty");
-  return ToGrpcStatus(c_->key_value_store().Set(request->key(), request->value()));
+  return ToGrpcStatus(c_->KeySet(request->worker(), request->key(), request->value()));
 }
 
 grpc::Status WorkerServiceImpl::KeyGet(grpc::ServerContext*, const KeyGetRequest* request,
                                        KeyGetResponse* response) {
-  if (absl::Status s = c_->CheckWorker(request->worker()); !s.ok()) return ToGrpcStatus(s);
-  absl::StatusOr<std::string> value = c_->key_value_store().Get(request->key());
+  absl::StatusOr<std::string> value = c_->KeyGet(request->worker(), request->key());
   if (!value.ok()) return ToGrpcStatus(value.status());
   response->set_value(*std::move(value));
   return grpc::Status::OK;
@@ -152,16 +237,8 @@ grpc::Status WorkerServiceImpl::KeyGet(grpc::ServerContext*, const KeyGetRequest
 
 grpc::Status WorkerServiceImpl::KeyWait(grpc::ServerContext*, const KeyWaitRequest* request,
                                         KeyWaitResponse*) {
-  if (absl::Status s = c_->CheckWorker(request->worker()); !s.ok()) return ToGrpcStatus(s);
-  if (request->keys().empty()) return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "keys is empty");
-  // Bounded so that a forgotten waiter cannot hold a server thread (and shutdown) forever.
-  if (request->timeout_ms() < 0 || request->timeout_ms() > 3600000) {
-    return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT,
-                        absl::StrCat("timeout_ms must be in [0, 3600000], got ", request->timeout_ms()));
-  }
   std::vector<std::string> keys(request->keys().begin(), request->keys().end());
-  return ToGrpcStatus(
-      c_->key_value_store().Wait(keys, absl::Milliseconds(request->timeout_ms())));
+  return ToGrpcStatus(c_->KeyWait(request->worker(), keys, absl::Milliseconds(request->timeout_ms())));
 }
 
 grpc::Status WorkerServiceImpl::DownloadShard(grpc::ServerContext* context,
@@ -175,10 +252,8 @@ grpc::Status WorkerServiceImpl::DownloadShard(grpc::ServerContext* context,
 grpc::Status WorkerServiceImpl::DownloadCheckpoint(grpc::ServerContext* context,
                                                    const DownloadCheckpointRequest* request,
                                                    grpc::ServerWriter<DataChunk>* writer) {
-  if (absl::Status s = c_->CheckWorker(request->worker()); !s.ok()) return ToGrpcStatus(s);
-  absl::StatusOr<std::string> path = c_->CheckpointPath(request->job_id(), request->checkpoint_id());
-  if (!path.ok()) return ToGrpcStatus(path.status());
-  absl::StatusOr<std::string> bytes = ReadFile(*path);
+  absl::StatusOr<std::string> bytes =
+      c_->CheckpointBytes(request->worker(), request->job_id(), request->checkpoint_id());
   if (!bytes.ok()) return ToGrpcStatus(bytes.status());
   return SendChunks(*bytes, context, writer);
 }

@@ -4,9 +4,11 @@
 // gRPC adapters: each handler translates a request into a Coordinator call and the
 // absl::Status back (common/grpc_status.h). No logic lives here.
 //
-// Threading: gRPC's synchronous server runs each call on its own thread; the
-// Coordinator is thread-safe. Streaming handlers poll the Coordinator with short
-// deadlines so that they notice a client that went away (context->IsCancelled()).
+// Threading: the Coordinator is thread-safe. Unary calls and the chunked transfers
+// run on gRPC's synchronous server threads. The two long-lived streams (WatchJob,
+// StreamCommands) use the callback API: the Coordinator pushes into a reactor
+// (stream_sink.h) when an event or command happens, so an open stream holds no
+// thread and nothing polls.
 
 #include <grpcpp/grpcpp.h>
 
@@ -20,15 +22,15 @@ namespace ddlm {
 // under gRPC's default 4 MiB message limit.
 inline constexpr size_t kChunkBytes = 1 << 20;
 
-class JobServiceImpl final : public JobService::Service {
+class JobServiceImpl final : public JobService::WithCallbackMethod_WatchJob<JobService::Service> {
  public:
   explicit JobServiceImpl(Coordinator* coordinator /* not owned */) : c_(coordinator) {}
 
   grpc::Status SubmitJob(grpc::ServerContext*, const SubmitJobRequest*, Job*) override;
   grpc::Status GetJob(grpc::ServerContext*, const GetJobRequest*, Job*) override;
   grpc::Status ListJobs(grpc::ServerContext*, const ListJobsRequest*, ListJobsResponse*) override;
-  grpc::Status WatchJob(grpc::ServerContext*, const WatchJobRequest*,
-                        grpc::ServerWriter<JobEvent>*) override;
+  grpc::ServerWriteReactor<JobEvent>* WatchJob(grpc::CallbackServerContext*,
+                                               const WatchJobRequest*) override;
   grpc::Status CancelJob(grpc::ServerContext*, const CancelJobRequest*, Job*) override;
   grpc::Status ResumeJob(grpc::ServerContext*, const ResumeJobRequest*, Job*) override;
   grpc::Status ListCheckpoints(grpc::ServerContext*, const ListCheckpointsRequest*,
@@ -41,15 +43,16 @@ class JobServiceImpl final : public JobService::Service {
   Coordinator* c_;
 };
 
-class WorkerServiceImpl final : public WorkerService::Service {
+class WorkerServiceImpl final
+    : public WorkerService::WithCallbackMethod_StreamCommands<WorkerService::Service> {
  public:
   explicit WorkerServiceImpl(Coordinator* coordinator /* not owned */) : c_(coordinator) {}
 
   grpc::Status Register(grpc::ServerContext*, const RegisterRequest*, RegisterResponse*) override;
   grpc::Status Heartbeat(grpc::ServerContext*, const HeartbeatRequest*, HeartbeatResponse*) override;
   grpc::Status Deregister(grpc::ServerContext*, const DeregisterRequest*, DeregisterResponse*) override;
-  grpc::Status StreamCommands(grpc::ServerContext*, const StreamCommandsRequest*,
-                              grpc::ServerWriter<WorkerCommand>*) override;
+  grpc::ServerWriteReactor<WorkerCommand>* StreamCommands(grpc::CallbackServerContext*,
+                                                          const StreamCommandsRequest*) override;
   grpc::Status KeySet(grpc::ServerContext*, const KeySetRequest*, KeySetResponse*) override;
   grpc::Status KeyGet(grpc::ServerContext*, const KeyGetRequest*, KeyGetResponse*) override;
   grpc::Status KeyWait(grpc::ServerContext*, const KeyWaitRequest*, KeyWaitResponse*) override;
