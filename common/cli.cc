@@ -7,6 +7,7 @@
 
 #include "absl/flags/parse.h"
 #include "absl/flags/usage.h"
+#include "common/blas_coretype.h"
 
 namespace ddlm {
 
@@ -39,6 +40,8 @@ std::set<std::string> NormalizeFlagNames(int argc, char** argv, std::vector<std:
 }
 
 std::set<std::string> ParseFlagsOrExit(int argc, char** argv, const char* program, const char* usage) {
+  // First: it may restart the process (common/blas_coretype.h).
+  ReexecIfOpenBlasMisdetected(argv);
   ChdirToBuildWorkingDirectory();
   absl::SetProgramUsageMessage(usage);
   std::vector<std::string> storage;

@@ -15,7 +15,9 @@ namespace ddlm {
 std::set<std::string> NormalizeFlagNames(int argc, char** argv, std::vector<std::string>* storage,
                                          std::vector<char*>* new_argv);
 
-// The common start of ddlm's main(): changes to the `bazel run` caller's directory,
+// The common start of ddlm's main(): re-executes with OPENBLAS_CORETYPE set if
+// OpenBLAS chose kernels far below what the CPU runs (common/blas_coretype.h), changes
+// to the `bazel run` caller's directory,
 // sets the usage message, normalizes dashed flag names, parses the flags with Abseil,
 // and exits with status 2 naming `program` on a stray positional argument. Returns the
 // names of the flags given on the command line.

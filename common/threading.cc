@@ -12,6 +12,8 @@
 #include <ATen/Parallel.h>
 #include <glog/logging.h>
 
+#include "common/blas_coretype.h"
+
 namespace ddlm {
 namespace {
 
@@ -62,6 +64,7 @@ BlasInfo DetectBlas() {
   if (get != nullptr || p.find("openblas") != std::string::npos) {
     info.name = "OpenBLAS";
     if (get != nullptr) info.blas_threads = get();
+    info.core = OpenBlasCoreName();
   } else if (p.find("mkl") != std::string::npos) {
     info.name = "MKL";
   } else if (p.empty() && at::hasMKL()) {
@@ -82,8 +85,12 @@ BlasInfo DetectBlas() {
 
 void LogBlasInfo() {
   BlasInfo info = DetectBlas();
-  LOG(INFO) << "BLAS: " << info.name << " (" << (info.library_path.empty() ? "not loaded" : info.library_path)
-            << "), BLAS threads " << info.blas_threads << ", LibTorch threads " << info.torch_threads;
+  LOG(INFO) << "BLAS: " << info.name << (info.core.empty() ? "" : " " + info.core) << " ("
+            << (info.library_path.empty() ? "not loaded" : info.library_path) << "), BLAS threads " << info.blas_threads << ", LibTorch threads " << info.torch_threads;
+  if (const std::string replaced = RestartedFromOpenBlasCore(); !replaced.empty()) {
+    LOG(INFO) << "OpenBLAS had chosen its " << replaced << " kernels, below what this CPU runs; "
+              << "restarted with OPENBLAS_CORETYPE=" << info.core;
+  }
   if (info.is_reference()) {
     LOG(WARNING) << "LibTorch is using the slow reference BLAS; install libopenblas0-pthread "
                     "(./setup.sh does) for ~35x faster matrix products";

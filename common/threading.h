@@ -17,6 +17,7 @@ struct BlasInfo {
   std::string library_path;  // Resolved path of the loaded libblas, or "" if none.
   std::string name;          // "OpenBLAS", "reference BLAS", "MKL", "BLIS", "unknown".
   int blas_threads = -1;     // From openblas_get_num_threads, -1 if not OpenBLAS.
+  std::string core;          // OpenBLAS's kernel family ("SkylakeX"), "" if not OpenBLAS.
   int torch_threads = 0;     // at::get_num_threads().
   bool is_reference() const { return name == "reference BLAS"; }
 };
