@@ -8,13 +8,13 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
-#include "absl/strings/str_join.h"
 #include "common/checkpoint.h"
 #include "common/config.h"
 #include "common/file_io.h"
 #include "common/sharding.h"
 #include "common/status_macros.h"
 #include "coordinator/retention.h"
+#include "coordinator/scheduler.h"
 
 namespace ddlm {
 namespace {
@@ -583,73 +583,34 @@ void Coordinator::CloseCommandStreamLocked(const std::string& worker_id, const a
 
 // ---------------------------------------------------------------- scheduling
 
-namespace {
-
-// "cpu" or "cuda" from a registered device string ("cpu", "cuda:3").
-std::string KindOf(const WorkerEntry& w) {
-  const std::string& device = w.info.device();
-  return device.substr(0, device.find(':'));
-}
-
-}  // namespace
-
-std::vector<WorkerEntry*> Coordinator::PickSameDeviceKind(const std::vector<WorkerEntry*>& idle,
-                                                          int needed) {
-  // The kind of the longest-registered free worker that has enough peers of its kind.
-  for (const WorkerEntry* first : idle) {
-    std::vector<WorkerEntry*> chosen;
-    for (WorkerEntry* w : idle) {
-      if (KindOf(*w) == KindOf(*first)) chosen.push_back(w);
-      if (static_cast<int>(chosen.size()) == needed) return chosen;
-    }
-  }
-  return {};
-}
-
-std::string Coordinator::DescribeKinds(const std::vector<WorkerEntry*>& idle) {
-  std::map<std::string, int> counts;
-  for (const WorkerEntry* w : idle) ++counts[KindOf(*w)];
-  std::vector<std::string> parts;
-  for (const auto& [kind, n] : counts) parts.push_back(absl::StrCat(n, " ", kind));
-  return absl::StrJoin(parts, ", ");
-}
-
 void Coordinator::ScheduleLocked() {
-  std::vector<WorkerEntry*> idle = workers_.Idle();
-  bool blocked = false;  // Strict FIFO: a job never overtakes an older queued one.
-  std::string blocker;
-  for (auto& job_ptr : jobs_) {
-    JobEntry& job = *job_ptr;
-    Job& j = *job.record.mutable_job();
-    if (j.state() != QUEUED || job.starting) continue;
-    const int needed = j.spec().num_workers();
-    std::string message;
-    if (blocked) {
-      message = absl::StrCat("waiting behind ", blocker);
-    } else if (static_cast<int>(idle.size()) < needed) {
-      message = absl::StrCat("waiting for ", needed, " free worker(s): ", idle.size(), " free of ",
-                             workers_.live_count(), " registered");
-      blocked = true;
-      blocker = j.id();
-    } else if (std::vector<WorkerEntry*> chosen = PickSameDeviceKind(idle, needed); chosen.empty()) {
-      // A job's ranks all-reduce with one backend (NCCL between GPUs, Gloo between
-      // CPUs), so they never mix CPU and GPU workers.
-      message = absl::StrCat("waiting for ", needed,
-                             " free worker(s) of one device kind (a job never mixes CPU and GPU "
-                             "workers); free: ", DescribeKinds(idle));
-      blocked = true;
-      blocker = j.id();
-    } else {
-      for (WorkerEntry* w : chosen) idle.erase(std::find(idle.begin(), idle.end(), w));
-      ReserveLocked(job, chosen);
-      continue;
+  std::vector<QueuedJob> queue;
+  std::vector<JobEntry*> queued;
+  for (auto& job : jobs_) {
+    const Job& j = job->record.job();
+    if (j.state() != QUEUED || job->starting) continue;
+    queue.push_back({j.id(), j.spec().num_workers()});
+    queued.push_back(job.get());
+  }
+  if (queue.empty()) return;
+  std::vector<FreeWorker> free;
+  for (const WorkerEntry* w : workers_.Idle()) free.push_back({w->info.worker_id(), w->info.device()});
+  const SchedulePlan plan = PlanSchedule(queue, free, workers_.live_count());
+  for (const Placement& p : plan.start) {
+    std::vector<WorkerEntry*> chosen;
+    for (const std::string& id : p.workers) chosen.push_back(workers_.Get(id));
+    ReserveLocked(*FindLocked(p.job_id), chosen);
+  }
+  for (JobEntry* job : queued) {
+    auto why = plan.waiting.find(job->record.job().id());
+    if (why == plan.waiting.end()) continue;
+    std::string message = why->second;
+    if (!job->resume_checkpoint.empty()) {
+      message = absl::StrCat("resuming from checkpoint ", job->resume_checkpoint, "; ", message);
     }
-    if (!job.resume_checkpoint.empty()) {
-      message = absl::StrCat("resuming from checkpoint ", job.resume_checkpoint, "; ", message);
-    }
-    if (j.message() != message) {
-      j.set_message(message);
-      SaveLocked(job);
+    if (job->record.job().message() != message) {
+      job->record.mutable_job()->set_message(message);
+      SaveLocked(*job);
     }
   }
 }

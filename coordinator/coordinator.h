@@ -249,10 +249,6 @@ class Coordinator {
   void SetStateLocked(JobEntry& job, JobState state, const std::string& message)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void ScheduleLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  // `needed` free workers of one device kind (all "cpu" or all "cuda"), or none.
-  static std::vector<WorkerEntry*> PickSameDeviceKind(const std::vector<WorkerEntry*>& idle, int needed);
-  // "1 cpu, 2 cuda".
-  static std::string DescribeKinds(const std::vector<WorkerEntry*>& idle);
   // Starting a job takes three steps, so that the corpus is read and the shards encoded
   // without the lock: ReserveLocked marks the workers BUSY for it and queues it in
   // pending_starts_; RunPendingStarts (after the call that scheduled it released the

@@ -116,7 +116,7 @@ class Latencies {
 std::map<std::string, Latencies>& Rpcs() {
   static auto* rpcs = [] {
     auto* m = new std::map<std::string, Latencies>;
-    for (const char* name : {"Register", "Heartbeat", "DownloadShard", "ReportMetrics", "ReportEvaluation",
+    for (const char* name : {"Register", "Heartbeat", "DownloadShard", "ReportMetrics", "ReportEvaluation(barrier)",
                              "UploadCheckpoint", "GetJob", "ListJobs", "WatchJob(event)"}) {
       m->try_emplace(name);
     }
@@ -129,7 +129,7 @@ std::atomic<int64_t> g_heartbeats_refused{0};
 std::atomic<int64_t> g_rpc_errors{0};
 
 void CountError(const absl::Status& s, const char* what) {
-  if (s.ok()) return;
+  if (s.ok() || g_stop.load()) return;  // Calls cut off by the shutdown are not errors.
   if (g_rpc_errors.fetch_add(1) < 10) std::fprintf(stderr, "%s: %s\n", what, s.ToString().c_str());
 }
 
@@ -252,7 +252,7 @@ class SimWorker {
       e.set_seconds(0.5);
       const auto start = Steady::now();
       absl::StatusOr<EvaluationDecision> decision = client_->ReportEvaluation(e, absl::Seconds(120));
-      Rpcs()["ReportEvaluation"].Add(start);
+      Rpcs()["ReportEvaluation(barrier)"].Add(start);
       if (!decision.ok()) {
         if (!g_stop.load()) CountError(decision.status(), "ReportEvaluation");
         return;
@@ -395,17 +395,23 @@ int Run() {
     heartbeaters.emplace_back([&, d] {
       std::vector<SimWorker*> mine;
       for (int i = d; i < num_workers; i += drivers) mine.push_back(workers[i].get());
-      for (SimWorker* w : mine) CountError(w->Register(), "Register");
-      registered.DecrementCount();
       const absl::Duration period = absl::Seconds(1);
       absl::Time next = absl::Now() + period * (static_cast<double>(d) / drivers);
-      while (!g_stop.load()) {
+      // The first pass registers each worker in its slot; later passes heartbeat it,
+      // so that every worker heartbeats about a second after it registered, however
+      // long registering them all takes.
+      for (bool first = true; !g_stop.load(); first = false) {
         for (size_t k = 0; k < mine.size() && !g_stop.load(); ++k) {
           // Evenly over the second: this worker's slot.
           const absl::Time slot = next + period * (static_cast<double>(k) / static_cast<double>(mine.size()));
           if (slot > absl::Now()) absl::SleepFor(slot - absl::Now());
-          mine[k]->Heartbeat();
+          if (first) {
+            CountError(mine[k]->Register(), "Register");
+          } else {
+            mine[k]->Heartbeat();
+          }
         }
+        if (first) registered.DecrementCount();
         next += period;
       }
     });
