@@ -13,6 +13,7 @@
 #include "common/file_io.h"
 #include "common/sharding.h"
 #include "common/status_macros.h"
+#include "coordinator/attempt_rounds.h"
 #include "coordinator/retention.h"
 #include "coordinator/scheduler.h"
 
@@ -737,6 +738,7 @@ void Coordinator::StartAttemptLocked(JobEntry& job, absl::StatusOr<PreparedAttem
   Attempt attempt;
   attempt.number = start.number;
   attempt.finished.assign(world, false);
+  attempt.rounds = AttemptRounds(world);
   attempt.shards = std::move(prepared->shards);
   j.set_attempt(attempt.number);
   j.clear_workers();
@@ -870,30 +872,15 @@ absl::StatusOr<std::string> Coordinator::CheckpointPath(const std::string& job_i
 absl::Status Coordinator::ReportMetrics(const ReportMetricsRequest& request) {
   return Persisted([&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) -> absl::Status {
     DDLM_ASSIGN_OR_RETURN(JobEntry * job, FindAttemptLocked(request.worker(), request.attempt()));
-    Attempt& a = *job->attempt;
-    const TrainingMetrics& m = request.metrics();
-    MetricsRound& round = a.metrics[{m.epoch(), m.batch()}];
-    if (round.ranks.empty()) round.ranks.assign(a.workers.size(), false);
-    const int rank = request.attempt().rank();
-    if (round.ranks[rank]) return absl::OkStatus();  // A repeated report.
-    round.ranks[rank] = true;
-    if (round.reported == 0) round.sum = m;
-    else {
-      round.sum.set_loss(round.sum.loss() + m.loss());
-      round.sum.set_tokens_per_second(round.sum.tokens_per_second() + m.tokens_per_second());
-      round.sum.set_ms_per_batch(std::max(round.sum.ms_per_batch(), m.ms_per_batch()));
-    }
-    if (++round.reported < static_cast<int>(a.workers.size())) return absl::OkStatus();
-    TrainingMetrics combined = round.sum;
-    combined.set_loss(round.sum.loss() / static_cast<double>(a.workers.size()));
-    combined.set_ppl(std::exp(combined.loss()));
-    a.metrics.erase({m.epoch(), m.batch()});
+    DDLM_ASSIGN_OR_RETURN(std::optional<TrainingMetrics> combined,
+                          job->attempt->rounds.ReportMetrics(request.attempt().rank(), request.metrics()));
+    if (!combined) return absl::OkStatus();  // Not every rank yet.
     Job& j = *job->record.mutable_job();
-    *j.mutable_last_training() = combined;
-    j.set_epoch(combined.epoch());
+    *j.mutable_last_training() = *combined;
+    j.set_epoch(combined->epoch());
     j.set_global_step(std::max(j.global_step(), request.global_step()));
     JobEvent event;
-    *event.mutable_training() = combined;
+    *event.mutable_training() = *combined;
     AddEventLocked(*job, std::move(event));
     return absl::OkStatus();
   });
@@ -912,90 +899,81 @@ absl::StatusOr<EvaluationDecision> Coordinator::ReportEvaluation(
     return absl::InvalidArgumentError(
         absl::StrCat("loss_sum must be finite and >= 0, got ", request.loss_sum()));
   }
+  const Split split = request.split();
+  const int32_t epoch = request.epoch();
   return Persisted([&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) -> absl::StatusOr<EvaluationDecision> {
     DDLM_ASSIGN_OR_RETURN(JobEntry * job, FindAttemptLocked(request.worker(), request.attempt()));
     const int32_t number = job->attempt->number;
-    const std::pair<int, int32_t> key{request.split(), request.epoch()};
     {
       Attempt& a = *job->attempt;
-      EvaluationRound& round = a.evaluations[key];
-      if (!round.decision && (a.cancel_requested || !a.failure.empty())) {
+      if (!a.rounds.Decision(split, epoch) && (a.cancel_requested || !a.failure.empty())) {
         // Every rank of an undecided round gets the same answer, so none goes on to a
         // collective that the others have left.
         return absl::AbortedError(absl::StrCat("job '", request.attempt().job_id(), "' attempt ",
                                                number, " was cancelled or failed"));
       }
-      const int world = static_cast<int>(a.workers.size());
-      if (round.reported.empty()) round.reported.assign(world, false);
-      const int rank = request.attempt().rank();
-      if (!round.reported[rank]) {
-        round.reported[rank] = true;
-        round.loss_sum += request.loss_sum();
-        round.tokens += request.tokens();
-        round.seconds = std::max(round.seconds, request.seconds());
-        if (std::all_of(round.reported.begin(), round.reported.end(), [](bool r) { return r; })) {
-          EvaluationDecision decision;
-          const double loss = round.loss_sum / static_cast<double>(round.tokens);
-          decision.set_loss(loss);
-          decision.set_tokens(round.tokens);
-          JobEvent event;
-          Job& j = *job->record.mutable_job();
-          if (request.split() == VALID) {
-            // word_language_model: keep the model if validation improved, else anneal.
-            if (!job->best_val_loss || loss < *job->best_val_loss) {
-              job->best_val_loss = loss;
-              decision.set_best(true);
-              j.set_best_val_ppl(std::exp(loss));
-            } else {
-              job->lr /= j.spec().optimizer().anneal_factor();
-            }
-            decision.set_lr(job->lr);
-            EpochResult& e = *event.mutable_epoch();
-            e.set_epoch(request.epoch());
-            e.set_val_loss(loss);
-            e.set_val_ppl(std::exp(loss));
-            e.set_val_tokens(round.tokens);
-            e.set_lr(job->lr);
-            e.set_best(decision.best());
-            e.set_seconds(round.seconds);
-            j.set_epoch(request.epoch());
-          } else {
-            a.tested = true;
-            TestResult& t = *event.mutable_test();
-            t.set_test_loss(loss);
-            t.set_test_ppl(std::exp(loss));
-            t.set_test_tokens(round.tokens);
-            j.set_test_ppl(std::exp(loss));
+      DDLM_ASSIGN_OR_RETURN(std::optional<AttemptRounds::Evaluation> done,
+                            a.rounds.ReportEvaluation(request.attempt().rank(), split, epoch,
+                                                      request.loss_sum(), request.tokens(),
+                                                      request.seconds()));
+      if (done) {  // This report completed the round: decide it, once.
+        EvaluationDecision decision;
+        decision.set_loss(done->loss);
+        decision.set_tokens(done->tokens);
+        JobEvent event;
+        Job& j = *job->record.mutable_job();
+        if (split == VALID) {
+          const ValidationOutcome outcome = DecideAfterValidation(
+              done->loss, job->best_val_loss, job->lr, j.spec().optimizer().anneal_factor());
+          job->lr = outcome.lr;
+          if (outcome.best) {
+            job->best_val_loss = done->loss;
+            j.set_best_val_ppl(std::exp(done->loss));
           }
-          round.decision = decision;
-          AddEventLocked(*job, std::move(event));
+          decision.set_best(outcome.best);
+          decision.set_lr(job->lr);
+          EpochResult& e = *event.mutable_epoch();
+          e.set_epoch(epoch);
+          e.set_val_loss(done->loss);
+          e.set_val_ppl(std::exp(done->loss));
+          e.set_val_tokens(done->tokens);
+          e.set_lr(job->lr);
+          e.set_best(outcome.best);
+          e.set_seconds(done->seconds);
+          j.set_epoch(epoch);
+        } else {
+          a.tested = true;
+          TestResult& t = *event.mutable_test();
+          t.set_test_loss(done->loss);
+          t.set_test_ppl(std::exp(done->loss));
+          t.set_test_tokens(done->tokens);
+          j.set_test_ppl(std::exp(done->loss));
         }
+        a.rounds.Decide(split, epoch, decision);
+        AddEventLocked(*job, std::move(event));
       }
     }
+    auto current = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+      return job->attempt && job->attempt->number == number && !job->attempt->ended;
+    };
     auto ready = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-      return shutdown_ || !job->attempt || job->attempt->number != number || job->attempt->ended ||
-             job->attempt->cancel_requested || !job->attempt->failure.empty() ||
-             job->attempt->evaluations[key].decision.has_value();
+      return shutdown_ || !current() || job->attempt->cancel_requested ||
+             !job->attempt->failure.empty() || job->attempt->rounds.Decision(split, epoch).has_value();
     };
     mu_.AwaitWithDeadline(absl::Condition(&ready), deadline);
     // A decided round is answered even if a cancel came later, so that every rank sees
     // the same outcome and takes the same next collective step.
-    if (job->attempt && job->attempt->number == number && !job->attempt->ended &&
-        job->attempt->evaluations[key].decision.has_value()) {
-      return *job->attempt->evaluations[key].decision;
+    if (current()) {
+      if (std::optional<EvaluationDecision> decision = job->attempt->rounds.Decision(split, epoch)) {
+        return *decision;
+      }
     }
-    if (!job->attempt || job->attempt->number != number || job->attempt->ended ||
-        job->attempt->cancel_requested || !job->attempt->failure.empty() || shutdown_) {
+    if (!current() || job->attempt->cancel_requested || !job->attempt->failure.empty() || shutdown_) {
       return absl::AbortedError(absl::StrCat("job '", request.attempt().job_id(), "' attempt ",
                                              number, " was cancelled or failed"));
     }
-    const std::optional<EvaluationDecision>& decision = job->attempt->evaluations[key].decision;
-    if (!decision) {
-      return absl::DeadlineExceededError(absl::StrCat("not every rank reported its ",
-                                                      SplitName(request.split()), " loss for epoch ",
-                                                      request.epoch(), " in time"));
-    }
-    return *decision;
+    return absl::DeadlineExceededError(absl::StrCat("not every rank reported its ", SplitName(split),
+                                                    " loss for epoch ", epoch, " in time"));
   });
 }
 

@@ -55,6 +55,7 @@
 #include "common/clock.h"
 #include "common/corpus.h"
 #include "common/key_value_store.h"
+#include "coordinator/attempt_rounds.h"
 #include "coordinator/job_store.h"
 #include "coordinator/record_writer.h"
 #include "coordinator/stream_sink.h"
@@ -168,26 +169,13 @@ class Coordinator {
     Dictionary dictionary;
     std::vector<int64_t> train, valid, test;
   };
-  struct MetricsRound {
-    std::vector<bool> ranks;  // Which ranks reported.
-    int reported = 0;
-    TrainingMetrics sum;  // loss summed; tokens_per_second summed; ms max.
-  };
-  struct EvaluationRound {
-    std::vector<bool> reported;
-    double loss_sum = 0;
-    int64_t tokens = 0;
-    double seconds = 0;
-    std::optional<EvaluationDecision> decision;
-  };
   struct Attempt {
     int32_t number = 0;
     std::vector<std::string> workers;  // By rank.
     std::vector<bool> finished;
     // Per rank: train, valid, test shards.
     std::vector<std::array<std::shared_ptr<const std::string>, 3>> shards;
-    std::map<std::pair<int32_t, int64_t>, MetricsRound> metrics;
-    std::map<std::pair<int, int32_t>, EvaluationRound> evaluations;  // (split, epoch).
+    AttemptRounds rounds;  // Metrics and evaluation barriers.
     bool cancel_requested = false;
     std::string failure;  // First failure; empty if none.
     bool tested = false;

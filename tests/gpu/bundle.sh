@@ -48,8 +48,11 @@ done
 # Shared libraries: everything ldd resolves here except glibc's own, and LibTorch, CUDA
 # and NCCL (from the torch wheel: the GPU machine's torch has them).
 torch_site=$(ls -d /opt/ddlm/torch-*/lib/python3*/site-packages | head -1)
-for f in "$out"/bin/*/*; do
-  ldd "$f" | awk '/=> \// {print $3}'
+# ldd on the binaries where Bazel built them: tests link the project's own libraries
+# as shared objects (_solib_k8/) through a relative rpath that resolves only there.
+for t in "${targets[@]}"; do
+  path=${t#//}
+  ldd "$bin/${path%%:*}/${path##*:}" | awk '/=> \// {print $3}'
 done | sort -u | while read -r lib; do
   case "$lib" in
     "$torch_site"/*) ;;
@@ -62,7 +65,7 @@ chmod -R u+w "$out/lib" "$out/lib-fallback"
 strip --strip-unneeded "$out"/lib/*.so* 2>/dev/null || true
 
 # What the GPU machine must provide.
-glibc=$(for f in "$out"/bin/*/* "$out"/lib/*; do objdump -T "$f" 2>/dev/null; done |
+glibc=$(find "$out/bin" "$out/lib" -type f | while read -r f; do objdump -T "$f" 2>/dev/null; done |
         grep -o 'GLIBC_2\.[0-9]*' | sort -uV | tail -1)
 torch_version=$("$(dirname "$(dirname "$(dirname "$torch_site")")")/bin/python3" -c \
   'import torch; print(torch.__version__.split("+")[0])')

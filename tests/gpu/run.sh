@@ -73,11 +73,11 @@ if ldd "$bin/worker/ddlm_worker" 2>&1 | grep -q "GLIBCXX.*not found"; then
   echo "using the bundled libstdc++"
 fi
 missing=0
-for f in "$bin"/*/*; do
+while read -r f; do
   if ldd "$f" 2>&1 | grep -E "not found" >/dev/null; then
     echo "$f:"; ldd "$f" | grep "not found"; missing=1
   fi
-done
+done < <(find "$bin" -type f)
 # One LibTorch, one CUDA runtime, one NCCL: every copy the worker loads comes from torch.
 loaded=$(ldd "$bin/worker/ddlm_worker" | grep -E "libtorch|libc10|libcudart|libnccl" || true)
 echo "$loaded"
