@@ -7,14 +7,12 @@
 #include <map>
 
 #include "absl/strings/str_cat.h"
-#include "absl/strings/str_format.h"
-#include "common/checkpoint.h"
 #include "common/config.h"
 #include "common/file_io.h"
 #include "common/sharding.h"
 #include "common/status_macros.h"
 #include "coordinator/attempt_rounds.h"
-#include "coordinator/retention.h"
+#include "coordinator/checkpoint_store.h"
 #include "coordinator/scheduler.h"
 
 namespace ddlm {
@@ -337,28 +335,8 @@ absl::StatusOr<GenerateResponse> Coordinator::Generate(const GenerateRequest& re
   {
     absl::MutexLock lock(&mu_);
     DDLM_ASSIGN_OR_RETURN(JobEntry * job, FindJobLocked(request.job_id()));
-    const auto& kept = job->record.checkpoints();
-    if (kept.empty()) {
-      return absl::FailedPreconditionError(
-          absl::StrCat("job '", request.job_id(), "' has no checkpoint yet"));
-    }
-    const std::string which = request.checkpoint().empty() ? "best" : request.checkpoint();
-    if (which == "latest") {
-      id = kept[kept.size() - 1].id();
-    } else if (which == "best") {
-      id = kept[kept.size() - 1].id();
-      for (const CheckpointInfo& c : kept) {
-        if (c.best()) id = c.id();
-      }
-    } else {
-      for (const CheckpointInfo& c : kept) {
-        if (c.id() == which) id = c.id();
-      }
-      if (id.empty()) {
-        return absl::NotFoundError(absl::StrCat("checkpoint '", which, "': job '",
-                                                request.job_id(), "' keeps no such checkpoint"));
-      }
-    }
+    DDLM_ASSIGN_OR_RETURN(id, ResolveCheckpoint(job->record.checkpoints(), request.checkpoint(),
+                                                request.job_id()));
     path = store_.CheckpointPath(request.job_id(), id);
   }
   // Without the lock, in the generator's few slots.
@@ -989,25 +967,8 @@ absl::StatusOr<CheckpointInfo> Coordinator::UploadCheckpoint(const WorkerRef& wo
     }
   }
   // Verify (magic, version, index, CRC) and store without holding the lock.
-  DDLM_ASSIGN_OR_RETURN(Checkpoint checkpoint,
-                        ParseCheckpoint(bytes, absl::StrCat("checkpoint upload for ", job_id)));
-  const CheckpointHeader& h = checkpoint.header;
-  CheckpointInfo info;
-  info.set_id(absl::StrFormat("e%04d-s%08d", h.position().epoch(), h.position().global_step()));
-  info.set_epoch(h.position().epoch());
-  info.set_batch(h.position().batch());
-  info.set_global_step(h.position().global_step());
-  info.set_lr(h.lr());
-  if (h.has_val_loss() && h.position().batch() == 0) {
-    info.set_val_loss(h.val_loss());
-    info.set_val_ppl(std::exp(h.val_loss()));
-    info.set_best(h.has_best_val_loss() && h.best_val_loss() == h.val_loss());
-  }
-  if (h.has_best_val_loss()) info.set_best_val_loss(h.best_val_loss());
-  info.set_size_bytes(bytes.size());
-  info.set_crc32(Crc32(absl::string_view(bytes).substr(0, bytes.size() - 4)));  // = the file's trailer.
-  info.set_created_unix_seconds(h.created_unix_seconds());
-  info.set_attempt(ref.attempt());
+  DDLM_ASSIGN_OR_RETURN(CheckpointInfo info,
+                        DescribeUpload(bytes, ref.attempt(), absl::StrCat("checkpoint upload for ", job_id)));
   // Written under a staging name, and renamed over the final one only if the attempt
   // is still current: a late upload never replaces a kept file.
   const std::string staging = absl::StrCat(info.id(), ".attempt-", ref.attempt(), ".partial");
@@ -1023,27 +984,8 @@ absl::StatusOr<CheckpointInfo> Coordinator::UploadCheckpoint(const WorkerRef& wo
     }
     DDLM_RETURN_IF_ERROR(store_.RenameCheckpoint(job_id, staging, info.id()));
     JobEntry& job = **found;
-    auto* kept = job.record.mutable_checkpoints();
-    for (int i = 0; i < kept->size(); ++i) {
-      if (kept->Get(i).id() == info.id()) {  // Re-written by a resumed attempt.
-        kept->DeleteSubrange(i, 1);
-        break;
-      }
-    }
-    if (info.best()) {
-      for (CheckpointInfo& c : *kept) c.set_best(false);
-    }
-    *kept->Add() = info;
-    std::vector<CheckpointInfo> list(kept->begin(), kept->end());
-    doomed = CheckpointsToDelete(list, job.record.job().spec().checkpoint().keep_last());
-    for (const std::string& id : doomed) {
-      for (int i = 0; i < kept->size(); ++i) {
-        if (kept->Get(i).id() == id) {
-          kept->DeleteSubrange(i, 1);
-          break;
-        }
-      }
-    }
+    doomed = AddToKept(job.record.mutable_checkpoints(), info,
+                       job.record.job().spec().checkpoint().keep_last());
     JobEvent event;
     *event.mutable_checkpoint() = info;
     AddEventLocked(job, std::move(event));
