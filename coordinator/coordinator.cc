@@ -55,7 +55,7 @@ Coordinator::Coordinator(const CoordinatorOptions& options, Clock* clock)
     : options_(options),
       clock_(clock),
       store_(options.state_dir),
-      writer_(&store_),
+      writer_(&store_, options.before_record_write_for_testing),
       generator_(options.generation),
       workers_(options.heartbeat_timeout),
       heartbeats_(&workers_.heartbeats()) {}

@@ -78,6 +78,9 @@ struct CoordinatorOptions {
   // Tests only: called (without the coordinator's lock) just before an attempt's
   // corpus is read and its shards encoded.
   std::function<void(const std::string& job_id)> before_prepare_for_testing;
+  // Tests only: called (without the coordinator's lock) before each batch of job-record
+  // writes reaches the disk; a slow disk, as the coordinator sees it.
+  std::function<void()> before_record_write_for_testing;
 };
 
 class Coordinator {

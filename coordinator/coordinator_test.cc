@@ -1,9 +1,12 @@
 #include "coordinator/coordinator.h"
 
+#include <atomic>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
+#include <thread>
 
+#include "absl/synchronization/notification.h"
 #include "common/checkpoint.h"
 #include "common/clock.h"
 #include "common/config.h"
@@ -368,6 +371,49 @@ TEST_F(CoordinatorTest, AJobIsPreparedWithoutTheLockAndALostWorkerRequeuesIt) {
   EXPECT_EQ(c->assign().attempt().attempt(), 1);
   EXPECT_EQ(c->assign().attempt().job_id(), job->id());
   EXPECT_GT(c->assign().vocabulary_size(), 100);
+}
+
+TEST_F(CoordinatorTest, HeartbeatsAndQueriesAreAnsweredWhileARecordWriteIsStuck) {
+  // A disk that stalls: the first record write after `stall` is armed blocks until
+  // released, as a slow fsync would.
+  absl::Notification stalled, release;
+  std::atomic<bool> stall{false};
+  options_.before_record_write_for_testing = [&] {
+    if (!stall.exchange(false)) return;
+    stalled.Notify();
+    release.WaitForNotification();
+  };
+  coordinator_.reset();
+  coordinator_ = *Coordinator::Create(options_, &clock_);
+  auto job = coordinator_->SubmitJob(Spec(1));
+  ASSERT_TRUE(job.ok()) << job.status();
+  WorkerRef w = AddWorker("w0");
+  auto c = Poll(w);
+  ASSERT_TRUE(c && c->has_assign());
+
+  stall = true;
+  std::thread reporter([&] {
+    ReportMetricsRequest m;
+    *m.mutable_worker() = w;
+    *m.mutable_attempt() = c->assign().attempt();
+    m.mutable_metrics()->set_epoch(1);
+    m.mutable_metrics()->set_batch(9);
+    m.mutable_metrics()->set_loss(2.0);
+    // Answers only once its event is on disk.
+    EXPECT_TRUE(coordinator_->ReportMetrics(m).ok());
+  });
+  stalled.WaitForNotification();
+  // The event's write is stuck; none of these waits for it (each would hang here if
+  // the write held the coordinator's lock).
+  EXPECT_TRUE(coordinator_->Heartbeat(w).ok());
+  auto now = coordinator_->GetJob(job->id());
+  ASSERT_TRUE(now.ok());
+  EXPECT_EQ(now->state(), RUNNING);
+  EXPECT_EQ(coordinator_->ListJobs().size(), 1u);
+  EXPECT_EQ(coordinator_->ListWorkers().size(), 1u);
+  release.Notify();
+  reporter.join();
+  EXPECT_DOUBLE_EQ(coordinator_->GetJob(job->id())->last_training().loss(), 2.0);
 }
 
 TEST_F(CoordinatorTest, AQueuedJobReadsItsCorpusAgainWhenItStarts) {

@@ -29,6 +29,7 @@ uint64_t JobRecordWriter::Snapshot(JobRecord record) {
 }
 
 absl::Status JobRecordWriter::WriteBatch(std::deque<Op>& batch) {
+  if (before_write_) before_write_();
   absl::Status first;
   for (Op& op : batch) {
     absl::Status s = op.snapshot ? store_->WriteSnapshot(*op.snapshot)

@@ -16,6 +16,7 @@
 
 #include <cstdint>
 #include <deque>
+#include <functional>
 #include <optional>
 #include <string>
 
@@ -29,7 +30,10 @@ namespace ddlm {
 
 class JobRecordWriter {
  public:
-  explicit JobRecordWriter(JobStore* store /* not owned */) : store_(store) {}
+  // `before_write` (tests only; may be empty) runs before each batch is written,
+  // without any lock held.
+  explicit JobRecordWriter(JobStore* store /* not owned */, std::function<void()> before_write = {})
+      : store_(store), before_write_(std::move(before_write)) {}
 
   // Queues one frame for the job's log. Returns its ticket.
   uint64_t Append(const std::string& job_id, JobLogEntry entry) ABSL_LOCKS_EXCLUDED(mu_);
@@ -59,6 +63,7 @@ class JobRecordWriter {
   absl::Status WriteBatch(std::deque<Op>& batch);
 
   JobStore* const store_;
+  const std::function<void()> before_write_;
   absl::Mutex mu_;
   std::deque<Op> queue_ ABSL_GUARDED_BY(mu_);
   uint64_t next_ticket_ ABSL_GUARDED_BY(mu_) = 1;
