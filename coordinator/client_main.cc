@@ -6,6 +6,7 @@
 //   ddlm list | status JOB | watch JOB | cancel JOB | checkpoints JOB | workers
 //   ddlm resume JOB [--checkpoint ID] [--epochs N] [--watch]
 //   ddlm generate JOB [--checkpoint best|latest|ID] [--words N] [--temperature T]
+//   ddlm fetch JOB --out FILE [--checkpoint best|latest|ID]   save a kept checkpoint
 //
 // Every command but launch talks to --coordinator (default localhost:50051). The
 // same calls work from grpcurl: see README.md.
@@ -36,6 +37,7 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
+#include "common/chunked_transfer.h"
 #include "common/cli.h"
 #include "common/config.h"
 #include "common/file_io.h"
@@ -58,6 +60,7 @@ ABSL_FLAG(std::string, device, "cpu",
           "(all on GPU N; with --collective gloo).");
 ABSL_FLAG(std::string, collective, "auto", "launch: the workers' --collective (auto, gloo, nccl).");
 ABSL_FLAG(std::string, state_dir, "ddlm_state", "launch: the coordinator's state directory.");
+ABSL_FLAG(std::string, out, "", "fetch: where to write the checkpoint file.");
 ABSL_FLAG(int32_t, port, 0, "launch: the coordinator's port (0: any free port).");
 
 namespace {
@@ -74,6 +77,8 @@ commands:
   resume JOB [--checkpoint ID] [--epochs N] [--watch]
   checkpoints JOB
   generate JOB [--checkpoint best|latest|ID] [--words N] [--temperature T] [--top_k K]
+  fetch JOB --out FILE [--checkpoint best|latest|ID]
+                                    save a kept checkpoint (for ddlm_generate, ddlm_train)
   workers                           registered workers)";
 
 int Fail(const absl::Status& status) {
@@ -154,6 +159,20 @@ absl::StatusOr<ddlm::JobSpec> ReadSpec() {
   const std::string path = absl::GetFlag(FLAGS_config);
   if (path.empty()) return absl::InvalidArgumentError("--config is required");
   return ddlm::LoadJobSpec(path);
+}
+
+// Writes the job's kept checkpoint `which` to `path` (atomically).
+absl::Status FetchCheckpoint(ddlm::JobService::Stub& stub, const std::string& job_id,
+                             const std::string& which, const std::string& path) {
+  grpc::ClientContext context;
+  context.set_deadline(std::chrono::system_clock::now() + std::chrono::minutes(10));
+  ddlm::FetchCheckpointRequest request;
+  request.set_job_id(job_id);
+  request.set_checkpoint(which);
+  absl::StatusOr<std::string> bytes =
+      ddlm::CollectChunks(stub.FetchCheckpoint(&context, request), absl::StrCat(job_id, "'s checkpoint"));
+  if (!bytes.ok()) return bytes.status();
+  return ddlm::WriteFileAtomically(path, *bytes);
 }
 
 // ---- launch: a coordinator and N workers on this machine.
@@ -276,25 +295,13 @@ int Launch() {
   std::fflush(stdout);
   const int rc = Watch(*stub, job.id());
   if (rc == 0 && !spec->checkpoint().path().empty()) {
-    // Like main.py's --save: the best model also lands at checkpoint.path.
-    grpc::ClientContext list_context;
-    ddlm::ListCheckpointsRequest list;
-    list.set_job_id(job.id());
-    ddlm::ListCheckpointsResponse kept;
-    if (stub->ListCheckpoints(&list_context, list, &kept).ok() && kept.checkpoints_size() > 0) {
-      std::string best = kept.checkpoints(kept.checkpoints_size() - 1).id();
-      for (const ddlm::CheckpointInfo& c : kept.checkpoints()) {
-        if (c.best()) best = c.id();
-      }
-      absl::StatusOr<std::string> bytes = ddlm::ReadFile(
-          absl::StrCat(state_dir, "/jobs/", job.id(), "/checkpoints/", best, ".ckpt"));
-      absl::Status saved = bytes.ok() ? ddlm::WriteFileAtomically(spec->checkpoint().path(), *bytes)
-                                      : bytes.status();
-      if (saved.ok()) {
-        std::printf("best model (%s) saved to %s\n", best.c_str(), spec->checkpoint().path().c_str());
-      } else {
-        std::fprintf(stderr, "ddlm: could not save the best model: %s\n", saved.ToString().c_str());
-      }
+    // Like main.py's --save: the best model also lands at checkpoint.path (fetched
+    // through the coordinator's API, as from any other machine).
+    absl::Status saved = FetchCheckpoint(*stub, job.id(), "best", spec->checkpoint().path());
+    if (saved.ok()) {
+      std::printf("best model saved to %s\n", spec->checkpoint().path().c_str());
+    } else {
+      std::fprintf(stderr, "ddlm: could not save the best model: %s\n", saved.ToString().c_str());
     }
   }
   children.clear();  // Workers first, then the coordinator.
@@ -425,6 +432,20 @@ int main(int argc, char** argv) {
     ddlm::GenerateResponse response;
     if (status = stub->Generate(&context, request, &response); !status.ok()) return Fail(status);
     std::printf("%s\n", response.text().c_str());
+    return 0;
+  }
+  if (command == "fetch") {
+    if (!need_job()) return 2;
+    const std::string out = absl::GetFlag(FLAGS_out);
+    if (out.empty()) {
+      std::fprintf(stderr, "ddlm fetch: give --out FILE\n");
+      return 2;
+    }
+    absl::Status saved = FetchCheckpoint(*stub, arg, absl::GetFlag(FLAGS_checkpoint), out);
+    if (!saved.ok()) return Fail(saved);
+    std::printf("%s's %s checkpoint saved to %s\n", arg.c_str(),
+                absl::GetFlag(FLAGS_checkpoint).empty() ? "best" : absl::GetFlag(FLAGS_checkpoint).c_str(),
+                out.c_str());
     return 0;
   }
   if (command == "workers") {

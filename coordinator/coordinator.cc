@@ -329,6 +329,18 @@ absl::StatusOr<std::vector<CheckpointInfo>> Coordinator::ListCheckpoints(const s
                                      job->record.checkpoints().end());
 }
 
+absl::StatusOr<std::string> Coordinator::KeptCheckpointBytes(const std::string& job_id,
+                                                             const std::string& which) {
+  std::string path;
+  {
+    absl::MutexLock lock(&mu_);
+    DDLM_ASSIGN_OR_RETURN(JobEntry * job, FindJobLocked(job_id));
+    DDLM_ASSIGN_OR_RETURN(std::string id, ResolveCheckpoint(job->record.checkpoints(), which, job_id));
+    path = store_.CheckpointPath(job_id, id);
+  }
+  return ReadFile(path);
+}
+
 absl::StatusOr<GenerateResponse> Coordinator::Generate(const GenerateRequest& request) {
   DDLM_RETURN_IF_ERROR(generator_.ParseRequest(request).status());  // Before any lookup.
   std::string path, id;

@@ -110,6 +110,10 @@ class Coordinator {
   absl::StatusOr<Job> ResumeJob(const ResumeJobRequest& request) ABSL_LOCKS_EXCLUDED(mu_);
   absl::StatusOr<std::vector<CheckpointInfo>> ListCheckpoints(const std::string& job_id)
       ABSL_LOCKS_EXCLUDED(mu_);
+  // The bytes of a kept checkpoint ("best" or "", "latest", or an id), for users (read
+  // without the lock). NOT_FOUND / FAILED_PRECONDITION as ListCheckpoints and Generate.
+  absl::StatusOr<std::string> KeptCheckpointBytes(const std::string& job_id, const std::string& which)
+      ABSL_LOCKS_EXCLUDED(mu_);
   absl::StatusOr<GenerateResponse> Generate(const GenerateRequest& request) ABSL_LOCKS_EXCLUDED(mu_);
   std::vector<WorkerInfo> ListWorkers() ABSL_LOCKS_EXCLUDED(mu_);
 

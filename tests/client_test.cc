@@ -3,6 +3,7 @@
 
 #include <cstdlib>
 #include <fstream>
+#include <iterator>
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -55,6 +56,20 @@ TEST(ClientTest, SubmitWatchListStatusCheckpointsGenerate) {
   EXPECT_THAT(out, HasSubstr("id: \"e0003-s00000060\""));
   ASSERT_EQ(RunBinary({kClient, "generate", "job-1", "--words=25", at}, &out), 0) << out;
   EXPECT_GE(std::count(out.begin(), out.end(), ' '), 20);
+  // A kept checkpoint, fetched through the API, is a whole ddlm checkpoint file.
+  const std::string fetched = TempDir() + "/fetched.ckpt";
+  ASSERT_EQ(RunBinary({kClient, "fetch", "job-1", "--checkpoint=e0003-s00000060", "--out=" + fetched, at}, &out), 0)
+      << out;
+  EXPECT_THAT(out, HasSubstr("saved to " + fetched));
+  {
+    std::ifstream file(fetched, std::ios::binary);
+    std::string bytes((std::istreambuf_iterator<char>(file)), std::istreambuf_iterator<char>());
+    EXPECT_EQ(bytes.substr(0, 8), "DDLMCKPT");
+    EXPECT_GT(bytes.size(), 1000u);
+  }
+  EXPECT_EQ(RunBinary({kClient, "fetch", "job-1", "--checkpoint=e9999", "--out=" + fetched, at}, &out), 1);
+  EXPECT_THAT(out, HasSubstr("NOT_FOUND"));
+  EXPECT_EQ(RunBinary({kClient, "fetch", "job-1", at}, &out), 2);
   ASSERT_EQ(RunBinary({kClient, "workers", at}, &out), 0) << out;
   EXPECT_THAT(out, HasSubstr("worker_id: \"w1\""));
 

@@ -10,7 +10,7 @@
 #include "absl/base/thread_annotations.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
-#include "common/file_io.h"
+#include "common/chunked_transfer.h"
 #include "common/grpc_status.h"
 
 namespace ddlm {
@@ -120,27 +120,6 @@ grpc::Status Reply(absl::StatusOr<T> result, Out* out) {
   return grpc::Status::OK;
 }
 
-grpc::Status SendChunks(const std::string& bytes, grpc::ServerContext* context,
-                        grpc::ServerWriter<DataChunk>* writer) {
-  const uint32_t crc = Crc32(bytes);
-  size_t offset = 0;
-  do {
-    DataChunk chunk;
-    const size_t n = std::min(kChunkBytes, bytes.size() - offset);
-    chunk.set_data(bytes.data() + offset, n);
-    chunk.set_total_bytes(static_cast<int64_t>(bytes.size()));
-    offset += n;
-    if (offset == bytes.size()) {
-      chunk.set_last(true);
-      chunk.set_crc32(crc);
-    }
-    if (context->IsCancelled() || !writer->Write(chunk)) {
-      return grpc::Status(grpc::StatusCode::CANCELLED, "the client went away");
-    }
-  } while (offset < bytes.size());
-  return grpc::Status::OK;
-}
-
 }  // namespace
 
 // ---------------------------------------------------------------- JobService
@@ -184,6 +163,14 @@ grpc::Status JobServiceImpl::ListCheckpoints(grpc::ServerContext*, const ListChe
   if (!kept.ok()) return ToGrpcStatus(kept.status());
   for (CheckpointInfo& c : *kept) *response->add_checkpoints() = std::move(c);
   return grpc::Status::OK;
+}
+
+grpc::Status JobServiceImpl::FetchCheckpoint(grpc::ServerContext* context,
+                                             const FetchCheckpointRequest* request,
+                                             grpc::ServerWriter<DataChunk>* writer) {
+  absl::StatusOr<std::string> bytes = c_->KeptCheckpointBytes(request->job_id(), request->checkpoint());
+  if (!bytes.ok()) return ToGrpcStatus(bytes.status());
+  return SendChunks(*bytes, context, writer);
 }
 
 grpc::Status JobServiceImpl::Generate(grpc::ServerContext*, const GenerateRequest* request,

@@ -18,9 +18,6 @@
 
 namespace ddlm {
 
-// Checkpoints, shards and checkpoint downloads move in chunks of this size, well
-// under gRPC's default 4 MiB message limit.
-inline constexpr size_t kChunkBytes = 1 << 20;
 
 class JobServiceImpl final : public JobService::WithCallbackMethod_WatchJob<JobService::Service> {
  public:
@@ -35,6 +32,8 @@ class JobServiceImpl final : public JobService::WithCallbackMethod_WatchJob<JobS
   grpc::Status ResumeJob(grpc::ServerContext*, const ResumeJobRequest*, Job*) override;
   grpc::Status ListCheckpoints(grpc::ServerContext*, const ListCheckpointsRequest*,
                                ListCheckpointsResponse*) override;
+  grpc::Status FetchCheckpoint(grpc::ServerContext*, const FetchCheckpointRequest*,
+                               grpc::ServerWriter<DataChunk>*) override;
   grpc::Status Generate(grpc::ServerContext*, const GenerateRequest*, GenerateResponse*) override;
   grpc::Status ListWorkers(grpc::ServerContext*, const ListWorkersRequest*,
                            ListWorkersResponse*) override;

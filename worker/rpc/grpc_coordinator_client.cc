@@ -1,7 +1,7 @@
 #include "worker/rpc/grpc_coordinator_client.h"
 
 #include "absl/strings/str_cat.h"
-#include "common/file_io.h"
+#include "common/chunked_transfer.h"
 #include "common/grpc_status.h"
 
 namespace ddlm {
@@ -73,11 +73,11 @@ class GrpcCoordinatorClient : public CoordinatorClient {
   }
   absl::StatusOr<std::string> DownloadShard(const DownloadShardRequest& request) override {
     grpc::ClientContext context;
-    return Collect(stub_->DownloadShard(&context, request), "shard");
+    return CollectChunks(stub_->DownloadShard(&context, request), "shard");
   }
   absl::StatusOr<std::string> DownloadCheckpoint(const DownloadCheckpointRequest& request) override {
     grpc::ClientContext context;
-    return Collect(stub_->DownloadCheckpoint(&context, request),
+    return CollectChunks(stub_->DownloadCheckpoint(&context, request),
                    absl::StrCat("checkpoint ", request.checkpoint_id()));
   }
   absl::Status ReportMetrics(const ReportMetricsRequest& request) override {
@@ -128,29 +128,6 @@ class GrpcCoordinatorClient : public CoordinatorClient {
     grpc::Status status = (stub_.get()->*method)(&context, request, &response);
     if (!status.ok()) return FromGrpcStatus(status);
     return response;
-  }
-
-  static absl::StatusOr<std::string> Collect(std::unique_ptr<grpc::ClientReader<DataChunk>> reader,
-                                             const std::string& what) {
-    std::string bytes;
-    DataChunk chunk;
-    bool last = false;
-    uint32_t crc = 0;
-    while (reader->Read(&chunk)) {
-      if (bytes.empty()) bytes.reserve(static_cast<size_t>(chunk.total_bytes()));
-      bytes += chunk.data();
-      if (chunk.last()) {
-        last = true;
-        crc = chunk.crc32();
-      }
-    }
-    absl::Status status = FromGrpcStatus(reader->Finish());
-    if (!status.ok()) return status;
-    if (!last) return absl::DataLossError(absl::StrCat(what, ": the download ended early"));
-    if (Crc32(bytes) != crc) {
-      return absl::DataLossError(absl::StrCat(what, ": downloaded bytes fail their CRC-32 check"));
-    }
-    return bytes;
   }
 
   std::unique_ptr<WorkerService::Stub> stub_;
