@@ -349,6 +349,19 @@ int Run() {
     std::fprintf(stderr, "--workers must be a positive multiple of --job_size\n");
     return 2;
   }
+  if (!(absl::GetFlag(FLAGS_poll_hz) > 0) || !(absl::GetFlag(FLAGS_log_interval_s) > 0) ||
+      !(absl::GetFlag(FLAGS_epoch_s) >= absl::GetFlag(FLAGS_log_interval_s))) {
+    std::fprintf(stderr, "--poll_hz and --log_interval_s must be > 0, and --epoch_s >= --log_interval_s\n");
+    return 2;
+  }
+  if (absl::GetFlag(FLAGS_watchers) < 0 || absl::GetFlag(FLAGS_pollers) < 0 ||
+      absl::GetFlag(FLAGS_warmup_s) < 0 || absl::GetFlag(FLAGS_duration_s) < 1 ||
+      absl::GetFlag(FLAGS_checkpoint_kb) < 1 || absl::GetFlag(FLAGS_heartbeat_timeout_ms) < 2000) {
+    std::fprintf(stderr,
+                 "--watchers, --pollers and --warmup_s must be >= 0, --duration_s and --checkpoint_kb >= 1, "
+                 "--heartbeat_timeout_ms >= 2000 (the workers heartbeat every second)\n");
+    return 2;
+  }
   if (!PinSelf(absl::GetFlag(FLAGS_client_cpus))) {
     std::fprintf(stderr, "--client_cpus '%s': cannot pin\n", absl::GetFlag(FLAGS_client_cpus).c_str());
     return 2;
