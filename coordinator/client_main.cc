@@ -14,10 +14,10 @@
 #include <fcntl.h>
 #include <signal.h>
 #include <sys/stat.h>
-#include <spawn.h>
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <cerrno>
 #include <cmath>
 #include <cstring>
 #include <cstdio>
@@ -42,6 +42,7 @@
 #include "common/config.h"
 #include "common/file_io.h"
 #include "common/grpc_status.h"
+#include "common/subprocess.h"
 #include "proto/job_service.grpc.pb.h"
 
 ABSL_FLAG(std::string, coordinator, "localhost:50051", "The coordinator's host:port.");
@@ -177,50 +178,6 @@ absl::Status FetchCheckpoint(ddlm::JobService::Stub& stub, const std::string& jo
 
 // ---- launch: a coordinator and N workers on this machine.
 
-class Child {
- public:
-  // Output goes to `stdout_fd` if >= 0, else (stdout and stderr) to `log_path`.
-  Child(const std::string& binary, std::vector<std::string> args, int stdout_fd,
-        const std::string& log_path = "") {
-    std::vector<char*> argv;
-    args.insert(args.begin(), binary);
-    for (std::string& a : args) argv.push_back(a.data());
-    argv.push_back(nullptr);
-    posix_spawn_file_actions_t actions;
-    posix_spawn_file_actions_init(&actions);
-    if (stdout_fd >= 0) posix_spawn_file_actions_adddup2(&actions, stdout_fd, STDOUT_FILENO);
-    if (!log_path.empty()) {
-      if (stdout_fd < 0) {
-        posix_spawn_file_actions_addopen(&actions, STDOUT_FILENO, log_path.c_str(),
-                                         O_WRONLY | O_CREAT | O_APPEND, 0644);
-      }
-      posix_spawn_file_actions_addopen(&actions, STDERR_FILENO, log_path.c_str(),
-                                       O_WRONLY | O_CREAT | O_APPEND, 0644);
-    }
-    posix_spawnattr_t attr;
-    posix_spawnattr_init(&attr);
-    sigset_t none;
-    sigemptyset(&none);
-    posix_spawnattr_setsigmask(&attr, &none);
-    posix_spawnattr_setflags(&attr, POSIX_SPAWN_SETSIGMASK);
-    if (posix_spawn(&pid_, binary.c_str(), &actions, &attr, argv.data(), environ) != 0) pid_ = -1;
-    posix_spawn_file_actions_destroy(&actions);
-    posix_spawnattr_destroy(&attr);
-  }
-  ~Child() { Stop(); }
-  bool ok() const { return pid_ > 0; }
-  void Stop() {
-    if (pid_ <= 0) return;
-    ::kill(pid_, SIGTERM);
-    int status = 0;
-    ::waitpid(pid_, &status, 0);
-    pid_ = -1;
-  }
-
- private:
-  pid_t pid_ = -1;
-};
-
 std::string SiblingBinary(const std::string& package, const std::string& name) {
   // bazel-bin/coordinator/ddlm -> bazel-bin/<package>/<name>
   char self[4096] = {};
@@ -244,43 +201,51 @@ int Launch() {
   }
   const std::string coordinator_bin = SiblingBinary("coordinator", "ddlm_coordinator");
   const std::string worker_bin = SiblingBinary("worker", "ddlm_worker");
-  // The coordinator prints its port on stdout: read it from a pipe.
-  int pipe_fds[2];
-  if (::pipe(pipe_fds) != 0) return Fail(absl::InternalError("pipe failed"));
+  for (const std::string& binary : {coordinator_bin, worker_bin}) {
+    if (::access(binary.c_str(), X_OK) != 0) {
+      return Fail(absl::NotFoundError(absl::StrCat("cannot start ", binary, ": ", std::strerror(errno))));
+    }
+  }
   signal(SIGPIPE, SIG_IGN);
   const std::string state_dir = absl::GetFlag(FLAGS_state_dir);
   const std::string log_dir = state_dir + "/logs";
   ::mkdir(state_dir.c_str(), 0755);
   ::mkdir(log_dir.c_str(), 0755);
-  Child coordinator(coordinator_bin,
-                    {"--port", std::to_string(absl::GetFlag(FLAGS_port)), "--host", "127.0.0.1",
-                     "--state_dir", state_dir},
-                    pipe_fds[1], log_dir + "/coordinator.log");
-  ::close(pipe_fds[1]);
-  if (!coordinator.ok()) return Fail(absl::NotFoundError(absl::StrCat("cannot start ", coordinator_bin)));
-  FILE* out = ::fdopen(pipe_fds[0], "r");
-  char line[512];
-  std::string address;
-  while (address.empty() && std::fgets(line, sizeof(line), out) != nullptr) {
-    std::fputs(line, stdout);
-    const char* at = std::strstr(line, "listening on ");
-    if (at != nullptr) {
-      const std::string rest = at + std::strlen("listening on ");
-      address = rest.substr(0, rest.find_first_of(" \n"));
+  // The coordinator prints the port it listens on; its output also goes to its log.
+  ddlm::SubprocessOptions coordinator_output;
+  coordinator_output.log_path = log_dir + "/coordinator.log";
+  ddlm::Subprocess coordinator({coordinator_bin, "--port", std::to_string(absl::GetFlag(FLAGS_port)),
+                                "--host", "127.0.0.1", "--state_dir", state_dir},
+                               coordinator_output);
+  std::vector<std::unique_ptr<ddlm::Subprocess>> children;
+  // Every way out of here stops the processes cleanly: workers first, then the coordinator.
+  struct StopAll {
+    std::vector<std::unique_ptr<ddlm::Subprocess>>& workers;
+    ddlm::Subprocess& coordinator;
+    ~StopAll() {
+      for (auto& w : workers) w->Stop();
+      coordinator.Stop();
     }
+  } stop_all{children, coordinator};
+  std::string line;
+  if (!coordinator.WaitForLine("listening on ", &line)) {
+    return Fail(absl::UnavailableError(
+        absl::StrCat("the coordinator did not start:\n", coordinator.output())));
   }
-  if (address.empty()) return Fail(absl::UnavailableError("the coordinator did not start"));
-  std::vector<std::unique_ptr<Child>> children;
+  std::printf("%s\n", line.c_str());
+  const std::string rest = line.substr(line.find("listening on ") + std::strlen("listening on "));
+  const std::string address = rest.substr(0, rest.find_first_of(" \n"));
   const std::string device = absl::GetFlag(FLAGS_device);
   for (int i = 0; i < workers; ++i) {
-    children.push_back(std::make_unique<Child>(
-        worker_bin,
-        std::vector<std::string>{"--coordinator", address, "--worker_id", absl::StrCat("local-", i),
+    ddlm::SubprocessOptions worker_output;  // A worker's log can be long: to its file only.
+    worker_output.log_path = absl::StrCat(log_dir, "/worker-", i, ".log");
+    worker_output.capture = false;
+    children.push_back(std::make_unique<ddlm::Subprocess>(
+        std::vector<std::string>{worker_bin, "--coordinator", address, "--worker_id", absl::StrCat("local-", i),
                                  "--host", "127.0.0.1", "--device",
                                  device == "cuda" ? absl::StrCat("cuda:", i) : device,
                                  "--collective", absl::GetFlag(FLAGS_collective)},
-        -1, absl::StrCat(log_dir, "/worker-", i, ".log")));
-    if (!children.back()->ok()) return Fail(absl::NotFoundError(absl::StrCat("cannot start ", worker_bin)));
+        worker_output));
   }
   std::printf("launched %d worker(s); coordinator at %s; logs in %s\n", workers, address.c_str(),
               log_dir.c_str());
@@ -304,10 +269,7 @@ int Launch() {
       std::fprintf(stderr, "ddlm: could not save the best model: %s\n", saved.ToString().c_str());
     }
   }
-  children.clear();  // Workers first, then the coordinator.
-  coordinator.Stop();
-  ::fclose(out);
-  return rc;
+  return rc;  // stop_all stops the workers, then the coordinator.
 }
 
 }  // namespace

@@ -8,13 +8,13 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/cluster.h"
-#include "tests/subprocess.h"
+#include "common/subprocess.h"
 
 namespace ddlm {
 namespace {
 
 using ::ddlm::testing::Cluster;
-using ::ddlm::testing::RunBinary;
+using ::ddlm::RunBinary;
 using ::testing::HasSubstr;
 
 constexpr char kClient[] = "coordinator/ddlm";

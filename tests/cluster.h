@@ -14,7 +14,7 @@
 #include "absl/status/statusor.h"
 
 #include "proto/job_service.grpc.pb.h"
-#include "tests/subprocess.h"
+#include "common/subprocess.h"
 
 namespace ddlm::testing {
 

@@ -37,16 +37,16 @@
 #include "gtest/gtest.h"
 #include "proto/job_service.grpc.pb.h"
 #include "tests/cluster.h"
-#include "tests/subprocess.h"
+#include "common/subprocess.h"
 
 namespace ddlm {
 namespace {
 
-using ::ddlm::testing::RunBinary;
+using ::ddlm::RunBinary;
 using ::ddlm::testing::Epochs;
 using ::ddlm::testing::FinalState;
 using ::ddlm::testing::SmallJob;
-using ::ddlm::testing::Subprocess;
+using ::ddlm::Subprocess;
 using ::testing::HasSubstr;
 
 constexpr char kIp[] = "/usr/sbin/ip";

@@ -13,13 +13,13 @@
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
-#include "tests/subprocess.h"
+#include "common/subprocess.h"
 
 namespace ddlm {
 namespace {
 
-using ::ddlm::testing::RunBinary;
-using ::ddlm::testing::Subprocess;
+using ::ddlm::RunBinary;
+using ::ddlm::Subprocess;
 using ::testing::HasSubstr;
 
 std::string TempDir() {

@@ -55,7 +55,7 @@
 #include "common/cli.h"
 #include "common/config.h"
 #include "proto/job_service.grpc.pb.h"
-#include "tests/subprocess.h"
+#include "common/subprocess.h"
 #include "worker/coordinator_client.h"
 #include "worker/rpc/grpc_coordinator_client.h"
 
@@ -385,7 +385,7 @@ int Run() {
                         absl::StrCat("--heartbeat_timeout_ms=", absl::GetFlag(FLAGS_heartbeat_timeout_ms))}) {
     argv.push_back(a);
   }
-  testing::Subprocess coordinator(argv);
+  Subprocess coordinator(argv);
   std::string line;
   if (!coordinator.WaitForLine("listening on", &line)) {
     std::fprintf(stderr, "the coordinator did not start:\n%s\n", coordinator.output().c_str());

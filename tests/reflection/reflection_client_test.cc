@@ -12,7 +12,7 @@
 #include "absl/status/status.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
-#include "tests/subprocess.h"
+#include "common/subprocess.h"
 
 namespace ddlm::testing {
 namespace {

@@ -1,5 +1,6 @@
-#include "tests/subprocess.h"
+#include "common/subprocess.h"
 
+#include <fcntl.h>
 #include <signal.h>
 #include <sys/wait.h>
 #include <unistd.h>
@@ -8,11 +9,16 @@
 #include <cstdio>
 #include <cstdlib>
 
-namespace ddlm::testing {
+namespace ddlm {
 
-Subprocess::Subprocess(std::vector<std::string> argv) {
+Subprocess::Subprocess(std::vector<std::string> argv, SubprocessOptions options)
+    : options_(std::move(options)) {
+  if (!options_.log_path.empty()) {
+    log_fd_ = open(options_.log_path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
+    if (log_fd_ < 0) std::perror(options_.log_path.c_str());  // The child still runs.
+  }
   int fds[2];
-  if (pipe(fds) != 0) {
+  if (pipe2(fds, O_CLOEXEC) != 0) {
     std::perror("pipe");
     std::abort();
   }
@@ -41,6 +47,7 @@ Subprocess::~Subprocess() {
   }
   if (reader_.joinable()) reader_.join();  // The pipe closes once the child is gone.
   if (fd_ >= 0) close(fd_);
+  if (log_fd_ >= 0) close(log_fd_);
 }
 
 void Subprocess::ReadAll() {
@@ -48,13 +55,21 @@ void Subprocess::ReadAll() {
   while (true) {
     ssize_t n = read(fd_, chunk, sizeof(chunk));
     if (n < 0 && errno == EINTR) continue;
+    if (n > 0 && log_fd_ >= 0) {
+      for (ssize_t done = 0; done < n;) {
+        const ssize_t w = write(log_fd_, chunk + done, static_cast<size_t>(n - done));
+        if (w < 0 && errno == EINTR) continue;
+        if (w <= 0) break;  // A full disk loses log lines, not the child.
+        done += w;
+      }
+    }
     std::lock_guard<std::mutex> lock(mu_);
     if (n <= 0) {
       eof_ = true;
       changed_.notify_all();
       return;
     }
-    output_.append(chunk, static_cast<size_t>(n));
+    if (options_.capture) output_.append(chunk, static_cast<size_t>(n));
     changed_.notify_all();
   }
 }
@@ -88,6 +103,11 @@ void Subprocess::Signal(int sig) {
   if (pid_ > 0 && exit_code_ < 0) kill(pid_, sig);
 }
 
+int Subprocess::Stop() {
+  Signal(SIGTERM);
+  return Wait();
+}
+
 int Subprocess::Wait() {
   if (exit_code_ >= 0) return exit_code_;
   int status = 0;
@@ -104,4 +124,4 @@ int RunBinary(const std::vector<std::string>& argv, std::string* output) {
   return code;
 }
 
-}  // namespace ddlm::testing
+}  // namespace ddlm
