@@ -329,30 +329,26 @@ absl::StatusOr<std::vector<CheckpointInfo>> Coordinator::ListCheckpoints(const s
                                      job->record.checkpoints().end());
 }
 
+absl::StatusOr<std::pair<std::string, std::string>> Coordinator::KeptCheckpoint(
+    const std::string& job_id, const std::string& which) {
+  absl::MutexLock lock(&mu_);
+  DDLM_ASSIGN_OR_RETURN(JobEntry * job, FindJobLocked(job_id));
+  DDLM_ASSIGN_OR_RETURN(std::string id, ResolveCheckpoint(job->record.checkpoints(), which, job_id));
+  std::string path = store_.CheckpointPath(job_id, id);
+  return std::make_pair(std::move(id), std::move(path));
+}
+
 absl::StatusOr<std::string> Coordinator::KeptCheckpointBytes(const std::string& job_id,
                                                              const std::string& which) {
-  std::string path;
-  {
-    absl::MutexLock lock(&mu_);
-    DDLM_ASSIGN_OR_RETURN(JobEntry * job, FindJobLocked(job_id));
-    DDLM_ASSIGN_OR_RETURN(std::string id, ResolveCheckpoint(job->record.checkpoints(), which, job_id));
-    path = store_.CheckpointPath(job_id, id);
-  }
-  return ReadFile(path);
+  DDLM_ASSIGN_OR_RETURN(auto kept, KeptCheckpoint(job_id, which));
+  return ReadFile(kept.second);  // Without the lock.
 }
 
 absl::StatusOr<GenerateResponse> Coordinator::Generate(const GenerateRequest& request) {
-  DDLM_RETURN_IF_ERROR(generator_.ParseRequest(request).status());  // Before any lookup.
-  std::string path, id;
-  {
-    absl::MutexLock lock(&mu_);
-    DDLM_ASSIGN_OR_RETURN(JobEntry * job, FindJobLocked(request.job_id()));
-    DDLM_ASSIGN_OR_RETURN(id, ResolveCheckpoint(job->record.checkpoints(), request.checkpoint(),
-                                                request.job_id()));
-    path = store_.CheckpointPath(request.job_id(), id);
-  }
+  DDLM_ASSIGN_OR_RETURN(GenerateOptions options, generator_.ParseRequest(request));  // Before any lookup.
+  DDLM_ASSIGN_OR_RETURN(auto kept, KeptCheckpoint(request.job_id(), request.checkpoint()));
   // Without the lock, in the generator's few slots.
-  return generator_.Generate(path, id, request);
+  return generator_.Generate(kept.second, kept.first, options);
 }
 
 std::vector<WorkerInfo> Coordinator::ListWorkers() {
@@ -440,8 +436,9 @@ absl::StatusOr<std::string> Coordinator::CheckpointBytes(const WorkerRef& worker
                                                          const std::string& job_id,
                                                          const std::string& checkpoint_id) {
   DDLM_RETURN_IF_ERROR(CheckWorker(worker));
-  DDLM_ASSIGN_OR_RETURN(std::string path, CheckpointPath(job_id, checkpoint_id));
-  return ReadFile(path);
+  // Workers name the exact checkpoint the assignment gave them, never "best".
+  if (checkpoint_id.empty()) return absl::InvalidArgumentError("checkpoint_id is empty");
+  return KeptCheckpointBytes(job_id, checkpoint_id);
 }
 
 absl::StatusOr<std::optional<WorkerCommand>> Coordinator::NextCommand(const WorkerRef& worker,
@@ -848,16 +845,6 @@ absl::StatusOr<std::shared_ptr<const std::string>> Coordinator::Shard(
   return job->attempt->shards[request.attempt().rank()][request.split() - TRAIN];
 }
 
-absl::StatusOr<std::string> Coordinator::CheckpointPath(const std::string& job_id,
-                                                        const std::string& checkpoint_id) {
-  absl::MutexLock lock(&mu_);
-  DDLM_ASSIGN_OR_RETURN(JobEntry * job, FindJobLocked(job_id));
-  for (const CheckpointInfo& c : job->record.checkpoints()) {
-    if (c.id() == checkpoint_id) return store_.CheckpointPath(job_id, checkpoint_id);
-  }
-  return absl::NotFoundError(
-      absl::StrCat("checkpoint_id '", checkpoint_id, "': job '", job_id, "' keeps no such checkpoint"));
-}
 
 absl::Status Coordinator::ReportMetrics(const ReportMetricsRequest& request) {
   return Persisted([&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) -> absl::Status {

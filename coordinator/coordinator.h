@@ -46,6 +46,7 @@
 #include <memory>
 #include <optional>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/base/thread_annotations.h"
@@ -147,11 +148,8 @@ class Coordinator {
   // Token ids of one rank's shard, int32 little-endian.
   absl::StatusOr<std::shared_ptr<const std::string>> Shard(const DownloadShardRequest& request)
       ABSL_LOCKS_EXCLUDED(mu_);
-  // Path of a kept checkpoint file.
-  absl::StatusOr<std::string> CheckpointPath(const std::string& job_id,
-                                             const std::string& checkpoint_id)
-      ABSL_LOCKS_EXCLUDED(mu_);
-  // The bytes of a kept checkpoint, for a live worker (read without the lock).
+  // The bytes of a kept checkpoint named by its id, for a live worker (read without
+  // the lock). INVALID_ARGUMENT for an empty id.
   absl::StatusOr<std::string> CheckpointBytes(const WorkerRef& worker, const std::string& job_id,
                                               const std::string& checkpoint_id)
       ABSL_LOCKS_EXCLUDED(mu_);
@@ -267,6 +265,10 @@ class Coordinator {
   void EndAttemptLocked(JobEntry& job) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void WorkerLostLocked(const WorkerEntry& worker, const std::string& why)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // The id and file path of the kept checkpoint `which` names (checkpoint_store.h).
+  absl::StatusOr<std::pair<std::string, std::string>> KeptCheckpoint(const std::string& job_id,
+                                                                     const std::string& which)
+      ABSL_LOCKS_EXCLUDED(mu_);
   // To the worker's attached stream if any, else to its outbox (NextCommand).
   void SendCommandLocked(WorkerEntry& worker, WorkerCommand command) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void CloseCommandStreamLocked(const std::string& worker_id, const absl::Status& status)

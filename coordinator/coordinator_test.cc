@@ -643,8 +643,10 @@ TEST_F(CoordinatorTest, ResumeStartsANewAttemptFromTheCheckpoint) {
   ASSERT_TRUE(d.ok());
   EXPECT_FALSE(d->best());  // 3.0 is worse than the checkpoint's best 2.0.
   EXPECT_DOUBLE_EQ(d->lr(), 5.0 / 4.0);
-  EXPECT_TRUE(coordinator_->CheckpointPath(job->id(), "e0002-s00000010").ok());
-  EXPECT_EQ(coordinator_->CheckpointPath(job->id(), "x").status().code(), absl::StatusCode::kNotFound);
+  EXPECT_TRUE(coordinator_->KeptCheckpointBytes(job->id(), "e0002-s00000010").ok());
+  EXPECT_EQ(coordinator_->KeptCheckpointBytes(job->id(), "x").status().code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(coordinator_->CheckpointBytes(w0, job->id(), "").status().code(),
+            absl::StatusCode::kInvalidArgument);
   // Workers download it whole; strangers get nothing.
   auto bytes = coordinator_->CheckpointBytes(w0, job->id(), "e0002-s00000010");
   ASSERT_TRUE(bytes.ok()) << bytes.status();

@@ -28,8 +28,7 @@ absl::StatusOr<GenerateOptions> TextGenerator::ParseRequest(const GenerateReques
 
 absl::StatusOr<GenerateResponse> TextGenerator::Generate(const std::string& path,
                                                          const std::string& checkpoint_id,
-                                                         const GenerateRequest& request) {
-  DDLM_ASSIGN_OR_RETURN(GenerateOptions options, ParseRequest(request));
+                                                         GenerateOptions options) {
   {
     absl::MutexLock lock(&mu_);
     if (running_ >= options_.max_running) {

@@ -38,10 +38,11 @@ class TextGenerator {
   // temperature below 1e-3 or NaN, or a negative top_k.
   absl::StatusOr<GenerateOptions> ParseRequest(const GenerateRequest& request) const;
 
-  // Samples from the checkpoint at `path` (`checkpoint_id` goes into the response).
-  // RESOURCE_EXHAUSTED when max_running samplings are under way.
+  // Samples from the checkpoint at `path` with `options` (from ParseRequest;
+  // `checkpoint_id` goes into the response). RESOURCE_EXHAUSTED when max_running
+  // samplings are under way.
   absl::StatusOr<GenerateResponse> Generate(const std::string& path, const std::string& checkpoint_id,
-                                            const GenerateRequest& request) ABSL_LOCKS_EXCLUDED(mu_);
+                                            GenerateOptions options) ABSL_LOCKS_EXCLUDED(mu_);
 
  private:
   const TextGeneratorOptions options_;

@@ -43,6 +43,13 @@ GenerateRequest Request(int64_t words) {
   return r;
 }
 
+GenerateOptions Options(int64_t words) {
+  GenerateOptions o;
+  o.words = words;
+  o.top_k = 1;
+  return o;
+}
+
 TEST(TextGeneratorTest, ParsesWithUpstreamsDefaultsAndNamesBadFields) {
   TextGenerator generator(TextGeneratorOptions{});
   auto options = generator.ParseRequest(GenerateRequest());
@@ -64,7 +71,7 @@ TEST(TextGeneratorTest, ParsesWithUpstreamsDefaultsAndNamesBadFields) {
 TEST(TextGeneratorTest, SamplesWordsFromTheCheckpointsVocabulary) {
   const std::string path = WriteCheckpoint("sample");
   TextGenerator generator(TextGeneratorOptions{});
-  auto response = generator.Generate(path, "e0002-s00000010", Request(25));
+  auto response = generator.Generate(path, "e0002-s00000010", Options(25));
   ASSERT_TRUE(response.ok()) << response.status();
   EXPECT_EQ(response->checkpoint_id(), "e0002-s00000010");
   // 25 words: 20 on the first line, as generate.py writes them.
@@ -72,7 +79,7 @@ TEST(TextGeneratorTest, SamplesWordsFromTheCheckpointsVocabulary) {
   ASSERT_NE(text.find('\n'), std::string::npos);
   EXPECT_EQ(std::count(text.begin(), text.begin() + static_cast<std::ptrdiff_t>(text.find('\n')), ' '), 19);
   EXPECT_EQ(std::count(text.begin(), text.end(), 'w'), 25);
-  EXPECT_EQ(generator.Generate("/no/such.ckpt", "x", Request(5)).status().code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(generator.Generate("/no/such.ckpt", "x", Options(5)).status().code(), absl::StatusCode::kNotFound);
 }
 
 TEST(TextGeneratorTest, AtMostMaxRunningSamplingsAtOnce) {
@@ -85,15 +92,15 @@ TEST(TextGeneratorTest, AtMostMaxRunningSamplingsAtOnce) {
   options.while_running_for_testing = [&] {
     if (++calls > 1) return;
     // The one slot is taken: another request is turned away at once.
-    second = self->Generate(path, "x", Request(5)).status();
+    second = self->Generate(path, "x", Options(5)).status();
   };
   TextGenerator generator(options);
   self = &generator;
-  ASSERT_TRUE(generator.Generate(path, "x", Request(5)).ok());
+  ASSERT_TRUE(generator.Generate(path, "x", Options(5)).ok());
   EXPECT_EQ(second.code(), absl::StatusCode::kResourceExhausted);
   EXPECT_THAT(second.message(), HasSubstr("1 generation(s) already running"));
   // The slot is free again.
-  EXPECT_TRUE(generator.Generate(path, "x", Request(5)).ok());
+  EXPECT_TRUE(generator.Generate(path, "x", Options(5)).ok());
   EXPECT_EQ(calls, 2);
 }
 
