@@ -94,6 +94,7 @@ void ApplyDefaults(JobSpec* spec) {
   if (!c->has_every_n_steps()) c->set_every_n_steps(0);
   if (!c->has_keep_last()) c->set_keep_last(3);
   if (!spec->has_num_workers()) spec->set_num_workers(1);
+  if (!spec->has_max_restarts()) spec->set_max_restarts(3);
 }
 
 absl::Status ValidateJobSpec(const JobSpec& spec) {
@@ -184,6 +185,10 @@ absl::Status ValidateJobSpec(const JobSpec& spec) {
   if (spec.num_workers() < 1) {
     return absl::InvalidArgumentError(
         absl::StrCat("num_workers must be >= 1, got ", spec.num_workers()));
+  }
+  if (spec.max_restarts() < 0) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("max_restarts must be >= 0, got ", spec.max_restarts()));
   }
   return absl::OkStatus();
 }

@@ -38,6 +38,7 @@ TEST(ConfigTest, DefaultsAreUpstreams) {
   EXPECT_EQ(spec->data().bptt(), 35);
   EXPECT_EQ(spec->schedule().seed(), 1111u);
   EXPECT_EQ(spec->schedule().epochs(), 40);
+  EXPECT_EQ(spec->max_restarts(), 3);
   EXPECT_EQ(spec->schedule().log_interval(), 200);
 }
 
@@ -58,6 +59,7 @@ TEST(ConfigTest, RejectsBadValuesNamingTheField) {
   ExpectRejected("data { path: 'd' } optimizer { clip: -0.5 }", "optimizer.clip");
   ExpectRejected("model { emsize: 10 }", "data.path is empty");
   ExpectRejected("data { path: 'd' } num_workers: 0", "num_workers");
+  ExpectRejected("data { path: 'd' } max_restarts: -1", "max_restarts");
 }
 
 TEST(ConfigTest, RejectsUnknownFieldsAndSyntaxWithPosition) {

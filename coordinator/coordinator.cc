@@ -65,7 +65,8 @@ absl::StatusOr<std::unique_ptr<Coordinator>> Coordinator::Create(const Coordinat
   if (options.state_dir.empty()) return absl::InvalidArgumentError("--state_dir is empty");
   std::unique_ptr<Coordinator> c(new Coordinator(options, clock));
   DDLM_RETURN_IF_ERROR(c->store_.Init());
-  DDLM_ASSIGN_OR_RETURN(std::vector<JobRecord> records, c->store_.LoadAll());
+  std::vector<JobStore::SetAside> set_aside;
+  DDLM_ASSIGN_OR_RETURN(std::vector<JobRecord> records, c->store_.LoadAll(&set_aside));
   c->mu_.Lock();
   for (JobRecord& record : records) {
     auto job = std::make_unique<JobEntry>();
@@ -77,20 +78,26 @@ absl::StatusOr<std::unique_ptr<Coordinator>> Coordinator::Create(const Coordinat
     }
     job->lr = j.spec().optimizer().lr();
     if (j.state() == RUNNING) {
-      c->SetStateLocked(*job, FAILED,
-                        absl::StrCat("the coordinator restarted during attempt ", j.attempt(),
-                                     "; resume the job with ResumeJob"));
+      // The attempt died with the previous coordinator (its workers register again
+      // with new incarnations): a failure like any other, restarted if allowed.
+      c->RestartOrFailLocked(*job, absl::StrCat("the coordinator restarted during attempt ", j.attempt()));
     } else if (j.state() == QUEUED && !j.resumed_from().empty()) {
-      job->resume_checkpoint = j.resumed_from();
       for (const CheckpointInfo& ckpt : job->record.checkpoints()) {
-        if (ckpt.id() != j.resumed_from()) continue;
-        job->lr = ckpt.lr();
-        if (ckpt.has_best_val_loss()) job->best_val_loss = ckpt.best_val_loss();
+        if (ckpt.id() == j.resumed_from()) c->ResumeFromLocked(*job, &ckpt);
       }
     }
     c->jobs_.push_back(std::move(job));
   }
-  LOG(INFO) << "loaded " << c->jobs_.size() << " job(s) from " << options.state_dir;
+  LOG(INFO) << "loaded " << c->jobs_.size() << " job(s) from " << options.state_dir
+            << (set_aside.empty() ? "" : absl::StrCat("; ", set_aside.size(), " damaged job(s) set aside"));
+  for (const JobStore::SetAside& damaged : set_aside) {
+    // Never give a new job the id of one set aside.
+    int64_t number = 0;
+    if (damaged.job_id.size() > 4 && absl::SimpleAtoi(absl::string_view(damaged.job_id).substr(4), &number)) {
+      c->next_job_number_ = std::max(c->next_job_number_, number + 1);
+    }
+    c->set_aside_.push_back(damaged.report);
+  }
   const uint64_t ticket = c->last_ticket_;
   c->mu_.Unlock();
   DDLM_RETURN_IF_ERROR(c->writer_.Flush(ticket));
@@ -151,7 +158,8 @@ void Coordinator::AddEventLocked(JobEntry& job, JobEvent event) {
   for (auto it = begin; it != end; ++it) it->second->Send(event);
 }
 
-void Coordinator::SetStateLocked(JobEntry& job, JobState state, const std::string& message) {
+void Coordinator::SetStateLocked(JobEntry& job, JobState state, const std::string& message,
+                                 int32_t restart) {
   Job& j = *job.record.mutable_job();
   j.set_state(state);
   j.set_message(message);
@@ -160,6 +168,7 @@ void Coordinator::SetStateLocked(JobEntry& job, JobState state, const std::strin
   event.mutable_state()->set_state(state);
   event.mutable_state()->set_message(message);
   event.mutable_state()->set_attempt(j.attempt());
+  event.mutable_state()->set_restart(restart);
   LOG(INFO) << "job " << j.id() << ": " << JobState_Name(state)
             << (message.empty() ? "" : ": " + message);
   AddEventLocked(job, std::move(event));
@@ -293,26 +302,8 @@ absl::StatusOr<Job> Coordinator::ResumeJob(const ResumeJobRequest& request) {
       }
       j.mutable_spec()->mutable_schedule()->set_epochs(request.epochs());
     }
-    job->resume_checkpoint = from->id();
-    job->lr = from->lr();
-    job->best_val_loss.reset();
-    j.clear_best_val_ppl();
-    job->resume_best.clear();
-    if (from->has_best_val_loss()) {
-      job->best_val_loss = from->best_val_loss();
-      j.set_best_val_ppl(std::exp(from->best_val_loss()));
-      // The weights of that best loss, from this timeline (not from a later one that
-      // the resume abandons), if still kept.
-      for (const CheckpointInfo& c : job->record.checkpoints()) {
-        if (c.has_val_loss() && c.val_loss() == from->best_val_loss() &&
-            c.global_step() <= from->global_step()) {
-          job->resume_best = c.id();
-        }
-      }
-    }
-    j.set_resumed_from(from->id());
-    j.set_global_step(from->global_step());
-    j.clear_test_ppl();
+    ResumeFromLocked(*job, from);
+    j.set_restarts(0);  // A person resumed it: the automatic restarts count again.
     SetStateLocked(*job, QUEUED, absl::StrCat("resuming from checkpoint ", from->id()));
     ScheduleLocked();
     return j;
@@ -320,6 +311,64 @@ absl::StatusOr<Job> Coordinator::ResumeJob(const ResumeJobRequest& request) {
   // The job as it is now: the call may also have started it.
   if (!result.ok()) return result;
   return GetJob(result->id());
+}
+
+void Coordinator::ResumeFromLocked(JobEntry& job, const CheckpointInfo* from) {
+  Job& j = *job.record.mutable_job();
+  job.resume_checkpoint.clear();
+  job.resume_best.clear();
+  job.best_val_loss.reset();
+  j.clear_best_val_ppl();
+  j.clear_test_ppl();
+  j.clear_resumed_from();
+  if (from == nullptr) {  // From the start: the first attempt again.
+    job.lr = j.spec().optimizer().lr();
+    j.set_global_step(0);
+    j.set_epoch(0);
+    return;
+  }
+  job.resume_checkpoint = from->id();
+  job.lr = from->lr();
+  if (from->has_best_val_loss()) {
+    job.best_val_loss = from->best_val_loss();
+    j.set_best_val_ppl(std::exp(from->best_val_loss()));
+    // The weights of that best loss, from this timeline (not from a later one that the
+    // resume abandons), if still kept.
+    for (const CheckpointInfo& c : job.record.checkpoints()) {
+      if (c.has_val_loss() && c.val_loss() == from->best_val_loss() &&
+          c.global_step() <= from->global_step()) {
+        job.resume_best = c.id();
+      }
+    }
+  }
+  j.set_resumed_from(from->id());
+  j.set_global_step(from->global_step());
+}
+
+void Coordinator::RestartOrFailLocked(JobEntry& job, const std::string& why) {
+  Job& j = *job.record.mutable_job();
+  const int32_t allowed = j.spec().max_restarts();
+  if (j.restarts() >= allowed) {
+    SetStateLocked(job, FAILED,
+                   allowed == 0 ? why
+                                : absl::StrCat(why, " (after ", j.restarts(),
+                                               " automatic restart(s); spec.max_restarts is ",
+                                               allowed, ")"));
+    return;
+  }
+  j.set_restarts(j.restarts() + 1);
+  // The latest kept checkpoint: with the same number of workers, training goes on
+  // exactly as if the attempt had never failed.
+  const CheckpointInfo* from =
+      job.record.checkpoints().empty() ? nullptr
+                                       : &job.record.checkpoints(job.record.checkpoints_size() - 1);
+  ResumeFromLocked(job, from);
+  SetStateLocked(job, QUEUED,
+                 absl::StrCat("restart ", j.restarts(), " of ", allowed, ": attempt ", j.attempt(),
+                              " failed (", why, "); ",
+                              from == nullptr ? "starting over (no checkpoint kept yet)"
+                                              : absl::StrCat("resuming from checkpoint ", from->id())),
+                 j.restarts());
 }
 
 absl::StatusOr<std::vector<CheckpointInfo>> Coordinator::ListCheckpoints(const std::string& job_id) {
@@ -349,6 +398,11 @@ absl::StatusOr<GenerateResponse> Coordinator::Generate(const GenerateRequest& re
   DDLM_ASSIGN_OR_RETURN(auto kept, KeptCheckpoint(request.job_id(), request.checkpoint()));
   // Without the lock, in the generator's few slots.
   return generator_.Generate(kept.second, kept.first, options);
+}
+
+std::vector<std::string> Coordinator::SetAsideRecords() {
+  absl::MutexLock lock(&mu_);
+  return set_aside_;
 }
 
 std::vector<WorkerInfo> Coordinator::ListWorkers() {
@@ -807,11 +861,16 @@ void Coordinator::EndAttemptLocked(JobEntry& job) {
     state = FAILED;
     message = "the workers finished without a test result";
   }
-  job.attempt.reset();
+  const bool failed = !a.failure.empty();
+  job.attempt.reset();  // `a` is gone.
   job.resume_checkpoint.clear();
   job.resume_best.clear();
-  job.data.reset();  // Reloaded if the job is resumed.
-  SetStateLocked(job, state, message);
+  job.data.reset();  // Reloaded if the job is resumed or restarted.
+  if (failed) {
+    RestartOrFailLocked(job, message);
+  } else {
+    SetStateLocked(job, state, message);
+  }
   ScheduleLocked();
 }
 

@@ -7,11 +7,13 @@
 // Job state machine (per job; an "attempt" is one run of it on a set of workers):
 //
 //   SubmitJob ──> QUEUED ──(num_workers IDLE workers)──> RUNNING ──> SUCCEEDED
-//                   │  ^                                   │  │
-//                   │  └────────── ResumeJob ──────────┐   │  └─> FAILED (a rank
-//                   v                                  │   v      failed or died)
-//               CANCELLED <──(all ranks stopped)── CancelJob       │
-//                   └────────────── ResumeJob (new attempt) <──────┘
+//                   │  ^  ^                                │  │
+//                   │  │  └── restart (automatic, from ────┤  └─> FAILED (a rank failed or
+//                   │  │      the latest checkpoint)       │      died, and spec.max_restarts
+//                   │  └────────── ResumeJob ──────────┐   │      restarts are spent)
+//                   v                                  │   v             │
+//               CANCELLED <──(all ranks stopped)── CancelJob             │
+//                   └────────────── ResumeJob (new attempt) <────────────┘
 //
 // Starting: once num_workers free workers of one device kind exist, the scheduler
 // reserves them (BUSY; the job stays QUEUED, "starting ..."). The corpus is read again
@@ -27,7 +29,12 @@
 // verified, stored atomically, and pruned to the latest K plus the best. After the
 // last epoch the ranks evaluate the best weights on the test split the same way and
 // finish. A rank that fails, or a worker that stops heartbeating, fails the attempt:
-// the other ranks are told to cancel, and the job becomes FAILED (resumable).
+// the other ranks are told to cancel and, once every rank has stopped, the job is
+// restarted: QUEUED again (an event names the restart and its reason), it continues
+// from its latest kept checkpoint on the next free workers, exactly as if it had never
+// stopped. After spec.max_restarts restarts it is FAILED instead (resumable by hand).
+// A coordinator that restarts finds its RUNNING jobs' attempts gone, and restarts them
+// the same way.
 //
 // Threading: thread-safe. One mutex guards the jobs and the scheduling; the blocking
 // calls (NextCommand, WaitForEvents, ReportEvaluation) wait on conditions with
@@ -87,7 +94,9 @@ struct CoordinatorOptions {
 class Coordinator {
  public:
   // Loads the state directory. Jobs that were RUNNING when the previous coordinator
-  // stopped become FAILED (resumable); QUEUED jobs stay queued.
+  // stopped are restarted from their latest checkpoint (or FAILED, resumable, once
+  // their max_restarts are spent); QUEUED jobs stay queued. A damaged job record is
+  // set aside (JobStore::LoadAll) and reported by SetAsideRecords.
   static absl::StatusOr<std::unique_ptr<Coordinator>> Create(const CoordinatorOptions& options,
                                                              Clock* clock /* not owned */);
 
@@ -117,6 +126,8 @@ class Coordinator {
       ABSL_LOCKS_EXCLUDED(mu_);
   absl::StatusOr<GenerateResponse> Generate(const GenerateRequest& request) ABSL_LOCKS_EXCLUDED(mu_);
   std::vector<WorkerInfo> ListWorkers() ABSL_LOCKS_EXCLUDED(mu_);
+  // One message per damaged job record set aside when this coordinator started.
+  std::vector<std::string> SetAsideRecords() ABSL_LOCKS_EXCLUDED(mu_);
 
   // ---- WorkerService ----
   absl::StatusOr<RegisterResponse> Register(const RegisterRequest& request) ABSL_LOCKS_EXCLUDED(mu_);
@@ -239,8 +250,16 @@ class Coordinator {
     if (!written.ok() && result->ok()) return written;
     return *std::move(result);
   }
-  void SetStateLocked(JobEntry& job, JobState state, const std::string& message)
-      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // `restart`: the number of the automatic restart this change is (QUEUED), else 0.
+  void SetStateLocked(JobEntry& job, JobState state, const std::string& message,
+                      int32_t restart = 0) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // The next attempt continues from `from` (nullptr: from the start), with the
+  // learning rate, best loss and best weights of that point of the job's timeline.
+  void ResumeFromLocked(JobEntry& job, const CheckpointInfo* from) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // An attempt failed for `why`: requeue the job from its latest kept checkpoint
+  // (QUEUED, an event with the restart's number and reason) while spec.max_restarts
+  // allows; else FAILED with `why`.
+  void RestartOrFailLocked(JobEntry& job, const std::string& why) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void ScheduleLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Starting a job takes three steps, so that the corpus is read and the shards encoded
   // without the lock: ReserveLocked marks the workers BUSY for it and queues it in
@@ -289,6 +308,8 @@ class Coordinator {
   std::map<std::string, StreamSink<WorkerCommand>*> command_streams_ ABSL_GUARDED_BY(mu_);
   std::multimap<std::string, StreamSink<JobEvent>*> event_streams_ ABSL_GUARDED_BY(mu_);
   int64_t next_job_number_ ABSL_GUARDED_BY(mu_) = 1;
+  // Damaged job records set aside at start (JobStore::LoadAll), as reported.
+  std::vector<std::string> set_aside_ ABSL_GUARDED_BY(mu_);
   std::vector<std::unique_ptr<JobEntry>> jobs_ ABSL_GUARDED_BY(mu_);  // Submission order.
   WorkerRegistry workers_ ABSL_GUARDED_BY(mu_);
   // The registry's heartbeat table: thread-safe, used without mu_.

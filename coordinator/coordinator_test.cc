@@ -59,8 +59,17 @@ class CoordinatorTest : public ::testing::Test {
     spec.mutable_schedule()->set_epochs(epochs);
     spec.mutable_checkpoint()->set_keep_last(1);
     spec.set_num_workers(workers);
+    // A failed attempt fails the job, unless a test turns automatic restarts on.
+    spec.set_max_restarts(0);
     ApplyDefaults(&spec);
     return spec;
+  }
+
+  std::vector<JobEvent> Events(const std::string& job_id) {
+    bool finished = false;
+    auto events = coordinator_->WaitForEvents(job_id, 0, absl::InfinitePast(), &finished);
+    EXPECT_TRUE(events.ok()) << events.status();
+    return events.ok() ? *events : std::vector<JobEvent>{};
   }
 
   WorkerRef AddWorker(const std::string& id, uint64_t incarnation = 1,
@@ -751,6 +760,192 @@ TEST_F(CoordinatorTest, AfterACancelAnUndecidedRoundAbortsEveryRank) {
                 .status()
                 .code(),
             absl::StatusCode::kInvalidArgument);
+}
+
+}  // namespace
+}  // namespace ddlm
+
+namespace ddlm {
+namespace {
+
+TEST_F(CoordinatorTest, AFailedAttemptRestartsFromTheLatestCheckpointUntilMaxRestarts) {
+  WorkerRef w0 = AddWorker("w0");
+  WorkerRef w1 = AddWorker("w1");
+  JobSpec spec = Spec(2, 3);
+  spec.set_max_restarts(2);
+  spec.mutable_checkpoint()->set_keep_last(3);
+  auto job = coordinator_->SubmitJob(spec);
+  ASSERT_TRUE(job.ok()) << job.status();
+  auto a0 = Poll(w0)->assign();
+  auto a1 = Poll(w1)->assign();
+  // Epoch 1 ends, best, and is checkpointed; then a mid-epoch checkpoint at step 15.
+  EvalBoth(w0, a0, w1, a1, VALID, 1, 100, 300);  // Loss 1.0.
+  const double lr = spec.optimizer().lr();
+  ASSERT_TRUE(coordinator_->UploadCheckpoint(w0, a0.attempt(), CheckpointBytes(spec, 2, 10, lr, 1.0, 1.0)).ok());
+  ASSERT_TRUE(coordinator_->UploadCheckpoint(w0, a0.attempt(), CheckpointBytes(spec, 2, 15, lr, 0, 1.0)).ok());
+
+  // w1 dies: w0 is told to stop, and once it has, the job is queued again from the
+  // latest checkpoint, saying why.
+  clock_.Advance(absl::Seconds(8));
+  ASSERT_TRUE(coordinator_->Heartbeat(w0).ok());
+  clock_.Advance(absl::Seconds(3));
+  coordinator_->CheckHeartbeats();
+  ASSERT_TRUE(Poll(w0)->has_cancel());
+  EXPECT_EQ(coordinator_->GetJob(job->id())->state(), RUNNING);  // Until every rank stopped.
+  Finish(w0, a0, false, true);
+  Job now = *coordinator_->GetJob(job->id());
+  EXPECT_EQ(now.state(), QUEUED);
+  EXPECT_EQ(now.restarts(), 1);
+  EXPECT_EQ(now.resumed_from(), "e0002-s00000015");
+  EXPECT_THAT(now.message(), HasSubstr("waiting for 2 free worker(s)"));  // Only w0 is left.
+  const JobEvent restart = Events(job->id()).back();
+  ASSERT_TRUE(restart.has_state());
+  EXPECT_EQ(restart.state().state(), QUEUED);
+  EXPECT_EQ(restart.state().restart(), 1);
+  EXPECT_THAT(restart.state().message(), HasSubstr("restart 1 of 2: attempt 1 failed"));
+  EXPECT_THAT(restart.state().message(), HasSubstr("'w1' (rank 1) stopped heartbeating"));
+  EXPECT_THAT(restart.state().message(), HasSubstr("resuming from checkpoint e0002-s00000015"));
+
+  // A replacement registers: attempt 2 resumes from step 15, with epoch 1's best
+  // weights for the test, and the learning rate and best loss of that point.
+  WorkerRef w2 = AddWorker("w2");
+  now = *coordinator_->GetJob(job->id());
+  ASSERT_EQ(now.state(), RUNNING);
+  EXPECT_EQ(now.attempt(), 2);
+  auto b0 = Poll(w0)->assign();
+  auto b1 = Poll(w2)->assign();
+  EXPECT_EQ(b0.resume_checkpoint_id(), "e0002-s00000015");
+  EXPECT_EQ(b1.resume_checkpoint_id(), "e0002-s00000015");
+  EXPECT_EQ(b0.best_checkpoint_id(), "e0002-s00000010");
+  EvaluationDecision d = EvalBoth(w0, b0, w2, b1, VALID, 2, 200, 600);  // Loss 2.0: not best.
+  EXPECT_FALSE(d.best());
+  EXPECT_DOUBLE_EQ(d.lr(), lr / 4);
+
+  // A rank's error is a failure too: restart 2.
+  Finish(w2, b1, /*ok=*/false);
+  ASSERT_TRUE(Poll(w0)->has_cancel());
+  Finish(w0, b0, false, true);
+  now = *coordinator_->GetJob(job->id());
+  ASSERT_EQ(now.state(), RUNNING);  // Both workers were free: restarted at once.
+  EXPECT_EQ(now.attempt(), 3);
+  EXPECT_EQ(now.restarts(), 2);
+  auto c0 = Poll(w0)->assign();
+  auto c1 = Poll(w2)->assign();
+  EXPECT_EQ(c0.resume_checkpoint_id(), "e0002-s00000015");  // Nothing newer was kept.
+
+  // The restarts are spent: the next failure fails the job with its reason.
+  Finish(w0, c0, /*ok=*/false);
+  Poll(w2);
+  Finish(w2, c1, false, true);
+  now = *coordinator_->GetJob(job->id());
+  EXPECT_EQ(now.state(), FAILED);
+  EXPECT_THAT(now.message(), HasSubstr("rank 0 (worker 'w0') failed: boom"));
+  EXPECT_THAT(now.message(), HasSubstr("after 2 automatic restart(s); spec.max_restarts is 2"));
+  int restarts = 0;
+  for (const JobEvent& e : Events(job->id())) restarts += e.has_state() && e.state().restart() > 0;
+  EXPECT_EQ(restarts, 2);
+
+  // A resume by hand counts the restarts afresh.
+  ResumeJobRequest resume;
+  resume.set_job_id(job->id());
+  auto resumed = coordinator_->ResumeJob(resume);
+  ASSERT_TRUE(resumed.ok()) << resumed.status();
+  EXPECT_EQ(resumed->restarts(), 0);
+}
+
+TEST_F(CoordinatorTest, ACancelIsNeverRestartedAndAJobWithoutCheckpointsStartsOver) {
+  WorkerRef w0 = AddWorker("w0");
+  JobSpec spec = Spec(1);
+  spec.set_max_restarts(3);
+  auto job = coordinator_->SubmitJob(spec);
+  auto a0 = Poll(w0)->assign();
+  Finish(w0, a0, /*ok=*/false);
+  Job now = *coordinator_->GetJob(job->id());
+  ASSERT_EQ(now.state(), RUNNING);
+  EXPECT_EQ(now.attempt(), 2);
+  EXPECT_THAT(Events(job->id())[Events(job->id()).size() - 2].state().message(),
+              HasSubstr("starting over (no checkpoint kept yet)"));
+  auto a1 = Poll(w0)->assign();
+  EXPECT_EQ(a1.resume_checkpoint_id(), "");
+  ASSERT_TRUE(coordinator_->CancelJob(job->id()).ok());
+  Poll(w0);
+  Finish(w0, a1, false, true);
+  now = *coordinator_->GetJob(job->id());
+  EXPECT_EQ(now.state(), CANCELLED);
+  EXPECT_EQ(now.restarts(), 1);
+}
+
+TEST_F(CoordinatorTest, ACoordinatorRestartRestartsRunningJobsFromTheirLatestCheckpoint) {
+  WorkerRef w0 = AddWorker("w0");
+  JobSpec spec = Spec(1, 3);
+  spec.set_max_restarts(1);
+  spec.mutable_checkpoint()->set_keep_last(3);
+  auto job = coordinator_->SubmitJob(spec);
+  auto a0 = Poll(w0)->assign();
+  auto d = coordinator_->ReportEvaluation(Eval(w0, a0, VALID, 1, 100, 100), absl::InfinitePast());
+  ASSERT_TRUE(d.ok()) << d.status();
+  const double lr = spec.optimizer().lr();
+  ASSERT_TRUE(coordinator_->UploadCheckpoint(w0, a0.attempt(), CheckpointBytes(spec, 2, 10, lr, 1.0, 1.0)).ok());
+  ASSERT_TRUE(coordinator_->UploadCheckpoint(w0, a0.attempt(), CheckpointBytes(spec, 2, 12, lr, 0, 1.0)).ok());
+
+  // The coordinator dies mid-attempt and comes back on the same state directory.
+  coordinator_.reset();
+  coordinator_ = *Coordinator::Create(options_, &clock_);
+  Job now = *coordinator_->GetJob(job->id());
+  EXPECT_EQ(now.state(), QUEUED);
+  EXPECT_EQ(now.restarts(), 1);
+  EXPECT_EQ(now.resumed_from(), "e0002-s00000012");
+  EXPECT_THAT(Events(job->id()).back().state().message(),
+              HasSubstr("the coordinator restarted during attempt 1"));
+  // Once more while it is still queued: it stays queued, from the same point.
+  coordinator_.reset();
+  coordinator_ = *Coordinator::Create(options_, &clock_);
+  now = *coordinator_->GetJob(job->id());
+  EXPECT_EQ(now.state(), QUEUED);
+  EXPECT_EQ(now.restarts(), 1);
+
+  // The worker registers again (a new incarnation): attempt 2 resumes, with the best
+  // weights and the learning rate of that point.
+  WorkerRef again = AddWorker("w0", 2);
+  now = *coordinator_->GetJob(job->id());
+  ASSERT_EQ(now.state(), RUNNING);
+  EXPECT_EQ(now.attempt(), 2);
+  auto a1 = Poll(again)->assign();
+  EXPECT_EQ(a1.resume_checkpoint_id(), "e0002-s00000012");
+  EXPECT_EQ(a1.best_checkpoint_id(), "e0002-s00000010");
+  d = coordinator_->ReportEvaluation(Eval(again, a1, VALID, 2, 50, 100), absl::InfinitePast());
+  ASSERT_TRUE(d.ok()) << d.status();
+  EXPECT_TRUE(d->best());
+  EXPECT_DOUBLE_EQ(d->lr(), lr);
+
+  // Its restarts spent, the next coordinator restart fails the job, resumable.
+  coordinator_.reset();
+  coordinator_ = *Coordinator::Create(options_, &clock_);
+  now = *coordinator_->GetJob(job->id());
+  EXPECT_EQ(now.state(), FAILED);
+  EXPECT_THAT(now.message(), HasSubstr("the coordinator restarted during attempt 2"));
+}
+
+TEST_F(CoordinatorTest, ADamagedJobRecordIsSetAsideAndTheOthersServe) {
+  auto first = coordinator_->SubmitJob(Spec(1));
+  auto second = coordinator_->SubmitJob(Spec(1));
+  ASSERT_TRUE(first.ok() && second.ok());
+  coordinator_.reset();
+  const std::string path = options_.state_dir + "/jobs/" + first->id() + "/job.pb";
+  ASSERT_TRUE(WriteFileAtomically(path, "not a record").ok());
+  auto restarted = Coordinator::Create(options_, &clock_);
+  ASSERT_TRUE(restarted.ok()) << restarted.status();
+  coordinator_ = *std::move(restarted);
+  EXPECT_EQ(coordinator_->GetJob(first->id()).status().code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(coordinator_->GetJob(second->id())->state(), QUEUED);
+  ASSERT_EQ(coordinator_->SetAsideRecords().size(), 1u);
+  EXPECT_THAT(coordinator_->SetAsideRecords()[0], HasSubstr(first->id() + "/job.pb"));
+  // New jobs never take a set-aside job's id.
+  coordinator_.reset();
+  ASSERT_TRUE(WriteFileAtomically(options_.state_dir + "/jobs/" + second->id() + "/job.pb", "x").ok());
+  coordinator_ = *Coordinator::Create(options_, &clock_);
+  EXPECT_TRUE(coordinator_->ListJobs().empty());
+  EXPECT_EQ(coordinator_->SubmitJob(Spec(1))->id(), "job-3");
 }
 
 }  // namespace

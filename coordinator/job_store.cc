@@ -10,9 +10,12 @@
 #include <cerrno>
 #include <cstdio>
 #include <cstring>
+#include <ctime>
+#include <set>
 
 #include "absl/strings/str_cat.h"
 #include "common/file_io.h"
+#include "common/status_macros.h"
 
 namespace ddlm {
 namespace {
@@ -258,31 +261,62 @@ absl::Status JobStore::Replay(const std::string& job_id, JobRecord& record) {
   return absl::OkStatus();
 }
 
-absl::StatusOr<std::vector<JobRecord>> JobStore::LoadAll() {
+namespace {
+
+// The names in `dir` (not "." or ".."); empty if it cannot be listed.
+std::vector<std::string> ListDir(const std::string& dir) {
+  std::vector<std::string> names;
+  if (DIR* d = ::opendir(dir.c_str())) {
+    while (dirent* e = ::readdir(d)) {
+      std::string name = e->d_name;
+      if (name != "." && name != "..") names.push_back(std::move(name));
+    }
+    ::closedir(d);
+  }
+  std::sort(names.begin(), names.end());
+  return names;
+}
+
+}  // namespace
+
+absl::StatusOr<std::vector<JobRecord>> JobStore::LoadAll(std::vector<SetAside>* set_aside) {
   const std::string jobs_dir = state_dir_ + "/jobs";
-  DIR* dir = ::opendir(jobs_dir.c_str());
-  if (dir == nullptr) {
+  if (::access(jobs_dir.c_str(), F_OK) != 0) {
     if (errno == ENOENT) return std::vector<JobRecord>{};
     return ErrnoError("cannot list", jobs_dir, errno);
   }
-  std::vector<std::string> names;
-  while (dirent* e = ::readdir(dir)) {
-    std::string name = e->d_name;
-    if (name != "." && name != "..") names.push_back(name);
-  }
-  ::closedir(dir);
-  std::sort(names.begin(), names.end());
   std::vector<JobRecord> records;
-  for (const std::string& name : names) {
+  for (const std::string& name : ListDir(jobs_dir)) {
     const std::string path = absl::StrCat(jobs_dir, "/", name, "/job.pb");
     absl::StatusOr<std::string> bytes = ReadFile(path);
-    if (!bytes.ok()) {
-      if (bytes.status().code() == absl::StatusCode::kNotFound) continue;  // Not a job dir.
-      return bytes.status();
+    if (!bytes.ok() && bytes.status().code() == absl::StatusCode::kNotFound) continue;  // Not a job dir.
+    absl::StatusOr<JobRecord> record =
+        bytes.ok() ? DecodeJobRecord(*bytes, path) : absl::StatusOr<JobRecord>(bytes.status());
+    if (record.ok()) {
+      if (absl::Status s = Replay(name, *record); !s.ok()) record = s;
     }
-    absl::StatusOr<JobRecord> record = DecodeJobRecord(*bytes, path);
-    if (!record.ok()) return record.status();
-    if (absl::Status s = Replay(name, *record); !s.ok()) return s;
+    if (record.ok() && record->job().id() != name) {
+      record = absl::DataLossError(absl::StrCat(path, ": holds job '", record->job().id(),
+                                                "', not '", name, "'"));
+    }
+    if (!record.ok()) {
+      // One damaged job must not keep the coordinator (and every other job) down: move
+      // it out of jobs/, untouched, for a person to look at.
+      DDLM_RETURN_IF_ERROR(MakeDir(state_dir_ + "/damaged"));
+      const std::string to = absl::StrCat(state_dir_, "/damaged/", name, "-", ::time(nullptr));
+      if (::rename(absl::StrCat(jobs_dir, "/", name).c_str(), to.c_str()) != 0) {
+        return ErrnoError(absl::StrCat("cannot set aside damaged job record (", record.status().message(),
+                                       ") by renaming it to"),
+                          to, errno);
+      }
+      SyncDir(jobs_dir);
+      const std::string report =
+          absl::StrCat(record.status().message(), "; set aside as ", to, " (the other jobs load)");
+      LOG(ERROR) << report;
+      if (set_aside != nullptr) set_aside->push_back({name, report});
+      continue;
+    }
+    RemoveLeftovers(*record);
     records.push_back(*std::move(record));
   }
   // Submission order: job-2 before job-10.
@@ -294,6 +328,34 @@ absl::StatusOr<std::vector<JobRecord>> JobStore::LoadAll() {
     return a.job().id() < b.job().id();
   });
   return records;
+}
+
+void JobStore::RemoveLeftovers(const JobRecord& record) {
+  const std::string dir = JobDir(record.job().id());
+  auto remove = [](const std::string& path, const char* what) {
+    if (::unlink(path.c_str()) == 0) {
+      LOG(INFO) << "removed " << what << " " << path;
+    } else {
+      LOG(WARNING) << "cannot remove " << what << " " << path << ": " << std::strerror(errno);
+    }
+  };
+  // Temporary files of atomic writes that a crash interrupted.
+  for (const std::string& name : ListDir(dir)) {
+    if (name.find(".tmp.") != std::string::npos) remove(dir + "/" + name, "a leftover temporary file");
+  }
+  // In checkpoints/: uploads staged but never kept (.partial), temporary files, and
+  // files the record no longer names (retention deletes after the record is saved, so
+  // a crash in between leaves the file behind).
+  std::set<std::string> kept;
+  for (const CheckpointInfo& c : record.checkpoints()) kept.insert(c.id() + ".ckpt");
+  const std::string checkpoints = dir + "/checkpoints";
+  for (const std::string& name : ListDir(checkpoints)) {
+    if (kept.count(name)) continue;
+    remove(checkpoints + "/" + name,
+           name.find(".partial") != std::string::npos || name.find(".tmp.") != std::string::npos
+               ? "an unfinished checkpoint upload"
+               : "a checkpoint file the job no longer keeps");
+  }
 }
 
 std::string JobStore::CheckpointPath(const std::string& job_id,

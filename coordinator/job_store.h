@@ -20,8 +20,9 @@
 //
 // Loading replays the log over the snapshot, skipping entries of an older generation
 // (a crash between a snapshot's rename and the log's truncation leaves them). A torn
-// last frame (a crash mid-append) is cut off with a warning; a damaged snapshot is
-// DATA_LOSS naming the file. A failed append cuts the log back to where it was, so
+// last frame (a crash mid-append) is cut off with a warning; a job with a damaged
+// snapshot (or a log that does not replay) is set aside under <state_dir>/damaged/ and
+// reported, and the other jobs load. A failed append cuts the log back to where it was, so
 // later frames never follow a torn one.
 //
 // Threading: thread-compatible. The log methods (AppendLog, SyncLogs, WriteSnapshot)
@@ -56,9 +57,16 @@ class JobStore {
   // Syncs every log appended to since the last call.
   absl::Status SyncLogs();
 
-  // Every job, snapshot plus log, in submission order. DATA_LOSS naming a damaged
-  // snapshot.
-  absl::StatusOr<std::vector<JobRecord>> LoadAll();
+  // Every job, snapshot plus log, in submission order. A job whose snapshot or log
+  // is damaged (not just a torn last frame) is moved whole to <state_dir>/damaged/ and
+  // left out; `set_aside` (if given) gets one entry per such job, naming the file and
+  // the damage. Leftovers of a crash are removed from each loaded job: temporary files,
+  // unfinished checkpoint uploads, and checkpoint files its record no longer keeps.
+  struct SetAside {
+    std::string job_id;  // The job's directory name.
+    std::string report;  // The damage, and where the job now lies.
+  };
+  absl::StatusOr<std::vector<JobRecord>> LoadAll(std::vector<SetAside>* set_aside = nullptr);
 
   std::string CheckpointPath(const std::string& job_id, const std::string& checkpoint_id) const;
   absl::Status WriteCheckpoint(const std::string& job_id, const std::string& checkpoint_id,
@@ -80,6 +88,7 @@ class JobStore {
   std::string JobDir(const std::string& job_id) const;
   absl::StatusOr<OpenLog*> Open(const std::string& job_id);
   void Close(const std::string& job_id);
+  void RemoveLeftovers(const JobRecord& record);
   // Replays `job_id`'s log over `record`, cutting off a torn tail.
   absl::Status Replay(const std::string& job_id, JobRecord& record);
 

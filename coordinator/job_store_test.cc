@@ -38,18 +38,60 @@ TEST(JobStoreTest, SavesAndLoadsRecords) {
   EXPECT_EQ((*records)[1].events_size(), 1);
 }
 
-TEST(JobStoreTest, DamagedRecordIsDataLossNamingTheFile) {
+TEST(JobStoreTest, ADamagedRecordIsSetAsideAndTheOtherJobsLoad) {
   JobStore store(TempDir("store_damaged"));
   ASSERT_TRUE(store.Init().ok());
   ASSERT_TRUE(store.WriteSnapshot(MakeRecord("job-1")).ok());
+  ASSERT_TRUE(store.WriteSnapshot(MakeRecord("job-2")).ok());
   const std::string path = store.state_dir() + "/jobs/job-1/job.pb";
-  std::string bytes = *ReadFile(path);
+  const std::string original = *ReadFile(path);
+  std::string bytes = original;
   bytes[bytes.size() - 1] ^= 0x5a;
   ASSERT_TRUE(WriteFileAtomically(path, bytes).ok());
-  auto records = store.LoadAll();
-  EXPECT_EQ(records.status().code(), absl::StatusCode::kDataLoss);
-  EXPECT_THAT(records.status().message(), ::testing::HasSubstr("job-1/job.pb"));
+  std::vector<JobStore::SetAside> set_aside;
+  auto records = store.LoadAll(&set_aside);
+  ASSERT_TRUE(records.ok()) << records.status();
+  ASSERT_EQ(records->size(), 1u);
+  EXPECT_EQ((*records)[0].job().id(), "job-2");
+  ASSERT_EQ(set_aside.size(), 1u);
+  EXPECT_EQ(set_aside[0].job_id, "job-1");
+  const std::string& report = set_aside[0].report;
+  EXPECT_THAT(report, ::testing::HasSubstr("job-1/job.pb"));
+  EXPECT_THAT(report, ::testing::HasSubstr("CRC-32"));
+  EXPECT_THAT(report, ::testing::HasSubstr("/damaged/job-1-"));
+  // Moved, bytes untouched; gone from jobs/, so the next load is clean.
+  EXPECT_EQ(ReadFile(path).status().code(), absl::StatusCode::kNotFound);
+  const std::string moved = report.substr(report.find(store.state_dir() + "/damaged/"));
+  EXPECT_EQ(*ReadFile(moved.substr(0, moved.find(' ')) + "/job.pb"), bytes);
+  set_aside.clear();
+  EXPECT_EQ(store.LoadAll(&set_aside)->size(), 1u);
+  EXPECT_TRUE(set_aside.empty());
   EXPECT_EQ(DecodeJobRecord("short", "x").status().code(), absl::StatusCode::kDataLoss);
+}
+
+TEST(JobStoreTest, LoadingRemovesWhatACrashLeftBehind) {
+  JobStore store(TempDir("store_leftovers"));
+  ASSERT_TRUE(store.Init().ok());
+  JobRecord record = MakeRecord("job-1");
+  record.add_checkpoints()->set_id("e0001-s00000010");
+  ASSERT_TRUE(store.WriteSnapshot(record).ok());
+  const std::string dir = store.state_dir() + "/jobs/job-1";
+  for (const char* id : {"e0001-s00000010", "e0001-s00000005", "e0001-s00000020.attempt-2.partial"}) {
+    ASSERT_TRUE(store.WriteCheckpoint("job-1", id, "bytes").ok());
+  }
+  ASSERT_TRUE(WriteFileAtomically(dir + "/job.pb.tmp.123", "half").ok());
+  ASSERT_TRUE(WriteFileAtomically(dir + "/checkpoints/e0001-s00000030.ckpt.tmp.9", "half").ok());
+  auto records = store.LoadAll();
+  ASSERT_TRUE(records.ok()) << records.status();
+  ASSERT_EQ(records->size(), 1u);
+  // The kept checkpoint stays; the dropped one, the staged upload and temporaries go.
+  EXPECT_EQ(*ReadFile(dir + "/checkpoints/e0001-s00000010.ckpt"), "bytes");
+  for (const std::string& gone :
+       {dir + "/checkpoints/e0001-s00000005.ckpt", dir + "/checkpoints/e0001-s00000020.attempt-2.partial.ckpt",
+        dir + "/job.pb.tmp.123", dir + "/checkpoints/e0001-s00000030.ckpt.tmp.9"}) {
+    EXPECT_EQ(ReadFile(gone).status().code(), absl::StatusCode::kNotFound) << gone;
+  }
+  EXPECT_TRUE(ReadFile(dir + "/job.pb").ok());
 }
 
 // The change that adds event `sequence` (a training event) to job `id`.
@@ -183,16 +225,20 @@ TEST(JobStoreTest, ASnapshotTakesInTheLogAndOlderEntriesAreSkipped) {
   EXPECT_EQ((*records)[0].job().state(), SUCCEEDED);
 }
 
-TEST(JobStoreTest, AGapInTheEventsIsDataLossNamingTheLog) {
+TEST(JobStoreTest, AGapInTheEventsSetsTheJobAsideNamingTheLog) {
   JobStore store(TempDir("store_gap"));
   ASSERT_TRUE(store.Init().ok());
   JobRecord r = MakeRecord("job-1");
   r.set_generation(1);
   ASSERT_TRUE(store.WriteSnapshot(r).ok());
   ASSERT_TRUE(store.AppendLog("job-1", Change("job-1", 1, 3)).ok());  // No event 2.
-  auto records = JobStore(store.state_dir()).LoadAll();
-  EXPECT_EQ(records.status().code(), absl::StatusCode::kDataLoss);
-  EXPECT_THAT(records.status().message(), ::testing::HasSubstr("job-1/events.log"));
+  std::vector<JobStore::SetAside> set_aside;
+  auto records = JobStore(store.state_dir()).LoadAll(&set_aside);
+  ASSERT_TRUE(records.ok()) << records.status();
+  EXPECT_TRUE(records->empty());
+  ASSERT_EQ(set_aside.size(), 1u);
+  EXPECT_THAT(set_aside[0].report, ::testing::HasSubstr("job-1/events.log"));
+  EXPECT_THAT(set_aside[0].report, ::testing::HasSubstr("a gap"));
 }
 
 TEST(JobStoreTest, AFailedAppendLeavesNoTornFrame) {
