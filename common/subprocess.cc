@@ -74,7 +74,9 @@ void Subprocess::ReadAll() {
   }
 }
 
-bool Subprocess::WaitForLine(const std::string& needle, std::string* line) {
+bool Subprocess::WaitForLine(const std::string& needle, std::string* line,
+                             std::chrono::milliseconds timeout) {
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
   std::unique_lock<std::mutex> lock(mu_);
   while (true) {
     size_t at = output_.find(needle, cursor_);
@@ -90,7 +92,7 @@ bool Subprocess::WaitForLine(const std::string& needle, std::string* line) {
       }
     }
     if (eof_) return false;
-    changed_.wait(lock);
+    if (changed_.wait_until(lock, deadline) == std::cv_status::timeout) return false;
   }
 }
 

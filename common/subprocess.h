@@ -12,6 +12,7 @@
 
 #include <sys/types.h>
 
+#include <chrono>
 #include <condition_variable>
 #include <mutex>
 #include <string>
@@ -33,9 +34,11 @@ class Subprocess {
   Subprocess& operator=(const Subprocess&) = delete;
 
   // Waits for a complete line containing `needle` after the previous match (or the
-  // start); returns false if the output ends first (or is not captured). On success, `line` (if given)
-  // receives the line.
-  bool WaitForLine(const std::string& needle, std::string* line = nullptr);
+  // start); returns false if the output ends first (or is not captured) or `timeout`
+  // passes, so that a child that never says it never hangs its caller. On success,
+  // `line` (if given) receives the line.
+  bool WaitForLine(const std::string& needle, std::string* line = nullptr,
+                   std::chrono::milliseconds timeout = std::chrono::minutes(2));
   void Signal(int sig);
   // SIGTERM, then Wait(): the child's clean shutdown.
   int Stop();

@@ -2,7 +2,9 @@
 
 #include <signal.h>
 
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
 #include "common/config.h"
 #include "common/grpc_status.h"
 
@@ -21,17 +23,24 @@ Cluster::~Cluster() {
   }
 }
 
-bool Cluster::Start() {
-  std::vector<std::string> argv = {"coordinator/ddlm_coordinator", "--port=0", "--host=127.0.0.1",
-                                   "--state_dir=" + state_dir_};
+bool Cluster::Start(int port) {
+  std::vector<std::string> argv = {"coordinator/ddlm_coordinator", absl::StrCat("--port=", port),
+                                   "--host=127.0.0.1", "--state_dir=" + state_dir_};
   argv.insert(argv.end(), coordinator_flags_.begin(), coordinator_flags_.end());
   coordinator_ = std::make_unique<Subprocess>(argv);
   std::string line;
   if (!coordinator_->WaitForLine("listening on ", &line)) return false;
   const std::string rest = line.substr(line.find("listening on ") + 13);
   address_ = rest.substr(0, rest.find(' '));
+  if (!absl::SimpleAtoi(address_.substr(address_.rfind(':') + 1), &port_)) return false;
   stub_ = JobService::NewStub(grpc::CreateChannel(address_, grpc::InsecureChannelCredentials()));
   return true;
+}
+
+bool Cluster::CrashAndRestartCoordinator() {
+  coordinator_->Signal(SIGKILL);
+  coordinator_->Wait();
+  return Start(port_);
 }
 
 bool Cluster::AddWorker(const std::string& worker_id, std::vector<std::string> extra_flags) {
@@ -64,8 +73,9 @@ absl::StatusOr<Job> Cluster::Get(const std::string& job_id) {
 
 std::vector<JobEvent> Cluster::Watch(const std::string& job_id,
                                      const std::function<bool(const JobEvent&)>& until,
-                                     int64_t after_sequence) {
+                                     int64_t after_sequence, absl::Duration timeout) {
   grpc::ClientContext context;
+  context.set_deadline(absl::ToChronoTime(absl::Now() + timeout));
   WatchJobRequest request;
   request.set_job_id(job_id);
   request.set_after_sequence(after_sequence);

@@ -12,6 +12,7 @@
 #include <grpcpp/grpcpp.h>
 
 #include "absl/status/statusor.h"
+#include "absl/time/time.h"
 
 #include "proto/job_service.grpc.pb.h"
 #include "common/subprocess.h"
@@ -24,8 +25,12 @@ class Cluster {
   explicit Cluster(std::string state_dir, std::vector<std::string> coordinator_flags = {});
   ~Cluster();
 
-  // Starts the coordinator and waits until it serves; false if it did not start.
-  bool Start();
+  // Starts the coordinator (on `port`, or any free one) and waits until it serves;
+  // false if it did not start.
+  bool Start(int port = 0);
+  // SIGKILLs the coordinator and starts another on the same port and state directory:
+  // a crash and a restart. False if the new one did not start.
+  bool CrashAndRestartCoordinator();
   // Starts a worker and waits for its registration line.
   bool AddWorker(const std::string& worker_id, std::vector<std::string> extra_flags = {});
 
@@ -37,16 +42,19 @@ class Cluster {
   // Submits; fails the calling test on error.
   absl::StatusOr<Job> Submit(const JobSpec& spec);
   absl::StatusOr<Job> Get(const std::string& job_id);
-  // Follows the job's events until the stream ends (the job finished) or `until`
-  // returns true for an event; returns the events seen.
+  // Follows the job's events until the stream ends (the job finished), `until`
+  // returns true for an event, or `timeout` passes (so that a job that never ends fails
+  // its test instead of hanging it); returns the events seen.
   std::vector<JobEvent> Watch(const std::string& job_id,
                               const std::function<bool(const JobEvent&)>& until = nullptr,
-                              int64_t after_sequence = 0);
+                              int64_t after_sequence = 0,
+                              absl::Duration timeout = absl::Minutes(5));
 
  private:
   std::string state_dir_;
   std::vector<std::string> coordinator_flags_;
   std::string address_;
+  int port_ = 0;
   std::unique_ptr<Subprocess> coordinator_;
   std::vector<std::unique_ptr<Subprocess>> workers_;
   std::unique_ptr<JobService::Stub> stub_;

@@ -2,12 +2,14 @@
 
 #include <glog/logging.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cmath>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
+#include "absl/time/clock.h"
 #include "common/batching.h"
 #include "common/checkpoint.h"
 #include "common/corpus.h"
@@ -203,7 +205,18 @@ absl::Status JobRunner::RunAttempt() {
     request.set_loss_sum(result.loss_sum);
     request.set_tokens(result.tokens);
     request.set_seconds(seconds);
-    return client_->ReportEvaluation(request, options_.evaluation_timeout);
+    const absl::Time deadline = absl::Now() + options_.evaluation_timeout;
+    for (;;) {
+      const absl::Duration poll = std::min(deadline - absl::Now(), options_.evaluation_poll);
+      absl::StatusOr<EvaluationDecision> decision = client_->ReportEvaluation(request, poll);
+      if (decision.status().code() != absl::StatusCode::kDeadlineExceeded || absl::Now() >= deadline) {
+        return decision;
+      }
+      if (stop_requested_) {
+        return absl::CancelledError(absl::StrCat("stopped while waiting for every rank's ",
+                                                 split == VALID ? "validation" : "test", " loss"));
+      }
+    }
   };
   // A checkpoint taken at an epoch end whose validation was the best holds the best
   // weights (resumed jobs start with them).

@@ -41,8 +41,11 @@ struct JobRunnerOptions {
   // The address other ranks reach this one on (the collective listens there).
   std::string host = "127.0.0.1";
   absl::Duration collective_timeout = absl::Minutes(5);
-  // How long a rank waits at an epoch end for the slowest rank.
+  // How long a rank waits at an epoch end for the slowest rank...
   absl::Duration evaluation_timeout = absl::Hours(2);
+  // ...asking again this often (harmless), so that a stop or a coordinator that stopped
+  // answering is noticed within one poll rather than after evaluation_timeout.
+  absl::Duration evaluation_poll = absl::Seconds(30);
 };
 
 class JobRunner {

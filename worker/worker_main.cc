@@ -6,8 +6,10 @@
 //
 // Threads: the main thread reads the command stream; one thread heartbeats; one runs
 // the current assignment (JobRunner); one waits for SIGINT/SIGTERM. If the coordinator
-// declares this incarnation dead (ABORTED) the worker stops its assignment and
-// registers again with a new incarnation; if the coordinator is unreachable it retries.
+// declares this incarnation dead (ABORTED), or goes away (the stream breaks, or no
+// heartbeat is answered for the heartbeat timeout), the worker abandons its assignment
+// and registers again with a new incarnation, retrying with backoff until the
+// coordinator (restarted on the same address) answers.
 
 #include <glog/logging.h>
 #include <signal.h>
@@ -94,7 +96,8 @@ class Worker {
                   ref_.worker_id().c_str(), static_cast<unsigned long long>(ref_.incarnation()),
                   host_.c_str(), device_.c_str());
       std::fflush(stdout);
-      ServeIncarnation(absl::Milliseconds(registered->heartbeat_interval_ms()));
+      ServeIncarnation(absl::Milliseconds(registered->heartbeat_interval_ms()),
+                       absl::Milliseconds(registered->heartbeat_timeout_ms()));
     }
     StopRunner("the worker is shutting down");
     // Leave the pool at once rather than after the heartbeat timeout, so no job is
@@ -111,20 +114,32 @@ class Worker {
   }
 
  private:
-  // Heartbeats and follows commands until this incarnation ends (stream closed).
-  void ServeIncarnation(absl::Duration heartbeat_interval) {
+  // Heartbeats and follows commands until this incarnation ends: the stream closed, a
+  // heartbeat was refused, or none was answered for `heartbeat_timeout` (by then the
+  // coordinator has declared this incarnation dead, or is itself gone).
+  void ServeIncarnation(absl::Duration heartbeat_interval, absl::Duration heartbeat_timeout) {
     absl::Notification done;
     std::unique_ptr<ddlm::CommandStream> stream = client_->StreamCommands(ref_);
     {
       absl::MutexLock lock(&mu_);
       stream_ = stream.get();
+      live_incarnation_ = ref_.incarnation();
     }
     if (shutdown_.HasBeenNotified()) stream->Cancel();
     std::thread heartbeat([&, ref = ref_] {
+      absl::Time answered = absl::Now();
       while (!done.WaitForNotificationWithTimeout(heartbeat_interval)) {
         absl::Status s = client_->Heartbeat(ref);
         if (s.code() == absl::StatusCode::kAborted || s.code() == absl::StatusCode::kNotFound) {
           LOG(WARNING) << "heartbeat refused (" << s << "); registering again";
+          stream->Cancel();
+          return;
+        }
+        if (s.ok()) {
+          answered = absl::Now();
+        } else if (absl::Now() - answered > heartbeat_timeout) {
+          LOG(WARNING) << "no heartbeat answered for " << absl::Now() - answered << " (" << s
+                       << "); abandoning this incarnation and registering again";
           stream->Cancel();
           return;
         }
@@ -164,6 +179,7 @@ class Worker {
     {
       absl::MutexLock lock(&mu_);
       stream_ = nullptr;
+      live_incarnation_ = 0;  // Ends ReportFinish's retries for it.
     }
     if (!shutdown_.HasBeenNotified()) {
       LOG(WARNING) << "command stream ended: " << status;
@@ -208,10 +224,12 @@ class Worker {
   }
 
   // The coordinator must learn that an assignment ended, or its job never does: retry
-  // until it answers (a stale incarnation or unknown job ends the retries).
+  // while the incarnation that ran it lives (a stale incarnation or unknown job ends
+  // the retries, and so does the end of the incarnation: the coordinator has declared
+  // it dead, or is gone, and a restarted one knows nothing of its attempts).
   void ReportFinish(const ddlm::FinishAssignmentRequest& finish) {
     absl::Duration backoff = absl::Milliseconds(100);
-    for (int attempt = 0; attempt < 20; ++attempt) {
+    for (;;) {
       absl::Status s = client_->FinishAssignment(finish);
       if (s.ok() || (s.code() != absl::StatusCode::kUnavailable &&
                      s.code() != absl::StatusCode::kDeadlineExceeded)) {
@@ -220,7 +238,17 @@ class Worker {
       }
       LOG(WARNING) << "could not report the end of " << finish.attempt().job_id() << " (" << s
                    << "); retrying";
-      absl::SleepFor(backoff);  // Waiting for the network, not for a test.
+      const uint64_t incarnation = finish.worker().incarnation();
+      auto over = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+        return live_incarnation_ != incarnation || shutdown_.HasBeenNotified();
+      };
+      absl::MutexLock lock(&mu_);
+      // Waits for the network (not for a test), waking at once if the incarnation ends.
+      if (mu_.AwaitWithTimeout(absl::Condition(&over), backoff)) {
+        LOG(WARNING) << "giving up reporting the end of " << finish.attempt().job_id()
+                     << ": incarnation " << incarnation << " is over";
+        return;
+      }
       backoff = std::min(backoff * 2, absl::Seconds(5));
     }
   }
@@ -246,6 +274,7 @@ class Worker {
   absl::Notification shutdown_;
   absl::Mutex mu_;
   ddlm::CommandStream* stream_ ABSL_GUARDED_BY(mu_) = nullptr;
+  uint64_t live_incarnation_ ABSL_GUARDED_BY(mu_) = 0;  // 0 between incarnations.
   std::shared_ptr<ddlm::JobRunner> runner_ ABSL_GUARDED_BY(mu_);
   std::thread runner_thread_;  // Touched by the main thread only (under mu_ for moves).
 };

@@ -27,8 +27,11 @@ class GrpcCommandStream : public CommandStream {
 
 class GrpcCoordinatorClient : public CoordinatorClient {
  public:
-  GrpcCoordinatorClient(std::shared_ptr<grpc::Channel> channel, absl::Duration rpc_timeout)
-      : stub_(WorkerService::NewStub(channel)), rpc_timeout_(rpc_timeout) {}
+  GrpcCoordinatorClient(std::shared_ptr<grpc::Channel> channel, absl::Duration rpc_timeout,
+                        absl::Duration transfer_timeout)
+      : stub_(WorkerService::NewStub(channel)),
+        rpc_timeout_(rpc_timeout),
+        transfer_timeout_(transfer_timeout) {}
 
   absl::StatusOr<RegisterResponse> Register(const RegisterRequest& request) override {
     return Unary(request, &WorkerService::Stub::Register, RegisterResponse(), rpc_timeout_);
@@ -73,10 +76,12 @@ class GrpcCoordinatorClient : public CoordinatorClient {
   }
   absl::StatusOr<std::string> DownloadShard(const DownloadShardRequest& request) override {
     grpc::ClientContext context;
+    context.set_deadline(absl::ToChronoTime(absl::Now() + transfer_timeout_));
     return CollectChunks(stub_->DownloadShard(&context, request), "shard");
   }
   absl::StatusOr<std::string> DownloadCheckpoint(const DownloadCheckpointRequest& request) override {
     grpc::ClientContext context;
+    context.set_deadline(absl::ToChronoTime(absl::Now() + transfer_timeout_));
     return CollectChunks(stub_->DownloadCheckpoint(&context, request),
                    absl::StrCat("checkpoint ", request.checkpoint_id()));
   }
@@ -91,6 +96,7 @@ class GrpcCoordinatorClient : public CoordinatorClient {
   absl::StatusOr<CheckpointInfo> UploadCheckpoint(const WorkerRef& worker, const AttemptRef& attempt,
                                                   const std::string& bytes) override {
     grpc::ClientContext context;
+    context.set_deadline(absl::ToChronoTime(absl::Now() + transfer_timeout_));
     CheckpointInfo info;
     std::unique_ptr<grpc::ClientWriter<CheckpointChunk>> writer =
         stub_->UploadCheckpoint(&context, &info);
@@ -131,20 +137,25 @@ class GrpcCoordinatorClient : public CoordinatorClient {
   }
 
   std::unique_ptr<WorkerService::Stub> stub_;
-  absl::Duration rpc_timeout_;
+  const absl::Duration rpc_timeout_;
+  const absl::Duration transfer_timeout_;
 };
 
 }  // namespace
 
 std::unique_ptr<CoordinatorClient> NewGrpcCoordinatorClient(std::shared_ptr<grpc::Channel> channel,
-                                                            absl::Duration rpc_timeout) {
-  return std::make_unique<GrpcCoordinatorClient>(std::move(channel), rpc_timeout);
+                                                            absl::Duration rpc_timeout,
+                                                            absl::Duration transfer_timeout) {
+  return std::make_unique<GrpcCoordinatorClient>(std::move(channel), rpc_timeout, transfer_timeout);
 }
 
 std::shared_ptr<grpc::Channel> NewCoordinatorChannel(const std::string& address) {
   grpc::ChannelArguments args;
   args.SetMaxReceiveMessageSize(64 << 20);
   args.SetMaxSendMessageSize(64 << 20);
+  args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 200);
+  args.SetInt(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, 200);
+  args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 2000);
   return grpc::CreateCustomChannel(address, grpc::InsecureChannelCredentials(), args);
 }
 
