@@ -95,6 +95,7 @@ void ApplyDefaults(JobSpec* spec) {
   if (!c->has_keep_last()) c->set_keep_last(3);
   if (!spec->has_num_workers()) spec->set_num_workers(1);
   if (!spec->has_max_restarts()) spec->set_max_restarts(3);
+  if (!spec->has_min_workers()) spec->set_min_workers(spec->num_workers());
 }
 
 absl::Status ValidateJobSpec(const JobSpec& spec) {
@@ -185,6 +186,10 @@ absl::Status ValidateJobSpec(const JobSpec& spec) {
   if (spec.num_workers() < 1) {
     return absl::InvalidArgumentError(
         absl::StrCat("num_workers must be >= 1, got ", spec.num_workers()));
+  }
+  if (spec.min_workers() < 1 || spec.min_workers() > spec.num_workers()) {
+    return absl::InvalidArgumentError(absl::StrCat("min_workers must be in [1, num_workers = ",
+                                                   spec.num_workers(), "], got ", spec.min_workers()));
   }
   if (spec.max_restarts() < 0) {
     return absl::InvalidArgumentError(

@@ -39,6 +39,7 @@ TEST(ConfigTest, DefaultsAreUpstreams) {
   EXPECT_EQ(spec->schedule().seed(), 1111u);
   EXPECT_EQ(spec->schedule().epochs(), 40);
   EXPECT_EQ(spec->max_restarts(), 3);
+  EXPECT_EQ(spec->min_workers(), spec->num_workers());
   EXPECT_EQ(spec->schedule().log_interval(), 200);
 }
 
@@ -60,6 +61,8 @@ TEST(ConfigTest, RejectsBadValuesNamingTheField) {
   ExpectRejected("model { emsize: 10 }", "data.path is empty");
   ExpectRejected("data { path: 'd' } num_workers: 0", "num_workers");
   ExpectRejected("data { path: 'd' } max_restarts: -1", "max_restarts");
+  ExpectRejected("data { path: 'd' } num_workers: 2 min_workers: 3", "min_workers must be in [1, num_workers = 2]");
+  ExpectRejected("data { path: 'd' } min_workers: 0", "min_workers");
 }
 
 TEST(ConfigTest, RejectsUnknownFieldsAndSyntaxWithPosition) {

@@ -119,6 +119,15 @@ int Subprocess::Wait() {
   return exit_code_;
 }
 
+std::optional<int> Subprocess::TryWait() {
+  if (exit_code_ >= 0) return exit_code_;
+  int status = 0;
+  if (waitpid(pid_, &status, WNOHANG) != pid_) return std::nullopt;
+  exit_code_ = WIFEXITED(status) ? WEXITSTATUS(status) : 128 + WTERMSIG(status);
+  if (reader_.joinable()) reader_.join();
+  return exit_code_;
+}
+
 int RunBinary(const std::vector<std::string>& argv, std::string* output) {
   Subprocess p(argv);
   int code = p.Wait();

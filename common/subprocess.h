@@ -15,6 +15,7 @@
 #include <chrono>
 #include <condition_variable>
 #include <mutex>
+#include <optional>
 #include <string>
 #include <thread>
 #include <vector>
@@ -45,6 +46,8 @@ class Subprocess {
   // Waits for the output to end and the child to exit; returns the exit code (128 +
   // signal if killed).
   int Wait();
+  // The exit code if the child has exited (reaping it), without waiting; else nullopt.
+  std::optional<int> TryWait();
   // Everything the child wrote so far.
   std::string output() const;
   pid_t pid() const { return pid_; }

@@ -27,8 +27,10 @@ TEST(SubprocessTest, ALineThatNeverComesTimesOutAndTheChildIsReaped) {
   const auto begin = std::chrono::steady_clock::now();
   EXPECT_FALSE(p.WaitForLine("never", nullptr, std::chrono::milliseconds(20)));
   EXPECT_LT(std::chrono::steady_clock::now() - begin, std::chrono::seconds(60));
+  EXPECT_FALSE(p.TryWait().has_value());  // Still running.
   p.Signal(SIGKILL);
   EXPECT_EQ(p.Wait(), 128 + SIGKILL);
+  EXPECT_EQ(p.TryWait(), 128 + SIGKILL);
 }
 
 TEST(SubprocessTest, AMissingBinaryExits127) {

@@ -147,6 +147,7 @@ absl::StatusOr<EpochSummary> Trainer::TrainEpoch(const torch::Tensor& data_any,
   // Summed on the device, read once per log interval (no per-step host sync).
   torch::Tensor interval_loss = torch::zeros({}, torch::TensorOptions(device_).dtype(torch::kDouble));
   int64_t interval_tokens = 0;
+  int64_t interval_batches = 0;
   for (int64_t b = position_.batch(); b < end; ++b) {
     if (stop != nullptr && stop->load()) {
       summary.interrupted = true;
@@ -167,6 +168,7 @@ absl::StatusOr<EpochSummary> Trainer::TrainEpoch(const torch::Tensor& data_any,
     }
     const int64_t tokens = batch.targets.numel();
     interval_tokens += tokens;
+    interval_batches += 1;
     summary.batches += 1;
     summary.tokens += tokens;
     position_.set_batch(b + 1);
@@ -181,13 +183,19 @@ absl::StatusOr<EpochSummary> Trainer::TrainEpoch(const torch::Tensor& data_any,
         report.batch = b;
         report.num_batches = data.size(0) / bptt;
         report.lr = lr_;
-        report.ms_per_batch = seconds * 1000.0 / log_interval;
-        report.loss = interval_sum / log_interval;
+        // Upstream divides by log_interval even for an epoch's first interval, which
+        // holds one batch more (kept, for the same figures); an interval cut short by a
+        // resume is divided by what it holds, or its loss would read far too low.
+        const int64_t divisor = interval_batches > log_interval ? log_interval : interval_batches;
+        report.ms_per_batch = seconds * 1000.0 / static_cast<double>(divisor);
+        report.loss = interval_sum / static_cast<double>(divisor);
         report.tokens_per_second = seconds > 0 ? interval_tokens / seconds : 0;
+        report.batches = interval_batches;
         on_interval_(report);
       }
       interval_loss.zero_();
       interval_tokens = 0;
+      interval_batches = 0;
       interval_start = now;
     }
     if (on_step_) DDLM_RETURN_IF_ERROR(on_step_(*this));

@@ -49,6 +49,10 @@ struct IntervalReport {
   double ms_per_batch = 0;
   double loss = 0;          // Mean training loss over the interval.
   double tokens_per_second = 0;
+  // Batches trained in the interval: log_interval, log_interval + 1 for an epoch's
+  // first (batches 0 through log_interval, as upstream counts), or fewer for the first
+  // after a resume mid-interval.
+  int64_t batches = 0;
 };
 
 struct EvalResult {

@@ -1,6 +1,8 @@
 #include "common/trainer.h"
 
+#include <atomic>
 #include <cmath>
+#include <vector>
 
 #include "common/batching.h"
 #include "common/config.h"
@@ -165,12 +167,30 @@ TEST(TrainerTest, StopFlagEndsTheEpochAndKeepsThePosition) {
     if (t.position().batch() == 7) stop = true;
     return absl::OkStatus();
   });
+  std::vector<IntervalReport> reports;
+  (*trainer)->set_interval_callback([&](const IntervalReport& r) { reports.push_back(r); });
   absl::StatusOr<EpochSummary> summary = (*trainer)->TrainEpoch(train, &stop);
   ASSERT_TRUE(summary.ok());
   EXPECT_TRUE(summary->interrupted);
   EXPECT_EQ(summary->batches, 7);
   EXPECT_EQ((*trainer)->position().batch(), 7);
   EXPECT_EQ((*trainer)->position().global_step(), 7);
+  EXPECT_TRUE(reports.empty());  // log_interval 20.
+
+  // Going on from batch 7: the first interval ends at batch 20 and holds 14 batches
+  // (its loss their mean), the next one 20.
+  stop = false;
+  (*trainer)->set_step_callback([](const Trainer&) { return absl::OkStatus(); });
+  summary = (*trainer)->TrainEpoch(train, &stop);
+  ASSERT_TRUE(summary.ok());
+  EXPECT_EQ(summary->batches, 60 - 7);
+  ASSERT_EQ(reports.size(), 2u);
+  EXPECT_EQ(reports[0].batch, 20);
+  EXPECT_EQ(reports[0].batches, 14);
+  EXPECT_EQ(reports[1].batches, 20);
+  // Loss falls as training goes on: the earlier stretch's mean is the higher (divided by
+  // 20 instead of 14, it would read 30% low).
+  EXPECT_GT(reports[0].loss, reports[1].loss);
 }
 
 class Bf16Test : public ::testing::TestWithParam<ModelType> {};

@@ -31,6 +31,7 @@ absl::StatusOr<CheckpointInfo> DescribeUpload(absl::string_view bytes, int32_t a
   info.set_crc32(Crc32(bytes.substr(0, bytes.size() - 4)));  // = the file's trailer.
   info.set_created_unix_seconds(h.created_unix_seconds());
   info.set_attempt(attempt);
+  info.set_world_size(h.spec().num_workers());
   return info;
 }
 

@@ -3,8 +3,8 @@
 //   ddlm launch --config F [--workers 2] [--device cpu|cuda|cuda:N]
 //                                             coordinator + N local workers, run F, stop
 //   ddlm submit --config F [--watch]          queue a job
-//   ddlm list | status JOB | watch JOB | cancel JOB | checkpoints JOB | workers
-//   ddlm resume JOB [--checkpoint ID] [--epochs N] [--watch]
+//   ddlm list | status JOB | watch JOB | cancel JOB | delete JOB | checkpoints JOB | workers
+//   ddlm resume JOB [--checkpoint ID] [--epochs N] [--workers N] [--watch]
 //   ddlm generate JOB [--checkpoint best|latest|ID] [--words N] [--temperature T]
 //   ddlm fetch JOB --out FILE [--checkpoint best|latest|ID]   save a kept checkpoint
 //
@@ -22,6 +22,7 @@
 #include <cstring>
 #include <cstdio>
 #include <memory>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -55,7 +56,9 @@ ABSL_FLAG(int32_t, words, 100, "generate: number of words.");
 ABSL_FLAG(double, temperature, 1.0, "generate: temperature.");
 ABSL_FLAG(int32_t, top_k, 0, "generate: sample from the k likeliest words (0: all).");
 ABSL_FLAG(uint64_t, seed, 1111, "generate: random seed.");
-ABSL_FLAG(int32_t, workers, 2, "launch: local workers to start.");
+ABSL_FLAG(int32_t, workers, 2,
+          "launch: local workers to start. resume: go on with this many workers (from an epoch end "
+          "if the checkpoint was written by another number).");
 ABSL_FLAG(std::string, device, "cpu",
           "launch: the workers' device: cpu, cuda (worker i on cuda:i, one per GPU) or cuda:N "
           "(all on GPU N; with --collective gloo).");
@@ -75,7 +78,8 @@ commands:
   status JOB                        one job
   watch JOB                         follow a job's events until it ends
   cancel JOB
-  resume JOB [--checkpoint ID] [--epochs N] [--watch]
+  delete JOB                        remove a finished job and its checkpoints
+  resume JOB [--checkpoint ID] [--epochs N] [--workers N] [--watch]
   checkpoints JOB
   generate JOB [--checkpoint best|latest|ID] [--words N] [--temperature T] [--top_k K]
   fetch JOB --out FILE [--checkpoint best|latest|ID]
@@ -279,7 +283,7 @@ int main(int argc, char** argv) {
   ddlm::ChdirToBuildWorkingDirectory();
   std::vector<std::string> storage;
   std::vector<char*> normalized;
-  ddlm::NormalizeFlagNames(argc, argv, &storage, &normalized);
+  const std::set<std::string> given = ddlm::NormalizeFlagNames(argc, argv, &storage, &normalized);
   std::vector<char*> positional = absl::ParseCommandLine(static_cast<int>(normalized.size()) - 1, normalized.data());
   if (positional.size() < 2) {
     std::fprintf(stderr, "%s\n", kUsage);
@@ -343,6 +347,16 @@ int main(int argc, char** argv) {
     Print(job);
     return 0;
   }
+  if (command == "delete") {
+    if (!need_job()) return 2;
+    ddlm::DeleteJobRequest request;
+    request.set_job_id(arg);
+    ddlm::DeleteJobResponse response;
+    status = stub->DeleteJob(&context, request, &response);
+    if (!status.ok()) return Fail(status);
+    std::printf("deleted %s\n", arg.c_str());
+    return 0;
+  }
   if (command == "watch") {
     if (!need_job()) return 2;
     return Watch(*stub, arg);
@@ -367,6 +381,7 @@ int main(int argc, char** argv) {
     request.set_job_id(arg);
     request.set_checkpoint_id(absl::GetFlag(FLAGS_checkpoint));
     if (absl::GetFlag(FLAGS_epochs) > 0) request.set_epochs(absl::GetFlag(FLAGS_epochs));
+    if (given.count("workers")) request.set_num_workers(absl::GetFlag(FLAGS_workers));
     ddlm::Job job;
     if (status = stub->ResumeJob(&context, request, &job); !status.ok()) return Fail(status);
     std::printf("resumed %s from %s (attempt %d)\n", job.id().c_str(), job.resumed_from().c_str(),

@@ -90,6 +90,7 @@ absl::StatusOr<std::unique_ptr<Coordinator>> Coordinator::Create(const Coordinat
   }
   LOG(INFO) << "loaded " << c->jobs_.size() << " job(s) from " << options.state_dir
             << (set_aside.empty() ? "" : absl::StrCat("; ", set_aside.size(), " damaged job(s) set aside"));
+  c->next_job_number_ = std::max(c->next_job_number_, c->store_.LastDeletedJobNumber() + 1);
   for (const JobStore::SetAside& damaged : set_aside) {
     // Never give a new job the id of one set aside.
     int64_t number = 0;
@@ -293,6 +294,28 @@ absl::StatusOr<Job> Coordinator::ResumeJob(const ResumeJobRequest& request) {
                                                 "': job '", j.id(), "' keeps no such checkpoint"));
       }
     }
+    if (request.has_num_workers()) {
+      if (request.num_workers() < 1) {
+        return absl::InvalidArgumentError(
+            absl::StrCat("num_workers must be >= 1, got ", request.num_workers()));
+      }
+      const int32_t wrote = from->world_size() != 0 ? from->world_size() : j.spec().num_workers();
+      if (request.num_workers() != wrote && from->batch() != 0) {
+        if (!request.checkpoint_id().empty()) {
+          return absl::FailedPreconditionError(absl::StrCat(
+              "checkpoint ", from->id(), " is mid-epoch (epoch ", from->epoch(), ", batch ", from->batch(),
+              "): a resume on ", request.num_workers(), " worker(s) instead of ", wrote,
+              " starts from an epoch-end checkpoint (batch 0)"));
+        }
+        from = LatestEpochEndLocked(*job);
+        if (from == nullptr) {
+          return absl::FailedPreconditionError(absl::StrCat(
+              "job '", j.id(), "' keeps no epoch-end checkpoint to resume on another number of workers from"));
+        }
+      }
+      j.mutable_spec()->set_num_workers(request.num_workers());
+      j.mutable_spec()->set_min_workers(std::min(j.spec().min_workers(), request.num_workers()));
+    }
     if (request.has_epochs()) {
       const int32_t min_epochs = from->batch() > 0 ? from->epoch() : from->epoch() - 1;
       if (request.epochs() < std::max(min_epochs, 1)) {
@@ -311,6 +334,59 @@ absl::StatusOr<Job> Coordinator::ResumeJob(const ResumeJobRequest& request) {
   // The job as it is now: the call may also have started it.
   if (!result.ok()) return result;
   return GetJob(result->id());
+}
+
+void Coordinator::FailJobsNotSaved() {
+  std::map<std::string, absl::Status> failed = writer_.TakeFailedJobs();
+  if (failed.empty()) return;
+  uint64_t ticket = 0;
+  {
+    absl::MutexLock lock(&mu_);
+    for (const auto& [id, status] : failed) {
+      JobEntry* job = FindLocked(id);
+      if (job == nullptr || IsFinal(job->record.job().state())) continue;
+      const std::string why = absl::StrCat("the coordinator cannot save the job's record: ", status.message());
+      if (job->attempt && !job->attempt->ended) {
+        Attempt& a = *job->attempt;
+        if (a.failure.empty() && !a.cancel_requested) {
+          LOG(ERROR) << "job " << id << " attempt " << a.number << " fails: " << why;
+          a.failure = why;
+          a.not_saved = true;
+          CancelRanksLocked(*job);
+        }
+      } else {
+        ReleaseReservationLocked(*job);
+        SetStateLocked(*job, FAILED, why);
+      }
+    }
+    ticket = last_ticket_;
+  }
+  // The failed state's own snapshot may not be writable either: the job then reloads as
+  // it last was on disk (whole: its log takes nothing after a failed append).
+  if (absl::Status s = writer_.Flush(ticket); !s.ok()) LOG(ERROR) << "after a failed write: " << s;
+  (void)writer_.TakeFailedJobs();
+}
+
+absl::Status Coordinator::DeleteJob(const std::string& job_id) {
+  uint64_t ticket = 0;
+  {
+    absl::MutexLock lock(&mu_);
+    DDLM_ASSIGN_OR_RETURN(JobEntry * job, FindJobLocked(job_id));
+    const JobState state = job->record.job().state();
+    if (!IsFinal(state)) {
+      return absl::FailedPreconditionError(absl::StrCat("job '", job_id, "' is ", JobState_Name(state),
+                                                        "; cancel it before deleting it"));
+    }
+    jobs_.erase(std::find_if(jobs_.begin(), jobs_.end(),
+                             [&](const auto& j) { return j.get() == job; }));
+    ticket = last_ticket_;
+  }
+  // Its last writes (the final snapshot) land before its files go; then, without the
+  // lock, the files go.
+  (void)writer_.Flush(ticket);
+  DDLM_RETURN_IF_ERROR(store_.DeleteJob(job_id));
+  LOG(INFO) << "job " << job_id << " deleted";
+  return absl::OkStatus();
 }
 
 void Coordinator::ResumeFromLocked(JobEntry& job, const CheckpointInfo* from) {
@@ -446,7 +522,7 @@ absl::Status Coordinator::Deregister(const WorkerRef& worker) {
   return Persisted([&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) -> absl::Status {
     DDLM_ASSIGN_OR_RETURN(WorkerEntry * w, workers_.Find(worker));
     const WorkerEntry before = *w;
-    workers_.MarkDead(worker.worker_id());
+    workers_.MarkDead(worker.worker_id(), clock_->Now());
     CloseCommandStreamLocked(worker.worker_id(),
                              absl::AbortedError(absl::StrCat("worker '", worker.worker_id(), "' left")));
     LOG(INFO) << "worker " << worker.worker_id() << " incarnation " << worker.incarnation() << " left";
@@ -524,6 +600,10 @@ void Coordinator::CheckHeartbeats() {
                                           " was declared dead (missed heartbeats); register again")));
       WorkerLostLocked(dead, absl::StrCat("worker '", dead.info.worker_id(), "' (rank ",
                                           dead.info.rank(), ") stopped heartbeating"));
+    }
+    for (const std::string& id : workers_.PruneDead(clock_->Now(), options_.dead_worker_grace)) {
+      LOG(INFO) << "worker " << id << " forgotten (dead for over "
+                << absl::FormatDuration(options_.dead_worker_grace) << ")";
     }
     ScheduleLocked();
     return absl::OkStatus();
@@ -631,7 +711,12 @@ void Coordinator::ScheduleLocked() {
   for (auto& job : jobs_) {
     const Job& j = job->record.job();
     if (j.state() != QUEUED || job->starting) continue;
-    queue.push_back({j.id(), j.spec().num_workers()});
+    // A restarted job that can no longer get num_workers (fewer are alive) may go on
+    // with fewer, down to spec.min_workers.
+    const bool fewer = j.restarts() > 0 && j.spec().min_workers() < j.spec().num_workers() &&
+                       workers_.live_count() < j.spec().num_workers();
+    queue.push_back({j.id(), j.spec().num_workers(),
+                     fewer ? j.spec().min_workers() : j.spec().num_workers()});
     queued.push_back(job.get());
   }
   if (queue.empty()) return;
@@ -659,6 +744,15 @@ void Coordinator::ScheduleLocked() {
 
 void Coordinator::ReserveLocked(JobEntry& job, const std::vector<WorkerEntry*>& workers) {
   Job& j = *job.record.mutable_job();
+  const int world = static_cast<int>(workers.size());
+  if (world != j.spec().num_workers()) {
+    // Fewer workers than before (spec.min_workers): num_workers becomes what there is.
+    job.reshard_note = absl::StrCat("; on ", world, " worker(s) instead of ", j.spec().num_workers(),
+                                    " (fewer are left; spec.min_workers ", j.spec().min_workers(), ")");
+    j.mutable_spec()->set_num_workers(world);
+    j.mutable_spec()->set_min_workers(std::min(j.spec().min_workers(), world));
+  }
+  ReshardIfNeededLocked(job);
   Start start;
   start.number = j.attempt() + 1;
   for (size_t r = 0; r < workers.size(); ++r) {
@@ -673,6 +767,38 @@ void Coordinator::ReserveLocked(JobEntry& job, const std::vector<WorkerEntry*>& 
   j.set_message(absl::StrCat("starting on ", workers.size(), " worker(s): preparing the shards"));
   SaveLocked(job);
   pending_starts_.push_back(j.id());
+}
+
+const CheckpointInfo* Coordinator::FindCheckpointLocked(const JobEntry& job, const std::string& id) {
+  for (const CheckpointInfo& c : job.record.checkpoints()) {
+    if (c.id() == id) return &c;
+  }
+  return nullptr;
+}
+
+const CheckpointInfo* Coordinator::LatestEpochEndLocked(const JobEntry& job) {
+  const CheckpointInfo* latest = nullptr;
+  for (const CheckpointInfo& c : job.record.checkpoints()) {
+    if (c.batch() == 0) latest = &c;
+  }
+  return latest;
+}
+
+void Coordinator::ReshardIfNeededLocked(JobEntry& job) {
+  const int world = job.record.job().spec().num_workers();
+  const CheckpointInfo* from = FindCheckpointLocked(job, job.resume_checkpoint);
+  if (from == nullptr || from->world_size() == 0 || from->world_size() == world) return;
+  const int32_t wrote = from->world_size();
+  // Written by another number of workers: each rank's recurrent state and data slice
+  // belong to that sharding, so the job goes on from an epoch end, resharded.
+  if (from->batch() != 0) {
+    from = LatestEpochEndLocked(job);
+    ResumeFromLocked(job, from);
+  }
+  absl::StrAppend(&job.reshard_note, "; resharded from ",
+                  from == nullptr ? "the start" : absl::StrCat("epoch-end checkpoint ", from->id()),
+                  " (written by ", wrote,
+                  " worker(s)): from here on the run is not bit-identical to an uninterrupted one");
 }
 
 void Coordinator::ReleaseReservationLocked(JobEntry& job) {
@@ -801,11 +927,14 @@ void Coordinator::StartAttemptLocked(JobEntry& job, absl::StatusOr<PreparedAttem
   }
   job.starting.reset();
   job.attempt = std::move(attempt);
+  std::string note = std::move(job.reshard_note);
+  job.reshard_note.clear();
   SetStateLocked(job, RUNNING,
                  absl::StrCat("attempt ", j.attempt(), " on ", world, " worker(s)",
                               job.resume_checkpoint.empty()
                                   ? ""
-                                  : absl::StrCat(", resuming from ", job.resume_checkpoint)));
+                                  : absl::StrCat(", resuming from ", job.resume_checkpoint),
+                              note));
 }
 
 void Coordinator::CancelRanksLocked(JobEntry& job) {
@@ -862,11 +991,12 @@ void Coordinator::EndAttemptLocked(JobEntry& job) {
     message = "the workers finished without a test result";
   }
   const bool failed = !a.failure.empty();
+  const bool not_saved = a.not_saved;
   job.attempt.reset();  // `a` is gone.
   job.resume_checkpoint.clear();
   job.resume_best.clear();
   job.data.reset();  // Reloaded if the job is resumed or restarted.
-  if (failed) {
+  if (failed && !not_saved) {
     RestartOrFailLocked(job, message);
   } else {
     SetStateLocked(job, state, message);

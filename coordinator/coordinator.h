@@ -79,8 +79,10 @@ struct CoordinatorOptions {
   std::string state_dir;
   // Told to workers at registration.
   absl::Duration heartbeat_interval = absl::Seconds(1);
-  // A worker silent for longer is declared dead.
+  // A worker silent for longer is declared dead...
   absl::Duration heartbeat_timeout = absl::Seconds(10);
+  // ...and forgotten (gone from ListWorkers) this long after that.
+  absl::Duration dead_worker_grace = absl::Minutes(10);
   // Generate's limits (words, concurrent samplings).
   TextGeneratorOptions generation;
   // Tests only: called (without the coordinator's lock) just before an attempt's
@@ -118,6 +120,8 @@ class Coordinator {
   void DetachEventStream(StreamSink<JobEvent>* sink) ABSL_LOCKS_EXCLUDED(mu_);
   absl::StatusOr<Job> CancelJob(const std::string& job_id) ABSL_LOCKS_EXCLUDED(mu_);
   absl::StatusOr<Job> ResumeJob(const ResumeJobRequest& request) ABSL_LOCKS_EXCLUDED(mu_);
+  // Forgets a finished job and removes its files. FAILED_PRECONDITION unless finished.
+  absl::Status DeleteJob(const std::string& job_id) ABSL_LOCKS_EXCLUDED(mu_);
   absl::StatusOr<std::vector<CheckpointInfo>> ListCheckpoints(const std::string& job_id)
       ABSL_LOCKS_EXCLUDED(mu_);
   // The bytes of a kept checkpoint ("best" or "", "latest", or an id), for users (read
@@ -174,8 +178,9 @@ class Coordinator {
       ABSL_LOCKS_EXCLUDED(mu_);
   absl::Status FinishAssignment(const FinishAssignmentRequest& request) ABSL_LOCKS_EXCLUDED(mu_);
 
-  // Declares workers whose heartbeats lapsed dead, failing their attempts. The server
-  // calls it periodically; tests call it after moving a FakeClock.
+  // Declares workers whose heartbeats lapsed dead, failing their attempts, and forgets
+  // those dead for longer than dead_worker_grace. The server calls it periodically;
+  // tests call it after moving a FakeClock.
   void CheckHeartbeats() ABSL_LOCKS_EXCLUDED(mu_);
   // Wakes every waiter and closes every stream (UNAVAILABLE); later waits return at once.
   void Shutdown() ABSL_LOCKS_EXCLUDED(mu_);
@@ -194,6 +199,7 @@ class Coordinator {
     AttemptRounds rounds;  // Metrics and evaluation barriers.
     bool cancel_requested = false;
     std::string failure;  // First failure; empty if none.
+    bool not_saved = false;  // The failure: the job's record could not be written.
     bool tested = false;
     bool ended = false;
   };
@@ -215,6 +221,7 @@ class Coordinator {
     std::optional<Attempt> attempt;
     std::string resume_checkpoint;  // For the next attempt.
     std::string resume_best;        // The best checkpoint of the resumed-from timeline.
+    std::string reshard_note;       // For the next RUNNING event, if it runs on other workers.
     double lr = 0;
     std::optional<double> best_val_loss;
   };
@@ -247,9 +254,14 @@ class Coordinator {
     }
     ticket = std::max(ticket, RunPendingStarts());
     absl::Status written = writer_.Flush(ticket);
+    if (!written.ok()) FailJobsNotSaved();
     if (!written.ok() && result->ok()) return written;
     return *std::move(result);
   }
+  // The jobs whose changes could not be written (a full or unwritable state_dir) fail,
+  // naming the error (which names the path); a running one's ranks are told to stop,
+  // and it is not restarted. The coordinator and every other job go on.
+  void FailJobsNotSaved() ABSL_LOCKS_EXCLUDED(mu_);
   // `restart`: the number of the automatic restart this change is (QUEUED), else 0.
   void SetStateLocked(JobEntry& job, JobState state, const std::string& message,
                       int32_t restart = 0) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
@@ -260,6 +272,12 @@ class Coordinator {
   // (QUEUED, an event with the restart's number and reason) while spec.max_restarts
   // allows; else FAILED with `why`.
   void RestartOrFailLocked(JobEntry& job, const std::string& why) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  static const CheckpointInfo* FindCheckpointLocked(const JobEntry& job, const std::string& id);
+  static const CheckpointInfo* LatestEpochEndLocked(const JobEntry& job);
+  // If the checkpoint the next attempt resumes from was written by another number of
+  // workers than spec.num_workers, resume from the latest epoch-end checkpoint instead
+  // (or the start), and note it for the RUNNING event.
+  void ReshardIfNeededLocked(JobEntry& job) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void ScheduleLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Starting a job takes three steps, so that the corpus is read and the shards encoded
   // without the lock: ReserveLocked marks the workers BUSY for it and queues it in

@@ -1,16 +1,22 @@
 #include "coordinator/coordinator.h"
 
+#include <signal.h>
+#include <sys/resource.h>
+
+#include <algorithm>
 #include <atomic>
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
 #include <thread>
 
+#include "absl/strings/str_split.h"
 #include "absl/synchronization/notification.h"
 #include "common/checkpoint.h"
 #include "common/clock.h"
 #include "common/config.h"
 #include "common/file_io.h"
+#include "common/model.h"
 #include "coordinator/job_store.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -119,10 +125,11 @@ class CoordinatorTest : public ::testing::Test {
   }
 
   std::string CheckpointBytes(const JobSpec& spec, int epoch, int64_t step, double lr,
-                              double val_loss, double best) {
+                              double val_loss, double best, int64_t batch = 0) {
     Checkpoint c;
     *c.header.mutable_spec() = spec;
     c.header.mutable_position()->set_epoch(epoch);
+    c.header.mutable_position()->set_batch(batch);
     c.header.mutable_position()->set_global_step(step);
     c.header.set_lr(lr);
     c.header.set_val_loss(val_loss);
@@ -283,7 +290,8 @@ TEST_F(CoordinatorTest, JobWaitsForWorkersThenRunsToSuccess) {
   EXPECT_EQ(trainings, 1);
   EXPECT_EQ(events->back().state().state(), SUCCEEDED);
 
-  // Generate samples from the best checkpoint... which holds no real model here.
+  // Generate checks its request before anything else (GenerateSamplesFromTheBest...
+  // samples from real checkpoints).
   GenerateRequest g;
   g.set_job_id(job->id());
   g.set_words(0);
@@ -782,7 +790,7 @@ TEST_F(CoordinatorTest, AFailedAttemptRestartsFromTheLatestCheckpointUntilMaxRes
   EvalBoth(w0, a0, w1, a1, VALID, 1, 100, 300);  // Loss 1.0.
   const double lr = spec.optimizer().lr();
   ASSERT_TRUE(coordinator_->UploadCheckpoint(w0, a0.attempt(), CheckpointBytes(spec, 2, 10, lr, 1.0, 1.0)).ok());
-  ASSERT_TRUE(coordinator_->UploadCheckpoint(w0, a0.attempt(), CheckpointBytes(spec, 2, 15, lr, 0, 1.0)).ok());
+  ASSERT_TRUE(coordinator_->UploadCheckpoint(w0, a0.attempt(), CheckpointBytes(spec, 2, 15, lr, 0, 1.0, /*batch=*/5)).ok());
 
   // w1 dies: w0 is told to stop, and once it has, the job is queued again from the
   // latest checkpoint, saying why.
@@ -886,7 +894,7 @@ TEST_F(CoordinatorTest, ACoordinatorRestartRestartsRunningJobsFromTheirLatestChe
   ASSERT_TRUE(d.ok()) << d.status();
   const double lr = spec.optimizer().lr();
   ASSERT_TRUE(coordinator_->UploadCheckpoint(w0, a0.attempt(), CheckpointBytes(spec, 2, 10, lr, 1.0, 1.0)).ok());
-  ASSERT_TRUE(coordinator_->UploadCheckpoint(w0, a0.attempt(), CheckpointBytes(spec, 2, 12, lr, 0, 1.0)).ok());
+  ASSERT_TRUE(coordinator_->UploadCheckpoint(w0, a0.attempt(), CheckpointBytes(spec, 2, 12, lr, 0, 1.0, /*batch=*/2)).ok());
 
   // The coordinator dies mid-attempt and comes back on the same state directory.
   coordinator_.reset();
@@ -946,6 +954,269 @@ TEST_F(CoordinatorTest, ADamagedJobRecordIsSetAsideAndTheOthersServe) {
   coordinator_ = *Coordinator::Create(options_, &clock_);
   EXPECT_TRUE(coordinator_->ListJobs().empty());
   EXPECT_EQ(coordinator_->SubmitJob(Spec(1))->id(), "job-3");
+}
+
+}  // namespace
+}  // namespace ddlm
+
+namespace ddlm {
+namespace {
+
+// A checkpoint of a real model for `spec` over `assignment`'s vocabulary, its weights
+// drawn with `seed`.
+std::string RealCheckpoint(const JobSpec& spec, const Assignment& assignment, int epoch, int64_t step,
+                           double val_loss, double best, uint64_t seed) {
+  torch::manual_seed(seed);
+  std::shared_ptr<LanguageModelImpl> model = *BuildModel(spec.model(), assignment.vocabulary_size());
+  Checkpoint c;
+  *c.header.mutable_spec() = spec;
+  c.header.mutable_position()->set_epoch(epoch);
+  c.header.mutable_position()->set_global_step(step);
+  c.header.set_lr(spec.optimizer().lr());
+  c.header.set_val_loss(val_loss);
+  c.header.set_best_val_loss(best);
+  for (const std::string& w : assignment.vocabulary()) c.header.add_vocabulary(w);
+  CaptureModel(*model, nullptr, &c);
+  return *SerializeCheckpoint(c);
+}
+
+TEST_F(CoordinatorTest, GenerateSamplesFromTheBestCheckpointUnlessAskedOtherwise) {
+  WorkerRef w0 = AddWorker("w0");
+  JobSpec spec = Spec(1, 3);
+  spec.mutable_checkpoint()->set_keep_last(3);
+  auto job = coordinator_->SubmitJob(spec);
+  ASSERT_TRUE(job.ok()) << job.status();
+  const Assignment a = Poll(w0)->assign();
+  // Epoch 1 is the best (loss 1.0); epoch 2 (2.0) is the latest.
+  ASSERT_TRUE(coordinator_->UploadCheckpoint(w0, a.attempt(), RealCheckpoint(spec, a, 2, 10, 1.0, 1.0, 1)).ok());
+  ASSERT_TRUE(coordinator_->UploadCheckpoint(w0, a.attempt(), RealCheckpoint(spec, a, 3, 20, 2.0, 1.0, 2)).ok());
+
+  GenerateRequest request;
+  request.set_job_id(job->id());
+  request.set_words(25);
+  auto best = coordinator_->Generate(request);
+  ASSERT_TRUE(best.ok()) << best.status();
+  EXPECT_EQ(best->checkpoint_id(), "e0002-s00000010");
+  // 25 words, a newline after the 20th, as generate.py writes them.
+  EXPECT_EQ(std::count(best->text().begin(), best->text().end(), '\n'), 1);
+  EXPECT_EQ(std::vector<std::string>(absl::StrSplit(best->text(), absl::ByAnyChar(" \n"), absl::SkipEmpty())).size(),
+            25u);
+  // The same seed samples the same text; "latest" names the other checkpoint.
+  EXPECT_EQ(coordinator_->Generate(request)->text(), best->text());
+  request.set_checkpoint("latest");
+  auto latest = coordinator_->Generate(request);
+  ASSERT_TRUE(latest.ok()) << latest.status();
+  EXPECT_EQ(latest->checkpoint_id(), "e0003-s00000020");
+  EXPECT_NE(latest->text(), best->text());
+  request.set_checkpoint("e0002-s00000010");
+  EXPECT_EQ(coordinator_->Generate(request)->text(), best->text());
+  request.set_checkpoint("nope");
+  EXPECT_EQ(coordinator_->Generate(request).status().code(), absl::StatusCode::kNotFound);
+}
+
+}  // namespace
+}  // namespace ddlm
+
+namespace ddlm {
+namespace {
+
+TEST_F(CoordinatorTest, DeleteJobRemovesAFinishedJobAndItsFilesAndNeverReusesItsId) {
+  WorkerRef w0 = AddWorker("w0");
+  auto job = coordinator_->SubmitJob(Spec(1, 1));
+  ASSERT_TRUE(job.ok());
+  auto a = Poll(w0)->assign();
+  ASSERT_TRUE(coordinator_->UploadCheckpoint(w0, a.attempt(), CheckpointBytes(Spec(1), 2, 10, 5.0, 2.0, 2.0)).ok());
+  // Not while it runs.
+  absl::Status running = coordinator_->DeleteJob(job->id());
+  EXPECT_EQ(running.code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_THAT(running.message(), HasSubstr("cancel it"));
+  ASSERT_TRUE(coordinator_->CancelJob(job->id()).ok());
+  Poll(w0);
+  Finish(w0, a, false, true);
+  auto other = coordinator_->SubmitJob(Spec(2));  // Queued: stays.
+  ASSERT_TRUE(other.ok());
+
+  const std::string dir = options_.state_dir + "/jobs/" + job->id();
+  ASSERT_TRUE(ReadFile(dir + "/job.pb").ok());
+  ASSERT_TRUE(coordinator_->DeleteJob(job->id()).ok());
+  EXPECT_EQ(coordinator_->GetJob(job->id()).status().code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(coordinator_->DeleteJob(job->id()).code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(ReadFile(dir + "/job.pb").status().code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(ReadFile(dir + "/checkpoints/e0002-s00000010.ckpt").status().code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(coordinator_->ListJobs().size(), 1u);
+
+  // The queued job too, once cancelled; then, after a restart, ids go on from job-3.
+  ASSERT_TRUE(coordinator_->CancelJob(other->id()).ok());
+  ASSERT_TRUE(coordinator_->DeleteJob(other->id()).ok());
+  coordinator_.reset();
+  coordinator_ = *Coordinator::Create(options_, &clock_);
+  EXPECT_TRUE(coordinator_->ListJobs().empty());
+  EXPECT_EQ(coordinator_->SubmitJob(Spec(1))->id(), "job-3");
+}
+
+TEST_F(CoordinatorTest, DeadWorkersAreForgottenAfterTheGracePeriod) {
+  WorkerRef w0 = AddWorker("w0");
+  WorkerRef w1 = AddWorker("w1");
+  clock_.Advance(absl::Seconds(8));
+  ASSERT_TRUE(coordinator_->Heartbeat(w0).ok());
+  clock_.Advance(absl::Seconds(3));
+  coordinator_->CheckHeartbeats();
+  ASSERT_EQ(coordinator_->ListWorkers().size(), 2u);  // w1 is DEAD, still listed.
+  for (int i = 0; i < 11; ++i) {  // w0 keeps heartbeating for 11 minutes.
+    clock_.Advance(absl::Minutes(1));
+    ASSERT_TRUE(coordinator_->Heartbeat(w0).ok());
+    coordinator_->CheckHeartbeats();
+  }
+  ASSERT_EQ(coordinator_->ListWorkers().size(), 1u);
+  EXPECT_EQ(coordinator_->ListWorkers()[0].worker_id(), "w0");
+  EXPECT_EQ(coordinator_->Heartbeat(w1).code(), absl::StatusCode::kNotFound);
+}
+
+}  // namespace
+}  // namespace ddlm
+
+namespace ddlm {
+namespace {
+
+TEST_F(CoordinatorTest, WithMinWorkersARestartGoesOnWithFewerFromAnEpochEnd) {
+  WorkerRef w0 = AddWorker("w0");
+  WorkerRef w1 = AddWorker("w1");
+  JobSpec spec = Spec(2, 3);
+  spec.set_max_restarts(2);
+  spec.set_min_workers(1);
+  spec.mutable_checkpoint()->set_keep_last(3);
+  auto job = coordinator_->SubmitJob(spec);
+  ASSERT_TRUE(job.ok()) << job.status();
+  auto a0 = Poll(w0)->assign();
+  auto a1 = Poll(w1)->assign();
+  EvalBoth(w0, a0, w1, a1, VALID, 1, 100, 300);
+  const double lr = spec.optimizer().lr();
+  ASSERT_TRUE(coordinator_->UploadCheckpoint(w0, a0.attempt(), CheckpointBytes(spec, 2, 10, lr, 1.0, 1.0)).ok());
+  ASSERT_TRUE(coordinator_->UploadCheckpoint(w0, a0.attempt(), CheckpointBytes(spec, 2, 15, lr, 0, 1.0, /*batch=*/5)).ok());
+  EXPECT_EQ(coordinator_->ListCheckpoints(job->id())->back().world_size(), 2);
+
+  // w1 is gone for good: only one worker is left, so the job goes on with one, from the
+  // epoch end (the step-15 checkpoint holds two ranks' recurrent state).
+  clock_.Advance(absl::Seconds(8));
+  ASSERT_TRUE(coordinator_->Heartbeat(w0).ok());
+  clock_.Advance(absl::Seconds(3));
+  coordinator_->CheckHeartbeats();
+  ASSERT_TRUE(Poll(w0)->has_cancel());
+  Finish(w0, a0, false, true);
+  Job now = *coordinator_->GetJob(job->id());
+  ASSERT_EQ(now.state(), RUNNING);
+  EXPECT_EQ(now.spec().num_workers(), 1);
+  EXPECT_EQ(now.workers_size(), 1);
+  EXPECT_THAT(now.message(), HasSubstr("on 1 worker(s) instead of 2"));
+  EXPECT_THAT(now.message(), HasSubstr("resharded from epoch-end checkpoint e0002-s00000010"));
+  EXPECT_THAT(now.message(), HasSubstr("not bit-identical"));
+  auto b = Poll(w0)->assign();
+  EXPECT_EQ(b.world_size(), 1);
+  EXPECT_EQ(b.spec().num_workers(), 1);
+  EXPECT_EQ(b.resume_checkpoint_id(), "e0002-s00000010");
+  EXPECT_EQ(b.best_checkpoint_id(), "e0002-s00000010");
+  EXPECT_GT(b.train_tokens(), a0.train_tokens() * 3 / 2);  // About the whole corpus on one rank.
+}
+
+TEST_F(CoordinatorTest, ResumeJobOnAnotherNumberOfWorkersStartsFromAnEpochEnd) {
+  WorkerRef w0 = AddWorker("w0");
+  JobSpec spec = Spec(1, 3);
+  spec.mutable_checkpoint()->set_keep_last(3);
+  auto job = coordinator_->SubmitJob(spec);
+  auto a = Poll(w0)->assign();
+  const double lr = spec.optimizer().lr();
+  ASSERT_TRUE(coordinator_->UploadCheckpoint(w0, a.attempt(), CheckpointBytes(spec, 2, 10, lr, 1.0, 1.0)).ok());
+  ASSERT_TRUE(coordinator_->UploadCheckpoint(w0, a.attempt(), CheckpointBytes(spec, 2, 15, lr, 0, 1.0, /*batch=*/5)).ok());
+  ASSERT_TRUE(coordinator_->CancelJob(job->id()).ok());
+  Poll(w0);
+  Finish(w0, a, false, true);
+
+  ResumeJobRequest resume;
+  resume.set_job_id(job->id());
+  resume.set_num_workers(2);
+  resume.set_checkpoint_id("e0002-s00000015");  // Mid-epoch: refused, saying why.
+  absl::Status refused = coordinator_->ResumeJob(resume).status();
+  EXPECT_EQ(refused.code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_THAT(refused.message(), HasSubstr("epoch-end checkpoint"));
+  resume.set_num_workers(0);
+  resume.clear_checkpoint_id();
+  EXPECT_EQ(coordinator_->ResumeJob(resume).status().code(), absl::StatusCode::kInvalidArgument);
+  resume.set_num_workers(2);
+  auto resumed = coordinator_->ResumeJob(resume);  // The latest epoch end, then.
+  ASSERT_TRUE(resumed.ok()) << resumed.status();
+  EXPECT_EQ(resumed->resumed_from(), "e0002-s00000010");
+  EXPECT_EQ(resumed->spec().num_workers(), 2);
+  EXPECT_EQ(resumed->state(), QUEUED);  // One worker: waits for two.
+  WorkerRef w1 = AddWorker("w1");
+  Job now = *coordinator_->GetJob(job->id());
+  ASSERT_EQ(now.state(), RUNNING);
+  EXPECT_THAT(now.message(), HasSubstr("not bit-identical"));
+  EXPECT_EQ(Poll(w1)->assign().resume_checkpoint_id(), "e0002-s00000010");
+}
+
+}  // namespace
+}  // namespace ddlm
+
+namespace ddlm {
+namespace {
+
+TEST_F(CoordinatorTest, AFullDiskFailsTheJobNamingThePathAndLosesNothingWrittenBefore) {
+  WorkerRef w0 = AddWorker("w0");
+  JobSpec spec = Spec(1, 3);
+  spec.set_max_restarts(3);  // Not for this: a record that cannot be saved is not retried.
+  auto job = coordinator_->SubmitJob(spec);
+  ASSERT_TRUE(job.ok());
+  auto a = Poll(w0)->assign();
+  ASSERT_TRUE(coordinator_->UploadCheckpoint(w0, a.attempt(), CheckpointBytes(spec, 2, 10, 20, 1.0, 1.0)).ok());
+  const std::string dir = options_.state_dir + "/jobs/" + job->id();
+  const std::string kept = *ReadFile(dir + "/checkpoints/e0002-s00000010.ckpt");
+  const int64_t events_before = coordinator_->GetJob(job->id())->last_event_sequence();
+
+  // The disk fills up: no file may grow more than a few bytes.
+  signal(SIGXFSZ, SIG_IGN);
+  rlimit old{};
+  ASSERT_EQ(getrlimit(RLIMIT_FSIZE, &old), 0);
+  rlimit full = old;
+  full.rlim_cur = static_cast<rlim_t>(ReadFile(dir + "/events.log")->size() + 16);
+  ASSERT_EQ(setrlimit(RLIMIT_FSIZE, &full), 0);
+  ReportMetricsRequest m;
+  *m.mutable_worker() = w0;
+  *m.mutable_attempt() = a.attempt();
+  m.mutable_metrics()->set_epoch(2);
+  m.mutable_metrics()->set_batch(5);
+  m.mutable_metrics()->set_loss(3.0);
+  absl::Status refused = coordinator_->ReportMetrics(m);
+  EXPECT_FALSE(refused.ok());
+  EXPECT_THAT(refused.message(), HasSubstr(dir + "/events.log"));
+  // The job's rank is told to stop; the coordinator goes on serving.
+  auto cancel = Poll(w0);
+  ASSERT_TRUE(cancel && cancel->has_cancel());
+  EXPECT_TRUE(coordinator_->Heartbeat(w0).ok());
+  EXPECT_EQ(coordinator_->ListJobs().size(), 1u);
+  FinishAssignmentRequest finish;
+  *finish.mutable_worker() = w0;
+  *finish.mutable_attempt() = a.attempt();
+  finish.set_cancelled(true);
+  (void)coordinator_->FinishAssignment(finish);  // Its own record write may fail too.
+  ASSERT_EQ(setrlimit(RLIMIT_FSIZE, &old), 0);
+  Job now = *coordinator_->GetJob(job->id());
+  EXPECT_EQ(now.state(), FAILED);  // Not restarted.
+  EXPECT_THAT(now.message(), HasSubstr("cannot save the job's record"));
+  EXPECT_THAT(now.message(), HasSubstr(dir + "/events.log"));
+  EXPECT_EQ(now.restarts(), 0);
+  EXPECT_EQ(coordinator_->ListWorkers()[0].state(), IDLE);
+
+  // Nothing written before is lost or damaged: after a restart the job loads whole
+  // (not set aside), with every event it had before the disk filled, and its checkpoint.
+  coordinator_.reset();
+  coordinator_ = *Coordinator::Create(options_, &clock_);
+  EXPECT_TRUE(coordinator_->SetAsideRecords().empty());
+  auto reloaded = coordinator_->GetJob(job->id());
+  ASSERT_TRUE(reloaded.ok()) << reloaded.status();
+  EXPECT_GE(reloaded->last_event_sequence(), events_before);
+  EXPECT_EQ(*ReadFile(dir + "/checkpoints/e0002-s00000010.ckpt"), kept);
+  ASSERT_EQ(coordinator_->ListCheckpoints(job->id())->size(), 1u);
+  EXPECT_TRUE(coordinator_->SubmitJob(Spec(1)).ok());
 }
 
 }  // namespace

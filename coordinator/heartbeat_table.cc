@@ -35,6 +35,11 @@ void HeartbeatTable::MarkDead(const std::string& worker_id) {
   if (auto it = entries_.find(worker_id); it != entries_.end()) it->second.dead = true;
 }
 
+void HeartbeatTable::Forget(const std::string& worker_id) {
+  absl::MutexLock lock(&mu_);
+  entries_.erase(worker_id);
+}
+
 std::vector<std::string> HeartbeatTable::Expire(absl::Time now, absl::Duration timeout) {
   absl::MutexLock lock(&mu_);
   std::vector<std::string> expired;

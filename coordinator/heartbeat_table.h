@@ -34,6 +34,8 @@ class HeartbeatTable {
   // (the message says which, and to register again).
   absl::Status Beat(const WorkerRef& ref, absl::Time now) ABSL_LOCKS_EXCLUDED(mu_);
   void MarkDead(const std::string& worker_id) ABSL_LOCKS_EXCLUDED(mu_);
+  // Drops the worker id altogether (its calls are then NOT_FOUND).
+  void Forget(const std::string& worker_id) ABSL_LOCKS_EXCLUDED(mu_);
   // Marks dead, and returns, every live worker id silent for longer than `timeout`.
   std::vector<std::string> Expire(absl::Time now, absl::Duration timeout) ABSL_LOCKS_EXCLUDED(mu_);
   std::optional<absl::Time> LastBeat(const std::string& worker_id) ABSL_LOCKS_EXCLUDED(mu_);

@@ -11,8 +11,11 @@
 #include <cstdio>
 #include <cstring>
 #include <ctime>
+#include <filesystem>
 #include <set>
 
+#include "absl/strings/ascii.h"
+#include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "common/file_io.h"
 #include "common/status_macros.h"
@@ -159,8 +162,16 @@ void JobStore::Close(const std::string& job_id) {
 }
 
 absl::Status JobStore::AppendLog(const std::string& job_id, const JobLogEntry& entry) {
+  if (behind_.count(job_id)) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        LogPath(job_id), " missed an earlier change (a failed write); nothing more is appended "
+        "until the job's record is rewritten whole"));
+  }
   absl::StatusOr<OpenLog*> opened = Open(job_id);
-  if (!opened.ok()) return opened.status();
+  if (!opened.ok()) {
+    behind_.insert(job_id);
+    return opened.status();
+  }
   OpenLog& log = **opened;
   const std::string frame = EncodeLogFrame(entry);
   size_t done = 0;
@@ -175,6 +186,7 @@ absl::Status JobStore::AppendLog(const std::string& job_id, const JobLogEntry& e
         LOG(ERROR) << "cannot cut " << LogPath(job_id) << " back to " << log.size
                    << " bytes: " << std::strerror(errno);
       }
+      behind_.insert(job_id);
       return ErrnoError("cannot append to", LogPath(job_id), err);
     }
     done += static_cast<size_t>(n);
@@ -208,6 +220,7 @@ absl::Status JobStore::WriteSnapshot(const JobRecord& record) {
   // The snapshot holds everything the log did; entries left by a crash before this
   // truncation carry an older generation and are skipped on load.
   Close(job_id);
+  behind_.erase(job_id);
   const std::string path = LogPath(job_id);
   if (::truncate(path.c_str(), 0) != 0 && errno != ENOENT) {
     return ErrnoError("cannot truncate", path, errno);
@@ -287,6 +300,11 @@ absl::StatusOr<std::vector<JobRecord>> JobStore::LoadAll(std::vector<SetAside>* 
   }
   std::vector<JobRecord> records;
   for (const std::string& name : ListDir(jobs_dir)) {
+    if (name.rfind(".deleting-", 0) == 0) {  // A deletion a crash interrupted.
+      std::error_code error;
+      std::filesystem::remove_all(absl::StrCat(jobs_dir, "/", name), error);
+      continue;
+    }
     const std::string path = absl::StrCat(jobs_dir, "/", name, "/job.pb");
     absl::StatusOr<std::string> bytes = ReadFile(path);
     if (!bytes.ok() && bytes.status().code() == absl::StatusCode::kNotFound) continue;  // Not a job dir.
@@ -356,6 +374,38 @@ void JobStore::RemoveLeftovers(const JobRecord& record) {
                ? "an unfinished checkpoint upload"
                : "a checkpoint file the job no longer keeps");
   }
+}
+
+namespace {
+
+int64_t JobNumber(const std::string& job_id) {
+  int64_t number = 0;
+  if (job_id.size() > 4 && absl::SimpleAtoi(absl::string_view(job_id).substr(4), &number)) return number;
+  return 0;
+}
+
+}  // namespace
+
+int64_t JobStore::LastDeletedJobNumber() const {
+  absl::StatusOr<std::string> bytes = ReadFile(state_dir_ + "/last_deleted_job");
+  int64_t number = 0;
+  if (bytes.ok() && absl::SimpleAtoi(absl::StripAsciiWhitespace(*bytes), &number)) return number;
+  return 0;
+}
+
+absl::Status JobStore::DeleteJob(const std::string& job_id) {
+  if (const int64_t number = JobNumber(job_id); number > LastDeletedJobNumber()) {
+    DDLM_RETURN_IF_ERROR(WriteFileAtomically(state_dir_ + "/last_deleted_job", absl::StrCat(number, "\n")));
+  }
+  Close(job_id);
+  const std::string from = JobDir(job_id);
+  const std::string to = absl::StrCat(state_dir_, "/jobs/.deleting-", job_id);
+  if (::rename(from.c_str(), to.c_str()) != 0) return ErrnoError("cannot remove", from, errno);
+  SyncDir(state_dir_ + "/jobs");
+  std::error_code error;
+  std::filesystem::remove_all(to, error);
+  if (error) LOG(WARNING) << "cannot remove " << to << ": " << error.message() << " (removed at next start)";
+  return absl::OkStatus();
 }
 
 std::string JobStore::CheckpointPath(const std::string& job_id,

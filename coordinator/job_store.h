@@ -30,6 +30,7 @@
 // checkpoint methods share no state and may run alongside them.
 
 #include <map>
+#include <set>
 #include <string>
 #include <vector>
 
@@ -53,6 +54,9 @@ class JobStore {
   // the record a generation above that of every entry already in the log.
   absl::Status WriteSnapshot(const JobRecord& record);
   // Appends one frame to the job's log (created if missing). Not yet synced: SyncLogs.
+  // Once an append has failed (a full disk), the log misses a change, and a later
+  // frame would leave a gap in the job's events: so every later append for that job
+  // fails too (FAILED_PRECONDITION) until WriteSnapshot rewrites the record whole.
   absl::Status AppendLog(const std::string& job_id, const JobLogEntry& entry);
   // Syncs every log appended to since the last call.
   absl::Status SyncLogs();
@@ -67,6 +71,14 @@ class JobStore {
     std::string report;  // The damage, and where the job now lies.
   };
   absl::StatusOr<std::vector<JobRecord>> LoadAll(std::vector<SetAside>* set_aside = nullptr);
+
+  // Removes the job's directory (record, log, checkpoints): renamed away first (one
+  // atomic step: a crash leaves the job whole or gone), then deleted. Job ids up to
+  // this one's number are remembered in <state_dir>/last_deleted_job, so that no new
+  // job takes the id again (LastDeletedJobNumber).
+  absl::Status DeleteJob(const std::string& job_id);
+  // The highest job number DeleteJob removed (0 if none).
+  int64_t LastDeletedJobNumber() const;
 
   std::string CheckpointPath(const std::string& job_id, const std::string& checkpoint_id) const;
   absl::Status WriteCheckpoint(const std::string& job_id, const std::string& checkpoint_id,
@@ -94,6 +106,7 @@ class JobStore {
 
   std::string state_dir_;
   std::map<std::string, OpenLog> logs_;
+  std::set<std::string> behind_;  // Jobs whose log missed a change (see AppendLog).
 };
 
 // Framing used for job.pb and events.log, exposed for tests.

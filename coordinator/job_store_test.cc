@@ -263,11 +263,24 @@ TEST(JobStoreTest, AFailedAppendLeavesNoTornFrame) {
   EXPECT_FALSE(full.ok());
   EXPECT_THAT(full.message(), ::testing::HasSubstr("job-1/events.log"));
   EXPECT_EQ(FileSize(store.LogPath("job-1")), size);
-  // The next append lands right after the last whole frame.
-  ASSERT_TRUE(store.AppendLog("job-1", Change("job-1", 1, 3)).ok());
+  // Event 3 is missing from the log: event 4 may not follow it there (a gap would make
+  // the whole job unreadable)...
+  absl::Status behind = store.AppendLog("job-1", Change("job-1", 1, 4));
+  EXPECT_EQ(behind.code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_THAT(behind.message(), ::testing::HasSubstr("missed an earlier change"));
   auto records = JobStore(store.state_dir()).LoadAll();
   ASSERT_TRUE(records.ok()) << records.status();
-  EXPECT_EQ((*records)[0].events_size(), 3);
+  ASSERT_EQ(records->size(), 1u);  // Loads whole, as of event 2.
+  EXPECT_EQ((*records)[0].events_size(), 2);
+  // ...until the record is written whole; then appends resume.
+  JobRecord whole = (*records)[0];
+  whole.add_events()->set_sequence(3);
+  whole.set_generation(2);
+  ASSERT_TRUE(store.WriteSnapshot(whole).ok());
+  ASSERT_TRUE(store.AppendLog("job-1", Change("job-1", 2, 4)).ok());
+  records = JobStore(store.state_dir()).LoadAll();
+  ASSERT_TRUE(records.ok()) << records.status();
+  EXPECT_EQ((*records)[0].events_size(), 4);
 }
 
 TEST(JobStoreTest, WritesAndDeletesCheckpoints) {

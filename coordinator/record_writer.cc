@@ -2,6 +2,9 @@
 
 #include <glog/logging.h>
 
+#include <set>
+#include <utility>
+
 namespace ddlm {
 namespace {
 
@@ -28,22 +31,33 @@ uint64_t JobRecordWriter::Snapshot(JobRecord record) {
   return op.ticket;
 }
 
-absl::Status JobRecordWriter::WriteBatch(std::deque<Op>& batch) {
+absl::Status JobRecordWriter::WriteBatch(std::deque<Op>& batch,
+                                         std::map<std::string, absl::Status>* failed) {
   if (before_write_) before_write_();
   absl::Status first;
+  std::set<std::string> appended;
   for (Op& op : batch) {
     absl::Status s = op.snapshot ? store_->WriteSnapshot(*op.snapshot)
                                  : store_->AppendLog(op.job_id, *op.entry);
     if (!s.ok()) {
       LOG(ERROR) << "cannot persist job " << op.job_id << ": " << s;
+      failed->emplace(op.job_id, s);
       if (first.ok()) first = s;
+    } else if (!op.snapshot) {
+      appended.insert(op.job_id);
     }
   }
   if (absl::Status s = store_->SyncLogs(); !s.ok()) {
     LOG(ERROR) << s;
+    for (const std::string& id : appended) failed->emplace(id, s);
     if (first.ok()) first = s;
   }
   return first;
+}
+
+std::map<std::string, absl::Status> JobRecordWriter::TakeFailedJobs() {
+  absl::MutexLock lock(&mu_);
+  return std::exchange(failed_jobs_, {});
 }
 
 absl::Status JobRecordWriter::Flush(uint64_t ticket) {
@@ -64,8 +78,10 @@ absl::Status JobRecordWriter::Flush(uint64_t ticket) {
     writing_ = true;
     const uint64_t first = batch.front().ticket, last = batch.back().ticket;
     mu_.Unlock();
-    absl::Status s = WriteBatch(batch);
+    std::map<std::string, absl::Status> failed;
+    absl::Status s = WriteBatch(batch, &failed);
     mu_.Lock();
+    failed_jobs_.insert(failed.begin(), failed.end());
     writing_ = false;
     writes_ += static_cast<int64_t>(batch.size());
     ++syncs_;

@@ -16,6 +16,8 @@
 
 #include <cstdint>
 #include <deque>
+#include <map>
+#include <vector>
 #include <functional>
 #include <optional>
 #include <string>
@@ -43,6 +45,10 @@ class JobRecordWriter {
   // that held `ticket`. Flush(0) returns at once.
   absl::Status Flush(uint64_t ticket) ABSL_LOCKS_EXCLUDED(mu_);
 
+  // The jobs whose changes failed to be written since the last call (a full disk): the
+  // caller fails them, naming the error.
+  std::map<std::string, absl::Status> TakeFailedJobs() ABSL_LOCKS_EXCLUDED(mu_);
+
   // Writes done and syncs issued so far (for tests and benchmarks).
   int64_t writes() ABSL_LOCKS_EXCLUDED(mu_);
   int64_t syncs() ABSL_LOCKS_EXCLUDED(mu_);
@@ -59,8 +65,9 @@ class JobRecordWriter {
     absl::Status status;
   };
 
-  // Writes `batch` in order and syncs; no lock held.
-  absl::Status WriteBatch(std::deque<Op>& batch);
+  // Writes `batch` in order and syncs; no lock held. Adds the jobs whose writes failed
+  // to `failed`.
+  absl::Status WriteBatch(std::deque<Op>& batch, std::map<std::string, absl::Status>* failed);
 
   JobStore* const store_;
   const std::function<void()> before_write_;
@@ -70,6 +77,7 @@ class JobRecordWriter {
   uint64_t durable_ ABSL_GUARDED_BY(mu_) = 0;  // Every ticket <= this one was written.
   bool writing_ ABSL_GUARDED_BY(mu_) = false;
   std::deque<Failure> failures_ ABSL_GUARDED_BY(mu_);  // The latest few.
+  std::map<std::string, absl::Status> failed_jobs_ ABSL_GUARDED_BY(mu_);
   int64_t writes_ ABSL_GUARDED_BY(mu_) = 0;
   int64_t syncs_ ABSL_GUARDED_BY(mu_) = 0;
 };

@@ -50,13 +50,17 @@ SchedulePlan PlanSchedule(const std::vector<QueuedJob>& queue, const std::vector
       plan.waiting[job.id] = absl::StrCat("waiting behind ", blocker);
       continue;
     }
-    if (left < job.num_workers) {
-      plan.waiting[job.id] = absl::StrCat("waiting for ", job.num_workers, " free worker(s): ", left,
+    const int fewest = job.min_workers > 0 ? std::min(job.min_workers, job.num_workers) : job.num_workers;
+    if (left < fewest) {
+      plan.waiting[job.id] = absl::StrCat("waiting for ", fewest, " free worker(s): ", left,
                                           " free of ", live_workers, " registered");
       blocker = job.id;
       continue;
     }
-    std::vector<size_t> chosen = PickSameKind(free, taken, job.num_workers);
+    std::vector<size_t> chosen;
+    for (int n = std::min(left, job.num_workers); n >= fewest && chosen.empty(); --n) {
+      chosen = PickSameKind(free, taken, n);
+    }
     if (chosen.empty()) {
       plan.waiting[job.id] = absl::StrCat(
           "waiting for ", job.num_workers,
@@ -71,7 +75,7 @@ SchedulePlan PlanSchedule(const std::vector<QueuedJob>& queue, const std::vector
       taken[i] = true;
       p.workers.push_back(free[i].id);
     }
-    left -= job.num_workers;
+    left -= static_cast<int>(chosen.size());
   }
   return plan;
 }

@@ -20,6 +20,9 @@ namespace ddlm {
 struct QueuedJob {
   std::string id;
   int num_workers = 0;
+  // Below num_workers: the job may start on as few as this many (a restart that lost
+  // workers, spec.min_workers), taking as many as are free up to num_workers.
+  int min_workers = 0;
 };
 
 struct FreeWorker {

@@ -52,5 +52,21 @@ TEST(SchedulerTest, WorkersTakenByAnEarlierJobAreNotCountedForALaterOne) {
   EXPECT_EQ(plan.waiting["job-2"], "waiting for 2 free worker(s): 1 free of 3 registered");
 }
 
+TEST(SchedulerTest, AJobAllowedFewerWorkersTakesAsManyOfOneKindAsAreFree) {
+  // Wants 4, may go on with 2: 3 free, of which 2 CPUs and 1 GPU.
+  SchedulePlan plan = PlanSchedule({{"job-1", 4, 2}}, Workers({"cpu", "cuda:0", "cpu"}), 3);
+  ASSERT_EQ(plan.start.size(), 1u);
+  EXPECT_THAT(plan.start[0].workers, ElementsAre("w0", "w2"));
+  // Only 1 free: it waits, and says for how many.
+  plan = PlanSchedule({{"job-1", 4, 2}, {"job-2", 1}}, Workers({"cpu"}), 1);
+  EXPECT_TRUE(plan.start.empty());
+  EXPECT_THAT(plan.waiting["job-1"], HasSubstr("waiting for 2 free worker(s): 1 free"));
+  // Never more than num_workers.
+  plan = PlanSchedule({{"job-1", 2, 1}, {"job-2", 1}}, Workers({"cpu", "cpu", "cpu"}), 3);
+  ASSERT_EQ(plan.start.size(), 2u);
+  EXPECT_THAT(plan.start[0].workers, ElementsAre("w0", "w1"));
+  EXPECT_THAT(plan.start[1].workers, ElementsAre("w2"));
+}
+
 }  // namespace
 }  // namespace ddlm

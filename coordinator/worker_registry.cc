@@ -60,17 +60,33 @@ std::vector<WorkerEntry> WorkerRegistry::ExpireStale(absl::Time now) {
     if (it == workers_.end() || it->second.info.state() == DEAD) continue;
     expired.push_back(it->second);
     it->second.info.set_state(DEAD);
+    it->second.dead_since = now;
     it->second.outbox.clear();
   }
   return expired;
 }
 
-void WorkerRegistry::MarkDead(const std::string& worker_id) {
+void WorkerRegistry::MarkDead(const std::string& worker_id, absl::Time now) {
   auto it = workers_.find(worker_id);
   if (it == workers_.end()) return;
   it->second.info.set_state(DEAD);
+  it->second.dead_since = now;
   it->second.outbox.clear();
   heartbeats_.MarkDead(worker_id);
+}
+
+std::vector<std::string> WorkerRegistry::PruneDead(absl::Time now, absl::Duration grace) {
+  std::vector<std::string> pruned;
+  for (auto it = workers_.begin(); it != workers_.end();) {
+    if (it->second.info.state() == DEAD && now - it->second.dead_since > grace) {
+      pruned.push_back(it->first);
+      heartbeats_.Forget(it->first);
+      it = workers_.erase(it);
+    } else {
+      ++it;
+    }
+  }
+  return pruned;
 }
 
 std::vector<WorkerEntry*> WorkerRegistry::Idle() {

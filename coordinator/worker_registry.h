@@ -11,8 +11,10 @@
 //                       DEAD   (no heartbeat within the timeout, or the same
 //                               worker_id registered again with a new incarnation)
 //
-// A DEAD entry is kept (for ListWorkers) until the worker registers again. Calls from
-// a stale incarnation get ABORTED; from an unknown worker id, NOT_FOUND.
+// A DEAD entry is kept (for ListWorkers) until the worker registers again, or until
+// PruneDead drops it after a grace period (so that a pool whose workers come and go
+// under ever new ids does not grow without bound). Calls from a stale incarnation get
+// ABORTED; from an unknown (or pruned) worker id, NOT_FOUND.
 //
 // Liveness (the last heartbeat of each incarnation) lives in a HeartbeatTable that the
 // registry keeps in step, so that heartbeats can be answered without the caller's lock.
@@ -39,6 +41,7 @@ struct WorkerEntry {
   WorkerInfo info;  // id, incarnation, host, device, state, job, rank.
   int64_t registration_order = 0;
   int32_t attempt = 0;  // With info.job_id: the attempt this BUSY worker runs.
+  absl::Time dead_since = absl::InfiniteFuture();  // When it became DEAD.
   // Commands not yet read by the worker's StreamCommands call.
   std::deque<WorkerCommand> outbox;
 };
@@ -61,7 +64,9 @@ class WorkerRegistry {
   // returns them as they were before (so the caller can fail their jobs).
   std::vector<WorkerEntry> ExpireStale(absl::Time now);
   // Marks the worker DEAD (it left) and drops its queued commands.
-  void MarkDead(const std::string& worker_id);
+  void MarkDead(const std::string& worker_id, absl::Time now);
+  // Forgets workers DEAD for longer than `grace`; returns their ids.
+  std::vector<std::string> PruneDead(absl::Time now, absl::Duration grace);
   // Thread-safe: usable without the lock that guards the rest.
   HeartbeatTable& heartbeats() { return heartbeats_; }
   // IDLE workers, oldest registration first.

@@ -75,5 +75,26 @@ TEST(WorkerRegistryTest, IdleIsInRegistrationOrder) {
   EXPECT_EQ(idle[1]->info.worker_id(), "a");
 }
 
+TEST(WorkerRegistryTest, DeadWorkersAreForgottenAfterTheGracePeriod) {
+  WorkerRegistry registry(absl::Seconds(10));
+  absl::Time t = absl::UnixEpoch();
+  ASSERT_TRUE(registry.Register(Ref("silent", 1), "h", "cpu", t).ok());
+  ASSERT_TRUE(registry.Register(Ref("left", 1), "h", "cpu", t).ok());
+  ASSERT_TRUE(registry.Register(Ref("alive", 1), "h", "cpu", t).ok());
+  registry.MarkDead("left", t + absl::Seconds(5));
+  ASSERT_TRUE(registry.Heartbeat(Ref("alive", 1), t + absl::Seconds(9)).ok());
+  ASSERT_EQ(registry.ExpireStale(t + absl::Seconds(11)).size(), 1u);  // "silent", at 11 s.
+  EXPECT_TRUE(registry.PruneDead(t + absl::Seconds(65), absl::Minutes(1)).empty());
+  // "left" died at 5 s: gone after 65 s; "silent" (11 s) stays until after 71 s.
+  ASSERT_TRUE(registry.Heartbeat(Ref("alive", 1), t + absl::Seconds(18)).ok());
+  EXPECT_EQ(registry.PruneDead(t + absl::Seconds(66), absl::Minutes(1)), std::vector<std::string>{"left"});
+  EXPECT_EQ(registry.List().size(), 2u);
+  EXPECT_EQ(registry.Heartbeat(Ref("left", 1), t).code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(registry.Heartbeat(Ref("silent", 1), t).code(), absl::StatusCode::kAborted);
+  EXPECT_EQ(registry.PruneDead(t + absl::Seconds(72), absl::Minutes(1)), std::vector<std::string>{"silent"});
+  ASSERT_EQ(registry.List().size(), 1u);
+  EXPECT_EQ(registry.List()[0].worker_id(), "alive");  // The live one is never pruned.
+}
+
 }  // namespace
 }  // namespace ddlm

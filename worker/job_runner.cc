@@ -117,7 +117,13 @@ absl::Status JobRunner::RunAttempt() {
   };
   if (!assignment_.resume_checkpoint_id().empty()) {
     DDLM_ASSIGN_OR_RETURN(Checkpoint checkpoint, download(assignment_.resume_checkpoint_id()));
-    DDLM_ASSIGN_OR_RETURN(checkpoint, CheckpointForRank(std::move(checkpoint), rank));
+    absl::StatusOr<Checkpoint> mine = CheckpointForRank(checkpoint, rank);
+    if (!mine.ok() && checkpoint.header.position().batch() == 0) {
+      // The job now has more workers than wrote it: this rank starts with its own
+      // freshly seeded generator.
+      mine = CheckpointForNewRank(std::move(checkpoint), device);
+    }
+    DDLM_ASSIGN_OR_RETURN(checkpoint, std::move(mine));
     DDLM_RETURN_IF_ERROR(trainer->LoadCheckpoint(checkpoint, /*weights_only=*/false));
     // The coordinator's copy of the job may train longer than the checkpoint's spec.
     LOG(INFO) << Who() << "resumed from " << assignment_.resume_checkpoint_id() << " at epoch "

@@ -79,6 +79,12 @@ class FakeCoordinatorClient : public CoordinatorClient {
     return info;
   }
   absl::Status FinishAssignment(const FinishAssignmentRequest&) override { return absl::OkStatus(); }
+  // The coordinator's state as of an earlier checkpoint (what a resume restores).
+  void RewindTo(double best, double lr) {
+    absl::MutexLock lock(&mu_);
+    best_ = best;
+    lr_ = lr;
+  }
 
   absl::Mutex mu_;
   std::map<int, std::string> shards_;
@@ -137,34 +143,57 @@ TEST(JobRunnerTest, TrainsValidatesCheckpointsAndTests) {
   EXPECT_TRUE(mid->tensors.count("hidden/0"));
 }
 
-TEST(JobRunnerTest, ResumesFromACheckpointAndStopsWhenAsked) {
+TEST(JobRunnerTest, AResumedRunEndsBitIdenticalToAStraightOneAndStopsWhenAsked) {
   absl::StatusOr<Corpus> corpus = LoadCorpus("configs/quickstart_data");
   ASSERT_TRUE(corpus.ok());
   FakeCoordinatorClient client(*corpus);
   {
-    JobRunner runner = MakeRunner(MakeAssignment(*corpus, 1), &client);
+    JobRunner runner = MakeRunner(MakeAssignment(*corpus, 2), &client);
     ASSERT_TRUE(runner.Run().ok());
   }
-  const double straight_epoch1 = client.valid_[0];
-  Assignment again = MakeAssignment(*corpus, 1);
-  again.set_resume_checkpoint_id("e2-s20");
+  ASSERT_EQ(client.valid_.size(), 2u);
+  ASSERT_LT(client.valid_[1], client.valid_[0]);  // Epoch 2 is the best.
+  ASSERT_EQ(client.test_.size(), 1u);
+
+  // Resume from step 25 (epoch 2, batch 5: mid-epoch, hidden state and generator in
+  // the checkpoint), with the coordinator's decisions as they were at that point.
+  client.RewindTo(/*best=*/client.valid_[0], /*lr=*/20);
+  Assignment again = MakeAssignment(*corpus, 2);
+  again.set_resume_checkpoint_id("e2-s25");
   again.set_best_checkpoint_id("e2-s20");
   again.mutable_attempt()->set_attempt(2);
   again.set_store_prefix("job-1/attempt-2/");
-  JobRunner resumed = MakeRunner(again, &client);
-  ASSERT_TRUE(resumed.Run().ok());  // Nothing left to train: tests the best weights.
+  {
+    JobRunner resumed = MakeRunner(again, &client);
+    ASSERT_TRUE(resumed.Run().ok());
+  }
+  ASSERT_EQ(client.valid_.size(), 3u);
+  EXPECT_EQ(client.valid_[2], client.valid_[1]);
   ASSERT_EQ(client.test_.size(), 2u);
-  EXPECT_EQ(client.test_[0], client.test_[1]);
-  EXPECT_EQ(client.valid_.size(), 1u);
-  EXPECT_GT(straight_epoch1, 0);
+  EXPECT_EQ(client.test_[1], client.test_[0]);
+
+  // Resume from the end: nothing left to train; the best weights come from the
+  // checkpoint, and test exactly as before.
+  Assignment end = again;
+  end.set_resume_checkpoint_id("e3-s40");
+  end.set_best_checkpoint_id("e3-s40");
+  end.mutable_attempt()->set_attempt(3);
+  end.set_store_prefix("job-1/attempt-3/");
+  {
+    JobRunner resumed = MakeRunner(end, &client);
+    ASSERT_TRUE(resumed.Run().ok());
+  }
+  EXPECT_EQ(client.valid_.size(), 3u);
+  ASSERT_EQ(client.test_.size(), 3u);
+  EXPECT_EQ(client.test_[2], client.test_[0]);
 
   Assignment stopped = MakeAssignment(*corpus, 3);
-  stopped.mutable_attempt()->set_attempt(3);
-  stopped.set_store_prefix("job-1/attempt-3/");
+  stopped.mutable_attempt()->set_attempt(4);
+  stopped.set_store_prefix("job-1/attempt-4/");
   JobRunner runner = MakeRunner(stopped, &client);
   runner.RequestStop();
   EXPECT_EQ(runner.Run().code(), absl::StatusCode::kCancelled);
-  EXPECT_EQ(client.valid_.size(), 1u);  // Stopped before any epoch ended.
+  EXPECT_EQ(client.valid_.size(), 3u);  // Stopped before any epoch ended.
 }
 
 TEST(JobRunnerTest, MissingResumeCheckpointIsAnError) {

@@ -32,6 +32,23 @@ absl::Status GatherRankState(Collective& collective, Checkpoint* checkpoint) {
   return absl::OkStatus();
 }
 
+absl::StatusOr<Checkpoint> CheckpointForNewRank(Checkpoint checkpoint, const torch::Device& device) {
+  if (checkpoint.header.position().batch() != 0) {
+    return absl::FailedPreconditionError(absl::StrCat(
+        "a rank the job did not have resumes only from an epoch-end checkpoint, not from epoch ",
+        checkpoint.header.position().epoch(), " batch ", checkpoint.header.position().batch()));
+  }
+  for (auto it = checkpoint.tensors.begin(); it != checkpoint.tensors.end();) {
+    if (IsRankLocal(it->first) || absl::StartsWith(it->first, "rank/")) {
+      it = checkpoint.tensors.erase(it);
+    } else {
+      ++it;
+    }
+  }
+  CaptureRng(device, &checkpoint);
+  return checkpoint;
+}
+
 absl::StatusOr<Checkpoint> CheckpointForRank(Checkpoint checkpoint, int rank) {
   if (rank > 0) {
     const std::string prefix = absl::StrCat("rank/", rank, "/");

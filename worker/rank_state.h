@@ -23,6 +23,12 @@ absl::Status GatherRankState(Collective& collective, Checkpoint* checkpoint);
 // holds no state for `rank` (written by a job with fewer workers).
 absl::StatusOr<Checkpoint> CheckpointForRank(Checkpoint checkpoint, int rank);
 
+// The checkpoint for a rank that the job did not have when it was written (resumed on
+// more workers), at an epoch's start: the shared state, with this process's generators
+// as they are now (seeded for the rank) as its own. FAILED_PRECONDITION for a
+// mid-epoch checkpoint (its recurrent state belongs to the old sharding).
+absl::StatusOr<Checkpoint> CheckpointForNewRank(Checkpoint checkpoint, const torch::Device& device);
+
 }  // namespace ddlm
 
 #endif  // DDLM_WORKER_RANK_STATE_H_

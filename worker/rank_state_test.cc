@@ -41,5 +41,22 @@ TEST(RankStateTest, RankZeroGathersAndEachRankGetsItsOwnStateBack) {
   EXPECT_EQ(rank2.status().code(), absl::StatusCode::kFailedPrecondition);
 }
 
+TEST(RankStateTest, ANewRankTakesTheSharedStateAndItsOwnGeneratorAtAnEpochStart) {
+  Checkpoint c = RankCheckpoint(0);
+  c.tensors["rank/1/rng/cpu"] = torch::full({8}, 1, torch::kUInt8);
+  c.tensors.erase("hidden/0");  // An epoch end: batch 0, no recurrent state.
+  torch::manual_seed(77);  // This rank's own seed.
+  Checkpoint reference;
+  CaptureRng(torch::kCPU, &reference);
+  auto mine = CheckpointForNewRank(c, torch::kCPU);
+  ASSERT_TRUE(mine.ok()) << mine.status();
+  EXPECT_TRUE(torch::equal(mine->tensors["param/w"], torch::ones({3})));
+  EXPECT_EQ(mine->tensors.count("rank/1/rng/cpu"), 0u);
+  EXPECT_TRUE(torch::equal(mine->tensors["rng/cpu"], reference.tensors["rng/cpu"]));
+  // Mid-epoch, the old sharding's recurrent state would be wrong: refused.
+  c.header.mutable_position()->set_batch(5);
+  EXPECT_EQ(CheckpointForNewRank(c, torch::kCPU).status().code(), absl::StatusCode::kFailedPrecondition);
+}
+
 }  // namespace
 }  // namespace ddlm

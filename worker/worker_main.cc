@@ -50,6 +50,15 @@ namespace {
 constexpr char kUsage[] =
     "ddlm_worker --coordinator HOST:PORT [--device cpu|cuda:N] [--collective auto|gloo|nccl]";
 
+// Codes that say the registration itself is wrong (a flag, a credential), so that
+// trying again cannot help. Anything else (UNAVAILABLE, a call cut off by a coordinator
+// that died mid-call: UNKNOWN, INTERNAL, CANCELLED...) is retried.
+bool IsRefusal(absl::StatusCode code) {
+  return code == absl::StatusCode::kInvalidArgument || code == absl::StatusCode::kFailedPrecondition ||
+         code == absl::StatusCode::kPermissionDenied || code == absl::StatusCode::kUnauthenticated ||
+         code == absl::StatusCode::kUnimplemented;
+}
+
 uint64_t NewIncarnation() {
   std::random_device device;
   std::mt19937_64 rng((static_cast<uint64_t>(device()) << 32) ^ device() ^
@@ -81,8 +90,7 @@ class Worker {
       request.set_device(device_);
       absl::StatusOr<ddlm::RegisterResponse> registered = client_->Register(request);
       if (!registered.ok()) {
-        if (registered.status().code() != absl::StatusCode::kUnavailable &&
-            registered.status().code() != absl::StatusCode::kDeadlineExceeded) {
+        if (IsRefusal(registered.status().code())) {
           std::fprintf(stderr, "ddlm_worker: %s\n", registered.status().ToString().c_str());
           return 1;
         }
@@ -231,8 +239,8 @@ class Worker {
     absl::Duration backoff = absl::Milliseconds(100);
     for (;;) {
       absl::Status s = client_->FinishAssignment(finish);
-      if (s.ok() || (s.code() != absl::StatusCode::kUnavailable &&
-                     s.code() != absl::StatusCode::kDeadlineExceeded)) {
+      if (s.ok() || s.code() == absl::StatusCode::kNotFound || s.code() == absl::StatusCode::kAborted ||
+          IsRefusal(s.code())) {
         if (!s.ok()) LOG(WARNING) << "end of " << finish.attempt().job_id() << " not accepted: " << s;
         return;
       }
@@ -322,6 +330,11 @@ int main(int argc, char** argv) {
     ::gethostname(name, sizeof(name) - 1);
     id = absl::StrCat(name, "-", device, "-", ::getpid());
   }
+
+  // Gloo writes to its peers' sockets with plain writev: a peer that died would raise
+  // SIGPIPE and kill this worker with it. Ignored, the write fails with EPIPE, the
+  // collective returns an error, and the attempt ends the ordinary way.
+  ::signal(SIGPIPE, SIG_IGN);
 
   sigset_t signals;
   sigemptyset(&signals);

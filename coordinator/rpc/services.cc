@@ -149,6 +149,11 @@ grpc::ServerWriteReactor<JobEvent>* JobServiceImpl::WatchJob(grpc::CallbackServe
   return reactor;
 }
 
+grpc::Status JobServiceImpl::DeleteJob(grpc::ServerContext*, const DeleteJobRequest* request,
+                                       DeleteJobResponse*) {
+  return ToGrpcStatus(c_->DeleteJob(request->job_id()));
+}
+
 grpc::Status JobServiceImpl::CancelJob(grpc::ServerContext*, const CancelJobRequest* request, Job* job) {
   return Reply(c_->CancelJob(request->job_id()), job);
 }

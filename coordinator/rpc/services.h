@@ -29,6 +29,7 @@ class JobServiceImpl final : public JobService::WithCallbackMethod_WatchJob<JobS
   grpc::ServerWriteReactor<JobEvent>* WatchJob(grpc::CallbackServerContext*,
                                                const WatchJobRequest*) override;
   grpc::Status CancelJob(grpc::ServerContext*, const CancelJobRequest*, Job*) override;
+  grpc::Status DeleteJob(grpc::ServerContext*, const DeleteJobRequest*, DeleteJobResponse*) override;
   grpc::Status ResumeJob(grpc::ServerContext*, const ResumeJobRequest*, Job*) override;
   grpc::Status ListCheckpoints(grpc::ServerContext*, const ListCheckpointsRequest*,
                                ListCheckpointsResponse*) override;

@@ -1,12 +1,17 @@
 // The chaos test: a job whose workers and coordinator are SIGKILLed at random points
 // restarts on its own and ends bit-identical to the same job run without a fault.
 
+#include <signal.h>
+
 #include <cstdlib>
+#include <map>
 #include <random>
 
 #include "absl/strings/str_join.h"
+#include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/chaos/chaos_trial.h"
+#include "tests/cluster.h"
 
 namespace ddlm::testing {
 namespace {
@@ -54,6 +59,48 @@ TEST(ChaosTest, KilledWorkersAndCoordinatorEndBitIdenticalToAnUninterruptedRun) 
   EXPECT_EQ(got->test_loss, expected->test_loss) << "seed " << chaos.seed << "\n  " << actions;
   std::string why;
   EXPECT_TRUE(SameOutcome(*got, *expected, &why)) << why;
+}
+
+}  // namespace
+}  // namespace ddlm::testing
+
+namespace ddlm::testing {
+namespace {
+
+TEST(ChaosTest, WithMinWorkersAJobGoesOnWithTheWorkersLeft) {
+  Cluster cluster(StateDir("fewer"), {"--heartbeat_interval_ms=200", "--heartbeat_timeout_ms=1500"});
+  ASSERT_TRUE(cluster.Start());
+  ASSERT_TRUE(cluster.AddWorker("w0", {"--collective_timeout_s=30"}));
+  ASSERT_TRUE(cluster.AddWorker("w1", {"--collective_timeout_s=30"}));
+  JobSpec spec = ChaosJob();
+  spec.set_min_workers(1);
+  auto job = cluster.Submit(spec);
+  ASSERT_TRUE(job.ok()) << job.status();
+  // After epoch 1's end, w1 dies and no replacement comes.
+  std::vector<JobEvent> first = cluster.Watch(job->id(), [](const JobEvent& e) {
+    return e.has_checkpoint() && e.checkpoint().batch() == 0;
+  });
+  ASSERT_FALSE(first.empty());
+  cluster.workers()[1]->Signal(SIGKILL);
+  cluster.workers()[1]->Wait();
+  std::vector<JobEvent> rest = cluster.Watch(job->id(), nullptr, first.back().sequence());
+  ASSERT_EQ(FinalState(rest), SUCCEEDED) << cluster.workers()[0]->output();
+  bool resharded = false;
+  for (const JobEvent& e : rest) {
+    resharded |= e.has_state() && e.state().state() == RUNNING &&
+                 e.state().message().find("not bit-identical") != std::string::npos;
+  }
+  EXPECT_TRUE(resharded);
+  std::map<int32_t, double> epochs;
+  for (const JobEvent& e : rest) {
+    if (e.has_epoch()) epochs[e.epoch().epoch()] = e.epoch().val_loss();
+  }
+  EXPECT_EQ(epochs.size(), 2u);  // Epochs 2 and 3, on one worker.
+  absl::StatusOr<Job> done = cluster.Get(job->id());
+  ASSERT_TRUE(done.ok());
+  EXPECT_EQ(done->spec().num_workers(), 1);
+  EXPECT_THAT(done->workers(), ::testing::ElementsAre("w0"));
+  EXPECT_TRUE(done->has_test_ppl());
 }
 
 }  // namespace

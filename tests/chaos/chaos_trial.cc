@@ -17,6 +17,27 @@ namespace {
 
 bool IsFinal(JobState s) { return s == SUCCEEDED || s == FAILED || s == CANCELLED; }
 
+std::string Tail(const std::string& output, size_t lines) {
+  size_t at = output.size();
+  for (size_t n = 0; n <= lines && at > 0; ++n) {
+    at = output.rfind('\n', at - 1);
+    if (at == std::string::npos) return output;
+  }
+  return output.substr(at + 1);
+}
+
+// Every process's last lines, for a trial that went wrong.
+std::string Outputs(Cluster& cluster) {
+  std::string out = absl::StrCat("\n--- coordinator:\n", Tail(cluster.coordinator().output(), 30));
+  for (size_t i = 0; i < cluster.workers().size(); ++i) {
+    std::optional<int> exited = cluster.workers()[i]->TryWait();
+    absl::StrAppend(&out, "\n--- worker w", i,
+                    exited ? absl::StrCat(" (exited: ", *exited, ")") : std::string(), ":\n",
+                    Tail(cluster.workers()[i]->output(), 30));
+  }
+  return out;
+}
+
 }  // namespace
 
 JobSpec ChaosJob() {
@@ -77,7 +98,7 @@ absl::StatusOr<TrialResult> RunTrial(const ChaosOptions& options) {
   while (!finished) {
     if (absl::Now() > deadline) {
       return absl::DeadlineExceededError(absl::StrCat("trial with seed ", options.seed, " took longer than ",
-                                                      absl::FormatDuration(options.timeout)));
+                                                      absl::FormatDuration(options.timeout), Outputs(cluster)));
     }
     grpc::ClientContext context;
     context.set_deadline(absl::ToChronoTime(deadline));
@@ -141,7 +162,8 @@ absl::StatusOr<TrialResult> RunTrial(const ChaosOptions& options) {
     }
     const absl::Status status = FromGrpcStatus(reader->Finish());
     if (!finished && !status.ok()) {
-      return absl::Status(status.code(), absl::StrCat("following ", job->id(), ": ", status.message()));
+      return absl::Status(status.code(),
+                          absl::StrCat("following ", job->id(), ": ", status.message(), Outputs(cluster)));
     }
   }
   result.seconds = absl::ToDoubleSeconds(absl::Now() - start);

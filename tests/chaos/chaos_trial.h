@@ -34,7 +34,7 @@ struct ChaosOptions {
   // A fresh directory per trial (created if missing).
   std::string state_dir;
   // The whole trial, from the coordinator's start to the job's end.
-  absl::Duration timeout = absl::Minutes(10);
+  absl::Duration timeout = absl::Minutes(4);
 };
 
 struct TrialResult {
