@@ -71,6 +71,7 @@ absl::StatusOr<std::unique_ptr<Coordinator>> Coordinator::Create(const Coordinat
   for (JobRecord& record : records) {
     auto job = std::make_unique<JobEntry>();
     job->record = std::move(record);
+    job->delivered_through = job->record.events_size();  // Read from disk.
     const Job& j = job->record.job();
     int64_t number = 0;
     if (j.id().size() > 4 && absl::SimpleAtoi(absl::string_view(j.id()).substr(4), &number)) {
@@ -102,6 +103,9 @@ absl::StatusOr<std::unique_ptr<Coordinator>> Coordinator::Create(const Coordinat
   const uint64_t ticket = c->last_ticket_;
   c->mu_.Unlock();
   DDLM_RETURN_IF_ERROR(c->writer_.Flush(ticket));
+  c->mu_.Lock();
+  c->DeliverLocked(ticket);
+  c->mu_.Unlock();
   return c;
 }
 
@@ -155,8 +159,26 @@ void Coordinator::AddEventLocked(JobEntry& job, JobEvent event) {
   event.set_unix_micros(absl::ToUnixMicros(clock_->Now()));
   *job.record.add_events() = event;
   SaveLocked(job, &event);
-  auto [begin, end] = event_streams_.equal_range(job.record.job().id());
-  for (auto it = begin; it != end; ++it) it->second->Send(event);
+  // Watchers get it once it is on disk (DeliverLocked), so that none ever sees an
+  // event that a crash could take back.
+  deliveries_.push_back({last_ticket_, job.record.job().id(), std::move(event), false});
+}
+
+void Coordinator::DeliverLocked(uint64_t durable) {
+  while (!deliveries_.empty() && deliveries_.front().ticket <= durable) {
+    Delivery d = std::move(deliveries_.front());
+    deliveries_.pop_front();
+    auto [begin, end] = event_streams_.equal_range(d.job_id);
+    if (d.close) {  // The job ended and its watchers have had every event.
+      for (auto it = begin; it != end; ++it) it->second.sink->Close(absl::OkStatus());
+      event_streams_.erase(begin, end);
+      continue;
+    }
+    for (auto it = begin; it != end; ++it) {
+      if (d.event->sequence() > it->second.after_sequence) it->second.sink->Send(*d.event);
+    }
+    if (JobEntry* job = FindLocked(d.job_id)) job->delivered_through = d.event->sequence();
+  }
 }
 
 void Coordinator::SetStateLocked(JobEntry& job, JobState state, const std::string& message,
@@ -174,12 +196,10 @@ void Coordinator::SetStateLocked(JobEntry& job, JobState state, const std::strin
             << (message.empty() ? "" : ": " + message);
   AddEventLocked(job, std::move(event));
   if (IsFinal(state)) {
-    // A job that ended is compacted: its snapshot takes in the log.
+    // A job that ended is compacted: its snapshot takes in the log. Its watchers are
+    // closed once they have had every event.
     SnapshotLocked(job);
-    // Its watchers have seen every event.
-    auto [begin, end] = event_streams_.equal_range(j.id());
-    for (auto it = begin; it != end; ++it) it->second->Close(absl::OkStatus());
-    event_streams_.erase(begin, end);
+    deliveries_.push_back({last_ticket_, j.id(), std::nullopt, true});
   }
 }
 
@@ -365,6 +385,8 @@ void Coordinator::FailJobsNotSaved() {
   // it last was on disk (whole: its log takes nothing after a failed append).
   if (absl::Status s = writer_.Flush(ticket); !s.ok()) LOG(ERROR) << "after a failed write: " << s;
   (void)writer_.TakeFailedJobs();
+  absl::MutexLock lock(&mu_);
+  DeliverLocked(ticket);
 }
 
 absl::Status Coordinator::DeleteJob(const std::string& job_id) {
@@ -384,6 +406,10 @@ absl::Status Coordinator::DeleteJob(const std::string& job_id) {
   // Its last writes (the final snapshot) land before its files go; then, without the
   // lock, the files go.
   (void)writer_.Flush(ticket);
+  {
+    absl::MutexLock lock(&mu_);
+    DeliverLocked(ticket);
+  }
   DDLM_RETURN_IF_ERROR(store_.DeleteJob(job_id));
   LOG(INFO) << "job " << job_id << " deleted";
   return absl::OkStatus();
@@ -631,7 +657,7 @@ void Coordinator::Shutdown() {
   const absl::Status closing = absl::UnavailableError("the coordinator is shutting down");
   for (auto& [id, sink] : command_streams_) sink->Close(closing);
   command_streams_.clear();
-  for (auto& [id, sink] : event_streams_) sink->Close(closing);
+  for (auto& [id, stream] : event_streams_) stream.sink->Close(closing);
   event_streams_.clear();
 }
 
@@ -643,13 +669,15 @@ absl::Status Coordinator::AttachEventStream(const std::string& job_id, int64_t a
   absl::MutexLock lock(&mu_);
   if (shutdown_) return absl::UnavailableError("the coordinator is shutting down");
   DDLM_ASSIGN_OR_RETURN(JobEntry * job, FindJobLocked(job_id));
-  for (int64_t i = after_sequence; i < job->record.events_size(); ++i) {
-    sink->Send(job->record.events(static_cast<int>(i)));
-  }
-  if (IsFinal(job->record.job().state())) {
+  // The durable backlog; the rest follows as it reaches the disk.
+  const int64_t through = std::min<int64_t>(job->delivered_through, job->record.events_size());
+  for (int64_t i = after_sequence; i < through; ++i) sink->Send(job->record.events(static_cast<int>(i)));
+  if (IsFinal(job->record.job().state()) && through == job->record.events_size() &&
+      std::none_of(deliveries_.begin(), deliveries_.end(),
+                   [&](const Delivery& d) { return d.job_id == job_id; })) {
     sink->Close(absl::OkStatus());
   } else {
-    event_streams_.emplace(job_id, sink);
+    event_streams_.emplace(job_id, EventStream{sink, after_sequence});
   }
   return absl::OkStatus();
 }
@@ -657,7 +685,7 @@ absl::Status Coordinator::AttachEventStream(const std::string& job_id, int64_t a
 void Coordinator::DetachEventStream(StreamSink<JobEvent>* sink) {
   absl::MutexLock lock(&mu_);
   for (auto it = event_streams_.begin(); it != event_streams_.end(); ++it) {
-    if (it->second == sink) {
+    if (it->second.sink == sink) {
       event_streams_.erase(it);
       return;
     }

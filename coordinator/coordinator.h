@@ -42,8 +42,8 @@
 // registry's HeartbeatTable answers them). No record write happens under it:
 // a change queues its job-record write (JobRecordWriter), and the call that made it
 // waits for the write after releasing the mutex, answering OK only once the change is
-// on disk (a failed write fails the call). Checkpoint bytes are verified and written
-// outside the mutex too.
+// on disk (a failed write fails the call); event streams get each event only then.
+// Checkpoint bytes are verified and written outside the mutex too.
 
 #include <algorithm>
 #include <array>
@@ -111,9 +111,9 @@ class Coordinator {
   absl::StatusOr<std::vector<JobEvent>> WaitForEvents(const std::string& job_id,
                                                       int64_t after_sequence, absl::Time deadline,
                                                       bool* finished) ABSL_LOCKS_EXCLUDED(mu_);
-  // Pushes the job's events after `after_sequence` to `sink`, then each new one as it
-  // happens, and closes it (OK) once the job is in a final state and has no later
-  // event. An error (bad id, shutting down) is returned without touching the sink.
+  // Pushes the job's events after `after_sequence` to `sink`, then each new one once it
+  // is on disk (a watcher never sees an event that a crash could take back), and closes
+  // it (OK) once the job is in a final state and has no later event. An error (bad id, shutting down) is returned without touching the sink.
   // The sink stays attached until closed or DetachEventStream.
   absl::Status AttachEventStream(const std::string& job_id, int64_t after_sequence,
                                  StreamSink<JobEvent>* sink) ABSL_LOCKS_EXCLUDED(mu_);
@@ -222,6 +222,7 @@ class Coordinator {
     std::string resume_checkpoint;  // For the next attempt.
     std::string resume_best;        // The best checkpoint of the resumed-from timeline.
     std::string reshard_note;       // For the next RUNNING event, if it runs on other workers.
+    int64_t delivered_through = 0;  // Events 1..this are on disk and sent to watchers.
     double lr = 0;
     std::optional<double> best_val_loss;
   };
@@ -236,6 +237,8 @@ class Coordinator {
   absl::StatusOr<JobEntry*> FindAttemptLocked(const WorkerRef& worker, const AttemptRef& ref)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void AddEventLocked(JobEntry& job, JobEvent event) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
+  // Sends watchers the events (and closes) whose record writes up to `durable` are done.
+  void DeliverLocked(uint64_t durable) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Queues the job's header and checkpoints (and `event`) for its log.
   void SaveLocked(JobEntry& job, const JobEvent* event = nullptr) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Queues a rewrite of the job's whole record (a new job, or one that ended).
@@ -254,6 +257,10 @@ class Coordinator {
     }
     ticket = std::max(ticket, RunPendingStarts());
     absl::Status written = writer_.Flush(ticket);
+    {
+      absl::MutexLock lock(&mu_);
+      DeliverLocked(ticket);
+    }
     if (!written.ok()) FailJobsNotSaved();
     if (!written.ok() && result->ok()) return written;
     return *std::move(result);
@@ -324,8 +331,21 @@ class Coordinator {
   std::deque<std::string> pending_starts_ ABSL_GUARDED_BY(mu_);  // Job ids, reserved.
   // Open streams: one per worker id; any number per job.
   std::map<std::string, StreamSink<WorkerCommand>*> command_streams_ ABSL_GUARDED_BY(mu_);
-  std::multimap<std::string, StreamSink<JobEvent>*> event_streams_ ABSL_GUARDED_BY(mu_);
+  struct EventStream {
+    StreamSink<JobEvent>* sink;
+    int64_t after_sequence;  // It wants only later events.
+  };
+  std::multimap<std::string, EventStream> event_streams_ ABSL_GUARDED_BY(mu_);
   int64_t next_job_number_ ABSL_GUARDED_BY(mu_) = 1;
+  // Events (and, after a job's last, the closing of its watchers) waiting for their
+  // record write, in ticket order; DeliverLocked hands out those on disk.
+  struct Delivery {
+    uint64_t ticket = 0;
+    std::string job_id;
+    std::optional<JobEvent> event;
+    bool close = false;
+  };
+  std::deque<Delivery> deliveries_ ABSL_GUARDED_BY(mu_);
   // Damaged job records set aside at start (JobStore::LoadAll), as reported.
   std::vector<std::string> set_aside_ ABSL_GUARDED_BY(mu_);
   std::vector<std::unique_ptr<JobEntry>> jobs_ ABSL_GUARDED_BY(mu_);  // Submission order.

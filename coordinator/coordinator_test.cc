@@ -1221,3 +1221,48 @@ TEST_F(CoordinatorTest, AFullDiskFailsTheJobNamingThePathAndLosesNothingWrittenB
 
 }  // namespace
 }  // namespace ddlm
+
+namespace ddlm {
+namespace {
+
+TEST_F(CoordinatorTest, WatchersGetAnEventOnlyOnceItIsOnDiskAndAnAttemptsKeysGoWithIt) {
+  FakeSink<JobEvent>* watching = nullptr;
+  std::vector<size_t> seen_at_write;  // What the watcher had when each write began.
+  options_.before_record_write_for_testing = [&] {
+    if (watching != nullptr) seen_at_write.push_back(watching->items.size());
+  };
+  coordinator_.reset();
+  coordinator_ = *Coordinator::Create(options_, &clock_);
+  WorkerRef w0 = AddWorker("w0");
+  auto job = coordinator_->SubmitJob(Spec(1));
+  auto a = Poll(w0)->assign();
+  FakeSink<JobEvent> sink;
+  ASSERT_TRUE(coordinator_->AttachEventStream(job->id(), 0, &sink).ok());
+  const size_t backlog = sink.items.size();  // QUEUED, RUNNING.
+  EXPECT_EQ(backlog, 2u);
+  watching = &sink;
+  ReportMetricsRequest m;
+  *m.mutable_worker() = w0;
+  *m.mutable_attempt() = a.attempt();
+  m.mutable_metrics()->set_epoch(1);
+  ASSERT_TRUE(coordinator_->ReportMetrics(m).ok());
+  ASSERT_FALSE(seen_at_write.empty());
+  EXPECT_EQ(seen_at_write.back(), backlog);  // Not while its write was pending...
+  ASSERT_EQ(sink.items.size(), backlog + 1);  // ...but as soon as it was done.
+  EXPECT_TRUE(sink.items.back().has_training());
+  watching = nullptr;
+
+  // The attempt's rendezvous keys live while it runs and are erased with it.
+  const std::string key = a.store_prefix() + "device/0";
+  ASSERT_TRUE(coordinator_->KeySet(w0, key, "cpu").ok());
+  EXPECT_EQ(*coordinator_->KeyGet(w0, key), "cpu");
+  ASSERT_TRUE(coordinator_->CancelJob(job->id()).ok());
+  Poll(w0);
+  Finish(w0, a, false, true);
+  EXPECT_EQ(coordinator_->KeyGet(w0, key).status().code(), absl::StatusCode::kNotFound);
+  ASSERT_TRUE(sink.closed.has_value());  // After the CANCELLED event.
+  EXPECT_EQ(sink.items.back().state().state(), CANCELLED);
+}
+
+}  // namespace
+}  // namespace ddlm

@@ -105,3 +105,33 @@ TEST(ChaosTest, WithMinWorkersAJobGoesOnWithTheWorkersLeft) {
 
 }  // namespace
 }  // namespace ddlm::testing
+
+namespace ddlm::testing {
+namespace {
+
+TEST(ChaosTest, ACoordinatorKilledMidJobComesBackAndItsLiveWorkersFinishTheJob) {
+  ChaosOptions straight;
+  straight.state_dir = StateDir("straight_for_coordinator");
+  straight.worker_kills = 0;
+  straight.coordinator_kills = 0;
+  absl::StatusOr<TrialResult> expected = RunTrial(straight);
+  ASSERT_TRUE(expected.ok()) << expected.status();
+
+  ChaosOptions once;
+  once.state_dir = StateDir("coordinator_once");
+  once.worker_kills = 0;
+  once.coordinator_kills = 1;
+  absl::StatusOr<TrialResult> got = RunTrial(once);
+  ASSERT_TRUE(got.ok()) << got.status();
+  const std::string actions = absl::StrJoin(got->actions, "\n  ");
+  ASSERT_EQ(got->coordinator_kills, 1) << actions;
+  // The same two worker processes registered again and finished the job: no
+  // replacement was started, and the job restarted once, by itself.
+  EXPECT_EQ(actions.find("started worker"), std::string::npos) << actions;
+  EXPECT_EQ(got->restarts, 1);
+  std::string why;
+  EXPECT_TRUE(SameOutcome(*got, *expected, &why)) << why << "\n  " << actions;
+}
+
+}  // namespace
+}  // namespace ddlm::testing
