@@ -18,6 +18,7 @@
 #include <unistd.h>
 
 #include <cerrno>
+#include <climits>
 #include <cmath>
 #include <cstring>
 #include <cstdio>
@@ -218,8 +219,14 @@ int Launch() {
   // The coordinator prints the port it listens on; its output also goes to its log.
   ddlm::SubprocessOptions coordinator_output;
   coordinator_output.log_path = log_dir + "/coordinator.log";
+  // Corpora are served from the current directory and from where this job's corpus
+  // really lies (its files may be symlinks, e.g. under `bazel run`); nothing else.
+  std::string data_roots = ".";
+  if (char real[PATH_MAX]; ::realpath((spec->data().path() + "/train.txt").c_str(), real) != nullptr) {
+    absl::StrAppend(&data_roots, ",", std::string(real).substr(0, std::string(real).rfind('/')));
+  }
   ddlm::Subprocess coordinator({coordinator_bin, "--port", std::to_string(absl::GetFlag(FLAGS_port)),
-                                "--host", "127.0.0.1", "--state_dir", state_dir},
+                                "--host", "127.0.0.1", "--state_dir", state_dir, "--data_root", data_roots},
                                coordinator_output);
   std::vector<std::unique_ptr<ddlm::Subprocess>> children;
   // Every way out of here stops the processes cleanly: workers first, then the coordinator.

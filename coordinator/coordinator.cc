@@ -64,6 +64,9 @@ absl::StatusOr<std::unique_ptr<Coordinator>> Coordinator::Create(const Coordinat
                                                                  Clock* clock) {
   if (options.state_dir.empty()) return absl::InvalidArgumentError("--state_dir is empty");
   std::unique_ptr<Coordinator> c(new Coordinator(options, clock));
+  DDLM_ASSIGN_OR_RETURN(c->data_roots_,
+                        DataRoots::Create(options.data_roots.empty() ? std::vector<std::string>{"."}
+                                                                     : options.data_roots));
   DDLM_RETURN_IF_ERROR(c->store_.Init());
   std::vector<JobStore::SetAside> set_aside;
   DDLM_ASSIGN_OR_RETURN(std::vector<JobRecord> records, c->store_.LoadAll(&set_aside));
@@ -110,8 +113,9 @@ absl::StatusOr<std::unique_ptr<Coordinator>> Coordinator::Create(const Coordinat
 }
 
 absl::StatusOr<std::shared_ptr<const Coordinator::JobData>> Coordinator::LoadData(
-    const JobSpec& spec) {
-  DDLM_ASSIGN_OR_RETURN(Corpus corpus, LoadCorpus(spec.data().path()));
+    const JobSpec& spec) const {
+  DDLM_ASSIGN_OR_RETURN(std::string dir, data_roots_.ResolveCorpusDir(spec.data().path()));
+  DDLM_ASSIGN_OR_RETURN(Corpus corpus, LoadCorpus(dir));
   DDLM_RETURN_IF_ERROR(CheckSplitSizes(spec, static_cast<int64_t>(corpus.train.size()),
                                        static_cast<int64_t>(corpus.valid.size()),
                                        static_cast<int64_t>(corpus.test.size())));
@@ -845,7 +849,7 @@ void Coordinator::ReleaseReservationLocked(JobEntry& job) {
 }
 
 absl::StatusOr<Coordinator::PreparedAttempt> Coordinator::PrepareAttempt(
-    const JobSpec& spec, std::shared_ptr<const JobData> data, int world) {
+    const JobSpec& spec, std::shared_ptr<const JobData> data, int world) const {
   // A job reads its corpus again when it starts (a queued job holds none), unless the
   // submission that just read it started the job at once.
   if (data == nullptr) {

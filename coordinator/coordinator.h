@@ -62,6 +62,7 @@
 #include "absl/time/time.h"
 #include "common/clock.h"
 #include "common/corpus.h"
+#include "common/data_roots.h"
 #include "common/key_value_store.h"
 #include "coordinator/attempt_rounds.h"
 #include "coordinator/job_store.h"
@@ -77,6 +78,9 @@ namespace ddlm {
 
 struct CoordinatorOptions {
   std::string state_dir;
+  // The only directories corpora are read from (common/data_roots.h); empty means the
+  // working directory.
+  std::vector<std::string> data_roots;
   // Told to workers at registration.
   absl::Duration heartbeat_interval = absl::Seconds(1);
   // A worker silent for longer is declared dead...
@@ -229,7 +233,7 @@ class Coordinator {
 
   Coordinator(const CoordinatorOptions& options, Clock* clock);
 
-  static absl::StatusOr<std::shared_ptr<const JobData>> LoadData(const JobSpec& spec);
+  absl::StatusOr<std::shared_ptr<const JobData>> LoadData(const JobSpec& spec) const;
   JobEntry* FindLocked(const std::string& job_id) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::StatusOr<JobEntry*> FindJobLocked(const std::string& job_id)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
@@ -294,9 +298,8 @@ class Coordinator {
   void ReserveLocked(JobEntry& job, const std::vector<WorkerEntry*>& workers)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void ReleaseReservationLocked(JobEntry& job) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  static absl::StatusOr<PreparedAttempt> PrepareAttempt(const JobSpec& spec,
-                                                        std::shared_ptr<const JobData> data,
-                                                        int world);
+  absl::StatusOr<PreparedAttempt> PrepareAttempt(const JobSpec& spec, std::shared_ptr<const JobData> data,
+                                                 int world) const;
   // Returns the ticket of the last record write it queued (0 if none).
   uint64_t RunPendingStarts() ABSL_LOCKS_EXCLUDED(mu_);
   void StartAttemptLocked(JobEntry& job, absl::StatusOr<PreparedAttempt> prepared)
@@ -320,6 +323,7 @@ class Coordinator {
 
   const CoordinatorOptions options_;
   Clock* const clock_;
+  DataRoots data_roots_;  // Set once by Create.
   JobStore store_;
   JobRecordWriter writer_;
   TextGenerator generator_;

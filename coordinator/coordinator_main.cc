@@ -13,7 +13,9 @@
 #include <signal.h>
 
 #include <cstdio>
+#include <string>
 #include <thread>
+#include <vector>
 
 #include "absl/flags/flag.h"
 #include "absl/strings/str_cat.h"
@@ -28,6 +30,9 @@ ABSL_FLAG(std::string, host, "0.0.0.0", "Address to listen on.");
 ABSL_FLAG(int32_t, port, 50051, "Port to listen on (0: any free port, printed at start).");
 ABSL_FLAG(std::string, state_dir, "ddlm_state", "Directory for job records and checkpoints.");
 ABSL_FLAG(int32_t, heartbeat_interval_ms, 1000, "How often workers heartbeat.");
+ABSL_FLAG(std::vector<std::string>, data_root, {},
+          "Comma-separated directories that jobs' data.path must lie in (no '..', no symlinks "
+          "leading out); default: the working directory. Any other path is refused.");
 ABSL_FLAG(int32_t, heartbeat_timeout_ms, 15000,
           "A worker silent this long is declared dead and its job attempt fails.");
 
@@ -72,6 +77,7 @@ int main(int argc, char** argv) {
   ddlm::RealClock clock;
   ddlm::CoordinatorOptions options;
   options.state_dir = absl::GetFlag(FLAGS_state_dir);
+  options.data_roots = absl::GetFlag(FLAGS_data_root);
   options.heartbeat_interval = absl::Milliseconds(absl::GetFlag(FLAGS_heartbeat_interval_ms));
   options.heartbeat_timeout = absl::Milliseconds(absl::GetFlag(FLAGS_heartbeat_timeout_ms));
   absl::StatusOr<std::unique_ptr<ddlm::Coordinator>> coordinator =

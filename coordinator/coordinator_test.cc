@@ -1,6 +1,8 @@
 #include "coordinator/coordinator.h"
 
+#include <limits.h>
 #include <signal.h>
+#include <stdlib.h>
 #include <sys/resource.h>
 
 #include <algorithm>
@@ -50,6 +52,11 @@ class CoordinatorTest : public ::testing::Test {
     CoordinatorOptions options;
     options.state_dir = std::string(tmp ? tmp : "/tmp") + "/coord" + std::to_string(counter++);
     options.heartbeat_timeout = absl::Seconds(10);
+    // The repository's corpora (where their runfiles lead) and the test's own.
+    options.data_roots = {".", tmp ? tmp : "/tmp"};
+    if (char real[PATH_MAX]; ::realpath("configs/quickstart_data/train.txt", real) != nullptr) {
+      options.data_roots.push_back(std::string(real).substr(0, std::string(real).rfind('/')));
+    }
     options_ = options;
     coordinator_ = *Coordinator::Create(options, &clock_);
   }

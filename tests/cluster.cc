@@ -1,6 +1,9 @@
 #include "tests/cluster.h"
 
+#include <limits.h>
 #include <signal.h>
+#include <stdlib.h>
+#include <unistd.h>
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
@@ -23,9 +26,21 @@ Cluster::~Cluster() {
   }
 }
 
+std::string DataRootsForTests() {
+  char cwd[PATH_MAX];
+  std::string roots = ::getcwd(cwd, sizeof(cwd)) != nullptr ? cwd : ".";
+  char real[PATH_MAX];
+  if (::realpath("configs/quickstart_data/train.txt", real) != nullptr) {
+    const std::string file = real;
+    absl::StrAppend(&roots, ",", file.substr(0, file.rfind('/')));
+  }
+  return roots;
+}
+
 bool Cluster::Start(int port) {
   std::vector<std::string> argv = {"coordinator/ddlm_coordinator", absl::StrCat("--port=", port),
-                                   "--host=127.0.0.1", "--state_dir=" + state_dir_};
+                                   "--host=127.0.0.1", "--state_dir=" + state_dir_,
+                                   "--data_root=" + DataRootsForTests()};
   argv.insert(argv.end(), coordinator_flags_.begin(), coordinator_flags_.end());
   coordinator_ = std::make_unique<Subprocess>(argv);
   std::string line;

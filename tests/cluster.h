@@ -60,6 +60,10 @@ class Cluster {
   std::unique_ptr<JobService::Stub> stub_;
 };
 
+// --data_root for a test's coordinator: the test's working directory (the runfiles) and the
+// directory the committed corpus's files really lie in (runfiles are symlinks).
+std::string DataRootsForTests();
+
 // A small, quick job on the committed quickstart corpus.
 JobSpec SmallJob(int workers, int epochs);
 

@@ -5,6 +5,7 @@
 #include <cmath>
 #include <cstdlib>
 
+#include "absl/strings/str_replace.h"
 #include "absl/strings/str_split.h"
 #include "common/checkpoint.h"
 #include "common/model.h"
@@ -297,6 +298,33 @@ TEST(DistributedTest, ATransformerJobAndAnLstmJobRunAtOnceAndGenerateHonoursItsO
   EXPECT_EQ(Sample(cluster, t->id(), 12, 1, 1, 0.3).text(), greedy.text());
   EXPECT_NE(Sample(cluster, t->id(), 12, 1, 0, 2.0).text(), greedy.text());
   EXPECT_EQ(CountWords(Sample(cluster, l->id(), 5, 1, 0).text()), 5);
+}
+
+}  // namespace
+}  // namespace ddlm
+
+namespace ddlm {
+namespace {
+
+TEST(DistributedTest, ACorpusOutsideTheDataRootsIsRefusedTheSameWayWhetherOrNotItExists) {
+  // The coordinator serves only its working directory and the committed corpus.
+  Cluster cluster(StateDir("data_roots"));
+  ASSERT_TRUE(cluster.Start());
+  auto refusal = [&](const std::string& path) {
+    JobSpec spec = SmallJob(1, 1);
+    spec.mutable_data()->set_path(path);
+    absl::StatusOr<Job> job = cluster.Submit(spec);
+    EXPECT_EQ(job.status().code(), absl::StatusCode::kPermissionDenied) << path;
+    return absl::StrReplaceAll(job.status().message(), {{"'" + path + "'", "'PATH'"}});
+  };
+  const std::string answer = refusal("/etc");
+  EXPECT_THAT(answer, HasSubstr("not inside a data directory"));
+  EXPECT_EQ(refusal("/no/such/corpus"), answer);
+  EXPECT_EQ(refusal("configs/../configs/quickstart_data"), answer);
+  JobSpec inside = SmallJob(1, 1);
+  EXPECT_TRUE(cluster.Submit(inside).ok());
+  inside.mutable_data()->set_path("configs/no_such_corpus");
+  EXPECT_EQ(cluster.Submit(inside).status().code(), absl::StatusCode::kNotFound);
 }
 
 }  // namespace

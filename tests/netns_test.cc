@@ -300,7 +300,8 @@ class NetnsTest : public ::testing::Test {
 TEST_F(NetnsTest, TwoWorkersOnSeparateHostsCompleteAJob) {
   const Host& coord = hosts_[0];
   coordinator_ = Start(coord, "coordinator/ddlm_coordinator",
-                       {"--host=0.0.0.0", "--port=0", "--state_dir=" + coord.dir + "/state"});
+                       {"--host=0.0.0.0", "--port=0", "--state_dir=" + coord.dir + "/state",
+                        "--data_root=" + ::ddlm::testing::DataRootsForTests()});
   std::string line;
   ASSERT_TRUE(coordinator_->WaitForLine("listening on ", &line)) << Outputs();
   const std::string rest = line.substr(line.find("listening on ") + 13);

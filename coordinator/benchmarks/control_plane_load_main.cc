@@ -376,12 +376,16 @@ int Run() {
   if (std::system(("rm -rf '" + state_dir + "'").c_str()) != 0) return 1;
   std::string binary = absl::GetFlag(FLAGS_coordinator);
   if (binary.empty()) binary = DefaultCoordinator();
+  char cwd[4096] = {};
+  const std::string data = absl::GetFlag(FLAGS_data)[0] == '/'
+                               ? absl::GetFlag(FLAGS_data)
+                               : std::string(getcwd(cwd, sizeof(cwd))) + "/" + absl::GetFlag(FLAGS_data);
   std::vector<std::string> argv;
   if (!absl::GetFlag(FLAGS_coordinator_cpus).empty()) {
     argv = {"/usr/bin/taskset", "-c", absl::GetFlag(FLAGS_coordinator_cpus)};
   }
   for (std::string a : {binary, std::string("--port=0"), std::string("--host=127.0.0.1"),
-                        "--state_dir=" + state_dir,
+                        "--state_dir=" + state_dir, "--data_root=" + data,
                         absl::StrCat("--heartbeat_timeout_ms=", absl::GetFlag(FLAGS_heartbeat_timeout_ms))}) {
     argv.push_back(a);
   }
@@ -436,10 +440,6 @@ int Run() {
   auto jobs_stub = JobService::NewStub(job_channel);
   const int num_jobs = num_workers / job_size;
   std::vector<std::string> job_ids;
-  char cwd[4096] = {};
-  const std::string data = absl::GetFlag(FLAGS_data)[0] == '/'
-                               ? absl::GetFlag(FLAGS_data)
-                               : std::string(getcwd(cwd, sizeof(cwd))) + "/" + absl::GetFlag(FLAGS_data);
   for (int j = 0; j < num_jobs; ++j) {
     SubmitJobRequest r;
     JobSpec& spec = *r.mutable_spec();
