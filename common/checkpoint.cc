@@ -1,5 +1,7 @@
 #include "common/checkpoint.h"
 
+#include <algorithm>
+
 
 #include <cstring>
 #include <limits>
@@ -345,6 +347,19 @@ absl::Status CheckCompatible(const Checkpoint& checkpoint, uint64_t vocabulary_f
     return differ("nhead", saved.nhead(), model.nhead());
   }
   return absl::OkStatus();
+}
+
+int64_t MaxCheckpointBytes(const JobSpec& spec, int64_t ntoken, int64_t vocabulary_bytes, int world) {
+  const ModelConfig& m = spec.model();
+  const int64_t parameters = ParameterCount(m, ntoken);
+  // Recurrent state per rank: h (and c for an LSTM) of every layer, batch x nhid floats.
+  const int64_t hidden =
+      m.type() == TRANSFORMER
+          ? 0
+          : (m.type() == LSTM ? 2 : 1) * int64_t{m.nlayers()} * spec.data().batch_size() * m.nhid() * 4;
+  const int64_t per_rank = 64 * 1024 /* generators */ + hidden;
+  return 3 * 4 * parameters + int64_t{std::max(world, 1)} * per_rank + vocabulary_bytes + 16 * ntoken +
+         (4 << 20) /* header, names, optimizer archive framing */;
 }
 
 }  // namespace ddlm

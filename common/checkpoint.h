@@ -65,6 +65,12 @@ RecurrentState RestoreState(const Checkpoint& checkpoint);
 // generator when the checkpoint has "rng/cuda"; on the CPU "rng/cuda" is ignored, so a
 // checkpoint moves between CPU and GPU (with other dropout masks from then on).
 void CaptureRng(const torch::Device& device, Checkpoint* checkpoint);
+
+// The most bytes a checkpoint of a `world`-rank job of `spec` over a vocabulary of
+// `ntoken` words (`vocabulary_bytes` of text) can take: weights and AdamW's two moments,
+// every rank's generators and recurrent state, the header, and framing slack. An upload
+// above it is not a checkpoint of that job, and is refused before it is read whole.
+int64_t MaxCheckpointBytes(const JobSpec& spec, int64_t ntoken, int64_t vocabulary_bytes, int world);
 absl::Status RestoreRng(const Checkpoint& checkpoint, const torch::Device& device);
 
 // A LibTorch optimizer's state as "optimizer/archive".

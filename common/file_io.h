@@ -23,6 +23,9 @@ absl::StatusOr<std::string> ReadFile(const std::string& path);
 // and the directory is fsync'ed.
 absl::Status WriteFileAtomically(const std::string& path, absl::string_view contents);
 
+// Writes all of `data` to `fd` (retrying short writes and EINTR); an error names `path`.
+absl::Status WriteAll(int fd, absl::string_view data, const std::string& path);
+
 // CRC-32 (zlib's polynomial) of `data`, continuing from `crc` (0 to start).
 uint32_t Crc32(absl::string_view data, uint32_t crc = 0);
 

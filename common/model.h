@@ -62,6 +62,10 @@ void DetachState(RecurrentState* state);
 absl::StatusOr<std::shared_ptr<LanguageModelImpl>> BuildModel(const ModelConfig& config,
                                                               int64_t ntoken);
 
+// The number of parameters (scalars) BuildModel(config, ntoken) has, computed from the
+// config alone (no model is built): what a checkpoint of it may weigh.
+int64_t ParameterCount(const ModelConfig& config, int64_t ntoken);
+
 // Upper bound on the Transformer's sequence length (positional-encoding table size).
 inline constexpr int64_t kMaxTransformerLength = 5000;
 

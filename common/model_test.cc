@@ -105,5 +105,26 @@ TEST(ModelTest, RejectsHeadsThatDoNotDivideEmsize) {
   EXPECT_NE(model.status().message().find("nhead"), absl::string_view::npos);
 }
 
+TEST(ModelTest, ParameterCountIsWhatBuildModelBuilds) {
+  for (ModelType type : {RNN_TANH, RNN_RELU, LSTM, GRU, TRANSFORMER}) {
+    for (bool tied : {false, true}) {
+      if (tied && type == TRANSFORMER) continue;
+      ModelConfig c;
+      c.set_type(type);
+      c.set_emsize(12);
+      c.set_nhid(tied ? 12 : 20);
+      c.set_nlayers(3);
+      c.set_nhead(3);
+      c.set_tied(tied);
+      c.set_dropout(0.1f);
+      auto model = BuildModel(c, 57);
+      ASSERT_TRUE(model.ok()) << model.status();
+      int64_t built = 0;
+      for (const torch::Tensor& p : (*model)->parameters()) built += p.numel();
+      EXPECT_EQ(ParameterCount(c, 57), built) << ModelType_Name(type) << (tied ? " tied" : "");
+    }
+  }
+}
+
 }  // namespace
 }  // namespace ddlm

@@ -5,6 +5,7 @@
 #include <vector>
 
 #include "common/batching.h"
+#include "common/checkpoint.h"
 #include "common/config.h"
 #include "common/corpus.h"
 #include "gtest/gtest.h"
@@ -252,6 +253,32 @@ TEST(TrainerTest, DryRunTrainsOneBatch) {
   absl::StatusOr<EpochSummary> summary = (*trainer)->TrainEpoch(Batchify(Quickstart().train, 20));
   ASSERT_TRUE(summary.ok());
   EXPECT_EQ(summary->batches, 1);
+}
+
+TEST(TrainerTest, ACheckpointStaysWithinItsBound) {
+  for (OptimizerType optimizer : {SGD, ADAMW}) {
+    JobSpec spec = SmallSpec(LSTM);
+    spec.mutable_optimizer()->set_type(optimizer);
+    spec.mutable_schedule()->set_max_batches_per_epoch(3);  // Mid-epoch: hidden state too.
+    auto trainer = Trainer::Create(spec, Quickstart().dictionary);
+    ASSERT_TRUE(trainer.ok());
+    std::atomic<bool> stop{false};
+    (*trainer)->set_step_callback([&](const Trainer& t) {
+      if (t.position().batch() == 2) stop = true;
+      return absl::OkStatus();
+    });
+    ASSERT_TRUE((*trainer)->TrainEpoch(Batchify(Quickstart().train, 20), &stop).ok());
+    auto checkpoint = (*trainer)->MakeCheckpoint();
+    ASSERT_TRUE(checkpoint.ok());
+    auto bytes = SerializeCheckpoint(*checkpoint);
+    ASSERT_TRUE(bytes.ok());
+    int64_t vocabulary_bytes = 0;
+    for (const std::string& w : Quickstart().dictionary.words()) vocabulary_bytes += static_cast<int64_t>(w.size());
+    const int64_t bound =
+        MaxCheckpointBytes(spec, Quickstart().dictionary.size(), vocabulary_bytes, /*world=*/1);
+    EXPECT_LE(static_cast<int64_t>(bytes->size()), bound) << OptimizerType_Name(optimizer);
+    EXPECT_LT(bound, 4 * static_cast<int64_t>(bytes->size()) + (8 << 20)) << "a bound, not a guess";
+  }
 }
 
 }  // namespace

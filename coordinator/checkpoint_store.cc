@@ -11,10 +11,11 @@
 namespace ddlm {
 
 absl::StatusOr<CheckpointInfo> DescribeUpload(absl::string_view bytes, int32_t attempt,
-                                              absl::string_view source) {
+                                              absl::string_view source, CheckpointHeader* header) {
   absl::StatusOr<Checkpoint> checkpoint = ParseCheckpoint(bytes, source);
   if (!checkpoint.ok()) return checkpoint.status();
   const CheckpointHeader& h = checkpoint->header;
+  if (header != nullptr) *header = h;
   CheckpointInfo info;
   info.set_id(absl::StrFormat("e%04d-s%08d", h.position().epoch(), h.position().global_step()));
   info.set_epoch(h.position().epoch());

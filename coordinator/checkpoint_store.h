@@ -19,6 +19,7 @@
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 #include "google/protobuf/repeated_field.h"
+#include "proto/checkpoint.pb.h"
 #include "proto/job.pb.h"
 
 namespace ddlm {
@@ -26,9 +27,10 @@ namespace ddlm {
 // Verifies an uploaded checkpoint (magic, version, index, CRC-32: DATA_LOSS naming
 // `source` otherwise) and describes it: id "e%04d-s%08d" from its epoch and global
 // step, position, learning rate, validation loss and best flag at an epoch end, size,
-// checksum, and `attempt`.
+// checksum, and `attempt`. `header` (if given) receives the checkpoint's header.
 absl::StatusOr<CheckpointInfo> DescribeUpload(absl::string_view bytes, int32_t attempt,
-                                              absl::string_view source);
+                                              absl::string_view source,
+                                              CheckpointHeader* header = nullptr);
 
 // Adds `info` to `kept` (oldest first): one of the same id (re-written by a resumed
 // attempt) is replaced, a new best takes the best mark from the others, and retention

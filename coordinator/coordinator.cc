@@ -1,12 +1,17 @@
 #include "coordinator/coordinator.h"
 
 #include <glog/logging.h>
+#include <google/protobuf/util/message_differencer.h>
+#include <unistd.h>
 
 #include <algorithm>
+#include <cerrno>
 #include <cmath>
+#include <cstring>
 #include <map>
 
 #include "absl/strings/str_cat.h"
+#include "common/checkpoint.h"
 #include "common/config.h"
 #include "common/file_io.h"
 #include "common/sharding.h"
@@ -857,6 +862,10 @@ absl::StatusOr<Coordinator::PreparedAttempt> Coordinator::PrepareAttempt(
   }
   PreparedAttempt prepared;
   const JobData& d = *data;
+  int64_t vocabulary_bytes = 0;
+  for (const std::string& word : d.dictionary.words()) vocabulary_bytes += static_cast<int64_t>(word.size());
+  prepared.vocabulary_size = d.dictionary.size();
+  prepared.max_checkpoint_bytes = MaxCheckpointBytes(spec, d.dictionary.size(), vocabulary_bytes, world);
   for (int r = 0; r < world; ++r) {
     DDLM_ASSIGN_OR_RETURN(ShardRange train, TrainShard(static_cast<int64_t>(d.train.size()), world,
                                                        r, spec.data().batch_size()));
@@ -939,6 +948,8 @@ void Coordinator::StartAttemptLocked(JobEntry& job, absl::StatusOr<PreparedAttem
   attempt.finished.assign(world, false);
   attempt.rounds = AttemptRounds(world);
   attempt.shards = std::move(prepared->shards);
+  attempt.max_checkpoint_bytes = prepared->max_checkpoint_bytes;
+  attempt.vocabulary_size = prepared->vocabulary_size;
   j.set_attempt(attempt.number);
   j.clear_workers();
   j.set_started_unix_seconds(absl::ToUnixSeconds(clock_->Now()));
@@ -1175,40 +1186,90 @@ absl::StatusOr<EvaluationDecision> Coordinator::ReportEvaluation(
   });
 }
 
-absl::StatusOr<CheckpointInfo> Coordinator::UploadCheckpoint(const WorkerRef& worker,
-                                                             const AttemptRef& ref,
-                                                             std::string bytes) {
-  std::string job_id = ref.job_id();
+absl::StatusOr<std::unique_ptr<Coordinator::CheckpointUpload>> Coordinator::BeginUpload(
+    const WorkerRef& worker, const AttemptRef& ref) {
+  auto upload = std::unique_ptr<CheckpointUpload>(new CheckpointUpload());
   {
     absl::MutexLock lock(&mu_);
-    DDLM_RETURN_IF_ERROR(FindAttemptLocked(worker, ref).status());
+    DDLM_ASSIGN_OR_RETURN(JobEntry * job, FindAttemptLocked(worker, ref));
     if (ref.rank() != 0) {
       return absl::InvalidArgumentError(absl::StrCat("only rank 0 uploads checkpoints, not rank ", ref.rank()));
     }
+    upload->max_bytes_ = job->attempt->max_checkpoint_bytes;
+    upload->vocabulary_size_ = job->attempt->vocabulary_size;
+    upload->model_ = job->record.job().spec().model();
   }
-  // Verify (magic, version, index, CRC) and store without holding the lock.
-  DDLM_ASSIGN_OR_RETURN(CheckpointInfo info,
-                        DescribeUpload(bytes, ref.attempt(), absl::StrCat("checkpoint upload for ", job_id)));
-  // Written under a staging name, and renamed over the final one only if the attempt
-  // is still current: a late upload never replaces a kept file.
-  const std::string staging = absl::StrCat(info.id(), ".attempt-", ref.attempt(), ".partial");
-  DDLM_RETURN_IF_ERROR(store_.WriteCheckpoint(job_id, staging, bytes));
+  upload->coordinator_ = this;
+  upload->worker_ = worker;
+  upload->ref_ = ref;
+  // A staging name of its own: renamed over the final one only if the attempt is still
+  // current when it is complete, so a late upload never replaces a kept file.
+  upload->staging_ = absl::StrCat("upload-", ref.attempt(), "-", next_upload_.fetch_add(1), ".partial");
+  DDLM_ASSIGN_OR_RETURN(upload->fd_, store_.CreateCheckpointFile(ref.job_id(), upload->staging_));
+  return upload;
+}
 
+Coordinator::CheckpointUpload::~CheckpointUpload() {
+  if (fd_ >= 0) ::close(fd_);
+  if (!kept_ && coordinator_ != nullptr) (void)coordinator_->store_.DeleteCheckpoint(ref_.job_id(), staging_);
+}
+
+absl::Status Coordinator::CheckpointUpload::Append(absl::string_view data) {
+  if (fd_ < 0) return absl::FailedPreconditionError("the upload is over");
+  if (written_ + static_cast<int64_t>(data.size()) > max_bytes_) {
+    return absl::ResourceExhaustedError(absl::StrCat(
+        "checkpoint upload for ", ref_.job_id(), " passes ", max_bytes_,
+        " bytes, the most a checkpoint of this job can take (its model has ",
+        ParameterCount(model_, vocabulary_size_), " parameters)"));
+  }
+  DDLM_RETURN_IF_ERROR(WriteAll(fd_, data, coordinator_->store_.CheckpointPath(ref_.job_id(), staging_)));
+  written_ += static_cast<int64_t>(data.size());
+  return absl::OkStatus();
+}
+
+absl::StatusOr<CheckpointInfo> Coordinator::CheckpointUpload::Finish() {
+  if (fd_ < 0) return absl::FailedPreconditionError("the upload is over");
+  const std::string path = coordinator_->store_.CheckpointPath(ref_.job_id(), staging_);
+  const int fd = std::exchange(fd_, -1);
+  const bool synced = ::fsync(fd) == 0;
+  const int err = errno;
+  ::close(fd);
+  if (!synced) return absl::InternalError(absl::StrCat("cannot fsync ", path, ": ", std::strerror(err)));
+  // Verify (magic, version, index, CRC, and that it is this job's model and vocabulary)
+  // without holding the coordinator's lock; the bytes are at most max_bytes_.
+  DDLM_ASSIGN_OR_RETURN(std::string bytes, ReadFile(path));
+  CheckpointHeader header;
+  DDLM_ASSIGN_OR_RETURN(CheckpointInfo info,
+                        DescribeUpload(bytes, ref_.attempt(), absl::StrCat("checkpoint upload for ", ref_.job_id()),
+                                       &header));
+  if (!google::protobuf::util::MessageDifferencer::Equals(header.spec().model(), model_)) {
+    return absl::InvalidArgumentError(absl::StrCat("checkpoint upload for ", ref_.job_id(),
+                                                   ": its model is not the job's (",
+                                                   header.spec().model().ShortDebugString(), ")"));
+  }
+  if (header.vocabulary_size() != vocabulary_size_) {
+    return absl::InvalidArgumentError(absl::StrCat("checkpoint upload for ", ref_.job_id(), ": its vocabulary has ",
+                                                   header.vocabulary_size(), " words, the job's ",
+                                                   vocabulary_size_));
+  }
+  absl::StatusOr<CheckpointInfo> stored = coordinator_->KeepUpload(worker_, ref_, staging_, info);
+  kept_ = stored.ok();
+  return stored;
+}
+
+absl::StatusOr<CheckpointInfo> Coordinator::KeepUpload(const WorkerRef& worker, const AttemptRef& ref,
+                                                       const std::string& staging, const CheckpointInfo& info) {
+  const std::string job_id = ref.job_id();
   std::vector<std::string> doomed;
   absl::StatusOr<CheckpointInfo> stored =
       Persisted([&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) -> absl::StatusOr<CheckpointInfo> {
-    absl::StatusOr<JobEntry*> found = FindAttemptLocked(worker, ref);
-    if (!found.ok()) {
-      (void)store_.DeleteCheckpoint(job_id, staging);
-      return found.status();
-    }
+    DDLM_ASSIGN_OR_RETURN(JobEntry * job, FindAttemptLocked(worker, ref));
     DDLM_RETURN_IF_ERROR(store_.RenameCheckpoint(job_id, staging, info.id()));
-    JobEntry& job = **found;
-    doomed = AddToKept(job.record.mutable_checkpoints(), info,
-                       job.record.job().spec().checkpoint().keep_last());
+    doomed = AddToKept(job->record.mutable_checkpoints(), info,
+                       job->record.job().spec().checkpoint().keep_last());
     JobEvent event;
     *event.mutable_checkpoint() = info;
-    AddEventLocked(job, std::move(event));
+    AddEventLocked(*job, std::move(event));
     return info;
   });
   // Retention deletes the files the record dropped only once that record is on disk
@@ -1220,6 +1281,14 @@ absl::StatusOr<CheckpointInfo> Coordinator::UploadCheckpoint(const WorkerRef& wo
     }
   }
   return stored;
+}
+
+absl::StatusOr<CheckpointInfo> Coordinator::UploadCheckpoint(const WorkerRef& worker,
+                                                             const AttemptRef& ref,
+                                                             std::string bytes) {
+  DDLM_ASSIGN_OR_RETURN(std::unique_ptr<CheckpointUpload> upload, BeginUpload(worker, ref));
+  DDLM_RETURN_IF_ERROR(upload->Append(bytes));
+  return upload->Finish();
 }
 
 absl::Status Coordinator::FinishAssignment(const FinishAssignmentRequest& request) {

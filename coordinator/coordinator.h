@@ -46,6 +46,7 @@
 // Checkpoint bytes are verified and written outside the mutex too.
 
 #include <algorithm>
+#include <atomic>
 #include <array>
 #include <deque>
 #include <functional>
@@ -177,6 +178,41 @@ class Coordinator {
   // round's decision.
   absl::StatusOr<EvaluationDecision> ReportEvaluation(const ReportEvaluationRequest& request,
                                                       absl::Time deadline) ABSL_LOCKS_EXCLUDED(mu_);
+  // A checkpoint upload in progress: its bytes go to a staging file as they come, never
+  // more than a checkpoint of the job can weigh (MaxCheckpointBytes), and nothing is
+  // kept unless Finish verifies it. Destroyed unfinished, its file is removed.
+  // Threading: one thread at a time.
+  class CheckpointUpload {
+   public:
+    ~CheckpointUpload();
+    // RESOURCE_EXHAUSTED once the bytes pass the job's bound; a write error naming the
+    // staging file.
+    absl::Status Append(absl::string_view data);
+    // Syncs the file, verifies it (DATA_LOSS for a damaged one; INVALID_ARGUMENT for
+    // another model or vocabulary than the job's), and keeps it if the attempt is still
+    // current: renamed into place, recorded, retention applied. Answers once durable.
+    absl::StatusOr<CheckpointInfo> Finish();
+
+   private:
+    friend class Coordinator;
+    CheckpointUpload() = default;
+    Coordinator* coordinator_ = nullptr;
+    WorkerRef worker_;
+    AttemptRef ref_;
+    std::string staging_;
+    int fd_ = -1;
+    int64_t written_ = 0;
+    int64_t max_bytes_ = 0;
+    int64_t vocabulary_size_ = 0;
+    ModelConfig model_;
+    bool kept_ = false;
+  };
+  // Starts an upload once `worker` is known to be rank 0 of the running `attempt`
+  // (ABORTED, NOT_FOUND, INVALID_ARGUMENT otherwise), before any byte is read.
+  absl::StatusOr<std::unique_ptr<CheckpointUpload>> BeginUpload(const WorkerRef& worker,
+                                                                const AttemptRef& attempt)
+      ABSL_LOCKS_EXCLUDED(mu_);
+  // BeginUpload, Append(bytes), Finish: the whole upload at once.
   absl::StatusOr<CheckpointInfo> UploadCheckpoint(const WorkerRef& worker,
                                                   const AttemptRef& attempt, std::string bytes)
       ABSL_LOCKS_EXCLUDED(mu_);
@@ -206,6 +242,8 @@ class Coordinator {
     bool not_saved = false;  // The failure: the job's record could not be written.
     bool tested = false;
     bool ended = false;
+    int64_t max_checkpoint_bytes = 0;  // What an upload may weigh.
+    int64_t vocabulary_size = 0;
   };
   // Workers reserved for a queued job whose attempt is being prepared.
   struct Start {
@@ -216,6 +254,8 @@ class Coordinator {
   struct PreparedAttempt {
     std::vector<std::array<std::shared_ptr<const std::string>, 3>> shards;
     std::vector<WorkerCommand> commands;  // By rank: the assignment, less the attempt's ids.
+    int64_t max_checkpoint_bytes = 0;
+    int64_t vocabulary_size = 0;
   };
   struct JobEntry {
     JobRecord record;
@@ -273,6 +313,10 @@ class Coordinator {
   // naming the error (which names the path); a running one's ranks are told to stop,
   // and it is not restarted. The coordinator and every other job go on.
   void FailJobsNotSaved() ABSL_LOCKS_EXCLUDED(mu_);
+  // An upload's verified staging file becomes kept checkpoint `info`.
+  absl::StatusOr<CheckpointInfo> KeepUpload(const WorkerRef& worker, const AttemptRef& ref,
+                                            const std::string& staging, const CheckpointInfo& info)
+      ABSL_LOCKS_EXCLUDED(mu_);
   // `restart`: the number of the automatic restart this change is (QUEUED), else 0.
   void SetStateLocked(JobEntry& job, JobState state, const std::string& message,
                       int32_t restart = 0) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
@@ -328,6 +372,7 @@ class Coordinator {
   JobRecordWriter writer_;
   TextGenerator generator_;
   InMemoryKeyValueStore kv_;
+  std::atomic<uint64_t> next_upload_{1};  // Staging file names.
 
   absl::Mutex mu_;
   bool shutdown_ ABSL_GUARDED_BY(mu_) = false;

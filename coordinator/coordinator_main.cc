@@ -93,7 +93,8 @@ int main(int argc, char** argv) {
   builder.AddListeningPort(address, grpc::InsecureServerCredentials(), &port);
   builder.RegisterService(&job_service);
   builder.RegisterService(&worker_service);
-  builder.SetMaxReceiveMessageSize(64 << 20);
+  // Requests are small (checkpoints come in 1 MiB chunks); replies carry a vocabulary.
+  builder.SetMaxReceiveMessageSize(8 << 20);
   builder.SetMaxSendMessageSize(64 << 20);
   std::unique_ptr<grpc::Server> server = builder.BuildAndStart();
   if (server == nullptr || port == 0) {

@@ -6,6 +6,7 @@
 #include <sys/resource.h>
 
 #include <algorithm>
+#include <filesystem>
 #include <atomic>
 #include <cmath>
 #include <cstdio>
@@ -99,6 +100,9 @@ class CoordinatorTest : public ::testing::Test {
   std::optional<WorkerCommand> Poll(const WorkerRef& w) {
     auto c = coordinator_->NextCommand(w, absl::InfinitePast());
     EXPECT_TRUE(c.ok()) << c.status();
+    if (c.ok() && c->has_value() && (*c)->has_assign()) {
+      vocabulary_.assign((*c)->assign().vocabulary().begin(), (*c)->assign().vocabulary().end());
+    }
     return c.ok() ? *c : std::nullopt;
   }
 
@@ -142,6 +146,7 @@ class CoordinatorTest : public ::testing::Test {
     c.header.set_val_loss(val_loss);
     c.header.set_best_val_loss(best);
     c.tensors["param/w"] = torch::ones({3});
+    for (const std::string& w : vocabulary_) c.header.add_vocabulary(w);  // The job's.
     return *SerializeCheckpoint(c);
   }
 
@@ -157,6 +162,7 @@ class CoordinatorTest : public ::testing::Test {
 
   FakeClock clock_;
   CoordinatorOptions options_;
+  std::vector<std::string> vocabulary_;  // Of the latest assignment Poll saw.
   std::unique_ptr<Coordinator> coordinator_;
 };
 
@@ -1269,6 +1275,61 @@ TEST_F(CoordinatorTest, WatchersGetAnEventOnlyOnceItIsOnDiskAndAnAttemptsKeysGoW
   EXPECT_EQ(coordinator_->KeyGet(w0, key).status().code(), absl::StatusCode::kNotFound);
   ASSERT_TRUE(sink.closed.has_value());  // After the CANCELLED event.
   EXPECT_EQ(sink.items.back().state().state(), CANCELLED);
+}
+
+}  // namespace
+}  // namespace ddlm
+
+namespace ddlm {
+namespace {
+
+TEST_F(CoordinatorTest, AnUploadIsCheckedBeforeItIsReadAndBoundedByTheJobsModel) {
+  WorkerRef w0 = AddWorker("w0");
+  WorkerRef w1 = AddWorker("w1");
+  JobSpec spec = Spec(2);
+  auto job = coordinator_->SubmitJob(spec);
+  auto a0 = Poll(w0)->assign();
+  auto a1 = Poll(w1)->assign();
+  const std::string dir = options_.state_dir + "/jobs/" + job->id() + "/checkpoints";
+  // Only rank 0 of the running attempt may start one; nothing is created otherwise.
+  EXPECT_EQ(coordinator_->BeginUpload(w1, a1.attempt()).status().code(), absl::StatusCode::kInvalidArgument);
+  WorkerRef stranger;
+  stranger.set_worker_id("nobody");
+  stranger.set_incarnation(1);
+  EXPECT_EQ(coordinator_->BeginUpload(stranger, a0.attempt()).status().code(), absl::StatusCode::kNotFound);
+
+  // A flood: refused once it passes what a checkpoint of this (tiny) model can weigh,
+  // without ever holding it; its staging file goes with it.
+  {
+    auto upload = coordinator_->BeginUpload(w0, a0.attempt());
+    ASSERT_TRUE(upload.ok()) << upload.status();
+    const std::string megabyte(1 << 20, 'x');
+    absl::Status s;
+    int64_t sent = 0;
+    while (s.ok() && sent < (int64_t{1} << 30)) {
+      s = (*upload)->Append(megabyte);
+      sent += megabyte.size();
+    }
+    EXPECT_EQ(s.code(), absl::StatusCode::kResourceExhausted);
+    EXPECT_THAT(s.message(), HasSubstr("parameters"));
+    EXPECT_LT(sent, int64_t{64} << 20);
+  }
+  std::vector<std::string> left;
+  for (const auto& e : std::filesystem::directory_iterator(dir)) left.push_back(e.path().filename());
+  EXPECT_TRUE(left.empty()) << left.size();
+
+  // A forged checkpoint: another model, or another vocabulary.
+  JobSpec other = spec;
+  other.mutable_model()->set_nhid(64);
+  absl::Status forged = coordinator_->UploadCheckpoint(w0, a0.attempt(), CheckpointBytes(other, 2, 10, 20, 1, 1)).status();
+  EXPECT_EQ(forged.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(forged.message(), HasSubstr("its model is not the job's"));
+  vocabulary_.pop_back();
+  forged = coordinator_->UploadCheckpoint(w0, a0.attempt(), CheckpointBytes(spec, 2, 10, 20, 1, 1)).status();
+  EXPECT_EQ(forged.code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(forged.message(), HasSubstr("vocabulary"));
+  EXPECT_TRUE(coordinator_->ListCheckpoints(job->id())->empty());
+  (void)a1;
 }
 
 }  // namespace

@@ -420,6 +420,16 @@ absl::Status JobStore::WriteCheckpoint(const std::string& job_id, const std::str
   return WriteFileAtomically(CheckpointPath(job_id, checkpoint_id), bytes);
 }
 
+absl::StatusOr<int> JobStore::CreateCheckpointFile(const std::string& job_id,
+                                                  const std::string& checkpoint_id) {
+  if (absl::Status s = MakeDir(JobDir(job_id)); !s.ok()) return s;
+  if (absl::Status s = MakeDir(JobDir(job_id) + "/checkpoints"); !s.ok()) return s;
+  const std::string path = CheckpointPath(job_id, checkpoint_id);
+  const int fd = ::open(path.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_CLOEXEC, 0644);
+  if (fd < 0) return ErrnoError("cannot create", path, errno);
+  return fd;
+}
+
 absl::Status JobStore::RenameCheckpoint(const std::string& job_id, const std::string& from,
                                         const std::string& to) {
   const std::string a = CheckpointPath(job_id, from);

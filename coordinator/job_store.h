@@ -84,6 +84,9 @@ class JobStore {
   absl::Status WriteCheckpoint(const std::string& job_id, const std::string& checkpoint_id,
                                absl::string_view bytes);
   absl::Status DeleteCheckpoint(const std::string& job_id, const std::string& checkpoint_id);
+  // Creates the file for `checkpoint_id` (which must not exist) for writing; the caller
+  // owns and closes the descriptor.
+  absl::StatusOr<int> CreateCheckpointFile(const std::string& job_id, const std::string& checkpoint_id);
   // Atomic rename (then a directory fsync) of one checkpoint file over another name.
   absl::Status RenameCheckpoint(const std::string& job_id, const std::string& from,
                                 const std::string& to);

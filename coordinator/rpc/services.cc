@@ -275,11 +275,14 @@ grpc::Status WorkerServiceImpl::UploadCheckpoint(grpc::ServerContext*,
   if (!chunk.has_attempt() || chunk.attempt().job_id().empty()) {
     return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "the first chunk has no attempt");
   }
-  const WorkerRef worker = chunk.worker();
-  const AttemptRef attempt = chunk.attempt();
-  std::string bytes = std::move(*chunk.mutable_data());
-  while (reader->Read(&chunk)) bytes += chunk.data();
-  return Reply(c_->UploadCheckpoint(worker, attempt, std::move(bytes)), info);
+  // Checked before any byte is kept; then streamed to disk, bounded.
+  absl::StatusOr<std::unique_ptr<Coordinator::CheckpointUpload>> upload =
+      c_->BeginUpload(chunk.worker(), chunk.attempt());
+  if (!upload.ok()) return ToGrpcStatus(upload.status());
+  do {
+    if (absl::Status s = (*upload)->Append(chunk.data()); !s.ok()) return ToGrpcStatus(s);
+  } while (reader->Read(&chunk));
+  return Reply((*upload)->Finish(), info);
 }
 
 grpc::Status WorkerServiceImpl::FinishAssignment(grpc::ServerContext*,
