@@ -4,6 +4,7 @@
 #include <algorithm>
 #include <cmath>
 #include <cstdlib>
+#include <fstream>
 
 #include "absl/strings/str_replace.h"
 #include "absl/strings/str_split.h"
@@ -11,6 +12,7 @@
 #include "common/model.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
+#include "proto/worker_service.grpc.pb.h"
 #include "tests/cluster.h"
 #include "tests/reflection/reflection_client.h"
 
@@ -325,6 +327,90 @@ TEST(DistributedTest, ACorpusOutsideTheDataRootsIsRefusedTheSameWayWhetherOrNotI
   EXPECT_TRUE(cluster.Submit(inside).ok());
   inside.mutable_data()->set_path("configs/no_such_corpus");
   EXPECT_EQ(cluster.Submit(inside).status().code(), absl::StatusCode::kNotFound);
+}
+
+}  // namespace
+}  // namespace ddlm
+
+namespace ddlm {
+namespace {
+
+// The coordinator's resident memory, from /proc.
+int64_t RssKib(pid_t pid) {
+  std::ifstream status("/proc/" + std::to_string(pid) + "/status");
+  std::string line;
+  while (std::getline(status, line)) {
+    if (line.rfind("VmRSS:", 0) == 0) return std::stoll(line.substr(6));
+  }
+  return -1;
+}
+
+TEST(DistributedTest, AFloodedOrForgedUploadIsRefusedAndTheCoordinatorsMemoryStaysBounded) {
+  Cluster cluster(StateDir("upload_limits"));
+  ASSERT_TRUE(cluster.Start());
+  // A worker of our own, speaking the protocol by hand, made rank 0 of a job.
+  auto channel = grpc::CreateChannel(cluster.address(), grpc::InsecureChannelCredentials());
+  auto workers = WorkerService::NewStub(channel);
+  RegisterRequest r;
+  r.mutable_worker()->set_worker_id("rogue");
+  r.mutable_worker()->set_incarnation(7);
+  r.set_host("127.0.0.1");
+  r.set_device("cpu");
+  {
+    grpc::ClientContext context;
+    RegisterResponse registered;
+    ASSERT_TRUE(workers->Register(&context, r, &registered).ok());
+  }
+  auto job = cluster.Submit(SmallJob(1, 1));
+  ASSERT_TRUE(job.ok()) << job.status();
+  WorkerCommand command;
+  {
+    grpc::ClientContext context;
+    StreamCommandsRequest request;
+    *request.mutable_worker() = r.worker();
+    auto stream = workers->StreamCommands(&context, request);
+    ASSERT_TRUE(stream->Read(&command));
+    context.TryCancel();
+    stream->Finish();
+  }
+  ASSERT_TRUE(command.has_assign());
+  const AttemptRef attempt = command.assign().attempt();
+
+  auto upload = [&](int64_t megabytes, const std::string& payload) {
+    grpc::ClientContext context;
+    CheckpointInfo info;
+    auto writer = workers->UploadCheckpoint(&context, &info);
+    CheckpointChunk chunk;
+    *chunk.mutable_worker() = r.worker();
+    *chunk.mutable_attempt() = attempt;
+    for (int64_t i = 0; i < megabytes; ++i) {
+      chunk.set_data(payload);
+      if (!writer->Write(chunk)) break;  // The coordinator already said no.
+      chunk.clear_worker();
+      chunk.clear_attempt();
+    }
+    writer->WritesDone();
+    return writer->Finish();
+  };
+  const int64_t before = RssKib(cluster.coordinator().pid());
+  ASSERT_GT(before, 0);
+  // 512 MiB of junk: refused once past the bound, never held.
+  grpc::Status flood = upload(512, std::string(1 << 20, 'x'));
+  EXPECT_EQ(flood.error_code(), grpc::StatusCode::RESOURCE_EXHAUSTED) << flood.error_message();
+  const int64_t after = RssKib(cluster.coordinator().pid());
+  std::printf("coordinator RSS: %lld KiB before, %lld KiB after an attempted 512 MiB upload\n",
+              static_cast<long long>(before), static_cast<long long>(after));
+  EXPECT_LT(after - before, 64 * 1024) << "RSS went from " << before << " to " << after << " KiB";
+  // Bytes that are not a checkpoint at all.
+  grpc::Status forged = upload(1, "DDLMCKPT not really");
+  EXPECT_EQ(forged.error_code(), grpc::StatusCode::DATA_LOSS) << forged.error_message();
+  // And the job keeps nothing of either.
+  grpc::ClientContext context;
+  ListCheckpointsRequest list;
+  list.set_job_id(job->id());
+  ListCheckpointsResponse kept;
+  ASSERT_TRUE(cluster.stub().ListCheckpoints(&context, list, &kept).ok());
+  EXPECT_EQ(kept.checkpoints_size(), 0);
 }
 
 }  // namespace
