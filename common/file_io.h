@@ -6,6 +6,7 @@
 
 #include <cstdint>
 #include <string>
+#include <vector>
 
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
@@ -22,6 +23,14 @@ absl::StatusOr<std::string> ReadFile(const std::string& path);
 // temporary file in the same directory, which is fsync'ed, renamed over `path`,
 // and the directory is fsync'ed.
 absl::Status WriteFileAtomically(const std::string& path, absl::string_view contents);
+
+// Removes `path` and everything under it (symlinks are removed, never followed); OK if
+// it does not exist. (Not std::filesystem::remove_all: the CUDA LibTorch wheel exports
+// its own copy of it, which crashes when called from our code.)
+absl::Status RemoveTree(const std::string& path);
+
+// The names in directory `path` (not "." and ".."), sorted; empty if it cannot be read.
+std::vector<std::string> ListDirectory(const std::string& path);
 
 // Writes all of `data` to `fd` (retrying short writes and EINTR); an error names `path`.
 absl::Status WriteAll(int fd, absl::string_view data, const std::string& path);

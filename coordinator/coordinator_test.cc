@@ -6,7 +6,6 @@
 #include <sys/resource.h>
 
 #include <algorithm>
-#include <filesystem>
 #include <atomic>
 #include <cmath>
 #include <cstdio>
@@ -148,6 +147,14 @@ class CoordinatorTest : public ::testing::Test {
     c.tensors["param/w"] = torch::ones({3});
     for (const std::string& w : vocabulary_) c.header.add_vocabulary(w);  // The job's.
     return *SerializeCheckpoint(c);
+  }
+
+  // 11 s pass in which only `alive` heartbeats: every other worker is declared dead.
+  void OutliveOthers(const WorkerRef& alive) {
+    clock_.Advance(absl::Seconds(8));
+    ASSERT_TRUE(coordinator_->Heartbeat(alive).ok());
+    clock_.Advance(absl::Seconds(3));
+    coordinator_->CheckHeartbeats();
   }
 
   void Finish(const WorkerRef& w, const Assignment& a, bool ok = true, bool cancelled = false) {
@@ -581,10 +588,7 @@ TEST_F(CoordinatorTest, MissedHeartbeatsFailTheAttemptAndCancelThePeers) {
   ASSERT_TRUE(job.ok());
   auto a0 = Poll(w0)->assign();
   auto a1 = Poll(w1)->assign();
-  clock_.Advance(absl::Seconds(8));
-  ASSERT_TRUE(coordinator_->Heartbeat(w0).ok());
-  clock_.Advance(absl::Seconds(3));
-  coordinator_->CheckHeartbeats();
+  OutliveOthers(w0);
   // w1 is dead: its calls are ABORTED, and w0 is told to stop.
   EXPECT_EQ(coordinator_->Heartbeat(w1).code(), absl::StatusCode::kAborted);
   auto cancel = Poll(w0);
@@ -807,10 +811,7 @@ TEST_F(CoordinatorTest, AFailedAttemptRestartsFromTheLatestCheckpointUntilMaxRes
 
   // w1 dies: w0 is told to stop, and once it has, the job is queued again from the
   // latest checkpoint, saying why.
-  clock_.Advance(absl::Seconds(8));
-  ASSERT_TRUE(coordinator_->Heartbeat(w0).ok());
-  clock_.Advance(absl::Seconds(3));
-  coordinator_->CheckHeartbeats();
+  OutliveOthers(w0);
   ASSERT_TRUE(Poll(w0)->has_cancel());
   EXPECT_EQ(coordinator_->GetJob(job->id())->state(), RUNNING);  // Until every rank stopped.
   Finish(w0, a0, false, true);
@@ -1070,10 +1071,7 @@ TEST_F(CoordinatorTest, DeleteJobRemovesAFinishedJobAndItsFilesAndNeverReusesIts
 TEST_F(CoordinatorTest, DeadWorkersAreForgottenAfterTheGracePeriod) {
   WorkerRef w0 = AddWorker("w0");
   WorkerRef w1 = AddWorker("w1");
-  clock_.Advance(absl::Seconds(8));
-  ASSERT_TRUE(coordinator_->Heartbeat(w0).ok());
-  clock_.Advance(absl::Seconds(3));
-  coordinator_->CheckHeartbeats();
+  OutliveOthers(w0);
   ASSERT_EQ(coordinator_->ListWorkers().size(), 2u);  // w1 is DEAD, still listed.
   for (int i = 0; i < 11; ++i) {  // w0 keeps heartbeating for 11 minutes.
     clock_.Advance(absl::Minutes(1));
@@ -1110,10 +1108,7 @@ TEST_F(CoordinatorTest, WithMinWorkersARestartGoesOnWithFewerFromAnEpochEnd) {
 
   // w1 is gone for good: only one worker is left, so the job goes on with one, from the
   // epoch end (the step-15 checkpoint holds two ranks' recurrent state).
-  clock_.Advance(absl::Seconds(8));
-  ASSERT_TRUE(coordinator_->Heartbeat(w0).ok());
-  clock_.Advance(absl::Seconds(3));
-  coordinator_->CheckHeartbeats();
+  OutliveOthers(w0);
   ASSERT_TRUE(Poll(w0)->has_cancel());
   Finish(w0, a0, false, true);
   Job now = *coordinator_->GetJob(job->id());
@@ -1314,9 +1309,7 @@ TEST_F(CoordinatorTest, AnUploadIsCheckedBeforeItIsReadAndBoundedByTheJobsModel)
     EXPECT_THAT(s.message(), HasSubstr("parameters"));
     EXPECT_LT(sent, int64_t{64} << 20);
   }
-  std::vector<std::string> left;
-  for (const auto& e : std::filesystem::directory_iterator(dir)) left.push_back(e.path().filename());
-  EXPECT_TRUE(left.empty()) << left.size();
+  EXPECT_TRUE(ListDirectory(dir).empty()) << ListDirectory(dir)[0];
 
   // A forged checkpoint: another model, or another vocabulary.
   JobSpec other = spec;

@@ -11,7 +11,6 @@
 #include <cstdio>
 #include <cstring>
 #include <ctime>
-#include <filesystem>
 #include <set>
 
 #include "absl/strings/ascii.h"
@@ -274,24 +273,6 @@ absl::Status JobStore::Replay(const std::string& job_id, JobRecord& record) {
   return absl::OkStatus();
 }
 
-namespace {
-
-// The names in `dir` (not "." or ".."); empty if it cannot be listed.
-std::vector<std::string> ListDir(const std::string& dir) {
-  std::vector<std::string> names;
-  if (DIR* d = ::opendir(dir.c_str())) {
-    while (dirent* e = ::readdir(d)) {
-      std::string name = e->d_name;
-      if (name != "." && name != "..") names.push_back(std::move(name));
-    }
-    ::closedir(d);
-  }
-  std::sort(names.begin(), names.end());
-  return names;
-}
-
-}  // namespace
-
 absl::StatusOr<std::vector<JobRecord>> JobStore::LoadAll(std::vector<SetAside>* set_aside) {
   const std::string jobs_dir = state_dir_ + "/jobs";
   if (::access(jobs_dir.c_str(), F_OK) != 0) {
@@ -299,10 +280,9 @@ absl::StatusOr<std::vector<JobRecord>> JobStore::LoadAll(std::vector<SetAside>* 
     return ErrnoError("cannot list", jobs_dir, errno);
   }
   std::vector<JobRecord> records;
-  for (const std::string& name : ListDir(jobs_dir)) {
+  for (const std::string& name : ListDirectory(jobs_dir)) {
     if (name.rfind(".deleting-", 0) == 0) {  // A deletion a crash interrupted.
-      std::error_code error;
-      std::filesystem::remove_all(absl::StrCat(jobs_dir, "/", name), error);
+      if (absl::Status s = RemoveTree(absl::StrCat(jobs_dir, "/", name)); !s.ok()) LOG(WARNING) << s;
       continue;
     }
     const std::string path = absl::StrCat(jobs_dir, "/", name, "/job.pb");
@@ -358,7 +338,7 @@ void JobStore::RemoveLeftovers(const JobRecord& record) {
     }
   };
   // Temporary files of atomic writes that a crash interrupted.
-  for (const std::string& name : ListDir(dir)) {
+  for (const std::string& name : ListDirectory(dir)) {
     if (name.find(".tmp.") != std::string::npos) remove(dir + "/" + name, "a leftover temporary file");
   }
   // In checkpoints/: uploads staged but never kept (.partial), temporary files, and
@@ -367,7 +347,7 @@ void JobStore::RemoveLeftovers(const JobRecord& record) {
   std::set<std::string> kept;
   for (const CheckpointInfo& c : record.checkpoints()) kept.insert(c.id() + ".ckpt");
   const std::string checkpoints = dir + "/checkpoints";
-  for (const std::string& name : ListDir(checkpoints)) {
+  for (const std::string& name : ListDirectory(checkpoints)) {
     if (kept.count(name)) continue;
     remove(checkpoints + "/" + name,
            name.find(".partial") != std::string::npos || name.find(".tmp.") != std::string::npos
@@ -402,9 +382,7 @@ absl::Status JobStore::DeleteJob(const std::string& job_id) {
   const std::string to = absl::StrCat(state_dir_, "/jobs/.deleting-", job_id);
   if (::rename(from.c_str(), to.c_str()) != 0) return ErrnoError("cannot remove", from, errno);
   SyncDir(state_dir_ + "/jobs");
-  std::error_code error;
-  std::filesystem::remove_all(to, error);
-  if (error) LOG(WARNING) << "cannot remove " << to << ": " << error.message() << " (removed at next start)";
+  if (absl::Status s = RemoveTree(to); !s.ok()) LOG(WARNING) << s << " (removed at next start)";
   return absl::OkStatus();
 }
 

@@ -22,11 +22,7 @@ std::string StateDir(const std::string& name) {
 }
 
 TEST(ChaosTest, KilledWorkersAndCoordinatorEndBitIdenticalToAnUninterruptedRun) {
-  ChaosOptions straight;
-  straight.state_dir = StateDir("straight");
-  straight.worker_kills = 0;
-  straight.coordinator_kills = 0;
-  absl::StatusOr<TrialResult> expected = RunTrial(straight);
+  absl::StatusOr<TrialResult> expected = RunTrial(ChaosOptions::Uninterrupted(StateDir("straight")));
   ASSERT_TRUE(expected.ok()) << expected.status();
   ASSERT_EQ(expected->state, SUCCEEDED) << expected->message;
   ASSERT_EQ(expected->val_loss.size(), 3u);
@@ -110,11 +106,8 @@ namespace ddlm::testing {
 namespace {
 
 TEST(ChaosTest, ACoordinatorKilledMidJobComesBackAndItsLiveWorkersFinishTheJob) {
-  ChaosOptions straight;
-  straight.state_dir = StateDir("straight_for_coordinator");
-  straight.worker_kills = 0;
-  straight.coordinator_kills = 0;
-  absl::StatusOr<TrialResult> expected = RunTrial(straight);
+  absl::StatusOr<TrialResult> expected =
+      RunTrial(ChaosOptions::Uninterrupted(StateDir("straight_for_coordinator")));
   ASSERT_TRUE(expected.ok()) << expected.status();
 
   ChaosOptions once;

@@ -28,10 +28,19 @@
 namespace ddlm::testing {
 
 struct ChaosOptions {
+  // The same job, killed nowhere: the run a trial must end like.
+  static ChaosOptions Uninterrupted(std::string state_dir) {
+    ChaosOptions o;
+    o.state_dir = std::move(state_dir);
+    o.worker_kills = 0;
+    o.coordinator_kills = 0;
+    return o;
+  }
+
   uint64_t seed = 1;
   int worker_kills = 3;
   int coordinator_kills = 1;
-  // A fresh directory per trial (created if missing).
+  // A fresh directory per trial (created if missing; its parent must exist).
   std::string state_dir;
   // The whole trial, from the coordinator's start to the job's end.
   absl::Duration timeout = absl::Minutes(4);

@@ -9,9 +9,10 @@
 //
 // Replay one trial with --trials=1 --seed=SEED.
 
+#include <sys/stat.h>
+
 #include <algorithm>
 #include <cstdio>
-#include <filesystem>
 #include <random>
 #include <string>
 #include <vector>
@@ -21,6 +22,7 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
 #include "common/cli.h"
+#include "common/file_io.h"
 #include "tests/chaos/chaos_trial.h"
 
 ABSL_FLAG(int32_t, trials, 20, "Chaos trials to run.");
@@ -60,17 +62,16 @@ int main(int argc, char** argv) {
   uint64_t seed = absl::GetFlag(FLAGS_seed);
   if (seed == 0) seed = std::random_device()() % 1000000 + 1;
   const std::string root = absl::GetFlag(FLAGS_state_root);
-  std::filesystem::remove_all(root);
+  if (absl::Status s = ddlm::RemoveTree(root); !s.ok() || (::mkdir(root.c_str(), 0755) != 0)) {
+    std::fprintf(stderr, "fault_benchmark: cannot make a fresh %s: %s\n", root.c_str(), s.ToString().c_str());
+    return 1;
+  }
 
   int runs = 0;
   auto next_dir = [&](const char* kind) { return absl::StrCat(root, "/", kind, "-", runs++); };
   std::vector<TrialResult> baselines;
   auto baseline = [&]() -> bool {
-    ChaosOptions o;
-    o.state_dir = next_dir("uninterrupted");
-    o.worker_kills = 0;
-    o.coordinator_kills = 0;
-    absl::StatusOr<TrialResult> r = RunTrial(o);
+    absl::StatusOr<TrialResult> r = RunTrial(ChaosOptions::Uninterrupted(next_dir("uninterrupted")));
     if (!r.ok() || r->state != ddlm::SUCCEEDED) {
       std::fprintf(stderr, "fault_benchmark: the uninterrupted run failed: %s\n",
                    r.ok() ? r->message.c_str() : r.status().ToString().c_str());
