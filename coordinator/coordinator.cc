@@ -1110,6 +1110,7 @@ absl::StatusOr<EvaluationDecision> Coordinator::ReportEvaluation(
   }
   const Split split = request.split();
   const int32_t epoch = request.epoch();
+  deadline = std::min(deadline, absl::Now() + options_.max_evaluation_wait);
   return Persisted([&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) -> absl::StatusOr<EvaluationDecision> {
     DDLM_ASSIGN_OR_RETURN(JobEntry * job, FindAttemptLocked(request.worker(), request.attempt()));
     const int32_t number = job->attempt->number;

@@ -88,6 +88,10 @@ struct CoordinatorOptions {
   absl::Duration heartbeat_timeout = absl::Seconds(10);
   // ...and forgotten (gone from ListWorkers) this long after that.
   absl::Duration dead_worker_grace = absl::Minutes(10);
+  // The longest a ReportEvaluation call waits for the other ranks, whatever deadline
+  // its caller set (workers ask again: reporting twice is harmless), so that no call
+  // holds a server thread for long.
+  absl::Duration max_evaluation_wait = absl::Seconds(60);
   // Generate's limits (words, concurrent samplings).
   TextGeneratorOptions generation;
   // Tests only: called (without the coordinator's lock) just before an attempt's
@@ -174,8 +178,9 @@ class Coordinator {
                                               const std::string& checkpoint_id)
       ABSL_LOCKS_EXCLUDED(mu_);
   absl::Status ReportMetrics(const ReportMetricsRequest& request) ABSL_LOCKS_EXCLUDED(mu_);
-  // Records the rank's result (again is harmless) and waits until `deadline` for the
-  // round's decision.
+  // Records the rank's result (again is harmless) and waits until `deadline` (at most
+  // options.max_evaluation_wait) for the round's decision; DEADLINE_EXCEEDED if not
+  // every rank has reported by then.
   absl::StatusOr<EvaluationDecision> ReportEvaluation(const ReportEvaluationRequest& request,
                                                       absl::Time deadline) ABSL_LOCKS_EXCLUDED(mu_);
   // A checkpoint upload in progress: its bytes go to a staging file as they come, never

@@ -1327,3 +1327,24 @@ TEST_F(CoordinatorTest, AnUploadIsCheckedBeforeItIsReadAndBoundedByTheJobsModel)
 
 }  // namespace
 }  // namespace ddlm
+
+namespace ddlm {
+namespace {
+
+TEST_F(CoordinatorTest, AnEvaluationWaitIsCappedWhateverTheCallersDeadline) {
+  options_.max_evaluation_wait = absl::Milliseconds(20);
+  coordinator_.reset();
+  coordinator_ = *Coordinator::Create(options_, &clock_);
+  WorkerRef w0 = AddWorker("w0");
+  WorkerRef w1 = AddWorker("w1");
+  auto job = coordinator_->SubmitJob(Spec(2));
+  auto a0 = Poll(w0)->assign();
+  auto a1 = Poll(w1)->assign();
+  // Rank 1 never reports; rank 0 asks to wait forever and is answered anyway.
+  auto d = coordinator_->ReportEvaluation(Eval(w0, a0, VALID, 1, 1, 10), absl::InfiniteFuture());
+  EXPECT_EQ(d.status().code(), absl::StatusCode::kDeadlineExceeded);
+  (void)a1;
+}
+
+}  // namespace
+}  // namespace ddlm

@@ -258,7 +258,7 @@ grpc::Status WorkerServiceImpl::ReportMetrics(grpc::ServerContext*, const Report
 grpc::Status WorkerServiceImpl::ReportEvaluation(grpc::ServerContext* context,
                                                  const ReportEvaluationRequest* request,
                                                  EvaluationDecision* decision) {
-  // Wait as long as the worker's own deadline allows (it sets one).
+  // Wait as long as the worker's own deadline allows (the coordinator caps it).
   absl::Time deadline = context->deadline() == std::chrono::system_clock::time_point::max()
                             ? absl::InfiniteFuture()
                             : absl::FromChrono(context->deadline());
