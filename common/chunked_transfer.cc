@@ -1,6 +1,12 @@
 #include "common/chunked_transfer.h"
 
+#include <fcntl.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
 #include <algorithm>
+#include <cerrno>
+#include <cstring>
 
 #include "absl/strings/str_cat.h"
 #include "common/file_io.h"
@@ -26,6 +32,51 @@ grpc::Status SendChunks(const std::string& bytes, grpc::ServerContext* context,
       return grpc::Status(grpc::StatusCode::CANCELLED, "the client went away");
     }
   } while (offset < bytes.size());
+  return grpc::Status::OK;
+}
+
+grpc::Status SendFileChunks(const std::string& path, grpc::ServerContext* context,
+                            grpc::ServerWriter<DataChunk>* writer) {
+  const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) {
+    return ToGrpcStatus(absl::NotFoundError(absl::StrCat("cannot open ", path, ": ", std::strerror(errno))));
+  }
+  struct Closer {
+    int fd;
+    ~Closer() { ::close(fd); }
+  } closer{fd};
+  struct stat st {};
+  if (::fstat(fd, &st) != 0) {
+    return ToGrpcStatus(absl::InternalError(absl::StrCat("cannot stat ", path, ": ", std::strerror(errno))));
+  }
+  const int64_t total = st.st_size;
+  int64_t offset = 0;
+  uint32_t crc = 0;
+  std::string buffer(kChunkBytes, '\0');
+  do {
+    const size_t want = static_cast<size_t>(std::min<int64_t>(kChunkBytes, total - offset));
+    size_t got = 0;
+    while (got < want) {
+      const ssize_t n = ::pread(fd, buffer.data() + got, want - got, static_cast<off_t>(offset + got));
+      if (n < 0 && errno == EINTR) continue;
+      if (n <= 0) {
+        return ToGrpcStatus(absl::DataLossError(absl::StrCat(path, ": short read at byte ", offset + got)));
+      }
+      got += static_cast<size_t>(n);
+    }
+    DataChunk chunk;
+    chunk.set_data(buffer.data(), want);
+    chunk.set_total_bytes(total);
+    crc = Crc32(absl::string_view(buffer.data(), want), crc);
+    offset += static_cast<int64_t>(want);
+    if (offset == total) {
+      chunk.set_last(true);
+      chunk.set_crc32(crc);
+    }
+    if (context->IsCancelled() || !writer->Write(chunk)) {
+      return grpc::Status(grpc::StatusCode::CANCELLED, "the client went away");
+    }
+  } while (offset < total);
   return grpc::Status::OK;
 }
 

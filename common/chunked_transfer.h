@@ -26,6 +26,12 @@ inline constexpr size_t kChunkBytes = 1 << 20;
 grpc::Status SendChunks(const std::string& bytes, grpc::ServerContext* context,
                         grpc::ServerWriter<DataChunk>* writer);
 
+// Streams the file at `path` as chunks, read from disk a chunk at a time (never held
+// whole), its CRC-32 computed on the way. NOT_FOUND/... naming the path if it cannot
+// be read; CANCELLED when the client went away.
+grpc::Status SendFileChunks(const std::string& path, grpc::ServerContext* context,
+                            grpc::ServerWriter<DataChunk>* writer);
+
 // Reads a whole stream of chunks and the call's status. The call's error, or
 // DATA_LOSS naming `what` when the stream ended before its last chunk or the bytes
 // fail their CRC-32.

@@ -500,8 +500,14 @@ absl::StatusOr<std::pair<std::string, std::string>> Coordinator::KeptCheckpoint(
 
 absl::StatusOr<std::string> Coordinator::KeptCheckpointBytes(const std::string& job_id,
                                                              const std::string& which) {
+  DDLM_ASSIGN_OR_RETURN(std::string path, KeptCheckpointPath(job_id, which));
+  return ReadFile(path);  // Without the lock.
+}
+
+absl::StatusOr<std::string> Coordinator::KeptCheckpointPath(const std::string& job_id,
+                                                            const std::string& which) {
   DDLM_ASSIGN_OR_RETURN(auto kept, KeptCheckpoint(job_id, which));
-  return ReadFile(kept.second);  // Without the lock.
+  return kept.second;
 }
 
 absl::StatusOr<GenerateResponse> Coordinator::Generate(const GenerateRequest& request) {
@@ -600,10 +606,16 @@ absl::Status Coordinator::KeyWait(const WorkerRef& worker, const std::vector<std
 absl::StatusOr<std::string> Coordinator::CheckpointBytes(const WorkerRef& worker,
                                                          const std::string& job_id,
                                                          const std::string& checkpoint_id) {
+  DDLM_ASSIGN_OR_RETURN(std::string path, CheckpointFile(worker, job_id, checkpoint_id));
+  return ReadFile(path);
+}
+
+absl::StatusOr<std::string> Coordinator::CheckpointFile(const WorkerRef& worker, const std::string& job_id,
+                                                        const std::string& checkpoint_id) {
   DDLM_RETURN_IF_ERROR(CheckWorker(worker));
   // Workers name the exact checkpoint the assignment gave them, never "best".
   if (checkpoint_id.empty()) return absl::InvalidArgumentError("checkpoint_id is empty");
-  return KeptCheckpointBytes(job_id, checkpoint_id);
+  return KeptCheckpointPath(job_id, checkpoint_id);
 }
 
 absl::StatusOr<std::optional<WorkerCommand>> Coordinator::NextCommand(const WorkerRef& worker,

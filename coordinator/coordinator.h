@@ -137,6 +137,9 @@ class Coordinator {
   // without the lock). NOT_FOUND / FAILED_PRECONDITION as ListCheckpoints and Generate.
   absl::StatusOr<std::string> KeptCheckpointBytes(const std::string& job_id, const std::string& which)
       ABSL_LOCKS_EXCLUDED(mu_);
+  // Where that checkpoint's file is, for streaming it from disk (FetchCheckpoint).
+  absl::StatusOr<std::string> KeptCheckpointPath(const std::string& job_id, const std::string& which)
+      ABSL_LOCKS_EXCLUDED(mu_);
   absl::StatusOr<GenerateResponse> Generate(const GenerateRequest& request) ABSL_LOCKS_EXCLUDED(mu_);
   std::vector<WorkerInfo> ListWorkers() ABSL_LOCKS_EXCLUDED(mu_);
   // One message per damaged job record set aside when this coordinator started.
@@ -177,6 +180,9 @@ class Coordinator {
   absl::StatusOr<std::string> CheckpointBytes(const WorkerRef& worker, const std::string& job_id,
                                               const std::string& checkpoint_id)
       ABSL_LOCKS_EXCLUDED(mu_);
+  // Where that checkpoint's file is, after the same checks (DownloadCheckpoint).
+  absl::StatusOr<std::string> CheckpointFile(const WorkerRef& worker, const std::string& job_id,
+                                             const std::string& checkpoint_id) ABSL_LOCKS_EXCLUDED(mu_);
   absl::Status ReportMetrics(const ReportMetricsRequest& request) ABSL_LOCKS_EXCLUDED(mu_);
   // Records the rank's result (again is harmless) and waits until `deadline` (at most
   // options.max_evaluation_wait) for the round's decision; DEADLINE_EXCEEDED if not

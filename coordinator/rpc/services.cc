@@ -173,9 +173,9 @@ grpc::Status JobServiceImpl::ListCheckpoints(grpc::ServerContext*, const ListChe
 grpc::Status JobServiceImpl::FetchCheckpoint(grpc::ServerContext* context,
                                              const FetchCheckpointRequest* request,
                                              grpc::ServerWriter<DataChunk>* writer) {
-  absl::StatusOr<std::string> bytes = c_->KeptCheckpointBytes(request->job_id(), request->checkpoint());
-  if (!bytes.ok()) return ToGrpcStatus(bytes.status());
-  return SendChunks(*bytes, context, writer);
+  absl::StatusOr<std::string> path = c_->KeptCheckpointPath(request->job_id(), request->checkpoint());
+  if (!path.ok()) return ToGrpcStatus(path.status());
+  return SendFileChunks(*path, context, writer);
 }
 
 grpc::Status JobServiceImpl::Generate(grpc::ServerContext*, const GenerateRequest* request,
@@ -244,10 +244,10 @@ grpc::Status WorkerServiceImpl::DownloadShard(grpc::ServerContext* context,
 grpc::Status WorkerServiceImpl::DownloadCheckpoint(grpc::ServerContext* context,
                                                    const DownloadCheckpointRequest* request,
                                                    grpc::ServerWriter<DataChunk>* writer) {
-  absl::StatusOr<std::string> bytes =
-      c_->CheckpointBytes(request->worker(), request->job_id(), request->checkpoint_id());
-  if (!bytes.ok()) return ToGrpcStatus(bytes.status());
-  return SendChunks(*bytes, context, writer);
+  absl::StatusOr<std::string> path =
+      c_->CheckpointFile(request->worker(), request->job_id(), request->checkpoint_id());
+  if (!path.ok()) return ToGrpcStatus(path.status());
+  return SendFileChunks(*path, context, writer);
 }
 
 grpc::Status WorkerServiceImpl::ReportMetrics(grpc::ServerContext*, const ReportMetricsRequest* request,
