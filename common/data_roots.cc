@@ -46,12 +46,12 @@ absl::StatusOr<DataRoots> DataRoots::Create(const std::vector<std::string>& root
   for (const std::string& root : roots) {
     if (root.empty()) return absl::InvalidArgumentError("--data_root: an empty directory name");
     char resolved[PATH_MAX];
+    if (::realpath(Absolute(root).c_str(), resolved) == nullptr) {
+      return absl::InvalidArgumentError(absl::StrCat("--data_root '", root, "': ", std::strerror(errno)));
+    }
     struct stat st {};
-    if (::realpath(Absolute(root).c_str(), resolved) == nullptr || ::stat(resolved, &st) != 0 ||
-        !S_ISDIR(st.st_mode)) {
-      return absl::InvalidArgumentError(
-          absl::StrCat("--data_root '", root, "' is not a directory", errno ? ": " : "",
-                       errno ? std::strerror(errno) : ""));
+    if (::stat(resolved, &st) != 0 || !S_ISDIR(st.st_mode)) {
+      return absl::InvalidArgumentError(absl::StrCat("--data_root '", root, "' is not a directory"));
     }
     canonical.emplace_back(resolved);
   }

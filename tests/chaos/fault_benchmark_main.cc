@@ -12,6 +12,8 @@
 #include <sys/stat.h>
 
 #include <algorithm>
+#include <cerrno>
+#include <cstring>
 #include <cstdio>
 #include <random>
 #include <string>
@@ -62,8 +64,12 @@ int main(int argc, char** argv) {
   uint64_t seed = absl::GetFlag(FLAGS_seed);
   if (seed == 0) seed = std::random_device()() % 1000000 + 1;
   const std::string root = absl::GetFlag(FLAGS_state_root);
-  if (absl::Status s = ddlm::RemoveTree(root); !s.ok() || (::mkdir(root.c_str(), 0755) != 0)) {
-    std::fprintf(stderr, "fault_benchmark: cannot make a fresh %s: %s\n", root.c_str(), s.ToString().c_str());
+  if (absl::Status s = ddlm::RemoveTree(root); !s.ok()) {
+    std::fprintf(stderr, "fault_benchmark: %s\n", s.ToString().c_str());
+    return 1;
+  }
+  if (::mkdir(root.c_str(), 0755) != 0) {
+    std::fprintf(stderr, "fault_benchmark: cannot create %s: %s\n", root.c_str(), std::strerror(errno));
     return 1;
   }
 
