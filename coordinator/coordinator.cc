@@ -342,8 +342,6 @@ absl::StatusOr<Job> Coordinator::ResumeJob(const ResumeJobRequest& request) {
               "job '", j.id(), "' keeps no epoch-end checkpoint to resume on another number of workers from"));
         }
       }
-      j.mutable_spec()->set_num_workers(request.num_workers());
-      j.mutable_spec()->set_min_workers(std::min(j.spec().min_workers(), request.num_workers()));
     }
     if (request.has_epochs()) {
       const int32_t min_epochs = from->batch() > 0 ? from->epoch() : from->epoch() - 1;
@@ -353,6 +351,11 @@ absl::StatusOr<Job> Coordinator::ResumeJob(const ResumeJobRequest& request) {
             from->epoch(), ", batch ", from->batch(), ")"));
       }
       j.mutable_spec()->mutable_schedule()->set_epochs(request.epochs());
+    }
+    // Everything checked: only now does the job change.
+    if (request.has_num_workers()) {
+      j.mutable_spec()->set_num_workers(request.num_workers());
+      j.mutable_spec()->set_min_workers(std::min(j.spec().min_workers(), request.num_workers()));
     }
     ResumeFromLocked(*job, from);
     j.set_restarts(0);  // A person resumed it: the automatic restarts count again.

@@ -1150,6 +1150,10 @@ TEST_F(CoordinatorTest, ResumeJobOnAnotherNumberOfWorkersStartsFromAnEpochEnd) {
   resume.clear_checkpoint_id();
   EXPECT_EQ(coordinator_->ResumeJob(resume).status().code(), absl::StatusCode::kInvalidArgument);
   resume.set_num_workers(2);
+  resume.set_epochs(0);  // Refused, and nothing changes.
+  EXPECT_EQ(coordinator_->ResumeJob(resume).status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(coordinator_->GetJob(job->id())->spec().num_workers(), 1);
+  resume.clear_epochs();
   auto resumed = coordinator_->ResumeJob(resume);  // The latest epoch end, then.
   ASSERT_TRUE(resumed.ok()) << resumed.status();
   EXPECT_EQ(resumed->resumed_from(), "e0002-s00000010");
