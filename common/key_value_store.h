@@ -44,6 +44,8 @@ class InMemoryKeyValueStore : public KeyValueStore {
       ABSL_LOCKS_EXCLUDED(mu_);
   // Removes every key that starts with `prefix` (a finished job attempt's keys).
   void ErasePrefix(const std::string& prefix) ABSL_LOCKS_EXCLUDED(mu_);
+  // Keys set under `prefix`.
+  int64_t CountPrefix(const std::string& prefix) ABSL_LOCKS_EXCLUDED(mu_);
 
  private:
   absl::Mutex mu_;

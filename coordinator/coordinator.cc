@@ -582,23 +582,57 @@ absl::Status Coordinator::CheckWorker(const WorkerRef& worker) {
   return workers_.Find(worker).status();
 }
 
+namespace {
+
+constexpr size_t kMaxRendezvousValue = 64 << 10;
+constexpr int64_t kMaxRendezvousKeys = 4096;
+
+absl::Status CheckRendezvousKey(const std::string& key, const std::string& prefix) {
+  if (key.empty()) return absl::InvalidArgumentError("key is empty");
+  if (key.compare(0, prefix.size(), prefix) != 0) {
+    return absl::PermissionDeniedError(
+        absl::StrCat("key '", key, "' is not this worker's attempt's (they start with '", prefix, "')"));
+  }
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+absl::StatusOr<std::string> Coordinator::RendezvousPrefix(const WorkerRef& worker) {
+  absl::MutexLock lock(&mu_);
+  DDLM_ASSIGN_OR_RETURN(WorkerEntry * w, workers_.Find(worker));
+  if (w->info.state() != BUSY || w->info.job_id().empty()) {
+    return absl::AbortedError(absl::StrCat("worker '", worker.worker_id(), "' runs no attempt"));
+  }
+  return absl::StrCat(w->info.job_id(), "/attempt-", w->attempt, "/");
+}
+
 absl::Status Coordinator::KeySet(const WorkerRef& worker, const std::string& key,
                                  const std::string& value) {
-  DDLM_RETURN_IF_ERROR(CheckWorker(worker));
-  if (key.empty()) return absl::InvalidArgumentError("key is empty");
+  DDLM_ASSIGN_OR_RETURN(std::string prefix, RendezvousPrefix(worker));
+  DDLM_RETURN_IF_ERROR(CheckRendezvousKey(key, prefix));
+  if (value.size() > kMaxRendezvousValue) {
+    return absl::ResourceExhaustedError(
+        absl::StrCat("value of ", value.size(), " bytes for key '", key, "': at most ", kMaxRendezvousValue));
+  }
+  if (kv_.CountPrefix(prefix) >= kMaxRendezvousKeys) {
+    return absl::ResourceExhaustedError(
+        absl::StrCat("attempt '", prefix, "' already has ", kMaxRendezvousKeys, " rendezvous keys"));
+  }
   return kv_.Set(key, value);
 }
 
 absl::StatusOr<std::string> Coordinator::KeyGet(const WorkerRef& worker, const std::string& key) {
-  DDLM_RETURN_IF_ERROR(CheckWorker(worker));
-  if (key.empty()) return absl::InvalidArgumentError("key is empty");
+  DDLM_ASSIGN_OR_RETURN(std::string prefix, RendezvousPrefix(worker));
+  DDLM_RETURN_IF_ERROR(CheckRendezvousKey(key, prefix));
   return kv_.Get(key);
 }
 
 absl::Status Coordinator::KeyWait(const WorkerRef& worker, const std::vector<std::string>& keys,
                                   absl::Duration timeout) {
-  DDLM_RETURN_IF_ERROR(CheckWorker(worker));
+  DDLM_ASSIGN_OR_RETURN(std::string prefix, RendezvousPrefix(worker));
   if (keys.empty()) return absl::InvalidArgumentError("keys is empty");
+  for (const std::string& key : keys) DDLM_RETURN_IF_ERROR(CheckRendezvousKey(key, prefix));
   if (timeout < absl::ZeroDuration() || timeout > absl::Hours(1)) {
     return absl::InvalidArgumentError(absl::StrCat("timeout_ms must be in [0, 3600000], got ",
                                                    absl::ToInt64Milliseconds(timeout)));
@@ -615,7 +649,11 @@ absl::StatusOr<std::string> Coordinator::CheckpointBytes(const WorkerRef& worker
 
 absl::StatusOr<std::string> Coordinator::CheckpointFile(const WorkerRef& worker, const std::string& job_id,
                                                         const std::string& checkpoint_id) {
-  DDLM_RETURN_IF_ERROR(CheckWorker(worker));
+  DDLM_ASSIGN_OR_RETURN(std::string prefix, RendezvousPrefix(worker));
+  if (prefix.compare(0, job_id.size() + 1, job_id + "/") != 0) {
+    return absl::PermissionDeniedError(
+        absl::StrCat("worker '", worker.worker_id(), "' runs no attempt of job '", job_id, "'"));
+  }
   // Workers name the exact checkpoint the assignment gave them, never "best".
   if (checkpoint_id.empty()) return absl::InvalidArgumentError("checkpoint_id is empty");
   return KeptCheckpointPath(job_id, checkpoint_id);

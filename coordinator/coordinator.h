@@ -163,9 +163,12 @@ class Coordinator {
   void DetachCommandStream(StreamSink<WorkerCommand>* sink) ABSL_LOCKS_EXCLUDED(mu_);
   // NOT_FOUND / ABORTED as for Heartbeat.
   absl::Status CheckWorker(const WorkerRef& worker) ABSL_LOCKS_EXCLUDED(mu_);
-  // The rendezvous store, for live workers only. INVALID_ARGUMENT for an empty key or
-  // key list, or a wait outside [0, 1 h] (bounded so that a forgotten waiter cannot
-  // hold a server thread, and shutdown, forever).
+  // The rendezvous store, for the ranks of running attempts only, each within its own
+  // attempt's keys ("<job_id>/attempt-<n>/...", Assignment.store_prefix):
+  // PERMISSION_DENIED for another key, ABORTED for a worker in no attempt.
+  // INVALID_ARGUMENT for an empty key or key list, or a wait outside [0, 1 h] (bounded
+  // so that a forgotten waiter cannot hold a server thread, and shutdown, forever);
+  // RESOURCE_EXHAUSTED past 64 KiB a value or 4096 keys an attempt.
   absl::Status KeySet(const WorkerRef& worker, const std::string& key, const std::string& value)
       ABSL_LOCKS_EXCLUDED(mu_);
   absl::StatusOr<std::string> KeyGet(const WorkerRef& worker, const std::string& key)
@@ -175,8 +178,9 @@ class Coordinator {
   // Token ids of one rank's shard, int32 little-endian.
   absl::StatusOr<std::shared_ptr<const std::string>> Shard(const DownloadShardRequest& request)
       ABSL_LOCKS_EXCLUDED(mu_);
-  // The bytes of a kept checkpoint named by its id, for a live worker (read without
-  // the lock). INVALID_ARGUMENT for an empty id.
+  // The bytes of a kept checkpoint named by its id, for a worker running one of that
+  // job's attempts (PERMISSION_DENIED for any other; read without the lock).
+  // INVALID_ARGUMENT for an empty id.
   absl::StatusOr<std::string> CheckpointBytes(const WorkerRef& worker, const std::string& job_id,
                                               const std::string& checkpoint_id)
       ABSL_LOCKS_EXCLUDED(mu_);
@@ -371,6 +375,9 @@ class Coordinator {
   absl::StatusOr<std::pair<std::string, std::string>> KeptCheckpoint(const std::string& job_id,
                                                                      const std::string& which)
       ABSL_LOCKS_EXCLUDED(mu_);
+  // "<job_id>/attempt-<n>/" of the attempt `worker` runs (or is reserved for); ABORTED
+  // if none, NOT_FOUND / ABORTED as CheckWorker.
+  absl::StatusOr<std::string> RendezvousPrefix(const WorkerRef& worker) ABSL_LOCKS_EXCLUDED(mu_);
   // To the worker's attached stream if any, else to its outbox (NextCommand).
   void SendCommandLocked(WorkerEntry& worker, WorkerCommand command) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void CloseCommandStreamLocked(const std::string& worker_id, const absl::Status& status)

@@ -690,25 +690,52 @@ TEST_F(CoordinatorTest, ResumeStartsANewAttemptFromTheCheckpoint) {
   stranger.set_incarnation(1);
   EXPECT_EQ(coordinator_->CheckpointBytes(stranger, job->id(), "e0002-s00000010").status().code(),
             absl::StatusCode::kNotFound);
+  // Nor does a registered worker that runs none of this job's attempts.
+  WorkerRef idle = AddWorker("idle");
+  EXPECT_EQ(coordinator_->CheckpointBytes(idle, job->id(), "e0002-s00000010").status().code(),
+            absl::StatusCode::kAborted);
+  auto other = coordinator_->SubmitJob(Spec(1));
+  ASSERT_EQ(coordinator_->GetJob(other->id())->state(), RUNNING);  // On `idle`.
+  EXPECT_EQ(coordinator_->CheckpointBytes(idle, job->id(), "e0002-s00000010").status().code(),
+            absl::StatusCode::kPermissionDenied);
 }
 
-TEST_F(CoordinatorTest, TheRendezvousStoreServesLiveWorkersAndNamesBadArguments) {
+TEST_F(CoordinatorTest, TheRendezvousStoreServesEachAttemptItsOwnKeysAndNamesBadArguments) {
   WorkerRef w = AddWorker("w0");
-  ASSERT_TRUE(coordinator_->KeySet(w, "job-1/attempt-1/a", "v").ok());
-  EXPECT_EQ(*coordinator_->KeyGet(w, "job-1/attempt-1/a"), "v");
-  EXPECT_TRUE(coordinator_->KeyWait(w, {"job-1/attempt-1/a"}, absl::ZeroDuration()).ok());
+  WorkerRef idle = AddWorker("w9");
+  auto job = coordinator_->SubmitJob(Spec(1));
+  auto a = Poll(w)->assign();
+  const std::string key = a.store_prefix() + "a";
+  EXPECT_EQ(a.store_prefix(), job->id() + "/attempt-1/");
+  ASSERT_TRUE(coordinator_->KeySet(w, key, "v").ok());
+  EXPECT_EQ(*coordinator_->KeyGet(w, key), "v");
+  EXPECT_TRUE(coordinator_->KeyWait(w, {key}, absl::ZeroDuration()).ok());
   EXPECT_EQ(coordinator_->KeySet(w, "", "v").code(), absl::StatusCode::kInvalidArgument);
   EXPECT_EQ(coordinator_->KeyWait(w, {}, absl::Seconds(1)).code(), absl::StatusCode::kInvalidArgument);
-  absl::Status long_wait = coordinator_->KeyWait(w, {"k"}, absl::Hours(2));
+  absl::Status long_wait = coordinator_->KeyWait(w, {key}, absl::Hours(2));
   EXPECT_EQ(long_wait.code(), absl::StatusCode::kInvalidArgument);
   EXPECT_THAT(long_wait.message(), HasSubstr("timeout_ms"));
+  // Another attempt's keys (another job's, or this job's next attempt) are not its own.
+  for (const std::string& other : {std::string("job-9/attempt-1/a"), job->id() + "/attempt-2/a", std::string("k")}) {
+    EXPECT_EQ(coordinator_->KeySet(w, other, "v").code(), absl::StatusCode::kPermissionDenied) << other;
+    EXPECT_EQ(coordinator_->KeyGet(w, other).status().code(), absl::StatusCode::kPermissionDenied) << other;
+    EXPECT_EQ(coordinator_->KeyWait(w, {key, other}, absl::ZeroDuration()).code(),
+              absl::StatusCode::kPermissionDenied) << other;
+  }
+  // Bounded: value size and key count.
+  EXPECT_EQ(coordinator_->KeySet(w, key, std::string((64 << 10) + 1, 'x')).code(),
+            absl::StatusCode::kResourceExhausted);
+  absl::Status s;
+  for (int i = 0; s.ok() && i < 5000; ++i) s = coordinator_->KeySet(w, key + std::to_string(i), "v");
+  EXPECT_EQ(s.code(), absl::StatusCode::kResourceExhausted);
+  // Workers in no attempt, strangers and stale incarnations get nothing.
+  EXPECT_EQ(coordinator_->KeyGet(idle, key).status().code(), absl::StatusCode::kAborted);
   WorkerRef stranger;
   stranger.set_worker_id("nobody");
   stranger.set_incarnation(1);
-  EXPECT_EQ(coordinator_->KeySet(stranger, "k", "v").code(), absl::StatusCode::kNotFound);
-  EXPECT_EQ(coordinator_->KeyGet(stranger, "job-1/attempt-1/a").status().code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(coordinator_->KeySet(stranger, key, "v").code(), absl::StatusCode::kNotFound);
   AddWorker("w0", /*incarnation=*/2);
-  EXPECT_EQ(coordinator_->KeyGet(w, "job-1/attempt-1/a").status().code(), absl::StatusCode::kAborted);
+  EXPECT_EQ(coordinator_->KeyGet(w, key).status().code(), absl::StatusCode::kAborted);
 }
 
 TEST_F(CoordinatorTest, JobsNeverMixCpuAndGpuWorkers) {
@@ -1237,7 +1264,7 @@ TEST_F(CoordinatorTest, AFullDiskFailsTheJobNamingThePathAndLosesNothingWrittenB
 namespace ddlm {
 namespace {
 
-TEST_F(CoordinatorTest, WatchersGetAnEventOnlyOnceItIsOnDiskAndAnAttemptsKeysGoWithIt) {
+TEST_F(CoordinatorTest, WatchersGetAnEventOnlyOnceItIsOnDiskAndAnAttemptsKeysCloseWithIt) {
   FakeSink<JobEvent>* watching = nullptr;
   std::vector<size_t> seen_at_write;  // What the watcher had when each write began.
   options_.before_record_write_for_testing = [&] {
@@ -1264,14 +1291,15 @@ TEST_F(CoordinatorTest, WatchersGetAnEventOnlyOnceItIsOnDiskAndAnAttemptsKeysGoW
   EXPECT_TRUE(sink.items.back().has_training());
   watching = nullptr;
 
-  // The attempt's rendezvous keys live while it runs and are erased with it.
+  // The attempt's rendezvous keys live while it runs; once it ended, not even its rank
+  // reads them (they are erased, EndAttemptLocked).
   const std::string key = a.store_prefix() + "device/0";
   ASSERT_TRUE(coordinator_->KeySet(w0, key, "cpu").ok());
   EXPECT_EQ(*coordinator_->KeyGet(w0, key), "cpu");
   ASSERT_TRUE(coordinator_->CancelJob(job->id()).ok());
   Poll(w0);
   Finish(w0, a, false, true);
-  EXPECT_EQ(coordinator_->KeyGet(w0, key).status().code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(coordinator_->KeyGet(w0, key).status().code(), absl::StatusCode::kAborted);
   ASSERT_TRUE(sink.closed.has_value());  // After the CANCELLED event.
   EXPECT_EQ(sink.items.back().state().state(), CANCELLED);
 }
