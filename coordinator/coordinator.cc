@@ -81,10 +81,7 @@ absl::StatusOr<std::unique_ptr<Coordinator>> Coordinator::Create(const Coordinat
     job->record = std::move(record);
     job->delivered_through = job->record.events_size();  // Read from disk.
     const Job& j = job->record.job();
-    int64_t number = 0;
-    if (j.id().size() > 4 && absl::SimpleAtoi(absl::string_view(j.id()).substr(4), &number)) {
-      c->next_job_number_ = std::max(c->next_job_number_, number + 1);
-    }
+    c->next_job_number_ = std::max(c->next_job_number_, JobNumber(j.id()) + 1);
     job->lr = j.spec().optimizer().lr();
     if (j.state() == RUNNING) {
       // The attempt died with the previous coordinator (its workers register again
@@ -100,13 +97,8 @@ absl::StatusOr<std::unique_ptr<Coordinator>> Coordinator::Create(const Coordinat
   LOG(INFO) << "loaded " << c->jobs_.size() << " job(s) from " << options.state_dir
             << (set_aside.empty() ? "" : absl::StrCat("; ", set_aside.size(), " damaged job(s) set aside"));
   c->next_job_number_ = std::max(c->next_job_number_, c->store_.LastDeletedJobNumber() + 1);
-  for (const JobStore::SetAside& damaged : set_aside) {
-    // Never give a new job the id of one set aside.
-    int64_t number = 0;
-    if (damaged.job_id.size() > 4 && absl::SimpleAtoi(absl::string_view(damaged.job_id).substr(4), &number)) {
-      c->next_job_number_ = std::max(c->next_job_number_, number + 1);
-    }
-    c->set_aside_.push_back(damaged.report);
+  for (const JobStore::SetAside& damaged : set_aside) {  // Their ids are never given again.
+    c->next_job_number_ = std::max(c->next_job_number_, JobNumber(damaged.job_id) + 1);
   }
   const uint64_t ticket = c->last_ticket_;
   c->mu_.Unlock();
@@ -501,12 +493,6 @@ absl::StatusOr<std::pair<std::string, std::string>> Coordinator::KeptCheckpoint(
   return std::make_pair(std::move(id), std::move(path));
 }
 
-absl::StatusOr<std::string> Coordinator::KeptCheckpointBytes(const std::string& job_id,
-                                                             const std::string& which) {
-  DDLM_ASSIGN_OR_RETURN(std::string path, KeptCheckpointPath(job_id, which));
-  return ReadFile(path);  // Without the lock.
-}
-
 absl::StatusOr<std::string> Coordinator::KeptCheckpointPath(const std::string& job_id,
                                                             const std::string& which) {
   DDLM_ASSIGN_OR_RETURN(auto kept, KeptCheckpoint(job_id, which));
@@ -518,11 +504,6 @@ absl::StatusOr<GenerateResponse> Coordinator::Generate(const GenerateRequest& re
   DDLM_ASSIGN_OR_RETURN(auto kept, KeptCheckpoint(request.job_id(), request.checkpoint()));
   // Without the lock, in the generator's few slots.
   return generator_.Generate(kept.second, kept.first, options);
-}
-
-std::vector<std::string> Coordinator::SetAsideRecords() {
-  absl::MutexLock lock(&mu_);
-  return set_aside_;
 }
 
 std::vector<WorkerInfo> Coordinator::ListWorkers() {
@@ -638,13 +619,6 @@ absl::Status Coordinator::KeyWait(const WorkerRef& worker, const std::vector<std
                                                    absl::ToInt64Milliseconds(timeout)));
   }
   return kv_.Wait(keys, timeout);
-}
-
-absl::StatusOr<std::string> Coordinator::CheckpointBytes(const WorkerRef& worker,
-                                                         const std::string& job_id,
-                                                         const std::string& checkpoint_id) {
-  DDLM_ASSIGN_OR_RETURN(std::string path, CheckpointFile(worker, job_id, checkpoint_id));
-  return ReadFile(path);
 }
 
 absl::StatusOr<std::string> Coordinator::CheckpointFile(const WorkerRef& worker, const std::string& job_id,
@@ -1335,14 +1309,6 @@ absl::StatusOr<CheckpointInfo> Coordinator::KeepUpload(const WorkerRef& worker, 
     }
   }
   return stored;
-}
-
-absl::StatusOr<CheckpointInfo> Coordinator::UploadCheckpoint(const WorkerRef& worker,
-                                                             const AttemptRef& ref,
-                                                             std::string bytes) {
-  DDLM_ASSIGN_OR_RETURN(std::unique_ptr<CheckpointUpload> upload, BeginUpload(worker, ref));
-  DDLM_RETURN_IF_ERROR(upload->Append(bytes));
-  return upload->Finish();
 }
 
 absl::Status Coordinator::FinishAssignment(const FinishAssignmentRequest& request) {

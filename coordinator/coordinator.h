@@ -107,7 +107,7 @@ class Coordinator {
   // Loads the state directory. Jobs that were RUNNING when the previous coordinator
   // stopped are restarted from their latest checkpoint (or FAILED, resumable, once
   // their max_restarts are spent); QUEUED jobs stay queued. A damaged job record is
-  // set aside (JobStore::LoadAll) and reported by SetAsideRecords.
+  // set aside (JobStore::LoadAll) and reported in the log.
   static absl::StatusOr<std::unique_ptr<Coordinator>> Create(const CoordinatorOptions& options,
                                                              Clock* clock /* not owned */);
 
@@ -133,17 +133,13 @@ class Coordinator {
   absl::Status DeleteJob(const std::string& job_id) ABSL_LOCKS_EXCLUDED(mu_);
   absl::StatusOr<std::vector<CheckpointInfo>> ListCheckpoints(const std::string& job_id)
       ABSL_LOCKS_EXCLUDED(mu_);
-  // The bytes of a kept checkpoint ("best" or "", "latest", or an id), for users (read
-  // without the lock). NOT_FOUND / FAILED_PRECONDITION as ListCheckpoints and Generate.
-  absl::StatusOr<std::string> KeptCheckpointBytes(const std::string& job_id, const std::string& which)
-      ABSL_LOCKS_EXCLUDED(mu_);
-  // Where that checkpoint's file is, for streaming it from disk (FetchCheckpoint).
+  // Where a kept checkpoint's file is ("best" or "", "latest", or an id), for users to
+  // stream it from disk (FetchCheckpoint). NOT_FOUND / FAILED_PRECONDITION as
+  // ListCheckpoints and Generate.
   absl::StatusOr<std::string> KeptCheckpointPath(const std::string& job_id, const std::string& which)
       ABSL_LOCKS_EXCLUDED(mu_);
   absl::StatusOr<GenerateResponse> Generate(const GenerateRequest& request) ABSL_LOCKS_EXCLUDED(mu_);
   std::vector<WorkerInfo> ListWorkers() ABSL_LOCKS_EXCLUDED(mu_);
-  // One message per damaged job record set aside when this coordinator started.
-  std::vector<std::string> SetAsideRecords() ABSL_LOCKS_EXCLUDED(mu_);
 
   // ---- WorkerService ----
   absl::StatusOr<RegisterResponse> Register(const RegisterRequest& request) ABSL_LOCKS_EXCLUDED(mu_);
@@ -178,13 +174,9 @@ class Coordinator {
   // Token ids of one rank's shard, int32 little-endian.
   absl::StatusOr<std::shared_ptr<const std::string>> Shard(const DownloadShardRequest& request)
       ABSL_LOCKS_EXCLUDED(mu_);
-  // The bytes of a kept checkpoint named by its id, for a worker running one of that
-  // job's attempts (PERMISSION_DENIED for any other; read without the lock).
+  // Where a kept checkpoint named by its id is, for a worker running one of that job's
+  // attempts to download it (PERMISSION_DENIED for any other worker).
   // INVALID_ARGUMENT for an empty id.
-  absl::StatusOr<std::string> CheckpointBytes(const WorkerRef& worker, const std::string& job_id,
-                                              const std::string& checkpoint_id)
-      ABSL_LOCKS_EXCLUDED(mu_);
-  // Where that checkpoint's file is, after the same checks (DownloadCheckpoint).
   absl::StatusOr<std::string> CheckpointFile(const WorkerRef& worker, const std::string& job_id,
                                              const std::string& checkpoint_id) ABSL_LOCKS_EXCLUDED(mu_);
   absl::Status ReportMetrics(const ReportMetricsRequest& request) ABSL_LOCKS_EXCLUDED(mu_);
@@ -226,10 +218,6 @@ class Coordinator {
   // (ABORTED, NOT_FOUND, INVALID_ARGUMENT otherwise), before any byte is read.
   absl::StatusOr<std::unique_ptr<CheckpointUpload>> BeginUpload(const WorkerRef& worker,
                                                                 const AttemptRef& attempt)
-      ABSL_LOCKS_EXCLUDED(mu_);
-  // BeginUpload, Append(bytes), Finish: the whole upload at once.
-  absl::StatusOr<CheckpointInfo> UploadCheckpoint(const WorkerRef& worker,
-                                                  const AttemptRef& attempt, std::string bytes)
       ABSL_LOCKS_EXCLUDED(mu_);
   absl::Status FinishAssignment(const FinishAssignmentRequest& request) ABSL_LOCKS_EXCLUDED(mu_);
 
@@ -413,8 +401,6 @@ class Coordinator {
     bool close = false;
   };
   std::deque<Delivery> deliveries_ ABSL_GUARDED_BY(mu_);
-  // Damaged job records set aside at start (JobStore::LoadAll), as reported.
-  std::vector<std::string> set_aside_ ABSL_GUARDED_BY(mu_);
   std::vector<std::unique_ptr<JobEntry>> jobs_ ABSL_GUARDED_BY(mu_);  // Submission order.
   WorkerRegistry workers_ ABSL_GUARDED_BY(mu_);
   // The registry's heartbeat table: thread-safe, used without mu_.

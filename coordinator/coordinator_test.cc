@@ -149,6 +149,21 @@ class CoordinatorTest : public ::testing::Test {
     return *SerializeCheckpoint(c);
   }
 
+  // A whole upload at once, as the WorkerService adapter makes it from chunks.
+  absl::StatusOr<CheckpointInfo> Upload(const WorkerRef& w, const AttemptRef& ref, const std::string& bytes) {
+    auto upload = coordinator_->BeginUpload(w, ref);
+    if (!upload.ok()) return upload.status();
+    if (absl::Status s = (*upload)->Append(bytes); !s.ok()) return s;
+    return (*upload)->Finish();
+  }
+
+  // A kept checkpoint as a worker downloads it.
+  absl::StatusOr<std::string> Download(const WorkerRef& w, const std::string& job_id, const std::string& id) {
+    absl::StatusOr<std::string> path = coordinator_->CheckpointFile(w, job_id, id);
+    if (!path.ok()) return path.status();
+    return ReadFile(*path);
+  }
+
   // 11 s pass in which only `alive` heartbeats: every other worker is declared dead.
   void OutliveOthers(const WorkerRef& alive) {
     clock_.Advance(absl::Seconds(8));
@@ -256,25 +271,25 @@ TEST_F(CoordinatorTest, JobWaitsForWorkersThenRunsToSuccess) {
   EXPECT_EQ(d.tokens(), 400);
   EXPECT_TRUE(d.best());
   EXPECT_DOUBLE_EQ(d.lr(), lr);
-  auto info = coordinator_->UploadCheckpoint(w0, a0.attempt(), CheckpointBytes(Spec(2), 2, 10, lr, 2.5, 2.5));
+  auto info = Upload(w0, a0.attempt(), CheckpointBytes(Spec(2), 2, 10, lr, 2.5, 2.5));
   ASSERT_TRUE(info.ok()) << info.status();
   EXPECT_EQ(info->id(), "e0002-s00000010");
   EXPECT_TRUE(info->best());
   // Only rank 0 uploads; damaged bytes are DATA_LOSS.
-  EXPECT_EQ(coordinator_->UploadCheckpoint(w1, a1.attempt(), CheckpointBytes(Spec(2), 2, 10, lr, 2.5, 2.5))
+  EXPECT_EQ(Upload(w1, a1.attempt(), CheckpointBytes(Spec(2), 2, 10, lr, 2.5, 2.5))
                 .status()
                 .code(),
             absl::StatusCode::kInvalidArgument);
   std::string damaged = CheckpointBytes(Spec(2), 2, 11, lr, 2.5, 2.5);
   damaged[damaged.size() / 2] ^= 1;
-  EXPECT_EQ(coordinator_->UploadCheckpoint(w0, a0.attempt(), damaged).status().code(),
+  EXPECT_EQ(Upload(w0, a0.attempt(), damaged).status().code(),
             absl::StatusCode::kDataLoss);
 
   // Epoch 2 does not improve: the learning rate anneals by anneal_factor.
   d = EvalBoth(w0, a0, w1, a1, VALID, 2, 200, 900);
   EXPECT_FALSE(d.best());
   EXPECT_DOUBLE_EQ(d.lr(), lr / now.spec().optimizer().anneal_factor());
-  ASSERT_TRUE(coordinator_->UploadCheckpoint(w0, a0.attempt(),
+  ASSERT_TRUE(Upload(w0, a0.attempt(),
                                              CheckpointBytes(Spec(2), 3, 20, d.lr(), 2.75, 2.5))
                   .ok());
   // keep_last 1 plus the best: both are kept.
@@ -651,7 +666,7 @@ TEST_F(CoordinatorTest, ResumeStartsANewAttemptFromTheCheckpoint) {
   WorkerRef w0 = AddWorker("w0");
   auto job = coordinator_->SubmitJob(Spec(1, 1));
   auto a0 = Poll(w0)->assign();
-  ASSERT_TRUE(coordinator_->UploadCheckpoint(w0, a0.attempt(), CheckpointBytes(Spec(1), 2, 10, 5.0, 2.0, 2.0)).ok());
+  ASSERT_TRUE(Upload(w0, a0.attempt(), CheckpointBytes(Spec(1), 2, 10, 5.0, 2.0, 2.0)).ok());
   ASSERT_TRUE(coordinator_->CancelJob(job->id()).ok());
   Poll(w0);
   Finish(w0, a0, false, true);
@@ -677,26 +692,26 @@ TEST_F(CoordinatorTest, ResumeStartsANewAttemptFromTheCheckpoint) {
   ASSERT_TRUE(d.ok());
   EXPECT_FALSE(d->best());  // 3.0 is worse than the checkpoint's best 2.0.
   EXPECT_DOUBLE_EQ(d->lr(), 5.0 / 4.0);
-  EXPECT_TRUE(coordinator_->KeptCheckpointBytes(job->id(), "e0002-s00000010").ok());
-  EXPECT_EQ(coordinator_->KeptCheckpointBytes(job->id(), "x").status().code(), absl::StatusCode::kNotFound);
-  EXPECT_EQ(coordinator_->CheckpointBytes(w0, job->id(), "").status().code(),
+  EXPECT_TRUE(ReadFile(*coordinator_->KeptCheckpointPath(job->id(), "e0002-s00000010")).ok());
+  EXPECT_EQ(coordinator_->KeptCheckpointPath(job->id(), "x").status().code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(Download(w0, job->id(), "").status().code(),
             absl::StatusCode::kInvalidArgument);
   // Workers download it whole; strangers get nothing.
-  auto bytes = coordinator_->CheckpointBytes(w0, job->id(), "e0002-s00000010");
+  auto bytes = Download(w0, job->id(), "e0002-s00000010");
   ASSERT_TRUE(bytes.ok()) << bytes.status();
   EXPECT_TRUE(ParseCheckpoint(*bytes, "download").ok());
   WorkerRef stranger;
   stranger.set_worker_id("nobody");
   stranger.set_incarnation(1);
-  EXPECT_EQ(coordinator_->CheckpointBytes(stranger, job->id(), "e0002-s00000010").status().code(),
+  EXPECT_EQ(Download(stranger, job->id(), "e0002-s00000010").status().code(),
             absl::StatusCode::kNotFound);
   // Nor does a registered worker that runs none of this job's attempts.
   WorkerRef idle = AddWorker("idle");
-  EXPECT_EQ(coordinator_->CheckpointBytes(idle, job->id(), "e0002-s00000010").status().code(),
+  EXPECT_EQ(Download(idle, job->id(), "e0002-s00000010").status().code(),
             absl::StatusCode::kAborted);
   auto other = coordinator_->SubmitJob(Spec(1));
   ASSERT_EQ(coordinator_->GetJob(other->id())->state(), RUNNING);  // On `idle`.
-  EXPECT_EQ(coordinator_->CheckpointBytes(idle, job->id(), "e0002-s00000010").status().code(),
+  EXPECT_EQ(Download(idle, job->id(), "e0002-s00000010").status().code(),
             absl::StatusCode::kPermissionDenied);
 }
 
@@ -833,8 +848,8 @@ TEST_F(CoordinatorTest, AFailedAttemptRestartsFromTheLatestCheckpointUntilMaxRes
   // Epoch 1 ends, best, and is checkpointed; then a mid-epoch checkpoint at step 15.
   EvalBoth(w0, a0, w1, a1, VALID, 1, 100, 300);  // Loss 1.0.
   const double lr = spec.optimizer().lr();
-  ASSERT_TRUE(coordinator_->UploadCheckpoint(w0, a0.attempt(), CheckpointBytes(spec, 2, 10, lr, 1.0, 1.0)).ok());
-  ASSERT_TRUE(coordinator_->UploadCheckpoint(w0, a0.attempt(), CheckpointBytes(spec, 2, 15, lr, 0, 1.0, /*batch=*/5)).ok());
+  ASSERT_TRUE(Upload(w0, a0.attempt(), CheckpointBytes(spec, 2, 10, lr, 1.0, 1.0)).ok());
+  ASSERT_TRUE(Upload(w0, a0.attempt(), CheckpointBytes(spec, 2, 15, lr, 0, 1.0, /*batch=*/5)).ok());
 
   // w1 dies: w0 is told to stop, and once it has, the job is queued again from the
   // latest checkpoint, saying why.
@@ -934,8 +949,8 @@ TEST_F(CoordinatorTest, ACoordinatorRestartRestartsRunningJobsFromTheirLatestChe
   auto d = coordinator_->ReportEvaluation(Eval(w0, a0, VALID, 1, 100, 100), absl::InfinitePast());
   ASSERT_TRUE(d.ok()) << d.status();
   const double lr = spec.optimizer().lr();
-  ASSERT_TRUE(coordinator_->UploadCheckpoint(w0, a0.attempt(), CheckpointBytes(spec, 2, 10, lr, 1.0, 1.0)).ok());
-  ASSERT_TRUE(coordinator_->UploadCheckpoint(w0, a0.attempt(), CheckpointBytes(spec, 2, 12, lr, 0, 1.0, /*batch=*/2)).ok());
+  ASSERT_TRUE(Upload(w0, a0.attempt(), CheckpointBytes(spec, 2, 10, lr, 1.0, 1.0)).ok());
+  ASSERT_TRUE(Upload(w0, a0.attempt(), CheckpointBytes(spec, 2, 12, lr, 0, 1.0, /*batch=*/2)).ok());
 
   // The coordinator dies mid-attempt and comes back on the same state directory.
   coordinator_.reset();
@@ -987,8 +1002,10 @@ TEST_F(CoordinatorTest, ADamagedJobRecordIsSetAsideAndTheOthersServe) {
   coordinator_ = *std::move(restarted);
   EXPECT_EQ(coordinator_->GetJob(first->id()).status().code(), absl::StatusCode::kNotFound);
   EXPECT_EQ(coordinator_->GetJob(second->id())->state(), QUEUED);
-  ASSERT_EQ(coordinator_->SetAsideRecords().size(), 1u);
-  EXPECT_THAT(coordinator_->SetAsideRecords()[0], HasSubstr(first->id() + "/job.pb"));
+  // Moved, whole, to damaged/ (JobStoreTest checks the report).
+  const std::vector<std::string> damaged = ListDirectory(options_.state_dir + "/damaged");
+  ASSERT_EQ(damaged.size(), 1u);
+  EXPECT_EQ(*ReadFile(options_.state_dir + "/damaged/" + damaged[0] + "/job.pb"), "not a record");
   // New jobs never take a set-aside job's id.
   coordinator_.reset();
   ASSERT_TRUE(WriteFileAtomically(options_.state_dir + "/jobs/" + second->id() + "/job.pb", "x").ok());
@@ -1029,8 +1046,8 @@ TEST_F(CoordinatorTest, GenerateSamplesFromTheBestCheckpointUnlessAskedOtherwise
   ASSERT_TRUE(job.ok()) << job.status();
   const Assignment a = Poll(w0)->assign();
   // Epoch 1 is the best (loss 1.0); epoch 2 (2.0) is the latest.
-  ASSERT_TRUE(coordinator_->UploadCheckpoint(w0, a.attempt(), RealCheckpoint(spec, a, 2, 10, 1.0, 1.0, 1)).ok());
-  ASSERT_TRUE(coordinator_->UploadCheckpoint(w0, a.attempt(), RealCheckpoint(spec, a, 3, 20, 2.0, 1.0, 2)).ok());
+  ASSERT_TRUE(Upload(w0, a.attempt(), RealCheckpoint(spec, a, 2, 10, 1.0, 1.0, 1)).ok());
+  ASSERT_TRUE(Upload(w0, a.attempt(), RealCheckpoint(spec, a, 3, 20, 2.0, 1.0, 2)).ok());
 
   GenerateRequest request;
   request.set_job_id(job->id());
@@ -1066,7 +1083,7 @@ TEST_F(CoordinatorTest, DeleteJobRemovesAFinishedJobAndItsFilesAndNeverReusesIts
   auto job = coordinator_->SubmitJob(Spec(1, 1));
   ASSERT_TRUE(job.ok());
   auto a = Poll(w0)->assign();
-  ASSERT_TRUE(coordinator_->UploadCheckpoint(w0, a.attempt(), CheckpointBytes(Spec(1), 2, 10, 5.0, 2.0, 2.0)).ok());
+  ASSERT_TRUE(Upload(w0, a.attempt(), CheckpointBytes(Spec(1), 2, 10, 5.0, 2.0, 2.0)).ok());
   // Not while it runs.
   absl::Status running = coordinator_->DeleteJob(job->id());
   EXPECT_EQ(running.code(), absl::StatusCode::kFailedPrecondition);
@@ -1129,8 +1146,8 @@ TEST_F(CoordinatorTest, WithMinWorkersARestartGoesOnWithFewerFromAnEpochEnd) {
   auto a1 = Poll(w1)->assign();
   EvalBoth(w0, a0, w1, a1, VALID, 1, 100, 300);
   const double lr = spec.optimizer().lr();
-  ASSERT_TRUE(coordinator_->UploadCheckpoint(w0, a0.attempt(), CheckpointBytes(spec, 2, 10, lr, 1.0, 1.0)).ok());
-  ASSERT_TRUE(coordinator_->UploadCheckpoint(w0, a0.attempt(), CheckpointBytes(spec, 2, 15, lr, 0, 1.0, /*batch=*/5)).ok());
+  ASSERT_TRUE(Upload(w0, a0.attempt(), CheckpointBytes(spec, 2, 10, lr, 1.0, 1.0)).ok());
+  ASSERT_TRUE(Upload(w0, a0.attempt(), CheckpointBytes(spec, 2, 15, lr, 0, 1.0, /*batch=*/5)).ok());
   EXPECT_EQ(coordinator_->ListCheckpoints(job->id())->back().world_size(), 2);
 
   // w1 is gone for good: only one worker is left, so the job goes on with one, from the
@@ -1160,8 +1177,8 @@ TEST_F(CoordinatorTest, ResumeJobOnAnotherNumberOfWorkersStartsFromAnEpochEnd) {
   auto job = coordinator_->SubmitJob(spec);
   auto a = Poll(w0)->assign();
   const double lr = spec.optimizer().lr();
-  ASSERT_TRUE(coordinator_->UploadCheckpoint(w0, a.attempt(), CheckpointBytes(spec, 2, 10, lr, 1.0, 1.0)).ok());
-  ASSERT_TRUE(coordinator_->UploadCheckpoint(w0, a.attempt(), CheckpointBytes(spec, 2, 15, lr, 0, 1.0, /*batch=*/5)).ok());
+  ASSERT_TRUE(Upload(w0, a.attempt(), CheckpointBytes(spec, 2, 10, lr, 1.0, 1.0)).ok());
+  ASSERT_TRUE(Upload(w0, a.attempt(), CheckpointBytes(spec, 2, 15, lr, 0, 1.0, /*batch=*/5)).ok());
   ASSERT_TRUE(coordinator_->CancelJob(job->id()).ok());
   Poll(w0);
   Finish(w0, a, false, true);
@@ -1206,7 +1223,7 @@ TEST_F(CoordinatorTest, AFullDiskFailsTheJobNamingThePathAndLosesNothingWrittenB
   auto job = coordinator_->SubmitJob(spec);
   ASSERT_TRUE(job.ok());
   auto a = Poll(w0)->assign();
-  ASSERT_TRUE(coordinator_->UploadCheckpoint(w0, a.attempt(), CheckpointBytes(spec, 2, 10, 20, 1.0, 1.0)).ok());
+  ASSERT_TRUE(Upload(w0, a.attempt(), CheckpointBytes(spec, 2, 10, 20, 1.0, 1.0)).ok());
   const std::string dir = options_.state_dir + "/jobs/" + job->id();
   const std::string kept = *ReadFile(dir + "/checkpoints/e0002-s00000010.ckpt");
   const int64_t events_before = coordinator_->GetJob(job->id())->last_event_sequence();
@@ -1249,7 +1266,7 @@ TEST_F(CoordinatorTest, AFullDiskFailsTheJobNamingThePathAndLosesNothingWrittenB
   // (not set aside), with every event it had before the disk filled, and its checkpoint.
   coordinator_.reset();
   coordinator_ = *Coordinator::Create(options_, &clock_);
-  EXPECT_TRUE(coordinator_->SetAsideRecords().empty());
+  EXPECT_TRUE(ListDirectory(options_.state_dir + "/damaged").empty());
   auto reloaded = coordinator_->GetJob(job->id());
   ASSERT_TRUE(reloaded.ok()) << reloaded.status();
   EXPECT_GE(reloaded->last_event_sequence(), events_before);
@@ -1346,11 +1363,11 @@ TEST_F(CoordinatorTest, AnUploadIsCheckedBeforeItIsReadAndBoundedByTheJobsModel)
   // A forged checkpoint: another model, or another vocabulary.
   JobSpec other = spec;
   other.mutable_model()->set_nhid(64);
-  absl::Status forged = coordinator_->UploadCheckpoint(w0, a0.attempt(), CheckpointBytes(other, 2, 10, 20, 1, 1)).status();
+  absl::Status forged = Upload(w0, a0.attempt(), CheckpointBytes(other, 2, 10, 20, 1, 1)).status();
   EXPECT_EQ(forged.code(), absl::StatusCode::kInvalidArgument);
   EXPECT_THAT(forged.message(), HasSubstr("its model is not the job's"));
   vocabulary_.pop_back();
-  forged = coordinator_->UploadCheckpoint(w0, a0.attempt(), CheckpointBytes(spec, 2, 10, 20, 1, 1)).status();
+  forged = Upload(w0, a0.attempt(), CheckpointBytes(spec, 2, 10, 20, 1, 1)).status();
   EXPECT_EQ(forged.code(), absl::StatusCode::kInvalidArgument);
   EXPECT_THAT(forged.message(), HasSubstr("vocabulary"));
   EXPECT_TRUE(coordinator_->ListCheckpoints(job->id())->empty());

@@ -356,15 +356,13 @@ void JobStore::RemoveLeftovers(const JobRecord& record) {
   }
 }
 
-namespace {
-
 int64_t JobNumber(const std::string& job_id) {
   int64_t number = 0;
-  if (job_id.size() > 4 && absl::SimpleAtoi(absl::string_view(job_id).substr(4), &number)) return number;
+  if (job_id.rfind("job-", 0) == 0 && absl::SimpleAtoi(absl::string_view(job_id).substr(4), &number)) {
+    return number;
+  }
   return 0;
 }
-
-}  // namespace
 
 int64_t JobStore::LastDeletedJobNumber() const {
   absl::StatusOr<std::string> bytes = ReadFile(state_dir_ + "/last_deleted_job");

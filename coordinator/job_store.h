@@ -112,6 +112,9 @@ class JobStore {
   std::set<std::string> behind_;  // Jobs whose log missed a change (see AppendLog).
 };
 
+// The N of a job id "job-N"; 0 for anything else.
+int64_t JobNumber(const std::string& job_id);
+
 // Framing used for job.pb and events.log, exposed for tests.
 std::string EncodeJobRecord(const JobRecord& record);
 absl::StatusOr<JobRecord> DecodeJobRecord(absl::string_view bytes, absl::string_view source);
