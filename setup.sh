@@ -31,6 +31,7 @@ packages=(
   libabsl-dev libgoogle-glog-dev libgflags-dev
   libgloo-dev
   googletest libgtest-dev libgmock-dev
+  openssl                    # `ddlm launch` makes its CA, certificates and tokens with it
 )
 if [ "$cuda" = 1 ]; then packages+=(python3-venv python3-pip); fi
 

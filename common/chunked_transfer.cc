@@ -80,7 +80,7 @@ grpc::Status SendFileChunks(const std::string& path, grpc::ServerContext* contex
   return grpc::Status::OK;
 }
 
-absl::StatusOr<std::string> CollectChunks(std::unique_ptr<grpc::ClientReader<DataChunk>> reader,
+absl::StatusOr<std::string> CollectChunks(std::unique_ptr<grpc::ClientReaderInterface<DataChunk>> reader,
                                           const std::string& what) {
   std::string bytes;
   DataChunk chunk;

@@ -35,7 +35,7 @@ grpc::Status SendFileChunks(const std::string& path, grpc::ServerContext* contex
 // Reads a whole stream of chunks and the call's status. The call's error, or
 // DATA_LOSS naming `what` when the stream ended before its last chunk or the bytes
 // fail their CRC-32.
-absl::StatusOr<std::string> CollectChunks(std::unique_ptr<grpc::ClientReader<DataChunk>> reader,
+absl::StatusOr<std::string> CollectChunks(std::unique_ptr<grpc::ClientReaderInterface<DataChunk>> reader,
                                           const std::string& what);
 
 }  // namespace ddlm

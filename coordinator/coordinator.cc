@@ -1,7 +1,6 @@
 #include "coordinator/coordinator.h"
 
 #include <glog/logging.h>
-#include <google/protobuf/util/message_differencer.h>
 #include <unistd.h>
 
 #include <algorithm>
@@ -32,26 +31,6 @@ const char* SplitName(int split) {
     case TEST: return "test";
   }
   return "?";
-}
-
-// Every split must give each rank at least two rows (one bptt step).
-absl::Status CheckSplitSizes(const JobSpec& spec, int64_t train, int64_t valid, int64_t test) {
-  const int64_t w = spec.num_workers();
-  const int64_t b = spec.data().batch_size();
-  const int64_t eb = spec.data().eval_batch_size();
-  if (train / (w * b) < 2) {
-    return absl::FailedPreconditionError(absl::StrCat(
-        "data.path '", spec.data().path(), "': train.txt has ", train, " tokens, too few for ",
-        w, " workers x data.batch_size ", b, " (need at least ", 2 * w * b, ")"));
-  }
-  for (auto [name, n] : {std::pair<const char*, int64_t>{"valid", valid}, {"test", test}}) {
-    if (n / w / eb < 2) {
-      return absl::FailedPreconditionError(absl::StrCat(
-          "data.path '", spec.data().path(), "': ", name, ".txt has ", n, " tokens, too few for ",
-          w, " workers x data.eval_batch_size ", eb, " (need at least ", 2 * w * eb, ")"));
-    }
-  }
-  return absl::OkStatus();
 }
 
 }  // namespace
@@ -109,21 +88,6 @@ absl::StatusOr<std::unique_ptr<Coordinator>> Coordinator::Create(const Coordinat
   return c;
 }
 
-absl::StatusOr<std::shared_ptr<const Coordinator::JobData>> Coordinator::LoadData(
-    const JobSpec& spec) const {
-  DDLM_ASSIGN_OR_RETURN(std::string dir, data_roots_.ResolveCorpusDir(spec.data().path()));
-  DDLM_ASSIGN_OR_RETURN(Corpus corpus, LoadCorpus(dir));
-  DDLM_RETURN_IF_ERROR(CheckSplitSizes(spec, static_cast<int64_t>(corpus.train.size()),
-                                       static_cast<int64_t>(corpus.valid.size()),
-                                       static_cast<int64_t>(corpus.test.size())));
-  auto data = std::make_shared<JobData>();
-  data->dictionary = std::move(corpus.dictionary);
-  data->train = std::move(corpus.train);
-  data->valid = std::move(corpus.valid);
-  data->test = std::move(corpus.test);
-  return std::shared_ptr<const JobData>(std::move(data));
-}
-
 Coordinator::JobEntry* Coordinator::FindLocked(const std::string& job_id) {
   for (auto& job : jobs_) {
     if (job->record.job().id() == job_id) return job.get();
@@ -162,24 +126,13 @@ void Coordinator::AddEventLocked(JobEntry& job, JobEvent event) {
   SaveLocked(job, &event);
   // Watchers get it once it is on disk (DeliverLocked), so that none ever sees an
   // event that a crash could take back.
-  deliveries_.push_back({last_ticket_, job.record.job().id(), std::move(event), false});
+  event_streams_.Enqueue(last_ticket_, job.record.job().id(), std::move(event));
 }
 
 void Coordinator::DeliverLocked(uint64_t durable) {
-  while (!deliveries_.empty() && deliveries_.front().ticket <= durable) {
-    Delivery d = std::move(deliveries_.front());
-    deliveries_.pop_front();
-    auto [begin, end] = event_streams_.equal_range(d.job_id);
-    if (d.close) {  // The job ended and its watchers have had every event.
-      for (auto it = begin; it != end; ++it) it->second.sink->Close(absl::OkStatus());
-      event_streams_.erase(begin, end);
-      continue;
-    }
-    for (auto it = begin; it != end; ++it) {
-      if (d.event->sequence() > it->second.after_sequence) it->second.sink->Send(*d.event);
-    }
-    if (JobEntry* job = FindLocked(d.job_id)) job->delivered_through = d.event->sequence();
-  }
+  event_streams_.Deliver(durable, [&](const std::string& job_id, int64_t sequence) {
+    if (JobEntry* job = FindLocked(job_id)) job->delivered_through = sequence;
+  });
 }
 
 void Coordinator::SetStateLocked(JobEntry& job, JobState state, const std::string& message,
@@ -200,22 +153,23 @@ void Coordinator::SetStateLocked(JobEntry& job, JobState state, const std::strin
     // A job that ended is compacted: its snapshot takes in the log. Its watchers are
     // closed once they have had every event.
     SnapshotLocked(job);
-    deliveries_.push_back({last_ticket_, j.id(), std::nullopt, true});
+    event_streams_.EnqueueClose(last_ticket_, j.id());
   }
 }
 
-absl::StatusOr<Job> Coordinator::SubmitJob(const JobSpec& submitted) {
+absl::StatusOr<Job> Coordinator::SubmitJob(const JobSpec& submitted, const std::string& owner) {
   JobSpec spec = submitted;
   ApplyDefaults(&spec);
   DDLM_RETURN_IF_ERROR(ValidateJobSpec(spec));
   if (spec.data().path().empty()) return absl::InvalidArgumentError("spec.data.path is empty");
   // Tokenizing a large corpus takes seconds: do it before taking the lock.
-  DDLM_ASSIGN_OR_RETURN(std::shared_ptr<const JobData> data, LoadData(spec));
+  DDLM_ASSIGN_OR_RETURN(std::shared_ptr<const JobCorpus> data, ReadJobCorpus(spec, data_roots_));
   absl::StatusOr<Job> result = Persisted([&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) -> absl::StatusOr<Job> {
     auto job = std::make_unique<JobEntry>();
     Job& j = *job->record.mutable_job();
     j.set_id(absl::StrCat("job-", next_job_number_++));
     j.set_name(spec.name().empty() ? j.id() : spec.name());
+    j.set_owner(owner);
     *j.mutable_spec() = spec;
     j.set_submitted_unix_seconds(absl::ToUnixSeconds(clock_->Now()));
     job->data = std::move(data);
@@ -245,29 +199,6 @@ std::vector<Job> Coordinator::ListJobs() {
   std::vector<Job> out;
   for (const auto& job : jobs_) out.push_back(job->record.job());
   return out;
-}
-
-absl::StatusOr<std::vector<JobEvent>> Coordinator::WaitForEvents(const std::string& job_id,
-                                                                 int64_t after_sequence,
-                                                                 absl::Time deadline,
-                                                                 bool* finished) {
-  if (after_sequence < 0) {
-    return absl::InvalidArgumentError(absl::StrCat("after_sequence must be >= 0, got ", after_sequence));
-  }
-  absl::MutexLock lock(&mu_);
-  DDLM_ASSIGN_OR_RETURN(JobEntry * job, FindJobLocked(job_id));
-  auto ready = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-    return shutdown_ || job->record.events_size() > after_sequence ||
-           IsFinal(job->record.job().state());
-  };
-  mu_.AwaitWithDeadline(absl::Condition(&ready), deadline);
-  if (shutdown_) return absl::UnavailableError("the coordinator is shutting down");
-  std::vector<JobEvent> events;
-  for (int64_t i = after_sequence; i < job->record.events_size(); ++i) {
-    events.push_back(job->record.events(static_cast<int>(i)));
-  }
-  *finished = IsFinal(job->record.job().state());
-  return events;
 }
 
 absl::StatusOr<Job> Coordinator::CancelJob(const std::string& job_id) {
@@ -513,8 +444,14 @@ std::vector<WorkerInfo> Coordinator::ListWorkers() {
 
 // ---------------------------------------------------------------- workers
 
-absl::StatusOr<RegisterResponse> Coordinator::Register(const RegisterRequest& request) {
+absl::StatusOr<RegisterResponse> Coordinator::Register(const RegisterRequest& request,
+                                                      const std::string& credential) {
+  if (request.worker().worker_id().empty()) return absl::InvalidArgumentError("worker.worker_id is empty");
+  // Refused before anything changes: an impostor cannot replace a live worker.
+  DDLM_RETURN_IF_ERROR(credentials_.Bind(request.worker().worker_id(), credential));
   return Persisted([&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) -> absl::StatusOr<RegisterResponse> {
+    // Again under the lock that forgetting a worker takes, so that the binding holds.
+    DDLM_RETURN_IF_ERROR(credentials_.Bind(request.worker().worker_id(), credential));
     DDLM_ASSIGN_OR_RETURN(std::optional<WorkerEntry> replaced,
                           workers_.Register(request.worker(), request.host(), request.device(),
                                             clock_->Now()));
@@ -556,6 +493,10 @@ absl::Status Coordinator::Deregister(const WorkerRef& worker) {
     ScheduleLocked();
     return absl::OkStatus();
   });
+}
+
+absl::Status Coordinator::CheckWorkerCredential(const std::string& worker_id, const std::string& credential) const {
+  return credentials_.Check(worker_id, credential);
 }
 
 absl::Status Coordinator::CheckWorker(const WorkerRef& worker) {
@@ -633,23 +574,6 @@ absl::StatusOr<std::string> Coordinator::CheckpointFile(const WorkerRef& worker,
   return KeptCheckpointPath(job_id, checkpoint_id);
 }
 
-absl::StatusOr<std::optional<WorkerCommand>> Coordinator::NextCommand(const WorkerRef& worker,
-                                                                      absl::Time deadline) {
-  absl::MutexLock lock(&mu_);
-  auto ready = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-    if (shutdown_) return true;
-    absl::StatusOr<WorkerEntry*> w = workers_.Find(worker);
-    return !w.ok() || !(*w)->outbox.empty();
-  };
-  mu_.AwaitWithDeadline(absl::Condition(&ready), deadline);
-  if (shutdown_) return absl::UnavailableError("the coordinator is shutting down");
-  DDLM_ASSIGN_OR_RETURN(WorkerEntry * w, workers_.Find(worker));
-  if (w->outbox.empty()) return std::optional<WorkerCommand>();
-  WorkerCommand command = std::move(w->outbox.front());
-  w->outbox.pop_front();
-  return std::optional<WorkerCommand>(std::move(command));
-}
-
 void Coordinator::CheckHeartbeats() {
   absl::Status written = Persisted([&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) -> absl::Status {
     for (const WorkerEntry& dead : workers_.ExpireStale(clock_->Now())) {
@@ -664,6 +588,7 @@ void Coordinator::CheckHeartbeats() {
                                           dead.info.rank(), ") stopped heartbeating"));
     }
     for (const std::string& id : workers_.PruneDead(clock_->Now(), options_.dead_worker_grace)) {
+      credentials_.Forget(id);  // The id is free for any worker credential again.
       LOG(INFO) << "worker " << id << " forgotten (dead for over "
                 << absl::FormatDuration(options_.dead_worker_grace) << ")";
     }
@@ -693,8 +618,7 @@ void Coordinator::Shutdown() {
   const absl::Status closing = absl::UnavailableError("the coordinator is shutting down");
   for (auto& [id, sink] : command_streams_) sink->Close(closing);
   command_streams_.clear();
-  for (auto& [id, stream] : event_streams_) stream.sink->Close(closing);
-  event_streams_.clear();
+  event_streams_.CloseAll(closing);
 }
 
 absl::Status Coordinator::AttachEventStream(const std::string& job_id, int64_t after_sequence,
@@ -709,23 +633,17 @@ absl::Status Coordinator::AttachEventStream(const std::string& job_id, int64_t a
   const int64_t through = std::min<int64_t>(job->delivered_through, job->record.events_size());
   for (int64_t i = after_sequence; i < through; ++i) sink->Send(job->record.events(static_cast<int>(i)));
   if (IsFinal(job->record.job().state()) && through == job->record.events_size() &&
-      std::none_of(deliveries_.begin(), deliveries_.end(),
-                   [&](const Delivery& d) { return d.job_id == job_id; })) {
+      !event_streams_.Pending(job_id)) {
     sink->Close(absl::OkStatus());
   } else {
-    event_streams_.emplace(job_id, EventStream{sink, after_sequence});
+    event_streams_.Attach(job_id, after_sequence, sink);
   }
   return absl::OkStatus();
 }
 
 void Coordinator::DetachEventStream(StreamSink<JobEvent>* sink) {
   absl::MutexLock lock(&mu_);
-  for (auto it = event_streams_.begin(); it != event_streams_.end(); ++it) {
-    if (it->second.sink == sink) {
-      event_streams_.erase(it);
-      return;
-    }
-  }
+  event_streams_.Detach(sink);
 }
 
 absl::Status Coordinator::AttachCommandStream(const WorkerRef& worker, StreamSink<WorkerCommand>* sink) {
@@ -880,47 +798,12 @@ void Coordinator::ReleaseReservationLocked(JobEntry& job) {
   job.starting.reset();
 }
 
-absl::StatusOr<Coordinator::PreparedAttempt> Coordinator::PrepareAttempt(
-    const JobSpec& spec, std::shared_ptr<const JobData> data, int world) const {
-  // A job reads its corpus again when it starts (a queued job holds none), unless the
-  // submission that just read it started the job at once.
-  if (data == nullptr) {
-    DDLM_ASSIGN_OR_RETURN(data, LoadData(spec));
-  }
-  PreparedAttempt prepared;
-  const JobData& d = *data;
-  int64_t vocabulary_bytes = 0;
-  for (const std::string& word : d.dictionary.words()) vocabulary_bytes += static_cast<int64_t>(word.size());
-  prepared.vocabulary_size = d.dictionary.size();
-  prepared.max_checkpoint_bytes = MaxCheckpointBytes(spec, d.dictionary.size(), vocabulary_bytes, world);
-  for (int r = 0; r < world; ++r) {
-    DDLM_ASSIGN_OR_RETURN(ShardRange train, TrainShard(static_cast<int64_t>(d.train.size()), world,
-                                                       r, spec.data().batch_size()));
-    DDLM_ASSIGN_OR_RETURN(ShardRange valid, EvalShard(static_cast<int64_t>(d.valid.size()), world, r));
-    DDLM_ASSIGN_OR_RETURN(ShardRange test, EvalShard(static_cast<int64_t>(d.test.size()), world, r));
-    prepared.shards.push_back(
-        {std::make_shared<const std::string>(EncodeTokenIds(d.train, train.begin, train.end)),
-         std::make_shared<const std::string>(EncodeTokenIds(d.valid, valid.begin, valid.end)),
-         std::make_shared<const std::string>(EncodeTokenIds(d.test, test.begin, test.end))});
-    WorkerCommand& command = prepared.commands.emplace_back();
-    Assignment& a = *command.mutable_assign();
-    a.mutable_attempt()->set_rank(r);
-    a.set_world_size(world);
-    *a.mutable_spec() = spec;
-    for (const std::string& word : d.dictionary.words()) a.add_vocabulary(word);
-    a.set_train_tokens(static_cast<int64_t>(prepared.shards[r][0]->size() / 4));
-    a.set_valid_tokens(static_cast<int64_t>(prepared.shards[r][1]->size() / 4));
-    a.set_test_tokens(static_cast<int64_t>(prepared.shards[r][2]->size() / 4));
-  }
-  return prepared;
-}
-
 uint64_t Coordinator::RunPendingStarts() {
   uint64_t ticket = 0;
   for (;;) {
     std::string job_id;
     JobSpec spec;
-    std::shared_ptr<const JobData> data;
+    std::shared_ptr<const JobCorpus> data;
     int world = 0;
     int32_t number = 0;
     {
@@ -938,7 +821,15 @@ uint64_t Coordinator::RunPendingStarts() {
     if (options_.before_prepare_for_testing) options_.before_prepare_for_testing(job_id);
     // Without the lock: reading a corpus and encoding its shards take seconds for a
     // large one, and heartbeats, queries and other jobs' events go on meanwhile.
-    absl::StatusOr<PreparedAttempt> prepared = PrepareAttempt(spec, std::move(data), world);
+    // A job reads its corpus again when it starts (a queued job holds none), unless the
+    // submission that just read it started the job at once.
+    absl::StatusOr<PreparedAttempt> prepared = [&]() -> absl::StatusOr<PreparedAttempt> {
+      if (data == nullptr) {
+        DDLM_ASSIGN_OR_RETURN(data, ReadJobCorpus(spec, data_roots_));
+      }
+      return PrepareAttempt(spec, *data, world);
+    }();
+    data.reset();  // The corpus is freed once the shards are made.
     absl::MutexLock lock(&mu_);
     JobEntry* job = FindLocked(job_id);
     if (job != nullptr && job->starting && job->starting->number == number) {
@@ -1214,75 +1105,26 @@ absl::StatusOr<EvaluationDecision> Coordinator::ReportEvaluation(
   });
 }
 
-absl::StatusOr<std::unique_ptr<Coordinator::CheckpointUpload>> Coordinator::BeginUpload(
-    const WorkerRef& worker, const AttemptRef& ref) {
-  auto upload = std::unique_ptr<CheckpointUpload>(new CheckpointUpload());
+absl::StatusOr<std::unique_ptr<CheckpointUpload>> Coordinator::BeginUpload(const WorkerRef& worker,
+                                                                           const AttemptRef& ref) {
+  CheckpointUpload::Expected expected;
   {
     absl::MutexLock lock(&mu_);
     DDLM_ASSIGN_OR_RETURN(JobEntry * job, FindAttemptLocked(worker, ref));
     if (ref.rank() != 0) {
       return absl::InvalidArgumentError(absl::StrCat("only rank 0 uploads checkpoints, not rank ", ref.rank()));
     }
-    upload->max_bytes_ = job->attempt->max_checkpoint_bytes;
-    upload->vocabulary_size_ = job->attempt->vocabulary_size;
-    upload->model_ = job->record.job().spec().model();
+    expected.max_bytes = job->attempt->max_checkpoint_bytes;
+    expected.vocabulary_size = job->attempt->vocabulary_size;
+    expected.model = job->record.job().spec().model();
   }
-  upload->coordinator_ = this;
-  upload->worker_ = worker;
-  upload->ref_ = ref;
   // A staging name of its own: renamed over the final one only if the attempt is still
   // current when it is complete, so a late upload never replaces a kept file.
-  upload->staging_ = absl::StrCat("upload-", ref.attempt(), "-", next_upload_.fetch_add(1), ".partial");
-  DDLM_ASSIGN_OR_RETURN(upload->fd_, store_.CreateCheckpointFile(ref.job_id(), upload->staging_));
-  return upload;
-}
-
-Coordinator::CheckpointUpload::~CheckpointUpload() {
-  if (fd_ >= 0) ::close(fd_);
-  if (!kept_ && coordinator_ != nullptr) (void)coordinator_->store_.DeleteCheckpoint(ref_.job_id(), staging_);
-}
-
-absl::Status Coordinator::CheckpointUpload::Append(absl::string_view data) {
-  if (fd_ < 0) return absl::FailedPreconditionError("the upload is over");
-  if (written_ + static_cast<int64_t>(data.size()) > max_bytes_) {
-    return absl::ResourceExhaustedError(absl::StrCat(
-        "checkpoint upload for ", ref_.job_id(), " passes ", max_bytes_,
-        " bytes, the most a checkpoint of this job can take (its model has ",
-        ParameterCount(model_, vocabulary_size_), " parameters)"));
-  }
-  DDLM_RETURN_IF_ERROR(WriteAll(fd_, data, coordinator_->store_.CheckpointPath(ref_.job_id(), staging_)));
-  written_ += static_cast<int64_t>(data.size());
-  return absl::OkStatus();
-}
-
-absl::StatusOr<CheckpointInfo> Coordinator::CheckpointUpload::Finish() {
-  if (fd_ < 0) return absl::FailedPreconditionError("the upload is over");
-  const std::string path = coordinator_->store_.CheckpointPath(ref_.job_id(), staging_);
-  const int fd = std::exchange(fd_, -1);
-  const bool synced = ::fsync(fd) == 0;
-  const int err = errno;
-  ::close(fd);
-  if (!synced) return absl::InternalError(absl::StrCat("cannot fsync ", path, ": ", std::strerror(err)));
-  // Verify (magic, version, index, CRC, and that it is this job's model and vocabulary)
-  // without holding the coordinator's lock; the bytes are at most max_bytes_.
-  DDLM_ASSIGN_OR_RETURN(std::string bytes, ReadFile(path));
-  CheckpointHeader header;
-  DDLM_ASSIGN_OR_RETURN(CheckpointInfo info,
-                        DescribeUpload(bytes, ref_.attempt(), absl::StrCat("checkpoint upload for ", ref_.job_id()),
-                                       &header));
-  if (!google::protobuf::util::MessageDifferencer::Equals(header.spec().model(), model_)) {
-    return absl::InvalidArgumentError(absl::StrCat("checkpoint upload for ", ref_.job_id(),
-                                                   ": its model is not the job's (",
-                                                   header.spec().model().ShortDebugString(), ")"));
-  }
-  if (header.vocabulary_size() != vocabulary_size_) {
-    return absl::InvalidArgumentError(absl::StrCat("checkpoint upload for ", ref_.job_id(), ": its vocabulary has ",
-                                                   header.vocabulary_size(), " words, the job's ",
-                                                   vocabulary_size_));
-  }
-  absl::StatusOr<CheckpointInfo> stored = coordinator_->KeepUpload(worker_, ref_, staging_, info);
-  kept_ = stored.ok();
-  return stored;
+  return CheckpointUpload::Create(
+      &store_, ref, absl::StrCat("upload-", ref.attempt(), "-", next_upload_.fetch_add(1), ".partial"),
+      std::move(expected), [this, worker, ref](const std::string& staging, const CheckpointInfo& info) {
+        return KeepUpload(worker, ref, staging, info);
+      });
 }
 
 absl::StatusOr<CheckpointInfo> Coordinator::KeepUpload(const WorkerRef& worker, const AttemptRef& ref,

@@ -36,9 +36,9 @@
 // A coordinator that restarts finds its RUNNING jobs' attempts gone, and restarts them
 // the same way.
 //
-// Threading: thread-safe. One mutex guards the jobs and the scheduling; the blocking
-// calls (NextCommand, WaitForEvents, ReportEvaluation) wait on conditions with
-// deadlines and never hold the mutex while waiting. Heartbeats never take it (the
+// Threading: thread-safe. One mutex guards the jobs and the scheduling; the one
+// blocking call (ReportEvaluation) waits on a condition with a deadline and never
+// holds the mutex while waiting; streams are pushed to (stream_sink.h), never polled. Heartbeats never take it (the
 // registry's HeartbeatTable answers them). No record write happens under it:
 // a change queues its job-record write (JobRecordWriter), and the call that made it
 // waits for the write after releasing the mutex, answering OK only once the change is
@@ -65,11 +65,15 @@
 #include "common/corpus.h"
 #include "common/data_roots.h"
 #include "common/key_value_store.h"
+#include "coordinator/attempt_preparation.h"
 #include "coordinator/attempt_rounds.h"
+#include "coordinator/checkpoint_upload.h"
+#include "coordinator/event_fanout.h"
 #include "coordinator/job_store.h"
 #include "coordinator/record_writer.h"
 #include "coordinator/stream_sink.h"
 #include "coordinator/text_generator.h"
+#include "coordinator/worker_credentials.h"
 #include "coordinator/worker_registry.h"
 #include "proto/job.pb.h"
 #include "proto/job_service.pb.h"
@@ -112,14 +116,10 @@ class Coordinator {
                                                              Clock* clock /* not owned */);
 
   // ---- JobService ----
-  absl::StatusOr<Job> SubmitJob(const JobSpec& spec) ABSL_LOCKS_EXCLUDED(mu_);
+  // `owner`: the submitting token's name (access_control.h), recorded as Job.owner.
+  absl::StatusOr<Job> SubmitJob(const JobSpec& spec, const std::string& owner = "") ABSL_LOCKS_EXCLUDED(mu_);
   absl::StatusOr<Job> GetJob(const std::string& job_id) ABSL_LOCKS_EXCLUDED(mu_);
   std::vector<Job> ListJobs() ABSL_LOCKS_EXCLUDED(mu_);
-  // Events with sequence > after_sequence, waiting until `deadline` for one to exist.
-  // `*finished` is set when the job is in a final state and no later event remains.
-  absl::StatusOr<std::vector<JobEvent>> WaitForEvents(const std::string& job_id,
-                                                      int64_t after_sequence, absl::Time deadline,
-                                                      bool* finished) ABSL_LOCKS_EXCLUDED(mu_);
   // Pushes the job's events after `after_sequence` to `sink`, then each new one once it
   // is on disk (a watcher never sees an event that a crash could take back), and closes
   // it (OK) once the job is in a final state and has no later event. An error (bad id, shutting down) is returned without touching the sink.
@@ -142,14 +142,14 @@ class Coordinator {
   std::vector<WorkerInfo> ListWorkers() ABSL_LOCKS_EXCLUDED(mu_);
 
   // ---- WorkerService ----
-  absl::StatusOr<RegisterResponse> Register(const RegisterRequest& request) ABSL_LOCKS_EXCLUDED(mu_);
+  // `credential`: the name of the worker token it called with ("" without tokens). The
+  // id is bound to it (worker_credentials.h): PERMISSION_DENIED under another one.
+  absl::StatusOr<RegisterResponse> Register(const RegisterRequest& request, const std::string& credential = "")
+      ABSL_LOCKS_EXCLUDED(mu_);
+  // PERMISSION_DENIED if `worker_id` is bound to another credential. Without the lock.
+  absl::Status CheckWorkerCredential(const std::string& worker_id, const std::string& credential) const;
   absl::Status Heartbeat(const WorkerRef& worker) ABSL_LOCKS_EXCLUDED(mu_);
   absl::Status Deregister(const WorkerRef& worker) ABSL_LOCKS_EXCLUDED(mu_);
-  // The worker's next command, or nullopt if none came before `deadline`. ABORTED or
-  // NOT_FOUND once `worker` is no longer a live incarnation.
-  absl::StatusOr<std::optional<WorkerCommand>> NextCommand(const WorkerRef& worker,
-                                                           absl::Time deadline)
-      ABSL_LOCKS_EXCLUDED(mu_);
   // Pushes the worker's commands to `sink` as they come (those already queued first).
   // The sink is closed with ABORTED when the incarnation is replaced, declared dead or
   // leaves, or when another stream for the worker attaches; UNAVAILABLE on shutdown.
@@ -185,37 +185,10 @@ class Coordinator {
   // every rank has reported by then.
   absl::StatusOr<EvaluationDecision> ReportEvaluation(const ReportEvaluationRequest& request,
                                                       absl::Time deadline) ABSL_LOCKS_EXCLUDED(mu_);
-  // A checkpoint upload in progress: its bytes go to a staging file as they come, never
-  // more than a checkpoint of the job can weigh (MaxCheckpointBytes), and nothing is
-  // kept unless Finish verifies it. Destroyed unfinished, its file is removed.
-  // Threading: one thread at a time.
-  class CheckpointUpload {
-   public:
-    ~CheckpointUpload();
-    // RESOURCE_EXHAUSTED once the bytes pass the job's bound; a write error naming the
-    // staging file.
-    absl::Status Append(absl::string_view data);
-    // Syncs the file, verifies it (DATA_LOSS for a damaged one; INVALID_ARGUMENT for
-    // another model or vocabulary than the job's), and keeps it if the attempt is still
-    // current: renamed into place, recorded, retention applied. Answers once durable.
-    absl::StatusOr<CheckpointInfo> Finish();
-
-   private:
-    friend class Coordinator;
-    CheckpointUpload() = default;
-    Coordinator* coordinator_ = nullptr;
-    WorkerRef worker_;
-    AttemptRef ref_;
-    std::string staging_;
-    int fd_ = -1;
-    int64_t written_ = 0;
-    int64_t max_bytes_ = 0;
-    int64_t vocabulary_size_ = 0;
-    ModelConfig model_;
-    bool kept_ = false;
-  };
-  // Starts an upload once `worker` is known to be rank 0 of the running `attempt`
-  // (ABORTED, NOT_FOUND, INVALID_ARGUMENT otherwise), before any byte is read.
+  // Starts an upload (checkpoint_upload.h) once `worker` is known to be rank 0 of the
+  // running `attempt` (ABORTED, NOT_FOUND, INVALID_ARGUMENT otherwise), before any byte
+  // is read. Finish keeps it only if the attempt is still current then: renamed into
+  // place, recorded, retention applied; it answers once that is durable.
   absl::StatusOr<std::unique_ptr<CheckpointUpload>> BeginUpload(const WorkerRef& worker,
                                                                 const AttemptRef& attempt)
       ABSL_LOCKS_EXCLUDED(mu_);
@@ -229,16 +202,11 @@ class Coordinator {
   void Shutdown() ABSL_LOCKS_EXCLUDED(mu_);
 
  private:
-  struct JobData {
-    Dictionary dictionary;
-    std::vector<int64_t> train, valid, test;
-  };
   struct Attempt {
     int32_t number = 0;
     std::vector<std::string> workers;  // By rank.
     std::vector<bool> finished;
-    // Per rank: train, valid, test shards.
-    std::vector<std::array<std::shared_ptr<const std::string>, 3>> shards;
+    std::vector<RankShards> shards;  // By rank.
     AttemptRounds rounds;  // Metrics and evaluation barriers.
     bool cancel_requested = false;
     std::string failure;  // First failure; empty if none.
@@ -253,17 +221,10 @@ class Coordinator {
     int32_t number = 0;                // The attempt it will be.
     std::vector<std::string> workers;  // By rank; BUSY with this job and number.
   };
-  // What an attempt needs that takes long to make: made without the lock.
-  struct PreparedAttempt {
-    std::vector<std::array<std::shared_ptr<const std::string>, 3>> shards;
-    std::vector<WorkerCommand> commands;  // By rank: the assignment, less the attempt's ids.
-    int64_t max_checkpoint_bytes = 0;
-    int64_t vocabulary_size = 0;
-  };
   struct JobEntry {
     JobRecord record;
     // The corpus, only from a submission until its first attempt starts.
-    std::shared_ptr<const JobData> data;
+    std::shared_ptr<const JobCorpus> data;
     std::optional<Start> starting;
     std::optional<Attempt> attempt;
     std::string resume_checkpoint;  // For the next attempt.
@@ -276,7 +237,6 @@ class Coordinator {
 
   Coordinator(const CoordinatorOptions& options, Clock* clock);
 
-  absl::StatusOr<std::shared_ptr<const JobData>> LoadData(const JobSpec& spec) const;
   JobEntry* FindLocked(const std::string& job_id) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   absl::StatusOr<JobEntry*> FindJobLocked(const std::string& job_id)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
@@ -316,7 +276,7 @@ class Coordinator {
   // naming the error (which names the path); a running one's ranks are told to stop,
   // and it is not restarted. The coordinator and every other job go on.
   void FailJobsNotSaved() ABSL_LOCKS_EXCLUDED(mu_);
-  // An upload's verified staging file becomes kept checkpoint `info`.
+  // An upload's verified staging file becomes kept checkpoint `info` (CheckpointUpload::Keep).
   absl::StatusOr<CheckpointInfo> KeepUpload(const WorkerRef& worker, const AttemptRef& ref,
                                             const std::string& staging, const CheckpointInfo& info)
       ABSL_LOCKS_EXCLUDED(mu_);
@@ -345,8 +305,6 @@ class Coordinator {
   void ReserveLocked(JobEntry& job, const std::vector<WorkerEntry*>& workers)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void ReleaseReservationLocked(JobEntry& job) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  absl::StatusOr<PreparedAttempt> PrepareAttempt(const JobSpec& spec, std::shared_ptr<const JobData> data,
-                                                 int world) const;
   // Returns the ticket of the last record write it queued (0 if none).
   uint64_t RunPendingStarts() ABSL_LOCKS_EXCLUDED(mu_);
   void StartAttemptLocked(JobEntry& job, absl::StatusOr<PreparedAttempt> prepared)
@@ -366,7 +324,7 @@ class Coordinator {
   // "<job_id>/attempt-<n>/" of the attempt `worker` runs (or is reserved for); ABORTED
   // if none, NOT_FOUND / ABORTED as CheckWorker.
   absl::StatusOr<std::string> RendezvousPrefix(const WorkerRef& worker) ABSL_LOCKS_EXCLUDED(mu_);
-  // To the worker's attached stream if any, else to its outbox (NextCommand).
+  // To the worker's attached stream if any, else to its outbox (sent when one attaches).
   void SendCommandLocked(WorkerEntry& worker, WorkerCommand command) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   void CloseCommandStreamLocked(const std::string& worker_id, const absl::Status& status)
       ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
@@ -378,6 +336,7 @@ class Coordinator {
   JobRecordWriter writer_;
   TextGenerator generator_;
   InMemoryKeyValueStore kv_;
+  WorkerCredentials credentials_;  // Thread-safe; its own lock.
   std::atomic<uint64_t> next_upload_{1};  // Staging file names.
 
   absl::Mutex mu_;
@@ -386,21 +345,8 @@ class Coordinator {
   std::deque<std::string> pending_starts_ ABSL_GUARDED_BY(mu_);  // Job ids, reserved.
   // Open streams: one per worker id; any number per job.
   std::map<std::string, StreamSink<WorkerCommand>*> command_streams_ ABSL_GUARDED_BY(mu_);
-  struct EventStream {
-    StreamSink<JobEvent>* sink;
-    int64_t after_sequence;  // It wants only later events.
-  };
-  std::multimap<std::string, EventStream> event_streams_ ABSL_GUARDED_BY(mu_);
+  EventFanout event_streams_ ABSL_GUARDED_BY(mu_);  // WatchJob streams.
   int64_t next_job_number_ ABSL_GUARDED_BY(mu_) = 1;
-  // Events (and, after a job's last, the closing of its watchers) waiting for their
-  // record write, in ticket order; DeliverLocked hands out those on disk.
-  struct Delivery {
-    uint64_t ticket = 0;
-    std::string job_id;
-    std::optional<JobEvent> event;
-    bool close = false;
-  };
-  std::deque<Delivery> deliveries_ ABSL_GUARDED_BY(mu_);
   std::vector<std::unique_ptr<JobEntry>> jobs_ ABSL_GUARDED_BY(mu_);  // Submission order.
   WorkerRegistry workers_ ABSL_GUARDED_BY(mu_);
   // The registry's heartbeat table: thread-safe, used without mu_.

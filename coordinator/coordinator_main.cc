@@ -2,7 +2,9 @@
 // ddlm.WorkerService (workers) on one port, with gRPC server reflection on, and keeps
 // jobs, metrics and checkpoints in --state_dir.
 //
-//   ddlm_coordinator --port 50051 --state_dir /var/lib/ddlm
+//   ddlm_coordinator --port 50051 --state_dir /var/lib/ddlm --tls_cert server.pem
+//       --tls_key server.key --tokens_file tokens [--tls_client_ca ca.pem]
+//   ddlm_coordinator --insecure ...   plain text, no tokens: a trusted network only
 //
 // Prints "ddlm_coordinator listening on HOST:PORT" once serving (with --port 0, the
 // port the system chose). SIGINT or SIGTERM shuts down cleanly.
@@ -23,6 +25,8 @@
 #include "common/cli.h"
 #include "common/clock.h"
 #include "common/threading.h"
+#include "common/transport_security.h"
+#include "coordinator/access_control.h"
 #include "coordinator/coordinator.h"
 #include "coordinator/rpc/services.h"
 
@@ -33,6 +37,14 @@ ABSL_FLAG(int32_t, heartbeat_interval_ms, 1000, "How often workers heartbeat.");
 ABSL_FLAG(std::vector<std::string>, data_root, {},
           "Comma-separated directories that jobs' data.path must lie in (no '..', no symlinks "
           "leading out); default: the working directory. Any other path is refused.");
+ABSL_FLAG(std::string, tls_cert, "", "PEM certificate (chain) the coordinator serves TLS with.");
+ABSL_FLAG(std::string, tls_key, "", "PEM private key of --tls_cert.");
+ABSL_FLAG(std::string, tls_client_ca, "",
+          "PEM CA: every client must present a certificate it signed (mutual TLS).");
+ABSL_FLAG(std::string, tokens_file, "",
+          "Bearer tokens, one 'TOKEN ROLE NAME' a line (roles: admin, user, worker); without it, "
+          "any client that connects may call anything.");
+ABSL_FLAG(bool, insecure, false, "Serve plain text (no TLS, so no tokens): a trusted network only.");
 ABSL_FLAG(int32_t, heartbeat_timeout_ms, 15000,
           "A worker silent this long is declared dead and its job attempt fails.");
 
@@ -74,6 +86,24 @@ int main(int argc, char** argv) {
   // sampling never takes every core from the control plane.
   ddlm::ConfigureThreads(/*blas_threads=*/1, /*torch_threads=*/1);
 
+  ddlm::ServerTransport transport;
+  transport.insecure = absl::GetFlag(FLAGS_insecure);
+  transport.cert = absl::GetFlag(FLAGS_tls_cert);
+  transport.key = absl::GetFlag(FLAGS_tls_key);
+  transport.client_ca = absl::GetFlag(FLAGS_tls_client_ca);
+  absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> credentials = ddlm::MakeServerCredentials(transport);
+  if (!credentials.ok()) return Fail(credentials.status());
+  ddlm::AccessControl access;
+  if (!absl::GetFlag(FLAGS_tokens_file).empty()) {
+    if (transport.insecure) {
+      return Fail(absl::InvalidArgumentError(
+          "--tokens_file needs TLS: clients send tokens only over TLS (drop --insecure, give --tls_cert)"));
+    }
+    absl::StatusOr<ddlm::AccessControl> loaded = ddlm::AccessControl::Load(absl::GetFlag(FLAGS_tokens_file));
+    if (!loaded.ok()) return Fail(loaded.status());
+    access = *std::move(loaded);
+  }
+
   ddlm::RealClock clock;
   ddlm::CoordinatorOptions options;
   options.state_dir = absl::GetFlag(FLAGS_state_dir);
@@ -84,13 +114,13 @@ int main(int argc, char** argv) {
       ddlm::Coordinator::Create(options, &clock);
   if (!coordinator.ok()) return Fail(coordinator.status());
 
-  ddlm::JobServiceImpl job_service(coordinator->get());
-  ddlm::WorkerServiceImpl worker_service(coordinator->get());
+  ddlm::JobServiceImpl job_service(coordinator->get(), &access);
+  ddlm::WorkerServiceImpl worker_service(coordinator->get(), &access);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   grpc::ServerBuilder builder;
   int port = 0;
   const std::string address = absl::StrCat(absl::GetFlag(FLAGS_host), ":", absl::GetFlag(FLAGS_port));
-  builder.AddListeningPort(address, grpc::InsecureServerCredentials(), &port);
+  builder.AddListeningPort(address, *credentials, &port);
   builder.RegisterService(&job_service);
   builder.RegisterService(&worker_service);
   // Requests are small (checkpoints come in 1 MiB chunks); replies carry a vocabulary.
@@ -100,8 +130,11 @@ int main(int argc, char** argv) {
   if (server == nullptr || port == 0) {
     return Fail(absl::UnavailableError(absl::StrCat("cannot listen on ", address)));
   }
-  std::printf("ddlm_coordinator listening on %s:%d (state in %s)\n",
-              absl::GetFlag(FLAGS_host).c_str(), port, options.state_dir.c_str());
+  std::printf("ddlm_coordinator listening on %s:%d (state in %s; %s%s)\n", absl::GetFlag(FLAGS_host).c_str(), port,
+              options.state_dir.c_str(), transport.insecure ? "plain text" : "TLS",
+              transport.insecure ? ""
+              : access.open()    ? ", no tokens"
+                                 : ", tokens required");
   std::fflush(stdout);
 
   absl::Notification stopping;

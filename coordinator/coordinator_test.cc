@@ -10,6 +10,8 @@
 #include <cmath>
 #include <cstdio>
 #include <cstdlib>
+#include <deque>
+#include <map>
 #include <thread>
 
 #include "absl/strings/str_split.h"
@@ -78,11 +80,13 @@ class CoordinatorTest : public ::testing::Test {
     return spec;
   }
 
+  // The job's events on disk, as a watcher attaching now gets them.
   std::vector<JobEvent> Events(const std::string& job_id) {
-    bool finished = false;
-    auto events = coordinator_->WaitForEvents(job_id, 0, absl::InfinitePast(), &finished);
-    EXPECT_TRUE(events.ok()) << events.status();
-    return events.ok() ? *events : std::vector<JobEvent>{};
+    FakeSink<JobEvent> sink;
+    const absl::Status attached = coordinator_->AttachEventStream(job_id, 0, &sink);
+    EXPECT_TRUE(attached.ok()) << attached;
+    if (!sink.closed) coordinator_->DetachEventStream(&sink);
+    return sink.items;
   }
 
   WorkerRef AddWorker(const std::string& id, uint64_t incarnation = 1,
@@ -96,13 +100,23 @@ class CoordinatorTest : public ::testing::Test {
     return r.worker();
   }
 
+  // The worker's next command, if one was sent: a command stream attached for a moment
+  // (as StreamCommands does) takes what waited for it; the rest waits for later Polls.
   std::optional<WorkerCommand> Poll(const WorkerRef& w) {
-    auto c = coordinator_->NextCommand(w, absl::InfinitePast());
-    EXPECT_TRUE(c.ok()) << c.status();
-    if (c.ok() && c->has_value() && (*c)->has_assign()) {
-      vocabulary_.assign((*c)->assign().vocabulary().begin(), (*c)->assign().vocabulary().end());
-    }
-    return c.ok() ? *c : std::nullopt;
+    if (polled_by_ != coordinator_.get()) unread_.clear();  // Restarted: its queues are gone.
+    polled_by_ = coordinator_.get();
+    std::deque<WorkerCommand>& unread = unread_[absl::StrCat(w.worker_id(), "/", w.incarnation())];
+    FakeSink<WorkerCommand> sink;
+    const absl::Status attached = coordinator_->AttachCommandStream(w, &sink);
+    EXPECT_TRUE(attached.ok()) << attached;
+    if (!attached.ok()) return std::nullopt;
+    coordinator_->DetachCommandStream(&sink);
+    unread.insert(unread.end(), sink.items.begin(), sink.items.end());
+    if (unread.empty()) return std::nullopt;
+    WorkerCommand c = std::move(unread.front());
+    unread.pop_front();
+    if (c.has_assign()) vocabulary_.assign(c.assign().vocabulary().begin(), c.assign().vocabulary().end());
+    return c;
   }
 
   ReportEvaluationRequest Eval(const WorkerRef& w, const Assignment& a, Split split, int epoch,
@@ -185,6 +199,8 @@ class CoordinatorTest : public ::testing::Test {
   FakeClock clock_;
   CoordinatorOptions options_;
   std::vector<std::string> vocabulary_;  // Of the latest assignment Poll saw.
+  std::map<std::string, std::deque<WorkerCommand>> unread_;  // By worker and incarnation.
+  const Coordinator* polled_by_ = nullptr;
   std::unique_ptr<Coordinator> coordinator_;
 };
 
@@ -308,12 +324,13 @@ TEST_F(CoordinatorTest, JobWaitsForWorkersThenRunsToSuccess) {
   EXPECT_DOUBLE_EQ(now.test_ppl(), std::exp(1.5));
   EXPECT_DOUBLE_EQ(now.best_val_ppl(), std::exp(2.5));
 
-  bool finished = false;
-  auto events = coordinator_->WaitForEvents(job->id(), 0, absl::InfinitePast(), &finished);
-  ASSERT_TRUE(events.ok());
-  EXPECT_TRUE(finished);
+  // A watcher now gets every event and is closed: the job has ended.
+  FakeSink<JobEvent> watcher;
+  ASSERT_TRUE(coordinator_->AttachEventStream(job->id(), 0, &watcher).ok());
+  ASSERT_TRUE(watcher.closed.has_value());
+  EXPECT_TRUE(watcher.closed->ok());
   int epochs = 0, checkpoints = 0, tests = 0, trainings = 0;
-  for (const JobEvent& e : *events) {
+  for (const JobEvent& e : watcher.items) {
     epochs += e.has_epoch();
     checkpoints += e.has_checkpoint();
     tests += e.has_test();
@@ -323,7 +340,7 @@ TEST_F(CoordinatorTest, JobWaitsForWorkersThenRunsToSuccess) {
   EXPECT_EQ(checkpoints, 2);
   EXPECT_EQ(tests, 1);
   EXPECT_EQ(trainings, 1);
-  EXPECT_EQ(events->back().state().state(), SUCCEEDED);
+  EXPECT_EQ(watcher.items.back().state().state(), SUCCEEDED);
 
   // Generate checks its request before anything else (GenerateSamplesFromTheBest...
   // samples from real checkpoints).
@@ -493,7 +510,6 @@ TEST_F(CoordinatorTest, ACommandStreamGetsQueuedThenNewCommandsUntilItsWorkerIsR
   ASSERT_TRUE(coordinator_->AttachCommandStream(w, &sink).ok());
   ASSERT_EQ(sink.items.size(), 1u);
   EXPECT_TRUE(sink.items[0].has_assign());
-  EXPECT_FALSE(Poll(w).has_value());  // Delivered to the stream, not left behind.
 
   ASSERT_TRUE(coordinator_->CancelJob(job->id()).ok());  // Pushed as it happens.
   ASSERT_EQ(sink.items.size(), 2u);
@@ -505,6 +521,7 @@ TEST_F(CoordinatorTest, ACommandStreamGetsQueuedThenNewCommandsUntilItsWorkerIsR
   ASSERT_TRUE(coordinator_->AttachCommandStream(w, &second).ok());
   ASSERT_TRUE(sink.closed.has_value());
   EXPECT_EQ(sink.closed->code(), absl::StatusCode::kAborted);
+  EXPECT_TRUE(second.items.empty());  // The first stream had them all: nothing left behind.
 
   AddWorker("w0", /*incarnation=*/2);  // The worker restarted: its old stream ends.
   ASSERT_TRUE(second.closed.has_value());

@@ -1,6 +1,8 @@
 // End to end: the `ddlm` command-line client against a real coordinator and workers,
 // and `ddlm launch`, the README's main job, on a small config.
 
+#include <sys/stat.h>
+
 #include <cstdlib>
 #include <fstream>
 #include <iterator>
@@ -17,7 +19,8 @@ using ::ddlm::testing::Cluster;
 using ::ddlm::RunBinary;
 using ::testing::HasSubstr;
 
-constexpr char kClient[] = "coordinator/ddlm";
+constexpr char kClient[] = "coordinator/cli/ddlm";
+constexpr char kPlain[] = "--insecure";  // The Cluster serves plain text.
 
 std::string TempDir() {
   const char* dir = std::getenv("TEST_TMPDIR");
@@ -42,23 +45,23 @@ TEST(ClientTest, SubmitWatchListStatusCheckpointsGenerate) {
   ASSERT_TRUE(cluster.AddWorker("w1"));
   const std::string at = "--coordinator=" + cluster.address();
   std::string out;
-  ASSERT_EQ(RunBinary({kClient, "submit", "--config=" + WriteConfig("cli"), "--watch", at}, &out), 0) << out;
+  ASSERT_EQ(RunBinary({kClient, "submit", "--config=" + WriteConfig("cli"), "--watch", at, kPlain}, &out), 0) << out;
   EXPECT_THAT(out, HasSubstr("submitted job-1"));
   EXPECT_THAT(out, HasSubstr("| end of epoch   2 |"));
   EXPECT_THAT(out, HasSubstr("| End of training | test loss"));
   EXPECT_THAT(out, HasSubstr("| job SUCCEEDED"));
 
-  ASSERT_EQ(RunBinary({kClient, "list", at}, &out), 0) << out;
+  ASSERT_EQ(RunBinary({kClient, "list", at, kPlain}, &out), 0) << out;
   EXPECT_THAT(out, ::testing::ContainsRegex("job-1 +SUCCEEDED +cli"));
-  ASSERT_EQ(RunBinary({kClient, "status", "job-1", "--json", at}, &out), 0) << out;
+  ASSERT_EQ(RunBinary({kClient, "status", "job-1", "--json", at, kPlain}, &out), 0) << out;
   EXPECT_THAT(out, HasSubstr("\"state\": \"SUCCEEDED\""));
-  ASSERT_EQ(RunBinary({kClient, "checkpoints", "job-1", at}, &out), 0) << out;
+  ASSERT_EQ(RunBinary({kClient, "checkpoints", "job-1", at, kPlain}, &out), 0) << out;
   EXPECT_THAT(out, HasSubstr("id: \"e0003-s00000060\""));
-  ASSERT_EQ(RunBinary({kClient, "generate", "job-1", "--words=25", at}, &out), 0) << out;
+  ASSERT_EQ(RunBinary({kClient, "generate", "job-1", "--words=25", at, kPlain}, &out), 0) << out;
   EXPECT_GE(std::count(out.begin(), out.end(), ' '), 20);
   // A kept checkpoint, fetched through the API, is a whole ddlm checkpoint file.
   const std::string fetched = TempDir() + "/fetched.ckpt";
-  ASSERT_EQ(RunBinary({kClient, "fetch", "job-1", "--checkpoint=e0003-s00000060", "--out=" + fetched, at}, &out), 0)
+  ASSERT_EQ(RunBinary({kClient, "fetch", "job-1", "--checkpoint=e0003-s00000060", "--out=" + fetched, at, kPlain}, &out), 0)
       << out;
   EXPECT_THAT(out, HasSubstr("saved to " + fetched));
   {
@@ -67,24 +70,27 @@ TEST(ClientTest, SubmitWatchListStatusCheckpointsGenerate) {
     EXPECT_EQ(bytes.substr(0, 8), "DDLMCKPT");
     EXPECT_GT(bytes.size(), 1000u);
   }
-  EXPECT_EQ(RunBinary({kClient, "fetch", "job-1", "--checkpoint=e9999", "--out=" + fetched, at}, &out), 1);
+  EXPECT_EQ(RunBinary({kClient, "fetch", "job-1", "--checkpoint=e9999", "--out=" + fetched, at, kPlain}, &out), 1);
   EXPECT_THAT(out, HasSubstr("NOT_FOUND"));
-  EXPECT_EQ(RunBinary({kClient, "fetch", "job-1", at}, &out), 2);
-  ASSERT_EQ(RunBinary({kClient, "workers", at}, &out), 0) << out;
+  EXPECT_EQ(RunBinary({kClient, "fetch", "job-1", at, kPlain}, &out), 2);
+  ASSERT_EQ(RunBinary({kClient, "workers", at, kPlain}, &out), 0) << out;
   EXPECT_THAT(out, HasSubstr("worker_id: \"w1\""));
 
   // Errors: the coordinator's code and message, and exit codes 1 (error) / 2 (usage).
-  EXPECT_EQ(RunBinary({kClient, "status", "job-7", at}, &out), 1);
+  EXPECT_EQ(RunBinary({kClient, "status", "job-7", at, kPlain}, &out), 1);
   EXPECT_THAT(out, HasSubstr("NOT_FOUND"));
-  EXPECT_EQ(RunBinary({kClient, "cancel", "job-1", at}, &out), 1);
+  EXPECT_EQ(RunBinary({kClient, "cancel", "job-1", at, kPlain}, &out), 1);
   EXPECT_THAT(out, HasSubstr("FAILED_PRECONDITION"));
-  EXPECT_EQ(RunBinary({kClient, "frobnicate", at}, &out), 2);
-  EXPECT_EQ(RunBinary({kClient, "status", at}, &out), 2);
-  EXPECT_EQ(RunBinary({kClient, "resume", "job-1", "--epochs=-1", at}, &out), 2);
+  EXPECT_EQ(RunBinary({kClient, "frobnicate", at, kPlain}, &out), 2);
+  // Neither TLS nor --insecure: refused before connecting, saying what to give.
+  EXPECT_EQ(RunBinary({kClient, "list", at}, &out), 1);
+  EXPECT_THAT(out, HasSubstr("no --ca_cert"));
+  EXPECT_EQ(RunBinary({kClient, "status", at, kPlain}, &out), 2);
+  EXPECT_EQ(RunBinary({kClient, "resume", "job-1", "--epochs=-1", at, kPlain}, &out), 2);
   EXPECT_THAT(out, HasSubstr("--epochs must be >= 1"));
 
   // Resume to a third epoch, from the CLI.
-  ASSERT_EQ(RunBinary({kClient, "resume", "job-1", "--epochs=3", "--watch", at}, &out), 0) << out;
+  ASSERT_EQ(RunBinary({kClient, "resume", "job-1", "--epochs=3", "--watch", at, kPlain}, &out), 0) << out;
   EXPECT_THAT(out, HasSubstr("| end of epoch   3 |"));
   EXPECT_THAT(out, ::testing::Not(HasSubstr("| end of epoch   2 |")));
 }
@@ -102,6 +108,16 @@ TEST(ClientTest, LaunchRunsAJobOnLocalWorkersAndSavesTheBestModel) {
   EXPECT_THAT(out, HasSubstr("saved to " + TempDir() + "/launched.pt"));
   EXPECT_TRUE(std::ifstream(TempDir() + "/launched.pt").good());
   EXPECT_TRUE(std::ifstream(state + "/logs/worker-1.log").good());
+  // Secure by default: the coordinator served TLS and required tokens, which launch made.
+  EXPECT_THAT(out, HasSubstr("TLS and tokens on"));
+  std::ifstream log(state + "/logs/coordinator.log");
+  const std::string coordinator_log((std::istreambuf_iterator<char>(log)), std::istreambuf_iterator<char>());
+  EXPECT_THAT(coordinator_log, HasSubstr("TLS, tokens required"));
+  for (const char* secret : {"ca.key", "server.key", "tokens", "admin.token", "worker.token"}) {
+    struct stat st;
+    ASSERT_EQ(::stat((state + "/secrets/" + secret).c_str(), &st), 0) << secret;
+    EXPECT_EQ(st.st_mode & 0077, 0u) << secret << " is readable by others";
+  }
 }
 
 }  // namespace

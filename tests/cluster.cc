@@ -3,13 +3,17 @@
 #include <limits.h>
 #include <signal.h>
 #include <stdlib.h>
+#include <sys/stat.h>
 #include <unistd.h>
 
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
+#include "common/certificates.h"
 #include "common/config.h"
+#include "common/file_io.h"
 #include "common/grpc_status.h"
+#include "common/transport_security.h"
 
 namespace ddlm::testing {
 
@@ -37,10 +41,37 @@ std::string DataRootsForTests() {
   return roots;
 }
 
+bool Cluster::Secure(const std::string& tokens_file_text, const std::string& client_token) {
+  ::mkdir(state_dir_.c_str(), 0755);
+  absl::StatusOr<CertificateFiles> files = MakeCertificates(state_dir_ + "-pki", {});
+  if (!files.ok()) return false;
+  const std::string tokens = state_dir_ + "-pki/tokens";
+  if (!WriteSecretFile(tokens, tokens_file_text).ok()) return false;
+  ca_cert_ = files->ca_cert;
+  client_token_ = client_token;
+  security_flags_ = {"--tls_cert=" + files->server_cert, "--tls_key=" + files->server_key, "--tokens_file=" + tokens};
+  return true;
+}
+
+std::string Cluster::TokenFile(const std::string& token) {
+  const std::string path = absl::StrCat(state_dir_, "-pki/token-", token_files_++);
+  return WriteSecretFile(path, token + "\n").ok() ? path : "";
+}
+
+std::shared_ptr<grpc::ChannelCredentials> Cluster::Credentials(const std::string& token) {
+  ClientTransport transport;
+  transport.insecure = !secure();
+  transport.ca_cert = ca_cert_;
+  if (secure() && !token.empty()) transport.token_file = TokenFile(token);
+  absl::StatusOr<std::shared_ptr<grpc::ChannelCredentials>> credentials = MakeChannelCredentials(transport);
+  return credentials.ok() ? *credentials : nullptr;
+}
+
 bool Cluster::Start(int port) {
   std::vector<std::string> argv = {"coordinator/ddlm_coordinator", absl::StrCat("--port=", port),
                                    "--host=127.0.0.1", "--state_dir=" + state_dir_,
                                    "--data_root=" + DataRootsForTests()};
+  argv.insert(argv.end(), security_flags_.begin(), security_flags_.end());
   argv.insert(argv.end(), coordinator_flags_.begin(), coordinator_flags_.end());
   coordinator_ = std::make_unique<Subprocess>(argv);
   std::string line;
@@ -48,7 +79,9 @@ bool Cluster::Start(int port) {
   const std::string rest = line.substr(line.find("listening on ") + 13);
   address_ = rest.substr(0, rest.find(' '));
   if (!absl::SimpleAtoi(address_.substr(address_.rfind(':') + 1), &port_)) return false;
-  stub_ = JobService::NewStub(grpc::CreateChannel(address_, grpc::InsecureChannelCredentials()));
+  std::shared_ptr<grpc::ChannelCredentials> credentials = Credentials(client_token_);
+  if (credentials == nullptr) return false;
+  stub_ = JobService::NewStub(grpc::CreateChannel(address_, credentials));
   return true;
 }
 
@@ -60,7 +93,8 @@ bool Cluster::CrashAndRestartCoordinator() {
 
 bool Cluster::AddWorker(const std::string& worker_id, std::vector<std::string> extra_flags) {
   std::vector<std::string> argv = {"worker/ddlm_worker", "--coordinator=" + address_,
-                                   "--worker_id=" + worker_id, "--host=127.0.0.1"};
+                                   "--worker_id=" + worker_id, "--host=127.0.0.1",
+                                   secure() ? "--ca_cert=" + ca_cert_ : "--insecure"};
   argv.insert(argv.end(), extra_flags.begin(), extra_flags.end());
   workers_.push_back(std::make_unique<Subprocess>(argv));
   return workers_.back()->WaitForLine("registered as incarnation");

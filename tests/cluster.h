@@ -3,6 +3,7 @@
 
 // Test helper: a real ddlm_coordinator and ddlm_worker processes on loopback (port 0),
 // plus a JobService stub. Everything is stopped and reaped when the Cluster goes away.
+// In plain text (--insecure) unless Secure() is called before Start.
 
 #include <functional>
 #include <memory>
@@ -24,6 +25,18 @@ class Cluster {
   // Binaries are found relative to the test's runfiles root.
   explicit Cluster(std::string state_dir, std::vector<std::string> coordinator_flags = {});
   ~Cluster();
+
+  // Before Start: the coordinator serves TLS with a CA of the cluster's own and requires
+  // the tokens in `tokens_file_text` ("TOKEN ROLE NAME" lines, access_control.h);
+  // stub() calls with `client_token`; workers get --ca_cert (their --token_file is
+  // for the test to give, TokenFile). False if the certificates cannot be made.
+  bool Secure(const std::string& tokens_file_text, const std::string& client_token);
+  bool secure() const { return !ca_cert_.empty(); }
+  const std::string& ca_cert() const { return ca_cert_; }
+  // A file holding `token`, for a worker's --token_file.
+  std::string TokenFile(const std::string& token);
+  // Credentials for the cluster's coordinator: TLS with `token` ("" : none), or plain text.
+  std::shared_ptr<grpc::ChannelCredentials> Credentials(const std::string& token);
 
   // Starts the coordinator (on `port`, or any free one) and waits until it serves;
   // false if it did not start.
@@ -53,6 +66,9 @@ class Cluster {
  private:
   std::string state_dir_;
   std::vector<std::string> coordinator_flags_;
+  std::string ca_cert_, client_token_;  // Set by Secure.
+  std::vector<std::string> security_flags_ = {"--insecure"};  // The coordinator's.
+  int token_files_ = 0;
   std::string address_;
   int port_ = 0;
   std::unique_ptr<Subprocess> coordinator_;

@@ -36,13 +36,21 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "proto/job_service.grpc.pb.h"
-#include "tests/cluster.h"
+#include "common/certificates.h"
 #include "common/subprocess.h"
+#include "common/transport_security.h"
+#include "tests/cluster.h"
 
 namespace ddlm {
 namespace {
 
+using ::ddlm::CertificateFiles;
+using ::ddlm::ClientTransport;
+using ::ddlm::MakeCertificates;
+using ::ddlm::MakeChannelCredentials;
+using ::ddlm::NewToken;
 using ::ddlm::RunBinary;
+using ::ddlm::WriteSecretFile;
 using ::ddlm::testing::Epochs;
 using ::ddlm::testing::FinalState;
 using ::ddlm::testing::SmallJob;
@@ -299,9 +307,19 @@ class NetnsTest : public ::testing::Test {
 
 TEST_F(NetnsTest, TwoWorkersOnSeparateHostsCompleteAJob) {
   const Host& coord = hosts_[0];
+  // As the README sets up several machines: a CA and a certificate for the
+  // coordinator's address (ddlm certs), a tokens file, and each worker host its token.
+  const std::string pki = coord.dir + "/pki";
+  absl::StatusOr<CertificateFiles> files = MakeCertificates(pki, {coord.address});
+  ASSERT_TRUE(files.ok()) << files.status();
+  const std::string admin = *NewToken(), worker_token = *NewToken();
+  ASSERT_TRUE(WriteSecretFile(pki + "/tokens", absl::StrCat(admin, " admin test\n", worker_token, " worker hosts\n")).ok());
+  ASSERT_TRUE(WriteSecretFile(pki + "/worker.token", worker_token).ok());
+  ASSERT_TRUE(WriteSecretFile(pki + "/admin.token", admin).ok());
   coordinator_ = Start(coord, "coordinator/ddlm_coordinator",
                        {"--host=0.0.0.0", "--port=0", "--state_dir=" + coord.dir + "/state",
-                        "--data_root=" + ::ddlm::testing::DataRootsForTests()});
+                        "--data_root=" + ::ddlm::testing::DataRootsForTests(), "--tls_cert=" + files->server_cert,
+                        "--tls_key=" + files->server_key, "--tokens_file=" + pki + "/tokens"});
   std::string line;
   ASSERT_TRUE(coordinator_->WaitForLine("listening on ", &line)) << Outputs();
   const std::string rest = line.substr(line.find("listening on ") + 13);
@@ -313,7 +331,8 @@ TEST_F(NetnsTest, TwoWorkersOnSeparateHostsCompleteAJob) {
   for (int i = 1; i <= 2; ++i) {
     const Host& h = hosts_[i];
     workers_.push_back(Start(h, "worker/ddlm_worker",
-                             {"--coordinator=" + address, "--worker_id=" + h.name}));
+                             {"--coordinator=" + address, "--worker_id=" + h.name, "--ca_cert=" + files->ca_cert,
+                              "--token_file=" + pki + "/worker.token"}));
     ASSERT_TRUE(workers_.back()->WaitForLine("registered as incarnation", &line)) << Outputs();
     // --host was left out: the worker found the address that routes to the coordinator.
     EXPECT_THAT(line, HasSubstr("(host " + h.address + ",")) << line;
@@ -321,8 +340,12 @@ TEST_F(NetnsTest, TwoWorkersOnSeparateHostsCompleteAJob) {
 
   grpc::ChannelArguments channel_args;
   channel_args.SetInt(GRPC_ARG_ENABLE_HTTP_PROXY, 0);
-  auto stub = JobService::NewStub(
-      grpc::CreateCustomChannel(address, grpc::InsecureChannelCredentials(), channel_args));
+  ClientTransport transport;
+  transport.ca_cert = files->ca_cert;
+  transport.token_file = pki + "/admin.token";
+  absl::StatusOr<std::shared_ptr<grpc::ChannelCredentials>> credentials = MakeChannelCredentials(transport);
+  ASSERT_TRUE(credentials.ok()) << credentials.status();
+  auto stub = JobService::NewStub(grpc::CreateCustomChannel(address, *credentials, channel_args));
   const auto deadline = [] { return std::chrono::system_clock::now() + std::chrono::minutes(5); };
 
   // The corpus is read by the coordinator only; the workers get their shards over gRPC.

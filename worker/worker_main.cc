@@ -28,6 +28,7 @@
 #include "absl/time/clock.h"
 #include "common/cli.h"
 #include "common/device.h"
+#include "common/transport_flags.h"
 #include "worker/collectives/collective_factory.h"
 #include "worker/coordinator_client.h"
 #include "worker/job_runner.h"
@@ -342,8 +343,14 @@ int main(int argc, char** argv) {
   sigaddset(&signals, SIGTERM);
   pthread_sigmask(SIG_BLOCK, &signals, nullptr);
 
+  absl::StatusOr<std::shared_ptr<grpc::ChannelCredentials>> credentials =
+      ddlm::MakeChannelCredentials(ddlm::ClientTransportFromFlags());
+  if (!credentials.ok()) {
+    std::fprintf(stderr, "ddlm_worker: %s\n", credentials.status().ToString().c_str());
+    return 2;
+  }
   std::unique_ptr<ddlm::CoordinatorClient> client =
-      ddlm::NewGrpcCoordinatorClient(ddlm::NewCoordinatorChannel(coordinator));
+      ddlm::NewGrpcCoordinatorClient(ddlm::NewCoordinatorChannel(coordinator, *credentials));
   Worker worker(client.get(), id, host, device, collective);
   std::thread signal_thread([&] {
     int sig = 0;

@@ -264,6 +264,8 @@ class SimWorker {
   void Upload(const Assignment& a, int epoch, int64_t step, double lr) {
     Checkpoint c;
     *c.header.mutable_spec() = a.spec();
+    // The job's vocabulary, as a real rank 0's checkpoint has (the coordinator checks it).
+    for (const std::string& word : a.vocabulary()) c.header.add_vocabulary(word);
     c.header.mutable_position()->set_epoch(epoch);
     c.header.mutable_position()->set_global_step(step);
     c.header.set_lr(lr);
@@ -385,7 +387,7 @@ int Run() {
     argv = {"/usr/bin/taskset", "-c", absl::GetFlag(FLAGS_coordinator_cpus)};
   }
   for (std::string a : {binary, std::string("--port=0"), std::string("--host=127.0.0.1"),
-                        "--state_dir=" + state_dir, "--data_root=" + data,
+                        "--state_dir=" + state_dir, "--data_root=" + data, std::string("--insecure"),
                         absl::StrCat("--heartbeat_timeout_ms=", absl::GetFlag(FLAGS_heartbeat_timeout_ms))}) {
     argv.push_back(a);
   }

@@ -120,50 +120,109 @@ grpc::Status Reply(absl::StatusOr<T> result, Out* out) {
   return grpc::Status::OK;
 }
 
+// The caller's "authorization" metadata, if it sent one.
+std::optional<std::string> Authorization(const grpc::ServerContextBase& context) {
+  const auto& metadata = context.client_metadata();
+  auto it = metadata.find("authorization");
+  if (it == metadata.end()) return std::nullopt;
+  return std::string(it->second.data(), it->second.size());
+}
+
+#define DDLM_GRPC_ASSIGN_OR_RETURN(lhs, expr)           \
+  auto DDLM_GRPC_CONCAT(result_, __LINE__) = (expr);    \
+  if (!DDLM_GRPC_CONCAT(result_, __LINE__).ok()) {      \
+    return ToGrpcStatus(DDLM_GRPC_CONCAT(result_, __LINE__).status()); \
+  }                                                     \
+  lhs = *std::move(DDLM_GRPC_CONCAT(result_, __LINE__))
+#define DDLM_GRPC_RETURN_IF_ERROR(expr)                                   \
+  if (absl::Status status_ = (expr); !status_.ok()) return ToGrpcStatus(status_)
+#define DDLM_GRPC_CONCAT_INNER(a, b) a##b
+#define DDLM_GRPC_CONCAT(a, b) DDLM_GRPC_CONCAT_INNER(a, b)
+
 }  // namespace
+
+JobServiceImpl::JobServiceImpl(Coordinator* coordinator, const AccessControl* access)
+    : c_(coordinator), access_(access != nullptr ? access : &open_) {}
+
+absl::StatusOr<Caller> JobServiceImpl::Admit(const grpc::ServerContextBase& context, const std::string* job_id) {
+  absl::StatusOr<Caller> caller = access_->Authenticate(Authorization(context));
+  if (!caller.ok()) return caller.status();
+  if (absl::Status s = AccessControl::AllowJobService(*caller); !s.ok()) return s;
+  if (job_id != nullptr && caller->role == Role::kUser) {
+    absl::StatusOr<Job> job = c_->GetJob(*job_id);
+    if (!job.ok()) return job.status();
+    if (absl::Status s = AccessControl::AllowJob(*caller, *job); !s.ok()) return s;
+  }
+  return caller;
+}
+
+WorkerServiceImpl::WorkerServiceImpl(Coordinator* coordinator, const AccessControl* access)
+    : c_(coordinator), access_(access != nullptr ? access : &open_) {}
+
+absl::StatusOr<Caller> WorkerServiceImpl::Admit(const grpc::ServerContextBase& context,
+                                                const std::string* worker_id) {
+  absl::StatusOr<Caller> caller = access_->Authenticate(Authorization(context));
+  if (!caller.ok()) return caller.status();
+  if (absl::Status s = AccessControl::AllowWorkerService(*caller); !s.ok()) return s;
+  if (worker_id != nullptr) {
+    if (absl::Status s = c_->CheckWorkerCredential(*worker_id, caller->name); !s.ok()) return s;
+  }
+  return caller;
+}
 
 // ---------------------------------------------------------------- JobService
 
-grpc::Status JobServiceImpl::SubmitJob(grpc::ServerContext*, const SubmitJobRequest* request, Job* job) {
-  return Reply(c_->SubmitJob(request->spec()), job);
+grpc::Status JobServiceImpl::SubmitJob(grpc::ServerContext* context, const SubmitJobRequest* request, Job* job) {
+  DDLM_GRPC_ASSIGN_OR_RETURN(const Caller caller, Admit(*context, nullptr));
+  return Reply(c_->SubmitJob(request->spec(), AccessControl::OwnerName(caller)), job);
 }
 
-grpc::Status JobServiceImpl::GetJob(grpc::ServerContext*, const GetJobRequest* request, Job* job) {
+grpc::Status JobServiceImpl::GetJob(grpc::ServerContext* context, const GetJobRequest* request, Job* job) {
+  DDLM_GRPC_RETURN_IF_ERROR(Admit(*context, &request->job_id()).status());
   return Reply(c_->GetJob(request->job_id()), job);
 }
 
-grpc::Status JobServiceImpl::ListJobs(grpc::ServerContext*, const ListJobsRequest*,
+grpc::Status JobServiceImpl::ListJobs(grpc::ServerContext* context, const ListJobsRequest*,
                                       ListJobsResponse* response) {
-  for (Job& job : c_->ListJobs()) *response->add_jobs() = std::move(job);
+  DDLM_GRPC_ASSIGN_OR_RETURN(const Caller caller, Admit(*context, nullptr));
+  for (Job& job : c_->ListJobs()) {
+    if (AccessControl::AllowJob(caller, job).ok()) *response->add_jobs() = std::move(job);  // A user's own.
+  }
   return grpc::Status::OK;
 }
 
-grpc::ServerWriteReactor<JobEvent>* JobServiceImpl::WatchJob(grpc::CallbackServerContext*,
+grpc::ServerWriteReactor<JobEvent>* JobServiceImpl::WatchJob(grpc::CallbackServerContext* context,
                                                              const WatchJobRequest* request) {
   Coordinator* c = c_;
   auto* reactor = new SinkReactor<JobEvent>([c](StreamSink<JobEvent>* s) { c->DetachEventStream(s); });
-  if (absl::Status s = c_->AttachEventStream(request->job_id(), request->after_sequence(), reactor);
-      !s.ok()) {
+  if (absl::StatusOr<Caller> caller = Admit(*context, &request->job_id()); !caller.ok()) {
+    reactor->Close(caller.status());
+  } else if (absl::Status s = c_->AttachEventStream(request->job_id(), request->after_sequence(), reactor);
+             !s.ok()) {
     reactor->Close(s);
   }
   return reactor;
 }
 
-grpc::Status JobServiceImpl::DeleteJob(grpc::ServerContext*, const DeleteJobRequest* request,
+grpc::Status JobServiceImpl::DeleteJob(grpc::ServerContext* context, const DeleteJobRequest* request,
                                        DeleteJobResponse*) {
+  DDLM_GRPC_RETURN_IF_ERROR(Admit(*context, &request->job_id()).status());
   return ToGrpcStatus(c_->DeleteJob(request->job_id()));
 }
 
-grpc::Status JobServiceImpl::CancelJob(grpc::ServerContext*, const CancelJobRequest* request, Job* job) {
+grpc::Status JobServiceImpl::CancelJob(grpc::ServerContext* context, const CancelJobRequest* request, Job* job) {
+  DDLM_GRPC_RETURN_IF_ERROR(Admit(*context, &request->job_id()).status());
   return Reply(c_->CancelJob(request->job_id()), job);
 }
 
-grpc::Status JobServiceImpl::ResumeJob(grpc::ServerContext*, const ResumeJobRequest* request, Job* job) {
+grpc::Status JobServiceImpl::ResumeJob(grpc::ServerContext* context, const ResumeJobRequest* request, Job* job) {
+  DDLM_GRPC_RETURN_IF_ERROR(Admit(*context, &request->job_id()).status());
   return Reply(c_->ResumeJob(*request), job);
 }
 
-grpc::Status JobServiceImpl::ListCheckpoints(grpc::ServerContext*, const ListCheckpointsRequest* request,
+grpc::Status JobServiceImpl::ListCheckpoints(grpc::ServerContext* context, const ListCheckpointsRequest* request,
                                              ListCheckpointsResponse* response) {
+  DDLM_GRPC_RETURN_IF_ERROR(Admit(*context, &request->job_id()).status());
   absl::StatusOr<std::vector<CheckpointInfo>> kept = c_->ListCheckpoints(request->job_id());
   if (!kept.ok()) return ToGrpcStatus(kept.status());
   for (CheckpointInfo& c : *kept) *response->add_checkpoints() = std::move(c);
@@ -173,62 +232,75 @@ grpc::Status JobServiceImpl::ListCheckpoints(grpc::ServerContext*, const ListChe
 grpc::Status JobServiceImpl::FetchCheckpoint(grpc::ServerContext* context,
                                              const FetchCheckpointRequest* request,
                                              grpc::ServerWriter<DataChunk>* writer) {
+  DDLM_GRPC_RETURN_IF_ERROR(Admit(*context, &request->job_id()).status());
   absl::StatusOr<std::string> path = c_->KeptCheckpointPath(request->job_id(), request->checkpoint());
   if (!path.ok()) return ToGrpcStatus(path.status());
   return SendFileChunks(*path, context, writer);
 }
 
-grpc::Status JobServiceImpl::Generate(grpc::ServerContext*, const GenerateRequest* request,
+grpc::Status JobServiceImpl::Generate(grpc::ServerContext* context, const GenerateRequest* request,
                                       GenerateResponse* response) {
+  DDLM_GRPC_RETURN_IF_ERROR(Admit(*context, &request->job_id()).status());
   return Reply(c_->Generate(*request), response);
 }
 
-grpc::Status JobServiceImpl::ListWorkers(grpc::ServerContext*, const ListWorkersRequest*,
+grpc::Status JobServiceImpl::ListWorkers(grpc::ServerContext* context, const ListWorkersRequest*,
                                          ListWorkersResponse* response) {
+  DDLM_GRPC_RETURN_IF_ERROR(Admit(*context, nullptr).status());
   for (WorkerInfo& w : c_->ListWorkers()) *response->add_workers() = std::move(w);
   return grpc::Status::OK;
 }
 
 // ---------------------------------------------------------------- WorkerService
 
-grpc::Status WorkerServiceImpl::Register(grpc::ServerContext*, const RegisterRequest* request,
+grpc::Status WorkerServiceImpl::Register(grpc::ServerContext* context, const RegisterRequest* request,
                                          RegisterResponse* response) {
-  return Reply(c_->Register(*request), response);
+  DDLM_GRPC_ASSIGN_OR_RETURN(const Caller caller, Admit(*context, nullptr));
+  return Reply(c_->Register(*request, caller.name), response);
 }
 
-grpc::Status WorkerServiceImpl::Heartbeat(grpc::ServerContext*, const HeartbeatRequest* request,
+grpc::Status WorkerServiceImpl::Heartbeat(grpc::ServerContext* context, const HeartbeatRequest* request,
                                           HeartbeatResponse*) {
+  DDLM_GRPC_RETURN_IF_ERROR(Admit(*context, &request->worker().worker_id()).status());
   return ToGrpcStatus(c_->Heartbeat(request->worker()));
 }
 
-grpc::Status WorkerServiceImpl::Deregister(grpc::ServerContext*, const DeregisterRequest* request,
+grpc::Status WorkerServiceImpl::Deregister(grpc::ServerContext* context, const DeregisterRequest* request,
                                            DeregisterResponse*) {
+  DDLM_GRPC_RETURN_IF_ERROR(Admit(*context, &request->worker().worker_id()).status());
   return ToGrpcStatus(c_->Deregister(request->worker()));
 }
 
 grpc::ServerWriteReactor<WorkerCommand>* WorkerServiceImpl::StreamCommands(
-    grpc::CallbackServerContext*, const StreamCommandsRequest* request) {
+    grpc::CallbackServerContext* context, const StreamCommandsRequest* request) {
   Coordinator* c = c_;
   auto* reactor =
       new SinkReactor<WorkerCommand>([c](StreamSink<WorkerCommand>* s) { c->DetachCommandStream(s); });
-  if (absl::Status s = c_->AttachCommandStream(request->worker(), reactor); !s.ok()) reactor->Close(s);
+  if (absl::StatusOr<Caller> caller = Admit(*context, &request->worker().worker_id()); !caller.ok()) {
+    reactor->Close(caller.status());
+  } else if (absl::Status s = c_->AttachCommandStream(request->worker(), reactor); !s.ok()) {
+    reactor->Close(s);
+  }
   return reactor;
 }
 
-grpc::Status WorkerServiceImpl::KeySet(grpc::ServerContext*, const KeySetRequest* request, KeySetResponse*) {
+grpc::Status WorkerServiceImpl::KeySet(grpc::ServerContext* context, const KeySetRequest* request, KeySetResponse*) {
+  DDLM_GRPC_RETURN_IF_ERROR(Admit(*context, &request->worker().worker_id()).status());
   return ToGrpcStatus(c_->KeySet(request->worker(), request->key(), request->value()));
 }
 
-grpc::Status WorkerServiceImpl::KeyGet(grpc::ServerContext*, const KeyGetRequest* request,
+grpc::Status WorkerServiceImpl::KeyGet(grpc::ServerContext* context, const KeyGetRequest* request,
                                        KeyGetResponse* response) {
+  DDLM_GRPC_RETURN_IF_ERROR(Admit(*context, &request->worker().worker_id()).status());
   absl::StatusOr<std::string> value = c_->KeyGet(request->worker(), request->key());
   if (!value.ok()) return ToGrpcStatus(value.status());
   response->set_value(*std::move(value));
   return grpc::Status::OK;
 }
 
-grpc::Status WorkerServiceImpl::KeyWait(grpc::ServerContext*, const KeyWaitRequest* request,
+grpc::Status WorkerServiceImpl::KeyWait(grpc::ServerContext* context, const KeyWaitRequest* request,
                                         KeyWaitResponse*) {
+  DDLM_GRPC_RETURN_IF_ERROR(Admit(*context, &request->worker().worker_id()).status());
   std::vector<std::string> keys(request->keys().begin(), request->keys().end());
   return ToGrpcStatus(c_->KeyWait(request->worker(), keys, absl::Milliseconds(request->timeout_ms())));
 }
@@ -236,6 +308,7 @@ grpc::Status WorkerServiceImpl::KeyWait(grpc::ServerContext*, const KeyWaitReque
 grpc::Status WorkerServiceImpl::DownloadShard(grpc::ServerContext* context,
                                               const DownloadShardRequest* request,
                                               grpc::ServerWriter<DataChunk>* writer) {
+  DDLM_GRPC_RETURN_IF_ERROR(Admit(*context, &request->worker().worker_id()).status());
   absl::StatusOr<std::shared_ptr<const std::string>> shard = c_->Shard(*request);
   if (!shard.ok()) return ToGrpcStatus(shard.status());
   return SendChunks(**shard, context, writer);
@@ -244,20 +317,23 @@ grpc::Status WorkerServiceImpl::DownloadShard(grpc::ServerContext* context,
 grpc::Status WorkerServiceImpl::DownloadCheckpoint(grpc::ServerContext* context,
                                                    const DownloadCheckpointRequest* request,
                                                    grpc::ServerWriter<DataChunk>* writer) {
+  DDLM_GRPC_RETURN_IF_ERROR(Admit(*context, &request->worker().worker_id()).status());
   absl::StatusOr<std::string> path =
       c_->CheckpointFile(request->worker(), request->job_id(), request->checkpoint_id());
   if (!path.ok()) return ToGrpcStatus(path.status());
   return SendFileChunks(*path, context, writer);
 }
 
-grpc::Status WorkerServiceImpl::ReportMetrics(grpc::ServerContext*, const ReportMetricsRequest* request,
+grpc::Status WorkerServiceImpl::ReportMetrics(grpc::ServerContext* context, const ReportMetricsRequest* request,
                                               ReportMetricsResponse*) {
+  DDLM_GRPC_RETURN_IF_ERROR(Admit(*context, &request->worker().worker_id()).status());
   return ToGrpcStatus(c_->ReportMetrics(*request));
 }
 
 grpc::Status WorkerServiceImpl::ReportEvaluation(grpc::ServerContext* context,
                                                  const ReportEvaluationRequest* request,
                                                  EvaluationDecision* decision) {
+  DDLM_GRPC_RETURN_IF_ERROR(Admit(*context, &request->worker().worker_id()).status());
   // Wait as long as the worker's own deadline allows (the coordinator caps it).
   absl::Time deadline = context->deadline() == std::chrono::system_clock::time_point::max()
                             ? absl::InfiniteFuture()
@@ -265,9 +341,10 @@ grpc::Status WorkerServiceImpl::ReportEvaluation(grpc::ServerContext* context,
   return Reply(c_->ReportEvaluation(*request, deadline), decision);
 }
 
-grpc::Status WorkerServiceImpl::UploadCheckpoint(grpc::ServerContext*,
+grpc::Status WorkerServiceImpl::UploadCheckpoint(grpc::ServerContext* context,
                                                  grpc::ServerReader<CheckpointChunk>* reader,
                                                  CheckpointInfo* info) {
+  DDLM_GRPC_ASSIGN_OR_RETURN(const Caller caller, Admit(*context, nullptr));  // Before any byte is read.
   CheckpointChunk chunk;
   if (!reader->Read(&chunk)) {
     return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "no chunks were sent");
@@ -275,8 +352,11 @@ grpc::Status WorkerServiceImpl::UploadCheckpoint(grpc::ServerContext*,
   if (!chunk.has_attempt() || chunk.attempt().job_id().empty()) {
     return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "the first chunk has no attempt");
   }
+  if (absl::Status s = c_->CheckWorkerCredential(chunk.worker().worker_id(), caller.name); !s.ok()) {
+    return ToGrpcStatus(s);
+  }
   // Checked before any byte is kept; then streamed to disk, bounded.
-  absl::StatusOr<std::unique_ptr<Coordinator::CheckpointUpload>> upload =
+  absl::StatusOr<std::unique_ptr<CheckpointUpload>> upload =
       c_->BeginUpload(chunk.worker(), chunk.attempt());
   if (!upload.ok()) return ToGrpcStatus(upload.status());
   do {
@@ -285,9 +365,10 @@ grpc::Status WorkerServiceImpl::UploadCheckpoint(grpc::ServerContext*,
   return Reply((*upload)->Finish(), info);
 }
 
-grpc::Status WorkerServiceImpl::FinishAssignment(grpc::ServerContext*,
+grpc::Status WorkerServiceImpl::FinishAssignment(grpc::ServerContext* context,
                                                  const FinishAssignmentRequest* request,
                                                  FinishAssignmentResponse*) {
+  DDLM_GRPC_RETURN_IF_ERROR(Admit(*context, &request->worker().worker_id()).status());
   return ToGrpcStatus(c_->FinishAssignment(*request));
 }
 

@@ -2,7 +2,8 @@
 #define DDLM_COORDINATOR_RPC_SERVICES_H_
 
 // gRPC adapters: each handler translates a request into a Coordinator call and the
-// absl::Status back (common/grpc_status.h). No logic lives here.
+// absl::Status back (common/grpc_status.h). No logic lives here: who may call what is
+// decided by AccessControl (from the call's metadata) and the Coordinator.
 //
 // Threading: the Coordinator is thread-safe. Unary calls and the chunked transfers
 // run on gRPC's synchronous server threads. The two long-lived streams (WatchJob,
@@ -12,6 +13,7 @@
 
 #include <grpcpp/grpcpp.h>
 
+#include "coordinator/access_control.h"
 #include "coordinator/coordinator.h"
 #include "proto/job_service.grpc.pb.h"
 #include "proto/worker_service.grpc.pb.h"
@@ -21,7 +23,9 @@ namespace ddlm {
 
 class JobServiceImpl final : public JobService::WithCallbackMethod_WatchJob<JobService::Service> {
  public:
-  explicit JobServiceImpl(Coordinator* coordinator /* not owned */) : c_(coordinator) {}
+  // `access` (not owned; nullptr: open to everyone) decides who may call
+  // (access_control.h).
+  explicit JobServiceImpl(Coordinator* coordinator /* not owned */, const AccessControl* access = nullptr);
 
   grpc::Status SubmitJob(grpc::ServerContext*, const SubmitJobRequest*, Job*) override;
   grpc::Status GetJob(grpc::ServerContext*, const GetJobRequest*, Job*) override;
@@ -40,13 +44,18 @@ class JobServiceImpl final : public JobService::WithCallbackMethod_WatchJob<JobS
                            ListWorkersResponse*) override;
 
  private:
+  // The authenticated caller, if allowed into JobService and (with `job_id`) onto the job.
+  absl::StatusOr<Caller> Admit(const grpc::ServerContextBase& context, const std::string* job_id);
+
   Coordinator* c_;
+  const AccessControl open_;
+  const AccessControl* access_;
 };
 
 class WorkerServiceImpl final
     : public WorkerService::WithCallbackMethod_StreamCommands<WorkerService::Service> {
  public:
-  explicit WorkerServiceImpl(Coordinator* coordinator /* not owned */) : c_(coordinator) {}
+  explicit WorkerServiceImpl(Coordinator* coordinator /* not owned */, const AccessControl* access = nullptr);
 
   grpc::Status Register(grpc::ServerContext*, const RegisterRequest*, RegisterResponse*) override;
   grpc::Status Heartbeat(grpc::ServerContext*, const HeartbeatRequest*, HeartbeatResponse*) override;
@@ -70,7 +79,13 @@ class WorkerServiceImpl final
                                 FinishAssignmentResponse*) override;
 
  private:
+  // The authenticated caller, if allowed into WorkerService and (with `worker_id`) to
+  // act as that worker.
+  absl::StatusOr<Caller> Admit(const grpc::ServerContextBase& context, const std::string* worker_id);
+
   Coordinator* c_;
+  const AccessControl open_;
+  const AccessControl* access_;
 };
 
 }  // namespace ddlm

@@ -23,7 +23,7 @@ while [ $# -gt 0 ]; do
 done
 
 targets=(
-  //coordinator:ddlm //coordinator:ddlm_coordinator
+  //coordinator/cli:ddlm //coordinator:ddlm_coordinator
   //worker:ddlm_worker //worker:ddlm_train
   //common/benchmarks:train_throughput
   //common:device_test //tests/gpu:gpu_training_test //tests/gpu:nccl_collective_test

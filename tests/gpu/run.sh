@@ -131,7 +131,7 @@ CFG
 if wanted job; then
   section "2-epoch job through coordinator + $device worker, checkpoints, resume"
   job_config 2 60 20 > "$work/job.textproto"
-  "$bin/coordinator/ddlm_coordinator" --port 0 --host 127.0.0.1 --state_dir "$work/state" \
+  "$bin/coordinator/ddlm_coordinator" --port 0 --host 127.0.0.1 --state_dir "$work/state" --insecure \
     > "$work/coordinator.log" 2>&1 &
   pids+=($!)
   address=""
@@ -140,10 +140,10 @@ if wanted job; then
     [ -n "$address" ] && break
     sleep 0.1
   done
-  "$bin/worker/ddlm_worker" --coordinator "$address" --host 127.0.0.1 --device "$device" \
+  "$bin/worker/ddlm_worker" --coordinator "$address" --host 127.0.0.1 --device "$device" --insecure \
     --worker_id gpu-check > "$work/worker.log" 2>&1 &
   pids+=($!)
-  ddlm() { "$bin/coordinator/ddlm" --coordinator "$address" "$@"; }
+  ddlm() { "$bin/coordinator/cli/ddlm" --coordinator "$address" --insecure "$@"; }
   if ddlm submit --config "$work/job.textproto" --watch > "$work/submit.log" 2>&1; then
     job=$(sed -n 's/^submitted \([^ ]*\).*/\1/p' "$work/submit.log")
     grep -E "end of epoch|checkpoint|End of training" "$work/submit.log"
@@ -167,8 +167,8 @@ fi
 if wanted tworanks; then
   section "two ranks on one GPU ($device), gradients through Gloo"
   job_config 1 0 10 > "$work/two.textproto"
-  if (cd "$work" && "$bin/coordinator/ddlm" launch --config "$work/two.textproto" --workers 2 \
-        --device "$device" --collective gloo --state_dir "$work/two-state") > "$work/two.log" 2>&1; then
+  if (cd "$work" && "$bin/coordinator/cli/ddlm" launch --config "$work/two.textproto" --workers 2 \
+        --device "$device" --collective gloo --state_dir "$work/two-state" --insecure) > "$work/two.log" 2>&1; then
     grep -E "end of epoch|End of training" "$work/two.log"
     ok "2 ranks on $device with Gloo: job SUCCEEDED"
   else

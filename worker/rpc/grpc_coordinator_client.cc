@@ -149,14 +149,15 @@ std::unique_ptr<CoordinatorClient> NewGrpcCoordinatorClient(std::shared_ptr<grpc
   return std::make_unique<GrpcCoordinatorClient>(std::move(channel), rpc_timeout, transfer_timeout);
 }
 
-std::shared_ptr<grpc::Channel> NewCoordinatorChannel(const std::string& address) {
+std::shared_ptr<grpc::Channel> NewCoordinatorChannel(const std::string& address,
+                                                     std::shared_ptr<grpc::ChannelCredentials> credentials) {
   grpc::ChannelArguments args;
   args.SetMaxReceiveMessageSize(64 << 20);
   args.SetMaxSendMessageSize(64 << 20);
   args.SetInt(GRPC_ARG_INITIAL_RECONNECT_BACKOFF_MS, 200);
   args.SetInt(GRPC_ARG_MIN_RECONNECT_BACKOFF_MS, 200);
   args.SetInt(GRPC_ARG_MAX_RECONNECT_BACKOFF_MS, 2000);
-  return grpc::CreateCustomChannel(address, grpc::InsecureChannelCredentials(), args);
+  return grpc::CreateCustomChannel(address, std::move(credentials), args);
 }
 
 }  // namespace ddlm

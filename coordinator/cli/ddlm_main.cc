@@ -1,4 +1,6 @@
-// ddlm: the command-line client of a ddlm coordinator, and a one-command local launcher.
+// ddlm: the command-line client of a ddlm coordinator, and a one-command local launcher
+// (local_launch.h). Flags and dispatch only: what the commands show is in job_text.h,
+// the calls that take more than one RPC in job_client.h.
 //
 //   ddlm launch --config F [--workers 2] [--device cpu|cuda|cuda:N]
 //                                             coordinator + N local workers, run F, stop
@@ -7,20 +9,14 @@
 //   ddlm resume JOB [--checkpoint ID] [--epochs N] [--workers N] [--watch]
 //   ddlm generate JOB [--checkpoint best|latest|ID] [--words N] [--temperature T]
 //   ddlm fetch JOB --out FILE [--checkpoint best|latest|ID]   save a kept checkpoint
+//   ddlm certs --out DIR --hosts H1,H2 | token                TLS files and tokens
 //
-// Every command but launch talks to --coordinator (default localhost:50051). The
-// same calls work from grpcurl: see README.md.
+// Every command but launch, certs and token talks to --coordinator (default
+// localhost:50051) over TLS with a token (--ca_cert, --token_file), or with --insecure
+// in plain text. The same calls work from grpcurl: see README.md.
 
-#include <fcntl.h>
-#include <signal.h>
-#include <sys/stat.h>
-#include <sys/wait.h>
 #include <unistd.h>
 
-#include <cerrno>
-#include <climits>
-#include <cmath>
-#include <cstring>
 #include <cstdio>
 #include <memory>
 #include <set>
@@ -39,12 +35,14 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_split.h"
 #include "absl/time/clock.h"
-#include "common/chunked_transfer.h"
+#include "common/certificates.h"
 #include "common/cli.h"
 #include "common/config.h"
-#include "common/file_io.h"
 #include "common/grpc_status.h"
-#include "common/subprocess.h"
+#include "common/transport_flags.h"
+#include "coordinator/cli/job_client.h"
+#include "coordinator/cli/job_text.h"
+#include "coordinator/cli/local_launch.h"
 #include "proto/job_service.grpc.pb.h"
 
 ABSL_FLAG(std::string, coordinator, "localhost:50051", "The coordinator's host:port.");
@@ -67,6 +65,8 @@ ABSL_FLAG(std::string, collective, "auto", "launch: the workers' --collective (a
 ABSL_FLAG(std::string, state_dir, "ddlm_state", "launch: the coordinator's state directory.");
 ABSL_FLAG(std::string, out, "", "fetch: where to write the checkpoint file.");
 ABSL_FLAG(int32_t, port, 0, "launch: the coordinator's port (0: any free port).");
+ABSL_FLAG(std::vector<std::string>, hosts, {},
+          "certs: the coordinator's host names or addresses (comma-separated) its certificate is for.");
 
 namespace {
 
@@ -85,7 +85,14 @@ commands:
   generate JOB [--checkpoint best|latest|ID] [--words N] [--temperature T] [--top_k K]
   fetch JOB --out FILE [--checkpoint best|latest|ID]
                                     save a kept checkpoint (for ddlm_generate, ddlm_train)
-  workers                           registered workers)";
+  workers                           registered workers
+  certs --out DIR --hosts H1,H2     a CA and a coordinator certificate, for several machines
+  token                             a new random token, for a --tokens_file
+security (every command but launch, certs and token):
+  --ca_cert F --token_file F        TLS checked against CA F, with the token in F
+                                    (defaults: $DDLM_CA_CERT, $DDLM_TOKEN_FILE)
+  --tls_cert F --tls_key F          a client certificate, for a coordinator with --tls_client_ca
+  --insecure                        plain text (launch: run everything in plain text))";
 
 int Fail(const absl::Status& status) {
   std::fprintf(stderr, "ddlm: %s\n", status.ToString().c_str());
@@ -108,57 +115,11 @@ void Print(const google::protobuf::Message& message) {
   if (!text.empty() && text.back() != '\n') std::printf("\n");
 }
 
-std::string Describe(const ddlm::JobEvent& event) {
-  if (event.has_state()) {
-    return absl::StrCat("| job ", ddlm::JobState_Name(event.state().state()),
-                        event.state().message().empty() ? "" : ": ", event.state().message());
-  }
-  if (event.has_training()) {
-    const ddlm::TrainingMetrics& m = event.training();
-    return absl::StrFormat(
-        "| epoch %3d | %5d/%5d batches | lr %.2f | ms/batch %6.1f | loss %5.2f | ppl %8.2f | %.0f tok/s",
-        m.epoch(), m.batch(), m.num_batches(), m.lr(), m.ms_per_batch(), m.loss(), m.ppl(),
-        m.tokens_per_second());
-  }
-  if (event.has_epoch()) {
-    const ddlm::EpochResult& e = event.epoch();
-    return absl::StrFormat(
-        "| end of epoch %3d | time: %5.2fs | valid loss %5.2f | valid ppl %8.2f | next lr %.2f%s",
-        e.epoch(), e.seconds(), e.val_loss(), e.val_ppl(), e.lr(), e.best() ? " | best" : "");
-  }
-  if (event.has_checkpoint()) {
-    const ddlm::CheckpointInfo& c = event.checkpoint();
-    return absl::StrFormat("| checkpoint %s kept (%d bytes, crc32 %08x)%s", c.id(), c.size_bytes(),
-                           c.crc32(), c.best() ? " | best" : "");
-  }
-  if (event.has_test()) {
-    return absl::StrFormat("| End of training | test loss %5.2f | test ppl %8.2f",
-                           event.test().test_loss(), event.test().test_ppl());
-  }
-  return "";
-}
-
 // Follows the job to its end; exit code 0 only if it SUCCEEDED.
 int Watch(ddlm::JobService::Stub& stub, const std::string& job_id, int64_t after = 0) {
-  ddlm::JobState last = ddlm::JOB_STATE_UNSPECIFIED;
-  for (int tries = 0; tries < 3; ++tries) {
-    grpc::ClientContext context;
-    ddlm::WatchJobRequest request;
-    request.set_job_id(job_id);
-    request.set_after_sequence(after);
-    auto reader = stub.WatchJob(&context, request);
-    ddlm::JobEvent event;
-    while (reader->Read(&event)) {
-      after = event.sequence();
-      if (event.has_state()) last = event.state().state();
-      std::printf("%s\n", Describe(event).c_str());
-      std::fflush(stdout);
-    }
-    grpc::Status status = reader->Finish();
-    if (status.ok()) return last == ddlm::SUCCEEDED ? 0 : 1;
-    if (status.error_code() != grpc::StatusCode::UNAVAILABLE) return Fail(status);
-  }
-  return Fail(absl::UnavailableError("lost the coordinator while watching"));
+  absl::StatusOr<ddlm::JobState> state = ddlm::FollowJob(stub, job_id, after, stdout);
+  if (!state.ok()) return Fail(state.status());
+  return *state == ddlm::SUCCEEDED ? 0 : 1;
 }
 
 absl::StatusOr<ddlm::JobSpec> ReadSpec() {
@@ -167,120 +128,26 @@ absl::StatusOr<ddlm::JobSpec> ReadSpec() {
   return ddlm::LoadJobSpec(path);
 }
 
-// Writes the job's kept checkpoint `which` to `path` (atomically).
-absl::Status FetchCheckpoint(ddlm::JobService::Stub& stub, const std::string& job_id,
-                             const std::string& which, const std::string& path) {
-  grpc::ClientContext context;
-  context.set_deadline(std::chrono::system_clock::now() + std::chrono::minutes(10));
-  ddlm::FetchCheckpointRequest request;
-  request.set_job_id(job_id);
-  request.set_checkpoint(which);
-  absl::StatusOr<std::string> bytes =
-      ddlm::CollectChunks(stub.FetchCheckpoint(&context, request), absl::StrCat(job_id, "'s checkpoint"));
-  if (!bytes.ok()) return bytes.status();
-  return ddlm::WriteFileAtomically(path, *bytes);
-}
-
 // ---- launch: a coordinator and N workers on this machine.
-
-std::string SiblingBinary(const std::string& package, const std::string& name) {
-  // bazel-bin/coordinator/ddlm -> bazel-bin/<package>/<name>
-  char self[4096] = {};
-  const ssize_t n = ::readlink("/proc/self/exe", self, sizeof(self) - 1);
-  std::string dir = n > 0 ? std::string(self, static_cast<size_t>(n)) : "";
-  dir = dir.substr(0, dir.rfind('/'));  // .../coordinator
-  dir = dir.substr(0, dir.rfind('/'));  // .../bin
-  return absl::StrCat(dir, "/", package, "/", name);
-}
-
 int Launch() {
   absl::StatusOr<ddlm::JobSpec> spec = ReadSpec();
   if (!spec.ok()) return Fail(spec.status());
-  const int workers = absl::GetFlag(FLAGS_workers);
-  if (workers < 1) return Fail(absl::InvalidArgumentError("--workers must be >= 1"));
-  spec->set_num_workers(workers);
-  // Share the machine's cores between the local workers unless the spec says otherwise.
-  if (!spec->schedule().has_threads() || spec->schedule().threads() == 0) {
-    const long cores = ::sysconf(_SC_NPROCESSORS_ONLN);
-    spec->mutable_schedule()->set_threads(static_cast<int>(std::max(1L, cores / workers)));
-  }
-  const std::string coordinator_bin = SiblingBinary("coordinator", "ddlm_coordinator");
-  const std::string worker_bin = SiblingBinary("worker", "ddlm_worker");
-  for (const std::string& binary : {coordinator_bin, worker_bin}) {
-    if (::access(binary.c_str(), X_OK) != 0) {
-      return Fail(absl::NotFoundError(absl::StrCat("cannot start ", binary, ": ", std::strerror(errno))));
-    }
-  }
-  signal(SIGPIPE, SIG_IGN);
-  const std::string state_dir = absl::GetFlag(FLAGS_state_dir);
-  const std::string log_dir = state_dir + "/logs";
-  ::mkdir(state_dir.c_str(), 0755);
-  ::mkdir(log_dir.c_str(), 0755);
-  // The coordinator prints the port it listens on; its output also goes to its log.
-  ddlm::SubprocessOptions coordinator_output;
-  coordinator_output.log_path = log_dir + "/coordinator.log";
-  // Corpora are served from the current directory and from where this job's corpus
-  // really lies (its files may be symlinks, e.g. under `bazel run`); nothing else.
-  std::string data_roots = ".";
-  if (char real[PATH_MAX]; ::realpath((spec->data().path() + "/train.txt").c_str(), real) != nullptr) {
-    absl::StrAppend(&data_roots, ",", std::string(real).substr(0, std::string(real).rfind('/')));
-  }
-  ddlm::Subprocess coordinator({coordinator_bin, "--port", std::to_string(absl::GetFlag(FLAGS_port)),
-                                "--host", "127.0.0.1", "--state_dir", state_dir, "--data_root", data_roots},
-                               coordinator_output);
-  std::vector<std::unique_ptr<ddlm::Subprocess>> children;
-  // Every way out of here stops the processes cleanly: workers first, then the coordinator.
-  struct StopAll {
-    std::vector<std::unique_ptr<ddlm::Subprocess>>& workers;
-    ddlm::Subprocess& coordinator;
-    ~StopAll() {
-      for (auto& w : workers) w->Stop();
-      coordinator.Stop();
-    }
-  } stop_all{children, coordinator};
-  std::string line;
-  if (!coordinator.WaitForLine("listening on ", &line)) {
-    return Fail(absl::UnavailableError(
-        absl::StrCat("the coordinator did not start:\n", coordinator.output())));
-  }
-  std::printf("%s\n", line.c_str());
-  const std::string rest = line.substr(line.find("listening on ") + std::strlen("listening on "));
-  const std::string address = rest.substr(0, rest.find_first_of(" \n"));
-  const std::string device = absl::GetFlag(FLAGS_device);
-  for (int i = 0; i < workers; ++i) {
-    ddlm::SubprocessOptions worker_output;  // A worker's log can be long: to its file only.
-    worker_output.log_path = absl::StrCat(log_dir, "/worker-", i, ".log");
-    worker_output.capture = false;
-    children.push_back(std::make_unique<ddlm::Subprocess>(
-        std::vector<std::string>{worker_bin, "--coordinator", address, "--worker_id", absl::StrCat("local-", i),
-                                 "--host", "127.0.0.1", "--device",
-                                 device == "cuda" ? absl::StrCat("cuda:", i) : device,
-                                 "--collective", absl::GetFlag(FLAGS_collective)},
-        worker_output));
-  }
-  std::printf("launched %d worker(s); coordinator at %s; logs in %s\n", workers, address.c_str(),
-              log_dir.c_str());
-  auto stub = ddlm::JobService::NewStub(grpc::CreateChannel(address, grpc::InsecureChannelCredentials()));
-  grpc::ClientContext context;
-  ddlm::SubmitJobRequest request;
-  *request.mutable_spec() = *spec;
-  ddlm::Job job;
-  grpc::Status status = stub->SubmitJob(&context, request, &job);
-  if (!status.ok()) return Fail(status);
-  std::printf("submitted %s (%s)\n", job.id().c_str(), job.name().c_str());
-  std::fflush(stdout);
-  const int rc = Watch(*stub, job.id());
-  if (rc == 0 && !spec->checkpoint().path().empty()) {
-    // Like main.py's --save: the best model also lands at checkpoint.path (fetched
-    // through the coordinator's API, as from any other machine).
-    absl::Status saved = FetchCheckpoint(*stub, job.id(), "best", spec->checkpoint().path());
-    if (saved.ok()) {
-      std::printf("best model saved to %s\n", spec->checkpoint().path().c_str());
-    } else {
-      std::fprintf(stderr, "ddlm: could not save the best model: %s\n", saved.ToString().c_str());
-    }
-  }
-  return rc;  // stop_all stops the workers, then the coordinator.
+  char self[4096] = {};
+  const ssize_t n = ::readlink("/proc/self/exe", self, sizeof(self) - 1);
+  const std::string self_path = n > 0 ? std::string(self, static_cast<size_t>(n)) : "";
+  ddlm::LocalLaunchOptions options;
+  options.spec = *std::move(spec);
+  options.workers = absl::GetFlag(FLAGS_workers);
+  options.device = absl::GetFlag(FLAGS_device);
+  options.collective = absl::GetFlag(FLAGS_collective);
+  options.state_dir = absl::GetFlag(FLAGS_state_dir);
+  options.port = absl::GetFlag(FLAGS_port);
+  options.insecure = ddlm::ClientTransportFromFlags().insecure;
+  options.coordinator_binary = ddlm::SiblingBinary(self_path, "coordinator/cli", "coordinator", "ddlm_coordinator");
+  options.worker_binary = ddlm::SiblingBinary(self_path, "coordinator/cli", "worker", "ddlm_worker");
+  absl::StatusOr<ddlm::JobState> state = ddlm::LaunchLocally(options, stdout);
+  if (!state.ok()) return Fail(state.status());
+  return *state == ddlm::SUCCEEDED ? 0 : 1;
 }
 
 }  // namespace
@@ -299,9 +166,30 @@ int main(int argc, char** argv) {
   const std::string command = positional[1];
   const std::string arg = positional.size() > 2 ? positional[2] : "";
   if (command == "launch") return Launch();
+  if (command == "certs") {
+    // A CA and the coordinator's certificate for several machines (README: Security).
+    const std::string out = absl::GetFlag(FLAGS_out);
+    if (out.empty()) {
+      std::fprintf(stderr, "ddlm certs: give --out DIR (and --hosts H1,H2)\n");
+      return 2;
+    }
+    absl::StatusOr<ddlm::CertificateFiles> files = ddlm::MakeCertificates(out, absl::GetFlag(FLAGS_hosts));
+    if (!files.ok()) return Fail(files.status());
+    std::printf("made %s (give it to every client), %s and %s (the coordinator's); keep %s private\n",
+                files->ca_cert.c_str(), files->server_cert.c_str(), files->server_key.c_str(), files->ca_key.c_str());
+    return 0;
+  }
+  if (command == "token") {
+    absl::StatusOr<std::string> token = ddlm::NewToken();
+    if (!token.ok()) return Fail(token.status());
+    std::printf("%s\n", token->c_str());
+    return 0;
+  }
 
-  auto stub = ddlm::JobService::NewStub(
-      grpc::CreateChannel(absl::GetFlag(FLAGS_coordinator), grpc::InsecureChannelCredentials()));
+  absl::StatusOr<std::shared_ptr<grpc::ChannelCredentials>> credentials =
+      ddlm::MakeChannelCredentials(ddlm::ClientTransportFromFlags());
+  if (!credentials.ok()) return Fail(credentials.status());
+  auto stub = ddlm::JobService::NewStub(grpc::CreateChannel(absl::GetFlag(FLAGS_coordinator), *credentials));
   grpc::ClientContext context;
   context.set_deadline(std::chrono::system_clock::now() + std::chrono::minutes(5));
   auto need_job = [&]() -> bool {
@@ -327,15 +215,7 @@ int main(int argc, char** argv) {
       Print(response);
       return 0;
     }
-    std::printf("%-8s %-10s %-20s %7s %6s %10s %10s  %s\n", "JOB", "STATE", "NAME", "ATTEMPT",
-                "EPOCH", "BEST PPL", "TEST PPL", "MESSAGE");
-    for (const ddlm::Job& j : response.jobs()) {
-      std::printf("%-8s %-10s %-20s %7d %6d %10s %10s  %s\n", j.id().c_str(),
-                  ddlm::JobState_Name(j.state()).c_str(), j.name().c_str(), j.attempt(), j.epoch(),
-                  j.has_best_val_ppl() ? absl::StrFormat("%.2f", j.best_val_ppl()).c_str() : "-",
-                  j.has_test_ppl() ? absl::StrFormat("%.2f", j.test_ppl()).c_str() : "-",
-                  j.message().c_str());
-    }
+    std::printf("%s", ddlm::JobTable({response.jobs().begin(), response.jobs().end()}).c_str());
     return 0;
   }
   if (command == "status" || command == "cancel") {
@@ -425,7 +305,7 @@ int main(int argc, char** argv) {
       std::fprintf(stderr, "ddlm fetch: give --out FILE\n");
       return 2;
     }
-    absl::Status saved = FetchCheckpoint(*stub, arg, absl::GetFlag(FLAGS_checkpoint), out);
+    absl::Status saved = ddlm::SaveCheckpoint(*stub, arg, absl::GetFlag(FLAGS_checkpoint), out);
     if (!saved.ok()) return Fail(saved);
     std::printf("%s's %s checkpoint saved to %s\n", arg.c_str(),
                 absl::GetFlag(FLAGS_checkpoint).empty() ? "best" : absl::GetFlag(FLAGS_checkpoint).c_str(),

@@ -1,0 +1,49 @@
+#include "coordinator/cli/job_client.h"
+
+#include <chrono>
+
+#include "absl/strings/str_cat.h"
+#include "common/chunked_transfer.h"
+#include "common/file_io.h"
+#include "common/grpc_status.h"
+#include "coordinator/cli/job_text.h"
+
+namespace ddlm {
+
+absl::StatusOr<JobState> FollowJob(JobService::StubInterface& stub, const std::string& job_id,
+                                   int64_t after_sequence, std::FILE* out) {
+  JobState last = JOB_STATE_UNSPECIFIED;
+  for (int tries = 0; tries < 3; ++tries) {
+    grpc::ClientContext context;
+    WatchJobRequest request;
+    request.set_job_id(job_id);
+    request.set_after_sequence(after_sequence);
+    auto reader = stub.WatchJob(&context, request);
+    JobEvent event;
+    while (reader->Read(&event)) {
+      after_sequence = event.sequence();
+      if (event.has_state()) last = event.state().state();
+      std::fprintf(out, "%s\n", DescribeEvent(event).c_str());
+      std::fflush(out);
+    }
+    grpc::Status status = reader->Finish();
+    if (status.ok()) return last;
+    if (status.error_code() != grpc::StatusCode::UNAVAILABLE) return FromGrpcStatus(status);
+  }
+  return absl::UnavailableError(absl::StrCat("lost the coordinator while watching ", job_id));
+}
+
+absl::Status SaveCheckpoint(JobService::StubInterface& stub, const std::string& job_id, const std::string& which,
+                            const std::string& path) {
+  grpc::ClientContext context;
+  context.set_deadline(std::chrono::system_clock::now() + std::chrono::minutes(10));
+  FetchCheckpointRequest request;
+  request.set_job_id(job_id);
+  request.set_checkpoint(which);
+  absl::StatusOr<std::string> bytes =
+      CollectChunks(stub.FetchCheckpoint(&context, request), absl::StrCat(job_id, "'s checkpoint"));
+  if (!bytes.ok()) return bytes.status();
+  return WriteFileAtomically(path, *bytes);
+}
+
+}  // namespace ddlm

@@ -1,0 +1,61 @@
+#ifndef DDLM_COORDINATOR_CLI_LOCAL_LAUNCH_H_
+#define DDLM_COORDINATOR_CLI_LOCAL_LAUNCH_H_
+
+// `ddlm launch`: a whole job on this machine in one command. It starts a coordinator
+// on loopback and N workers (common/subprocess.h; their logs go to
+// <state_dir>/logs/), submits the job, follows it, saves the best model to
+// spec.checkpoint.path once it SUCCEEDED, and stops the workers, then the coordinator,
+// on every way out. It talks to the coordinator only through JobService, as a client on
+// any other machine would.
+//
+// Secure by default: the first launch in a state directory makes a CA, the
+// coordinator's certificate and tokens in <state_dir>/secrets/ (0700; common/
+// certificates.h): an admin token (admin.token) and a worker token (worker.token); later
+// launches reuse them. The coordinator serves TLS and requires the tokens; the workers
+// and this launcher use them. --insecure runs everything in plain text instead.
+//
+// Threading: runs on the calling thread.
+
+#include <cstdio>
+#include <string>
+
+#include "absl/status/statusor.h"
+#include "proto/config.pb.h"
+#include "proto/job.pb.h"
+
+namespace ddlm {
+
+struct LocalLaunchOptions {
+  JobSpec spec;  // Its num_workers becomes `workers`.
+  int workers = 2;
+  // "cpu", "cuda" (worker i on cuda:i) or "cuda:N" (every worker on GPU N).
+  std::string device = "cpu";
+  std::string collective = "auto";
+  std::string state_dir = "ddlm_state";
+  int port = 0;  // 0: any free port.
+  bool insecure = false;  // Plain text, no tokens.
+  std::string coordinator_binary;
+  std::string worker_binary;
+};
+
+// Runs the job; returns its final state. An error if a process cannot start, the
+// secrets cannot be made, or the job is refused.
+absl::StatusOr<JobState> LaunchLocally(const LocalLaunchOptions& options, std::FILE* out);
+
+// Where binary `name` of Bazel package `package` is, for the running binary
+// `self_package`/`self_name` of the same build ("bazel-bin/<package>/<name>"), or next
+// to the running binary when that is not a Bazel output tree (binaries copied to one
+// directory).
+// What a secure launch uses: <state_dir>/secrets/ with ca.pem, server.pem, server.key,
+// tokens (the coordinator's --tokens_file), admin.token and worker.token; made if missing.
+struct LaunchSecrets {
+  std::string dir, ca_cert, server_cert, server_key, tokens_file, admin_token_file, worker_token_file;
+};
+absl::StatusOr<LaunchSecrets> EnsureLaunchSecrets(const std::string& state_dir);
+
+std::string SiblingBinary(const std::string& self, const std::string& self_package, const std::string& package,
+                          const std::string& name);
+
+}  // namespace ddlm
+
+#endif  // DDLM_COORDINATOR_CLI_LOCAL_LAUNCH_H_
