@@ -32,6 +32,7 @@ packages=(
   libgloo-dev
   googletest libgtest-dev libgmock-dev
   openssl                    # `ddlm launch` makes its CA, certificates and tokens with it
+  clang libclang-rt-14-dev   # the fuzz targets (libFuzzer, sanitizers): tests/fuzz/run_fuzzers.sh
 )
 if [ "$cuda" = 1 ]; then packages+=(python3-venv python3-pip); fi
 

@@ -130,7 +130,7 @@ void Coordinator::AddEventLocked(JobEntry& job, JobEvent event) {
 }
 
 void Coordinator::DeliverLocked(uint64_t durable) {
-  event_streams_.Deliver(durable, [&](const std::string& job_id, int64_t sequence) {
+  event_streams_.Deliver(durable, [&](const std::string& job_id, int64_t sequence) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     if (JobEntry* job = FindLocked(job_id)) job->delivered_through = sequence;
   });
 }
@@ -629,11 +629,17 @@ absl::Status Coordinator::AttachEventStream(const std::string& job_id, int64_t a
   absl::MutexLock lock(&mu_);
   if (shutdown_) return absl::UnavailableError("the coordinator is shutting down");
   DDLM_ASSIGN_OR_RETURN(JobEntry * job, FindJobLocked(job_id));
-  // The durable backlog; the rest follows as it reaches the disk.
   const int64_t through = std::min<int64_t>(job->delivered_through, job->record.events_size());
+  const bool done = IsFinal(job->record.job().state()) && through == job->record.events_size() &&
+                    !event_streams_.Pending(job_id);
+  if (!done && event_streams_.watchers() >= options_.max_event_streams) {
+    return absl::ResourceExhaustedError(absl::StrCat(options_.max_event_streams,
+                                                     " WatchJob streams are open, the most this coordinator "
+                                                     "serves; close one first"));
+  }
+  // The durable backlog; the rest follows as it reaches the disk.
   for (int64_t i = after_sequence; i < through; ++i) sink->Send(job->record.events(static_cast<int>(i)));
-  if (IsFinal(job->record.job().state()) && through == job->record.events_size() &&
-      !event_streams_.Pending(job_id)) {
+  if (done) {
     sink->Close(absl::OkStatus());
   } else {
     event_streams_.Attach(job_id, after_sequence, sink);

@@ -96,6 +96,9 @@ struct CoordinatorOptions {
   // its caller set (workers ask again: reporting twice is harmless), so that no call
   // holds a server thread for long.
   absl::Duration max_evaluation_wait = absl::Seconds(60);
+  // WatchJob streams open at once, over all jobs; more are RESOURCE_EXHAUSTED (each
+  // holds a reactor and its queue; command streams are one per live worker).
+  int max_event_streams = 10000;
   // Generate's limits (words, concurrent samplings).
   TextGeneratorOptions generation;
   // Tests only: called (without the coordinator's lock) just before an attempt's
@@ -122,7 +125,9 @@ class Coordinator {
   std::vector<Job> ListJobs() ABSL_LOCKS_EXCLUDED(mu_);
   // Pushes the job's events after `after_sequence` to `sink`, then each new one once it
   // is on disk (a watcher never sees an event that a crash could take back), and closes
-  // it (OK) once the job is in a final state and has no later event. An error (bad id, shutting down) is returned without touching the sink.
+  // it (OK) once the job is in a final state and has no later event. An error (bad id,
+  // shutting down, RESOURCE_EXHAUSTED past options.max_event_streams) is returned
+  // without touching the sink.
   // The sink stays attached until closed or DetachEventStream.
   absl::Status AttachEventStream(const std::string& job_id, int64_t after_sequence,
                                  StreamSink<JobEvent>* sink) ABSL_LOCKS_EXCLUDED(mu_);
@@ -252,9 +257,10 @@ class Coordinator {
   void SnapshotLocked(JobEntry& job) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Runs `f` under the mutex; then, without it, starts the jobs `f` scheduled and waits
   // until what changed is on disk. A result whose change could not be written becomes
-  // the write's error.
+  // the write's error. Called without mu_ (not annotated: clang takes no attribute
+  // before a trailing return type).
   template <typename F>
-  auto Persisted(F f) ABSL_LOCKS_EXCLUDED(mu_) -> decltype(f()) {
+  auto Persisted(F f) -> decltype(f()) {
     std::optional<decltype(f())> result;
     uint64_t ticket = 0;
     {

@@ -45,6 +45,10 @@ ABSL_FLAG(std::string, tokens_file, "",
           "Bearer tokens, one 'TOKEN ROLE NAME' a line (roles: admin, user, worker); without it, "
           "any client that connects may call anything.");
 ABSL_FLAG(bool, insecure, false, "Serve plain text (no TLS, so no tokens): a trusted network only.");
+ABSL_FLAG(int32_t, max_rpc_threads, 4096,
+          "Threads serving blocking calls at once (a gRPC resource quota); calls beyond get "
+          "RESOURCE_EXHAUSTED. Streams (WatchJob, StreamCommands) hold none.");
+ABSL_FLAG(int32_t, max_watch_streams, 10000, "WatchJob streams open at once; more get RESOURCE_EXHAUSTED.");
 ABSL_FLAG(int32_t, heartbeat_timeout_ms, 15000,
           "A worker silent this long is declared dead and its job attempt fails.");
 
@@ -110,6 +114,10 @@ int main(int argc, char** argv) {
   options.data_roots = absl::GetFlag(FLAGS_data_root);
   options.heartbeat_interval = absl::Milliseconds(absl::GetFlag(FLAGS_heartbeat_interval_ms));
   options.heartbeat_timeout = absl::Milliseconds(absl::GetFlag(FLAGS_heartbeat_timeout_ms));
+  options.max_event_streams = absl::GetFlag(FLAGS_max_watch_streams);
+  if (absl::GetFlag(FLAGS_max_rpc_threads) < 8 || options.max_event_streams < 1) {
+    return Fail(absl::InvalidArgumentError("--max_rpc_threads must be >= 8 and --max_watch_streams >= 1"));
+  }
   absl::StatusOr<std::unique_ptr<ddlm::Coordinator>> coordinator =
       ddlm::Coordinator::Create(options, &clock);
   if (!coordinator.ok()) return Fail(coordinator.status());
@@ -123,6 +131,11 @@ int main(int argc, char** argv) {
   builder.AddListeningPort(address, *credentials, &port);
   builder.RegisterService(&job_service);
   builder.RegisterService(&worker_service);
+  // Bounded threads for blocking calls, and streams per connection.
+  grpc::ResourceQuota quota("ddlm_coordinator");
+  quota.SetMaxThreads(absl::GetFlag(FLAGS_max_rpc_threads));
+  builder.SetResourceQuota(quota);
+  builder.AddChannelArgument(GRPC_ARG_MAX_CONCURRENT_STREAMS, 1000);
   // Requests are small (checkpoints come in 1 MiB chunks); replies carry a vocabulary.
   builder.SetMaxReceiveMessageSize(8 << 20);
   builder.SetMaxSendMessageSize(64 << 20);

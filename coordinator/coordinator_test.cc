@@ -596,6 +596,32 @@ TEST_F(CoordinatorTest, AnEventStreamGetsTheBacklogThenEachEventAndEndsWithTheJo
   EXPECT_FALSE(bad.closed.has_value());
 }
 
+TEST_F(CoordinatorTest, WatchStreamsAreCappedAndAClosedOneFreesItsPlace) {
+  options_.max_event_streams = 2;
+  coordinator_.reset();
+  coordinator_ = *Coordinator::Create(options_, &clock_);
+  auto job = coordinator_->SubmitJob(Spec(1));
+  ASSERT_TRUE(job.ok()) << job.status();
+  FakeSink<JobEvent> a, b, c;
+  ASSERT_TRUE(coordinator_->AttachEventStream(job->id(), 0, &a).ok());
+  ASSERT_TRUE(coordinator_->AttachEventStream(job->id(), 0, &b).ok());
+  const absl::Status third = coordinator_->AttachEventStream(job->id(), 0, &c);
+  EXPECT_EQ(third.code(), absl::StatusCode::kResourceExhausted);
+  EXPECT_THAT(third.message(), HasSubstr("2 WatchJob streams are open"));
+  EXPECT_TRUE(c.items.empty());  // Untouched.
+  coordinator_->DetachEventStream(&a);
+  EXPECT_TRUE(coordinator_->AttachEventStream(job->id(), 0, &c).ok());
+  EXPECT_EQ(c.items.size(), 1u);
+  // A finished job's stream ends at once and takes no place.
+  ASSERT_TRUE(coordinator_->CancelJob(job->id()).ok());
+  EXPECT_TRUE(b.closed.has_value() && c.closed.has_value());
+  FakeSink<JobEvent> d, e, f;
+  EXPECT_TRUE(coordinator_->AttachEventStream(job->id(), 0, &d).ok());
+  EXPECT_TRUE(coordinator_->AttachEventStream(job->id(), 0, &e).ok());
+  EXPECT_TRUE(coordinator_->AttachEventStream(job->id(), 0, &f).ok());
+  EXPECT_TRUE(f.closed.has_value());
+}
+
 TEST_F(CoordinatorTest, ShutdownClosesEveryStream) {
   auto job = coordinator_->SubmitJob(Spec(2));
   ASSERT_TRUE(job.ok()) << job.status();
