@@ -73,9 +73,14 @@ absl::Status Sign(const std::string& dir, const std::string& stem, const std::st
 
 absl::Status WriteSecretFile(const std::string& path, const std::string& contents) {
   const std::string tmp = absl::StrCat(path, ".tmp-", ::getpid());
-  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0600);
+  // A fresh file of our own: a stale one (any mode) or a planted symlink is not reused.
+  ::unlink(tmp.c_str());
+  const int fd = ::open(tmp.c_str(), O_WRONLY | O_CREAT | O_EXCL | O_NOFOLLOW | O_CLOEXEC, 0600);
   if (fd < 0) return absl::InternalError(absl::StrCat("cannot create ", tmp, ": ", std::strerror(errno)));
-  absl::Status written = WriteAll(fd, contents, tmp);
+  absl::Status written = ::fchmod(fd, 0600) == 0
+                             ? absl::OkStatus()
+                             : absl::InternalError(absl::StrCat("cannot chmod ", tmp, ": ", std::strerror(errno)));
+  if (written.ok()) written = WriteAll(fd, contents, tmp);
   if (written.ok() && ::fsync(fd) != 0) {
     written = absl::InternalError(absl::StrCat("cannot fsync ", tmp, ": ", std::strerror(errno)));
   }

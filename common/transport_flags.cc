@@ -27,10 +27,12 @@ std::string FlagOrEnv(const std::string& flag, const char* env) {
 ClientTransport ClientTransportFromFlags() {
   ClientTransport t;
   t.insecure = absl::GetFlag(FLAGS_insecure);
-  t.ca_cert = FlagOrEnv(absl::GetFlag(FLAGS_ca_cert), "DDLM_CA_CERT");
   t.cert = absl::GetFlag(FLAGS_tls_cert);
   t.key = absl::GetFlag(FLAGS_tls_key);
-  t.token_file = FlagOrEnv(absl::GetFlag(FLAGS_token_file), "DDLM_TOKEN_FILE");
+  // --insecure takes nothing from the environment (a caller's DDLM_* would contradict it).
+  t.ca_cert = t.insecure ? absl::GetFlag(FLAGS_ca_cert) : FlagOrEnv(absl::GetFlag(FLAGS_ca_cert), "DDLM_CA_CERT");
+  t.token_file =
+      t.insecure ? absl::GetFlag(FLAGS_token_file) : FlagOrEnv(absl::GetFlag(FLAGS_token_file), "DDLM_TOKEN_FILE");
   return t;
 }
 

@@ -10,7 +10,7 @@
 namespace ddlm {
 
 // An empty --ca_cert or --token_file falls back to the environment's DDLM_CA_CERT or
-// DDLM_TOKEN_FILE.
+// DDLM_TOKEN_FILE, unless --insecure is given.
 ClientTransport ClientTransportFromFlags();
 
 }  // namespace ddlm

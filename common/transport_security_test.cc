@@ -44,8 +44,13 @@ class Server {
   }
   ~Server() { server_->Shutdown(); }
   // ListWorkers through `credentials`: the authorization the server saw, or the error.
-  absl::StatusOr<std::string> Call(std::shared_ptr<grpc::ChannelCredentials> credentials) {
-    auto stub = JobService::NewStub(grpc::CreateChannel(absl::StrCat("127.0.0.1:", port_), credentials));
+  // `host_name`: the name the client expects in the certificate (default: the address).
+  absl::StatusOr<std::string> Call(std::shared_ptr<grpc::ChannelCredentials> credentials,
+                                   const std::string& host_name = "") {
+    grpc::ChannelArguments args;
+    if (!host_name.empty()) args.SetSslTargetNameOverride(host_name);
+    auto stub =
+        JobService::NewStub(grpc::CreateCustomChannel(absl::StrCat("127.0.0.1:", port_), credentials, args));
     grpc::ClientContext context;
     context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
     ListWorkersResponse response;
@@ -108,6 +113,10 @@ TEST_F(TransportSecurityTest, ATokenTravelsOverTlsCheckedAgainstTheCa) {
   auto seen = server.Call(*credentials);
   ASSERT_TRUE(seen.ok()) << seen.status();
   EXPECT_EQ(*seen, "Bearer 0123456789abcdef0123");
+
+  // The certificate names the coordinator's hosts: another name is refused.
+  EXPECT_TRUE(server.Call(*credentials, "coordinator.example").ok());
+  EXPECT_FALSE(server.Call(*credentials, "impostor.example").ok());
 
   client.token_file.clear();  // TLS alone: no authorization sent.
   EXPECT_EQ(*server.Call(*MakeChannelCredentials(client)), "");

@@ -48,6 +48,12 @@ absl::StatusOr<AccessControl> AccessControl::Parse(absl::string_view text, absl:
     if (fields[0].size() < 16) {
       return absl::InvalidArgumentError(absl::StrCat(where, ": the token is shorter than 16 characters"));
     }
+    for (char ch : fields[0]) {
+      if (!absl::ascii_isgraph(static_cast<unsigned char>(ch))) {
+        return absl::InvalidArgumentError(
+            absl::StrCat(where, ": the token has a character other than printable ASCII"));
+      }
+    }
     caller.name = std::string(fields[2]);
     if (!tokens.emplace(std::string(fields[0]), caller).second) {
       return absl::InvalidArgumentError(absl::StrCat(where, ": this token is already given to another name"));

@@ -90,6 +90,7 @@ TEST(AccessControlTest, AMalformedTokensFileIsRefusedNamingTheLine) {
                         Case{"short admin alice\n", "tokens:1: the token is shorter than 16"},
                         Case{"aaaaaaaaaaaaaaaa0001 admin alice\naaaaaaaaaaaaaaaa0001 user bob\n",
                              "tokens:2: this token is already given"},
+                        Case{"aaaaaaaa\vaaaaaaaa0001 admin alice\n", "tokens:1: the token has a character"},
                         Case{"# only a comment\n", "tokens: no tokens"}}) {
     auto access = AccessControl::Parse(c.text, "tokens");
     ASSERT_FALSE(access.ok()) << c.text;

@@ -446,12 +446,15 @@ std::vector<WorkerInfo> Coordinator::ListWorkers() {
 
 absl::StatusOr<RegisterResponse> Coordinator::Register(const RegisterRequest& request,
                                                       const std::string& credential) {
-  if (request.worker().worker_id().empty()) return absl::InvalidArgumentError("worker.worker_id is empty");
+  const std::string& id = request.worker().worker_id();
+  // A registration that cannot succeed binds nothing (it would lock the id out).
+  DDLM_RETURN_IF_ERROR(WorkerRegistry::Validate(request.worker(), request.host(), request.device()));
   // Refused before anything changes: an impostor cannot replace a live worker.
-  DDLM_RETURN_IF_ERROR(credentials_.Bind(request.worker().worker_id(), credential));
-  return Persisted([&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) -> absl::StatusOr<RegisterResponse> {
+  DDLM_ASSIGN_OR_RETURN(const bool bound_now, credentials_.Bind(id, credential));
+  absl::StatusOr<RegisterResponse> result =
+      Persisted([&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) -> absl::StatusOr<RegisterResponse> {
     // Again under the lock that forgetting a worker takes, so that the binding holds.
-    DDLM_RETURN_IF_ERROR(credentials_.Bind(request.worker().worker_id(), credential));
+    DDLM_RETURN_IF_ERROR(credentials_.Bind(id, credential).status());
     DDLM_ASSIGN_OR_RETURN(std::optional<WorkerEntry> replaced,
                           workers_.Register(request.worker(), request.host(), request.device(),
                                             clock_->Now()));
@@ -473,6 +476,11 @@ absl::StatusOr<RegisterResponse> Coordinator::Register(const RegisterRequest& re
     response.set_heartbeat_timeout_ms(absl::ToInt64Milliseconds(options_.heartbeat_timeout));
     return response;
   });
+  if (!result.ok() && bound_now) {
+    absl::MutexLock lock(&mu_);
+    if (workers_.Get(id) == nullptr) credentials_.Forget(id);  // Nothing registered it.
+  }
+  return result;
 }
 
 absl::Status Coordinator::Heartbeat(const WorkerRef& worker) {

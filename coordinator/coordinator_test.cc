@@ -596,6 +596,36 @@ TEST_F(CoordinatorTest, AnEventStreamGetsTheBacklogThenEachEventAndEndsWithTheJo
   EXPECT_FALSE(bad.closed.has_value());
 }
 
+TEST_F(CoordinatorTest, AWorkerIdIsBoundToTheCredentialThatRegisteredIt) {
+  auto registration = [](uint64_t incarnation, const std::string& host) {
+    RegisterRequest r;
+    r.mutable_worker()->set_worker_id("w0");
+    r.mutable_worker()->set_incarnation(incarnation);
+    r.set_host(host);
+    r.set_device("cpu");
+    return r;
+  };
+  // A registration that cannot succeed binds nothing: it cannot lock the id out.
+  EXPECT_EQ(coordinator_->Register(registration(0, "127.0.0.1"), "mallory").status().code(),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(coordinator_->Register(registration(1, ""), "mallory").status().code(),
+            absl::StatusCode::kInvalidArgument);
+  ASSERT_TRUE(coordinator_->Register(registration(1, "127.0.0.1"), "rack1").ok());
+  // Another credential can neither register over it nor act as it.
+  EXPECT_EQ(coordinator_->Register(registration(2, "10.0.0.9"), "mallory").status().code(),
+            absl::StatusCode::kPermissionDenied);
+  EXPECT_EQ(coordinator_->CheckWorkerCredential("w0", "mallory").code(), absl::StatusCode::kPermissionDenied);
+  EXPECT_TRUE(coordinator_->CheckWorkerCredential("w0", "rack1").ok());
+  EXPECT_TRUE(coordinator_->Heartbeat(registration(1, "").worker()).ok());  // Still the live one.
+  EXPECT_TRUE(coordinator_->Register(registration(3, "127.0.0.1"), "rack1").ok());  // Its own restart.
+  // Dead past the grace period, it is forgotten, and the id is free again.
+  clock_.Advance(options_.heartbeat_timeout + absl::Seconds(1));
+  coordinator_->CheckHeartbeats();
+  clock_.Advance(options_.dead_worker_grace + absl::Seconds(1));
+  coordinator_->CheckHeartbeats();
+  EXPECT_TRUE(coordinator_->Register(registration(4, "10.0.0.9"), "rack2").ok());
+}
+
 TEST_F(CoordinatorTest, WatchStreamsAreCappedAndAClosedOneFreesItsPlace) {
   options_.max_event_streams = 2;
   coordinator_.reset();

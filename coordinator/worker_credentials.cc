@@ -12,11 +12,11 @@ absl::Status Denied(const std::string& worker_id) {
 
 }  // namespace
 
-absl::Status WorkerCredentials::Bind(const std::string& worker_id, const std::string& credential) {
+absl::StatusOr<bool> WorkerCredentials::Bind(const std::string& worker_id, const std::string& credential) {
   absl::MutexLock lock(&mu_);
   auto [it, added] = bound_.emplace(worker_id, credential);
   if (!added && it->second != credential) return Denied(worker_id);
-  return absl::OkStatus();
+  return added;
 }
 
 absl::Status WorkerCredentials::Check(const std::string& worker_id, const std::string& credential) const {

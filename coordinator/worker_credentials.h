@@ -16,6 +16,7 @@
 
 #include "absl/base/thread_annotations.h"
 #include "absl/status/status.h"
+#include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 
 namespace ddlm {
@@ -23,8 +24,8 @@ namespace ddlm {
 class WorkerCredentials {
  public:
   // Binds `worker_id` to `credential` unless it is bound to another one
-  // (PERMISSION_DENIED).
-  absl::Status Bind(const std::string& worker_id, const std::string& credential) ABSL_LOCKS_EXCLUDED(mu_);
+  // (PERMISSION_DENIED). True if this call made the binding (it was unbound).
+  absl::StatusOr<bool> Bind(const std::string& worker_id, const std::string& credential) ABSL_LOCKS_EXCLUDED(mu_);
   // PERMISSION_DENIED if `worker_id` is bound to another credential; an unbound id
   // passes (the registry answers NOT_FOUND for it).
   absl::Status Check(const std::string& worker_id, const std::string& credential) const ABSL_LOCKS_EXCLUDED(mu_);

@@ -6,14 +6,19 @@
 
 namespace ddlm {
 
-absl::StatusOr<std::optional<WorkerEntry>> WorkerRegistry::Register(const WorkerRef& ref,
-                                                                    const std::string& host,
-                                                                    const std::string& device,
-                                                                    absl::Time now) {
+absl::Status WorkerRegistry::Validate(const WorkerRef& ref, const std::string& host, const std::string& device) {
   if (ref.worker_id().empty()) return absl::InvalidArgumentError("worker.worker_id is empty");
   if (ref.incarnation() == 0) return absl::InvalidArgumentError("worker.incarnation must be nonzero");
   if (host.empty()) return absl::InvalidArgumentError("host is empty");
   if (device.empty()) return absl::InvalidArgumentError("device is empty");
+  return absl::OkStatus();
+}
+
+absl::StatusOr<std::optional<WorkerEntry>> WorkerRegistry::Register(const WorkerRef& ref,
+                                                                    const std::string& host,
+                                                                    const std::string& device,
+                                                                    absl::Time now) {
+  if (absl::Status valid = Validate(ref, host, device); !valid.ok()) return valid;
   std::optional<WorkerEntry> replaced;
   auto it = workers_.find(ref.worker_id());
   if (it != workers_.end() && it->second.info.state() == BUSY) replaced = it->second;

@@ -55,6 +55,8 @@ class WorkerRegistry {
   // INVALID_ARGUMENT naming an empty field or a zero incarnation.
   absl::StatusOr<std::optional<WorkerEntry>> Register(const WorkerRef& ref, const std::string& host,
                                                       const std::string& device, absl::Time now);
+  // What Register checks of a registration before changing anything.
+  static absl::Status Validate(const WorkerRef& ref, const std::string& host, const std::string& device);
   // The live entry for `ref`: NOT_FOUND for an unknown id, ABORTED for a stale or
   // dead incarnation.
   absl::StatusOr<WorkerEntry*> Find(const WorkerRef& ref);

@@ -181,6 +181,33 @@ TEST_F(SecurityTest, AnImpostorWorkerCannotRegisterOverALiveOneNorReachItsAttemp
   DeregisterRequest leave;
   *leave.mutable_worker() = registration.worker();
   EXPECT_EQ(Call(*impostor, &WorkerService::Stub::Deregister, leave), grpc::PERMISSION_DENIED);
+  KeySetRequest as_w0;
+  *as_w0.mutable_worker() = registration.worker();
+  as_w0.set_key("job-1/attempt-1/rank-0");
+  as_w0.set_value("hijacked");
+  EXPECT_EQ(Call(*impostor, &WorkerService::Stub::KeySet, as_w0), grpc::PERMISSION_DENIED);
+  {
+    grpc::ClientContext context;
+    StreamCommandsRequest stream;
+    *stream.mutable_worker() = registration.worker();
+    auto reader = impostor->StreamCommands(&context, stream);
+    WorkerCommand command;
+    EXPECT_FALSE(reader->Read(&command));
+    EXPECT_EQ(reader->Finish().error_code(), grpc::PERMISSION_DENIED);
+  }
+  {
+    grpc::ClientContext context;
+    CheckpointInfo info;
+    auto writer = impostor->UploadCheckpoint(&context, &info);
+    CheckpointChunk chunk;
+    *chunk.mutable_worker() = registration.worker();
+    chunk.mutable_attempt()->set_job_id("job-1");
+    chunk.mutable_attempt()->set_attempt(1);
+    chunk.set_data("not even a checkpoint");
+    writer->Write(chunk);
+    writer->WritesDone();
+    EXPECT_EQ(writer->Finish().error_code(), grpc::PERMISSION_DENIED);
+  }
 
   // Bob's job runs on w0. The impostor, registered under an id of its own, reaches
   // none of that attempt: not its shards, checkpoints or rendezvous keys.

@@ -3,6 +3,7 @@
 #include <chrono>
 
 #include "absl/strings/str_cat.h"
+#include "absl/time/clock.h"
 #include "common/chunked_transfer.h"
 #include "common/file_io.h"
 #include "common/grpc_status.h"
@@ -13,7 +14,7 @@ namespace ddlm {
 absl::StatusOr<JobState> FollowJob(JobService::StubInterface& stub, const std::string& job_id,
                                    int64_t after_sequence, std::FILE* out) {
   JobState last = JOB_STATE_UNSPECIFIED;
-  for (int tries = 0; tries < 3; ++tries) {
+  for (int tries = 0; tries < 5; ++tries) {
     grpc::ClientContext context;
     WatchJobRequest request;
     request.set_job_id(job_id);
@@ -28,7 +29,13 @@ absl::StatusOr<JobState> FollowJob(JobService::StubInterface& stub, const std::s
     }
     grpc::Status status = reader->Finish();
     if (status.ok()) return last;
-    if (status.error_code() != grpc::StatusCode::UNAVAILABLE) return FromGrpcStatus(status);
+    // The coordinator went away (it may be restarting), or this client fell behind the
+    // stream: follow on from the last event seen, after a pause that grows.
+    if (status.error_code() != grpc::StatusCode::UNAVAILABLE &&
+        status.error_code() != grpc::StatusCode::RESOURCE_EXHAUSTED) {
+      return FromGrpcStatus(status);
+    }
+    if (status.error_code() == grpc::StatusCode::UNAVAILABLE) absl::SleepFor(absl::Seconds(1 << tries));
   }
   return absl::UnavailableError(absl::StrCat("lost the coordinator while watching ", job_id));
 }

@@ -18,8 +18,9 @@
 namespace ddlm {
 
 // Prints the job's events after `after_sequence` to `out`, one line each
-// (DescribeEvent), until the job ends; reconnects twice on UNAVAILABLE. Returns the
-// job's final state.
+// (DescribeEvent), until the job ends; on UNAVAILABLE (1, 2, 4, 8 s apart) or
+// RESOURCE_EXHAUSTED (it fell behind) it follows on from the last event seen, up to 4
+// times. Returns the job's final state.
 absl::StatusOr<JobState> FollowJob(JobService::StubInterface& stub, const std::string& job_id,
                                    int64_t after_sequence, std::FILE* out);
 

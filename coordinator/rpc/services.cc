@@ -246,8 +246,18 @@ grpc::Status JobServiceImpl::Generate(grpc::ServerContext* context, const Genera
 
 grpc::Status JobServiceImpl::ListWorkers(grpc::ServerContext* context, const ListWorkersRequest*,
                                          ListWorkersResponse* response) {
-  DDLM_GRPC_RETURN_IF_ERROR(Admit(*context, nullptr).status());
-  for (WorkerInfo& w : c_->ListWorkers()) *response->add_workers() = std::move(w);
+  DDLM_GRPC_ASSIGN_OR_RETURN(const Caller caller, Admit(*context, nullptr));
+  for (WorkerInfo& w : c_->ListWorkers()) {
+    // A user sees every worker, but which job it runs only for their own jobs.
+    if (caller.role == Role::kUser && !w.job_id().empty()) {
+      absl::StatusOr<Job> job = c_->GetJob(w.job_id());
+      if (!job.ok() || !AccessControl::AllowJob(caller, *job).ok()) {
+        w.clear_job_id();
+        w.set_rank(0);
+      }
+    }
+    *response->add_workers() = std::move(w);
+  }
   return grpc::Status::OK;
 }
 

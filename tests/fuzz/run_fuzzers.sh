@@ -15,12 +15,15 @@ targets=(job_spec checkpoint token_codec corpus tokens_file services)
 labels=()
 for t in "${targets[@]}"; do labels+=("//tests/fuzz:${t}_fuzzer"); done
 
-if ! bazel --output_base="$output_base" build --config=fuzz "${labels[@]}"; then
+# --symlink_prefix=/: leave the workspace's bazel-* links to the main build.
+if ! bazel --output_base="$output_base" build --config=fuzz --symlink_prefix=/ "${labels[@]}"; then
   echo "fuzz: the targets did not build"
   echo "fuzz: 0 passed, ${#targets[@]} failed"
   exit 1
 fi
 bin=$(bazel --output_base="$output_base" info --config=fuzz bazel-bin 2>/dev/null)
+# The fuzz build's server is not needed once the binaries exist.
+bazel --output_base="$output_base" shutdown 2>/dev/null
 out=$(mktemp -d /tmp/ddlm-fuzz.XXXXXX)
 passed=0
 failed=0
@@ -44,5 +47,6 @@ for t in "${targets[@]}"; do
     failed=$((failed + 1))
   fi
 done
+[ "$failed" -eq 0 ] && rm -rf "$out"  # Kept when something was found.
 echo "fuzz: $passed passed, $failed failed"
 [ "$failed" -eq 0 ]

@@ -1,8 +1,11 @@
 // Fuzz target: every JobService and WorkerService request, in process, against a real
 // Coordinator (the logic the gRPC adapters translate to; validation lives there). The
 // first byte picks the method, the rest is that method's request message in binary
-// protobuf. Two workers and a running job are set up once, so requests can reach a live
-// attempt; state accumulates across inputs, as on a long-lived server.
+// protobuf. Two workers and a running job are set up, so requests can reach a live
+// attempt; state accumulates across inputs, as on a long-lived server, and is started
+// afresh (a new state directory) every kInputsPerCoordinator inputs so that it stays
+// bounded. A failure may so depend on earlier inputs: libFuzzer's crash report lists
+// the run, and -runs with the inputs before it replays it.
 
 #include <limits.h>
 #include <stdlib.h>
@@ -19,6 +22,7 @@
 #include "absl/strings/str_cat.h"
 #include "common/clock.h"
 #include "common/config.h"
+#include "common/file_io.h"
 #include "coordinator/coordinator.h"
 #include "coordinator/stream_sink.h"
 
@@ -33,10 +37,30 @@ class DiscardSink : public ddlm::StreamSink<T> {
   bool closed = false;
 };
 
+constexpr int kInputsPerCoordinator = 2000;
+
+// The state directory of the current coordinator; removed when it is replaced and at exit.
+std::string& StateDir() {
+  static std::string dir;
+  return dir;
+}
+
+void RemoveStateDir() {
+  if (!StateDir().empty()) (void)ddlm::RemoveTree(StateDir());
+}
+
 ddlm::Coordinator* Setup() {
   static ddlm::RealClock clock;
   ddlm::CoordinatorOptions options;
-  options.state_dir = absl::StrCat("/tmp/ddlm-services-fuzzer-", ::getpid());
+  const char* tmp = std::getenv("TEST_TMPDIR");
+  std::string pattern = absl::StrCat(tmp != nullptr ? tmp : "/tmp", "/ddlm-services-fuzzer-XXXXXX");
+  if (::mkdtemp(pattern.data()) == nullptr) {
+    std::perror("services_fuzzer: mkdtemp");
+    std::abort();
+  }
+  RemoveStateDir();
+  StateDir() = pattern;
+  options.state_dir = pattern;
   options.data_roots = {"."};
   // Under Bazel the corpus files are symlinks out of the runfiles: serve where they lead.
   if (char real[PATH_MAX]; ::realpath("configs/quickstart_data/train.txt", real) != nullptr) {
@@ -64,7 +88,8 @@ ddlm::Coordinator* Setup() {
   absl::StatusOr<ddlm::Job> job = c->SubmitJob(spec, "fuzz");  // job-1, running on w0 and w1.
   if (!job.ok() || job->state() != ddlm::RUNNING) {
     std::fprintf(stderr, "services_fuzzer: the running job was not set up: %s\n",
-                 job.ok() ? ddlm::JobState_Name(job->state()).c_str() : job.status().ToString().c_str());
+                 job.ok() ? (ddlm::JobState_Name(job->state()) + ": " + job->message()).c_str()
+                          : job.status().ToString().c_str());
     std::abort();
   }
   return c;
@@ -78,7 +103,13 @@ bool Parse(const uint8_t* data, size_t size, M* message) {
 }  // namespace
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
-  static ddlm::Coordinator* c = Setup();
+  static std::unique_ptr<ddlm::Coordinator> c;
+  static int inputs = 0;
+  if (c == nullptr || ++inputs % kInputsPerCoordinator == 0) {
+    if (c == nullptr) std::atexit(RemoveStateDir);
+    c.reset();
+    c.reset(Setup());
+  }
   if (c == nullptr || size < 1) return 0;
   const uint8_t method = data[0];
   ++data;
