@@ -49,6 +49,9 @@ ABSL_FLAG(int32_t, max_rpc_threads, 4096,
           "Threads serving blocking calls at once (a gRPC resource quota); calls beyond get "
           "RESOURCE_EXHAUSTED. Streams (WatchJob, StreamCommands) hold none.");
 ABSL_FLAG(int32_t, max_watch_streams, 10000, "WatchJob streams open at once; more get RESOURCE_EXHAUSTED.");
+ABSL_FLAG(int32_t, max_transfer_s, 600,
+          "A checkpoint or shard transfer still running after this long is cancelled (a stalled "
+          "client holds a server thread no longer).");
 ABSL_FLAG(int32_t, heartbeat_timeout_ms, 15000,
           "A worker silent this long is declared dead and its job attempt fails.");
 
@@ -122,8 +125,11 @@ int main(int argc, char** argv) {
       ddlm::Coordinator::Create(options, &clock);
   if (!coordinator.ok()) return Fail(coordinator.status());
 
-  ddlm::JobServiceImpl job_service(coordinator->get(), &access);
-  ddlm::WorkerServiceImpl worker_service(coordinator->get(), &access);
+  if (absl::GetFlag(FLAGS_max_transfer_s) < 1) return Fail(absl::InvalidArgumentError("--max_transfer_s must be >= 1"));
+  ddlm::CallDeadlines transfers;
+  const absl::Duration max_transfer = absl::Seconds(absl::GetFlag(FLAGS_max_transfer_s));
+  ddlm::JobServiceImpl job_service(coordinator->get(), &access, &transfers, max_transfer);
+  ddlm::WorkerServiceImpl worker_service(coordinator->get(), &access, &transfers, max_transfer);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   grpc::ServerBuilder builder;
   int port = 0;
@@ -154,6 +160,9 @@ int main(int argc, char** argv) {
   std::thread sweeper([&] {
     while (!stopping.WaitForNotificationWithTimeout(options.heartbeat_interval)) {
       (*coordinator)->CheckHeartbeats();
+      if (const int n = transfers.CancelExpired(absl::Now()); n > 0) {
+        LOG(WARNING) << n << " transfer(s) ran past --max_transfer_s and were cancelled";
+      }
     }
   });
   int sig = 0;

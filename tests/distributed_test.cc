@@ -345,6 +345,34 @@ int64_t RssKib(pid_t pid) {
   return -1;
 }
 
+TEST(DistributedTest, AStalledTransferIsCancelledByTheCoordinator) {
+  Cluster cluster(StateDir("stalled"), {"--max_transfer_s=1", "--heartbeat_interval_ms=200",
+                                        "--heartbeat_timeout_ms=5000"});
+  ASSERT_TRUE(cluster.Start());
+  ASSERT_TRUE(cluster.AddWorker("w0"));
+  JobSpec spec = SmallJob(1, 1);
+  spec.mutable_model()->set_emsize(400);  // A checkpoint of about 12 MB: more than flow control lets
+  spec.mutable_model()->set_nhid(400);    // through to a client that does not read.
+  spec.mutable_schedule()->set_max_batches_per_epoch(4);
+  absl::StatusOr<Job> job = cluster.Submit(spec);
+  ASSERT_TRUE(job.ok()) << job.status();
+  ASSERT_EQ(FinalState(cluster.Watch(job->id())), SUCCEEDED);
+
+  // A client that asks for the checkpoint, with no deadline of its own, and stops reading.
+  grpc::ClientContext context;
+  FetchCheckpointRequest fetch;
+  fetch.set_job_id(job->id());
+  auto reader = cluster.stub().FetchCheckpoint(&context, fetch);
+  DataChunk chunk;
+  ASSERT_TRUE(reader->Read(&chunk));
+  ASSERT_TRUE(cluster.coordinator().WaitForLine("ran past --max_transfer_s and were cancelled"));
+  while (reader->Read(&chunk)) {
+  }
+  EXPECT_EQ(reader->Finish().error_code(), grpc::StatusCode::CANCELLED);
+  // The coordinator serves on.
+  EXPECT_EQ(cluster.Get(job->id())->state(), SUCCEEDED);
+}
+
 TEST(DistributedTest, AFloodedOrForgedUploadIsRefusedAndTheCoordinatorsMemoryStaysBounded) {
   Cluster cluster(StateDir("upload_limits"));
   ASSERT_TRUE(cluster.Start());

@@ -141,8 +141,16 @@ std::optional<std::string> Authorization(const grpc::ServerContextBase& context)
 
 }  // namespace
 
-JobServiceImpl::JobServiceImpl(Coordinator* coordinator, const AccessControl* access)
-    : c_(coordinator), access_(access != nullptr ? access : &open_) {}
+// Cancels the transfer `context` runs once `max` has passed (nothing without deadlines).
+std::optional<CallDeadlines::Registration> BoundTransfer(CallDeadlines* deadlines, absl::Duration max,
+                                                         grpc::ServerContext* context) {
+  if (deadlines == nullptr) return std::nullopt;
+  return deadlines->Add(absl::Now() + max, [context] { context->TryCancel(); });
+}
+
+JobServiceImpl::JobServiceImpl(Coordinator* coordinator, const AccessControl* access, CallDeadlines* deadlines,
+                               absl::Duration max_transfer)
+    : c_(coordinator), access_(access != nullptr ? access : &open_), deadlines_(deadlines), max_transfer_(max_transfer) {}
 
 absl::StatusOr<Caller> JobServiceImpl::Admit(const grpc::ServerContextBase& context, const std::string* job_id) {
   absl::StatusOr<Caller> caller = access_->Authenticate(Authorization(context));
@@ -156,8 +164,9 @@ absl::StatusOr<Caller> JobServiceImpl::Admit(const grpc::ServerContextBase& cont
   return caller;
 }
 
-WorkerServiceImpl::WorkerServiceImpl(Coordinator* coordinator, const AccessControl* access)
-    : c_(coordinator), access_(access != nullptr ? access : &open_) {}
+WorkerServiceImpl::WorkerServiceImpl(Coordinator* coordinator, const AccessControl* access, CallDeadlines* deadlines,
+                                     absl::Duration max_transfer)
+    : c_(coordinator), access_(access != nullptr ? access : &open_), deadlines_(deadlines), max_transfer_(max_transfer) {}
 
 absl::StatusOr<Caller> WorkerServiceImpl::Admit(const grpc::ServerContextBase& context,
                                                 const std::string* worker_id) {
@@ -235,6 +244,7 @@ grpc::Status JobServiceImpl::FetchCheckpoint(grpc::ServerContext* context,
   DDLM_GRPC_RETURN_IF_ERROR(Admit(*context, &request->job_id()).status());
   absl::StatusOr<std::string> path = c_->KeptCheckpointPath(request->job_id(), request->checkpoint());
   if (!path.ok()) return ToGrpcStatus(path.status());
+  const auto bound = BoundTransfer(deadlines_, max_transfer_, context);
   return SendFileChunks(*path, context, writer);
 }
 
@@ -321,6 +331,7 @@ grpc::Status WorkerServiceImpl::DownloadShard(grpc::ServerContext* context,
   DDLM_GRPC_RETURN_IF_ERROR(Admit(*context, &request->worker().worker_id()).status());
   absl::StatusOr<std::shared_ptr<const std::string>> shard = c_->Shard(*request);
   if (!shard.ok()) return ToGrpcStatus(shard.status());
+  const auto bound = BoundTransfer(deadlines_, max_transfer_, context);
   return SendChunks(**shard, context, writer);
 }
 
@@ -331,6 +342,7 @@ grpc::Status WorkerServiceImpl::DownloadCheckpoint(grpc::ServerContext* context,
   absl::StatusOr<std::string> path =
       c_->CheckpointFile(request->worker(), request->job_id(), request->checkpoint_id());
   if (!path.ok()) return ToGrpcStatus(path.status());
+  const auto bound = BoundTransfer(deadlines_, max_transfer_, context);
   return SendFileChunks(*path, context, writer);
 }
 
@@ -355,6 +367,7 @@ grpc::Status WorkerServiceImpl::UploadCheckpoint(grpc::ServerContext* context,
                                                  grpc::ServerReader<CheckpointChunk>* reader,
                                                  CheckpointInfo* info) {
   DDLM_GRPC_ASSIGN_OR_RETURN(const Caller caller, Admit(*context, nullptr));  // Before any byte is read.
+  const auto bound = BoundTransfer(deadlines_, max_transfer_, context);
   CheckpointChunk chunk;
   if (!reader->Read(&chunk)) {
     return grpc::Status(grpc::StatusCode::INVALID_ARGUMENT, "no chunks were sent");

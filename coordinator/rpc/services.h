@@ -13,7 +13,9 @@
 
 #include <grpcpp/grpcpp.h>
 
+#include "absl/time/time.h"
 #include "coordinator/access_control.h"
+#include "coordinator/rpc/call_deadlines.h"
 #include "coordinator/coordinator.h"
 #include "proto/job_service.grpc.pb.h"
 #include "proto/worker_service.grpc.pb.h"
@@ -25,7 +27,10 @@ class JobServiceImpl final : public JobService::WithCallbackMethod_WatchJob<JobS
  public:
   // `access` (not owned; nullptr: open to everyone) decides who may call
   // (access_control.h).
-  explicit JobServiceImpl(Coordinator* coordinator /* not owned */, const AccessControl* access = nullptr);
+  // `deadlines` (not owned; nullptr: none): file transfers are cancelled after
+  // `max_transfer` (call_deadlines.h).
+  explicit JobServiceImpl(Coordinator* coordinator /* not owned */, const AccessControl* access = nullptr,
+                          CallDeadlines* deadlines = nullptr, absl::Duration max_transfer = absl::Minutes(10));
 
   grpc::Status SubmitJob(grpc::ServerContext*, const SubmitJobRequest*, Job*) override;
   grpc::Status GetJob(grpc::ServerContext*, const GetJobRequest*, Job*) override;
@@ -50,12 +55,15 @@ class JobServiceImpl final : public JobService::WithCallbackMethod_WatchJob<JobS
   Coordinator* c_;
   const AccessControl open_;
   const AccessControl* access_;
+  CallDeadlines* deadlines_;
+  absl::Duration max_transfer_;
 };
 
 class WorkerServiceImpl final
     : public WorkerService::WithCallbackMethod_StreamCommands<WorkerService::Service> {
  public:
-  explicit WorkerServiceImpl(Coordinator* coordinator /* not owned */, const AccessControl* access = nullptr);
+  explicit WorkerServiceImpl(Coordinator* coordinator /* not owned */, const AccessControl* access = nullptr,
+                             CallDeadlines* deadlines = nullptr, absl::Duration max_transfer = absl::Minutes(10));
 
   grpc::Status Register(grpc::ServerContext*, const RegisterRequest*, RegisterResponse*) override;
   grpc::Status Heartbeat(grpc::ServerContext*, const HeartbeatRequest*, HeartbeatResponse*) override;
@@ -86,6 +94,8 @@ class WorkerServiceImpl final
   Coordinator* c_;
   const AccessControl open_;
   const AccessControl* access_;
+  CallDeadlines* deadlines_;
+  absl::Duration max_transfer_;
 };
 
 }  // namespace ddlm
