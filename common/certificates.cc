@@ -9,6 +9,7 @@
 #include <cstdio>
 #include <cstring>
 
+#include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "common/file_io.h"
@@ -105,6 +106,15 @@ absl::StatusOr<std::string> NewToken() {
 }
 
 absl::StatusOr<CertificateFiles> MakeCertificates(const std::string& dir, const std::vector<std::string>& hosts) {
+  // Host names go into openssl's extension file: letters, digits, '.', '-' and ':' only.
+  for (const std::string& host : hosts) {
+    for (char ch : host) {
+      if (!absl::ascii_isalnum(static_cast<unsigned char>(ch)) && ch != '.' && ch != '-' && ch != ':') {
+        return absl::InvalidArgumentError(
+            absl::StrCat("host '", host, "' is not a host name or IP address (letters, digits, '.', '-', ':')"));
+      }
+    }
+  }
   DDLM_RETURN_IF_ERROR(MakeDirectory(dir));
   const std::string tmp = absl::StrCat(dir, "/.ca-", ::getpid());
   absl::Status made = Openssl({"req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",

@@ -135,4 +135,20 @@ int RunBinary(const std::vector<std::string>& argv, std::string* output) {
   return code;
 }
 
+std::string SelfExecutable() {
+  char self[4096] = {};
+  const ssize_t n = ::readlink("/proc/self/exe", self, sizeof(self) - 1);
+  return n > 0 ? std::string(self, static_cast<size_t>(n)) : "";
+}
+
+std::string SiblingBinary(const std::string& self, const std::string& self_package, const std::string& package,
+                          const std::string& name) {
+  const std::string dir = self.substr(0, self.rfind('/'));  // bazel-bin/<self_package>
+  const std::string suffix = "/" + self_package;
+  if (dir.size() >= suffix.size() && dir.compare(dir.size() - suffix.size(), suffix.size(), suffix) == 0) {
+    return dir.substr(0, dir.size() - self_package.size()) + package + "/" + name;
+  }
+  return dir + "/" + name;
+}
+
 }  // namespace ddlm

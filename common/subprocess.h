@@ -71,6 +71,15 @@ class Subprocess {
 // Runs a binary to completion; returns its exit code and puts its output in `output`.
 int RunBinary(const std::vector<std::string>& argv, std::string* output);
 
+// The running binary's path (/proc/self/exe); empty if it cannot be read.
+std::string SelfExecutable();
+
+// Where binary `name` of Bazel package `package` is, for the running binary `self` of
+// package `self_package` in the same build ("bazel-bin/<package>/<name>"), or next to
+// `self` when that is not a Bazel output tree (binaries copied to one directory).
+std::string SiblingBinary(const std::string& self, const std::string& self_package, const std::string& package,
+                          const std::string& name);
+
 }  // namespace ddlm
 
 #endif  // DDLM_COMMON_SUBPROCESS_H_

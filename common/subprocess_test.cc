@@ -39,5 +39,18 @@ TEST(SubprocessTest, AMissingBinaryExits127) {
   EXPECT_NE(output.find("cannot exec /nonexistent/binary"), std::string::npos);
 }
 
+TEST(SubprocessTest, SiblingBinariesOfABazelBuild) {
+  EXPECT_EQ(SiblingBinary("/r/bazel-out/k8-fastbuild/bin/coordinator/cli/ddlm", "coordinator/cli", "worker",
+                          "ddlm_worker"),
+            "/r/bazel-out/k8-fastbuild/bin/worker/ddlm_worker");
+  EXPECT_EQ(SiblingBinary("/r/bin/coordinator/cli/ddlm", "coordinator/cli", "coordinator", "ddlm_coordinator"),
+            "/r/bin/coordinator/ddlm_coordinator");
+}
+
+TEST(SubprocessTest, SiblingBinariesCopiedToOneDirectory) {
+  EXPECT_EQ(SiblingBinary("/usr/local/bin/ddlm", "coordinator/cli", "worker", "ddlm_worker"),
+            "/usr/local/bin/ddlm_worker");
+}
+
 }  // namespace
 }  // namespace ddlm

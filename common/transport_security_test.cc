@@ -97,6 +97,10 @@ TEST_F(TransportSecurityTest, KeysAndTokensAreWrittenForTheOwnerOnly) {
   EXPECT_EQ(st.st_mode & 0777, 0600u);
   ASSERT_EQ(::stat(TempDir("token").c_str(), &st), 0);
   EXPECT_EQ(st.st_mode & 0777, 0600u);
+  // A host that is no host name is refused before anything is written.
+  auto odd = MakeCertificates(TempDir("odd-pki"), {"ok.example,DNS:evil.example"});
+  EXPECT_EQ(odd.status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_THAT(odd.status().message(), HasSubstr("is not a host name"));
   auto a = NewToken(), b = NewToken();
   ASSERT_TRUE(a.ok() && b.ok());
   EXPECT_EQ(a->size(), 64u);

@@ -100,10 +100,10 @@ absl::Status AccessControl::AllowWorkerService(const Caller& caller) {
   return absl::OkStatus();
 }
 
-absl::Status AccessControl::AllowJob(const Caller& caller, const Job& job) {
+absl::Status AccessControl::AllowJob(const Caller& caller, const std::string& job_id, const std::string& owner) {
   if (caller.role == Role::kOpen || caller.role == Role::kAdmin) return absl::OkStatus();
-  if (caller.role == Role::kUser && job.owner() == caller.name) return absl::OkStatus();
-  return absl::PermissionDeniedError(absl::StrCat(job.id(), " belongs to another user"));
+  if (caller.role == Role::kUser && owner == caller.name) return absl::OkStatus();
+  return absl::PermissionDeniedError(absl::StrCat(job_id, " belongs to another user"));
 }
 
 }  // namespace ddlm

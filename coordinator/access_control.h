@@ -28,7 +28,6 @@
 
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
-#include "proto/job.pb.h"
 
 namespace ddlm {
 
@@ -57,10 +56,9 @@ class AccessControl {
   static absl::Status AllowJobService(const Caller& caller);
   // WorkerService: workers.
   static absl::Status AllowWorkerService(const Caller& caller);
-  // A job: its owner, or an admin.
-  static absl::Status AllowJob(const Caller& caller, const Job& job);
-  // The name a submitted job records as its owner.
-  static std::string OwnerName(const Caller& caller) { return caller.name; }
+  // Job `job_id`, whose Job.owner is `owner`: its owner (the name of the token that
+  // submitted it), or an admin.
+  static absl::Status AllowJob(const Caller& caller, const std::string& job_id, const std::string& owner);
 
  private:
   std::optional<std::map<std::string, Caller>> tokens_;  // By token.

@@ -47,9 +47,7 @@ TEST(AccessControlTest, WithoutTokensEveryoneIsLetThrough) {
   EXPECT_EQ(caller->role, Role::kOpen);
   EXPECT_TRUE(AccessControl::AllowJobService(*caller).ok());
   EXPECT_TRUE(AccessControl::AllowWorkerService(*caller).ok());
-  Job job;
-  job.set_owner("bob");
-  EXPECT_TRUE(AccessControl::AllowJob(*caller, job).ok());
+  EXPECT_TRUE(AccessControl::AllowJob(*caller, "job-1", "bob").ok());
 }
 
 TEST(AccessControlTest, RolesKeepToTheirService) {
@@ -70,12 +68,9 @@ TEST(AccessControlTest, AUserActsOnlyOnTheirOwnJobsAndAnAdminOnAll) {
   const Caller alice = *access.Authenticate("Bearer aaaaaaaaaaaaaaaa0001");
   const Caller bob = *access.Authenticate("Bearer bbbbbbbbbbbbbbbb0002");
   const Caller carol = *access.Authenticate("Bearer cccccccccccccccc0003");
-  Job job;
-  job.set_id("job-3");
-  job.set_owner(AccessControl::OwnerName(bob));
-  EXPECT_TRUE(AccessControl::AllowJob(bob, job).ok());
-  EXPECT_TRUE(AccessControl::AllowJob(alice, job).ok());
-  const absl::Status denied = AccessControl::AllowJob(carol, job);
+  EXPECT_TRUE(AccessControl::AllowJob(bob, "job-3", bob.name).ok());
+  EXPECT_TRUE(AccessControl::AllowJob(alice, "job-3", bob.name).ok());
+  const absl::Status denied = AccessControl::AllowJob(carol, "job-3", bob.name);
   EXPECT_EQ(denied.code(), absl::StatusCode::kPermissionDenied);
   EXPECT_THAT(denied.message(), HasSubstr("job-3"));
 }

@@ -194,6 +194,12 @@ absl::StatusOr<Job> Coordinator::GetJob(const std::string& job_id) {
   return job->record.job();
 }
 
+absl::StatusOr<std::string> Coordinator::JobOwner(const std::string& job_id) {
+  absl::MutexLock lock(&mu_);
+  DDLM_ASSIGN_OR_RETURN(JobEntry * job, FindJobLocked(job_id));
+  return job->record.job().owner();
+}
+
 std::vector<Job> Coordinator::ListJobs() {
   absl::MutexLock lock(&mu_);
   std::vector<Job> out;

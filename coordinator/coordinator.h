@@ -122,6 +122,8 @@ class Coordinator {
   // `owner`: the submitting token's name (access_control.h), recorded as Job.owner.
   absl::StatusOr<Job> SubmitJob(const JobSpec& spec, const std::string& owner = "") ABSL_LOCKS_EXCLUDED(mu_);
   absl::StatusOr<Job> GetJob(const std::string& job_id) ABSL_LOCKS_EXCLUDED(mu_);
+  // Job.owner alone (for access checks: no copy of the job).
+  absl::StatusOr<std::string> JobOwner(const std::string& job_id) ABSL_LOCKS_EXCLUDED(mu_);
   std::vector<Job> ListJobs() ABSL_LOCKS_EXCLUDED(mu_);
   // Pushes the job's events after `after_sequence` to `sink`, then each new one once it
   // is on disk (a watcher never sees an event that a crash could take back), and closes

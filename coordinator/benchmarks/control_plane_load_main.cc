@@ -336,15 +336,6 @@ bool PinSelf(const std::string& cpus) {
   return sched_setaffinity(0, sizeof(set), &set) == 0;
 }
 
-std::string DefaultCoordinator() {
-  char self[4096] = {};
-  const ssize_t n = ::readlink("/proc/self/exe", self, sizeof(self) - 1);
-  std::string dir = n > 0 ? std::string(self, static_cast<size_t>(n)) : "";
-  dir = dir.substr(0, dir.rfind('/'));  // .../coordinator/benchmarks
-  dir = dir.substr(0, dir.rfind('/'));  // .../coordinator
-  return dir + "/ddlm_coordinator";
-}
-
 int Run() {
   const int num_workers = absl::GetFlag(FLAGS_workers), job_size = absl::GetFlag(FLAGS_job_size);
   if (num_workers < 1 || job_size < 1 || num_workers % job_size != 0) {
@@ -377,7 +368,7 @@ int Run() {
   const std::string state_dir = absl::GetFlag(FLAGS_state_dir);
   if (std::system(("rm -rf '" + state_dir + "'").c_str()) != 0) return 1;
   std::string binary = absl::GetFlag(FLAGS_coordinator);
-  if (binary.empty()) binary = DefaultCoordinator();
+  if (binary.empty()) binary = SiblingBinary(SelfExecutable(), "coordinator/benchmarks", "coordinator", "ddlm_coordinator");
   char cwd[4096] = {};
   const std::string data = absl::GetFlag(FLAGS_data)[0] == '/'
                                ? absl::GetFlag(FLAGS_data)

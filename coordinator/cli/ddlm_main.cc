@@ -39,6 +39,7 @@
 #include "common/cli.h"
 #include "common/config.h"
 #include "common/grpc_status.h"
+#include "common/subprocess.h"
 #include "common/transport_flags.h"
 #include "coordinator/cli/job_client.h"
 #include "coordinator/cli/job_text.h"
@@ -132,9 +133,7 @@ absl::StatusOr<ddlm::JobSpec> ReadSpec() {
 int Launch() {
   absl::StatusOr<ddlm::JobSpec> spec = ReadSpec();
   if (!spec.ok()) return Fail(spec.status());
-  char self[4096] = {};
-  const ssize_t n = ::readlink("/proc/self/exe", self, sizeof(self) - 1);
-  const std::string self_path = n > 0 ? std::string(self, static_cast<size_t>(n)) : "";
+  const std::string self_path = ddlm::SelfExecutable();
   ddlm::LocalLaunchOptions options;
   options.spec = *std::move(spec);
   options.workers = absl::GetFlag(FLAGS_workers);

@@ -14,7 +14,6 @@
 
 #include <grpcpp/grpcpp.h>
 
-#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "common/certificates.h"
 #include "common/file_io.h"
@@ -26,15 +25,6 @@
 #include "proto/job_service.grpc.pb.h"
 
 namespace ddlm {
-
-std::string SiblingBinary(const std::string& self, const std::string& self_package, const std::string& package,
-                          const std::string& name) {
-  const std::string dir = self.substr(0, self.rfind('/'));  // bazel-bin/<self_package>
-  if (absl::EndsWith(dir, "/" + self_package)) {
-    return absl::StrCat(dir.substr(0, dir.size() - self_package.size()), package, "/", name);
-  }
-  return absl::StrCat(dir, "/", name);
-}
 
 absl::StatusOr<LaunchSecrets> EnsureLaunchSecrets(const std::string& state_dir) {
   LaunchSecrets s;

@@ -42,19 +42,12 @@ struct LocalLaunchOptions {
 // secrets cannot be made, or the job is refused.
 absl::StatusOr<JobState> LaunchLocally(const LocalLaunchOptions& options, std::FILE* out);
 
-// Where binary `name` of Bazel package `package` is, for the running binary
-// `self_package`/`self_name` of the same build ("bazel-bin/<package>/<name>"), or next
-// to the running binary when that is not a Bazel output tree (binaries copied to one
-// directory).
 // What a secure launch uses: <state_dir>/secrets/ with ca.pem, server.pem, server.key,
 // tokens (the coordinator's --tokens_file), admin.token and worker.token; made if missing.
 struct LaunchSecrets {
   std::string dir, ca_cert, server_cert, server_key, tokens_file, admin_token_file, worker_token_file;
 };
 absl::StatusOr<LaunchSecrets> EnsureLaunchSecrets(const std::string& state_dir);
-
-std::string SiblingBinary(const std::string& self, const std::string& self_package, const std::string& package,
-                          const std::string& name);
 
 }  // namespace ddlm
 

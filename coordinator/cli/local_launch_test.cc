@@ -6,19 +6,6 @@
 namespace ddlm {
 namespace {
 
-TEST(LocalLaunchTest, SiblingBinariesOfABazelBuild) {
-  EXPECT_EQ(SiblingBinary("/r/bazel-out/k8-fastbuild/bin/coordinator/cli/ddlm", "coordinator/cli", "worker",
-                          "ddlm_worker"),
-            "/r/bazel-out/k8-fastbuild/bin/worker/ddlm_worker");
-  EXPECT_EQ(SiblingBinary("/r/bin/coordinator/cli/ddlm", "coordinator/cli", "coordinator", "ddlm_coordinator"),
-            "/r/bin/coordinator/ddlm_coordinator");
-}
-
-TEST(LocalLaunchTest, SiblingBinariesCopiedToOneDirectory) {
-  EXPECT_EQ(SiblingBinary("/usr/local/bin/ddlm", "coordinator/cli", "worker", "ddlm_worker"),
-            "/usr/local/bin/ddlm_worker");
-}
-
 TEST(LocalLaunchTest, RefusesNoWorkersAndMissingBinaries) {
   LocalLaunchOptions options;
   options.workers = 0;

@@ -139,14 +139,14 @@ std::optional<std::string> Authorization(const grpc::ServerContextBase& context)
 #define DDLM_GRPC_CONCAT_INNER(a, b) a##b
 #define DDLM_GRPC_CONCAT(a, b) DDLM_GRPC_CONCAT_INNER(a, b)
 
-}  // namespace
-
 // Cancels the transfer `context` runs once `max` has passed (nothing without deadlines).
 std::optional<CallDeadlines::Registration> BoundTransfer(CallDeadlines* deadlines, absl::Duration max,
                                                          grpc::ServerContext* context) {
   if (deadlines == nullptr) return std::nullopt;
   return deadlines->Add(absl::Now() + max, [context] { context->TryCancel(); });
 }
+
+}  // namespace
 
 JobServiceImpl::JobServiceImpl(Coordinator* coordinator, const AccessControl* access, CallDeadlines* deadlines,
                                absl::Duration max_transfer)
@@ -157,9 +157,9 @@ absl::StatusOr<Caller> JobServiceImpl::Admit(const grpc::ServerContextBase& cont
   if (!caller.ok()) return caller.status();
   if (absl::Status s = AccessControl::AllowJobService(*caller); !s.ok()) return s;
   if (job_id != nullptr && caller->role == Role::kUser) {
-    absl::StatusOr<Job> job = c_->GetJob(*job_id);
-    if (!job.ok()) return job.status();
-    if (absl::Status s = AccessControl::AllowJob(*caller, *job); !s.ok()) return s;
+    absl::StatusOr<std::string> owner = c_->JobOwner(*job_id);
+    if (!owner.ok()) return owner.status();
+    if (absl::Status s = AccessControl::AllowJob(*caller, *job_id, *owner); !s.ok()) return s;
   }
   return caller;
 }
@@ -183,7 +183,7 @@ absl::StatusOr<Caller> WorkerServiceImpl::Admit(const grpc::ServerContextBase& c
 
 grpc::Status JobServiceImpl::SubmitJob(grpc::ServerContext* context, const SubmitJobRequest* request, Job* job) {
   DDLM_GRPC_ASSIGN_OR_RETURN(const Caller caller, Admit(*context, nullptr));
-  return Reply(c_->SubmitJob(request->spec(), AccessControl::OwnerName(caller)), job);
+  return Reply(c_->SubmitJob(request->spec(), caller.name), job);
 }
 
 grpc::Status JobServiceImpl::GetJob(grpc::ServerContext* context, const GetJobRequest* request, Job* job) {
@@ -195,7 +195,9 @@ grpc::Status JobServiceImpl::ListJobs(grpc::ServerContext* context, const ListJo
                                       ListJobsResponse* response) {
   DDLM_GRPC_ASSIGN_OR_RETURN(const Caller caller, Admit(*context, nullptr));
   for (Job& job : c_->ListJobs()) {
-    if (AccessControl::AllowJob(caller, job).ok()) *response->add_jobs() = std::move(job);  // A user's own.
+    if (AccessControl::AllowJob(caller, job.id(), job.owner()).ok()) {  // A user's own.
+      *response->add_jobs() = std::move(job);
+    }
   }
   return grpc::Status::OK;
 }
@@ -260,8 +262,8 @@ grpc::Status JobServiceImpl::ListWorkers(grpc::ServerContext* context, const Lis
   for (WorkerInfo& w : c_->ListWorkers()) {
     // A user sees every worker, but which job it runs only for their own jobs.
     if (caller.role == Role::kUser && !w.job_id().empty()) {
-      absl::StatusOr<Job> job = c_->GetJob(w.job_id());
-      if (!job.ok() || !AccessControl::AllowJob(caller, *job).ok()) {
+      absl::StatusOr<std::string> owner = c_->JobOwner(w.job_id());
+      if (!owner.ok() || !AccessControl::AllowJob(caller, w.job_id(), *owner).ok()) {
         w.clear_job_id();
         w.set_rank(0);
       }
