@@ -1,7 +1,8 @@
 """Build macros shared across ddlm's packages."""
 
 def ddlm_cc_test(name, srcs, deps = [], data = [], size = "small", **kwargs):
-    """A GoogleTest cc_test linked with gtest_main and tcmalloc (see @system//:tcmalloc)."""
+    """A GoogleTest cc_test linked with gtest_main and tcmalloc (see @system//:tcmalloc);
+    under --config=tsan, with what lets TSan see absl's mutexes instead."""
     native.cc_test(
         name = name,
         srcs = srcs,
@@ -9,6 +10,9 @@ def ddlm_cc_test(name, srcs, deps = [], data = [], size = "small", **kwargs):
         deps = deps + ["@system//:gmock", "@system//:gtest_main"] + select({
             "//bazel:sanitizer": [],
             "//conditions:default": ["@system//:tcmalloc"],
+        }) + select({
+            "//bazel:tsan": ["//bazel/tsan:absl_sync_annotations"],
+            "//conditions:default": [],
         }),
         data = data,
         size = size,
