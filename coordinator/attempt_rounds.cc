@@ -34,6 +34,7 @@ absl::StatusOr<std::optional<TrainingMetrics>> AttemptRounds::ReportMetrics(int 
     round.sum.set_loss(round.sum.loss() + m.loss());
     round.sum.set_tokens_per_second(round.sum.tokens_per_second() + m.tokens_per_second());
     round.sum.set_ms_per_batch(std::max(round.sum.ms_per_batch(), m.ms_per_batch()));
+    round.sum.set_allreduce_ms_per_batch(std::max(round.sum.allreduce_ms_per_batch(), m.allreduce_ms_per_batch()));
   }
   if (round.count < world_) return std::optional<TrainingMetrics>();
   TrainingMetrics combined = round.sum;

@@ -14,6 +14,7 @@ TrainingMetrics Metrics(int epoch, int64_t batch, double loss, double tokens_per
   m.set_loss(loss);
   m.set_tokens_per_second(tokens_per_second);
   m.set_ms_per_batch(ms);
+  m.set_allreduce_ms_per_batch(ms / 10);
   return m;
 }
 
@@ -30,6 +31,7 @@ TEST(AttemptRoundsTest, MetricsAreCombinedOnceEveryRankReported) {
   EXPECT_DOUBLE_EQ((*done)->ppl(), std::exp(3.0));
   EXPECT_DOUBLE_EQ((*done)->tokens_per_second(), 250);   // Summed.
   EXPECT_DOUBLE_EQ((*done)->ms_per_batch(), 55);         // The slowest.
+  EXPECT_DOUBLE_EQ((*done)->allreduce_ms_per_batch(), 5.5);  // The slowest.
   EXPECT_EQ(rounds.ReportMetrics(2, Metrics(1, 9, 1, 1, 1)).status().code(), absl::StatusCode::kInvalidArgument);
 }
 

@@ -131,7 +131,12 @@ void Coordinator::AddEventLocked(JobEntry& job, JobEvent event) {
 
 void Coordinator::DeliverLocked(uint64_t durable) {
   event_streams_.Deliver(durable, [&](const std::string& job_id, int64_t sequence) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-    if (JobEntry* job = FindLocked(job_id)) job->delivered_through = sequence;
+    JobEntry* job = FindLocked(job_id);
+    if (job == nullptr) return;
+    job->delivered_through = sequence;
+    if (options_.event_observer != nullptr && sequence >= 1 && sequence <= job->record.events_size()) {
+      options_.event_observer->OnJobEvent(job->record.job(), job->record.events(static_cast<int>(sequence - 1)));
+    }
   });
 }
 

@@ -69,6 +69,7 @@
 #include "coordinator/attempt_rounds.h"
 #include "coordinator/checkpoint_upload.h"
 #include "coordinator/event_fanout.h"
+#include "coordinator/job_event_observer.h"
 #include "coordinator/job_store.h"
 #include "coordinator/record_writer.h"
 #include "coordinator/stream_sink.h"
@@ -101,6 +102,9 @@ struct CoordinatorOptions {
   int max_event_streams = 10000;
   // Generate's limits (words, concurrent samplings).
   TextGeneratorOptions generation;
+  // Not owned; may be null. Gets every job's events once they are on disk, such as the
+  // TensorBoard exporter (coordinator/tensorboard/).
+  JobEventObserver* event_observer = nullptr;
   // Tests only: called (without the coordinator's lock) just before an attempt's
   // corpus is read and its shards encoded.
   std::function<void(const std::string& job_id)> before_prepare_for_testing;

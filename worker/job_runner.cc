@@ -151,6 +151,9 @@ absl::Status JobRunner::RunAttempt() {
 
   trainer->set_gradient_reducer(
       [&](const std::vector<torch::Tensor>& grads) { return reducer.Reduce(grads); });
+  // All-reduce time so far, read between steps (Reduce has returned, so the
+  // communication thread is not writing the stats).
+  double allreduce_seconds_reported = 0;
   trainer->set_interval_callback([&](const IntervalReport& report) {
     ReportMetricsRequest request;
     *request.mutable_worker() = worker_;
@@ -164,6 +167,12 @@ absl::Status JobRunner::RunAttempt() {
     m.set_ppl(std::exp(report.loss));
     m.set_tokens_per_second(report.tokens_per_second);
     m.set_ms_per_batch(report.ms_per_batch);
+    const double allreduce_seconds = reducer.stats().allreduce_seconds;
+    if (report.batches > 0) {
+      m.set_allreduce_ms_per_batch((allreduce_seconds - allreduce_seconds_reported) * 1000.0 /
+                                   static_cast<double>(report.batches));
+    }
+    allreduce_seconds_reported = allreduce_seconds;
     request.set_global_step(trainer->position().global_step());
     if (absl::Status s = client_->ReportMetrics(request); !s.ok()) {
       LOG(WARNING) << Who() << "metrics not delivered: " << s;

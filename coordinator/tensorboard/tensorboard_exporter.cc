@@ -1,0 +1,90 @@
+#include "coordinator/tensorboard/tensorboard_exporter.h"
+
+#include <utility>
+
+#include "glog/logging.h"
+
+namespace ddlm {
+
+TensorBoardExporter::TensorBoardExporter(std::string root, std::string host)
+    : root_(std::move(root)), host_(std::move(host)) {
+  writer_ = std::thread([this] { WriteLoop(); });
+}
+
+TensorBoardExporter::~TensorBoardExporter() {
+  {
+    absl::MutexLock lock(&mu_);
+    stopping_ = true;
+  }
+  writer_.join();
+}
+
+void TensorBoardExporter::OnJobEvent(const Job& job, const JobEvent& event) {
+  if (event.event_case() == JobEvent::kState || event.event_case() == JobEvent::kCheckpoint) return;
+  absl::MutexLock lock(&mu_);
+  if (queue_.size() >= kMaxQueued) {
+    if (dropped_++ == 0) LOG(WARNING) << "TensorBoard export is behind; dropping events";
+    return;
+  }
+  queue_.push_back({job.id(), event});
+  ++enqueued_;
+}
+
+void TensorBoardExporter::WaitUntilWritten() {
+  absl::MutexLock lock(&mu_);
+  const int64_t target = enqueued_;
+  auto written = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return written_ >= target; };
+  mu_.Await(absl::Condition(&written));
+}
+
+int64_t TensorBoardExporter::dropped() {
+  absl::MutexLock lock(&mu_);
+  return dropped_;
+}
+
+int64_t TensorBoardExporter::failed_writes() {
+  absl::MutexLock lock(&mu_);
+  return failed_writes_;
+}
+
+void TensorBoardExporter::WriteLoop() {
+  while (true) {
+    Queued item;
+    {
+      absl::MutexLock lock(&mu_);
+      auto ready = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return stopping_ || !queue_.empty(); };
+      mu_.Await(absl::Condition(&ready));
+      if (queue_.empty()) return;  // Stopping, and everything is written.
+      item = std::move(queue_.front());
+      queue_.pop_front();
+    }
+    Write(item);
+    absl::MutexLock lock(&mu_);
+    ++written_;
+  }
+}
+
+void TensorBoardExporter::Write(const Queued& item) {
+  Run& run = runs_[item.job_id];
+  std::optional<ScalarPoint> point = run.scalars.Add(item.event);
+  if (!point) return;
+  absl::Status status;
+  if (run.file == nullptr) {
+    absl::StatusOr<std::unique_ptr<EventFileWriter>> file =
+        EventFileWriter::Create(root_ + "/" + item.job_id, point->wall_time, host_);
+    if (file.ok()) {
+      run.file = *std::move(file);
+    } else {
+      status = file.status();
+    }
+  }
+  if (status.ok()) status = run.file->WriteScalars(point->step, point->wall_time, point->scalars);
+  if (!status.ok()) {
+    LOG(WARNING) << "TensorBoard scalars of job " << item.job_id << " not written: " << status;
+    run.file.reset();  // The next event starts a new file.
+    absl::MutexLock lock(&mu_);
+    ++failed_writes_;
+  }
+}
+
+}  // namespace ddlm
