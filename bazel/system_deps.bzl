@@ -14,6 +14,7 @@ _PKG_CONFIG_TARGETS = {
     "absl_synchronization": ["absl_synchronization"],
     "absl_time": ["absl_time"],
     "glog": ["libglog"],
+    "microhttpd": ["libmicrohttpd"],
     "gmock": ["gmock"],
     "grpc++": ["grpc++"],
     "gtest": ["gtest"],

@@ -7,14 +7,19 @@
 //   ddlm_coordinator --insecure ...   plain text, no tokens: a trusted network only
 //
 // Prints "ddlm_coordinator listening on HOST:PORT" once serving (with --port 0, the
-// port the system chose). SIGINT or SIGTERM shuts down cleanly.
+// port the system chose), and "ddlm_coordinator metrics on http://HOST:PORT/metrics"
+// with --metrics_port. Each job's scalars go to STATE_DIR/tensorboard/<job id>/ as
+// TensorBoard event files. SIGINT or SIGTERM shuts down cleanly.
 
 #include <glog/logging.h>
 #include <grpcpp/ext/proto_server_reflection_plugin.h>
 #include <grpcpp/grpcpp.h>
 #include <signal.h>
 
+#include <unistd.h>
+
 #include <cstdio>
+#include <memory>
 #include <string>
 #include <thread>
 #include <vector>
@@ -28,7 +33,12 @@
 #include "common/transport_security.h"
 #include "coordinator/access_control.h"
 #include "coordinator/coordinator.h"
+#include "coordinator/metrics/coordinator_metrics.h"
+#include "coordinator/metrics/metrics_http_server.h"
+#include "coordinator/metrics/rpc_stats.h"
+#include "coordinator/rpc/rpc_stats_interceptor.h"
 #include "coordinator/rpc/services.h"
+#include "coordinator/tensorboard/tensorboard_exporter.h"
 
 ABSL_FLAG(std::string, host, "0.0.0.0", "Address to listen on.");
 ABSL_FLAG(int32_t, port, 50051, "Port to listen on (0: any free port, printed at start).");
@@ -52,6 +62,15 @@ ABSL_FLAG(int32_t, max_watch_streams, 10000, "WatchJob streams open at once; mor
 ABSL_FLAG(int32_t, max_transfer_s, 600,
           "A checkpoint or shard transfer still running after this long is cancelled (a stalled "
           "client holds a server thread no longer).");
+ABSL_FLAG(std::string, tensorboard_dir, "",
+          "Where each job's scalars are written as TensorBoard event files, a run per job "
+          "(default: STATE_DIR/tensorboard; 'none': not written).");
+ABSL_FLAG(int32_t, metrics_port, -1,
+          "Serve Prometheus metrics at http://METRICS_HOST:PORT/metrics (0: any free port, printed "
+          "at start; -1: off).");
+ABSL_FLAG(std::string, metrics_host, "127.0.0.1",
+          "IPv4 address for --metrics_port. Plain HTTP with no authentication: job names and "
+          "figures are readable by whoever reaches it, so widen it only to your monitoring network.");
 ABSL_FLAG(int32_t, heartbeat_timeout_ms, 15000,
           "A worker silent this long is declared dead and its job attempt fails.");
 
@@ -114,6 +133,15 @@ int main(int argc, char** argv) {
   ddlm::RealClock clock;
   ddlm::CoordinatorOptions options;
   options.state_dir = absl::GetFlag(FLAGS_state_dir);
+  std::unique_ptr<ddlm::TensorBoardExporter> tensorboard;
+  std::string tensorboard_dir = absl::GetFlag(FLAGS_tensorboard_dir);
+  if (tensorboard_dir.empty()) tensorboard_dir = options.state_dir + "/tensorboard";
+  if (tensorboard_dir != "none") {
+    char host[256] = "localhost";
+    ::gethostname(host, sizeof(host) - 1);
+    tensorboard = std::make_unique<ddlm::TensorBoardExporter>(tensorboard_dir, host);
+    options.event_observer = tensorboard.get();
+  }
   options.data_roots = absl::GetFlag(FLAGS_data_root);
   options.heartbeat_interval = absl::Milliseconds(absl::GetFlag(FLAGS_heartbeat_interval_ms));
   options.heartbeat_timeout = absl::Milliseconds(absl::GetFlag(FLAGS_heartbeat_timeout_ms));
@@ -132,6 +160,10 @@ int main(int argc, char** argv) {
   ddlm::WorkerServiceImpl worker_service(coordinator->get(), &access, &transfers, max_transfer);
   grpc::reflection::InitProtoReflectionServerBuilderPlugin();
   grpc::ServerBuilder builder;
+  ddlm::RpcStats rpc_stats;
+  std::vector<std::unique_ptr<grpc::experimental::ServerInterceptorFactoryInterface>> interceptors;
+  interceptors.push_back(std::make_unique<ddlm::RpcStatsInterceptorFactory>(&rpc_stats));
+  builder.experimental().SetInterceptorCreators(std::move(interceptors));
   int port = 0;
   const std::string address = absl::StrCat(absl::GetFlag(FLAGS_host), ":", absl::GetFlag(FLAGS_port));
   builder.AddListeningPort(address, *credentials, &port);
@@ -154,6 +186,17 @@ int main(int argc, char** argv) {
               transport.insecure ? ""
               : access.open()    ? ", no tokens"
                                  : ", tokens required");
+  std::unique_ptr<ddlm::MetricsHttpServer> metrics;
+  if (absl::GetFlag(FLAGS_metrics_port) >= 0) {
+    ddlm::Coordinator* c = coordinator->get();
+    absl::StatusOr<std::unique_ptr<ddlm::MetricsHttpServer>> started = ddlm::MetricsHttpServer::Start(
+        absl::GetFlag(FLAGS_metrics_host), absl::GetFlag(FLAGS_metrics_port),
+        [c, &rpc_stats] { return ddlm::RenderCoordinatorMetrics(c->ListJobs(), c->ListWorkers(), &rpc_stats); });
+    if (!started.ok()) return Fail(started.status());
+    metrics = *std::move(started);
+    std::printf("ddlm_coordinator metrics on http://%s:%d/metrics\n", absl::GetFlag(FLAGS_metrics_host).c_str(),
+                metrics->port());
+  }
   std::fflush(stdout);
 
   absl::Notification stopping;
@@ -172,5 +215,9 @@ int main(int argc, char** argv) {
   (*coordinator)->Shutdown();
   server->Shutdown(std::chrono::system_clock::now() + std::chrono::seconds(2));
   sweeper.join();
+  server.reset();
+  metrics.reset();
+  (*coordinator).reset();  // Before the exporter it reports to.
+  tensorboard.reset();
   return 0;
 }
