@@ -6,11 +6,16 @@
 #   ./setup.sh --cuda   also the GPU build's LibTorch: the torch wheel from Python's package
 #                       index (pinned below, with the CUDA runtime, cuDNN and NCCL it
 #                       depends on), in a venv at /opt/ddlm/torch-<version>
+#
+# Both also put the tensorboard package (pinned below) in a venv at /opt/ddlm/tools: the
+# tests read ddlm's event files back with it, and it is the `tensorboard` to run.
 set -euo pipefail
 
 # The accelerator machine's torch; the GPU build must use the same LibTorch.
 TORCH_VERSION=2.11.0
 TORCH_VENV=${DDLM_TORCH_VENV:-/opt/ddlm/torch-$TORCH_VERSION}
+TENSORBOARD_VERSION=2.21.0
+TOOLS_VENV=${DDLM_TOOLS_VENV:-/opt/ddlm/tools}
 
 cuda=0
 for arg in "$@"; do
@@ -33,8 +38,12 @@ packages=(
   googletest libgtest-dev libgmock-dev
   openssl                    # `ddlm launch` makes its CA, certificates and tokens with it
   clang libclang-rt-14-dev   # the fuzz targets (libFuzzer, sanitizers): tests/fuzz/run_fuzzers.sh
+  libmicrohttpd-dev          # the coordinator's /metrics page (--metrics_port)
+  prometheus                 # tests: scrapes /metrics (tests:ecosystem_test)
+  gnuplot-nox                # `ddlm plot`
+  tmux                       # tests: `ddlm watch` in a terminal
+  python3-venv python3-pip   # the tensorboard package (and torch for --cuda) in venvs
 )
-if [ "$cuda" = 1 ]; then packages+=(python3-venv python3-pip); fi
 
 sudo=""
 if [ "$(id -u)" != 0 ]; then sudo="sudo"; fi
@@ -59,6 +68,18 @@ case "$blas" in
       /usr/lib/x86_64-linux-gnu/openblas-pthread/libblas.so.3
     ;;
 esac
+installed=""
+if [ -x "$TOOLS_VENV/bin/python3" ]; then
+  installed=$("$TOOLS_VENV/bin/python3" -m pip show tensorboard 2>/dev/null | sed -n 's/^Version: //p')
+fi
+if [ "$installed" != "$TENSORBOARD_VERSION" ]; then
+  echo "setup: installing tensorboard==$TENSORBOARD_VERSION in $TOOLS_VENV"
+  $sudo mkdir -p "$(dirname "$TOOLS_VENV")"
+  $sudo /usr/bin/python3 -m venv "$TOOLS_VENV"
+  $sudo "$TOOLS_VENV/bin/python3" -m pip install --quiet --disable-pip-version-check \
+    "tensorboard==$TENSORBOARD_VERSION"
+fi
+
 if [ "$cuda" = 1 ]; then
   installed=""
   if [ -x "$TORCH_VENV/bin/python3" ]; then

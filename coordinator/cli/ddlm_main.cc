@@ -5,7 +5,9 @@
 //   ddlm launch --config F [--workers 2] [--device cpu|cuda|cuda:N]
 //                                             coordinator + N local workers, run F, stop
 //   ddlm submit --config F [--watch]          queue a job
-//   ddlm list | status JOB | watch JOB | cancel JOB | delete JOB | checkpoints JOB | workers
+//   ddlm list | status JOB [--json] | watch JOB [--plain] | cancel JOB | delete JOB
+//   ddlm checkpoints JOB | workers
+//   ddlm plot JOB --out curves.png            training curves as a PNG (gnuplot)
 //   ddlm resume JOB [--checkpoint ID] [--epochs N] [--workers N] [--watch]
 //   ddlm generate JOB [--checkpoint best|latest|ID] [--words N] [--temperature T]
 //   ddlm fetch JOB --out FILE [--checkpoint best|latest|ID]   save a kept checkpoint
@@ -41,15 +43,19 @@
 #include "common/grpc_status.h"
 #include "common/subprocess.h"
 #include "common/transport_flags.h"
+#include "coordinator/cli/curves_plot.h"
 #include "coordinator/cli/job_client.h"
 #include "coordinator/cli/job_text.h"
 #include "coordinator/cli/local_launch.h"
+#include "coordinator/cli/progress_display.h"
 #include "proto/job_service.grpc.pb.h"
 
 ABSL_FLAG(std::string, coordinator, "localhost:50051", "The coordinator's host:port.");
 ABSL_FLAG(std::string, config, "", "submit/launch: text-format JobSpec file.");
 ABSL_FLAG(bool, watch, false, "submit/resume: follow the job until it ends.");
-ABSL_FLAG(bool, json, false, "Print replies as JSON instead of text format.");
+ABSL_FLAG(bool, json, false, "Print replies as JSON (status: the whole job, for scripts).");
+ABSL_FLAG(bool, plain, false,
+          "watch/launch/submit --watch: one line per event even on a terminal (no live status line).");
 ABSL_FLAG(std::string, checkpoint, "", "resume/generate: checkpoint id (or best/latest).");
 ABSL_FLAG(int32_t, epochs, 0, "resume: train to this many epochs in total (0: the job's).");
 ABSL_FLAG(int32_t, words, 100, "generate: number of words.");
@@ -64,7 +70,7 @@ ABSL_FLAG(std::string, device, "cpu",
           "(all on GPU N; with --collective gloo).");
 ABSL_FLAG(std::string, collective, "auto", "launch: the workers' --collective (auto, gloo, nccl).");
 ABSL_FLAG(std::string, state_dir, "ddlm_state", "launch: the coordinator's state directory.");
-ABSL_FLAG(std::string, out, "", "fetch: where to write the checkpoint file.");
+ABSL_FLAG(std::string, out, "", "fetch: where to write the checkpoint file. plot: the PNG to write.");
 ABSL_FLAG(int32_t, port, 0, "launch: the coordinator's port (0: any free port).");
 ABSL_FLAG(std::vector<std::string>, hosts, {},
           "certs: the coordinator's host names or addresses (comma-separated) its certificate is for.");
@@ -77,8 +83,10 @@ commands:
                                     start a coordinator and N local workers, run F
   submit --config F [--watch]       queue a job on a running coordinator
   list                              all jobs
-  status JOB                        one job
-  watch JOB                         follow a job's events until it ends
+  status JOB [--json]               one job, at a glance (--json: all of it)
+  watch JOB [--plain]               follow a job until it ends (a live status line on a
+                                    terminal; --plain: one line per event)
+  plot JOB --out FILE.png           draw its perplexity and learning-rate curves (gnuplot)
   cancel JOB
   delete JOB                        remove a finished job and its checkpoints
   resume JOB [--checkpoint ID] [--epochs N] [--workers N] [--watch]
@@ -116,9 +124,12 @@ void Print(const google::protobuf::Message& message) {
   if (!text.empty() && text.back() != '\n') std::printf("\n");
 }
 
+// A status line redrawn in place: on a terminal, unless --plain.
+bool LiveProgress() { return !absl::GetFlag(FLAGS_plain) && ddlm::IsTerminal(stdout); }
+
 // Follows the job to its end; exit code 0 only if it SUCCEEDED.
 int Watch(ddlm::JobService::Stub& stub, const std::string& job_id, int64_t after = 0) {
-  absl::StatusOr<ddlm::JobState> state = ddlm::FollowJob(stub, job_id, after, stdout);
+  absl::StatusOr<ddlm::JobState> state = ddlm::FollowJob(stub, job_id, after, stdout, LiveProgress());
   if (!state.ok()) return Fail(state.status());
   return *state == ddlm::SUCCEEDED ? 0 : 1;
 }
@@ -141,6 +152,7 @@ int Launch() {
   options.collective = absl::GetFlag(FLAGS_collective);
   options.state_dir = absl::GetFlag(FLAGS_state_dir);
   options.port = absl::GetFlag(FLAGS_port);
+  options.live_progress = LiveProgress();
   options.insecure = ddlm::ClientTransportFromFlags().insecure;
   options.coordinator_binary = ddlm::SiblingBinary(self_path, "coordinator/cli", "coordinator", "ddlm_coordinator");
   options.worker_binary = ddlm::SiblingBinary(self_path, "coordinator/cli", "worker", "ddlm_worker");
@@ -230,7 +242,25 @@ int main(int argc, char** argv) {
       status = stub->CancelJob(&context, request, &job);
     }
     if (!status.ok()) return Fail(status);
-    Print(job);
+    if (command == "status" && !absl::GetFlag(FLAGS_json)) {
+      std::printf("%s", ddlm::JobSummary(job, absl::Now()).c_str());
+    } else {
+      Print(job);
+    }
+    return 0;
+  }
+  if (command == "plot") {
+    if (!need_job()) return 2;
+    const std::string out = absl::GetFlag(FLAGS_out);
+    if (out.empty()) {
+      std::fprintf(stderr, "ddlm plot: give --out FILE.png\n");
+      return 2;
+    }
+    ddlm::Job job;
+    std::vector<ddlm::JobEvent> events;
+    if (absl::Status s = ddlm::ReadJobEvents(*stub, arg, &job, &events); !s.ok()) return Fail(s);
+    if (absl::Status s = ddlm::PlotCurves(ddlm::CurvesFromEvents(job, events), out); !s.ok()) return Fail(s);
+    std::printf("%s's curves drawn to %s\n", arg.c_str(), out.c_str());
     return 0;
   }
   if (command == "delete") {

@@ -10,6 +10,7 @@
 #include <cstdint>
 #include <cstdio>
 #include <string>
+#include <vector>
 
 #include "absl/status/statusor.h"
 #include "proto/job.pb.h"
@@ -17,12 +18,17 @@
 
 namespace ddlm {
 
-// Prints the job's events after `after_sequence` to `out`, one line each
-// (DescribeEvent), until the job ends; on UNAVAILABLE (1, 2, 4, 8 s apart) or
+// Prints the job's events after `after_sequence` to `out` until the job ends: one line
+// each (DescribeEvent), or with `live`, a status line redrawn in place below the other
+// events (progress_display.h; for a terminal); on UNAVAILABLE (1, 2, 4, 8 s apart) or
 // RESOURCE_EXHAUSTED (it fell behind) it follows on from the last event seen, up to 4
 // times. Returns the job's final state.
 absl::StatusOr<JobState> FollowJob(JobService::StubInterface& stub, const std::string& job_id,
-                                   int64_t after_sequence, std::FILE* out);
+                                   int64_t after_sequence, std::FILE* out, bool live = false);
+
+// Every event of the job so far (and, if it is still running, none after), with the job.
+absl::Status ReadJobEvents(JobService::StubInterface& stub, const std::string& job_id, Job* job,
+                           std::vector<JobEvent>* events);
 
 // Writes the job's kept checkpoint `which` ("best" or "", "latest", an id) to `path`
 // atomically, checked against its CRC-32 (FetchCheckpoint).

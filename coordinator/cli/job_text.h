@@ -9,6 +9,7 @@
 #include <string>
 #include <vector>
 
+#include "absl/time/time.h"
 #include "proto/job.pb.h"
 
 namespace ddlm {
@@ -18,6 +19,10 @@ std::string DescribeEvent(const JobEvent& event);
 
 // `ddlm list`: a header and one aligned row per job; every line ends with a newline.
 std::string JobTable(const std::vector<Job>& jobs);
+
+// `ddlm status JOB`: a few lines a person reads at a glance (state, model, progress,
+// the latest figures, times as of `now`); every line ends with a newline.
+std::string JobSummary(const Job& job, absl::Time now);
 
 }  // namespace ddlm
 

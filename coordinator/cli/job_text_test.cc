@@ -83,3 +83,53 @@ TEST(JobTextTest, TheJobTableIsAligned) {
 
 }  // namespace
 }  // namespace ddlm
+
+namespace ddlm {
+namespace {
+
+TEST(JobTextTest, TheSummarySaysStateModelProgressFiguresAndTimes) {
+  Job j;
+  j.set_id("job-4");
+  j.set_name("quickstart");
+  j.set_state(RUNNING);
+  j.set_attempt(2);
+  j.set_restarts(1);
+  j.set_owner("bob");
+  JobSpec& spec = *j.mutable_spec();
+  spec.mutable_model()->set_type(LSTM);
+  spec.mutable_model()->set_nlayers(2);
+  spec.mutable_model()->set_nhid(128);
+  spec.mutable_model()->set_emsize(128);
+  spec.mutable_schedule()->set_epochs(4);
+  spec.set_num_workers(2);
+  j.set_epoch(2);
+  j.set_global_step(140);
+  TrainingMetrics& m = *j.mutable_last_training();
+  m.set_batch(39);
+  m.set_num_batches(100);
+  m.set_loss(5.125);
+  m.set_ppl(168.2);
+  m.set_lr(20);
+  m.set_tokens_per_second(5120);
+  m.set_ms_per_batch(35.25);
+  j.set_best_val_ppl(150.5);
+  j.set_num_checkpoints(3);
+  j.set_submitted_unix_seconds(1764547200);  // 2025-12-01 00:00:00 UTC
+  j.set_started_unix_seconds(1764547210);
+  EXPECT_EQ(JobSummary(j, absl::FromUnixSeconds(1764547210 + 3723)),
+            "job-4  quickstart  RUNNING  (attempt 2, 1 restarts, owner bob)\n"
+            "  model     LSTM, 2 layers x 128, emsize 128; 4 epochs on 2 workers\n"
+            "  progress  epoch 2/4, step 140 (batch 40/100 of the epoch)\n"
+            "  training  loss 5.12 | ppl 168.20 | lr 20.00 | 5120 tok/s | 35.2 ms/batch\n"
+            "  best      valid ppl 150.50 | test ppl - | 3 checkpoints kept\n"
+            "  times     submitted 2025-12-01 00:00:00 UTC, running for 1:02:03\n");
+  j.set_state(FAILED);
+  j.set_message("worker w1 died");
+  j.set_finished_unix_seconds(1764547210 + 60);
+  const std::string done = JobSummary(j, absl::FromUnixSeconds(1764547210 + 3723));
+  EXPECT_THAT(done, ::testing::HasSubstr("  message   worker w1 died\n"));
+  EXPECT_THAT(done, ::testing::HasSubstr(", ran 0:01:00\n"));
+}
+
+}  // namespace
+}  // namespace ddlm

@@ -141,7 +141,7 @@ absl::StatusOr<JobState> LaunchLocally(const LocalLaunchOptions& options, std::F
   if (grpc::Status status = stub->SubmitJob(&context, request, &job); !status.ok()) return FromGrpcStatus(status);
   std::fprintf(out, "submitted %s (%s)\n", job.id().c_str(), job.name().c_str());
   std::fflush(out);
-  absl::StatusOr<JobState> state = FollowJob(*stub, job.id(), 0, out);
+  absl::StatusOr<JobState> state = FollowJob(*stub, job.id(), 0, out, options.live_progress);
   if (state.ok() && *state == SUCCEEDED && !spec.checkpoint().path().empty()) {
     // Like main.py's --save: the best model also lands at checkpoint.path (fetched
     // through the coordinator's API, as from any other machine).

@@ -28,6 +28,8 @@ namespace ddlm {
 struct LocalLaunchOptions {
   JobSpec spec;  // Its num_workers becomes `workers`.
   int workers = 2;
+  // Show the job as a status line redrawn in place (progress_display.h), for a terminal.
+  bool live_progress = false;
   // "cpu", "cuda" (worker i on cuda:i) or "cuda:N" (every worker on GPU N).
   std::string device = "cpu";
   std::string collective = "auto";

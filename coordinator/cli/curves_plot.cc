@@ -1,0 +1,122 @@
+#include "coordinator/cli/curves_plot.h"
+
+#include <unistd.h>
+
+#include <cstdlib>
+
+#include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
+#include "absl/strings/str_replace.h"
+#include "absl/strings/str_split.h"
+#include "common/file_io.h"
+#include "common/subprocess.h"
+
+namespace ddlm {
+namespace {
+
+// gnuplot strings in double quotes: backslash and double quote escaped.
+std::string Quoted(const std::string& s) {
+  return absl::StrCat("\"", absl::StrReplaceAll(s, {{"\\", "\\\\"}, {"\"", "\\\""}}), "\"");
+}
+
+void AppendBlock(std::string& out, const std::vector<CurvePoint>& points) {
+  if (points.empty()) out += "nan nan\n";  // gnuplot needs a block to index.
+  for (const CurvePoint& p : points) absl::StrAppendFormat(&out, "%.6f %.9g\n", p.epoch, p.value);
+  out += "\n\n";
+}
+
+// `name` as a shell finds it on PATH (execv takes a path), or `name` itself.
+std::string OnPath(const std::string& name) {
+  if (name.find('/') != std::string::npos) return name;
+  const char* path = std::getenv("PATH");
+  for (absl::string_view dir : absl::StrSplit(path != nullptr ? path : "/usr/bin:/bin", ':', absl::SkipEmpty())) {
+    const std::string candidate = absl::StrCat(dir, "/", name);
+    if (::access(candidate.c_str(), X_OK) == 0) return candidate;
+  }
+  return name;
+}
+
+}  // namespace
+
+JobCurves CurvesFromEvents(const Job& job, const std::vector<JobEvent>& events) {
+  JobCurves curves;
+  curves.title = absl::StrCat(job.id(), job.name().empty() ? "" : " ", job.name(), " (",
+                              ModelType_Name(job.spec().model().type()), ")");
+  for (const JobEvent& e : events) {
+    if (e.has_training()) {
+      const TrainingMetrics& m = e.training();
+      if (m.num_batches() <= 0) continue;
+      const double x = m.epoch() - 1 + static_cast<double>(m.batch() + 1) / static_cast<double>(m.num_batches());
+      curves.train_ppl.push_back({x, m.ppl()});
+      curves.lr.push_back({x, m.lr()});
+    } else if (e.has_epoch()) {
+      curves.val_ppl.push_back({static_cast<double>(e.epoch().epoch()), e.epoch().val_ppl()});
+    } else if (e.has_test()) {
+      curves.test_ppl = e.test().test_ppl();
+    }
+  }
+  return curves;
+}
+
+std::string CurveData(const JobCurves& curves) {
+  std::string out;
+  AppendBlock(out, curves.train_ppl);
+  AppendBlock(out, curves.val_ppl);
+  AppendBlock(out, curves.lr);
+  return out;
+}
+
+std::string GnuplotProgram(const JobCurves& curves, const std::string& data_path, const std::string& png_path) {
+  const std::string data = Quoted(data_path);
+  std::string p;
+  absl::StrAppend(&p, "set terminal pngcairo size 1000,750 font \"sans,11\"\n", "set output ", Quoted(png_path),
+                  "\n", "set multiplot layout 2,1 title ", Quoted(curves.title), "\n", "set grid\n",
+                  "set key top right\n", "set xrange [0:*]\n",
+                  // The same margins in both panels, so that their x axes line up.
+                  "set lmargin at screen 0.09\n", "set rmargin at screen 0.97\n");
+  // Top: perplexity (log scale), 70% of the height.
+  absl::StrAppend(&p, "set size 1,0.68\nset origin 0,0.30\n", "set logscale y\n", "set ylabel \"perplexity\"\n",
+                  "set format x \"\"\n");
+  std::string plot = absl::StrCat("plot ", data, " index 0 using 1:2 with lines lw 1.5 lc rgb \"#1f77b4\" title "
+                                  "\"training ppl\", ", data,
+                                  " index 1 using 1:2 with linespoints lw 2 pt 7 lc rgb \"#d62728\" title "
+                                  "\"validation ppl\"");
+  if (curves.test_ppl > 0) {
+    absl::StrAppendFormat(&plot, ", %.9g with lines dt 2 lw 1.5 lc rgb \"#2ca02c\" title \"test ppl %.2f\"",
+                          curves.test_ppl, curves.test_ppl);
+  }
+  absl::StrAppend(&p, plot, "\n");
+  // Bottom: learning rate.
+  absl::StrAppend(&p, "set size 1,0.30\nset origin 0,0\n", "unset logscale y\n", "set ylabel \"learning rate\"\n",
+                  "set xlabel \"epoch\"\n", "set format x \"%g\"\n", "set yrange [0:*]\n",
+                  "set offsets 0, 0, graph 0.2, 0\n", "set key bottom left\n", "plot ", data,
+                  " index 2 using 1:2 with steps lw 2 lc rgb \"#9467bd\" title \"lr\"\n", "unset multiplot\n");
+  return p;
+}
+
+absl::Status PlotCurves(const JobCurves& curves, const std::string& png_path, const std::string& gnuplot) {
+  if (curves.train_ppl.empty() && curves.val_ppl.empty()) {
+    return absl::FailedPreconditionError("the job has no training metrics or validation results to plot yet");
+  }
+  const char* tmp = std::getenv("TMPDIR");
+  const std::string base = absl::StrCat(tmp != nullptr && *tmp != '\0' ? tmp : "/tmp", "/ddlm-plot-", ::getpid());
+  const std::string data_path = base + ".dat";
+  const std::string program_path = base + ".gp";
+  absl::Status status = WriteFileAtomically(data_path, CurveData(curves));
+  if (status.ok()) status = WriteFileAtomically(program_path, GnuplotProgram(curves, data_path, png_path));
+  if (status.ok()) {
+    std::string output;
+    const int code = RunBinary({OnPath(gnuplot), program_path}, &output);
+    if (code == 127) {  // The child could not exec it.
+      status = absl::FailedPreconditionError(
+          absl::StrCat("cannot run ", gnuplot, " (install Debian's gnuplot-nox: ./setup.sh)"));
+    } else if (code != 0) {
+      status = absl::InternalError(absl::StrCat(gnuplot, " failed (exit ", code, "): ", output));
+    }
+  }
+  ::unlink(data_path.c_str());
+  ::unlink(program_path.c_str());
+  return status;
+}
+
+}  // namespace ddlm
