@@ -8,6 +8,9 @@
 // from inside Debian's libraries (gRPC's gpr_mu, absl::Notification's own mutex) pass
 // through here too.
 //
+// It also names the uninstrumented libraries whose own internals TSan should not report
+// (__tsan_default_suppressions below).
+//
 // Readers release on the same address as writers, so TSan also orders readers after one
 // another: it may miss a race between two readers that write, never report a false one.
 #include <dlfcn.h>
@@ -68,6 +71,28 @@ bool EvalGuarded(void* arg) {
 }
 
 }  // namespace
+
+// TSan intercepts libc calls (memcpy, memmove, pthread_mutex_lock) even when made from a
+// library that is not instrumented, and so reports that library's internal accesses,
+// which it orders by atomics and spinlocks TSan cannot see: absl's Status payloads and
+// deadlock graph, gRPC's
+// and OpenSSL's buffers handed between gRPC's threads, protobuf parsing them, LibTorch's
+// allocator and thread pool. A report whose stack passes through one of Debian's
+// uninstrumented libraries below is dropped; a race in ddlm's own (instrumented) code
+// is still reported.
+extern "C" const char* __tsan_default_suppressions() {
+  return "race:libabsl_status.so\n"
+         "race:libabsl_cord\n"  // libabsl_cord.so, libabsl_cord_internal.so, libabsl_cordz_*.so
+         "race:libabsl_graphcycles_internal.so\n"
+         "race:libgrpc.so\n"
+         "race:libgpr.so\n"
+         "race:libssl.so\n"
+         "race:libcrypto.so\n"
+         "race:libprotobuf.so\n"
+         "race:libupb.so\n"
+         "race:libtorch_cpu.so\n"
+         "race:libgloo.so\n";
+}
 
 namespace absl {
 ABSL_NAMESPACE_BEGIN

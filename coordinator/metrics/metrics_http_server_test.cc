@@ -27,8 +27,11 @@ std::string HttpRequest(int port, const std::string& method, const std::string& 
     return "connect failed";
   }
   const std::string request = absl::StrCat(method, " ", path, " HTTP/1.0\r\nHost: localhost\r\n\r\n");
-  (void)::write(fd, request.data(), request.size());
   std::string reply;
+  if (::write(fd, request.data(), request.size()) != static_cast<ssize_t>(request.size())) {
+    ::close(fd);
+    return "write failed";
+  }
   char buffer[4096];
   for (ssize_t n; (n = ::read(fd, buffer, sizeof(buffer))) > 0;) reply.append(buffer, n);
   ::close(fd);
