@@ -29,6 +29,7 @@
 #include "absl/synchronization/notification.h"
 #include "common/cli.h"
 #include "common/clock.h"
+#include "common/shutdown_signal.h"
 #include "common/threading.h"
 #include "common/transport_security.h"
 #include "coordinator/access_control.h"
@@ -100,13 +101,8 @@ int main(int argc, char** argv) {
         "--heartbeat_timeout_ms must exceed --heartbeat_interval_ms, which must be >= 1"));
   }
 
-  // Signals are taken synchronously by the main thread (sigwait below); block them
-  // before any other thread starts so that they all inherit the mask.
-  sigset_t signals;
-  sigemptyset(&signals);
-  sigaddset(&signals, SIGINT);
-  sigaddset(&signals, SIGTERM);
-  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+  // SIGINT and SIGTERM, on whichever thread they land, wake the main thread (below).
+  if (absl::Status s = ddlm::InstallShutdownSignalHandlers(); !s.ok()) return Fail(s);
 
   // Generate samples on the RPC threads: one BLAS and one LibTorch thread each, so that
   // sampling never takes every core from the control plane.
@@ -208,8 +204,7 @@ int main(int argc, char** argv) {
       }
     }
   });
-  int sig = 0;
-  sigwait(&signals, &sig);
+  const int sig = ddlm::WaitForShutdownSignal();
   LOG(INFO) << "signal " << sig << ": shutting down";
   stopping.Notify();
   (*coordinator)->Shutdown();

@@ -28,6 +28,7 @@
 #include "absl/time/clock.h"
 #include "common/cli.h"
 #include "common/device.h"
+#include "common/shutdown_signal.h"
 #include "common/transport_flags.h"
 #include "worker/collectives/collective_factory.h"
 #include "worker/coordinator_client.h"
@@ -337,11 +338,10 @@ int main(int argc, char** argv) {
   // collective returns an error, and the attempt ends the ordinary way.
   ::signal(SIGPIPE, SIG_IGN);
 
-  sigset_t signals;
-  sigemptyset(&signals);
-  sigaddset(&signals, SIGINT);
-  sigaddset(&signals, SIGTERM);
-  pthread_sigmask(SIG_BLOCK, &signals, nullptr);
+  if (absl::Status s = ddlm::InstallShutdownSignalHandlers(); !s.ok()) {
+    std::fprintf(stderr, "ddlm_worker: %s\n", s.ToString().c_str());
+    return 1;
+  }
 
   absl::StatusOr<std::shared_ptr<grpc::ChannelCredentials>> credentials =
       ddlm::MakeChannelCredentials(ddlm::ClientTransportFromFlags());
@@ -353,8 +353,7 @@ int main(int argc, char** argv) {
       ddlm::NewGrpcCoordinatorClient(ddlm::NewCoordinatorChannel(coordinator, *credentials));
   Worker worker(client.get(), id, host, device, collective);
   std::thread signal_thread([&] {
-    int sig = 0;
-    sigwait(&signals, &sig);
+    const int sig = ddlm::WaitForShutdownSignal();
     LOG(INFO) << "signal " << sig << ": shutting down";
     worker.Shutdown();
   });
