@@ -42,6 +42,7 @@ packages=(
   prometheus                 # tests: scrapes /metrics (tests:ecosystem_test)
   gnuplot-nox                # `ddlm plot`
   tmux                       # tests: `ddlm watch` in a terminal
+  slurmctld slurmd slurm-client munge   # tests: configs/slurm/ddlm.sbatch under a one-host Slurm
   python3-venv python3-pip   # the tensorboard package (and torch for --cuda) in venvs
 )
 

@@ -63,8 +63,12 @@ ABSL_FLAG(double, temperature, 1.0, "generate: temperature.");
 ABSL_FLAG(int32_t, top_k, 0, "generate: sample from the k likeliest words (0: all).");
 ABSL_FLAG(uint64_t, seed, 1111, "generate: random seed.");
 ABSL_FLAG(int32_t, workers, 2,
-          "launch: local workers to start. resume: go on with this many workers (from an epoch end "
-          "if the checkpoint was written by another number).");
+          "launch: local workers to start. submit: the job's num_workers, whatever the spec says. "
+          "resume: go on with this many workers (from an epoch end if the checkpoint was written by "
+          "another number).");
+ABSL_FLAG(int32_t, threads, 0,
+          "submit: each worker's BLAS threads (schedule.threads) when the spec leaves it at 0 (one "
+          "per core), as a scheduler that gives each worker a few cores wants.");
 ABSL_FLAG(std::string, device, "cpu",
           "launch: the workers' device: cpu, cuda (worker i on cuda:i, one per GPU) or cuda:N "
           "(all on GPU N; with --collective gloo).");
@@ -81,7 +85,8 @@ constexpr char kUsage[] = R"(ddlm COMMAND [ARGS] [--coordinator HOST:PORT]
 commands:
   launch --config F [--workers N] [--device cpu|cuda|cuda:N] [--collective auto|gloo|nccl]
                                     start a coordinator and N local workers, run F
-  submit --config F [--watch]       queue a job on a running coordinator
+  submit --config F [--workers N] [--threads T] [--watch]
+                                    queue a job on a running coordinator
   list                              all jobs
   status JOB [--json]               one job, at a glance (--json: all of it)
   watch JOB [--plain]               follow a job until it ends (a live status line on a
@@ -212,6 +217,14 @@ int main(int argc, char** argv) {
   if (command == "submit") {
     absl::StatusOr<ddlm::JobSpec> spec = ReadSpec();
     if (!spec.ok()) return Fail(spec.status());
+    if (given.count("workers")) spec->set_num_workers(absl::GetFlag(FLAGS_workers));
+    if (absl::GetFlag(FLAGS_threads) < 0) {
+      std::fprintf(stderr, "ddlm submit: --threads must be >= 0, got %d\n", absl::GetFlag(FLAGS_threads));
+      return 2;
+    }
+    if (absl::GetFlag(FLAGS_threads) > 0 && spec->schedule().threads() == 0) {
+      spec->mutable_schedule()->set_threads(absl::GetFlag(FLAGS_threads));
+    }
     ddlm::SubmitJobRequest request;
     *request.mutable_spec() = *spec;
     ddlm::Job job;
