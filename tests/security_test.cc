@@ -274,3 +274,27 @@ TEST_F(SecurityTest, ReflectionListsAndCallsJobServiceOverTlsWithAToken) {
 
 }  // namespace
 }  // namespace ddlm
+
+namespace ddlm {
+namespace {
+
+// A coordinator that crashes and comes back on its port is found again by its workers
+// over TLS, as in plain text (tests/chaos): the worker's registration waits for the new
+// connection's TLS handshake instead of failing at once and leaving it undriven, which
+// kept a restarted coordinator out of reach for minutes.
+TEST_F(SecurityTest, WorkersFindARestartedCoordinatorOverTls) {
+  ASSERT_TRUE(cluster_->AddWorker("w0", {"--token_file=" + cluster_->TokenFile(kRack1)}));
+  ASSERT_TRUE(cluster_->AddWorker("w1", {"--token_file=" + cluster_->TokenFile(kRack2)}));
+  ASSERT_TRUE(cluster_->CrashAndRestartCoordinator());
+  for (auto& worker : cluster_->workers()) {
+    // The second registration, with the new coordinator (the first matched in AddWorker).
+    EXPECT_TRUE(worker->WaitForLine("registered as incarnation", nullptr, std::chrono::seconds(30)))
+        << worker->output();
+  }
+  absl::StatusOr<Job> job = cluster_->Submit(SmallJob(2, 1));
+  ASSERT_TRUE(job.ok()) << job.status();
+  EXPECT_EQ(FinalState(cluster_->Watch(job->id())), SUCCEEDED);
+}
+
+}  // namespace
+}  // namespace ddlm

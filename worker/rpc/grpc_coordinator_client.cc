@@ -1,5 +1,7 @@
 #include "worker/rpc/grpc_coordinator_client.h"
 
+#include <algorithm>
+
 #include "absl/strings/str_cat.h"
 #include "common/chunked_transfer.h"
 #include "common/grpc_status.h"
@@ -8,6 +10,9 @@ namespace ddlm {
 namespace {
 
 constexpr size_t kUploadChunkBytes = 1 << 20;
+// How long a registration waits for the coordinator to be reachable before the worker
+// says so and tries again.
+constexpr absl::Duration kRegisterWait = absl::Seconds(5);
 
 class GrpcCommandStream : public CommandStream {
  public:
@@ -33,8 +38,13 @@ class GrpcCoordinatorClient : public CoordinatorClient {
         rpc_timeout_(rpc_timeout),
         transfer_timeout_(transfer_timeout) {}
 
+  // Waits for the channel to connect (up to kRegisterWait): a call that fails at once on
+  // a channel in TRANSIENT_FAILURE leaves no thread polling it, and then a TLS handshake
+  // with a coordinator that came back never finishes (the server's hello sat unread past
+  // the connect deadline, again and again). Waiting, this thread drives the handshake.
   absl::StatusOr<RegisterResponse> Register(const RegisterRequest& request) override {
-    return Unary(request, &WorkerService::Stub::Register, RegisterResponse(), rpc_timeout_);
+    return Unary(request, &WorkerService::Stub::Register, RegisterResponse(), std::min(rpc_timeout_, kRegisterWait),
+                 /*wait_for_ready=*/true);
   }
   absl::Status Heartbeat(const WorkerRef& worker) override {
     HeartbeatRequest request;
@@ -128,9 +138,10 @@ class GrpcCoordinatorClient : public CoordinatorClient {
  private:
   template <typename Request, typename Response, typename Method>
   absl::StatusOr<Response> Unary(const Request& request, Method method, Response response,
-                                 absl::Duration timeout) {
+                                 absl::Duration timeout, bool wait_for_ready = false) {
     grpc::ClientContext context;
     context.set_deadline(absl::ToChronoTime(absl::Now() + timeout));
+    context.set_wait_for_ready(wait_for_ready);
     grpc::Status status = (stub_.get()->*method)(&context, request, &response);
     if (!status.ok()) return FromGrpcStatus(status);
     return response;
