@@ -24,13 +24,17 @@ void OnSignal(int sig) {
 }  // namespace
 
 absl::Status InstallShutdownSignalHandlers() {
-  if (pipe_fds[0] < 0 && ::pipe2(pipe_fds, O_CLOEXEC) != 0) {
-    return absl::InternalError(absl::StrCat("cannot make the signal pipe: ", std::strerror(errno)));
+  if (pipe_fds[0] < 0) {
+    if (::pipe2(pipe_fds, O_CLOEXEC) != 0) {
+      return absl::InternalError(absl::StrCat("cannot make the signal pipe: ", std::strerror(errno)));
+    }
+    // A handler must never block: with the pipe full, a byte more is not needed anyway.
+    ::fcntl(pipe_fds[1], F_SETFL, ::fcntl(pipe_fds[1], F_GETFL) | O_NONBLOCK);
   }
   struct sigaction action {};
   action.sa_handler = &OnSignal;
   sigemptyset(&action.sa_mask);
-  action.sa_flags = SA_RESTART;
+  action.sa_flags = SA_RESTART | SA_RESETHAND;
   for (int sig : {SIGINT, SIGTERM}) {
     if (::sigaction(sig, &action, nullptr) != 0) {
       return absl::InternalError(absl::StrCat("cannot handle signal ", sig, ": ", std::strerror(errno)));
@@ -43,6 +47,11 @@ absl::Status InstallShutdownSignalHandlers() {
   sigaddset(&signals, SIGTERM);
   pthread_sigmask(SIG_UNBLOCK, &signals, nullptr);
   return absl::OkStatus();
+}
+
+void WakeShutdownWaiter() {
+  const unsigned char zero = 0;
+  (void)!::write(pipe_fds[1], &zero, 1);
 }
 
 int WaitForShutdownSignal() {

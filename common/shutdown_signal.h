@@ -17,9 +17,15 @@ namespace ddlm {
 
 absl::Status InstallShutdownSignalHandlers();
 
-// Blocks until SIGINT or SIGTERM arrives (after InstallShutdownSignalHandlers); returns
-// its number.
+// Blocks until SIGINT or SIGTERM arrives (after InstallShutdownSignalHandlers) and
+// returns its number, or until WakeShutdownWaiter and returns 0. Only the first signal is
+// caught: a second one has its default effect (a second Ctrl-C ends a shutdown that
+// hangs).
 int WaitForShutdownSignal();
+
+// Makes WaitForShutdownSignal return 0: the process is ending of its own accord, and the
+// thread that waits can be joined.
+void WakeShutdownWaiter();
 
 }  // namespace ddlm
 

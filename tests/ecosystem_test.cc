@@ -8,6 +8,7 @@
 #include <netinet/in.h>
 #include <sys/socket.h>
 #include <sys/stat.h>
+#include <sys/time.h>
 #include <unistd.h>
 
 #include <cmath>
@@ -21,6 +22,7 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
+#include "absl/time/clock.h"
 #include "common/file_io.h"
 #include "common/subprocess.h"
 #include "coordinator/tensorboard/testing_reader.h"
@@ -56,6 +58,10 @@ std::string HttpGet(int port, const std::string& path) {
   addr.sin_family = AF_INET;
   addr.sin_port = htons(static_cast<uint16_t>(port));
   addr.sin_addr.s_addr = htonl(INADDR_LOOPBACK);
+  // A server that stops answering fails the call, not the whole test by its timeout.
+  timeval timeout{10, 0};
+  ::setsockopt(fd, SOL_SOCKET, SO_RCVTIMEO, &timeout, sizeof(timeout));
+  ::setsockopt(fd, SOL_SOCKET, SO_SNDTIMEO, &timeout, sizeof(timeout));
   std::string reply;
   if (::connect(fd, reinterpret_cast<sockaddr*>(&addr), sizeof(addr)) == 0) {
     const std::string request = absl::StrCat("GET ", path, " HTTP/1.0\r\nHost: 127.0.0.1\r\n\r\n");
@@ -137,7 +143,8 @@ TEST(EcosystemTest, TensorBoardReadsEachJobsScalarsBack) {
   // The exporter writes off the coordinator's lock: wait (on the file, event by event
   // as written) until every point is there, then read it with TensorBoard's reader.
   const std::string run_dir = absl::StrCat(state_dir, "/tensorboard/", job->id());
-  for (int i = 0; i < 600 && TfRecordsIn(run_dir) < points + 1; ++i) {
+  const absl::Time give_up = absl::Now() + absl::Seconds(60);
+  while (TfRecordsIn(run_dir) < points + 1 && absl::Now() < give_up) {
     cluster.Get(job->id());  // A round trip to the coordinator between reads.
   }
   ASSERT_EQ(TfRecordsIn(run_dir), points + 1);  // And the file_version record.
@@ -284,7 +291,8 @@ TEST(EcosystemTest, WatchShowsALiveStatusLineInATerminal) {
       << pane;
 
   ASSERT_EQ(FinalState(cluster.Watch(job->id())), SUCCEEDED);
-  for (int i = 0; i < 200 && !absl::StrContains(pane, "watch exited"); ++i) {
+  const absl::Time give_up = absl::Now() + absl::Seconds(60);
+  while (!absl::StrContains(pane, "watch exited") && absl::Now() < give_up) {
     cluster.Get(job->id());  // A round trip between looks at the pane.
     pane = tmux({"capture-pane", "-p"});
   }

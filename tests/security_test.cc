@@ -9,6 +9,8 @@
 #include <grpcpp/grpcpp.h>
 
 #include "absl/strings/str_cat.h"
+#include "common/certificates.h"
+#include "common/subprocess.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "proto/job_service.grpc.pb.h"
@@ -294,6 +296,20 @@ TEST_F(SecurityTest, WorkersFindARestartedCoordinatorOverTls) {
   absl::StatusOr<Job> job = cluster_->Submit(SmallJob(2, 1));
   ASSERT_TRUE(job.ok()) << job.status();
   EXPECT_EQ(FinalState(cluster_->Watch(job->id())), SUCCEEDED);
+}
+
+// A worker that does not trust the coordinator's certificate says so, instead of
+// waiting on a connection that will never come.
+TEST_F(SecurityTest, AWorkerWithTheWrongCaSaysWhyItCannotConnect) {
+  absl::StatusOr<CertificateFiles> other = MakeCertificates(StateDir("other_ca"), {});
+  ASSERT_TRUE(other.ok()) << other.status();
+  Subprocess worker({"worker/ddlm_worker", "--coordinator=" + cluster_->address(), "--worker_id=w9",
+                     "--host=127.0.0.1", "--ca_cert=" + other->ca_cert,
+                     "--token_file=" + cluster_->TokenFile(kRack1)});
+  std::string line;
+  ASSERT_TRUE(worker.WaitForLine("coordinator unreachable", &line)) << worker.output();
+  EXPECT_THAT(line, ::testing::Not(::testing::HasSubstr("DEADLINE_EXCEEDED"))) << line;
+  EXPECT_THAT(line, ::testing::ContainsRegex("[Hh]andshake|certificate|ssl|SSL|TLS")) << line;
 }
 
 }  // namespace

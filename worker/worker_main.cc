@@ -354,9 +354,12 @@ int main(int argc, char** argv) {
   Worker worker(client.get(), id, host, device, collective);
   std::thread signal_thread([&] {
     const int sig = ddlm::WaitForShutdownSignal();
+    if (sig == 0) return;  // Run returned by itself.
     LOG(INFO) << "signal " << sig << ": shutting down";
     worker.Shutdown();
   });
-  signal_thread.detach();
-  return worker.Run();
+  const int code = worker.Run();
+  ddlm::WakeShutdownWaiter();
+  signal_thread.join();  // Before `worker`, which it refers to, is gone.
+  return code;
 }

@@ -78,8 +78,9 @@ bool EvalGuarded(void* arg) {
 // deadlock graph, gRPC's
 // and OpenSSL's buffers handed between gRPC's threads, protobuf parsing them, LibTorch's
 // allocator and thread pool. A report whose stack passes through one of Debian's
-// uninstrumented libraries below is dropped; a race in ddlm's own (instrumented) code
-// is still reported.
+// uninstrumented libraries below is dropped. A race between two threads of ddlm's own
+// (instrumented) code is still reported; one between ddlm's code and such a library's
+// (a message changed while gRPC serializes it) is not.
 extern "C" const char* __tsan_default_suppressions() {
   return "race:libabsl_status.so\n"
          "race:libabsl_cord\n"  // libabsl_cord.so, libabsl_cord_internal.so, libabsl_cordz_*.so

@@ -1,8 +1,10 @@
 #include "coordinator/cli/curves_plot.h"
 
+#include <errno.h>
 #include <unistd.h>
 
 #include <cstdlib>
+#include <cstring>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
@@ -14,9 +16,11 @@
 namespace ddlm {
 namespace {
 
-// gnuplot strings in double quotes: backslash and double quote escaped.
+// A gnuplot string literal for any text: single quotes, in which gnuplot substitutes
+// nothing (inside double quotes it would run `backquoted` commands, and a job's name is
+// anyone's text), a quote doubled, line breaks as spaces.
 std::string Quoted(const std::string& s) {
-  return absl::StrCat("\"", absl::StrReplaceAll(s, {{"\\", "\\\\"}, {"\"", "\\\""}}), "\"");
+  return absl::StrCat("'", absl::StrReplaceAll(s, {{"'", "''"}, {"\n", " "}, {"\r", " "}}), "'");
 }
 
 void AppendBlock(std::string& out, const std::vector<CurvePoint>& points) {
@@ -69,7 +73,7 @@ std::string CurveData(const JobCurves& curves) {
 std::string GnuplotProgram(const JobCurves& curves, const std::string& data_path, const std::string& png_path) {
   const std::string data = Quoted(data_path);
   std::string p;
-  absl::StrAppend(&p, "set terminal pngcairo size 1000,750 font \"sans,11\"\n", "set output ", Quoted(png_path),
+  absl::StrAppend(&p, "set terminal pngcairo noenhanced size 1000,750 font \"sans,11\"\n", "set output ", Quoted(png_path),
                   "\n", "set multiplot layout 2,1 title ", Quoted(curves.title), "\n", "set grid\n",
                   "set key top right\n", "set xrange [0:*]\n",
                   // The same margins in both panels, so that their x axes line up.
@@ -99,9 +103,12 @@ absl::Status PlotCurves(const JobCurves& curves, const std::string& png_path, co
     return absl::FailedPreconditionError("the job has no training metrics or validation results to plot yet");
   }
   const char* tmp = std::getenv("TMPDIR");
-  const std::string base = absl::StrCat(tmp != nullptr && *tmp != '\0' ? tmp : "/tmp", "/ddlm-plot-", ::getpid());
-  const std::string data_path = base + ".dat";
-  const std::string program_path = base + ".gp";
+  std::string dir = absl::StrCat(tmp != nullptr && *tmp != '\0' ? tmp : "/tmp", "/ddlm-plot-XXXXXX");
+  if (::mkdtemp(dir.data()) == nullptr) {
+    return absl::InternalError(absl::StrCat("cannot make a temporary directory ", dir, ": ", std::strerror(errno)));
+  }
+  const std::string data_path = dir + "/curves.dat";
+  const std::string program_path = dir + "/curves.gp";
   absl::Status status = WriteFileAtomically(data_path, CurveData(curves));
   if (status.ok()) status = WriteFileAtomically(program_path, GnuplotProgram(curves, data_path, png_path));
   if (status.ok()) {
@@ -114,8 +121,7 @@ absl::Status PlotCurves(const JobCurves& curves, const std::string& png_path, co
       status = absl::InternalError(absl::StrCat(gnuplot, " failed (exit ", code, "): ", output));
     }
   }
-  ::unlink(data_path.c_str());
-  ::unlink(program_path.c_str());
+  (void)RemoveTree(dir);
   return status;
 }
 

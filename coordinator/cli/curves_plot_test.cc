@@ -71,8 +71,8 @@ TEST(CurvesPlotTest, DataHasThreeIndexedBlocksAndTheProgramEscapesTheTitle) {
             "1.000000 100\n2.000000 50\n\n\n"
             "0.500000 20\n1.000000 20\n1.500000 5\n2.000000 5\n\n\n");
   const std::string program = GnuplotProgram(c, "/tmp/d.dat", "/tmp/o.png");
-  EXPECT_TRUE(absl::StrContains(program, "set output \"/tmp/o.png\"")) << program;
-  EXPECT_TRUE(absl::StrContains(program, "title \"job-7 tiny \\\"lstm\\\" (LSTM)\"")) << program;
+  EXPECT_TRUE(absl::StrContains(program, "set output '/tmp/o.png'")) << program;
+  EXPECT_TRUE(absl::StrContains(program, "title 'job-7 tiny \"lstm\" (LSTM)'")) << program;
   EXPECT_TRUE(absl::StrContains(program, "test ppl 48.50")) << program;
 }
 
@@ -87,6 +87,19 @@ TEST(CurvesPlotTest, AMissingGnuplotIsNamed) {
                                     absl::StrCat(std::getenv("TEST_TMPDIR"), "/x.png"), "/nonexistent/gnuplot");
   EXPECT_EQ(s.code(), absl::StatusCode::kFailedPrecondition) << s;
   EXPECT_TRUE(absl::StrContains(s.message(), "gnuplot-nox")) << s;
+}
+
+// A job's name is anyone's text: gnuplot must draw it, never run it (gnuplot runs
+// `backquoted` commands inside double-quoted strings).
+TEST(CurvesPlotTest, AJobNameIsNeverRunByGnuplot) {
+  const std::string dir = std::getenv("TEST_TMPDIR");
+  Job job = NamedJob();
+  job.set_name(absl::StrCat("`touch ", dir, "/pwned` it's\n\"x\" $(touch ", dir, "/pwned2) _^{}"));
+  const absl::Status s = PlotCurves(CurvesFromEvents(job, TwoEpochs()), dir + "/named.png");
+  ASSERT_TRUE(s.ok()) << s;
+  EXPECT_FALSE(ReadFile(dir + "/pwned").ok());
+  EXPECT_FALSE(ReadFile(dir + "/pwned2").ok());
+  EXPECT_TRUE(ReadFile(dir + "/named.png").ok());
 }
 
 // Debian's gnuplot draws a real PNG (setup.sh installs gnuplot-nox).

@@ -17,12 +17,18 @@ absl::StatusOr<JobState> FollowJob(JobService::StubInterface& stub, const std::s
   int total_epochs = 0;
   if (live) {
     grpc::ClientContext context;
+    context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(30));
     GetJobRequest request;
     request.set_job_id(job_id);
     Job job;
     if (stub.GetJob(&context, request, &job).ok()) total_epochs = job.spec().schedule().epochs();
   }
   ProgressDisplay display(out, live, total_epochs, live ? TerminalWidth(out) : 100);
+  // However the watch ends, the status line does not stay behind.
+  struct EndDisplay {
+    ProgressDisplay& display;
+    ~EndDisplay() { display.End(); }
+  } end_display{display};
   JobState last = JOB_STATE_UNSPECIFIED;
   for (int tries = 0; tries < 5; ++tries) {
     grpc::ClientContext context;
@@ -37,10 +43,7 @@ absl::StatusOr<JobState> FollowJob(JobService::StubInterface& stub, const std::s
       display.Show(event);
     }
     grpc::Status status = reader->Finish();
-    if (status.ok()) {
-      display.End();
-      return last;
-    }
+    if (status.ok()) return last;
     // The coordinator went away (it may be restarting), or this client fell behind the
     // stream: follow on from the last event seen, after a pause that grows.
     if (status.error_code() != grpc::StatusCode::UNAVAILABLE &&

@@ -49,7 +49,7 @@ absl::StatusOr<std::unique_ptr<MetricsHttpServer>> MetricsHttpServer::Start(cons
   }
   std::unique_ptr<MetricsHttpServer> server(new MetricsHttpServer());
   server->render_ = std::make_unique<std::function<std::string()>>(std::move(render));
-  server->daemon_ = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_ERROR_LOG, 0, nullptr, nullptr,
+  server->daemon_ = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_AUTO | MHD_USE_ERROR_LOG, 0, nullptr, nullptr,
                                      &Handle, server->render_.get(), MHD_OPTION_SOCK_ADDR, &bind_address,
                                      MHD_OPTION_CONNECTION_TIMEOUT, 10u, MHD_OPTION_END);
   if (server->daemon_ == nullptr) {

@@ -4,6 +4,9 @@
 // Serves GET /metrics over plain HTTP for Prometheus to scrape, with GNU libmicrohttpd
 // (Debian's libmicrohttpd). Any other path is 404, any other method 405.
 //
+// It polls with epoll (MHD_USE_AUTO): select() would refuse connections once the
+// coordinator's descriptors pass 1024.
+//
 // Threading: libmicrohttpd's own polling thread calls `render` for each scrape; `render`
 // must be thread-safe. Destruction stops the thread and waits for it.
 

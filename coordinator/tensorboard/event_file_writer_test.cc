@@ -43,6 +43,19 @@ TEST(EventFileWriterTest, WritesAVersionRecordThenScalarEvents) {
   EXPECT_EQ((*events)[2].step(), 9);
 }
 
+TEST(EventFileWriterTest, AZeroIsWrittenAsAScalar) {
+  const std::string dir = TestDir("zero");
+  auto writer = EventFileWriter::Create(dir, absl::FromUnixSeconds(1), "h");
+  ASSERT_TRUE(writer.ok());
+  ASSERT_TRUE((*writer)->WriteScalars(1, absl::FromUnixSeconds(2), {{"train/allreduce_ms_per_batch", 0.0}}).ok());
+  auto events = ReadEventFile((*writer)->path());
+  ASSERT_TRUE(events.ok()) << events.status();
+  ASSERT_EQ(events->size(), 2u);
+  ASSERT_EQ((*events)[1].summary().value_size(), 1);
+  EXPECT_TRUE((*events)[1].summary().value(0).has_simple_value());
+  EXPECT_EQ((*events)[1].summary().value(0).simple_value(), 0.0f);
+}
+
 TEST(EventFileWriterTest, EachWriterGetsAFileOfItsOwn) {
   const std::string dir = TestDir("two");
   const absl::Time t0 = absl::FromUnixSeconds(1700000000);

@@ -31,6 +31,13 @@ struct ScalarPoint {
 
 class JobScalars {
  public:
+  // Where a job's axis stands when its scalars are picked up midway (a coordinator that
+  // restarted): the job's latest training metrics and step.
+  void Resume(int64_t batches_per_epoch, int64_t last_step) {
+    batches_per_epoch_ = batches_per_epoch;
+    last_step_ = last_step;
+  }
+
   // The scalars `event` adds, if any (state changes and checkpoints add none).
   std::optional<ScalarPoint> Add(const JobEvent& event);
 

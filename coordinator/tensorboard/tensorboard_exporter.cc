@@ -19,15 +19,31 @@ TensorBoardExporter::~TensorBoardExporter() {
   writer_.join();
 }
 
+namespace {
+
+bool Ends(const JobEvent& event) {
+  if (!event.has_state()) return false;
+  const JobState s = event.state().state();
+  return s == SUCCEEDED || s == FAILED || s == CANCELLED;
+}
+
+}  // namespace
+
 void TensorBoardExporter::OnJobEvent(const Job& job, const JobEvent& event) {
-  if (event.event_case() == JobEvent::kState || event.event_case() == JobEvent::kCheckpoint) return;
+  if (event.event_case() == JobEvent::kCheckpoint || (event.has_state() && !Ends(event))) return;
   absl::MutexLock lock(&mu_);
-  if (queue_.size() >= kMaxQueued) {
+  // A job's end always gets through, so that its file is closed.
+  if (queue_.size() >= kMaxQueued && !Ends(event)) {
     if (dropped_++ == 0) LOG(WARNING) << "TensorBoard export is behind; dropping events";
     return;
   }
-  queue_.push_back({job.id(), event});
+  queue_.push_back({job.id(), event, job.last_training().num_batches(), job.global_step()});
   ++enqueued_;
+}
+
+int TensorBoardExporter::open_runs() {
+  absl::MutexLock lock(&mu_);
+  return open_runs_;
 }
 
 void TensorBoardExporter::WaitUntilWritten() {
@@ -65,7 +81,20 @@ void TensorBoardExporter::WriteLoop() {
 }
 
 void TensorBoardExporter::Write(const Queued& item) {
-  Run& run = runs_[item.job_id];
+  if (Ends(item.event)) {
+    if (runs_.erase(item.job_id) > 0) {
+      absl::MutexLock lock(&mu_);
+      open_runs_ = static_cast<int>(runs_.size());
+    }
+    return;
+  }
+  auto [it, added] = runs_.try_emplace(item.job_id);
+  Run& run = it->second;
+  if (added) {
+    run.scalars.Resume(item.batches_per_epoch, item.global_step);
+    absl::MutexLock lock(&mu_);
+    open_runs_ = static_cast<int>(runs_.size());
+  }
   std::optional<ScalarPoint> point = run.scalars.Add(item.event);
   if (!point) return;
   absl::Status status;

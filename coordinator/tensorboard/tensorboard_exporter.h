@@ -5,6 +5,9 @@
 // <root>/<job id>/events.out.tfevents.*, so that `tensorboard --logdir <root>` shows each
 // job as a run named by its id.
 //
+// A run's file is open while its job runs, and closed when the job ends (SUCCEEDED,
+// FAILED, CANCELLED); a resumed job's scalars go on in a new file of the same run.
+//
 // Threading: OnJobEvent only queues (the Coordinator calls it with its mutex held); one
 // thread of the exporter's own writes the files. Thread-safe. A write that fails is
 // logged and counted, and the job's later events go to a new file.
@@ -41,11 +44,17 @@ class TensorBoardExporter : public JobEventObserver {
   const std::string& root() const { return root_; }
   int64_t dropped() ABSL_LOCKS_EXCLUDED(mu_);
   int64_t failed_writes() ABSL_LOCKS_EXCLUDED(mu_);
+  // Runs with a file open (tests).
+  int open_runs() ABSL_LOCKS_EXCLUDED(mu_);
 
  private:
   struct Queued {
     std::string job_id;
     JobEvent event;
+    // Where the job stood (for a run picked up midway): Job.last_training's batches per
+    // epoch, Job.global_step.
+    int64_t batches_per_epoch = 0;
+    int64_t global_step = 0;
   };
   struct Run {
     JobScalars scalars;
@@ -63,7 +72,8 @@ class TensorBoardExporter : public JobEventObserver {
   int64_t dropped_ ABSL_GUARDED_BY(mu_) = 0;
   int64_t failed_writes_ ABSL_GUARDED_BY(mu_) = 0;
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
-  std::map<std::string, Run> runs_;  // The writer thread's alone.
+  int open_runs_ ABSL_GUARDED_BY(mu_) = 0;
+  std::map<std::string, Run> runs_;  // Running jobs'; the writer thread's alone.
   std::thread writer_;
 };
 

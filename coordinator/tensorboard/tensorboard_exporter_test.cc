@@ -73,6 +73,55 @@ TEST(TensorBoardExporterTest, EachJobIsARunOfItsOwnWithItsScalarsInOrder) {
   EXPECT_EQ(exporter.dropped(), 0);
 }
 
+JobEvent Ended(JobState state) {
+  JobEvent e;
+  e.mutable_state()->set_state(state);
+  return e;
+}
+
+// One open file per running job, not per job ever seen: a coordinator that runs
+// thousands of jobs must not run out of descriptors.
+TEST(TensorBoardExporterTest, AJobsFileIsClosedWhenItEnds) {
+  const std::string root = TestDir("tb_close");
+  TensorBoardExporter exporter(root, "host");
+  const size_t fds_before = ListDirectory("/proc/self/fd").size();
+  const JobState ends[] = {SUCCEEDED, FAILED, CANCELLED};
+  for (int j = 0; j < 300; ++j) {
+    const Job job = JobWithId(absl::StrCat("job-", j));
+    exporter.OnJobEvent(job, Training(9, 1.0));
+    exporter.OnJobEvent(job, Ended(ends[j % 3]));
+  }
+  exporter.OnJobEvent(JobWithId("running"), Training(9, 1.0));
+  exporter.WaitUntilWritten();
+  EXPECT_EQ(exporter.open_runs(), 1);
+  EXPECT_LE(ListDirectory("/proc/self/fd").size(), fds_before + 1);
+  EXPECT_EQ(ListDirectory(root).size(), 301u);  // Each job's run stays on disk.
+}
+
+// A run picked up midway (the coordinator restarted) stays on the job's step axis: an
+// epoch's result lands on the epoch's last step, not on the epoch's number.
+TEST(TensorBoardExporterTest, ARunPickedUpMidwayKeepsTheStepAxis) {
+  const std::string root = TestDir("tb_resume");
+  TensorBoardExporter exporter(root, "host");
+  Job job = JobWithId("job-1");
+  job.mutable_last_training()->set_num_batches(100);
+  job.set_global_step(280);
+  JobEvent epoch;
+  epoch.set_unix_micros(1700000000000000);
+  epoch.mutable_epoch()->set_epoch(3);
+  epoch.mutable_epoch()->set_val_ppl(50);
+  exporter.OnJobEvent(job, epoch);
+  JobEvent test;
+  test.set_unix_micros(1700000001000000);
+  test.mutable_test()->set_test_ppl(45);
+  exporter.OnJobEvent(job, test);
+  exporter.WaitUntilWritten();
+  std::vector<tensorboard::Event> events = RunEvents(root + "/job-1");
+  ASSERT_EQ(events.size(), 3u);
+  EXPECT_EQ(events[1].step(), 300);
+  EXPECT_EQ(events[2].step(), 300);
+}
+
 TEST(TensorBoardExporterTest, WhatIsQueuedIsWrittenBeforeTheExporterStops) {
   const std::string root = TestDir("tb_stop");
   {

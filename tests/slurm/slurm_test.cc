@@ -14,6 +14,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <chrono>
 #include <cstdio>
 #include <cstdlib>
@@ -71,6 +72,25 @@ CommandResult Command(const std::vector<std::string>& argv) {
 
 std::string Describe(const std::vector<std::string>& argv, const CommandResult& r) {
   return absl::StrCat("`", absl::StrJoin(argv, " "), "` exited with ", r.code, ": ", r.output);
+}
+
+// The command lines of running processes that contain any of `needles`.
+std::vector<std::string> ProcessesMentioning(const std::vector<std::string>& needles) {
+  std::vector<std::string> found;
+  for (const std::string& pid : ListDirectory("/proc")) {
+    if (pid.empty() || !absl::ascii_isdigit(pid[0])) continue;
+    absl::StatusOr<std::string> cmdline = ReadFile("/proc/" + pid + "/cmdline");
+    if (!cmdline.ok()) continue;  // It ended meanwhile.
+    std::string line = *cmdline;
+    std::replace(line.begin(), line.end(), '\0', ' ');
+    for (const std::string& needle : needles) {
+      if (absl::StrContains(line, needle)) {
+        found.push_back(pid + ": " + line);
+        break;
+      }
+    }
+  }
+  return found;
 }
 
 std::string Cwd() {
@@ -232,6 +252,16 @@ TEST_F(SlurmTest, SbatchRunsTheQuickstartOnTwoTasks) {
   absl::StatusOr<std::string> saved = ReadFile(model);
   ASSERT_TRUE(saved.ok()) << saved.status();
   EXPECT_EQ(saved->substr(0, 8), "DDLMCKPT");
+
+  // Everything the job started is gone once Slurm says it ended, and the workers were
+  // stopped, not killed: each took the script's SIGTERM and shut down.
+  for (int task = 0; task < 2; ++task) {
+    const std::string log = FileOrNote(absl::StrCat(state_dir, "/logs/worker-", task, ".log"));
+    EXPECT_THAT(log, HasSubstr("signal 15: shutting down")) << log;
+  }
+  const std::vector<std::string> left = ProcessesMentioning({"--state_dir=" + state_dir,
+                                                            absl::StrCat("--worker_id=slurm-", job_id, "-")});
+  EXPECT_TRUE(left.empty()) << "left running: " << absl::StrJoin(left, "\n");
 }
 
 }  // namespace

@@ -43,8 +43,12 @@ class GrpcCoordinatorClient : public CoordinatorClient {
   // with a coordinator that came back never finishes (the server's hello sat unread past
   // the connect deadline, again and again). Waiting, this thread drives the handshake.
   absl::StatusOr<RegisterResponse> Register(const RegisterRequest& request) override {
-    return Unary(request, &WorkerService::Stub::Register, RegisterResponse(), std::min(rpc_timeout_, kRegisterWait),
-                 /*wait_for_ready=*/true);
+    absl::StatusOr<RegisterResponse> response = Unary(request, &WorkerService::Stub::Register, RegisterResponse(),
+                                                      std::min(rpc_timeout_, kRegisterWait), /*wait_for_ready=*/true);
+    if (response.status().code() != absl::StatusCode::kDeadlineExceeded) return response;
+    // Waiting hides why the channel does not connect (a wrong CA, a certificate for
+    // another host): one call that fails fast says it.
+    return Unary(request, &WorkerService::Stub::Register, RegisterResponse(), std::min(rpc_timeout_, kRegisterWait));
   }
   absl::Status Heartbeat(const WorkerRef& worker) override {
     HeartbeatRequest request;
