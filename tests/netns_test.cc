@@ -32,7 +32,6 @@
 #include <grpcpp/grpcpp.h>
 
 #include "absl/strings/str_cat.h"
-#include "absl/strings/str_join.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "proto/job_service.grpc.pb.h"
@@ -40,6 +39,7 @@
 #include "common/subprocess.h"
 #include "common/transport_security.h"
 #include "tests/cluster.h"
+#include "tests/command.h"
 
 namespace ddlm {
 namespace {
@@ -51,6 +51,9 @@ using ::ddlm::MakeChannelCredentials;
 using ::ddlm::NewToken;
 using ::ddlm::RunBinary;
 using ::ddlm::WriteSecretFile;
+using ::ddlm::testing::Command;
+using ::ddlm::testing::CommandResult;
+using ::ddlm::testing::Describe;
 using ::ddlm::testing::Epochs;
 using ::ddlm::testing::FinalState;
 using ::ddlm::testing::SmallJob;
@@ -63,21 +66,6 @@ constexpr char kEnv[] = "/usr/bin/env";
 // minute; past this the watchdog kills the processes so the test fails with their
 // output instead of hanging until Bazel's timeout (and TearDown still cleans up).
 constexpr auto kWatchdog = std::chrono::minutes(8);
-
-struct CommandResult {
-  int code = -1;
-  std::string output;
-};
-
-CommandResult Command(const std::vector<std::string>& argv) {
-  CommandResult result;
-  result.code = RunBinary(argv, &result.output);
-  return result;
-}
-
-std::string Describe(const std::vector<std::string>& argv, const CommandResult& r) {
-  return absl::StrCat("`", absl::StrJoin(argv, " "), "` exited with ", r.code, ": ", r.output);
-}
 
 // Kills the registered processes if the test runs past its deadline.
 class Watchdog {
