@@ -357,6 +357,7 @@ absl::Status Coordinator::DeleteJob(const std::string& job_id) {
     DeliverLocked(ticket);
   }
   DDLM_RETURN_IF_ERROR(store_.DeleteJob(job_id));
+  if (options_.event_observer != nullptr) options_.event_observer->OnJobDeleted(job_id);
   LOG(INFO) << "job " << job_id << " deleted";
   return absl::OkStatus();
 }

@@ -19,6 +19,9 @@ class JobEventObserver {
  public:
   virtual ~JobEventObserver() = default;
   virtual void OnJobEvent(const Job& job, const JobEvent& event) = 0;
+  // The job was deleted (after its last event): what the observer kept of it can go.
+  // Called without the Coordinator's mutex.
+  virtual void OnJobDeleted(const std::string& job_id) { (void)job_id; }
 };
 
 }  // namespace ddlm

@@ -169,6 +169,16 @@ TEST(EcosystemTest, TensorBoardReadsEachJobsScalarsBack) {
     // TensorBoard keeps simple values as float32.
     EXPECT_EQ(got[key], static_cast<double>(static_cast<float>(value))) << key;
   }
+
+  // `ddlm delete` takes the job's run with it.
+  grpc::ClientContext context;
+  DeleteJobRequest request;
+  request.set_job_id(job->id());
+  DeleteJobResponse response;
+  ASSERT_TRUE(cluster.stub().DeleteJob(&context, request, &response).ok());
+  const absl::Time deadline = absl::Now() + absl::Seconds(60);
+  while (!ListDirectory(run_dir).empty() && absl::Now() < deadline) cluster.Get(job->id());
+  EXPECT_TRUE(ListDirectory(run_dir).empty()) << run_dir << " is still there";
 }
 
 TEST(EcosystemTest, PrometheusScrapesTheRunningJobsTokensPerSecond) {

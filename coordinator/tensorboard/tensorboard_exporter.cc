@@ -2,6 +2,7 @@
 
 #include <utility>
 
+#include "common/file_io.h"
 #include "glog/logging.h"
 
 namespace ddlm {
@@ -38,6 +39,15 @@ void TensorBoardExporter::OnJobEvent(const Job& job, const JobEvent& event) {
     return;
   }
   queue_.push_back({job.id(), event, job.last_training().num_batches(), job.global_step()});
+  ++enqueued_;
+}
+
+void TensorBoardExporter::OnJobDeleted(const std::string& job_id) {
+  absl::MutexLock lock(&mu_);
+  Queued deleted;
+  deleted.job_id = job_id;
+  deleted.deleted = true;
+  queue_.push_back(std::move(deleted));  // Never dropped, as a job's end is not.
   ++enqueued_;
 }
 
@@ -81,6 +91,17 @@ void TensorBoardExporter::WriteLoop() {
 }
 
 void TensorBoardExporter::Write(const Queued& item) {
+  if (item.deleted) {
+    runs_.erase(item.job_id);
+    {
+      absl::MutexLock lock(&mu_);
+      open_runs_ = static_cast<int>(runs_.size());
+    }
+    if (absl::Status s = RemoveTree(root_ + "/" + item.job_id); !s.ok()) {
+      LOG(WARNING) << "TensorBoard run of deleted job " << item.job_id << " not removed: " << s;
+    }
+    return;
+  }
   if (Ends(item.event)) {
     if (runs_.erase(item.job_id) > 0) {
       absl::MutexLock lock(&mu_);

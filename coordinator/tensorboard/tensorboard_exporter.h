@@ -6,7 +6,8 @@
 // job as a run named by its id.
 //
 // A run's file is open while its job runs, and closed when the job ends (SUCCEEDED,
-// FAILED, CANCELLED); a resumed job's scalars go on in a new file of the same run.
+// FAILED, CANCELLED); a resumed job's scalars go on in a new file of the same run. A
+// deleted job's run is removed.
 //
 // Threading: OnJobEvent only queues (the Coordinator calls it with its mutex held); one
 // thread of the exporter's own writes the files. Thread-safe. A write that fails is
@@ -37,6 +38,7 @@ class TensorBoardExporter : public JobEventObserver {
   ~TensorBoardExporter() override;
 
   void OnJobEvent(const Job& job, const JobEvent& event) override ABSL_LOCKS_EXCLUDED(mu_);
+  void OnJobDeleted(const std::string& job_id) override ABSL_LOCKS_EXCLUDED(mu_);
 
   // Returns once everything queued before the call is written.
   void WaitUntilWritten() ABSL_LOCKS_EXCLUDED(mu_);
@@ -55,6 +57,7 @@ class TensorBoardExporter : public JobEventObserver {
     // epoch, Job.global_step.
     int64_t batches_per_epoch = 0;
     int64_t global_step = 0;
+    bool deleted = false;  // Remove the job's run instead.
   };
   struct Run {
     JobScalars scalars;

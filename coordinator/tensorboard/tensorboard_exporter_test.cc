@@ -122,6 +122,17 @@ TEST(TensorBoardExporterTest, ARunPickedUpMidwayKeepsTheStepAxis) {
   EXPECT_EQ(events[2].step(), 300);
 }
 
+TEST(TensorBoardExporterTest, ADeletedJobsRunIsRemoved) {
+  const std::string root = TestDir("tb_delete");
+  TensorBoardExporter exporter(root, "host");
+  exporter.OnJobEvent(JobWithId("job-1"), Training(9, 1.0));
+  exporter.OnJobEvent(JobWithId("job-1"), Ended(SUCCEEDED));
+  exporter.OnJobEvent(JobWithId("job-2"), Training(9, 1.0));
+  exporter.OnJobDeleted("job-1");
+  exporter.WaitUntilWritten();
+  EXPECT_EQ(ListDirectory(root), (std::vector<std::string>{"job-2"}));
+}
+
 TEST(TensorBoardExporterTest, WhatIsQueuedIsWrittenBeforeTheExporterStops) {
   const std::string root = TestDir("tb_stop");
   {
