@@ -82,22 +82,24 @@ TEST(CoordinatorMetricsTest, ARunningJobWithoutMetricsYetHasOnlyItsPosition) {
 
 TEST(RpcStatsTest, CountsByMethodAndCodeWithACumulativeHistogram) {
   RpcStats stats;
-  stats.Record("/ddlm.JobService/GetJob", "OK", absl::Microseconds(300));
-  stats.Record("/ddlm.JobService/GetJob", "OK", absl::Milliseconds(3));
-  stats.Record("/ddlm.JobService/GetJob", "NOT_FOUND", absl::Seconds(100));
+  stats.Record("/ddlm.JobService/GetJob", 0, absl::Microseconds(300));
+  stats.Record("/ddlm.JobService/GetJob", 0, absl::Milliseconds(3));
+  stats.Record("/ddlm.JobService/GetJob", 5, absl::Seconds(100));  // NOT_FOUND
+  stats.Record("/ddlm.JobService/GetJob", 99, absl::Seconds(1));   // No such code: UNKNOWN
   PrometheusText out;
   stats.AppendTo(out);
   const std::string& text = out.text();
   EXPECT_THAT(text, HasSubstr("ddlm_rpc_requests_total{method=\"/ddlm.JobService/GetJob\",code=\"OK\"} 2\n"));
   EXPECT_THAT(text, HasSubstr("ddlm_rpc_requests_total{method=\"/ddlm.JobService/GetJob\",code=\"NOT_FOUND\"} 1\n"));
+  EXPECT_THAT(text, HasSubstr("ddlm_rpc_requests_total{method=\"/ddlm.JobService/GetJob\",code=\"UNKNOWN\"} 1\n"));
   const std::string b = "ddlm_rpc_duration_seconds_bucket{method=\"/ddlm.JobService/GetJob\",le=";
   EXPECT_THAT(text, HasSubstr(b + "\"0.0005\"} 1\n"));
   EXPECT_THAT(text, HasSubstr(b + "\"0.0025\"} 1\n"));
   EXPECT_THAT(text, HasSubstr(b + "\"0.005\"} 2\n"));
-  EXPECT_THAT(text, HasSubstr(b + "\"60\"} 2\n"));
-  EXPECT_THAT(text, HasSubstr(b + "\"+Inf\"} 3\n"));
-  EXPECT_THAT(text, HasSubstr("ddlm_rpc_duration_seconds_count{method=\"/ddlm.JobService/GetJob\"} 3\n"));
-  EXPECT_THAT(text, HasSubstr("ddlm_rpc_duration_seconds_sum{method=\"/ddlm.JobService/GetJob\"} 100.0033"));
+  EXPECT_THAT(text, HasSubstr(b + "\"60\"} 3\n"));
+  EXPECT_THAT(text, HasSubstr(b + "\"+Inf\"} 4\n"));
+  EXPECT_THAT(text, HasSubstr("ddlm_rpc_duration_seconds_count{method=\"/ddlm.JobService/GetJob\"} 4\n"));
+  EXPECT_THAT(text, HasSubstr("ddlm_rpc_duration_seconds_sum{method=\"/ddlm.JobService/GetJob\"} 101.0033"));
 }
 
 }  // namespace

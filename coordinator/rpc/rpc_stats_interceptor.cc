@@ -1,8 +1,5 @@
 #include "coordinator/rpc/rpc_stats_interceptor.h"
 
-#include <string>
-
-#include "absl/status/status.h"
 #include "absl/time/clock.h"
 
 namespace ddlm {
@@ -12,18 +9,17 @@ using grpc::experimental::InterceptionHookPoints;
 
 class RpcStatsInterceptor : public grpc::experimental::Interceptor {
  public:
-  RpcStatsInterceptor(RpcStats* stats, std::string method)
-      : stats_(stats), method_(std::move(method)), start_(absl::Now()) {}
+  // `method` is gRPC's own name of a registered method, which outlives every call.
+  RpcStatsInterceptor(RpcStats* stats, const char* method) : stats_(stats), method_(method), start_(absl::Now()) {}
 
   ~RpcStatsInterceptor() override {
-    if (!recorded_) stats_->Record(method_, "CANCELLED", absl::Now() - start_);
+    if (!recorded_) stats_->Record(method_, grpc::StatusCode::CANCELLED, absl::Now() - start_);
   }
 
   void Intercept(grpc::experimental::InterceptorBatchMethods* methods) override {
     if (methods->QueryInterceptionHookPoint(InterceptionHookPoints::PRE_SEND_STATUS) && !recorded_) {
       const grpc::Status status = methods->GetSendStatus();
-      stats_->Record(method_, absl::StatusCodeToString(static_cast<absl::StatusCode>(status.error_code())),
-                     absl::Now() - start_);
+      stats_->Record(method_, status.error_code(), absl::Now() - start_);
       recorded_ = true;
     }
     methods->Proceed();
@@ -31,7 +27,7 @@ class RpcStatsInterceptor : public grpc::experimental::Interceptor {
 
  private:
   RpcStats* const stats_;
-  const std::string method_;
+  const char* const method_;
   const absl::Time start_;
   bool recorded_ = false;
 };
