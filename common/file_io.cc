@@ -176,4 +176,19 @@ uint32_t Crc32(absl::string_view data, uint32_t crc) {
   return static_cast<uint32_t>(value);
 }
 
+absl::Status MakeDirectories(const std::string& dir) {
+  for (size_t slash = dir.find('/', 1);; slash = dir.find('/', slash + 1)) {
+    const std::string prefix = dir.substr(0, slash);
+    if (!prefix.empty() && ::mkdir(prefix.c_str(), 0755) != 0 && errno != EEXIST) {
+      return absl::InternalError(absl::StrCat("cannot create directory ", prefix, ": ", std::strerror(errno)));
+    }
+    if (slash == std::string::npos) break;
+  }
+  struct stat st {};
+  if (::stat(dir.c_str(), &st) != 0 || !S_ISDIR(st.st_mode)) {
+    return absl::FailedPreconditionError(absl::StrCat("cannot create directory ", dir, ": something else is there"));
+  }
+  return absl::OkStatus();
+}
+
 }  // namespace ddlm

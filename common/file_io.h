@@ -29,6 +29,10 @@ absl::Status WriteFileAtomically(const std::string& path, absl::string_view cont
 // its own copy of it, which crashes when called from our code.)
 absl::Status RemoveTree(const std::string& path);
 
+// Creates directory `dir` and any missing parents (0755); OK if it already exists. The
+// error names the directory that could not be made.
+absl::Status MakeDirectories(const std::string& dir);
+
 // The names in directory `path` (not "." and ".."), sorted; empty if it cannot be read.
 std::vector<std::string> ListDirectory(const std::string& path);
 

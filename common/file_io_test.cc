@@ -58,5 +58,18 @@ TEST(FileIoTest, RemoveTreeRemovesEverythingAndFollowsNoSymlink) {
   EXPECT_TRUE(RemoveTree(base).ok());               // Already gone: fine.
 }
 
+TEST(FileIoTest, MakeDirectoriesMakesParentsAndNamesWhatIsInTheWay) {
+  const std::string base = std::string(std::getenv("TEST_TMPDIR")) + "/mkdirs";
+  ASSERT_TRUE(MakeDirectories(base + "/a/b/c").ok());
+  ASSERT_TRUE(MakeDirectories(base + "/a/b/c").ok());  // Already there.
+  EXPECT_EQ(ListDirectory(base + "/a/b"), std::vector<std::string>{"c"});
+  ASSERT_TRUE(WriteFileAtomically(base + "/file", "x").ok());
+  const absl::Status under_file = MakeDirectories(base + "/file/d");
+  EXPECT_FALSE(under_file.ok());
+  EXPECT_NE(under_file.message().find(base + "/file"), std::string::npos) << under_file;
+  const absl::Status is_file = MakeDirectories(base + "/file");
+  EXPECT_EQ(is_file.code(), absl::StatusCode::kFailedPrecondition) << is_file;
+}
+
 }  // namespace
 }  // namespace ddlm

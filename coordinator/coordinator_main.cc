@@ -29,6 +29,7 @@
 #include "absl/synchronization/notification.h"
 #include "common/cli.h"
 #include "common/clock.h"
+#include "common/file_io.h"
 #include "common/shutdown_signal.h"
 #include "common/threading.h"
 #include "common/transport_security.h"
@@ -133,6 +134,10 @@ int main(int argc, char** argv) {
   std::string tensorboard_dir = absl::GetFlag(FLAGS_tensorboard_dir);
   if (tensorboard_dir.empty()) tensorboard_dir = options.state_dir + "/tensorboard";
   if (tensorboard_dir != "none") {
+    // A directory that cannot be made is a bad flag: say so now, not at the first event.
+    if (absl::Status s = ddlm::MakeDirectories(tensorboard_dir); !s.ok()) {
+      return Fail(absl::InvalidArgumentError(absl::StrCat("--tensorboard_dir: ", s.message())));
+    }
     char host[256] = "localhost";
     ::gethostname(host, sizeof(host) - 1);
     tensorboard = std::make_unique<ddlm::TensorBoardExporter>(tensorboard_dir, host);
