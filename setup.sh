@@ -1,17 +1,22 @@
 #!/usr/bin/env bash
-# Installs everything ddlm needs on Debian 12 from Debian's archive (idempotent; run as
-# root or with sudo available). Bazel builds offline.
+# Installs everything ddlm needs on Debian 12: Debian's packages, and LibTorch from the
+# torch wheel on Python's package index (idempotent; run as root or with sudo available).
+# Bazel builds offline.
 #
-#   ./setup.sh          the CPU build (Debian's LibTorch 1.13)
-#   ./setup.sh --cuda   also the GPU build's LibTorch: the torch wheel from Python's package
-#                       index (pinned below, with the CUDA runtime, cuDNN and NCCL it
-#                       depends on), in a venv at /opt/ddlm/torch-<version>
+#   ./setup.sh          the CPU build: the torch wheel (pinned below) without its CUDA
+#                       dependencies, plus the two small CUDA runtime wheels its
+#                       libtorch_cpu.so loads (~545 MB of downloads), in a venv at
+#                       /opt/ddlm/torch-<version>
+#   ./setup.sh --cuda   also the GPU build's libraries: the wheel's CUDA dependencies
+#                       (cuDNN, cuBLAS, NCCL, ...; ~4.5 GB installed) in the same venv. It
+#                       also makes the venv a working `python3 -c 'import torch'`, which
+#                       the side-by-side benchmark against upstream's main.py needs.
 #
 # Both also put the tensorboard package (pinned below) in a venv at /opt/ddlm/tools: the
 # tests read ddlm's event files back with it, and it is the `tensorboard` to run.
 set -euo pipefail
 
-# The accelerator machine's torch; the GPU build must use the same LibTorch.
+# The accelerator machine's torch; both builds use its LibTorch.
 TORCH_VERSION=2.11.0
 TORCH_VENV=${DDLM_TORCH_VENV:-/opt/ddlm/torch-$TORCH_VERSION}
 TENSORBOARD_VERSION=2.21.0
@@ -21,7 +26,7 @@ cuda=0
 for arg in "$@"; do
   case "$arg" in
     --cuda) cuda=1 ;;
-    -h|--help) sed -n '2,9p' "$0"; exit 0 ;;
+    -h|--help) sed -n '2,17p' "$0"; exit 0 ;;
     *) echo "setup: unknown argument '$arg' (expected --cuda)" >&2; exit 2 ;;
   esac
 done
@@ -29,8 +34,6 @@ done
 packages=(
   bazel-bootstrap            # Bazel 4.2.3
   g++ pkg-config zlib1g-dev
-  libtorch-dev               # LibTorch 1.13.1 (CPU)
-  libopenblas0-pthread       # fast BLAS for LibTorch (the reference BLAS is ~35x slower)
   libgoogle-perftools-dev    # tcmalloc (large tensors reuse memory, no page-fault storms)
   libgrpc++-dev protobuf-compiler-grpc libprotobuf-dev protobuf-compiler grpc-proto
   libabsl-dev libgoogle-glog-dev libgflags-dev
@@ -43,7 +46,7 @@ packages=(
   gnuplot-nox                # `ddlm plot`
   tmux                       # tests: `ddlm watch` in a terminal
   slurmctld slurmd slurm-client munge   # tests: configs/slurm/ddlm.sbatch under a one-host Slurm
-  python3-venv python3-pip   # the tensorboard package (and torch for --cuda) in venvs
+  python3-venv python3-pip   # the torch and tensorboard packages, in venvs
 )
 
 sudo=""
@@ -59,16 +62,6 @@ if [ ${#missing[@]} -gt 0 ]; then
   DEBIAN_FRONTEND=noninteractive $sudo apt-get install -y -qq --no-install-recommends "${missing[@]}"
 fi
 
-# LibTorch calls whatever libblas.so.3 is selected: make it OpenBLAS.
-blas=$(readlink -f /usr/lib/x86_64-linux-gnu/libblas.so.3 || true)
-case "$blas" in
-  *openblas*) ;;
-  *)
-    echo "setup: selecting OpenBLAS as libblas.so.3 (was: ${blas:-none})"
-    $sudo update-alternatives --set libblas.so.3-x86_64-linux-gnu \
-      /usr/lib/x86_64-linux-gnu/openblas-pthread/libblas.so.3
-    ;;
-esac
 installed=""
 if [ -x "$TOOLS_VENV/bin/python3" ]; then
   installed=$("$TOOLS_VENV/bin/python3" -m pip show tensorboard 2>/dev/null | sed -n 's/^Version: //p')
@@ -81,21 +74,41 @@ if [ "$installed" != "$TENSORBOARD_VERSION" ]; then
     "tensorboard==$TENSORBOARD_VERSION"
 fi
 
+pip_install() {
+  $sudo "$TORCH_VENV/bin/python3" -m pip install --quiet --disable-pip-version-check "$@"
+}
+if [ ! -x "$TORCH_VENV/bin/python3" ]; then
+  $sudo mkdir -p "$(dirname "$TORCH_VENV")"
+  # Debian's own python3, whatever python3 comes first on PATH.
+  $sudo /usr/bin/python3 -m venv "$TORCH_VENV"
+fi
+site=$("$TORCH_VENV/bin/python3" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
+installed=$("$TORCH_VENV/bin/python3" -m pip show torch 2>/dev/null | sed -n 's/^Version: //p')
+if [ "$installed" != "$TORCH_VERSION" ] || [ ! -f "$site/torch/lib/libtorch_cpu.so" ]; then
+  echo "setup: installing torch==$TORCH_VERSION (LibTorch with MKL and oneDNN; no CUDA dependencies) in $TORCH_VENV"
+  pip_install --no-deps "torch==$TORCH_VERSION"
+fi
+# libtorch_cpu.so loads libcudart and libcupti (for its profiler) even on a machine
+# without a GPU: install exactly the versions this torch names.
+runtime=$(sed -n 's/^Requires-Dist: \(nvidia-cuda-\(runtime\|cupti\)[^;]*==[^;]*\);.*/\1/p' \
+  "$site/torch-$TORCH_VERSION.dist-info/METADATA" | tr -d ' ')
+if [ -z "$runtime" ]; then
+  echo "setup: torch $TORCH_VERSION names no nvidia-cuda-runtime/cupti in its metadata" >&2
+  exit 1
+fi
+if [ ! -f "$site/nvidia/cu13/lib/libcudart.so.13" ] || [ ! -f "$site/nvidia/cu13/lib/libcupti.so.13" ]; then
+  echo "setup: installing $runtime (the CUDA runtime libraries libtorch_cpu.so loads)"
+  # shellcheck disable=SC2086  # One requirement per word.
+  pip_install --no-deps $runtime
+fi
+
 if [ "$cuda" = 1 ]; then
-  installed=""
-  if [ -x "$TORCH_VENV/bin/python3" ]; then
-    installed=$("$TORCH_VENV/bin/python3" -m pip show torch 2>/dev/null | sed -n 's/^Version: //p')
-  fi
-  if [ "$installed" = "$TORCH_VERSION" ]; then
-    echo "setup: torch $TORCH_VERSION already in $TORCH_VENV"
+  if [ -d "$site/nvidia/cudnn/lib" ] && "$TORCH_VENV/bin/python3" -c 'import torch' 2>/dev/null; then
+    echo "setup: torch $TORCH_VERSION with its CUDA libraries already in $TORCH_VENV"
   else
-    echo "setup: installing torch==$TORCH_VERSION (CUDA LibTorch, cuDNN, NCCL; ~4.5 GB) in $TORCH_VENV"
-    $sudo mkdir -p "$(dirname "$TORCH_VENV")"
-    # Debian's own python3, whatever python3 comes first on PATH.
-    $sudo /usr/bin/python3 -m venv "$TORCH_VENV"
-    $sudo "$TORCH_VENV/bin/python3" -m pip install --quiet --disable-pip-version-check \
-      "torch==$TORCH_VERSION"
+    echo "setup: installing torch==$TORCH_VERSION's CUDA dependencies (cuDNN, NCCL, ...; ~4.5 GB) in $TORCH_VENV"
+    pip_install "torch==$TORCH_VERSION"
   fi
 fi
 
-echo "setup: ok ($(bazel --version 2>/dev/null | head -1), BLAS $(readlink -f /usr/lib/x86_64-linux-gnu/libblas.so.3))"
+echo "setup: ok ($(bazel --version 2>/dev/null | head -1), LibTorch $TORCH_VERSION from $site/torch)"

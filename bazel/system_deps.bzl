@@ -62,21 +62,90 @@ system_deps = repository_rule(
     local = True,
 )
 
+# Both builds take LibTorch from the torch wheel that ./setup.sh installs in this venv
+# (`--repo_env=DDLM_TORCH_VENV=...` for another): the default build only its CPU
+# libraries (libtorch_cpu.so and libc10.so, with MKL and oneDNN inside; the CPU set-up
+# installs just those and the two small CUDA runtime wheels libtorch_cpu.so loads), the
+# CUDA build (--config=cuda) also libtorch_cuda.so, cuDNN and NCCL. One LibTorch, one
+# set of headers, for both.
+_TORCH_WHEEL_VENV = "/opt/ddlm/torch-2.11.0"
+
+def _find_site_packages(ctx, venv):
+    result = ctx.execute(["sh", "-c", "ls -d %s/lib/python3*/site-packages 2>/dev/null | head -1" % venv])
+    path = result.stdout.strip()
+    if path and ctx.path(path + "/torch/include/torch").exists:
+        return path
+    return None
+
+def _link_wheel_headers(ctx, torch):
+    # The wheel's include/ also carries the Protobuf headers LibTorch was built with
+    # (google/) and pybind11; the project compiles against Debian's Protobuf, so expose
+    # everything but those.
+    for entry in ctx.path(torch + "/include").readdir():
+        if entry.basename not in ["google", "pybind11"]:
+            ctx.symlink(entry, "include/" + entry.basename)
+
+# -lgloo first: the wheel's libtorch_cpu.so carries its own, newer copy of Gloo and
+# exports its symbols. Loading Debian's libgloo (the one whose headers the project
+# compiles against) ahead of LibTorch makes every gloo:: symbol bind to it; otherwise
+# calls land half in one copy, half in the other, and crash. ddlm never uses LibTorch's
+# own Gloo (c10d).
+#
+# C10_USE_GLOG: the wheel's c10 was built without glog, so its headers would define
+# their own LOG/CHECK macros, and whichever of them and glog's a file includes last would
+# win (c10's drops INFO lines). With it, c10's headers use glog's.
+_WHEEL_LIBTORCH = """cc_library(
+    name = "libtorch",
+    hdrs = glob(["include/**/*.h", "include/**/*.hpp", "include/**/*.cuh"]),
+    includes = ["include", "include/torch/csrc/api/include"],
+    # --no-as-needed: libtorch_cuda.so (the CUDA build) registers the CUDA kernels when
+    # it loads, and no symbol of it is referenced. Left on (Debian's default) for the
+    # libraries after it: Bazel's test shared libraries rely on the binary loading their
+    # dependencies.
+    linkopts = ["-L{torchlib}"] + {rpaths} + ["-Wl,--no-as-needed", "-lgloo"] + {libs},
+    defines = ["_GLIBCXX_USE_CXX11_ABI=1", "C10_USE_GLOG"],
+)
+"""
+
+def _rpaths(libdirs):
+    rpaths = []
+    for d in libdirs:
+        rpaths += ["-Wl,-rpath," + d, "-Wl,-rpath-link," + d]
+    return rpaths
+
 def _libtorch_configure_impl(ctx):
-    root = ctx.os.environ.get("DDLM_LIBTORCH", "/usr")
+    header = 'package(default_visibility = ["//visibility:public"])\n'
+    root = ctx.os.environ.get("DDLM_LIBTORCH", "")
+    if root == "":
+        venv = ctx.os.environ.get("DDLM_TORCH_VENV", _TORCH_WHEEL_VENV)
+        site = _find_site_packages(ctx, venv)
+        if site == None:
+            fail("LibTorch not found: the build takes it from the torch wheel in %s; " % venv +
+                 "run ./setup.sh (or set --repo_env=DDLM_TORCH_VENV to a venv holding torch, " +
+                 "or --repo_env=DDLM_LIBTORCH to a LibTorch directory)")
+        torch = site + "/torch"
+        _link_wheel_headers(ctx, torch)
+
+        # libtorch_cpu.so needs libcudart and libcupti (for its profiler), which it finds
+        # through its own RPATH at run time; the linker needs to be told where they are.
+        ctx.file("BUILD", header + _WHEEL_LIBTORCH.format(
+            torchlib = torch + "/lib",
+            rpaths = _rpaths([torch + "/lib", site + "/nvidia/cu13/lib"]),
+            libs = ["-ltorch_cpu", "-lc10"],
+        ))
+        return
     if root in ["/usr", "/usr/"]:
-        # Debian: headers under /usr/include (a built-in search path), libraries in the
-        # multiarch directory.
+        # Debian's libtorch-dev: headers under /usr/include (a built-in search path),
+        # libraries in the multiarch directory.
         libdir = "/usr/lib/x86_64-linux-gnu"
         api = "/usr/include/torch/csrc/api/include"
         if not ctx.path(api + "/torch/torch.h").exists:
-            fail("LibTorch not found under /usr (run ./setup.sh, or set --repo_env=DDLM_LIBTORCH)")
+            fail("DDLM_LIBTORCH=/usr: Debian's LibTorch is not installed (apt-get install libtorch-dev)")
 
         # The C++ frontend's headers sit outside the default search path; link them
         # into this repository so that `includes` can export them to dependents.
         ctx.symlink(api, "api_include")
-        ctx.file("BUILD", """package(default_visibility = ["//visibility:public"])
-cc_library(
+        ctx.file("BUILD", header + """cc_library(
     name = "libtorch",
     hdrs = glob(["api_include/**/*.h"]),
     includes = ["api_include"],
@@ -88,52 +157,38 @@ cc_library(
         fail("DDLM_LIBTORCH=%s has no include/torch: point it at a LibTorch directory " % root +
              "(the one holding include/ and lib/)")
 
-    # Another LibTorch (for example pip's CUDA build): headers are linked into this
-    # repository so that Bazel can track them.
+    # Another LibTorch (for example an unpacked libtorch archive): headers are linked
+    # into this repository so that Bazel can track them.
     ctx.symlink(root + "/include", "include")
     libdir = root + "/lib"
-    cuda_libs = []
-    for lib in ["torch_cuda", "c10_cuda"]:
-        if ctx.path("%s/lib%s.so" % (libdir, lib)).exists:
-            cuda_libs.append("-l" + lib)
-    ctx.file("BUILD", """package(default_visibility = ["//visibility:public"])
-cc_library(
+    ctx.file("BUILD", header + """cc_library(
     name = "libtorch",
     hdrs = glob(["include/**/*.h", "include/**/*.hpp", "include/**/*.cuh"]),
     includes = ["include", "include/torch/csrc/api/include"],
-    linkopts = ["-L{libdir}", "-Wl,-rpath,{libdir}", "-Wl,--no-as-needed", "-ltorch", "-ltorch_cpu"] +
-               {cuda_libs} + ["-lc10", "-Wl,--as-needed"],
+    linkopts = ["-L{libdir}", "-Wl,-rpath,{libdir}", "-Wl,--no-as-needed", "-ltorch", "-ltorch_cpu",
+                "-lc10", "-Wl,--as-needed"],
     defines = ["_GLIBCXX_USE_CXX11_ABI=1"],
 )
-""".format(libdir = libdir, cuda_libs = cuda_libs))
+""".format(libdir = libdir))
 
 libtorch_configure = repository_rule(
     implementation = _libtorch_configure_impl,
-    environ = ["DDLM_LIBTORCH"],
+    environ = ["DDLM_LIBTORCH", "DDLM_TORCH_VENV"],
     local = True,
 )
 
 # The CUDA build takes LibTorch, and the CUDA runtime and NCCL it was built against,
-# from the torch wheel that `./setup.sh --cuda` installs (one LibTorch, one cudart and
-# one NCCL per process: the binaries link and load exactly the files the wheel's
-# libtorch_cuda.so loads through its own RPATH).
-_TORCH_WHEEL_VENV = "/opt/ddlm/torch-2.11.0"
-
-def _find_site_packages(ctx, venv):
-    result = ctx.execute(["sh", "-c", "ls -d %s/lib/python3*/site-packages 2>/dev/null | head -1" % venv])
-    path = result.stdout.strip()
-    if path and ctx.path(path + "/torch/include/torch").exists:
-        return path
-    return None
-
+# from the same venv, once `./setup.sh --cuda` has added the wheel's CUDA dependencies
+# (one LibTorch, one cudart and one NCCL per process: the binaries link and load exactly
+# the files the wheel's libtorch_cuda.so loads through its own RPATH).
 def _libtorch_wheel_configure_impl(ctx):
     venv = ctx.os.environ.get("DDLM_TORCH_VENV", _TORCH_WHEEL_VENV)
     site = _find_site_packages(ctx, venv)
     header = 'package(default_visibility = ["//visibility:public"])\n'
-    if site == None:
-        # No wheel: only --config=cuda targets depend on this, and they fail saying so.
-        msg = ("the CUDA build needs the torch wheel in %s: run ./setup.sh --cuda " % venv +
-               "(or set --repo_env=DDLM_TORCH_VENV to a venv holding torch)")
+    if site == None or not ctx.path(site + "/nvidia/cudnn/lib").exists:
+        # No CUDA wheels: only --config=cuda targets depend on this, and they fail saying so.
+        msg = ("the CUDA build needs the torch wheel with its CUDA libraries in %s: run " % venv +
+               "./setup.sh --cuda (or set --repo_env=DDLM_TORCH_VENV to a venv holding them)")
         ctx.file("BUILD", header + """genrule(
     name = "missing",
     outs = ["missing.h"],
@@ -145,48 +200,21 @@ cc_library(name = "cuda_runtime", hdrs = [":missing.h"])
         return
     torch = site + "/torch"
     nvidia = site + "/nvidia"
-    # The wheel's include/ also carries the Protobuf headers LibTorch was built with
-    # (google/) and pybind11; the project compiles against Debian's Protobuf, so expose
-    # everything but those.
-    for entry in ctx.path(torch + "/include").readdir():
-        if entry.basename not in ["google", "pybind11"]:
-            ctx.symlink(entry, "include/" + entry.basename)
+    _link_wheel_headers(ctx, torch)
     ctx.symlink(nvidia + "/cu13/include", "cuda_include")
     ctx.symlink(nvidia + "/nccl/include", "nccl_include")
 
     # Every directory libtorch_cuda.so's RPATH names: the linker resolves its needs
     # there (-rpath-link) and the binaries find the same files at run time (-rpath).
-    libdirs = [torch + "/lib"] + [
+    rpaths = _rpaths([torch + "/lib"] + [
         nvidia + "/" + d + "/lib"
         for d in ["cu13", "nccl", "cudnn", "cusparselt", "nvshmem"]
-    ]
-    rpaths = []
-    for d in libdirs:
-        rpaths += ["-Wl,-rpath," + d, "-Wl,-rpath-link," + d]
-    ctx.file("BUILD", header + """cc_library(
-    name = "libtorch",
-    hdrs = glob(["include/**/*.h", "include/**/*.hpp", "include/**/*.cuh"]),
-    includes = ["include", "include/torch/csrc/api/include"],
-    # --no-as-needed: libtorch_cuda.so registers the CUDA kernels when it loads, and no
-    # symbol of it is referenced. Left on (Debian's default) for the libraries after it:
-    # Bazel's test shared libraries rely on the binary loading their dependencies.
-    #
-    # -lgloo first: the wheel's libtorch_cpu.so carries its own, newer copy of Gloo and
-    # exports its symbols. Loading Debian's libgloo (the one whose headers the project
-    # compiles against) ahead of LibTorch makes every gloo:: symbol bind to it; otherwise
-    # calls land half in one copy, half in the other, and crash. ddlm never uses
-    # LibTorch's own Gloo (c10d).
-    linkopts = ["-L{torchlib}"] + {rpaths} + [
-        "-Wl,--no-as-needed", "-lgloo", "-ltorch", "-ltorch_cpu", "-ltorch_cuda", "-lc10_cuda",
-        "-lc10",
-    ],
-    # C10_USE_GLOG: the wheel's c10 was built without glog, so its headers would define
-    # their own LOG/CHECK macros, and whichever of them and glog's a file includes last
-    # would win (c10's drops INFO lines). With it, c10's headers use glog's, as Debian's
-    # LibTorch (built with glog) does.
-    defines = ["_GLIBCXX_USE_CXX11_ABI=1", "C10_USE_GLOG"],
-)
-
+    ])
+    ctx.file("BUILD", header + _WHEEL_LIBTORCH.format(
+        torchlib = torch + "/lib",
+        rpaths = rpaths,
+        libs = ["-ltorch", "-ltorch_cpu", "-ltorch_cuda", "-lc10_cuda", "-lc10"],
+    ) + """
 # The CUDA runtime and NCCL of the wheel (headers and the very .so files LibTorch loads).
 cc_library(
     name = "cuda_runtime",
@@ -197,8 +225,7 @@ cc_library(
         "{nccllib}/libnccl.so.2",
     ],
 )
-""".format(torchlib = torch + "/lib", rpaths = rpaths,
-           cu13lib = nvidia + "/cu13/lib", nccllib = nvidia + "/nccl/lib"))
+""".format(rpaths = rpaths, cu13lib = nvidia + "/cu13/lib", nccllib = nvidia + "/nccl/lib"))
 
 libtorch_wheel_configure = repository_rule(
     implementation = _libtorch_wheel_configure_impl,
