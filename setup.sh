@@ -19,6 +19,7 @@ set -euo pipefail
 # The accelerator machine's torch; both builds use its LibTorch.
 TORCH_VERSION=2.11.0
 TORCH_VENV=${DDLM_TORCH_VENV:-/opt/ddlm/torch-$TORCH_VERSION}
+CUDA_TOOLKIT_VERSION=13.0.2  # The version torch $TORCH_VERSION pins (checked below).
 TENSORBOARD_VERSION=2.21.0
 TOOLS_VENV=${DDLM_TOOLS_VENV:-/opt/ddlm/tools}
 
@@ -83,23 +84,24 @@ if [ ! -x "$TORCH_VENV/bin/python3" ]; then
   $sudo /usr/bin/python3 -m venv "$TORCH_VENV"
 fi
 site=$("$TORCH_VENV/bin/python3" -c 'import sysconfig; print(sysconfig.get_paths()["purelib"])')
-installed=$("$TORCH_VENV/bin/python3" -m pip show torch 2>/dev/null | sed -n 's/^Version: //p')
+# libtorch_cpu.so loads libcudart and libcupti (for its profiler) even on a machine
+# without a GPU: the cudart and cupti extras of the cuda-toolkit meta-package that this
+# torch pins (checked against its metadata below). Installed before torch, so that pip
+# sees no torch whose other dependencies are missing.
+if [ ! -f "$site/nvidia/cu13/lib/libcudart.so.13" ] || [ ! -f "$site/nvidia/cu13/lib/libcupti.so.13" ]; then
+  echo "setup: installing cuda-toolkit[cudart,cupti]==$CUDA_TOOLKIT_VERSION (the CUDA runtime libraries libtorch_cpu.so loads)"
+  pip_install "cuda-toolkit[cudart,cupti]==$CUDA_TOOLKIT_VERSION"
+fi
+installed=$("$TORCH_VENV/bin/python3" -m pip show torch 2>/dev/null | sed -n 's/^Version: //p' || true)
 if [ "$installed" != "$TORCH_VERSION" ] || [ ! -f "$site/torch/lib/libtorch_cpu.so" ]; then
   echo "setup: installing torch==$TORCH_VERSION (LibTorch with MKL and oneDNN; no CUDA dependencies) in $TORCH_VENV"
   pip_install --no-deps "torch==$TORCH_VERSION"
 fi
-# libtorch_cpu.so loads libcudart and libcupti (for its profiler) even on a machine
-# without a GPU: install exactly the versions this torch names.
-runtime=$(sed -n 's/^Requires-Dist: \(nvidia-cuda-\(runtime\|cupti\)[^;]*==[^;]*\);.*/\1/p' \
+pinned=$(sed -n 's/^Requires-Dist: cuda-toolkit\[[^]]*\] *==\([^;]*\);.*/\1/p' \
   "$site/torch-$TORCH_VERSION.dist-info/METADATA" | tr -d ' ')
-if [ -z "$runtime" ]; then
-  echo "setup: torch $TORCH_VERSION names no nvidia-cuda-runtime/cupti in its metadata" >&2
+if [ "$pinned" != "$CUDA_TOOLKIT_VERSION" ]; then
+  echo "setup: torch $TORCH_VERSION pins cuda-toolkit '${pinned:-nothing}', not $CUDA_TOOLKIT_VERSION: update CUDA_TOOLKIT_VERSION in $0" >&2
   exit 1
-fi
-if [ ! -f "$site/nvidia/cu13/lib/libcudart.so.13" ] || [ ! -f "$site/nvidia/cu13/lib/libcupti.so.13" ]; then
-  echo "setup: installing $runtime (the CUDA runtime libraries libtorch_cpu.so loads)"
-  # shellcheck disable=SC2086  # One requirement per word.
-  pip_install --no-deps $runtime
 fi
 
 if [ "$cuda" = 1 ]; then
