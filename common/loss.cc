@@ -1,5 +1,9 @@
 #include "common/loss.h"
 
+#include <algorithm>
+
+#include <ATen/Parallel.h>
+
 namespace ddlm {
 namespace {
 
@@ -28,6 +32,99 @@ class CrossEntropyFunction : public torch::autograd::Function<CrossEntropyFuncti
   }
 };
 
+// The fused forward (see loss.h): scores = hidden weight^T written once, then every
+// block of rows worked on while it is in cache. Fills `row_loss` [N] with each row's
+// NLL; with `for_backward`, also leaves E = exp(scores - rowmax) in `exps`, 1/sum(E) per
+// row in `inv_sum`, and the softmax's column sums (the bias gradient's) in `col_sums`.
+struct FusedScores {
+  torch::Tensor row_loss, exps, inv_sum, col_sums;
+};
+
+FusedScores ScoreBlocks(const torch::Tensor& hidden, const torch::Tensor& weight,
+                        const torch::Tensor& bias, const torch::Tensor& targets,
+                        int64_t block_rows, bool for_backward) {
+  torch::NoGradGuard no_grad;
+  const int64_t n = hidden.size(0);
+  const int64_t v = weight.size(0);
+  FusedScores out;
+  out.exps = torch::mm(hidden, weight.t());  // The one write of the score matrix.
+  out.row_loss = torch::empty({n}, hidden.options());
+  out.inv_sum = torch::empty({n}, hidden.options());
+  const int threads = at::get_num_threads();
+  torch::Tensor col_sums =
+      for_backward ? torch::zeros({threads, v}, hidden.options()) : torch::Tensor();
+  const torch::Tensor bias_row = bias.detach().unsqueeze(0);
+  // Every block of rows is read from memory once and worked on while it is in cache;
+  // the operations inside run on this thread (LibTorch does not nest parallelism).
+  at::parallel_for(0, n, block_rows, [&](int64_t begin, int64_t end) {
+    torch::NoGradGuard no_grad;  // Grad mode is per thread; the pool's threads have it on.
+    torch::Tensor col_sum;
+    if (for_backward) col_sum = col_sums[at::get_thread_num()];
+    for (int64_t r0 = begin; r0 < end; r0 += block_rows) {
+      const int64_t rows = std::min(block_rows, end - r0);
+      torch::Tensor block = out.exps.narrow(0, r0, rows);
+      block.add_(bias_row);
+      torch::Tensor max = block.amax({1}, /*keepdim=*/true);
+      torch::Tensor target = block.gather(1, targets.narrow(0, r0, rows).unsqueeze(1));
+      block.sub_(max).exp_();
+      torch::Tensor inv = block.sum({1}).reciprocal_();
+      out.inv_sum.narrow(0, r0, rows).copy_(inv);
+      // loss = log(sum) + max - target = -log(inv) + max - target
+      out.row_loss.narrow(0, r0, rows).copy_((max - target).squeeze(1) - inv.log());
+      if (for_backward) col_sum.addmv_(block.t(), inv);  // softmax's column sums
+    }
+  });
+  if (for_backward) {
+    out.col_sums = col_sums.sum({0});
+  } else {
+    out.exps.reset();
+  }
+  return out;
+}
+
+// See loss.h. Saved for backward: hidden, weight, targets, 1/sum(E) per row, the
+// softmax's column sums, and E = exp(scores - rowmax) [N, V].
+class LinearCrossEntropyFunction
+    : public torch::autograd::Function<LinearCrossEntropyFunction> {
+ public:
+  static torch::Tensor forward(AutogradContext* ctx, const torch::Tensor& hidden,
+                               const torch::Tensor& weight, const torch::Tensor& bias,
+                               const torch::Tensor& targets, int64_t block_rows) {
+    FusedScores f = ScoreBlocks(hidden, weight, bias, targets, block_rows, /*for_backward=*/true);
+    ctx->save_for_backward({hidden, weight, targets, f.inv_sum, f.col_sums});
+    ctx->saved_data["exps"] = f.exps;
+    return f.row_loss.mean();
+  }
+
+  static tensor_list backward(AutogradContext* ctx, tensor_list grad_outputs) {
+    auto saved = ctx->get_saved_variables();
+    const torch::Tensor& hidden = saved[0];
+    const torch::Tensor& weight = saved[1];
+    const torch::Tensor& targets = saved[2];
+    const torch::Tensor& inv_sum = saved[3];
+    const torch::Tensor& softmax_col_sums = saved[4];
+    torch::Tensor exps = ctx->saved_data["exps"].toTensor();
+    ctx->saved_data.erase("exps");
+    const int64_t n = hidden.size(0);
+    // The fused path runs on the CPU only, where reading the scalar costs nothing.
+    const double scale = grad_outputs[0].item<double>() / static_cast<double>(n);
+    // d loss / d scores = (softmax - onehot) * scale, with softmax = diag(inv_sum) E.
+    // The row scaling moves onto the small matrices, so E is used as it is:
+    //   d hidden = diag(inv_sum * scale) (E W) - scale W[targets]
+    //   d weight = E^T (diag(inv_sum * scale) hidden) - scale onehot^T hidden
+    //   d bias   = scale (colsum(softmax) - count(targets))
+    const torch::Tensor row_scale = (inv_sum * scale).unsqueeze(1);
+    torch::Tensor grad_hidden = torch::mm(exps, weight).mul_(row_scale);
+    grad_hidden.sub_(weight.index_select(0, targets), scale);
+    torch::Tensor grad_weight = torch::mm(exps.t(), hidden * row_scale);
+    exps.reset();
+    grad_weight.index_add_(0, targets, hidden, -scale);
+    torch::Tensor grad_bias = softmax_col_sums * scale;
+    grad_bias.index_add_(0, targets, torch::full({n}, -scale, grad_bias.options()));
+    return {grad_hidden, grad_weight, grad_bias, torch::Tensor(), torch::Tensor()};
+  }
+};
+
 }  // namespace
 
 torch::Tensor CrossEntropy(const torch::Tensor& logits, const torch::Tensor& targets) {
@@ -37,6 +134,34 @@ torch::Tensor CrossEntropy(const torch::Tensor& logits, const torch::Tensor& tar
     return CrossEntropyFunction::apply(logits.to(torch::kFloat), targets);
   }
   return CrossEntropyFunction::apply(logits, targets);
+}
+
+bool LinearCrossEntropyIsFused(const torch::Tensor& hidden, const torch::Tensor& weight) {
+  return hidden.device().is_cpu() && weight.device().is_cpu() &&
+         hidden.scalar_type() == torch::kFloat && weight.scalar_type() == torch::kFloat &&
+         hidden.dim() == 2;
+}
+
+torch::Tensor LinearNllSum(const torch::Tensor& hidden, const torch::Tensor& weight,
+                           const torch::Tensor& bias, const torch::Tensor& targets) {
+  if (!LinearCrossEntropyIsFused(hidden, weight)) {
+    torch::NoGradGuard no_grad;
+    return torch::nll_loss(torch::log_softmax(torch::linear(hidden, weight, bias).to(torch::kFloat), 1),
+                           targets, {}, at::Reduction::Sum)
+        .to(torch::kDouble);
+  }
+  return ScoreBlocks(hidden.contiguous(), weight, bias, targets, kDefaultLossBlockRows,
+                     /*for_backward=*/false)
+      .row_loss.sum(torch::kDouble);
+}
+
+torch::Tensor LinearCrossEntropy(const torch::Tensor& hidden, const torch::Tensor& weight,
+                                 const torch::Tensor& bias, const torch::Tensor& targets,
+                                 int64_t block_rows) {
+  if (!LinearCrossEntropyIsFused(hidden, weight) || block_rows < 1) {
+    return CrossEntropy(torch::linear(hidden, weight, bias), targets);
+  }
+  return LinearCrossEntropyFunction::apply(hidden.contiguous(), weight, bias, targets, block_rows);
 }
 
 }  // namespace ddlm

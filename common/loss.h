@@ -1,18 +1,52 @@
 #ifndef DDLM_COMMON_LOSS_H_
 #define DDLM_COMMON_LOSS_H_
 
-// Mean negative log-likelihood of log_softmax(logits) at `targets`: the same value as
-// nll_loss(log_softmax(logits, 1), targets), upstream's loss. Its backward writes the
-// gradient (softmax(logits) - onehot(targets)) / N in place over the saved
-// log-probabilities, instead of materialising a dense NLL gradient and running a
-// separate log-softmax backward: for the default LSTM on WikiText-2 that is two
-// fewer passes over a 700 x 33,278 float tensor per step.
+// Losses of the language models: the mean negative log-likelihood of
+// log_softmax(logits) at `targets`, upstream's nll_loss(log_softmax(...)).
+//
+// CrossEntropy takes the logits. Its backward writes the gradient
+// (softmax(logits) - onehot(targets)) / N in place over the saved log-probabilities,
+// instead of materialising a dense NLL gradient and running a separate log-softmax
+// backward.
+//
+// LinearCrossEntropy takes the decoder's input and parameters instead, and computes
+// the same loss as CrossEntropy(linear(hidden, weight, bias), targets) with far fewer
+// passes over the score matrix in memory (for the default LSTM on WikiText-2,
+// 700 x 33,278 floats, 93 MB: far more than the caches hold). The GEMM writes the
+// scores once; then each block of `block_rows` rows is read once and, while it is in
+// cache, gets the bias, its maximum, its target scores, exp(scores - max) written in
+// place (E), the row sums and the column sums the bias gradient needs. Backward uses E
+// as it is: the softmax's row scaling 1/sum and the loss's 1/N move onto the small
+// matrices (hidden, and the [N, nhid] product), and the one-hot part of the gradient is
+// added as row updates (N rows, not N x ntoken). So besides the three GEMMs, which read
+// or write it anyway, the score matrix crosses memory twice (read, write back E), where
+// linear + CrossEntropy make about eight passes over it.
+//
+// The fused path runs for float32 tensors on the CPU; anything else (CUDA, bfloat16)
+// takes linear + CrossEntropy, the same value.
+
+#include <cstdint>
 
 #include <torch/torch.h>
 
 namespace ddlm {
 
 torch::Tensor CrossEntropy(const torch::Tensor& logits, const torch::Tensor& targets);
+
+// hidden [N, H], weight [V, H], bias [V], targets [N] (int64, in [0, V)). `block_rows`
+// < 1 takes the unfused path (for comparisons).
+inline constexpr int64_t kDefaultLossBlockRows = 8;
+torch::Tensor LinearCrossEntropy(const torch::Tensor& hidden, const torch::Tensor& weight,
+                                 const torch::Tensor& bias, const torch::Tensor& targets,
+                                 int64_t block_rows = kDefaultLossBlockRows);
+
+// The summed NLL (float64, 0-dim, no gradient) of the same scores: evaluation's loss,
+// through the fused forward where LinearCrossEntropy would take it.
+torch::Tensor LinearNllSum(const torch::Tensor& hidden, const torch::Tensor& weight,
+                           const torch::Tensor& bias, const torch::Tensor& targets);
+
+// True when LinearCrossEntropy takes its fused path for these tensors.
+bool LinearCrossEntropyIsFused(const torch::Tensor& hidden, const torch::Tensor& weight);
 
 }  // namespace ddlm
 

@@ -57,7 +57,7 @@ class RNNModelImpl : public LanguageModelImpl {
     decoder_bias_.zero_();
   }
 
-  torch::Tensor Logits(const torch::Tensor& input, RecurrentState* state) override {
+  DecoderInput Features(const torch::Tensor& input, RecurrentState* state) override {
     torch::Tensor emb = drop_(encoder_(input));
     torch::Tensor output;
     if (lstm_) {
@@ -72,7 +72,7 @@ class RNNModelImpl : public LanguageModelImpl {
     }
     output = drop_(output);
     const torch::Tensor& weight = decoder_weight_.defined() ? decoder_weight_ : encoder_->weight;
-    return torch::linear(output.reshape({-1, nhid_}), weight, decoder_bias_);
+    return {output.reshape({-1, nhid_}), weight, decoder_bias_};
   }
 
   RecurrentState InitState(int64_t batch) const override {
@@ -141,7 +141,7 @@ class TransformerModelImpl : public LanguageModelImpl {
     decoder_->bias.zero_();
   }
 
-  torch::Tensor Logits(const torch::Tensor& input, RecurrentState* /*state*/) override {
+  DecoderInput Features(const torch::Tensor& input, RecurrentState* /*state*/) override {
     const int64_t len = input.size(0);
     if (!mask_.defined() || mask_.size(0) != len || mask_.device() != input.device()) {
       // Position i may attend to positions <= i only.
@@ -152,7 +152,7 @@ class TransformerModelImpl : public LanguageModelImpl {
     torch::Tensor src = encoder_(input) * std::sqrt(static_cast<double>(emsize_));
     src = pos_drop_(src + pe_.narrow(0, 0, len));
     torch::Tensor output = transformer_->forward(src, mask_);
-    return decoder_(output).reshape({-1, ntoken()});
+    return {output.reshape({-1, emsize_}), decoder_->weight, decoder_->bias};
   }
 
   RecurrentState InitState(int64_t /*batch*/) const override { return {}; }

@@ -31,9 +31,24 @@ class LanguageModelImpl : public torch::nn::Module {
  public:
   ~LanguageModelImpl() override = default;
 
+  // What the linear decoder maps to scores: Logits = linear(hidden, weight, bias).
+  struct DecoderInput {
+    torch::Tensor hidden;  // [seq_len * batch, nhid (emsize for the Transformer)]
+    torch::Tensor weight;  // [ntoken, nhid]: the decoder's (or, tied, the embedding's)
+    torch::Tensor bias;    // [ntoken]
+  };
+
+  // The decoder's input for input [seq_len, batch], and its parameters; updates `state`
+  // in place for recurrent models. Training feeds this to LinearCrossEntropy
+  // (common/loss.h), which never materialises the whole score matrix.
+  virtual DecoderInput Features(const torch::Tensor& input, RecurrentState* state) = 0;
+
   // Unnormalised scores [seq_len * batch, ntoken] for input [seq_len, batch]; updates
   // `state` in place for recurrent models.
-  virtual torch::Tensor Logits(const torch::Tensor& input, RecurrentState* state) = 0;
+  torch::Tensor Logits(const torch::Tensor& input, RecurrentState* state) {
+    DecoderInput d = Features(input, state);
+    return torch::linear(d.hidden, d.weight, d.bias);
+  }
 
   // log_softmax of Logits.
   torch::Tensor Forward(const torch::Tensor& input, RecurrentState* state) {

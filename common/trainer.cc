@@ -62,18 +62,27 @@ double Trainer::last_step_loss() const {
                                    : std::numeric_limits<double>::quiet_NaN();
 }
 
-void Trainer::ClipGradients(double max_norm) {
-  std::vector<torch::Tensor> grads;
+torch::Tensor Trainer::ClipCoefficientTensor(double max_norm) const {
   std::vector<torch::Tensor> norms;
   for (const torch::Tensor& p : params_) {
-    if (!p.grad().defined()) continue;
-    grads.push_back(p.grad());
-    norms.push_back(p.grad().norm());
+    if (p.grad().defined()) norms.push_back(p.grad().norm());
   }
-  if (grads.empty()) return;
+  if (norms.empty()) return torch::Tensor();
   torch::Tensor total = torch::stack(norms).norm();
-  torch::Tensor coef = torch::clamp_max(max_norm / (total + 1e-6), 1.0);
-  for (torch::Tensor& g : grads) g.mul_(coef);
+  return torch::clamp_max(max_norm / (total + 1e-6), 1.0);
+}
+
+double Trainer::ClipCoefficient(double max_norm) const {
+  torch::Tensor coef = ClipCoefficientTensor(max_norm);
+  return coef.defined() ? coef.item<double>() : 1.0;
+}
+
+void Trainer::ClipGradients(double max_norm) {
+  torch::Tensor coef = ClipCoefficientTensor(max_norm);
+  if (!coef.defined()) return;
+  for (torch::Tensor& p : params_) {
+    if (p.grad().defined()) p.mutable_grad().mul_(coef);
+  }
 }
 
 absl::Status Trainer::Step(const torch::Tensor& data, const torch::Tensor& targets) {
@@ -84,8 +93,14 @@ absl::Status Trainer::Step(const torch::Tensor& data, const torch::Tensor& targe
   torch::Tensor loss;
   {
     AutocastGuard autocast(device_, spec_.schedule().precision());
-    torch::Tensor logits = model_->Logits(data, &state_);
-    loss = CrossEntropy(logits, targets);
+    if (spec_.schedule().precision() == FP32) {
+      // The decoder and the loss in one (common/loss.h): on the CPU it never makes a
+      // pass over the whole score matrix; elsewhere it is linear + CrossEntropy.
+      LanguageModelImpl::DecoderInput d = model_->Features(data, &state_);
+      loss = LinearCrossEntropy(d.hidden, d.weight, d.bias, targets);
+    } else {
+      loss = CrossEntropy(model_->Logits(data, &state_), targets);
+    }
   }
   // Autocast leaves bfloat16 recurrent state; float32 holds it exactly, and keeps the
   // state (and checkpoints of it) in one dtype.
@@ -106,12 +121,21 @@ absl::Status Trainer::Step(const torch::Tensor& data, const torch::Tensor& targe
   {
     torch::NoGradGuard no_grad;
     const double clip = spec_.optimizer().clip();
-    if (clip > 0) ClipGradients(clip);
-    if (adamw_) {
-      adamw_->step();
-    } else {
+    if (!adamw_ && device_.is_cpu()) {
+      // SGD on the CPU: the clipping factor folded into the update, one pass over each
+      // gradient instead of two (reading the norm back costs nothing on the CPU).
+      const double coef = clip > 0 ? ClipCoefficient(clip) : 1.0;
       for (torch::Tensor& p : params_) {
-        if (p.grad().defined()) p.add_(p.grad(), -lr_);
+        if (p.grad().defined()) p.add_(p.grad(), -lr_ * coef);
+      }
+    } else {
+      if (clip > 0) ClipGradients(clip);
+      if (adamw_) {
+        adamw_->step();
+      } else {
+        for (torch::Tensor& p : params_) {
+          if (p.grad().defined()) p.add_(p.grad(), -lr_);
+        }
       }
     }
   }
@@ -218,14 +242,24 @@ absl::StatusOr<EvalResult> Trainer::Evaluate(const torch::Tensor& data_any, int6
     for (int64_t i = 0; i < data.size(0) - 1; i += bptt) {
       if (max_batches > 0 && n++ >= max_batches) break;
       Batch batch = GetBatch(data, i, bptt);
+      torch::Tensor loss;  // Summed, float64.
       torch::Tensor logits;
       {
         AutocastGuard autocast(device_, spec_.schedule().precision());
-        logits = model_->Logits(batch.data, &state);
+        if (spec_.schedule().precision() == FP32) {
+          // The fused decoder + loss, forward only (common/loss.h).
+          LanguageModelImpl::DecoderInput d = model_->Features(batch.data, &state);
+          loss = LinearNllSum(d.hidden, d.weight, d.bias, batch.targets);
+        } else {
+          logits = model_->Logits(batch.data, &state);  // The decoder in bfloat16.
+        }
       }
-      torch::Tensor loss = torch::nll_loss(torch::log_softmax(logits.to(torch::kFloat), 1),
-                                           batch.targets, {}, at::Reduction::Sum);
-      loss_sum += loss.to(torch::kDouble);
+      if (!loss.defined()) {
+        loss = torch::nll_loss(torch::log_softmax(logits.to(torch::kFloat), 1), batch.targets, {},
+                               at::Reduction::Sum)
+                   .to(torch::kDouble);
+      }
+      loss_sum += loss;
       result.tokens += batch.targets.numel();
     }
     result.loss_sum = loss_sum.item<double>();

@@ -133,6 +133,10 @@ class Trainer {
   // Scales all gradients so that their joint L2 norm is at most `max_norm`, on the
   // device (no host synchronisation), as torch.nn.utils.clip_grad_norm_.
   void ClipGradients(double max_norm);
+  // min(1, max_norm / (norm + 1e-6)) of the gradients' joint L2 norm, as a 0-dim
+  // tensor on the device (undefined when no parameter has a gradient), and read back.
+  torch::Tensor ClipCoefficientTensor(double max_norm) const;
+  double ClipCoefficient(double max_norm) const;
 
   JobSpec spec_;
   std::vector<std::string> vocabulary_;
