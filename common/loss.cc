@@ -32,28 +32,33 @@ class CrossEntropyFunction : public torch::autograd::Function<CrossEntropyFuncti
   }
 };
 
-// The fused forward (see loss.h): scores = hidden weight^T written once, then every
-// block of rows worked on while it is in cache. Fills `row_loss` [N] with each row's
-// NLL; with `for_backward`, also leaves E = exp(scores - rowmax) in `exps`, 1/sum(E) per
-// row in `inv_sum`, and the softmax's column sums (the bias gradient's) in `col_sums`.
+// The fused forward (see loss.h): scores = hidden weight^T written once (by a GEMM in
+// `matmul_dtype`, and kept in it), then every block of rows worked on in float32 while it
+// is in cache. Fills `row_loss` [N] with each row's NLL; with `for_backward`, also leaves
+// E = exp(scores - rowmax) in `exps` (in `matmul_dtype`), 1/sum(E) per row in `inv_sum`,
+// the softmax's column sums (the bias gradient's) in `col_sums`, and the weight as the
+// GEMMs take it in `matmul_weight`.
 struct FusedScores {
-  torch::Tensor row_loss, exps, inv_sum, col_sums;
+  torch::Tensor row_loss, exps, inv_sum, col_sums, matmul_weight;
 };
 
 FusedScores ScoreBlocks(const torch::Tensor& hidden, const torch::Tensor& weight,
                         const torch::Tensor& bias, const torch::Tensor& targets,
-                        int64_t block_rows, bool for_backward) {
+                        int64_t block_rows, torch::ScalarType matmul_dtype, bool for_backward) {
   torch::NoGradGuard no_grad;
   const int64_t n = hidden.size(0);
   const int64_t v = weight.size(0);
+  const torch::TensorOptions f32 = hidden.options().dtype(torch::kFloat);
   FusedScores out;
-  out.exps = torch::mm(hidden, weight.t());  // The one write of the score matrix.
-  out.row_loss = torch::empty({n}, hidden.options());
-  out.inv_sum = torch::empty({n}, hidden.options());
+  out.matmul_weight = weight.detach().to(matmul_dtype);
+  // The one write of the score matrix.
+  out.exps = torch::mm(hidden.detach().to(matmul_dtype), out.matmul_weight.t());
+  const bool narrow_scores = out.exps.scalar_type() != torch::kFloat;
+  out.row_loss = torch::empty({n}, f32);
+  out.inv_sum = torch::empty({n}, f32);
   const int threads = at::get_num_threads();
-  torch::Tensor col_sums =
-      for_backward ? torch::zeros({threads, v}, hidden.options()) : torch::Tensor();
-  const torch::Tensor bias_row = bias.detach().unsqueeze(0);
+  torch::Tensor col_sums = for_backward ? torch::zeros({threads, v}, f32) : torch::Tensor();
+  const torch::Tensor bias_row = bias.detach().to(torch::kFloat).unsqueeze(0);
   // Every block of rows is read from memory once and worked on while it is in cache;
   // the operations inside run on this thread (LibTorch does not nest parallelism).
   at::parallel_for(0, n, block_rows, [&](int64_t begin, int64_t end) {
@@ -62,7 +67,9 @@ FusedScores ScoreBlocks(const torch::Tensor& hidden, const torch::Tensor& weight
     if (for_backward) col_sum = col_sums[at::get_thread_num()];
     for (int64_t r0 = begin; r0 < end; r0 += block_rows) {
       const int64_t rows = std::min(block_rows, end - r0);
-      torch::Tensor block = out.exps.narrow(0, r0, rows);
+      torch::Tensor stored = out.exps.narrow(0, r0, rows);
+      // bfloat16 scores: the softmax and the loss in float32, as autocast does.
+      torch::Tensor block = narrow_scores ? stored.to(torch::kFloat) : stored;
       block.add_(bias_row);
       torch::Tensor max = block.amax({1}, /*keepdim=*/true);
       torch::Tensor target = block.gather(1, targets.narrow(0, r0, rows).unsqueeze(1));
@@ -71,7 +78,10 @@ FusedScores ScoreBlocks(const torch::Tensor& hidden, const torch::Tensor& weight
       out.inv_sum.narrow(0, r0, rows).copy_(inv);
       // loss = log(sum) + max - target = -log(inv) + max - target
       out.row_loss.narrow(0, r0, rows).copy_((max - target).squeeze(1) - inv.log());
-      if (for_backward) col_sum.addmv_(block.t(), inv);  // softmax's column sums
+      if (for_backward) {
+        col_sum.addmv_(block.t(), inv);  // softmax's column sums
+        if (narrow_scores) stored.copy_(block);
+      }
     }
   });
   if (for_backward) {
@@ -82,29 +92,36 @@ FusedScores ScoreBlocks(const torch::Tensor& hidden, const torch::Tensor& weight
   return out;
 }
 
-// See loss.h. Saved for backward: hidden, weight, targets, 1/sum(E) per row, the
-// softmax's column sums, and E = exp(scores - rowmax) [N, V].
+// See loss.h. Saved for backward: hidden, targets, 1/sum(E) per row, the softmax's
+// column sums, E = exp(scores - rowmax) [N, V] and the weight as the GEMMs take it.
 class LinearCrossEntropyFunction
     : public torch::autograd::Function<LinearCrossEntropyFunction> {
  public:
   static torch::Tensor forward(AutogradContext* ctx, const torch::Tensor& hidden,
                                const torch::Tensor& weight, const torch::Tensor& bias,
-                               const torch::Tensor& targets, int64_t block_rows) {
-    FusedScores f = ScoreBlocks(hidden, weight, bias, targets, block_rows, /*for_backward=*/true);
-    ctx->save_for_backward({hidden, weight, targets, f.inv_sum, f.col_sums});
+                               const torch::Tensor& targets, int64_t block_rows,
+                               bool bf16_matmul) {
+    FusedScores f = ScoreBlocks(hidden, weight, bias, targets, block_rows,
+                                bf16_matmul ? torch::kBFloat16 : torch::kFloat,
+                                /*for_backward=*/true);
+    ctx->save_for_backward({hidden, targets, f.inv_sum, f.col_sums});
     ctx->saved_data["exps"] = f.exps;
+    ctx->saved_data["matmul_weight"] = f.matmul_weight;
+    ctx->saved_data["weight_dtype"] = static_cast<int64_t>(weight.scalar_type());
     return f.row_loss.mean();
   }
 
   static tensor_list backward(AutogradContext* ctx, tensor_list grad_outputs) {
     auto saved = ctx->get_saved_variables();
     const torch::Tensor& hidden = saved[0];
-    const torch::Tensor& weight = saved[1];
-    const torch::Tensor& targets = saved[2];
-    const torch::Tensor& inv_sum = saved[3];
-    const torch::Tensor& softmax_col_sums = saved[4];
+    const torch::Tensor& targets = saved[1];
+    const torch::Tensor& inv_sum = saved[2];
+    const torch::Tensor& softmax_col_sums = saved[3];
     torch::Tensor exps = ctx->saved_data["exps"].toTensor();
+    const torch::Tensor weight = ctx->saved_data["matmul_weight"].toTensor();
+    const auto weight_dtype = static_cast<torch::ScalarType>(ctx->saved_data["weight_dtype"].toInt());
     ctx->saved_data.erase("exps");
+    ctx->saved_data.erase("matmul_weight");
     const int64_t n = hidden.size(0);
     // The fused path runs on the CPU only, where reading the scalar costs nothing.
     const double scale = grad_outputs[0].item<double>() / static_cast<double>(n);
@@ -113,15 +130,20 @@ class LinearCrossEntropyFunction
     //   d hidden = diag(inv_sum * scale) (E W) - scale W[targets]
     //   d weight = E^T (diag(inv_sum * scale) hidden) - scale onehot^T hidden
     //   d bias   = scale (colsum(softmax) - count(targets))
+    // The GEMMs run in E's dtype; the small corrections, and the results, in float32
+    // (the master weights' gradients).
     const torch::Tensor row_scale = (inv_sum * scale).unsqueeze(1);
-    torch::Tensor grad_hidden = torch::mm(exps, weight).mul_(row_scale);
-    grad_hidden.sub_(weight.index_select(0, targets), scale);
-    torch::Tensor grad_weight = torch::mm(exps.t(), hidden * row_scale);
+    const torch::Tensor hidden_f32 = hidden.to(torch::kFloat);
+    torch::Tensor grad_hidden = torch::mm(exps, weight).to(torch::kFloat).mul_(row_scale);
+    grad_hidden.sub_(weight.index_select(0, targets).to(torch::kFloat), scale);
+    torch::Tensor grad_weight =
+        torch::mm(exps.t(), (hidden_f32 * row_scale).to(exps.scalar_type())).to(torch::kFloat);
     exps.reset();
-    grad_weight.index_add_(0, targets, hidden, -scale);
+    grad_weight.index_add_(0, targets, hidden_f32, -scale);
     torch::Tensor grad_bias = softmax_col_sums * scale;
     grad_bias.index_add_(0, targets, torch::full({n}, -scale, grad_bias.options()));
-    return {grad_hidden, grad_weight, grad_bias, torch::Tensor(), torch::Tensor()};
+    return {grad_hidden.to(hidden.scalar_type()), grad_weight.to(weight_dtype), grad_bias,
+            torch::Tensor(), torch::Tensor(), torch::Tensor()};
   }
 };
 
@@ -137,31 +159,36 @@ torch::Tensor CrossEntropy(const torch::Tensor& logits, const torch::Tensor& tar
 }
 
 bool LinearCrossEntropyIsFused(const torch::Tensor& hidden, const torch::Tensor& weight) {
-  return hidden.device().is_cpu() && weight.device().is_cpu() &&
-         hidden.scalar_type() == torch::kFloat && weight.scalar_type() == torch::kFloat &&
-         hidden.dim() == 2;
+  const auto ok = [](const torch::Tensor& t) {
+    return t.device().is_cpu() &&
+           (t.scalar_type() == torch::kFloat || t.scalar_type() == torch::kBFloat16);
+  };
+  return ok(hidden) && ok(weight) && hidden.dim() == 2;
 }
 
 torch::Tensor LinearNllSum(const torch::Tensor& hidden, const torch::Tensor& weight,
-                           const torch::Tensor& bias, const torch::Tensor& targets) {
+                           const torch::Tensor& bias, const torch::Tensor& targets,
+                           bool bf16_matmul) {
+  torch::NoGradGuard no_grad;
   if (!LinearCrossEntropyIsFused(hidden, weight)) {
-    torch::NoGradGuard no_grad;
-    return torch::nll_loss(torch::log_softmax(torch::linear(hidden, weight, bias).to(torch::kFloat), 1),
-                           targets, {}, at::Reduction::Sum)
+    torch::Tensor logits = torch::linear(hidden, weight, bias);
+    return torch::nll_loss(torch::log_softmax(logits.to(torch::kFloat), 1), targets, {},
+                           at::Reduction::Sum)
         .to(torch::kDouble);
   }
   return ScoreBlocks(hidden.contiguous(), weight, bias, targets, kDefaultLossBlockRows,
-                     /*for_backward=*/false)
+                     bf16_matmul ? torch::kBFloat16 : torch::kFloat, /*for_backward=*/false)
       .row_loss.sum(torch::kDouble);
 }
 
 torch::Tensor LinearCrossEntropy(const torch::Tensor& hidden, const torch::Tensor& weight,
                                  const torch::Tensor& bias, const torch::Tensor& targets,
-                                 int64_t block_rows) {
+                                 int64_t block_rows, bool bf16_matmul) {
   if (!LinearCrossEntropyIsFused(hidden, weight) || block_rows < 1) {
     return CrossEntropy(torch::linear(hidden, weight, bias), targets);
   }
-  return LinearCrossEntropyFunction::apply(hidden.contiguous(), weight, bias, targets, block_rows);
+  return LinearCrossEntropyFunction::apply(hidden.contiguous(), weight, bias, targets, block_rows,
+                                           bf16_matmul);
 }
 
 }  // namespace ddlm

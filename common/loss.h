@@ -22,7 +22,11 @@
 // or write it anyway, the score matrix crosses memory twice (read, write back E), where
 // linear + CrossEntropy make about eight passes over it.
 //
-// The fused path runs for float32 tensors on the CPU; anything else (CUDA, bfloat16)
+// With `bf16_matmul` the three GEMMs run in bfloat16 (the scores and E are kept in
+// bfloat16, half the memory), while the softmax, the loss and every gradient returned
+// stay float32: what autocast to bfloat16 does to linear + CrossEntropy.
+//
+// The fused path runs on the CPU (float32 or bfloat16 tensors); anything else (CUDA)
 // takes linear + CrossEntropy, the same value.
 
 #include <cstdint>
@@ -38,14 +42,17 @@ torch::Tensor CrossEntropy(const torch::Tensor& logits, const torch::Tensor& tar
 inline constexpr int64_t kDefaultLossBlockRows = 8;
 torch::Tensor LinearCrossEntropy(const torch::Tensor& hidden, const torch::Tensor& weight,
                                  const torch::Tensor& bias, const torch::Tensor& targets,
-                                 int64_t block_rows = kDefaultLossBlockRows);
+                                 int64_t block_rows = kDefaultLossBlockRows,
+                                 bool bf16_matmul = false);
 
 // The summed NLL (float64, 0-dim, no gradient) of the same scores: evaluation's loss,
 // through the fused forward where LinearCrossEntropy would take it.
 torch::Tensor LinearNllSum(const torch::Tensor& hidden, const torch::Tensor& weight,
-                           const torch::Tensor& bias, const torch::Tensor& targets);
+                           const torch::Tensor& bias, const torch::Tensor& targets,
+                           bool bf16_matmul = false);
 
-// True when LinearCrossEntropy takes its fused path for these tensors.
+// True when LinearCrossEntropy takes its fused path for these tensors: on the CPU, in
+// float32 or bfloat16.
 bool LinearCrossEntropyIsFused(const torch::Tensor& hidden, const torch::Tensor& weight);
 
 }  // namespace ddlm

@@ -108,14 +108,49 @@ TEST(LinearCrossEntropyTest, SharedWeightGetsBothGradients) {
   EXPECT_TRUE(torch::allclose(grads[0], grads[1], 1e-4, 1e-6));
 }
 
-TEST(LinearCrossEntropyTest, OtherDtypesTakeTheUnfusedPath) {
-  torch::Tensor hidden = torch::randn({4, 3}).to(torch::kBFloat16);
-  torch::Tensor weight = torch::randn({6, 3}).to(torch::kBFloat16);
-  EXPECT_FALSE(LinearCrossEntropyIsFused(hidden, weight));
-  torch::Tensor targets = torch::tensor({0, 5, 2, 2}, torch::kInt64);
-  torch::Tensor loss = LinearCrossEntropy(hidden, weight, torch::zeros({6}, weight.options()), targets);
-  EXPECT_EQ(loss.scalar_type(), torch::kFloat);  // CrossEntropy's float32 softmax
-  EXPECT_TRUE(std::isfinite(loss.item<double>()));
+TEST(LinearCrossEntropyTest, Bf16MatmulTracksFloat32AndReturnsFloat32Gradients) {
+  torch::manual_seed(4);
+  const int64_t n = 64, h = 32, v = 300;
+  torch::Tensor hidden0 = torch::randn({n, h});
+  torch::Tensor weight0 = torch::randn({v, h}) * 0.3;
+  torch::Tensor bias0 = torch::randn({v}) * 0.1;
+  torch::Tensor targets = torch::randint(v, {n}, torch::kInt64);
+  std::vector<torch::Tensor> loss, grad_weight, grad_hidden;
+  for (bool bf16 : {false, true}) {
+    torch::Tensor hidden = hidden0.clone().requires_grad_(true);
+    torch::Tensor weight = weight0.clone().requires_grad_(true);
+    torch::Tensor bias = bias0.clone().requires_grad_(true);
+    torch::Tensor l = LinearCrossEntropy(hidden, weight, bias, targets, 8, bf16);
+    l.backward();
+    EXPECT_EQ(l.scalar_type(), torch::kFloat);
+    EXPECT_EQ(weight.grad().scalar_type(), torch::kFloat);  // Master weights' gradients.
+    EXPECT_EQ(hidden.grad().scalar_type(), torch::kFloat);
+    loss.push_back(l.detach());
+    grad_weight.push_back(weight.grad());
+    grad_hidden.push_back(hidden.grad());
+  }
+  // bfloat16 GEMMs round the scores to 8 bits of mantissa: close, and not equal (so
+  // the GEMMs really ran in bfloat16).
+  EXPECT_NEAR(loss[1].item<double>(), loss[0].item<double>(), 0.01 * loss[0].item<double>());
+  EXPECT_NE(loss[1].item<double>(), loss[0].item<double>());
+  const double rel = ((grad_weight[1] - grad_weight[0]).norm() / grad_weight[0].norm()).item<double>();
+  EXPECT_LT(rel, 0.03);
+  EXPECT_GT(rel, 0.0);
+  EXPECT_LT(((grad_hidden[1] - grad_hidden[0]).norm() / grad_hidden[0].norm()).item<double>(), 0.03);
+}
+
+TEST(LinearCrossEntropyTest, OnlyCpuTensorsOfFloatTypesAreFused) {
+  EXPECT_TRUE(LinearCrossEntropyIsFused(torch::zeros({2, 3}), torch::zeros({4, 3})));
+  EXPECT_TRUE(LinearCrossEntropyIsFused(torch::zeros({2, 3}, torch::kBFloat16), torch::zeros({4, 3})));
+  EXPECT_FALSE(LinearCrossEntropyIsFused(torch::zeros({2, 3}, torch::kDouble), torch::zeros({4, 3})));
+  EXPECT_FALSE(LinearCrossEntropyIsFused(torch::zeros({2, 2, 3}), torch::zeros({4, 3})));
+  // The unfused path gives the same value.
+  torch::Tensor hidden = torch::randn({5, 3}, torch::kDouble);
+  torch::Tensor weight = torch::randn({4, 3}, torch::kDouble);
+  torch::Tensor targets = torch::tensor({0, 3, 1, 1, 2}, torch::kInt64);
+  torch::Tensor bias = torch::zeros({4}, torch::kDouble);
+  EXPECT_NEAR(LinearCrossEntropy(hidden, weight, bias, targets).item<double>(),
+              CrossEntropy(torch::linear(hidden, weight, bias), targets).item<double>(), 1e-12);
 }
 
 TEST(LinearCrossEntropyTest, NllSumMatchesTheSummedLoss) {
@@ -130,9 +165,8 @@ TEST(LinearCrossEntropyTest, NllSumMatchesTheSummedLoss) {
   torch::Tensor sum = LinearNllSum(hidden, weight, bias, targets);
   EXPECT_EQ(sum.scalar_type(), torch::kDouble);
   EXPECT_NEAR(sum.item<double>(), ref, 1e-5 * std::abs(ref));
-  // The unfused path (bfloat16) gives the same figure to bfloat16's precision.
-  torch::Tensor bf16 = LinearNllSum(hidden.to(torch::kBFloat16), weight.to(torch::kBFloat16),
-                                    bias.to(torch::kBFloat16), targets);
+  // bfloat16 GEMMs give the same figure to bfloat16's precision.
+  torch::Tensor bf16 = LinearNllSum(hidden, weight, bias, targets, /*bf16_matmul=*/true);
   EXPECT_NEAR(bf16.item<double>(), ref, 0.02 * std::abs(ref));
 }
 

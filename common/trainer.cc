@@ -92,14 +92,21 @@ absl::Status Trainer::Step(const torch::Tensor& data, const torch::Tensor& targe
   DetachState(&state_);
   torch::Tensor loss;
   {
-    AutocastGuard autocast(device_, spec_.schedule().precision());
-    if (spec_.schedule().precision() == FP32) {
-      // The decoder and the loss in one (common/loss.h): on the CPU it never makes a
-      // pass over the whole score matrix; elsewhere it is linear + CrossEntropy.
-      LanguageModelImpl::DecoderInput d = model_->Features(data, &state_);
-      loss = LinearCrossEntropy(d.hidden, d.weight, d.bias, targets);
-    } else {
-      loss = CrossEntropy(model_->Logits(data, &state_), targets);
+    LanguageModelImpl::DecoderInput d;
+    {
+      AutocastGuard autocast(device_, spec_.schedule().precision());
+      d = model_->Features(data, &state_);
+      if (!device_.is_cpu()) {
+        // On a GPU: linear + CrossEntropy, the decoder under autocast.
+        loss = CrossEntropy(torch::linear(d.hidden, d.weight, d.bias), targets);
+      }
+    }
+    if (!loss.defined()) {
+      // On the CPU, the decoder and the loss in one (common/loss.h): it never makes a
+      // pass over the whole score matrix that it can avoid; under BF16 its GEMMs run
+      // in bfloat16 and the softmax in float32, as autocast would run them.
+      loss = LinearCrossEntropy(d.hidden, d.weight, d.bias, targets, kDefaultLossBlockRows,
+                                /*bf16_matmul=*/spec_.schedule().precision() == BF16);
     }
   }
   // Autocast leaves bfloat16 recurrent state; float32 holds it exactly, and keeps the
@@ -243,21 +250,21 @@ absl::StatusOr<EvalResult> Trainer::Evaluate(const torch::Tensor& data_any, int6
       if (max_batches > 0 && n++ >= max_batches) break;
       Batch batch = GetBatch(data, i, bptt);
       torch::Tensor loss;  // Summed, float64.
-      torch::Tensor logits;
+      LanguageModelImpl::DecoderInput d;
       {
         AutocastGuard autocast(device_, spec_.schedule().precision());
-        if (spec_.schedule().precision() == FP32) {
-          // The fused decoder + loss, forward only (common/loss.h).
-          LanguageModelImpl::DecoderInput d = model_->Features(batch.data, &state);
-          loss = LinearNllSum(d.hidden, d.weight, d.bias, batch.targets);
-        } else {
-          logits = model_->Logits(batch.data, &state);  // The decoder in bfloat16.
+        d = model_->Features(batch.data, &state);
+        if (!device_.is_cpu()) {
+          torch::Tensor logits = torch::linear(d.hidden, d.weight, d.bias);  // Under autocast.
+          loss = torch::nll_loss(torch::log_softmax(logits.to(torch::kFloat), 1), batch.targets,
+                                 {}, at::Reduction::Sum)
+                     .to(torch::kDouble);
         }
       }
       if (!loss.defined()) {
-        loss = torch::nll_loss(torch::log_softmax(logits.to(torch::kFloat), 1), batch.targets, {},
-                               at::Reduction::Sum)
-                   .to(torch::kDouble);
+        // The fused decoder + loss, forward only (common/loss.h).
+        loss = LinearNllSum(d.hidden, d.weight, d.bias, batch.targets,
+                            /*bf16_matmul=*/spec_.schedule().precision() == BF16);
       }
       loss_sum += loss;
       result.tokens += batch.targets.numel();
