@@ -75,6 +75,8 @@ class RNNModelImpl : public LanguageModelImpl {
     return {output.reshape({-1, nhid_}), weight, decoder_bias_};
   }
 
+  void set_sparse_embedding_gradient(bool sparse) override { encoder_->options.sparse(sparse); }
+
   RecurrentState InitState(int64_t batch) const override {
     // On the model's device and in its dtype.
     const torch::TensorOptions options = encoder_->weight.options().requires_grad(false);
@@ -154,6 +156,8 @@ class TransformerModelImpl : public LanguageModelImpl {
     torch::Tensor output = transformer_->forward(src, mask_);
     return {output.reshape({-1, emsize_}), decoder_->weight, decoder_->bias};
   }
+
+  void set_sparse_embedding_gradient(bool sparse) override { encoder_->options.sparse(sparse); }
 
   RecurrentState InitState(int64_t /*batch*/) const override { return {}; }
   bool is_recurrent() const override { return false; }

@@ -55,6 +55,12 @@ class LanguageModelImpl : public torch::nn::Module {
     return torch::log_softmax(Logits(input, state), /*dim=*/1);
   }
 
+  // With `sparse`, the embedding's gradient is a sparse tensor of the rows a batch used
+  // (at most seq_len * batch of ntoken) instead of a dense [ntoken, emsize] one: for SGD
+  // on the CPU, where nothing else needs it dense, it saves zeroing, norming and adding
+  // the whole matrix every step. Off by default.
+  virtual void set_sparse_embedding_gradient(bool sparse) = 0;
+
   // Zero state for `batch` streams.
   virtual RecurrentState InitState(int64_t batch) const = 0;
 

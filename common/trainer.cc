@@ -89,6 +89,9 @@ absl::Status Trainer::Step(const torch::Tensor& data, const torch::Tensor& targe
   // Undefined grads let backward hand its buffers over instead of adding them into
   // zeroed ones (two fewer passes over the 2 x ntoken x nhid embedding/decoder grads).
   model_->zero_grad(/*set_to_none=*/true);
+  // SGD on the CPU with no all-reduce: only the embedding rows this batch used get a
+  // gradient (norm and update touch just those); everything else takes dense ones.
+  model_->set_sparse_embedding_gradient(device_.is_cpu() && !adamw_ && !reducer_);
   DetachState(&state_);
   torch::Tensor loss;
   {

@@ -140,6 +140,10 @@ TEST(TrainerTest, FiftyStepsMatchTheUnfusedStepWithDropout) {
   });
   ASSERT_TRUE((*trainer)->TrainEpoch(train).ok());
   ASSERT_EQ(losses.size(), 50u);
+  // SGD on the CPU without an all-reduce: the embedding's gradient is the sparse one.
+  const torch::Tensor embedding = (*trainer)->model().named_parameters()["encoder.weight"];
+  ASSERT_TRUE(embedding.grad().defined());
+  EXPECT_TRUE(embedding.grad().is_sparse());
 
   auto reference = Trainer::Create(spec, corpus.dictionary);  // Re-seeds: same weights.
   ASSERT_TRUE(reference.ok());
