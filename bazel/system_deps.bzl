@@ -28,8 +28,8 @@ _PLAIN_LIBS = {
     "grpc++_reflection": ["-lgrpc++_reflection"],
     "gloo": ["-lgloo"],
     # Google's tcmalloc. Every ddlm binary links it: glibc's malloc maps and unmaps each
-    # large tensor, and the page faults made a 23M-float add take 235 ms instead of
-    # 5 ms here (see README, "Performance").
+    # large tensor (the 700 x 33,278 score matrix every step), and pays the page faults
+    # of touching it again each time.
     "tcmalloc": ["-Wl,--no-as-needed", "-ltcmalloc_minimal", "-Wl,--as-needed"],
 }
 

@@ -5,7 +5,7 @@
 // machine have, plus the few device primitives the rest of ddlm needs (events that
 // order one CUDA stream after another, and giving cached GPU memory back).
 //
-// The CPU build (Debian's LibTorch) compiles device_cpu.cc; --config=cuda compiles
+// The CPU build (LibTorch's CPU libraries only) compiles device_cpu.cc; --config=cuda compiles
 // device_cuda.cc against the torch wheel's CUDA LibTorch. Callers need no #ifdef.
 //
 // Thread-safe: free functions; a DeviceEvent is used by one thread at a time.
@@ -39,6 +39,12 @@ std::string DescribeDevice(const torch::Device& device);
 // allocation that failed and what the device holds), INTERNAL otherwise.
 absl::Status DeviceErrorStatus(const c10::Error& e, const torch::Device& device,
                                absl::string_view what);
+
+// Whether this CPU multiplies bfloat16 natively (AVX-512 BF16 or AMX-BF16, from the
+// flags in `cpuinfo`, /proc/cpuinfo's text). Without either, LibTorch emulates bfloat16
+// products and schedule.precision BF16 on the CPU is slower than FP32.
+bool CpuHasNativeBfloat16(const std::string& cpuinfo);
+bool CpuHasNativeBfloat16();
 
 // Returns the memory LibTorch's CUDA allocator caches but no tensor uses (after a
 // failed, out-of-memory attempt). No-op on CPU.

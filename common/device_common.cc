@@ -1,7 +1,10 @@
 // The parts of device.h that are the same in both builds.
 
 #include <cstdint>
+#include <fstream>
+#include <sstream>
 
+#include "absl/strings/match.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
@@ -27,8 +30,9 @@ absl::StatusOr<torch::Device> ResolveDevice(absl::string_view name) {
   if (!BuiltWithCuda()) {
     return absl::FailedPreconditionError(absl::StrCat(
         "device ", name,
-        ": this ddlm was built without CUDA (Debian's LibTorch is CPU-only); only \"cpu\" "
-        "exists. Build the GPU version with ./setup.sh --cuda and bazel build --config=cuda "
+        ": this ddlm was built without CUDA (the default build links only LibTorch's CPU "
+        "libraries); only \"cpu\" exists. Build the GPU version with ./setup.sh --cuda and "
+        "bazel build --config=cuda "
         "(README, \"Training on GPUs\")"));
   }
   const int count = static_cast<int>(torch::cuda::device_count());
@@ -60,5 +64,23 @@ absl::Status DeviceErrorStatus(const c10::Error& e, const torch::Device& device,
 }
 
 std::string DeviceKind(const torch::Device& device) { return device.is_cuda() ? "cuda" : "cpu"; }
+
+bool CpuHasNativeBfloat16(const std::string& cpuinfo) {
+  std::istringstream lines(cpuinfo);
+  std::string line;
+  while (std::getline(lines, line)) {
+    if (!absl::StartsWith(line, "flags")) continue;
+    const std::string flags = line + " ";
+    return absl::StrContains(flags, " avx512_bf16 ") || absl::StrContains(flags, " amx_bf16 ");
+  }
+  return false;
+}
+
+bool CpuHasNativeBfloat16() {
+  std::ifstream in("/proc/cpuinfo");
+  std::stringstream text;
+  text << in.rdbuf();
+  return CpuHasNativeBfloat16(text.str());
+}
 
 }  // namespace ddlm

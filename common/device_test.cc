@@ -74,5 +74,13 @@ TEST(DeviceErrorStatusTest, OtherErrorsAreInternal) {
   EXPECT_THAT(status.message(), HasSubstr("evaluation failed on cpu: shape mismatch"));
 }
 
+TEST(DeviceTest, NativeBfloat16IsReadFromTheCpuFlags) {
+  EXPECT_TRUE(CpuHasNativeBfloat16("processor\t: 0\nflags\t\t: fpu sse avx512f avx512_bf16 avx512vl\n"));
+  EXPECT_TRUE(CpuHasNativeBfloat16("flags\t\t: fpu amx_tile amx_bf16\n"));
+  EXPECT_FALSE(CpuHasNativeBfloat16("flags\t\t: fpu sse avx2 avx512f avx512_bf16x\n"));
+  EXPECT_FALSE(CpuHasNativeBfloat16("flags\t\t: fpu sse avx2 fma\n"));
+  EXPECT_FALSE(CpuHasNativeBfloat16(""));
+}
+
 }  // namespace
 }  // namespace ddlm

@@ -3,9 +3,10 @@
 
 // Which BLAS LibTorch calls, and how many threads LibTorch and the BLAS use.
 //
-// Debian's LibTorch calls whatever libblas.so.3 the alternatives system selects. The
-// reference BLAS is ~35x slower than OpenBLAS here (5.5 vs ~190 GFLOP/s for a 1024²
-// float matmul on 2 cores), so ddlm logs which one is loaded and warns about it.
+// The torch wheel's LibTorch (both builds) has MKL linked in. Debian's LibTorch
+// (--repo_env=DDLM_LIBTORCH=/usr) calls whatever libblas.so.3 the alternatives system
+// selects; the reference BLAS is ~35x slower than OpenBLAS (5.5 vs ~190 GFLOP/s for a
+// 1024² float matmul on 2 cores), so ddlm logs which one is loaded and warns about it.
 // LibTorch's OpenMP pool and OpenBLAS's own pthreads are separate: ConfigureThreads
 // keeps LibTorch's pool at one thread by default so that they do not oversubscribe the cores.
 

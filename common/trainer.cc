@@ -3,6 +3,8 @@
 #include <chrono>
 #include <ctime>
 
+#include <glog/logging.h>
+
 #include "absl/strings/str_cat.h"
 #include "common/autocast.h"
 #include "common/batching.h"
@@ -16,6 +18,10 @@ absl::StatusOr<std::unique_ptr<Trainer>> Trainer::Create(const JobSpec& spec,
                                                          const Dictionary& vocabulary,
                                                          torch::Device device) {
   try {
+    if (spec.schedule().precision() == BF16 && device.is_cpu() && !CpuHasNativeBfloat16()) {
+      LOG(WARNING) << "schedule.precision BF16 on a CPU without AVX-512 BF16 or AMX: LibTorch "
+                      "emulates bfloat16 products, so this trains slower than FP32 would";
+    }
     torch::manual_seed(spec.schedule().seed());
     DDLM_ASSIGN_OR_RETURN(std::shared_ptr<LanguageModelImpl> model,
                           BuildModel(spec.model(), vocabulary.size()));

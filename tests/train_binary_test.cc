@@ -63,7 +63,7 @@ TEST(TrainBinaryTest, TrainsSavesAndGenerates) {
   EXPECT_THAT(out, HasSubstr("tok/s"));
   EXPECT_THAT(out, HasSubstr("| end of epoch   2 |"));
   EXPECT_THAT(out, HasSubstr("| End of training | test loss"));
-  // Debian's LibTorch calls OpenBLAS; the torch wheel's (--config=cuda) has MKL inside.
+  // The torch wheel's LibTorch has MKL inside; Debian's (DDLM_LIBTORCH=/usr) calls OpenBLAS.
   EXPECT_THAT(out, ::testing::AnyOf(HasSubstr("BLAS: OpenBLAS"), HasSubstr("BLAS: MKL")));
 
   std::string a, b;

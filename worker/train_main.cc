@@ -46,7 +46,7 @@ ABSL_FLAG(std::string, save, "model.pt", "Path to save the final (best) model.")
 ABSL_FLAG(int32_t, nhead, 2, "Number of heads in the Transformer's attention.");
 ABSL_FLAG(bool, dry_run, false, "Verify the code and the model: one batch per epoch.");
 ABSL_FLAG(bool, use_optimizer, false, "Use AdamW instead of plain SGD.");
-ABSL_FLAG(int32_t, threads, 0, "BLAS threads (0: one per core); LibTorch's own pool stays at 1.");
+ABSL_FLAG(int32_t, threads, 0, "Threads for the matrix products and LibTorch's pool (0: one per core).");
 ABSL_FLAG(int64_t, max_batches, 0, "Stop each epoch after this many batches (0: whole epoch).");
 ABSL_FLAG(std::string, device, "cpu", "cpu, or cuda:N (a --config=cuda build; README, \"Training on GPUs\").");
 ABSL_FLAG(std::string, precision, "fp32", "fp32, or bf16 (autocast; float32 master weights).");
