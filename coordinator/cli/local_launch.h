@@ -40,6 +40,11 @@ struct LocalLaunchOptions {
   std::string worker_binary;
 };
 
+// What launch says about its layout: for several CPU workers on this one machine, that
+// one worker with every core (and the same global batch, so the same batches) is the
+// faster layout here (measured in the README's Performance section); "" otherwise.
+std::string LayoutAdvice(const JobSpec& spec, int workers, const std::string& device);
+
 // Runs the job; returns its final state. An error if a process cannot start, the
 // secrets cannot be made, or the job is refused.
 absl::StatusOr<JobState> LaunchLocally(const LocalLaunchOptions& options, std::FILE* out);

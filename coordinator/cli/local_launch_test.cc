@@ -18,5 +18,14 @@ TEST(LocalLaunchTest, RefusesNoWorkersAndMissingBinaries) {
   EXPECT_THAT(missing.message(), ::testing::HasSubstr("/nonexistent/ddlm_coordinator"));
 }
 
+TEST(LocalLaunchTest, SaysWhenOneWorkerWithEveryCoreIsFaster) {
+  JobSpec spec;
+  spec.mutable_data()->set_batch_size(10);
+  const std::string advice = LayoutAdvice(spec, 2, "cpu");
+  EXPECT_THAT(advice, ::testing::HasSubstr("--workers=1 with data.batch_size 20"));
+  EXPECT_EQ(LayoutAdvice(spec, 1, "cpu"), "");   // Already the faster layout.
+  EXPECT_EQ(LayoutAdvice(spec, 2, "cuda"), "");  // One GPU each: data parallelism pays.
+}
+
 }  // namespace
 }  // namespace ddlm
