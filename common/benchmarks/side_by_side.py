@@ -107,7 +107,7 @@ def mean_ms(lines, log_interval):
 
 def main():
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--rounds", type=int, default=3)
+    p.add_argument("--rounds", type=int, default=3, help="0: none (with --epoch: the epochs only)")
     p.add_argument("--models", default="lstm,lstm_650,transformer")
     p.add_argument("--batches", type=int, default=100, help="stop each run after this batch")
     p.add_argument("--log_interval", type=int, default=25)
@@ -201,6 +201,8 @@ def main():
     for model, by_side in results.items():
         ups, up_loss = by_side["upstream"]
         dds, dd_loss = by_side["ddlm"]
+        if not ups:
+            continue  # --rounds=0: the epoch table only.
         up, dd = statistics.median(ups), statistics.median(dds)
         line = "| %s | %.1f | %.1f | %.0f | %.0f | %s | %.2f / %.2f |" % (
             model, up, dd, tokens_per_batch * 1000 / up, tokens_per_batch * 1000 / dd,
