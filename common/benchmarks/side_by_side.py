@@ -105,6 +105,30 @@ def mean_ms(lines, log_interval):
     return statistics.mean(later)
 
 
+def print_rounds_table(args, results, sides, ratio, tokens_per_batch):
+    print()
+    header = ("| model | upstream ms/batch | ddlm ms/batch | upstream tok/s | ddlm tok/s | "
+              "upstream / ddlm, median (range) | loss at batch %d, upstream / ddlm |" % args.batches)
+    rule = "|---|---|---|---|---|---|---|"
+    if args.bf16:
+        header += " ddlm bf16 ms/batch | ddlm fp32 / bf16 | loss, bf16 |"
+        rule += "---|---|---|"
+    print(header)
+    print(rule)
+    for model, by_side in results.items():
+        ups, up_loss = by_side["upstream"]
+        dds, dd_loss = by_side["ddlm"]
+        up, dd = statistics.median(ups), statistics.median(dds)
+        line = "| %s | %.1f | %.1f | %.0f | %.0f | %s | %.2f / %.2f |" % (
+            model, up, dd, tokens_per_batch * 1000 / up, tokens_per_batch * 1000 / dd,
+            ratio(ups, dds), statistics.median(up_loss), statistics.median(dd_loss))
+        if args.bf16:
+            bfs, bf_loss = by_side["ddlm bf16"]
+            line += " %.1f | %s | %.2f |" % (statistics.median(bfs), ratio(dds, bfs),
+                                             statistics.median(bf_loss))
+        print(line)
+
+
 def main():
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
     p.add_argument("--rounds", type=int, default=3, help="0: none (with --epoch: the epochs only)")
@@ -189,29 +213,8 @@ def main():
         r = [x / y for x, y in zip(a, b)]
         return "%.2fx (%.2f-%.2f)" % (statistics.median(r), min(r), max(r))
 
-    print()
-    header = ("| model | upstream ms/batch | ddlm ms/batch | upstream tok/s | ddlm tok/s | "
-              "upstream / ddlm, median (range) | loss at batch %d, upstream / ddlm |" % args.batches)
-    rule = "|---|---|---|---|---|---|---|"
-    if args.bf16:
-        header += " ddlm bf16 ms/batch | ddlm fp32 / bf16 | loss, bf16 |"
-        rule += "---|---|---|"
-    print(header)
-    print(rule)
-    for model, by_side in results.items():
-        ups, up_loss = by_side["upstream"]
-        dds, dd_loss = by_side["ddlm"]
-        if not ups:
-            continue  # --rounds=0: the epoch table only.
-        up, dd = statistics.median(ups), statistics.median(dds)
-        line = "| %s | %.1f | %.1f | %.0f | %.0f | %s | %.2f / %.2f |" % (
-            model, up, dd, tokens_per_batch * 1000 / up, tokens_per_batch * 1000 / dd,
-            ratio(ups, dds), statistics.median(up_loss), statistics.median(dd_loss))
-        if args.bf16:
-            bfs, bf_loss = by_side["ddlm bf16"]
-            line += " %.1f | %s | %.2f |" % (statistics.median(bfs), ratio(dds, bfs),
-                                             statistics.median(bf_loss))
-        print(line)
+    if args.rounds > 0:
+        print_rounds_table(args, results, sides, ratio, tokens_per_batch)
     if epoch:
         print()
         print("| model | upstream epoch s | ddlm epoch s | upstream / ddlm | valid ppl, upstream / ddlm |")
