@@ -150,6 +150,14 @@ def main():
     p.add_argument("--timeout_s", type=int, default=3600)
     args = p.parse_args()
 
+    if args.rounds < 0:
+        sys.exit("side_by_side: --rounds must be >= 0, got %d" % args.rounds)
+    if args.rounds > 0 and args.batches < 2 * args.log_interval:
+        sys.exit("side_by_side: --batches (%d) must be at least twice --log_interval (%d): the "
+                 "figure is the mean over the intervals after the first" % (args.batches,
+                                                                           args.log_interval))
+    if args.log_interval < 1:
+        sys.exit("side_by_side: --log_interval must be >= 1")
     root = repo_root()
     shared = os.path.join(root, "..", "shared")
     data = os.path.abspath(args.data or os.path.join(shared, "data", "wikitext-2"))

@@ -17,6 +17,7 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "absl/flags/parse.h"
+#include "common/autocast.h"
 #include "common/batching.h"
 #include "common/benchmarks/matmul_peak.h"
 #include "common/cli.h"
@@ -186,13 +187,25 @@ int main(int argc, char** argv) {
     ddlm::DetachState(&state);
     sync();
     auto t0 = Clock::now();
-    ddlm::LanguageModelImpl::DecoderInput d = model.Features(batch.data, &state);
+    // As the trainer's step runs it (its CPU path): the model under autocast for BF16,
+    // the fused decoder + loss with bfloat16 GEMMs. (The update below stays dense.)
+    const bool bf16 = spec.schedule().precision() == ddlm::BF16;
+    ddlm::LanguageModelImpl::DecoderInput d;
+    {
+      ddlm::AutocastGuard autocast(*device, spec.schedule().precision());
+      d = model.Features(batch.data, &state);
+    }
     sync();
     auto t1 = Clock::now();
     const int64_t slice = absl::GetFlag(FLAGS_loss_block_rows);
     torch::Tensor loss =
-        slice > 0 ? ddlm::LinearCrossEntropy(d.hidden, d.weight, d.bias, batch.targets, slice)
-                  : ddlm::CrossEntropy(torch::linear(d.hidden, d.weight, d.bias), batch.targets);
+        slice > 0 ? ddlm::LinearCrossEntropy(d.hidden, d.weight, d.bias, batch.targets, slice, bf16)
+                  : ddlm::CrossEntropy(
+                        [&] {
+                          ddlm::AutocastGuard autocast(*device, spec.schedule().precision());
+                          return torch::linear(d.hidden, d.weight, d.bias);
+                        }(),
+                        batch.targets);
     sync();
     auto t2 = Clock::now();
     loss.backward();
