@@ -89,6 +89,8 @@ void ApplyDefaults(JobSpec* spec) {
   if (!s->has_max_batches_per_epoch()) s->set_max_batches_per_epoch(0);
   if (!s->has_threads()) s->set_threads(0);
   if (s->precision() == PRECISION_UNSPECIFIED) s->set_precision(FP32);
+  if (s->allreduce_dtype() == PRECISION_UNSPECIFIED) s->set_allreduce_dtype(FP32);
+  if (!s->has_allreduce_touched_rows()) s->set_allreduce_touched_rows(true);
   CheckpointConfig* c = spec->mutable_checkpoint();
   if (c->path().empty()) c->set_path("model.pt");
   if (!c->has_every_n_steps()) c->set_every_n_steps(0);
@@ -169,6 +171,10 @@ absl::Status ValidateJobSpec(const JobSpec& spec) {
   if (!Precision_IsValid(s.precision())) {
     return absl::InvalidArgumentError(
         absl::StrCat("schedule.precision ", s.precision(), " is not a precision (FP32 or BF16)"));
+  }
+  if (!Precision_IsValid(s.allreduce_dtype())) {
+    return absl::InvalidArgumentError(absl::StrCat("schedule.allreduce_dtype ", s.allreduce_dtype(),
+                                                   " is not a type to all-reduce in (FP32 or BF16)"));
   }
   if (s.max_batches_per_epoch() < 0) {
     return absl::InvalidArgumentError(absl::StrCat(

@@ -41,6 +41,8 @@ TEST(ConfigTest, DefaultsAreUpstreams) {
   EXPECT_EQ(spec->max_restarts(), 3);
   EXPECT_EQ(spec->min_workers(), spec->num_workers());
   EXPECT_EQ(spec->schedule().log_interval(), 200);
+  EXPECT_EQ(spec->schedule().allreduce_dtype(), FP32);
+  EXPECT_TRUE(spec->schedule().allreduce_touched_rows());
 }
 
 TEST(ConfigTest, ExplicitZeroIsNotDefault) {
@@ -63,6 +65,8 @@ TEST(ConfigTest, RejectsBadValuesNamingTheField) {
   ExpectRejected("data { path: 'd' } max_restarts: -1", "max_restarts");
   ExpectRejected("data { path: 'd' } num_workers: 2 min_workers: 3", "min_workers must be in [1, num_workers = 2]");
   ExpectRejected("data { path: 'd' } min_workers: 0", "min_workers");
+  ExpectRejected("data { path: 'd' } schedule { allreduce_dtype: 7 }", "allreduce_dtype");
+  ExpectRejected("data { path: 'd' } schedule { allreduce_dtype: FP16 }", "allreduce_dtype");
 }
 
 TEST(ConfigTest, RejectsUnknownFieldsAndSyntaxWithPosition) {

@@ -87,6 +87,10 @@ class RNNModelImpl : public LanguageModelImpl {
 
   bool is_recurrent() const override { return true; }
 
+ protected:
+  torch::Tensor embedding_weight() const override { return encoder_->weight; }
+  bool tied() const override { return !decoder_weight_.defined(); }
+
  private:
   ModelType type_;
   int64_t nhid_;
@@ -162,6 +166,10 @@ class TransformerModelImpl : public LanguageModelImpl {
   RecurrentState InitState(int64_t /*batch*/) const override { return {}; }
   bool is_recurrent() const override { return false; }
 
+ protected:
+  torch::Tensor embedding_weight() const override { return encoder_->weight; }
+  bool tied() const override { return false; }
+
  private:
   int64_t emsize_;
   torch::nn::Embedding encoder_{nullptr};
@@ -173,6 +181,16 @@ class TransformerModelImpl : public LanguageModelImpl {
 };
 
 }  // namespace
+
+std::vector<size_t> LanguageModelImpl::RowSparseGradientParameters() {
+  if (tied()) return {};
+  const torch::Tensor embedding = embedding_weight();
+  const std::vector<torch::Tensor> params = parameters();
+  for (size_t i = 0; i < params.size(); ++i) {
+    if (params[i].unsafeGetTensorImpl() == embedding.unsafeGetTensorImpl()) return {i};
+  }
+  return {};
+}
 
 void DetachState(RecurrentState* state) {
   for (torch::Tensor& t : *state) t = t.detach();

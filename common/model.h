@@ -61,6 +61,12 @@ class LanguageModelImpl : public torch::nn::Module {
   // the whole matrix every step. Off by default.
   virtual void set_sparse_embedding_gradient(bool sparse) = 0;
 
+  // Positions in parameters() of the parameters whose gradient is zero outside the rows
+  // of the tokens a batch used: the input embedding, unless it is tied to the decoder
+  // (whose gradient touches every row). The data-parallel reducer all-reduces only the
+  // rows some rank's batch touched (worker/gradient_reducer.h).
+  std::vector<size_t> RowSparseGradientParameters();
+
   // Zero state for `batch` streams.
   virtual RecurrentState InitState(int64_t batch) const = 0;
 
@@ -69,6 +75,9 @@ class LanguageModelImpl : public torch::nn::Module {
 
  protected:
   explicit LanguageModelImpl(int64_t ntoken) : ntoken_(ntoken) {}
+  // The input embedding's weight [ntoken, emsize], and whether the decoder uses it too.
+  virtual torch::Tensor embedding_weight() const = 0;
+  virtual bool tied() const = 0;
 
  private:
   int64_t ntoken_;

@@ -37,6 +37,24 @@ TEST_P(AllModelsTest, OutputsLogProbabilitiesOfTheRightShape) {
   }
 }
 
+// The parameter RowSparseGradientParameters names is the embedding: its gradient is
+// nonzero exactly in the rows of the tokens the batch used.
+TEST_P(AllModelsTest, RowSparseGradientIsNonzeroOnlyInTheBatchsRows) {
+  torch::manual_seed(2);
+  const int64_t ntoken = 40;
+  auto model = BuildModel(Config(GetParam()), ntoken);
+  ASSERT_TRUE(model.ok()) << model.status();
+  const std::vector<size_t> sparse = (*model)->RowSparseGradientParameters();
+  ASSERT_EQ(sparse.size(), 1u);
+  const torch::Tensor input = torch::tensor({3, 7, 7, 11, 20, 3}, torch::kInt64).view({3, 2});
+  RecurrentState state = (*model)->InitState(2);
+  (*model)->Forward(input, &state).sum().backward();
+  const torch::Tensor grad = (*model)->parameters()[sparse[0]].grad();
+  ASSERT_EQ(grad.sizes(), (std::vector<int64_t>{ntoken, 16}));
+  const torch::Tensor touched = grad.ne(0).any(1).nonzero().view(-1);
+  EXPECT_TRUE(torch::equal(touched, torch::tensor({3, 7, 11, 20}, torch::kInt64))) << touched;
+}
+
 INSTANTIATE_TEST_SUITE_P(Types, AllModelsTest,
                          ::testing::Values(RNN_TANH, RNN_RELU, LSTM, GRU, TRANSFORMER),
                          [](const auto& info) { return ModelType_Name(info.param); });
@@ -61,6 +79,11 @@ TEST(ModelTest, TiedModelSharesOneMatrix) {
   for (auto& p : (*a)->parameters()) na += p.numel();
   for (auto& p : (*b)->parameters()) nb += p.numel();
   EXPECT_EQ(na - nb, 100 * 16);  // One [ntoken, nhid] matrix fewer.
+  // The shared matrix's gradient is dense (the decoder's part touches every row).
+  const std::vector<size_t> sparse = (*a)->RowSparseGradientParameters();
+  ASSERT_EQ(sparse.size(), 1u);
+  EXPECT_EQ((*a)->named_parameters().keys()[sparse[0]], "encoder.weight");
+  EXPECT_TRUE((*b)->RowSparseGradientParameters().empty());
 }
 
 TEST(ModelTest, InitialisesEmbeddingAndDecoderLikeUpstream) {

@@ -1,5 +1,6 @@
 #include "worker/gradient_reducer.h"
 
+#include <algorithm>
 #include <chrono>
 #include <numeric>
 
@@ -25,12 +26,42 @@ GradientAllReducer::~GradientAllReducer() {
   }
 }
 
+absl::Status GradientAllReducer::set_wire_dtype(torch::ScalarType dtype) {
+  if (!buckets_.empty()) {
+    return absl::FailedPreconditionError("set_wire_dtype after the first Reduce or Attach");
+  }
+  if (dtype != torch::kFloat32 && dtype != torch::kBFloat16) {
+    return absl::InvalidArgumentError(absl::StrCat("all-reduce dtype ", c10::toString(dtype),
+                                                   ": expected Float or BFloat16"));
+  }
+  wire_dtype_ = dtype;
+  return absl::OkStatus();
+}
+
+absl::Status GradientAllReducer::set_row_sparse_gradients(std::vector<size_t> positions) {
+  if (!buckets_.empty()) {
+    return absl::FailedPreconditionError("set_row_sparse_gradients after the first Reduce or Attach");
+  }
+  std::sort(positions.begin(), positions.end());
+  positions.erase(std::unique(positions.begin(), positions.end()), positions.end());
+  row_sparse_ = std::move(positions);
+  return absl::OkStatus();
+}
+
 absl::Status GradientAllReducer::BuildBuckets(const std::vector<torch::Tensor>& tensors,
                                               const std::vector<size_t>& order) {
   buckets_.clear();
+  for (size_t i : row_sparse_) {
+    if (i >= tensors.size() || !tensors[i].defined() || tensors[i].dim() != 2 ||
+        tensors[i].scalar_type() != torch::kFloat32) {
+      return absl::InvalidArgumentError(absl::StrCat(
+          "row-sparse gradient ", i, " is not a float32 matrix among ", tensors.size(), " gradients"));
+    }
+  }
   Bucket current;
   int64_t current_bytes = 0;
   for (size_t i : order) {
+    if (std::binary_search(row_sparse_.begin(), row_sparse_.end(), i)) continue;
     if (!tensors[i].defined() || tensors[i].scalar_type() != torch::kFloat32) {
       return absl::InvalidArgumentError(
           absl::StrCat("gradient ", i, " is undefined or not float32; cannot all-reduce it"));
@@ -66,8 +97,10 @@ absl::Status GradientAllReducer::BuildBuckets(const std::vector<torch::Tensor>& 
         return absl::InvalidArgumentError(absl::StrCat("gradients are on ", device.str(), ", the ",
                                                        "collective on ", collective_->device().str()));
       }
-      bucket.staging = torch::empty({numel}, torch::TensorOptions().dtype(torch::kFloat32)
-                                                 .pinned_memory(device.is_cuda()));
+      bucket.wire = torch::empty({numel}, torch::TensorOptions().dtype(wire_dtype_)
+                                              .pinned_memory(device.is_cuda()));
+    } else if (wire_dtype_ != torch::kFloat32 && collective_->world_size() > 1) {
+      bucket.wire = torch::empty({numel}, torch::TensorOptions(device).dtype(wire_dtype_));
     }
     bucket.ready_event = DeviceEvent::Create(device);
     bucket.done_event = DeviceEvent::Create(device);
@@ -86,23 +119,78 @@ void GradientAllReducer::MarkFilled(Bucket& bucket) {
 }
 
 absl::Status GradientAllReducer::AllReduceBucket(Bucket& bucket) {
-  if (!bucket.staging.defined()) {
+  if (!bucket.wire.defined()) {
     return collective_->AllReduceSumOrdered(bucket.buffer, bucket.ready_event.get(),
                                             bucket.done_event.get());
   }
-  // A host collective for device gradients: through the pinned copy. Both copies are
-  // synchronous on this thread's stream, which first waits for the filling stream.
+  // Through the wire copy (host and/or bfloat16). Both copies are synchronous on this
+  // thread's stream, which first waits for the filling stream.
   try {
     if (bucket.ready_event) bucket.ready_event->WaitOnCurrentStream();
-    bucket.staging.copy_(bucket.buffer);
-    absl::Status status = collective_->AllReduceSum(bucket.staging);
+    bucket.wire.copy_(bucket.buffer);
+    absl::Status status = collective_->AllReduceSum(bucket.wire);
     if (!status.ok()) return status;
-    bucket.buffer.copy_(bucket.staging);
+    bucket.buffer.copy_(bucket.wire);
     if (bucket.done_event) bucket.done_event->RecordOnCurrentStream();
   } catch (const c10::Error& e) {
-    return absl::InternalError(absl::StrCat("staging a gradient bucket through the host: ",
+    return absl::InternalError(absl::StrCat("copying a gradient bucket for the all-reduce: ",
                                             e.what_without_backtrace()));
   }
+  return absl::OkStatus();
+}
+
+absl::Status GradientAllReducer::AllReduceOnWire(torch::Tensor& t) {
+  if (t.device() == collective_->device() && wire_dtype_ == torch::kFloat32) {
+    return collective_->AllReduceSum(t);
+  }
+  torch::Tensor wire = t.to(collective_->device(), wire_dtype_);
+  if (absl::Status s = collective_->AllReduceSum(wire); !s.ok()) return s;
+  t.copy_(wire);
+  return absl::OkStatus();
+}
+
+absl::Status GradientAllReducer::ReduceRows(const torch::Tensor& grad) {
+  const int64_t rows = grad.size(0);
+  const float world = static_cast<float>(collective_->world_size());
+  try {
+    // Which rows some rank touched: the same union on every rank.
+    torch::Tensor mine = grad.ne(0).any(1).to(collective_->device(), torch::kUInt8);
+    absl::StatusOr<torch::Tensor> all = collective_->AllGather(mine);
+    if (!all.ok()) return all.status();
+    stats_.bytes += mine.numel();
+    torch::Tensor touched = all->amax(0).nonzero().view({-1}).to(grad.device());
+    const int64_t n = touched.numel();
+    stats_.rows_total += rows;
+    if (2 * n > rows) {
+      // Most rows: the whole matrix, as one contiguous all-reduce.
+      torch::Tensor flat = grad.contiguous();
+      if (absl::Status s = AllReduceOnWire(flat); !s.ok()) return s;
+      flat.div_(world);
+      if (!flat.is_same(grad)) grad.copy_(flat);
+      stats_.rows_reduced += rows;
+      stats_.bytes += grad.numel() * c10::elementSize(wire_dtype_);
+    } else if (n > 0) {
+      torch::Tensor part = grad.index_select(0, touched);
+      if (absl::Status s = AllReduceOnWire(part); !s.ok()) return s;
+      grad.index_copy_(0, touched, part.div_(world));
+      stats_.rows_reduced += n;
+      stats_.bytes += part.numel() * c10::elementSize(wire_dtype_);
+    }
+    stats_.collectives += n > 0 ? 2 : 1;
+  } catch (const c10::Error& e) {
+    return absl::InternalError(absl::StrCat("all-reducing the touched rows of a gradient: ",
+                                            e.what_without_backtrace()));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status GradientAllReducer::ReduceAllRows(const std::vector<torch::Tensor>& grads) {
+  if (collective_->world_size() == 1) return absl::OkStatus();
+  const auto start = std::chrono::steady_clock::now();
+  for (size_t i : row_sparse_) {
+    if (absl::Status s = ReduceRows(grads[i]); !s.ok()) return s;
+  }
+  stats_.allreduce_seconds += SecondsSince(start);
   return absl::OkStatus();
 }
 
@@ -145,12 +233,12 @@ absl::Status GradientAllReducer::Reduce(const std::vector<torch::Tensor>& grads)
     if (collective_->world_size() > 1) {
       if (absl::Status s = AllReduceBucket(bucket); !s.ok()) return s;
       ++stats_.collectives;
-      stats_.bytes += bucket.buffer.numel() * 4;
+      stats_.bytes += bucket.buffer.numel() * c10::elementSize(wire_dtype_);
     }
     stats_.allreduce_seconds += SecondsSince(start);
     if (absl::Status s = Unpack(bucket, grads, last); !s.ok()) return s;
   }
-  return absl::OkStatus();
+  return ReduceAllRows(grads);
 }
 
 // ---------------------------------------------------------------- overlap
@@ -161,7 +249,9 @@ absl::Status GradientAllReducer::Attach(const std::vector<torch::Tensor>& params
   std::iota(order.rbegin(), order.rend(), 0);  // Backward produces the last ones first.
   if (absl::Status s = BuildBuckets(params, order); !s.ok()) return s;
   deposited_.assign(params.size(), false);
+  for (size_t i : row_sparse_) deposited_[i] = true;  // Reduced after the buckets.
   for (size_t i = 0; i < params.size(); ++i) {
+    if (std::binary_search(row_sparse_.begin(), row_sparse_.end(), i)) continue;
     // Runs on the thread running backward, once per step with the parameter's whole
     // gradient (uses of one parameter are summed before it).
     params[i].register_hook([this, i](const torch::Tensor& grad) { Deposit(i, grad); });
@@ -213,7 +303,7 @@ void GradientAllReducer::CommunicationLoop() {
         bucket.done = true;
         stats_.allreduce_seconds += seconds;
         ++stats_.collectives;
-        stats_.bytes += bucket.buffer.numel() * 4;
+        stats_.bytes += bucket.buffer.numel() * c10::elementSize(wire_dtype_);
       }
       changed_.notify_all();
     }
@@ -241,6 +331,9 @@ absl::Status GradientAllReducer::ReduceOverlapped(const std::vector<torch::Tenso
     if (status.ok()) status = bucket.status;
     if (status.ok()) status = Unpack(bucket, grads, b + 1 == buckets_.size());
   }
+  // Every bucket is done: the communication thread waits for the reset below and leaves
+  // the collective to this thread.
+  if (status.ok()) status = ReduceAllRows(grads);
   stats_.exposed_seconds += SecondsSince(wait_start);
   {
     std::lock_guard<std::mutex> lock(mu_);
@@ -253,6 +346,7 @@ absl::Status GradientAllReducer::ReduceOverlapped(const std::vector<torch::Tenso
   }
   changed_.notify_all();
   deposited_.assign(deposited_.size(), false);
+  for (size_t i : row_sparse_) deposited_[i] = true;
   return status;
 }
 

@@ -21,6 +21,20 @@
 // all-reduces each bucket, strictly in bucket order on every rank, while backward goes
 // on. Reduce then only completes the buckets of unused parameters, waits, and unpacks.
 //
+// Two communication hooks, after DDP's (both off by default; set before the first
+// Reduce or Attach):
+//   - set_wire_dtype(kBFloat16): buckets travel and are summed in bfloat16 (half the
+//     bytes); they are rounded from, and averaged back in, float32, so every rank still
+//     ends with the same float32 gradients. The sum loses bfloat16's precision (8
+//     significant bits).
+//   - set_row_sparse_gradients(positions): gradients that are zero outside the rows a
+//     batch touched (the input embedding: LanguageModelImpl::RowSparseGradientParameters).
+//     They stay out of the buckets; after them, each is reduced in three steps: the ranks
+//     all-gather a byte per row saying whether their gradient's row is nonzero, every
+//     rank takes the same union, and only those rows are all-reduced (the whole matrix
+//     when the union is over half of it). Rows outside the union are zero on every rank,
+//     so their average is the zero already there: the result equals the dense one.
+//
 // Devices: buckets live on the gradients' device. With a device collective (NCCL)
 // they are summed there, on the collective's communication stream, ordered by CUDA
 // events: the stream that filled a bucket records `ready`, the all-reduce waits for it
@@ -51,7 +65,9 @@ namespace ddlm {
 struct ReducerStats {
   int64_t calls = 0;           // Reduce calls (training steps).
   int64_t collectives = 0;     // All-reduce calls.
-  int64_t bytes = 0;           // Bytes all-reduced (per rank).
+  int64_t bytes = 0;           // Bytes all-reduced or all-gathered (per rank).
+  int64_t rows_reduced = 0;    // Row-sparse gradients: rows all-reduced ...
+  int64_t rows_total = 0;      // ... of this many (both summed over steps).
   double allreduce_seconds = 0;  // Inside the collective.
   double pack_seconds = 0;       // Packing, averaging and unpacking.
   // Overlap only: time Reduce spent after backward waiting for all-reduces and
@@ -76,6 +92,12 @@ class GradientAllReducer {
   // come in). Call once, before the first backward pass; no-op for one rank.
   absl::Status Attach(const std::vector<torch::Tensor>& params);
 
+  // The communication hooks above. FAILED_PRECONDITION after the first Reduce or
+  // Attach; INVALID_ARGUMENT for a dtype other than float32 and bfloat16 (and, at the
+  // first Reduce or Attach, for a row-sparse position that is not a float32 matrix).
+  absl::Status set_wire_dtype(torch::ScalarType dtype);
+  absl::Status set_row_sparse_gradients(std::vector<size_t> positions);
+
   absl::Status Reduce(const std::vector<torch::Tensor>& grads);
   void RequestStop() { stop_requested_ = true; }
   // Pass to Trainer::TrainEpoch as its stop flag.
@@ -88,7 +110,9 @@ class GradientAllReducer {
     std::vector<size_t> grads;  // Indices into the grads vector.
     std::vector<int64_t> offsets;  // Where each of them starts in `buffer`.
     torch::Tensor buffer;       // Flat float32 (plus the stop flag in the last bucket).
-    torch::Tensor staging;      // Host copy, when the collective is on another device.
+    // What travels, when not `buffer` itself: a host copy (the collective is on
+    // another device) and/or a bfloat16 one (set_wire_dtype).
+    torch::Tensor wire;
     std::unique_ptr<DeviceEvent> ready_event;  // Null on the CPU.
     std::unique_ptr<DeviceEvent> done_event;
     int pending = 0;            // Overlap: gradients not yet copied in this step.
@@ -108,11 +132,18 @@ class GradientAllReducer {
   void CommunicationLoop();
   absl::Status ReduceOverlapped(const std::vector<torch::Tensor>& grads);
   absl::Status Unpack(Bucket& bucket, const std::vector<torch::Tensor>& grads, bool last);
+  // Averages one row-sparse gradient in place (training thread, no bucket in flight).
+  absl::Status ReduceRows(const torch::Tensor& grad);
+  absl::Status ReduceAllRows(const std::vector<torch::Tensor>& grads);
+  // Sums `t` (float32, on any device) over ranks in the wire dtype, in place.
+  absl::Status AllReduceOnWire(torch::Tensor& t);
 
   Collective* collective_;
   int64_t bucket_bytes_;
   const std::atomic<bool>* external_stop_;
   std::vector<Bucket> buckets_;
+  torch::ScalarType wire_dtype_ = torch::kFloat32;
+  std::vector<size_t> row_sparse_;  // Positions, sorted.
   // Overlap state. Bucket flags and `next_` are guarded by mu_.
   bool attached_ = false;
   std::vector<std::pair<size_t, size_t>> slot_;  // Gradient index -> (bucket, position).

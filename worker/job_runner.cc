@@ -141,11 +141,20 @@ absl::Status JobRunner::RunAttempt() {
                         collective_factory_(collective_options, &store));
   Collective& collective = *owned_collective;
   GradientAllReducer reducer(&collective, GradientAllReducer::kDefaultBucketBytes, &stop_requested_);
+  DDLM_RETURN_IF_ERROR(reducer.set_wire_dtype(
+      spec.schedule().allreduce_dtype() == BF16 ? torch::kBFloat16 : torch::kFloat32));
+  if (spec.schedule().allreduce_touched_rows()) {
+    DDLM_RETURN_IF_ERROR(
+        reducer.set_row_sparse_gradients(trainer->model().RowSparseGradientParameters()));
+  }
   // All-reduce buckets while backward runs. The hooks this installs on the model's
   // parameters refer to `reducer`: no backward pass may run after it is gone.
   DDLM_RETURN_IF_ERROR(reducer.Attach(trainer->model().parameters()));
   LOG(INFO) << Who() << "connected on " << DescribeDevice(device) << " ("
-            << Precision_Name(spec.schedule().precision()) << "); " << trainer->num_parameters()
+            << Precision_Name(spec.schedule().precision()) << ", all-reduce in "
+            << Precision_Name(spec.schedule().allreduce_dtype())
+            << (spec.schedule().allreduce_touched_rows() ? ", touched embedding rows only" : "")
+            << "); " << trainer->num_parameters()
             << " parameters, "
             << train.size(0) << " rows x " << train.size(1) << " columns of training data";
 

@@ -19,7 +19,10 @@ upstream / ddlm with its range over the rounds, the training loss at the last ba
 two runs draw different dropout masks, so the losses agree to about 1%, not exactly), and
 the machine's float32 matmul peak (from ddlm's train_throughput, when given), as the
 ceiling. --bf16 adds ddlm_train --precision=bf16 to every round, against ddlm's FP32.
---epoch also times one whole epoch of each side (training and validation), once.
+--epoch also times one whole epoch of each side (training and validation), once; with
+--launch, also one epoch of `ddlm launch` in the layout it picks for this machine (the
+README's main job: coordinator, worker(s), TLS and tokens; the figure is the epoch time
+its log prints, and the whole command's wall time is shown beside it).
 """
 
 import argparse
@@ -62,10 +65,42 @@ def find_ddlm_train(args):
     sys.exit("side_by_side: ddlm_train not found (bazel build //worker:ddlm_train, or --ddlm_train)")
 
 
-def run(cmd, cwd, batches, log_interval, whole_epoch, timeout_s):
-    """Runs one side; returns (list of (batch, ms/batch, loss) lines, epoch seconds, valid ppl)."""
+def find_ddlm(args):
+    if args.ddlm:
+        return os.path.abspath(args.ddlm)
+    candidate = os.path.join(repo_root(), "bazel-bin", "coordinator", "cli", "ddlm")
+    if os.access(candidate, os.X_OK):
+        return os.path.abspath(candidate)
+    sys.exit("side_by_side: the ddlm command line not found (bazel build //coordinator:ddlm, or --ddlm)")
+
+
+# model name -> the JobSpec text of the same model, for `ddlm launch` (MODELS' settings).
+LAUNCH_SPECS = {
+    "lstm": "model { type: LSTM }",
+    "lstm_650": "model { type: LSTM emsize: 650 nhid: 650 dropout: 0.5 }",
+    "transformer": "model { type: TRANSFORMER } optimizer { lr: 5 }",
+}
+
+
+def launch_command(args, ddlm, model, data, work):
+    """`ddlm launch` of one epoch of `model`, with no --workers: the layout it picks."""
+    config = os.path.join(work, "launch_%s.textproto" % model)
+    with open(config, "w") as f:
+        f.write('name: "side_by_side_%s"\ndata { path: "%s" }\n%s\n'
+                'schedule { epochs: 1 log_interval: 200 }\ncheckpoint { path: "%s" }\n'
+                % (model, data, LAUNCH_SPECS[model], os.path.join(work, "launch.pt")))
+    state = os.path.join(work, "launch_state_%s" % model)
+    return [ddlm, "launch", "--config=" + config, "--state_dir=" + state]
+
+
+def run(cmd, cwd, batches, log_interval, whole_epoch, timeout_s, to_exit=False):
+    """Runs one side; returns (list of (batch, ms/batch, loss) lines, epoch seconds, valid ppl).
+
+    With `to_exit`, the process runs until it exits by itself (`ddlm launch` stops its
+    coordinator and workers on the way out), and the tuple has its wall seconds too."""
     lines = []
     epoch_s = valid_ppl = None
+    started = time.monotonic()
     proc = subprocess.Popen(cmd, cwd=cwd, stdout=subprocess.PIPE, stderr=subprocess.STDOUT,
                             text=True, start_new_session=True)
     deadline = time.monotonic() + timeout_s
@@ -81,19 +116,35 @@ def run(cmd, cwd, batches, log_interval, whole_epoch, timeout_s):
             e = END_OF_EPOCH.search(raw)
             if e:
                 epoch_s, valid_ppl = float(e.group(1)), float(e.group(2))
-                break
+                if not to_exit:
+                    break
             if time.monotonic() > deadline:
                 break
+        if to_exit:
+            proc.wait(timeout=max(1, deadline - time.monotonic()))
     finally:
+        # SIGTERM first, so that `ddlm launch` stops the processes it started.
+        if proc.poll() is None:
+            try:
+                os.killpg(proc.pid, signal.SIGTERM if to_exit else signal.SIGKILL)
+                proc.wait(timeout=30)
+            except (ProcessLookupError, subprocess.TimeoutExpired):
+                pass
         try:
             os.killpg(proc.pid, signal.SIGKILL)
         except ProcessLookupError:
             pass
         proc.wait()
+    wall_s = time.monotonic() - started
     want = batches if not whole_epoch else None
     if (want is not None and (not lines or lines[-1][0] < want)) or (whole_epoch and epoch_s is None):
         sys.stderr.write("".join(output[-30:]))
         raise RuntimeError("%s stopped before its figures (see its output above)" % cmd[0])
+    if to_exit:
+        if proc.returncode != 0:
+            sys.stderr.write("".join(output[-30:]))
+            raise RuntimeError("%s exited with status %d" % (cmd[0], proc.returncode))
+        return lines, epoch_s, valid_ppl, wall_s
     return lines, epoch_s, valid_ppl
 
 
@@ -147,6 +198,9 @@ def main():
                    help="also run ddlm_train --precision=bf16 in every round (its own column)")
     p.add_argument("--epoch", action="store_true",
                    help="also time one whole epoch of each side, once (minutes)")
+    p.add_argument("--launch", action="store_true",
+                   help="with --epoch: also one epoch of `ddlm launch` in the layout it picks")
+    p.add_argument("--ddlm", default=None, help="the ddlm command line (for --launch)")
     p.add_argument("--timeout_s", type=int, default=3600)
     args = p.parse_args()
 
@@ -163,7 +217,10 @@ def main():
     data = os.path.abspath(args.data or os.path.join(shared, "data", "wikitext-2"))
     upstream = os.path.abspath(args.upstream or os.path.join(
         shared, "reference", "word_language_model", "main.py"))
+    if args.launch and not args.epoch:
+        sys.exit("side_by_side: --launch times an epoch: give --epoch too")
     ddlm_train = find_ddlm_train(args)
+    ddlm = find_ddlm(args) if args.launch else None
     for path, what in [(data, "the corpus"), (upstream, "upstream's main.py"), (args.python, "python")]:
         if not os.path.exists(path):
             sys.exit("side_by_side: %s not found at %s" % (what, path))
@@ -211,9 +268,16 @@ def main():
             if args.epoch:
                 _, up_s, up_ppl = run(command("upstream", 200), work, 0, 200, True, args.timeout_s)
                 _, dd_s, dd_ppl = run(command("ddlm", 200), work, 0, 200, True, args.timeout_s)
-                epoch[model] = (up_s, up_ppl, dd_s, dd_ppl)
-                print("%-12s epoch: upstream %.1f s (valid ppl %.2f), ddlm %.1f s (valid ppl %.2f)"
-                      % (model, up_s, up_ppl, dd_s, dd_ppl), flush=True)
+                la = None
+                if args.launch:
+                    _, la_s, la_ppl, la_wall = run(launch_command(args, ddlm, model, data, work), work,
+                                                   0, 200, True, args.timeout_s, to_exit=True)
+                    la = (la_s, la_ppl, la_wall)
+                epoch[model] = (up_s, up_ppl, dd_s, dd_ppl, la)
+                print("%-12s epoch: upstream %.1f s (valid ppl %.2f), ddlm_train %.1f s (valid ppl %.2f)%s"
+                      % (model, up_s, up_ppl, dd_s, dd_ppl,
+                         "" if la is None else ", ddlm launch %.1f s (valid ppl %.2f; the command %.1f s)" % la),
+                      flush=True)
     finally:
         shutil.rmtree(work, ignore_errors=True)
 
@@ -225,11 +289,16 @@ def main():
         print_rounds_table(args, results, sides, ratio, tokens_per_batch)
     if epoch:
         print()
-        print("| model | upstream epoch s | ddlm epoch s | upstream / ddlm | valid ppl, upstream / ddlm |")
-        print("|---|---|---|---|---|")
-        for model, (up_s, up_ppl, dd_s, dd_ppl) in epoch.items():
-            print("| %s | %.1f | %.1f | %.2fx | %.2f / %.2f |" % (model, up_s, dd_s, up_s / dd_s,
-                                                                  up_ppl, dd_ppl))
+        print("| model | upstream epoch s | ddlm_train epoch s | upstream / ddlm_train | "
+              "valid ppl, upstream / ddlm_train |" + (" ddlm launch epoch s (command s) | upstream / "
+                                                      "launch | launch valid ppl |" if args.launch else ""))
+        print("|---|---|---|---|---|" + ("---|---|---|" if args.launch else ""))
+        for model, (up_s, up_ppl, dd_s, dd_ppl, la) in epoch.items():
+            row = "| %s | %.1f | %.1f | %.2fx | %.2f / %.2f |" % (model, up_s, dd_s, up_s / dd_s,
+                                                                 up_ppl, dd_ppl)
+            if la is not None:
+                row += " %.1f (%.1f) | %.2fx | %.2f |" % (la[0], la[2], up_s / la[0], la[1])
+            print(row)
     if args.peak_gflops > 0:
         print("\nmatmul peak (float32, this machine): %.1f GFLOP/s" % args.peak_gflops)
 

@@ -7,5 +7,6 @@ here=$(dirname "$0")
 runfiles=${RUNFILES_DIR:-$0.runfiles}
 script=$runfiles/ddlm/common/benchmarks/side_by_side.py
 train=$runfiles/ddlm/worker/ddlm_train
+ddlm=$runfiles/ddlm/coordinator/cli/ddlm
 [ -f "$script" ] || script=$here/side_by_side.py
-exec /usr/bin/python3 "$script" --ddlm_train="$train" "$@"
+exec /usr/bin/python3 "$script" --ddlm_train="$train" --ddlm="$ddlm" "$@"

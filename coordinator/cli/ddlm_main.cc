@@ -63,7 +63,9 @@ ABSL_FLAG(double, temperature, 1.0, "generate: temperature.");
 ABSL_FLAG(int32_t, top_k, 0, "generate: sample from the k likeliest words (0: all).");
 ABSL_FLAG(uint64_t, seed, 1111, "generate: random seed.");
 ABSL_FLAG(int32_t, workers, 2,
-          "launch: local workers to start. submit: the job's num_workers, whatever the spec says. "
+          "launch: local workers to start (unset: the spec's num_workers, else 1 on the CPU, "
+          "which on one machine trains faster than several sharing its cores, and one per GPU "
+          "with --device=cuda). submit: the job's num_workers, whatever the spec says. "
           "resume: go on with this many workers (from an epoch end if the checkpoint was written by "
           "another number).");
 ABSL_FLAG(int32_t, threads, 0,
@@ -146,13 +148,13 @@ absl::StatusOr<ddlm::JobSpec> ReadSpec() {
 }
 
 // ---- launch: a coordinator and N workers on this machine.
-int Launch() {
+int Launch(const std::set<std::string>& given) {
   absl::StatusOr<ddlm::JobSpec> spec = ReadSpec();
   if (!spec.ok()) return Fail(spec.status());
   const std::string self_path = ddlm::SelfExecutable();
   ddlm::LocalLaunchOptions options;
   options.spec = *std::move(spec);
-  options.workers = absl::GetFlag(FLAGS_workers);
+  if (given.count("workers")) options.workers = absl::GetFlag(FLAGS_workers);
   options.device = absl::GetFlag(FLAGS_device);
   options.collective = absl::GetFlag(FLAGS_collective);
   options.state_dir = absl::GetFlag(FLAGS_state_dir);
@@ -181,7 +183,7 @@ int main(int argc, char** argv) {
   }
   const std::string command = positional[1];
   const std::string arg = positional.size() > 2 ? positional[2] : "";
-  if (command == "launch") return Launch();
+  if (command == "launch") return Launch(given);
   if (command == "certs") {
     // A CA and the coordinator's certificate for several machines (README: Security).
     const std::string out = absl::GetFlag(FLAGS_out);

@@ -8,13 +8,17 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <cstdlib>
 #include <cstring>
 #include <memory>
 #include <vector>
 
 #include <grpcpp/grpcpp.h>
 
+#include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_split.h"
+#include "absl/strings/string_view.h"
 #include "common/certificates.h"
 #include "common/file_io.h"
 #include "common/grpc_status.h"
@@ -61,21 +65,61 @@ std::string LayoutAdvice(const JobSpec& spec, int workers, const std::string& de
       static_cast<int64_t>(spec.data().batch_size()) * workers, " trains on the same batches.\n");
 }
 
+LaunchLayout ChooseLaunchLayout(const JobSpec& spec, const std::string& device, int visible_gpus) {
+  if (spec.has_num_workers()) {
+    return {spec.num_workers(), absl::StrCat("launch: ", spec.num_workers(), " worker(s), the spec's num_workers.\n")};
+  }
+  if (device == "cpu") {
+    return {1, "launch: 1 worker with every core of this machine: on one machine it trains faster than several "
+               "workers sharing the cores (README, Performance). --workers=N or the spec's num_workers "
+               "starts N.\n"};
+  }
+  if (device == "cuda") {
+    const int n = std::max(1, visible_gpus);
+    return {n, absl::StrCat("launch: ", n, " worker(s), one per GPU.\n")};
+  }
+  return {1, absl::StrCat("launch: 1 worker on ", device, ".\n")};
+}
+
+int CountVisibleGpus() {
+  if (const char* visible = std::getenv("CUDA_VISIBLE_DEVICES"); visible != nullptr) {
+    int n = 0;
+    for (absl::string_view entry : absl::StrSplit(visible, ',', absl::SkipWhitespace())) {
+      if (absl::StripAsciiWhitespace(entry) == "-1") break;  // CUDA's "none".
+      ++n;
+    }
+    return n;
+  }
+  int n = 0;
+  for (int i = 0; i < 64; ++i) {
+    if (::access(absl::StrCat("/dev/nvidia", i).c_str(), F_OK) == 0) ++n;
+  }
+  return n;
+}
+
 absl::StatusOr<JobState> LaunchLocally(const LocalLaunchOptions& options, std::FILE* out) {
-  if (options.workers < 1) return absl::InvalidArgumentError("--workers must be >= 1");
+  int num_workers = 0;
+  if (options.workers.has_value()) {
+    num_workers = *options.workers;
+    if (num_workers < 1) return absl::InvalidArgumentError("--workers must be >= 1");
+  } else {
+    const LaunchLayout layout = ChooseLaunchLayout(options.spec, options.device, CountVisibleGpus());
+    num_workers = layout.workers;
+    std::fputs(layout.reason.c_str(), out);
+  }
   JobSpec spec = options.spec;
-  spec.set_num_workers(options.workers);
+  spec.set_num_workers(num_workers);
   // Share the machine's cores between the local workers unless the spec says otherwise.
   if (!spec.schedule().has_threads() || spec.schedule().threads() == 0) {
     const long cores = ::sysconf(_SC_NPROCESSORS_ONLN);
-    spec.mutable_schedule()->set_threads(static_cast<int>(std::max(1L, cores / options.workers)));
+    spec.mutable_schedule()->set_threads(static_cast<int>(std::max(1L, cores / num_workers)));
   }
   for (const std::string& binary : {options.coordinator_binary, options.worker_binary}) {
     if (::access(binary.c_str(), X_OK) != 0) {
       return absl::NotFoundError(absl::StrCat("cannot start ", binary, ": ", std::strerror(errno)));
     }
   }
-  if (const std::string advice = LayoutAdvice(spec, options.workers, options.device); !advice.empty()) {
+  if (const std::string advice = LayoutAdvice(spec, num_workers, options.device); !advice.empty()) {
     std::fputs(advice.c_str(), out);
   }
   signal(SIGPIPE, SIG_IGN);
@@ -127,7 +171,7 @@ absl::StatusOr<JobState> LaunchLocally(const LocalLaunchOptions& options, std::F
   std::fprintf(out, "%s\n", line.c_str());
   const std::string rest = line.substr(line.find("listening on ") + std::strlen("listening on "));
   const std::string address = rest.substr(0, rest.find_first_of(" \n"));
-  for (int i = 0; i < options.workers; ++i) {
+  for (int i = 0; i < num_workers; ++i) {
     SubprocessOptions worker_output;  // A worker's log can be long: to its file only.
     worker_output.log_path = absl::StrCat(log_dir, "/worker-", i, ".log");
     worker_output.capture = false;
@@ -138,7 +182,7 @@ absl::StatusOr<JobState> LaunchLocally(const LocalLaunchOptions& options, std::F
     argv.insert(argv.end(), worker_security.begin(), worker_security.end());
     workers.push_back(std::make_unique<Subprocess>(argv, worker_output));
   }
-  std::fprintf(out, "launched %d worker(s); coordinator at %s; logs in %s\n", options.workers, address.c_str(),
+  std::fprintf(out, "launched %d worker(s); coordinator at %s; logs in %s\n", num_workers, address.c_str(),
                log_dir.c_str());
   if (!options.insecure) {
     std::fprintf(out, "TLS and tokens on; to call it meanwhile: ddlm --coordinator=%s --ca_cert=%s/secrets/ca.pem "

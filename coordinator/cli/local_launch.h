@@ -17,6 +17,7 @@
 // Threading: runs on the calling thread.
 
 #include <cstdio>
+#include <optional>
 #include <string>
 
 #include "absl/status/statusor.h"
@@ -26,8 +27,9 @@
 namespace ddlm {
 
 struct LocalLaunchOptions {
-  JobSpec spec;  // Its num_workers becomes `workers`.
-  int workers = 2;
+  JobSpec spec;  // Its num_workers becomes the number of workers started.
+  // Workers to start; unset: ChooseLaunchLayout's.
+  std::optional<int> workers;
   // Show the job as a status line redrawn in place (progress_display.h), for a terminal.
   bool live_progress = false;
   // "cpu", "cuda" (worker i on cuda:i) or "cuda:N" (every worker on GPU N).
@@ -44,6 +46,21 @@ struct LocalLaunchOptions {
 // one worker with every core (and the same global batch, so the same batches) is the
 // faster layout here (measured in the README's Performance section); "" otherwise.
 std::string LayoutAdvice(const JobSpec& spec, int workers, const std::string& device);
+
+// The number of workers launch starts when --workers is not given, and why (a line for
+// the user): the spec's num_workers if it sets one; on the CPU, 1 worker with every core
+// (on one machine, several workers sharing the cores train slower: the README's
+// Performance section); with --device=cuda, one per GPU (`visible_gpus`, at least 1);
+// with --device=cuda:N, 1.
+struct LaunchLayout {
+  int workers = 1;
+  std::string reason;
+};
+LaunchLayout ChooseLaunchLayout(const JobSpec& spec, const std::string& device, int visible_gpus);
+
+// GPUs this process may use, without the CUDA runtime: the entries of
+// CUDA_VISIBLE_DEVICES if set, else the /dev/nvidia<N> device files.
+int CountVisibleGpus();
 
 // Runs the job; returns its final state. An error if a process cannot start, the
 // secrets cannot be made, or the job is refused.

@@ -1,5 +1,8 @@
 #include "coordinator/cli/local_launch.h"
 
+#include <cstdlib>
+#include <string>
+
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 
@@ -25,6 +28,36 @@ TEST(LocalLaunchTest, SaysWhenOneWorkerWithEveryCoreIsFaster) {
   EXPECT_THAT(advice, ::testing::HasSubstr("--workers=1 with data.batch_size 20"));
   EXPECT_EQ(LayoutAdvice(spec, 1, "cpu"), "");   // Already the faster layout.
   EXPECT_EQ(LayoutAdvice(spec, 2, "cuda"), "");  // One GPU each: data parallelism pays.
+}
+
+TEST(LocalLaunchTest, ChoosesOneCpuWorkerOnePerGpuOrTheSpecsNumber) {
+  JobSpec spec;
+  LaunchLayout cpu = ChooseLaunchLayout(spec, "cpu", /*visible_gpus=*/0);
+  EXPECT_EQ(cpu.workers, 1);
+  EXPECT_THAT(cpu.reason, ::testing::HasSubstr("faster than several workers sharing the cores"));
+  EXPECT_EQ(ChooseLaunchLayout(spec, "cuda", 4).workers, 4);
+  EXPECT_EQ(ChooseLaunchLayout(spec, "cuda", 0).workers, 1);
+  EXPECT_EQ(ChooseLaunchLayout(spec, "cuda:1", 4).workers, 1);
+  spec.set_num_workers(3);
+  LaunchLayout given = ChooseLaunchLayout(spec, "cpu", 0);
+  EXPECT_EQ(given.workers, 3);
+  EXPECT_THAT(given.reason, ::testing::HasSubstr("the spec's num_workers"));
+}
+
+TEST(LocalLaunchTest, CountsTheGpusCudaVisibleDevicesNames) {
+  const char* saved = std::getenv("CUDA_VISIBLE_DEVICES");
+  const std::string restore = saved != nullptr ? saved : "";
+  ::setenv("CUDA_VISIBLE_DEVICES", "0,2, 3", 1);
+  EXPECT_EQ(CountVisibleGpus(), 3);
+  ::setenv("CUDA_VISIBLE_DEVICES", "-1", 1);
+  EXPECT_EQ(CountVisibleGpus(), 0);
+  ::setenv("CUDA_VISIBLE_DEVICES", "", 1);
+  EXPECT_EQ(CountVisibleGpus(), 0);
+  if (saved != nullptr) {
+    ::setenv("CUDA_VISIBLE_DEVICES", restore.c_str(), 1);
+  } else {
+    ::unsetenv("CUDA_VISIBLE_DEVICES");
+  }
 }
 
 }  // namespace

@@ -61,6 +61,12 @@ ABSL_FLAG(double, bucket_mb, 25, "GradientAllReducer bucket size in MiB (c10d DD
 ABSL_FLAG(int32_t, workers, 2, "Data-parallel ranks (threads) in the distributed case, >= 2.");
 ABSL_FLAG(int32_t, reps, 10, "Timed calls per pure all-reduce measurement (after 2 untimed ones).");
 ABSL_FLAG(int32_t, peak_size, 2048, "Side of the square matmul that measures the peak.");
+ABSL_FLAG(std::string, allreduce_dtype, "",
+          "FP32 or BF16: the gradient all-reduce's type (default: the config's "
+          "schedule.allreduce_dtype).");
+ABSL_FLAG(std::string, touched_rows, "",
+          "true or false: all-reduce only the embedding rows a batch touched (default: the "
+          "config's schedule.allreduce_touched_rows).");
 ABSL_FLAG(bool, overlap, false,
           "All-reduce buckets during backward (GradientAllReducer::Attach, what ddlm_worker "
           "does); the all-reduce column is then the part not hidden behind backward.");
@@ -235,8 +241,26 @@ int main(int argc, char** argv) {
   spec.mutable_data()->set_path(absl::GetFlag(FLAGS_data));
   spec.mutable_schedule()->set_max_batches_per_epoch(warmup + batches);
   spec.mutable_schedule()->set_log_interval(1 << 30);
+  if (const std::string dtype = absl::GetFlag(FLAGS_allreduce_dtype); !dtype.empty()) {
+    ddlm::Precision p;
+    if (!ddlm::Precision_Parse(dtype, &p) || p == ddlm::PRECISION_UNSPECIFIED) {
+      Die(absl::InvalidArgumentError("--allreduce_dtype='" + dtype + "': expected FP32 or BF16"));
+    }
+    spec.mutable_schedule()->set_allreduce_dtype(p);
+  }
+  if (const std::string rows = absl::GetFlag(FLAGS_touched_rows); !rows.empty()) {
+    if (rows != "true" && rows != "false") {
+      Die(absl::InvalidArgumentError("--touched_rows='" + rows + "': expected true or false"));
+    }
+    spec.mutable_schedule()->set_allreduce_touched_rows(rows == "true");
+  }
   ddlm::ApplyDefaults(&spec);
   if (absl::Status s = ddlm::ValidateJobSpec(spec); !s.ok()) Die(s);
+  const torch::ScalarType wire_dtype =
+      spec.schedule().allreduce_dtype() == ddlm::BF16 ? torch::kBFloat16 : torch::kFloat32;
+  const bool touched_rows = spec.schedule().allreduce_touched_rows();
+  std::printf("all-reduce in %s%s\n", ddlm::Precision_Name(spec.schedule().allreduce_dtype()).c_str(),
+              touched_rows ? ", the embedding's touched rows only" : ", every gradient whole");
   absl::StatusOr<ddlm::Corpus> corpus = ddlm::LoadCorpus(spec.data().path());
   if (!corpus.ok()) Die(corpus.status());
   const int64_t batch = spec.data().batch_size();
@@ -322,6 +346,12 @@ int main(int argc, char** argv) {
           return;
         }
         ddlm::GradientAllReducer reducer(collective->get(), bucket_bytes);
+        if (run.status = reducer.set_wire_dtype(wire_dtype); !run.status.ok()) return;
+        if (touched_rows) {
+          run.status = reducer.set_row_sparse_gradients(
+              trainers[static_cast<size_t>(r)]->model().RowSparseGradientParameters());
+          if (!run.status.ok()) return;
+        }
         if (absl::GetFlag(FLAGS_overlap)) {
           if (run.status = reducer.Attach(trainers[static_cast<size_t>(r)]->model().parameters());
               !run.status.ok()) {
@@ -448,10 +478,11 @@ int main(int argc, char** argv) {
 
   std::printf("SUMMARY %s workers=%d threads/rank=%d batch=%lldx%lld: step 1w %.1f ms, %dw %.1f ms (critical "
               "path: compute %.1f + all-reduce %.1f + pack %.1f) -> overhead %.1f%% of step; %.1f MB/step; "
-              "all-reduce algbw %.3f GB/s in training, %.3f GB/s pure (busbw %.3f)\n",
+              "all-reduce algbw %.3f GB/s in training, %.3f GB/s pure (busbw %.3f); all-reduce %s%s\n",
               spec.name().c_str(), world, threads_per_rank, static_cast<long long>(batch),
               static_cast<long long>(bptt), t1 * 1e3, world, step_max * 1e3, crit.compute() * 1e3,
               crit.allreduce * 1e3, crit.pack * 1e3, overhead, mean.bytes / 1e6, crit_algbw, flat_algbw,
-              flat_algbw * bus);
+              flat_algbw * bus, ddlm::Precision_Name(spec.schedule().allreduce_dtype()).c_str(),
+              touched_rows ? " touched rows" : "");
   return 0;
 }

@@ -34,7 +34,8 @@ class Collective {
   virtual int world_size() const = 0;
   // Where its tensors must be: the CPU (Gloo) or one CUDA device (NCCL).
   virtual torch::Device device() const = 0;
-  // Sums `tensor` (float32) over all ranks, in place, on every rank. A device
+  // Sums `tensor` (float32, or bfloat16: each partial sum rounded to bfloat16) over all
+  // ranks, in place, on every rank, with the same result on every rank. A device
   // collective orders the operation after the work already queued on the calling
   // thread's current stream, and the result is ready for any stream on return.
   virtual absl::Status AllReduceSum(torch::Tensor& tensor) = 0;

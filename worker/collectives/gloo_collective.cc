@@ -122,6 +122,16 @@ void SumFloats(void* out, const void* a, const void* b, size_t n) {
   for (size_t i = 0; i < n; ++i) o[i] = x[i] + y[i];
 }
 
+// bfloat16 sums: each pair in float32, rounded to the nearest bfloat16 (even on ties).
+void SumBfloat16s(void* out, const void* a, const void* b, size_t n) {
+  c10::BFloat16* o = static_cast<c10::BFloat16*>(out);
+  const c10::BFloat16* x = static_cast<const c10::BFloat16*>(a);
+  const c10::BFloat16* y = static_cast<const c10::BFloat16*>(b);
+  for (size_t i = 0; i < n; ++i) {
+    o[i] = c10::BFloat16(static_cast<float>(x[i]) + static_cast<float>(y[i]));
+  }
+}
+
 // Threading: one thread at a time (collective.h).
 class GlooCollective : public Collective {
  public:
@@ -139,15 +149,23 @@ class GlooCollective : public Collective {
     constexpr absl::string_view kOp = "AllReduceSum";
     DDLM_RETURN_IF_ERROR(CheckUsable(kOp));
     DDLM_RETURN_IF_ERROR(CheckTensor(absl::StrCat("gloo ", kOp), tensor, torch::kCPU));
-    if (tensor.scalar_type() != torch::kFloat32) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "gloo ", kOp, ": tensor is ", c10::toString(tensor.scalar_type()), ", expected Float"));
+    const bool bf16 = tensor.scalar_type() == torch::kBFloat16;
+    if (tensor.scalar_type() != torch::kFloat32 && !bf16) {
+      return absl::InvalidArgumentError(absl::StrCat("gloo ", kOp, ": tensor is ",
+                                                     c10::toString(tensor.scalar_type()),
+                                                     ", expected Float or BFloat16"));
     }
     if (tensor.numel() == 0) return absl::OkStatus();
     return Run(kOp, [&] {
       gloo::AllreduceOptions opts(context_);
-      opts.setOutput(tensor.data_ptr<float>(), static_cast<size_t>(tensor.numel()));
-      opts.setReduceFunction(&SumFloats);
+      if (bf16) {
+        // Gloo only moves bytes of the element size; the sum is SumBfloat16s.
+        opts.setOutput(static_cast<uint16_t*>(tensor.data_ptr()), static_cast<size_t>(tensor.numel()));
+        opts.setReduceFunction(&SumBfloat16s);
+      } else {
+        opts.setOutput(tensor.data_ptr<float>(), static_cast<size_t>(tensor.numel()));
+        opts.setReduceFunction(&SumFloats);
+      }
       opts.setTag(NextTag());
       gloo::allreduce(opts);
     });

@@ -80,6 +80,32 @@ TEST_P(GlooCollectiveTest, AllReduceSumGivesExactSums) {
   });
 }
 
+// bfloat16 (the reducer's compressed all-reduce): small integers are exact in bfloat16,
+// so the sums are too; a value that bfloat16 cannot hold comes back rounded, the same
+// on every rank.
+TEST_P(GlooCollectiveTest, AllReduceSumOfBfloat16) {
+  const int n = GetParam();
+  const float rank_factor_sum = n * (n + 1) / 2.0f;
+  std::vector<torch::Tensor> rounded(n);
+  RunRanks(n, [&](Collective& collective) {
+    // 700,000 bfloat16 are more than one of Gloo's 1 MiB segments.
+    const torch::Tensor small_ints = torch::arange(700000, torch::kFloat32).remainder(16);
+    torch::Tensor t = (small_ints * (collective.rank() + 1)).to(torch::kBFloat16);
+    ASSERT_TRUE(collective.AllReduceSum(t).ok());
+    ASSERT_EQ(t.scalar_type(), torch::kBFloat16);
+    EXPECT_TRUE(torch::equal(t.to(torch::kFloat32), small_ints * rank_factor_sum));
+
+    torch::Tensor odd = torch::full({3}, 1.0f + 1.0f / 256, torch::kFloat32).to(torch::kBFloat16);
+    ASSERT_TRUE(collective.AllReduceSum(odd).ok());
+    rounded[collective.rank()] = odd;
+  });
+  for (int r = 0; r < n; ++r) {
+    ASSERT_TRUE(rounded[r].defined());
+    EXPECT_TRUE(torch::equal(rounded[r], rounded[0])) << "rank " << r;
+    EXPECT_NEAR(rounded[r][0].item<float>(), n * (1.0f + 1.0f / 256), n * 0.01f);
+  }
+}
+
 TEST_P(GlooCollectiveTest, BroadcastCopiesTheRootsValues) {
   const int n = GetParam();
   RunRanks(n, [&](Collective& collective) {

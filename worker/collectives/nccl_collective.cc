@@ -141,16 +141,19 @@ class NcclCollective : public Collective {
     constexpr absl::string_view kOp = "AllReduceSum";
     DDLM_RETURN_IF_ERROR(CheckUsable(kOp));
     DDLM_RETURN_IF_ERROR(CheckTensor(absl::StrCat("nccl ", kOp), tensor, device_));
-    if (tensor.scalar_type() != torch::kFloat32) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "nccl ", kOp, ": tensor is ", c10::toString(tensor.scalar_type()), ", expected Float"));
+    const bool bf16 = tensor.scalar_type() == torch::kBFloat16;
+    if (tensor.scalar_type() != torch::kFloat32 && !bf16) {
+      return absl::InvalidArgumentError(absl::StrCat("nccl ", kOp, ": tensor is ",
+                                                     c10::toString(tensor.scalar_type()),
+                                                     ", expected Float or BFloat16"));
     }
     if (tensor.numel() == 0) return absl::OkStatus();
+    const ncclDataType_t type = bf16 ? ncclBfloat16 : ncclFloat32;
     void* data = tensor.data_ptr();
     const size_t count = static_cast<size_t>(tensor.numel());
     return Run(kOp, ready, [&] {
       DDLM_RETURN_IF_ERROR(NcclCheck(kOp, "ncclAllReduce",
-                       ncclAllReduce(data, data, count, ncclFloat32, ncclSum, comm_, stream_)));
+                       ncclAllReduce(data, data, count, type, ncclSum, comm_, stream_)));
       if (done == nullptr) return absl::OkStatus();
       return CudaCheck(kOp, "cudaEventRecord",
                        cudaEventRecord(static_cast<cudaEvent_t>(done->native_handle()), stream_));
