@@ -40,6 +40,7 @@
 #include "common/certificates.h"
 #include "common/cli.h"
 #include "common/config.h"
+#include "common/file_io.h"
 #include "common/grpc_status.h"
 #include "common/subprocess.h"
 #include "common/transport_flags.h"
@@ -154,6 +155,12 @@ int Launch(const std::set<std::string>& given) {
   const std::string self_path = ddlm::SelfExecutable();
   ddlm::LocalLaunchOptions options;
   options.spec = *std::move(spec);
+  // As written, before LoadJobSpec's defaults: does the file choose the workers?
+  absl::StatusOr<std::string> text = ddlm::ReadFile(absl::GetFlag(FLAGS_config));
+  if (!text.ok()) return Fail(text.status());
+  absl::StatusOr<ddlm::JobSpec> written = ddlm::ParseJobSpecText(*text, absl::GetFlag(FLAGS_config));
+  if (!written.ok()) return Fail(written.status());
+  options.spec_names_num_workers = written->has_num_workers();
   if (given.count("workers")) options.workers = absl::GetFlag(FLAGS_workers);
   options.device = absl::GetFlag(FLAGS_device);
   options.collective = absl::GetFlag(FLAGS_collective);

@@ -65,8 +65,9 @@ std::string LayoutAdvice(const JobSpec& spec, int workers, const std::string& de
       static_cast<int64_t>(spec.data().batch_size()) * workers, " trains on the same batches.\n");
 }
 
-LaunchLayout ChooseLaunchLayout(const JobSpec& spec, const std::string& device, int visible_gpus) {
-  if (spec.has_num_workers()) {
+LaunchLayout ChooseLaunchLayout(const JobSpec& spec, bool spec_names_num_workers, const std::string& device,
+                                int visible_gpus) {
+  if (spec_names_num_workers) {
     return {spec.num_workers(), absl::StrCat("launch: ", spec.num_workers(), " worker(s), the spec's num_workers.\n")};
   }
   if (device == "cpu") {
@@ -103,7 +104,8 @@ absl::StatusOr<JobState> LaunchLocally(const LocalLaunchOptions& options, std::F
     num_workers = *options.workers;
     if (num_workers < 1) return absl::InvalidArgumentError("--workers must be >= 1");
   } else {
-    const LaunchLayout layout = ChooseLaunchLayout(options.spec, options.device, CountVisibleGpus());
+    const LaunchLayout layout = ChooseLaunchLayout(options.spec, options.spec_names_num_workers, options.device,
+                                                     CountVisibleGpus());
     num_workers = layout.workers;
     std::fputs(layout.reason.c_str(), out);
   }

@@ -30,6 +30,8 @@ struct LocalLaunchOptions {
   JobSpec spec;  // Its num_workers becomes the number of workers started.
   // Workers to start; unset: ChooseLaunchLayout's.
   std::optional<int> workers;
+  // Whether the spec's file names num_workers (LoadJobSpec fills in 1 where it does not).
+  bool spec_names_num_workers = false;
   // Show the job as a status line redrawn in place (progress_display.h), for a terminal.
   bool live_progress = false;
   // "cpu", "cuda" (worker i on cuda:i) or "cuda:N" (every worker on GPU N).
@@ -48,7 +50,7 @@ struct LocalLaunchOptions {
 std::string LayoutAdvice(const JobSpec& spec, int workers, const std::string& device);
 
 // The number of workers launch starts when --workers is not given, and why (a line for
-// the user): the spec's num_workers if it sets one; on the CPU, 1 worker with every core
+// the user): the spec's num_workers if its file names one; on the CPU, 1 worker with every core
 // (on one machine, several workers sharing the cores train slower: the README's
 // Performance section); with --device=cuda, one per GPU (`visible_gpus`, at least 1);
 // with --device=cuda:N, 1.
@@ -56,7 +58,8 @@ struct LaunchLayout {
   int workers = 1;
   std::string reason;
 };
-LaunchLayout ChooseLaunchLayout(const JobSpec& spec, const std::string& device, int visible_gpus);
+LaunchLayout ChooseLaunchLayout(const JobSpec& spec, bool spec_names_num_workers, const std::string& device,
+                                int visible_gpus);
 
 // GPUs this process may use, without the CUDA runtime: the entries of
 // CUDA_VISIBLE_DEVICES if set, else the /dev/nvidia<N> device files.

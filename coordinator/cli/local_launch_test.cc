@@ -32,14 +32,15 @@ TEST(LocalLaunchTest, SaysWhenOneWorkerWithEveryCoreIsFaster) {
 
 TEST(LocalLaunchTest, ChoosesOneCpuWorkerOnePerGpuOrTheSpecsNumber) {
   JobSpec spec;
-  LaunchLayout cpu = ChooseLaunchLayout(spec, "cpu", /*visible_gpus=*/0);
+  spec.set_num_workers(1);  // What LoadJobSpec fills in when the file names none.
+  LaunchLayout cpu = ChooseLaunchLayout(spec, /*spec_names_num_workers=*/false, "cpu", /*visible_gpus=*/0);
   EXPECT_EQ(cpu.workers, 1);
   EXPECT_THAT(cpu.reason, ::testing::HasSubstr("faster than several workers sharing the cores"));
-  EXPECT_EQ(ChooseLaunchLayout(spec, "cuda", 4).workers, 4);
-  EXPECT_EQ(ChooseLaunchLayout(spec, "cuda", 0).workers, 1);
-  EXPECT_EQ(ChooseLaunchLayout(spec, "cuda:1", 4).workers, 1);
+  EXPECT_EQ(ChooseLaunchLayout(spec, false, "cuda", 4).workers, 4);
+  EXPECT_EQ(ChooseLaunchLayout(spec, false, "cuda", 0).workers, 1);
+  EXPECT_EQ(ChooseLaunchLayout(spec, false, "cuda:1", 4).workers, 1);
   spec.set_num_workers(3);
-  LaunchLayout given = ChooseLaunchLayout(spec, "cpu", 0);
+  LaunchLayout given = ChooseLaunchLayout(spec, true, "cpu", 0);
   EXPECT_EQ(given.workers, 3);
   EXPECT_THAT(given.reason, ::testing::HasSubstr("the spec's num_workers"));
 }
