@@ -94,16 +94,32 @@ def _link_wheel_headers(ctx, torch):
 # C10_USE_GLOG: the wheel's c10 was built without glog, so its headers would define
 # their own LOG/CHECK macros, and whichever of them and glog's a file includes last would
 # win (c10's drops INFO lines). With it, c10's headers use glog's.
-_WHEEL_LIBTORCH = """cc_library(
-    name = "libtorch",
+_WHEEL_HEADERS = """cc_library(
+    name = "headers",
     hdrs = glob(["include/**/*.h", "include/**/*.hpp", "include/**/*.cuh"]),
     includes = ["include", "include/torch/csrc/api/include"],
+    defines = ["_GLIBCXX_USE_CXX11_ABI=1", "C10_USE_GLOG"],
+)
+"""
+
+# Link flags only, no headers: //bazel:torch compiles every file against @libtorch's
+# headers in both builds and links these (CPU or CUDA), so the CUDA build recompiles
+# only the few files that differ (see bazel/BUILD).
+_WHEEL_LIBS = """cc_library(
+    name = "libs",
     # --no-as-needed: libtorch_cuda.so (the CUDA build) registers the CUDA kernels when
     # it loads, and no symbol of it is referenced. Left on (Debian's default) for the
     # libraries after it: Bazel's test shared libraries rely on the binary loading their
     # dependencies.
     linkopts = ["-L{torchlib}"] + {rpaths} + ["-Wl,--no-as-needed", "-lgloo"] + {libs},
-    defines = ["_GLIBCXX_USE_CXX11_ABI=1", "C10_USE_GLOG"],
+)
+"""
+
+_LIBTORCH_ALIAS = """
+# Headers and libraries together (for use outside //bazel:torch).
+cc_library(
+    name = "libtorch",
+    deps = [":headers", ":libs"],
 )
 """
 
@@ -128,11 +144,11 @@ def _libtorch_configure_impl(ctx):
 
         # libtorch_cpu.so needs libcudart and libcupti (for its profiler), which it finds
         # through its own RPATH at run time; the linker needs to be told where they are.
-        ctx.file("BUILD", header + _WHEEL_LIBTORCH.format(
+        ctx.file("BUILD", header + _WHEEL_HEADERS + _WHEEL_LIBS.format(
             torchlib = torch + "/lib",
             rpaths = _rpaths([torch + "/lib", site + "/nvidia/cu13/lib"]),
             libs = ["-ltorch_cpu", "-lc10"],
-        ))
+        ) + _LIBTORCH_ALIAS)
         return
     if root in ["/usr", "/usr/"]:
         # Debian's libtorch-dev: headers under /usr/include (a built-in search path),
@@ -146,12 +162,15 @@ def _libtorch_configure_impl(ctx):
         # into this repository so that `includes` can export them to dependents.
         ctx.symlink(api, "api_include")
         ctx.file("BUILD", header + """cc_library(
-    name = "libtorch",
+    name = "headers",
     hdrs = glob(["api_include/**/*.h"]),
     includes = ["api_include"],
+)
+cc_library(
+    name = "libs",
     linkopts = ["-L{libdir}", "-ltorch", "-ltorch_cpu", "-lc10"],
 )
-""".format(libdir = libdir))
+""".format(libdir = libdir) + _LIBTORCH_ALIAS)
         return
     if not ctx.path(root + "/include/torch").exists:
         fail("DDLM_LIBTORCH=%s has no include/torch: point it at a LibTorch directory " % root +
@@ -162,14 +181,17 @@ def _libtorch_configure_impl(ctx):
     ctx.symlink(root + "/include", "include")
     libdir = root + "/lib"
     ctx.file("BUILD", header + """cc_library(
-    name = "libtorch",
+    name = "headers",
     hdrs = glob(["include/**/*.h", "include/**/*.hpp", "include/**/*.cuh"]),
     includes = ["include", "include/torch/csrc/api/include"],
-    linkopts = ["-L{libdir}", "-Wl,-rpath,{libdir}", "-Wl,--no-as-needed", "-ltorch", "-ltorch_cpu",
-                "-lc10", "-Wl,--as-needed"],
     defines = ["_GLIBCXX_USE_CXX11_ABI=1"],
 )
-""".format(libdir = libdir))
+cc_library(
+    name = "libs",
+    linkopts = ["-L{libdir}", "-Wl,-rpath,{libdir}", "-Wl,--no-as-needed", "-ltorch", "-ltorch_cpu",
+                "-lc10", "-Wl,--as-needed"],
+)
+""".format(libdir = libdir) + _LIBTORCH_ALIAS)
 
 libtorch_configure = repository_rule(
     implementation = _libtorch_configure_impl,
@@ -185,22 +207,27 @@ def _libtorch_wheel_configure_impl(ctx):
     venv = ctx.os.environ.get("DDLM_TORCH_VENV", _TORCH_WHEEL_VENV)
     site = _find_site_packages(ctx, venv)
     header = 'package(default_visibility = ["//visibility:public"])\n'
-    if site == None or not ctx.path(site + "/nvidia/cudnn/lib").exists:
-        # No CUDA wheels: only --config=cuda targets depend on this, and they fail saying so.
+    msg = None
+    if ctx.os.environ.get("DDLM_LIBTORCH", "") != "":
+        # Both builds compile against @libtorch's headers: they must be the wheel's.
+        msg = ("the CUDA build takes LibTorch from the torch wheel; unset DDLM_LIBTORCH " +
+               "(it points the build at another LibTorch's headers)")
+    elif site == None or not ctx.path(site + "/nvidia/cudnn/lib").exists:
         msg = ("the CUDA build needs the torch wheel with its CUDA libraries in %s: run " % venv +
                "./setup.sh --cuda (or set --repo_env=DDLM_TORCH_VENV to a venv holding them)")
+    if msg != None:
+        # Only --config=cuda targets depend on this, and they fail saying why.
         ctx.file("BUILD", header + """genrule(
     name = "missing",
     outs = ["missing.h"],
     cmd = "echo '{msg}' >&2; exit 1",
 )
-cc_library(name = "libtorch", hdrs = [":missing.h"])
+cc_library(name = "libs", hdrs = [":missing.h"])
 cc_library(name = "cuda_runtime", hdrs = [":missing.h"])
 """.format(msg = msg))
         return
     torch = site + "/torch"
     nvidia = site + "/nvidia"
-    _link_wheel_headers(ctx, torch)
     ctx.symlink(nvidia + "/cu13/include", "cuda_include")
     ctx.symlink(nvidia + "/nccl/include", "nccl_include")
 
@@ -210,12 +237,13 @@ cc_library(name = "cuda_runtime", hdrs = [":missing.h"])
         nvidia + "/" + d + "/lib"
         for d in ["cu13", "nccl", "cudnn", "cusparselt", "nvshmem"]
     ])
-    ctx.file("BUILD", header + _WHEEL_LIBTORCH.format(
+    ctx.file("BUILD", header + _WHEEL_LIBS.format(
         torchlib = torch + "/lib",
         rpaths = rpaths,
         libs = ["-ltorch", "-ltorch_cpu", "-ltorch_cuda", "-lc10_cuda", "-lc10"],
     ) + """
 # The CUDA runtime and NCCL of the wheel (headers and the very .so files LibTorch loads).
+# Only the CUDA-only libraries (//bazel:cuda_library) compile against these headers.
 cc_library(
     name = "cuda_runtime",
     hdrs = glob(["cuda_include/**/*.h", "cuda_include/**/*.hpp", "nccl_include/*.h"]),
@@ -229,6 +257,6 @@ cc_library(
 
 libtorch_wheel_configure = repository_rule(
     implementation = _libtorch_wheel_configure_impl,
-    environ = ["DDLM_TORCH_VENV"],
+    environ = ["DDLM_LIBTORCH", "DDLM_TORCH_VENV"],
     local = True,
 )
