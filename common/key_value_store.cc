@@ -50,4 +50,17 @@ void InMemoryKeyValueStore::ErasePrefix(const std::string& prefix) {
   absl::erase_if(values_, [&](const auto& kv) { return absl::StartsWith(kv.first, prefix); });
 }
 
+absl::Status PrefixStore::Set(const std::string& key, const std::string& value) {
+  return base_->Set(prefix_ + key, value);
+}
+
+absl::StatusOr<std::string> PrefixStore::Get(const std::string& key) { return base_->Get(prefix_ + key); }
+
+absl::Status PrefixStore::Wait(const std::vector<std::string>& keys, absl::Duration timeout) {
+  std::vector<std::string> prefixed;
+  prefixed.reserve(keys.size());
+  for (const std::string& key : keys) prefixed.push_back(prefix_ + key);
+  return base_->Wait(prefixed, timeout);
+}
+
 }  // namespace ddlm

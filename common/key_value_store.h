@@ -52,6 +52,27 @@ class InMemoryKeyValueStore : public KeyValueStore {
   absl::flat_hash_map<std::string, std::string> values_ ABSL_GUARDED_BY(mu_);
 };
 
+// Another store's keys under a prefix, as c10d's PrefixStore: Set("k") sets
+// "<prefix>k" in `base`. How a job attempt's ranks, and the parts of one rank (Gloo's
+// mesh, NCCL's id, the device check), keep their keys apart. Prefixes nest.
+//
+// Threading: as thread-safe as `base`.
+class PrefixStore : public KeyValueStore {
+ public:
+  // `base` (not owned) outlives this.
+  PrefixStore(std::string prefix, KeyValueStore* base) : prefix_(std::move(prefix)), base_(base) {}
+
+  absl::Status Set(const std::string& key, const std::string& value) override;
+  absl::StatusOr<std::string> Get(const std::string& key) override;
+  absl::Status Wait(const std::vector<std::string>& keys, absl::Duration timeout) override;
+
+  const std::string& prefix() const { return prefix_; }
+
+ private:
+  const std::string prefix_;
+  KeyValueStore* const base_;
+};
+
 }  // namespace ddlm
 
 #endif  // DDLM_COMMON_KEY_VALUE_STORE_H_

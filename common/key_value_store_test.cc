@@ -43,5 +43,22 @@ TEST(InMemoryKeyValueStoreTest, ErasePrefixKeepsOtherKeys) {
   EXPECT_TRUE(store.Get("job/2/a").ok());
 }
 
+TEST(PrefixStoreTest, KeysLiveUnderThePrefixAndNest) {
+  InMemoryKeyValueStore base;
+  PrefixStore attempt("job/attempt-1/", &base);
+  PrefixStore gloo("gloo/", &attempt);
+  ASSERT_TRUE(gloo.Set("rank0", "addr").ok());
+  EXPECT_EQ(*base.Get("job/attempt-1/gloo/rank0"), "addr");
+  EXPECT_EQ(*attempt.Get("gloo/rank0"), "addr");
+  EXPECT_EQ(*gloo.Get("rank0"), "addr");
+  EXPECT_TRUE(gloo.Wait({"rank0"}, absl::ZeroDuration()).ok());
+  // Another attempt's prefix sees none of it.
+  PrefixStore other("job/attempt-2/", &base);
+  EXPECT_EQ(other.Get("gloo/rank0").status().code(), absl::StatusCode::kNotFound);
+  absl::Status s = other.Wait({"gloo/rank0"}, absl::ZeroDuration());
+  EXPECT_EQ(s.code(), absl::StatusCode::kDeadlineExceeded);
+  EXPECT_THAT(s.message(), ::testing::HasSubstr("job/attempt-2/gloo/rank0"));  // The full key.
+}
+
 }  // namespace
 }  // namespace ddlm

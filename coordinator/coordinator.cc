@@ -524,62 +524,31 @@ absl::Status Coordinator::CheckWorker(const WorkerRef& worker) {
   return workers_.Find(worker).status();
 }
 
-namespace {
-
-constexpr size_t kMaxRendezvousValue = 64 << 10;
-constexpr int64_t kMaxRendezvousKeys = 4096;
-
-absl::Status CheckRendezvousKey(const std::string& key, const std::string& prefix) {
-  if (key.empty()) return absl::InvalidArgumentError("key is empty");
-  if (key.compare(0, prefix.size(), prefix) != 0) {
-    return absl::PermissionDeniedError(
-        absl::StrCat("key '", key, "' is not this worker's attempt's (they start with '", prefix, "')"));
-  }
-  return absl::OkStatus();
-}
-
-}  // namespace
-
 absl::StatusOr<std::string> Coordinator::RendezvousPrefix(const WorkerRef& worker) {
   absl::MutexLock lock(&mu_);
   DDLM_ASSIGN_OR_RETURN(WorkerEntry * w, workers_.Find(worker));
   if (w->info.state() != BUSY || w->info.job_id().empty()) {
     return absl::AbortedError(absl::StrCat("worker '", worker.worker_id(), "' runs no attempt"));
   }
-  return absl::StrCat(w->info.job_id(), "/attempt-", w->attempt, "/");
+  return Rendezvous::AttemptPrefix(w->info.job_id(), w->attempt);
 }
 
+// The worker's attempt is looked up under mu_; the store is used after releasing it.
 absl::Status Coordinator::KeySet(const WorkerRef& worker, const std::string& key,
                                  const std::string& value) {
   DDLM_ASSIGN_OR_RETURN(std::string prefix, RendezvousPrefix(worker));
-  DDLM_RETURN_IF_ERROR(CheckRendezvousKey(key, prefix));
-  if (value.size() > kMaxRendezvousValue) {
-    return absl::ResourceExhaustedError(
-        absl::StrCat("value of ", value.size(), " bytes for key '", key, "': at most ", kMaxRendezvousValue));
-  }
-  if (kv_.CountPrefix(prefix) >= kMaxRendezvousKeys) {
-    return absl::ResourceExhaustedError(
-        absl::StrCat("attempt '", prefix, "' already has ", kMaxRendezvousKeys, " rendezvous keys"));
-  }
-  return kv_.Set(key, value);
+  return rendezvous_.Set(prefix, key, value);
 }
 
 absl::StatusOr<std::string> Coordinator::KeyGet(const WorkerRef& worker, const std::string& key) {
   DDLM_ASSIGN_OR_RETURN(std::string prefix, RendezvousPrefix(worker));
-  DDLM_RETURN_IF_ERROR(CheckRendezvousKey(key, prefix));
-  return kv_.Get(key);
+  return rendezvous_.Get(prefix, key);
 }
 
 absl::Status Coordinator::KeyWait(const WorkerRef& worker, const std::vector<std::string>& keys,
                                   absl::Duration timeout) {
   DDLM_ASSIGN_OR_RETURN(std::string prefix, RendezvousPrefix(worker));
-  if (keys.empty()) return absl::InvalidArgumentError("keys is empty");
-  for (const std::string& key : keys) DDLM_RETURN_IF_ERROR(CheckRendezvousKey(key, prefix));
-  if (timeout < absl::ZeroDuration() || timeout > absl::Hours(1)) {
-    return absl::InvalidArgumentError(absl::StrCat("timeout_ms must be in [0, 3600000], got ",
-                                                   absl::ToInt64Milliseconds(timeout)));
-  }
-  return kv_.Wait(keys, timeout);
+  return rendezvous_.Wait(prefix, keys, timeout);
 }
 
 absl::StatusOr<std::string> Coordinator::CheckpointFile(const WorkerRef& worker, const std::string& job_id,
@@ -633,6 +602,7 @@ void Coordinator::WorkerLostLocked(const WorkerEntry& worker, const std::string&
 }
 
 void Coordinator::Shutdown() {
+  rendezvous_.Shutdown();  // Its waiters hold no coordinator lock.
   absl::MutexLock lock(&mu_);
   shutdown_ = true;
   const absl::Status closing = absl::UnavailableError("the coordinator is shutting down");
@@ -898,7 +868,7 @@ void Coordinator::StartAttemptLocked(JobEntry& job, absl::StatusOr<PreparedAttem
   j.clear_workers();
   j.set_started_unix_seconds(absl::ToUnixSeconds(clock_->Now()));
   j.set_finished_unix_seconds(0);
-  const std::string prefix = absl::StrCat(j.id(), "/attempt-", attempt.number, "/");
+  const std::string prefix = Rendezvous::AttemptPrefix(j.id(), attempt.number);
   for (int r = 0; r < world; ++r) {
     WorkerEntry& w = *workers[r];
     j.add_workers(w.info.worker_id());
@@ -962,7 +932,7 @@ void Coordinator::RankStoppedLocked(JobEntry& job, int rank, const std::string& 
 void Coordinator::EndAttemptLocked(JobEntry& job) {
   Attempt& a = *job.attempt;
   a.ended = true;
-  kv_.ErasePrefix(absl::StrCat(job.record.job().id(), "/attempt-", a.number, "/"));
+  rendezvous_.EndAttempt(Rendezvous::AttemptPrefix(job.record.job().id(), a.number));
   JobState state;
   std::string message;
   if (!a.failure.empty()) {
@@ -1040,7 +1010,7 @@ absl::Status Coordinator::ReportMetrics(const ReportMetricsRequest& request) {
 }
 
 absl::StatusOr<EvaluationDecision> Coordinator::ReportEvaluation(
-    const ReportEvaluationRequest& request, absl::Time deadline) {
+    const ReportEvaluationRequest& request, absl::Duration timeout) {
   if (request.split() != VALID && request.split() != TEST) {
     return absl::InvalidArgumentError("split must be VALID or TEST");
   }
@@ -1054,7 +1024,7 @@ absl::StatusOr<EvaluationDecision> Coordinator::ReportEvaluation(
   }
   const Split split = request.split();
   const int32_t epoch = request.epoch();
-  deadline = std::min(deadline, absl::Now() + options_.max_evaluation_wait);
+  timeout = std::min(timeout, options_.max_evaluation_wait);
   return Persisted([&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) -> absl::StatusOr<EvaluationDecision> {
     DDLM_ASSIGN_OR_RETURN(JobEntry * job, FindAttemptLocked(request.worker(), request.attempt()));
     const int32_t number = job->attempt->number;
@@ -1114,7 +1084,7 @@ absl::StatusOr<EvaluationDecision> Coordinator::ReportEvaluation(
       return shutdown_ || !current() || job->attempt->cancel_requested ||
              !job->attempt->failure.empty() || job->attempt->rounds.Decision(split, epoch).has_value();
     };
-    mu_.AwaitWithDeadline(absl::Condition(&ready), deadline);
+    mu_.AwaitWithTimeout(absl::Condition(&ready), timeout);
     // A decided round is answered even if a cancel came later, so that every rank sees
     // the same outcome and takes the same next collective step.
     if (current()) {

@@ -64,7 +64,6 @@
 #include "common/clock.h"
 #include "common/corpus.h"
 #include "common/data_roots.h"
-#include "common/key_value_store.h"
 #include "coordinator/attempt_preparation.h"
 #include "coordinator/attempt_rounds.h"
 #include "coordinator/checkpoint_upload.h"
@@ -72,6 +71,7 @@
 #include "coordinator/job_event_observer.h"
 #include "coordinator/job_store.h"
 #include "coordinator/record_writer.h"
+#include "coordinator/rendezvous.h"
 #include "coordinator/stream_sink.h"
 #include "coordinator/text_generator.h"
 #include "coordinator/worker_credentials.h"
@@ -170,12 +170,12 @@ class Coordinator {
   void DetachCommandStream(StreamSink<WorkerCommand>* sink) ABSL_LOCKS_EXCLUDED(mu_);
   // NOT_FOUND / ABORTED as for Heartbeat.
   absl::Status CheckWorker(const WorkerRef& worker) ABSL_LOCKS_EXCLUDED(mu_);
-  // The rendezvous store, for the ranks of running attempts only, each within its own
-  // attempt's keys ("<job_id>/attempt-<n>/...", Assignment.store_prefix):
-  // PERMISSION_DENIED for another key, ABORTED for a worker in no attempt.
-  // INVALID_ARGUMENT for an empty key or key list, or a wait outside [0, 1 h] (bounded
-  // so that a forgotten waiter cannot hold a server thread, and shutdown, forever);
-  // RESOURCE_EXHAUSTED past 64 KiB a value or 4096 keys an attempt.
+  // The rendezvous store (rendezvous.h), for the ranks of running attempts only, each
+  // within its own attempt's keys (Rendezvous::AttemptPrefix, Assignment.store_prefix):
+  // ABORTED for a worker in no attempt, then Rendezvous's errors: PERMISSION_DENIED for
+  // another key, INVALID_ARGUMENT for an empty key or key list or a wait outside
+  // [0, 1 h], RESOURCE_EXHAUSTED past 64 KiB a value or 4096 keys an attempt,
+  // UNAVAILABLE once Shutdown has woken the waiters.
   absl::Status KeySet(const WorkerRef& worker, const std::string& key, const std::string& value)
       ABSL_LOCKS_EXCLUDED(mu_);
   absl::StatusOr<std::string> KeyGet(const WorkerRef& worker, const std::string& key)
@@ -191,11 +191,12 @@ class Coordinator {
   absl::StatusOr<std::string> CheckpointFile(const WorkerRef& worker, const std::string& job_id,
                                              const std::string& checkpoint_id) ABSL_LOCKS_EXCLUDED(mu_);
   absl::Status ReportMetrics(const ReportMetricsRequest& request) ABSL_LOCKS_EXCLUDED(mu_);
-  // Records the rank's result (again is harmless) and waits until `deadline` (at most
-  // options.max_evaluation_wait) for the round's decision; DEADLINE_EXCEEDED if not
-  // every rank has reported by then.
+  // Records the rank's result (again is harmless) and waits up to `timeout` (at most
+  // options.max_evaluation_wait; zero: not at all) for the round's decision;
+  // DEADLINE_EXCEEDED if not every rank has reported by then. A duration, not a time:
+  // the wait is the mutex's, in real time, whatever clock the coordinator was given.
   absl::StatusOr<EvaluationDecision> ReportEvaluation(const ReportEvaluationRequest& request,
-                                                      absl::Time deadline) ABSL_LOCKS_EXCLUDED(mu_);
+                                                      absl::Duration timeout) ABSL_LOCKS_EXCLUDED(mu_);
   // Starts an upload (checkpoint_upload.h) once `worker` is known to be rank 0 of the
   // running `attempt` (ABORTED, NOT_FOUND, INVALID_ARGUMENT otherwise), before any byte
   // is read. Finish keeps it only if the attempt is still current then: renamed into
@@ -347,7 +348,7 @@ class Coordinator {
   JobStore store_;
   JobRecordWriter writer_;
   TextGenerator generator_;
-  InMemoryKeyValueStore kv_;
+  Rendezvous rendezvous_;  // Thread-safe on its own; never waited on under mu_.
   WorkerCredentials credentials_;  // Thread-safe; its own lock.
   std::atomic<uint64_t> next_upload_{1};  // Staging file names.
 

@@ -135,14 +135,14 @@ class CoordinatorTest : public ::testing::Test {
   EvaluationDecision EvalBoth(const WorkerRef& w0, const Assignment& a0, const WorkerRef& w1,
                               const Assignment& a1, Split split, int epoch, double l0, double l1) {
     // Rank 0 reports first and, with a past deadline, gets DEADLINE_EXCEEDED.
-    EXPECT_EQ(coordinator_->ReportEvaluation(Eval(w0, a0, split, epoch, l0, 100), absl::InfinitePast())
+    EXPECT_EQ(coordinator_->ReportEvaluation(Eval(w0, a0, split, epoch, l0, 100), absl::ZeroDuration())
                   .status()
                   .code(),
               absl::StatusCode::kDeadlineExceeded);
-    auto d1 = coordinator_->ReportEvaluation(Eval(w1, a1, split, epoch, l1, 300), absl::InfinitePast());
+    auto d1 = coordinator_->ReportEvaluation(Eval(w1, a1, split, epoch, l1, 300), absl::ZeroDuration());
     EXPECT_TRUE(d1.ok()) << d1.status();
     // Reporting again is harmless and now returns the decision.
-    auto d0 = coordinator_->ReportEvaluation(Eval(w0, a0, split, epoch, l0, 100), absl::InfinitePast());
+    auto d0 = coordinator_->ReportEvaluation(Eval(w0, a0, split, epoch, l0, 100), absl::ZeroDuration());
     EXPECT_TRUE(d0.ok()) << d0.status();
     EXPECT_EQ(d0->loss(), d1->loss());
     return *d0;
@@ -683,7 +683,7 @@ TEST_F(CoordinatorTest, MissedHeartbeatsFailTheAttemptAndCancelThePeers) {
   ASSERT_TRUE(cancel && cancel->has_cancel());
   EXPECT_EQ(cancel->cancel().job_id(), job->id());
   // A blocked evaluation barrier gives up with ABORTED instead of hanging.
-  EXPECT_EQ(coordinator_->ReportEvaluation(Eval(w0, a0, VALID, 1, 1, 1), absl::InfiniteFuture())
+  EXPECT_EQ(coordinator_->ReportEvaluation(Eval(w0, a0, VALID, 1, 1, 1), absl::InfiniteDuration())
                 .status()
                 .code(),
             absl::StatusCode::kAborted);
@@ -759,9 +759,9 @@ TEST_F(CoordinatorTest, ResumeStartsANewAttemptFromTheCheckpoint) {
   EXPECT_EQ(a.resume_checkpoint_id(), "e0002-s00000010");
   EXPECT_EQ(a.spec().schedule().epochs(), 3);
   // The old attempt's calls are refused; the new one's lr comes from the checkpoint.
-  EXPECT_EQ(coordinator_->ReportEvaluation(Eval(w0, a0, VALID, 2, 3, 1), absl::InfinitePast()).status().code(),
+  EXPECT_EQ(coordinator_->ReportEvaluation(Eval(w0, a0, VALID, 2, 3, 1), absl::ZeroDuration()).status().code(),
             absl::StatusCode::kAborted);
-  auto d = coordinator_->ReportEvaluation(Eval(w0, a, VALID, 2, 3, 1), absl::InfinitePast());
+  auto d = coordinator_->ReportEvaluation(Eval(w0, a, VALID, 2, 3, 1), absl::ZeroDuration());
   ASSERT_TRUE(d.ok());
   EXPECT_FALSE(d->best());  // 3.0 is worse than the checkpoint's best 2.0.
   EXPECT_DOUBLE_EQ(d->lr(), 5.0 / 4.0);
@@ -888,15 +888,15 @@ TEST_F(CoordinatorTest, AfterACancelAnUndecidedRoundAbortsEveryRank) {
   auto a0 = Poll(w0)->assign();
   auto a1 = Poll(w1)->assign();
   // Rank 0 reported; then the job is cancelled before rank 1 reports.
-  EXPECT_EQ(coordinator_->ReportEvaluation(Eval(w0, a0, VALID, 1, 1, 10), absl::InfinitePast()).status().code(),
+  EXPECT_EQ(coordinator_->ReportEvaluation(Eval(w0, a0, VALID, 1, 1, 10), absl::ZeroDuration()).status().code(),
             absl::StatusCode::kDeadlineExceeded);
   ASSERT_TRUE(coordinator_->CancelJob(job->id()).ok());
-  EXPECT_EQ(coordinator_->ReportEvaluation(Eval(w1, a1, VALID, 1, 1, 10), absl::InfinitePast()).status().code(),
+  EXPECT_EQ(coordinator_->ReportEvaluation(Eval(w1, a1, VALID, 1, 1, 10), absl::ZeroDuration()).status().code(),
             absl::StatusCode::kAborted);
-  EXPECT_EQ(coordinator_->ReportEvaluation(Eval(w0, a0, VALID, 1, 1, 10), absl::InfinitePast()).status().code(),
+  EXPECT_EQ(coordinator_->ReportEvaluation(Eval(w0, a0, VALID, 1, 1, 10), absl::ZeroDuration()).status().code(),
             absl::StatusCode::kAborted);
   // Bad values are refused.
-  EXPECT_EQ(coordinator_->ReportEvaluation(Eval(w0, a0, VALID, 1, 1, int64_t{1} << 60), absl::InfinitePast())
+  EXPECT_EQ(coordinator_->ReportEvaluation(Eval(w0, a0, VALID, 1, 1, int64_t{1} << 60), absl::ZeroDuration())
                 .status()
                 .code(),
             absl::StatusCode::kInvalidArgument);
@@ -1019,7 +1019,7 @@ TEST_F(CoordinatorTest, ACoordinatorRestartRestartsRunningJobsFromTheirLatestChe
   spec.mutable_checkpoint()->set_keep_last(3);
   auto job = coordinator_->SubmitJob(spec);
   auto a0 = Poll(w0)->assign();
-  auto d = coordinator_->ReportEvaluation(Eval(w0, a0, VALID, 1, 100, 100), absl::InfinitePast());
+  auto d = coordinator_->ReportEvaluation(Eval(w0, a0, VALID, 1, 100, 100), absl::ZeroDuration());
   ASSERT_TRUE(d.ok()) << d.status();
   const double lr = spec.optimizer().lr();
   ASSERT_TRUE(Upload(w0, a0.attempt(), CheckpointBytes(spec, 2, 10, lr, 1.0, 1.0)).ok());
@@ -1050,7 +1050,7 @@ TEST_F(CoordinatorTest, ACoordinatorRestartRestartsRunningJobsFromTheirLatestChe
   auto a1 = Poll(again)->assign();
   EXPECT_EQ(a1.resume_checkpoint_id(), "e0002-s00000012");
   EXPECT_EQ(a1.best_checkpoint_id(), "e0002-s00000010");
-  d = coordinator_->ReportEvaluation(Eval(again, a1, VALID, 2, 50, 100), absl::InfinitePast());
+  d = coordinator_->ReportEvaluation(Eval(again, a1, VALID, 2, 50, 100), absl::ZeroDuration());
   ASSERT_TRUE(d.ok()) << d.status();
   EXPECT_TRUE(d->best());
   EXPECT_DOUBLE_EQ(d->lr(), lr);
@@ -1463,7 +1463,7 @@ TEST_F(CoordinatorTest, AnEvaluationWaitIsCappedWhateverTheCallersDeadline) {
   auto a0 = Poll(w0)->assign();
   auto a1 = Poll(w1)->assign();
   // Rank 1 never reports; rank 0 asks to wait forever and is answered anyway.
-  auto d = coordinator_->ReportEvaluation(Eval(w0, a0, VALID, 1, 1, 10), absl::InfiniteFuture());
+  auto d = coordinator_->ReportEvaluation(Eval(w0, a0, VALID, 1, 1, 10), absl::InfiniteDuration());
   EXPECT_EQ(d.status().code(), absl::StatusCode::kDeadlineExceeded);
   (void)a1;
 }

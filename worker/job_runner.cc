@@ -55,15 +55,15 @@ absl::Status JobRunner::Run() {
 absl::Status JobRunner::AgreeOnDeviceKind(KeyValueStore& store, const std::string& kind) {
   const int world = assignment_.world_size();
   if (world == 1) return absl::OkStatus();
-  const std::string prefix = assignment_.store_prefix() + "device/";
-  DDLM_RETURN_IF_ERROR(store.Set(absl::StrCat(prefix, assignment_.attempt().rank()), kind));
+  PrefixStore devices(assignment_.store_prefix() + "device/", &store);  // Rank -> device kind.
+  DDLM_RETURN_IF_ERROR(devices.Set(absl::StrCat(assignment_.attempt().rank()), kind));
   std::vector<std::string> keys;
-  for (int r = 0; r < world; ++r) keys.push_back(absl::StrCat(prefix, r));
-  DDLM_RETURN_IF_ERROR(store.Wait(keys, options_.collective_timeout));
+  for (int r = 0; r < world; ++r) keys.push_back(absl::StrCat(r));
+  DDLM_RETURN_IF_ERROR(devices.Wait(keys, options_.collective_timeout));
   std::vector<std::string> kinds;
   bool mixed = false;
   for (int r = 0; r < world; ++r) {
-    DDLM_ASSIGN_OR_RETURN(std::string k, store.Get(keys[r]));
+    DDLM_ASSIGN_OR_RETURN(std::string k, devices.Get(keys[r]));
     mixed = mixed || k != kind;
     kinds.push_back(absl::StrCat("rank ", r, " ", k));
   }

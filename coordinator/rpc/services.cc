@@ -12,6 +12,7 @@
 #include "absl/synchronization/mutex.h"
 #include "common/chunked_transfer.h"
 #include "common/grpc_status.h"
+#include "common/status_macros.h"
 
 namespace ddlm {
 namespace {
@@ -128,16 +129,6 @@ std::optional<std::string> Authorization(const grpc::ServerContextBase& context)
   return std::string(it->second.data(), it->second.size());
 }
 
-#define DDLM_GRPC_ASSIGN_OR_RETURN(lhs, expr)           \
-  auto DDLM_GRPC_CONCAT(result_, __LINE__) = (expr);    \
-  if (!DDLM_GRPC_CONCAT(result_, __LINE__).ok()) {      \
-    return ToGrpcStatus(DDLM_GRPC_CONCAT(result_, __LINE__).status()); \
-  }                                                     \
-  lhs = *std::move(DDLM_GRPC_CONCAT(result_, __LINE__))
-#define DDLM_GRPC_RETURN_IF_ERROR(expr)                                   \
-  if (absl::Status status_ = (expr); !status_.ok()) return ToGrpcStatus(status_)
-#define DDLM_GRPC_CONCAT_INNER(a, b) a##b
-#define DDLM_GRPC_CONCAT(a, b) DDLM_GRPC_CONCAT_INNER(a, b)
 
 // Cancels the transfer `context` runs once `max` has passed (nothing without deadlines).
 std::optional<CallDeadlines::Registration> BoundTransfer(CallDeadlines* deadlines, absl::Duration max,
@@ -182,18 +173,18 @@ absl::StatusOr<Caller> WorkerServiceImpl::Admit(const grpc::ServerContextBase& c
 // ---------------------------------------------------------------- JobService
 
 grpc::Status JobServiceImpl::SubmitJob(grpc::ServerContext* context, const SubmitJobRequest* request, Job* job) {
-  DDLM_GRPC_ASSIGN_OR_RETURN(const Caller caller, Admit(*context, nullptr));
+  DDLM_ASSIGN_OR_RETURN_AS(const Caller caller, Admit(*context, nullptr), ToGrpcStatus);
   return Reply(c_->SubmitJob(request->spec(), caller.name), job);
 }
 
 grpc::Status JobServiceImpl::GetJob(grpc::ServerContext* context, const GetJobRequest* request, Job* job) {
-  DDLM_GRPC_RETURN_IF_ERROR(Admit(*context, &request->job_id()).status());
+  DDLM_RETURN_IF_ERROR_AS(Admit(*context, &request->job_id()).status(), ToGrpcStatus);
   return Reply(c_->GetJob(request->job_id()), job);
 }
 
 grpc::Status JobServiceImpl::ListJobs(grpc::ServerContext* context, const ListJobsRequest*,
                                       ListJobsResponse* response) {
-  DDLM_GRPC_ASSIGN_OR_RETURN(const Caller caller, Admit(*context, nullptr));
+  DDLM_ASSIGN_OR_RETURN_AS(const Caller caller, Admit(*context, nullptr), ToGrpcStatus);
   for (Job& job : c_->ListJobs()) {
     if (AccessControl::AllowJob(caller, job.id(), job.owner()).ok()) {  // A user's own.
       *response->add_jobs() = std::move(job);
@@ -217,23 +208,23 @@ grpc::ServerWriteReactor<JobEvent>* JobServiceImpl::WatchJob(grpc::CallbackServe
 
 grpc::Status JobServiceImpl::DeleteJob(grpc::ServerContext* context, const DeleteJobRequest* request,
                                        DeleteJobResponse*) {
-  DDLM_GRPC_RETURN_IF_ERROR(Admit(*context, &request->job_id()).status());
+  DDLM_RETURN_IF_ERROR_AS(Admit(*context, &request->job_id()).status(), ToGrpcStatus);
   return ToGrpcStatus(c_->DeleteJob(request->job_id()));
 }
 
 grpc::Status JobServiceImpl::CancelJob(grpc::ServerContext* context, const CancelJobRequest* request, Job* job) {
-  DDLM_GRPC_RETURN_IF_ERROR(Admit(*context, &request->job_id()).status());
+  DDLM_RETURN_IF_ERROR_AS(Admit(*context, &request->job_id()).status(), ToGrpcStatus);
   return Reply(c_->CancelJob(request->job_id()), job);
 }
 
 grpc::Status JobServiceImpl::ResumeJob(grpc::ServerContext* context, const ResumeJobRequest* request, Job* job) {
-  DDLM_GRPC_RETURN_IF_ERROR(Admit(*context, &request->job_id()).status());
+  DDLM_RETURN_IF_ERROR_AS(Admit(*context, &request->job_id()).status(), ToGrpcStatus);
   return Reply(c_->ResumeJob(*request), job);
 }
 
 grpc::Status JobServiceImpl::ListCheckpoints(grpc::ServerContext* context, const ListCheckpointsRequest* request,
                                              ListCheckpointsResponse* response) {
-  DDLM_GRPC_RETURN_IF_ERROR(Admit(*context, &request->job_id()).status());
+  DDLM_RETURN_IF_ERROR_AS(Admit(*context, &request->job_id()).status(), ToGrpcStatus);
   absl::StatusOr<std::vector<CheckpointInfo>> kept = c_->ListCheckpoints(request->job_id());
   if (!kept.ok()) return ToGrpcStatus(kept.status());
   for (CheckpointInfo& c : *kept) *response->add_checkpoints() = std::move(c);
@@ -243,7 +234,7 @@ grpc::Status JobServiceImpl::ListCheckpoints(grpc::ServerContext* context, const
 grpc::Status JobServiceImpl::FetchCheckpoint(grpc::ServerContext* context,
                                              const FetchCheckpointRequest* request,
                                              grpc::ServerWriter<DataChunk>* writer) {
-  DDLM_GRPC_RETURN_IF_ERROR(Admit(*context, &request->job_id()).status());
+  DDLM_RETURN_IF_ERROR_AS(Admit(*context, &request->job_id()).status(), ToGrpcStatus);
   absl::StatusOr<std::string> path = c_->KeptCheckpointPath(request->job_id(), request->checkpoint());
   if (!path.ok()) return ToGrpcStatus(path.status());
   const auto bound = BoundTransfer(deadlines_, max_transfer_, context);
@@ -252,13 +243,13 @@ grpc::Status JobServiceImpl::FetchCheckpoint(grpc::ServerContext* context,
 
 grpc::Status JobServiceImpl::Generate(grpc::ServerContext* context, const GenerateRequest* request,
                                       GenerateResponse* response) {
-  DDLM_GRPC_RETURN_IF_ERROR(Admit(*context, &request->job_id()).status());
+  DDLM_RETURN_IF_ERROR_AS(Admit(*context, &request->job_id()).status(), ToGrpcStatus);
   return Reply(c_->Generate(*request), response);
 }
 
 grpc::Status JobServiceImpl::ListWorkers(grpc::ServerContext* context, const ListWorkersRequest*,
                                          ListWorkersResponse* response) {
-  DDLM_GRPC_ASSIGN_OR_RETURN(const Caller caller, Admit(*context, nullptr));
+  DDLM_ASSIGN_OR_RETURN_AS(const Caller caller, Admit(*context, nullptr), ToGrpcStatus);
   for (WorkerInfo& w : c_->ListWorkers()) {
     // A user sees every worker, but which job it runs only for their own jobs.
     if (caller.role == Role::kUser && !w.job_id().empty()) {
@@ -277,19 +268,19 @@ grpc::Status JobServiceImpl::ListWorkers(grpc::ServerContext* context, const Lis
 
 grpc::Status WorkerServiceImpl::Register(grpc::ServerContext* context, const RegisterRequest* request,
                                          RegisterResponse* response) {
-  DDLM_GRPC_ASSIGN_OR_RETURN(const Caller caller, Admit(*context, nullptr));
+  DDLM_ASSIGN_OR_RETURN_AS(const Caller caller, Admit(*context, nullptr), ToGrpcStatus);
   return Reply(c_->Register(*request, caller.name), response);
 }
 
 grpc::Status WorkerServiceImpl::Heartbeat(grpc::ServerContext* context, const HeartbeatRequest* request,
                                           HeartbeatResponse*) {
-  DDLM_GRPC_RETURN_IF_ERROR(Admit(*context, &request->worker().worker_id()).status());
+  DDLM_RETURN_IF_ERROR_AS(Admit(*context, &request->worker().worker_id()).status(), ToGrpcStatus);
   return ToGrpcStatus(c_->Heartbeat(request->worker()));
 }
 
 grpc::Status WorkerServiceImpl::Deregister(grpc::ServerContext* context, const DeregisterRequest* request,
                                            DeregisterResponse*) {
-  DDLM_GRPC_RETURN_IF_ERROR(Admit(*context, &request->worker().worker_id()).status());
+  DDLM_RETURN_IF_ERROR_AS(Admit(*context, &request->worker().worker_id()).status(), ToGrpcStatus);
   return ToGrpcStatus(c_->Deregister(request->worker()));
 }
 
@@ -307,13 +298,13 @@ grpc::ServerWriteReactor<WorkerCommand>* WorkerServiceImpl::StreamCommands(
 }
 
 grpc::Status WorkerServiceImpl::KeySet(grpc::ServerContext* context, const KeySetRequest* request, KeySetResponse*) {
-  DDLM_GRPC_RETURN_IF_ERROR(Admit(*context, &request->worker().worker_id()).status());
+  DDLM_RETURN_IF_ERROR_AS(Admit(*context, &request->worker().worker_id()).status(), ToGrpcStatus);
   return ToGrpcStatus(c_->KeySet(request->worker(), request->key(), request->value()));
 }
 
 grpc::Status WorkerServiceImpl::KeyGet(grpc::ServerContext* context, const KeyGetRequest* request,
                                        KeyGetResponse* response) {
-  DDLM_GRPC_RETURN_IF_ERROR(Admit(*context, &request->worker().worker_id()).status());
+  DDLM_RETURN_IF_ERROR_AS(Admit(*context, &request->worker().worker_id()).status(), ToGrpcStatus);
   absl::StatusOr<std::string> value = c_->KeyGet(request->worker(), request->key());
   if (!value.ok()) return ToGrpcStatus(value.status());
   response->set_value(*std::move(value));
@@ -322,7 +313,7 @@ grpc::Status WorkerServiceImpl::KeyGet(grpc::ServerContext* context, const KeyGe
 
 grpc::Status WorkerServiceImpl::KeyWait(grpc::ServerContext* context, const KeyWaitRequest* request,
                                         KeyWaitResponse*) {
-  DDLM_GRPC_RETURN_IF_ERROR(Admit(*context, &request->worker().worker_id()).status());
+  DDLM_RETURN_IF_ERROR_AS(Admit(*context, &request->worker().worker_id()).status(), ToGrpcStatus);
   std::vector<std::string> keys(request->keys().begin(), request->keys().end());
   return ToGrpcStatus(c_->KeyWait(request->worker(), keys, absl::Milliseconds(request->timeout_ms())));
 }
@@ -330,7 +321,7 @@ grpc::Status WorkerServiceImpl::KeyWait(grpc::ServerContext* context, const KeyW
 grpc::Status WorkerServiceImpl::DownloadShard(grpc::ServerContext* context,
                                               const DownloadShardRequest* request,
                                               grpc::ServerWriter<DataChunk>* writer) {
-  DDLM_GRPC_RETURN_IF_ERROR(Admit(*context, &request->worker().worker_id()).status());
+  DDLM_RETURN_IF_ERROR_AS(Admit(*context, &request->worker().worker_id()).status(), ToGrpcStatus);
   absl::StatusOr<std::shared_ptr<const std::string>> shard = c_->Shard(*request);
   if (!shard.ok()) return ToGrpcStatus(shard.status());
   const auto bound = BoundTransfer(deadlines_, max_transfer_, context);
@@ -340,7 +331,7 @@ grpc::Status WorkerServiceImpl::DownloadShard(grpc::ServerContext* context,
 grpc::Status WorkerServiceImpl::DownloadCheckpoint(grpc::ServerContext* context,
                                                    const DownloadCheckpointRequest* request,
                                                    grpc::ServerWriter<DataChunk>* writer) {
-  DDLM_GRPC_RETURN_IF_ERROR(Admit(*context, &request->worker().worker_id()).status());
+  DDLM_RETURN_IF_ERROR_AS(Admit(*context, &request->worker().worker_id()).status(), ToGrpcStatus);
   absl::StatusOr<std::string> path =
       c_->CheckpointFile(request->worker(), request->job_id(), request->checkpoint_id());
   if (!path.ok()) return ToGrpcStatus(path.status());
@@ -350,25 +341,25 @@ grpc::Status WorkerServiceImpl::DownloadCheckpoint(grpc::ServerContext* context,
 
 grpc::Status WorkerServiceImpl::ReportMetrics(grpc::ServerContext* context, const ReportMetricsRequest* request,
                                               ReportMetricsResponse*) {
-  DDLM_GRPC_RETURN_IF_ERROR(Admit(*context, &request->worker().worker_id()).status());
+  DDLM_RETURN_IF_ERROR_AS(Admit(*context, &request->worker().worker_id()).status(), ToGrpcStatus);
   return ToGrpcStatus(c_->ReportMetrics(*request));
 }
 
 grpc::Status WorkerServiceImpl::ReportEvaluation(grpc::ServerContext* context,
                                                  const ReportEvaluationRequest* request,
                                                  EvaluationDecision* decision) {
-  DDLM_GRPC_RETURN_IF_ERROR(Admit(*context, &request->worker().worker_id()).status());
+  DDLM_RETURN_IF_ERROR_AS(Admit(*context, &request->worker().worker_id()).status(), ToGrpcStatus);
   // Wait as long as the worker's own deadline allows (the coordinator caps it).
-  absl::Time deadline = context->deadline() == std::chrono::system_clock::time_point::max()
-                            ? absl::InfiniteFuture()
-                            : absl::FromChrono(context->deadline());
-  return Reply(c_->ReportEvaluation(*request, deadline), decision);
+  const absl::Duration timeout = context->deadline() == std::chrono::system_clock::time_point::max()
+                                     ? absl::InfiniteDuration()
+                                     : std::max(absl::ZeroDuration(), absl::FromChrono(context->deadline()) - absl::Now());
+  return Reply(c_->ReportEvaluation(*request, timeout), decision);
 }
 
 grpc::Status WorkerServiceImpl::UploadCheckpoint(grpc::ServerContext* context,
                                                  grpc::ServerReader<CheckpointChunk>* reader,
                                                  CheckpointInfo* info) {
-  DDLM_GRPC_ASSIGN_OR_RETURN(const Caller caller, Admit(*context, nullptr));  // Before any byte is read.
+  DDLM_ASSIGN_OR_RETURN_AS(const Caller caller, Admit(*context, nullptr), ToGrpcStatus);  // Before any byte is read.
   const auto bound = BoundTransfer(deadlines_, max_transfer_, context);
   CheckpointChunk chunk;
   if (!reader->Read(&chunk)) {
@@ -393,7 +384,7 @@ grpc::Status WorkerServiceImpl::UploadCheckpoint(grpc::ServerContext* context,
 grpc::Status WorkerServiceImpl::FinishAssignment(grpc::ServerContext* context,
                                                  const FinishAssignmentRequest* request,
                                                  FinishAssignmentResponse*) {
-  DDLM_GRPC_RETURN_IF_ERROR(Admit(*context, &request->worker().worker_id()).status());
+  DDLM_RETURN_IF_ERROR_AS(Admit(*context, &request->worker().worker_id()).status(), ToGrpcStatus);
   return ToGrpcStatus(c_->FinishAssignment(*request));
 }
 

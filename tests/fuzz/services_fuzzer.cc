@@ -225,7 +225,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     }
     case 21: {
       ddlm::ReportEvaluationRequest r;
-      if (Parse(data, size, &r)) (void)c->ReportEvaluation(r, absl::InfinitePast());
+      if (Parse(data, size, &r)) (void)c->ReportEvaluation(r, absl::ZeroDuration());
       break;
     }
     case 22: {

@@ -43,9 +43,9 @@ class StoreError : public gloo::IoException {
   absl::Status status_;
 };
 
-// gloo::rendezvous::Store on top of a KeyValueStore. Keys get `prefix` here rather than
-// through gloo::rendezvous::PrefixStore because PrefixStore::wait(keys) substitutes
-// Gloo's fixed 30 s default for our timeout.
+// gloo::rendezvous::Store on top of a KeyValueStore (ddlm's PrefixStore gives the keys
+// their prefix; not gloo::rendezvous::PrefixStore, whose wait(keys) substitutes Gloo's
+// fixed 30 s default for our timeout).
 //
 // Gloo's stores block in get() until the key exists, and connectFullMesh relies on it
 // (it reads the lower ranks' host names without waiting first), so get() waits too.
@@ -53,41 +53,32 @@ class StoreError : public gloo::IoException {
 // Threading: used only by the thread inside CreateGlooCollective.
 class KeyValueStoreAdapter : public gloo::rendezvous::Store {
  public:
-  KeyValueStoreAdapter(KeyValueStore* store, std::string prefix, absl::Duration timeout)
-      : store_(store), prefix_(std::move(prefix)), timeout_(timeout) {}
+  KeyValueStoreAdapter(KeyValueStore* store, absl::Duration timeout) : store_(store), timeout_(timeout) {}
 
   void set(const std::string& key, const std::vector<char>& data) override {
-    Check(store_->Set(prefix_ + key, std::string(data.begin(), data.end())));
+    Check(store_->Set(key, std::string(data.begin(), data.end())));
   }
 
   std::vector<char> get(const std::string& key) override {
-    Check(store_->Wait({prefix_ + key}, timeout_));
-    absl::StatusOr<std::string> value = store_->Get(prefix_ + key);
+    Check(store_->Wait({key}, timeout_));
+    absl::StatusOr<std::string> value = store_->Get(key);
     Check(value.status());
     return std::vector<char>(value->begin(), value->end());
   }
 
-  void wait(const std::vector<std::string>& keys) override { Wait(keys, timeout_); }
+  void wait(const std::vector<std::string>& keys) override { Check(store_->Wait(keys, timeout_)); }
 
   void wait(const std::vector<std::string>& keys,
             const std::chrono::milliseconds& timeout) override {
-    Wait(keys, absl::FromChrono(timeout));
+    Check(store_->Wait(keys, absl::FromChrono(timeout)));
   }
 
  private:
-  void Wait(const std::vector<std::string>& keys, absl::Duration timeout) {
-    std::vector<std::string> prefixed;
-    prefixed.reserve(keys.size());
-    for (const std::string& key : keys) prefixed.push_back(prefix_ + key);
-    Check(store_->Wait(prefixed, timeout));
-  }
-
   static void Check(const absl::Status& status) {
     if (!status.ok()) throw StoreError(status);
   }
 
-  KeyValueStore* const store_;  // Not owned.
-  const std::string prefix_;
+  KeyValueStore* const store_;  // Not owned; a PrefixStore of the attempt's "gloo/" keys.
   const absl::Duration timeout_;
 };
 
@@ -266,8 +257,8 @@ absl::StatusOr<std::unique_ptr<Collective>> CreateGlooCollective(const Collectiv
     gloo::transport::tcp::attr attr;
     attr.hostname = options.host;
     std::shared_ptr<gloo::transport::Device> device = gloo::transport::tcp::CreateDevice(attr);
-    KeyValueStoreAdapter adapter(store, absl::StrCat(options.store_prefix, "gloo/"),
-                                 options.timeout);
+    PrefixStore gloo_keys(absl::StrCat(options.store_prefix, "gloo/"), store);
+    KeyValueStoreAdapter adapter(&gloo_keys, options.timeout);
     context->connectFullMesh(adapter, device);
   });
   if (!status.ok()) {

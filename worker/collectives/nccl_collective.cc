@@ -91,26 +91,27 @@ class NcclCollective : public Collective {
                                    cudaMalloc(reinterpret_cast<void**>(&scratch_), sizeof(float))));
     DDLM_RETURN_IF_ERROR(CudaCheck(kOp, "cudaMemset", cudaMemset(scratch_, 0, sizeof(float))));
 
-    const std::string key = store_prefix + "nccl_unique_id";
+    PrefixStore keys(store_prefix, store);  // This attempt's keys.
+    const std::string key = "nccl_unique_id";
     ncclUniqueId id;
     if (rank_ == 0) {
       DDLM_RETURN_IF_ERROR(NcclCheck(kOp, "ncclGetUniqueId", ncclGetUniqueId(&id)));
-      absl::Status status = store->Set(key, std::string(id.internal, sizeof(id.internal)));
+      absl::Status status = keys.Set(key, std::string(id.internal, sizeof(id.internal)));
       if (!status.ok()) {
         return absl::Status(status.code(),
                             absl::StrCat("nccl rendezvous: rendezvous store: ", status.message()));
       }
     } else {
-      absl::Status status = store->Wait({key}, timeout_);
+      absl::Status status = keys.Wait({key}, timeout_);
       absl::StatusOr<std::string> value =
-          status.ok() ? store->Get(key) : absl::StatusOr<std::string>(status);
+          status.ok() ? keys.Get(key) : absl::StatusOr<std::string>(status);
       if (!value.ok()) {
         return absl::Status(
             value.status().code(),
             absl::StrCat("nccl rendezvous: rendezvous store: ", value.status().message()));
       }
       if (value->size() != sizeof(id.internal)) {
-        return absl::DataLossError(absl::StrCat("nccl rendezvous: key '", key, "' holds ",
+        return absl::DataLossError(absl::StrCat("nccl rendezvous: key '", keys.prefix(), key, "' holds ",
                                                 value->size(), " bytes, expected an NCCL id of ",
                                                 sizeof(id.internal)));
       }

@@ -8,7 +8,7 @@
 // need no #ifdef.
 //
 // Rendezvous: rank 0 creates an NCCL unique id and sets it in `store` under
-// options.store_prefix + "nccl_unique_id"; the other ranks wait for it (up to
+// "nccl_unique_id" under options.store_prefix (a PrefixStore); the other ranks wait for it (up to
 // options.timeout, DEADLINE_EXCEEDED) and all call ncclCommInitRank. Note that NCCL's
 // own connection set-up inside ncclCommInitRank is not bounded by options.timeout.
 //
