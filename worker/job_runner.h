@@ -27,6 +27,7 @@
 #include "absl/status/status.h"
 #include "proto/worker_service.pb.h"
 #include "worker/collectives/collective.h"
+#include "worker/attempt_runner.h"
 #include "worker/coordinator_client.h"
 
 namespace ddlm {
@@ -48,15 +49,15 @@ struct JobRunnerOptions {
   absl::Duration evaluation_poll = absl::Seconds(30);
 };
 
-class JobRunner {
+class JobRunner : public AttemptRunner {
  public:
   JobRunner(Assignment assignment, WorkerRef worker, CoordinatorClient* client /* not owned */,
             JobRunnerOptions options, CollectiveFactory collective_factory);
-  ~JobRunner();
+  ~JobRunner() override;
 
-  absl::Status Run();
-  void RequestStop();
-  const AttemptRef& attempt() const { return assignment_.attempt(); }
+  absl::Status Run() override;
+  void RequestStop() override;
+  const AttemptRef& attempt() const override { return assignment_.attempt(); }
 
  private:
   std::string Who() const;

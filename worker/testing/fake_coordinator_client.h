@@ -1,0 +1,96 @@
+#ifndef DDLM_WORKER_TESTING_FAKE_COORDINATOR_CLIENT_H_
+#define DDLM_WORKER_TESTING_FAKE_COORDINATOR_CLIENT_H_
+
+// A scripted CoordinatorClient for the worker's unit tests: it records what the worker
+// asks, answers as the test says, and lets the test push commands down the worker's
+// command stream. Await* block until the worker has done something N times (no sleeps).
+//
+// Threading: thread-safe (the worker calls it from several threads while the test
+// scripts and awaits it).
+
+#include <deque>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "common/key_value_store.h"
+#include "worker/coordinator_client.h"
+
+namespace ddlm {
+
+class FakeCoordinatorClient : public CoordinatorClient {
+ public:
+  // Register answers with the queued results in order, then with `register_response`.
+  void QueueRegisterResult(absl::StatusOr<RegisterResponse> result) ABSL_LOCKS_EXCLUDED(mu_);
+  void set_register_response(const RegisterResponse& response) ABSL_LOCKS_EXCLUDED(mu_);
+  void set_heartbeat_status(absl::Status status) ABSL_LOCKS_EXCLUDED(mu_);
+  void set_finish_status(absl::Status status) ABSL_LOCKS_EXCLUDED(mu_);
+
+  // Sends `command` down the newest command stream, once one is open.
+  void PushCommand(const WorkerCommand& command) ABSL_LOCKS_EXCLUDED(mu_);
+  // Ends the newest command stream with `status` (as a coordinator that went away).
+  void EndStream(absl::Status status) ABSL_LOCKS_EXCLUDED(mu_);
+
+  std::vector<RegisterRequest> registrations() ABSL_LOCKS_EXCLUDED(mu_);
+  std::vector<FinishAssignmentRequest> finishes() ABSL_LOCKS_EXCLUDED(mu_);
+  std::vector<WorkerRef> deregistrations() ABSL_LOCKS_EXCLUDED(mu_);
+  int heartbeats() ABSL_LOCKS_EXCLUDED(mu_);
+  int streams_opened() ABSL_LOCKS_EXCLUDED(mu_);
+
+  void AwaitRegistrations(int n) ABSL_LOCKS_EXCLUDED(mu_);
+  void AwaitHeartbeats(int n) ABSL_LOCKS_EXCLUDED(mu_);
+  void AwaitFinishes(int n) ABSL_LOCKS_EXCLUDED(mu_);
+  void AwaitStreams(int n) ABSL_LOCKS_EXCLUDED(mu_);
+
+  // CoordinatorClient. The rendezvous calls use an in-memory store; downloads, metrics,
+  // evaluations and uploads answer UNIMPLEMENTED (the agent makes none).
+  absl::StatusOr<RegisterResponse> Register(const RegisterRequest& request) override ABSL_LOCKS_EXCLUDED(mu_);
+  absl::Status Heartbeat(const WorkerRef& worker) override ABSL_LOCKS_EXCLUDED(mu_);
+  absl::Status Deregister(const WorkerRef& worker) override ABSL_LOCKS_EXCLUDED(mu_);
+  std::unique_ptr<CommandStream> StreamCommands(const WorkerRef& worker) override ABSL_LOCKS_EXCLUDED(mu_);
+  absl::Status KeySet(const WorkerRef& worker, const std::string& key, const std::string& value) override;
+  absl::StatusOr<std::string> KeyGet(const WorkerRef& worker, const std::string& key) override;
+  absl::Status KeyWait(const WorkerRef& worker, const std::vector<std::string>& keys,
+                       absl::Duration timeout) override;
+  absl::StatusOr<std::string> DownloadShard(const DownloadShardRequest& request) override;
+  absl::StatusOr<std::string> DownloadCheckpoint(const DownloadCheckpointRequest& request) override;
+  absl::Status ReportMetrics(const ReportMetricsRequest& request) override;
+  absl::StatusOr<EvaluationDecision> ReportEvaluation(const ReportEvaluationRequest& request,
+                                                      absl::Duration timeout) override;
+  absl::StatusOr<CheckpointInfo> UploadCheckpoint(const WorkerRef& worker, const AttemptRef& attempt,
+                                                  const std::string& bytes) override;
+  absl::Status FinishAssignment(const FinishAssignmentRequest& request) override ABSL_LOCKS_EXCLUDED(mu_);
+
+ private:
+  // One command stream's state, shared with the CommandStream the worker holds.
+  struct Stream {
+    std::deque<WorkerCommand> commands;
+    bool ended = false;
+    absl::Status status;
+  };
+  class FakeStream;
+  void AwaitCount(const int* count, int n) ABSL_LOCKS_EXCLUDED(mu_);
+
+  absl::Mutex mu_;
+  std::deque<absl::StatusOr<RegisterResponse>> register_results_ ABSL_GUARDED_BY(mu_);
+  RegisterResponse register_response_ ABSL_GUARDED_BY(mu_);
+  absl::Status heartbeat_status_ ABSL_GUARDED_BY(mu_);
+  absl::Status finish_status_ ABSL_GUARDED_BY(mu_);
+  std::vector<RegisterRequest> registrations_ ABSL_GUARDED_BY(mu_);
+  std::vector<FinishAssignmentRequest> finishes_ ABSL_GUARDED_BY(mu_);
+  std::vector<WorkerRef> deregistrations_ ABSL_GUARDED_BY(mu_);
+  std::vector<std::shared_ptr<Stream>> streams_ ABSL_GUARDED_BY(mu_);
+  int registration_count_ ABSL_GUARDED_BY(mu_) = 0;
+  int heartbeat_count_ ABSL_GUARDED_BY(mu_) = 0;
+  int finish_count_ ABSL_GUARDED_BY(mu_) = 0;
+  int stream_count_ ABSL_GUARDED_BY(mu_) = 0;
+  InMemoryKeyValueStore store_;
+};
+
+}  // namespace ddlm
+
+#endif  // DDLM_WORKER_TESTING_FAKE_COORDINATOR_CLIENT_H_
