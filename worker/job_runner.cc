@@ -101,7 +101,7 @@ absl::Status JobRunner::RunAttempt() {
   // its own generator stream for dropout.
   std::vector<std::string> words(assignment_.vocabulary().begin(), assignment_.vocabulary().end());
   const Dictionary dictionary = Dictionary::FromWords(words);
-  DDLM_ASSIGN_OR_RETURN(const torch::Device device, ResolveDevice(options_.device));
+  const torch::Device device = options_.device;
   CoordinatorKeyValueStore store(client_, worker_);
   DDLM_RETURN_IF_ERROR(AgreeOnDeviceKind(store, DeviceKind(device)));
   DDLM_ASSIGN_OR_RETURN(std::unique_ptr<Trainer> trainer, Trainer::Create(spec, dictionary, device));

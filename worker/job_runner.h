@@ -25,6 +25,7 @@
 #include <string>
 
 #include "absl/status/status.h"
+#include "torch/torch.h"
 #include "proto/worker_service.pb.h"
 #include "worker/collectives/collective.h"
 #include "worker/attempt_runner.h"
@@ -36,9 +37,10 @@ using CollectiveFactory = std::function<absl::StatusOr<std::unique_ptr<Collectiv
     const CollectiveOptions& options, KeyValueStore* store)>;
 
 struct JobRunnerOptions {
-  // "cpu" or "cuda:N". Every rank of an attempt must be on the same kind of device: Run
-  // fails with FAILED_PRECONDITION naming each rank's otherwise.
-  std::string device = "cpu";
+  // Where this rank trains (ResolveDevice's, parsed once by ddlm_worker). Every rank of
+  // an attempt must be on the same kind of device: Run fails with FAILED_PRECONDITION
+  // naming each rank's otherwise.
+  torch::Device device = torch::kCPU;
   // The address other ranks reach this one on (the collective listens there).
   std::string host = "127.0.0.1";
   absl::Duration collective_timeout = absl::Minutes(5);

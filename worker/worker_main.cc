@@ -65,18 +65,18 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "ddlm_worker: --device: %s\n", std::string(resolved.status().message()).c_str());
     return 2;
   }
-  const std::string device = resolved->str();  // "cpu" or "cuda:N".
-  const std::string collective = absl::GetFlag(FLAGS_collective);
-  if (collective != "auto" && collective != "gloo" && collective != "nccl") {
-    std::fprintf(stderr, "ddlm_worker: --collective must be auto, gloo or nccl, got '%s'\n",
-                 collective.c_str());
+  const std::string device = resolved->str();  // "cpu" or "cuda:N", as registered.
+  absl::StatusOr<ddlm::CollectiveBackend> backend = ddlm::ParseCollectiveBackend(absl::GetFlag(FLAGS_collective));
+  if (!backend.ok()) {
+    std::fprintf(stderr, "ddlm_worker: --collective: %s\n", std::string(backend.status().message()).c_str());
     return 2;
   }
-  if (collective == "nccl" && !resolved->is_cuda()) {
+  if (*backend == ddlm::CollectiveBackend::kNccl && !resolved->is_cuda()) {
     std::fprintf(stderr, "ddlm_worker: --collective nccl needs --device cuda:N\n");
     return 2;
   }
-  LOG(INFO) << "device " << ddlm::DescribeDevice(*resolved) << ", collective " << collective;
+  LOG(INFO) << "device " << ddlm::DescribeDevice(*resolved) << ", collective "
+            << ddlm::CollectiveBackendName(*backend);
   std::string host = absl::GetFlag(FLAGS_host);
   if (host.empty()) {
     absl::StatusOr<std::string> local = ddlm::LocalAddressFor(coordinator);
@@ -121,7 +121,7 @@ int main(int argc, char** argv) {
     std::fflush(stdout);
   };
   ddlm::JobRunnerOptions runner_options;
-  runner_options.device = device;
+  runner_options.device = *resolved;
   runner_options.host = host;
   runner_options.collective_timeout = absl::Seconds(absl::GetFlag(FLAGS_collective_timeout_s));
   ddlm::CoordinatorClient* coordinator_client = client.get();
@@ -131,8 +131,8 @@ int main(int argc, char** argv) {
       [&](const ddlm::Assignment& assignment, const ddlm::WorkerRef& worker) {
         return std::make_shared<ddlm::JobRunner>(
             assignment, worker, coordinator_client, runner_options,
-            [device, collective](const ddlm::CollectiveOptions& o, ddlm::KeyValueStore* store) {
-              return ddlm::CreateCollective(device, collective, o, store);
+            [device = *resolved, backend = *backend](const ddlm::CollectiveOptions& o, ddlm::KeyValueStore* store) {
+              return ddlm::CreateCollective(device, backend, o, store);
             });
       });
   std::thread signal_thread([&] {
