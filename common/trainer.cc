@@ -288,17 +288,19 @@ absl::StatusOr<EvalResult> Trainer::Evaluate(const torch::Tensor& data_any, int6
 }
 
 bool Trainer::EndEpoch(double val_loss) {
+  const ValidationOutcome outcome =
+      DecideAfterValidation(val_loss, best_val_loss_, lr_, spec_.optimizer().anneal_factor());
+  ApplyValidation(val_loss, outcome);
+  return outcome.best;
+}
+
+void Trainer::ApplyValidation(double val_loss, const ValidationOutcome& outcome) {
   last_val_loss_ = val_loss;
-  const bool improved = !best_val_loss_.has_value() || val_loss < *best_val_loss_;
-  if (improved) {
-    best_val_loss_ = val_loss;
-  } else {
-    set_lr(lr_ / spec_.optimizer().anneal_factor());
-  }
+  if (outcome.best) best_val_loss_ = val_loss;
+  if (outcome.lr != lr_) set_lr(outcome.lr);
   position_.set_epoch(position_.epoch() + 1);
   position_.set_batch(0);
   state_.clear();
-  return improved;
 }
 
 absl::StatusOr<Checkpoint> Trainer::MakeCheckpoint() const {

@@ -36,6 +36,7 @@
 #include "common/checkpoint.h"
 #include "common/corpus.h"
 #include "common/model.h"
+#include "common/validation_rule.h"
 #include "proto/config.pb.h"
 
 namespace ddlm {
@@ -102,9 +103,14 @@ class Trainer {
   // of memory.
   absl::StatusOr<EvalResult> Evaluate(const torch::Tensor& data, int64_t max_batches = 0);
 
-  // Ends the current epoch: returns true if `val_loss` is the best so far (then the
-  // caller should keep this model); otherwise anneals the learning rate.
+  // Ends the current epoch, deciding locally (ddlm_train): returns true if `val_loss` is
+  // the best so far (then the caller should keep this model); otherwise anneals the
+  // learning rate (DecideAfterValidation).
   bool EndEpoch(double val_loss);
+  // Ends the current epoch with a decision made elsewhere (a job's coordinator): records
+  // `val_loss`, as the best if `outcome.best`, and takes `outcome.lr`. In a job the
+  // trainer applies decisions and never makes them.
+  void ApplyValidation(double val_loss, const ValidationOutcome& outcome);
 
   // Full training state: model, recurrent state, RNG, optimizer, position, lr.
   absl::StatusOr<Checkpoint> MakeCheckpoint() const;

@@ -173,6 +173,29 @@ TEST(TrainerTest, FiftyStepsMatchTheUnfusedStepWithDropout) {
   }
 }
 
+TEST(TrainerTest, AppliesAValidationDecisionMadeElsewhereWithoutRedecidingIt) {
+  JobSpec spec = SmallSpec(LSTM);
+  spec.mutable_optimizer()->set_lr(20);
+  auto trainer = Trainer::Create(spec, Quickstart().dictionary);
+  ASSERT_TRUE(trainer.ok());
+  (*trainer)->ApplyValidation(5.0, ValidationOutcome{/*best=*/true, /*lr=*/20});
+  // A worse loss that the coordinator nonetheless called best, at a rate the local rule
+  // would not pick: the trainer takes both as given.
+  (*trainer)->ApplyValidation(6.0, ValidationOutcome{/*best=*/true, /*lr=*/7});
+  EXPECT_DOUBLE_EQ(*(*trainer)->best_val_loss(), 6.0);
+  EXPECT_DOUBLE_EQ((*trainer)->lr(), 7);
+  // A better loss not called best leaves the best alone.
+  (*trainer)->ApplyValidation(1.0, ValidationOutcome{/*best=*/false, /*lr=*/7});
+  EXPECT_DOUBLE_EQ(*(*trainer)->best_val_loss(), 6.0);
+  EXPECT_EQ((*trainer)->position().epoch(), 4);
+  EXPECT_EQ((*trainer)->position().batch(), 0);
+  absl::StatusOr<Checkpoint> ckpt = (*trainer)->MakeCheckpoint();
+  ASSERT_TRUE(ckpt.ok());
+  EXPECT_DOUBLE_EQ(ckpt->header.best_val_loss(), 6.0);  // The checkpoint says what was decided.
+  EXPECT_DOUBLE_EQ(ckpt->header.val_loss(), 1.0);
+  EXPECT_DOUBLE_EQ(ckpt->header.lr(), 7);
+}
+
 TEST(TrainerTest, AnnealsWhenValidationDoesNotImproveAndAdamWSeesIt) {
   JobSpec spec = SmallSpec(LSTM);
   spec.mutable_optimizer()->set_type(ADAMW);

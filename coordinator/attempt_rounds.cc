@@ -7,12 +7,6 @@
 
 namespace ddlm {
 
-ValidationOutcome DecideAfterValidation(double loss, std::optional<double> best_so_far, double lr,
-                                        double anneal) {
-  if (!best_so_far || loss < *best_so_far) return {true, lr};
-  return {false, lr / anneal};
-}
-
 absl::Status AttemptRounds::CheckRank(int rank) const {
   if (rank < 0 || rank >= world_) {
     return absl::InvalidArgumentError(absl::StrCat("rank ", rank, " is outside [0, ", world_, ")"));

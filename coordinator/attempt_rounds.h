@@ -22,18 +22,10 @@
 
 #include "absl/status/statusor.h"
 #include "proto/job.pb.h"
+#include "common/validation_rule.h"  // DecideAfterValidation: the coordinator decides.
 #include "proto/worker_service.pb.h"
 
 namespace ddlm {
-
-// word_language_model's rule after a validation: keep the model if the loss improved
-// on the best so far (or there is none), else divide the learning rate by `anneal`.
-struct ValidationOutcome {
-  bool best = false;
-  double lr = 0;
-};
-ValidationOutcome DecideAfterValidation(double loss, std::optional<double> best_so_far, double lr,
-                                        double anneal);
 
 class AttemptRounds {
  public:

@@ -260,8 +260,8 @@ absl::Status JobRunner::RunAttempt() {
     const double seconds =
         std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
     DDLM_ASSIGN_OR_RETURN(EvaluationDecision decision, evaluate(VALID, valid, epoch, seconds));
-    trainer->EndEpoch(decision.loss());
-    trainer->set_lr(decision.lr());
+    // The coordinator decided (best, learning rate) for every rank; the trainer applies it.
+    trainer->ApplyValidation(decision.loss(), ValidationOutcome{decision.best(), decision.lr()});
     if (decision.best()) keep_best();
     const ReducerStats& stats = reducer.stats();
     LOG(INFO) << Who()
