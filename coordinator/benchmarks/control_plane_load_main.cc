@@ -9,7 +9,8 @@
 //
 // alongside --watchers WatchJob streams and --pollers clients calling GetJob (and every
 // tenth time ListJobs) at --poll_hz each. After every job runs and --warmup_s passes,
-// it measures for --duration_s and prints p50/p99/max latency per RPC, the
+// it measures for --duration_s and prints p50/p99/max latency per RPC (as the clients
+// saw it, and as the coordinator's own /metrics histograms saw it), the
 // coordinator's CPU (share of one core) and RSS, events/s, and false worker deaths
 // (heartbeats refused as dead, workers listed DEAD, jobs FAILED).
 //
@@ -56,6 +57,7 @@
 #include "common/config.h"
 #include "proto/job_service.grpc.pb.h"
 #include "common/subprocess.h"
+#include "coordinator/benchmarks/server_latency.h"
 #include "worker/coordinator_client.h"
 #include "worker/rpc/grpc_coordinator_client.h"
 
@@ -379,7 +381,8 @@ int Run() {
   }
   for (std::string a : {binary, std::string("--port=0"), std::string("--host=127.0.0.1"),
                         "--state_dir=" + state_dir, "--data_root=" + data, std::string("--insecure"),
-                        absl::StrCat("--heartbeat_timeout_ms=", absl::GetFlag(FLAGS_heartbeat_timeout_ms))}) {
+                        absl::StrCat("--heartbeat_timeout_ms=", absl::GetFlag(FLAGS_heartbeat_timeout_ms)),
+                        std::string("--metrics_port=0")}) {
     argv.push_back(a);
   }
   Subprocess coordinator(argv);
@@ -390,6 +393,33 @@ int Run() {
   }
   const std::string rest = line.substr(line.find("listening on ") + 13);
   const std::string address = rest.substr(0, rest.find(' '));
+  // Its /metrics: the server-side latencies, from its interceptor's histograms.
+  std::string metrics_line;
+  if (!coordinator.WaitForLine("metrics on http://", &metrics_line)) {
+    std::fprintf(stderr, "the coordinator did not serve metrics:\n%s\n", coordinator.output().c_str());
+    return 1;
+  }
+  const std::string metrics_at = metrics_line.substr(metrics_line.find("http://") + 7);
+  const std::string metrics_host = metrics_at.substr(0, metrics_at.find(':'));
+  int metrics_port = 0;
+  if (!absl::SimpleAtoi(metrics_at.substr(metrics_at.find(':') + 1, metrics_at.find('/') - metrics_at.find(':') - 1),
+                        &metrics_port)) {
+    std::fprintf(stderr, "cannot read the metrics address in: %s\n", metrics_line.c_str());
+    return 1;
+  }
+  auto scrape = [&]() -> std::map<std::string, CumulativeHistogram> {
+    absl::StatusOr<std::string> page = HttpGet(metrics_host, metrics_port, "/metrics");
+    if (!page.ok()) {
+      std::fprintf(stderr, "scraping the coordinator's metrics: %s\n", page.status().ToString().c_str());
+      return {};
+    }
+    absl::StatusOr<std::map<std::string, CumulativeHistogram>> parsed = ParseRpcDurationHistograms(*page);
+    if (!parsed.ok()) {
+      std::fprintf(stderr, "the coordinator's metrics: %s\n", parsed.status().ToString().c_str());
+      return {};
+    }
+    return *std::move(parsed);
+  };
   std::printf("coordinator %s (pid %d) on %s, pinned to cpus '%s'; this process on '%s'\n", binary.c_str(),
               coordinator.pid(), address.c_str(), absl::GetFlag(FLAGS_coordinator_cpus).c_str(),
               absl::GetFlag(FLAGS_client_cpus).c_str());
@@ -526,12 +556,14 @@ int Run() {
   ListJobsResponse before;
   (void)list_jobs(&before);
   const ProcStats proc_before = ReadProc(coordinator.pid());
+  const std::map<std::string, CumulativeHistogram> server_before = scrape();
   const absl::Time t0 = absl::Now();
   g_measuring = true;
   Nap(absl::Seconds(absl::GetFlag(FLAGS_duration_s)));
   g_measuring = false;
   const double seconds = absl::ToDoubleSeconds(absl::Now() - t0);
   const ProcStats proc_after = ReadProc(coordinator.pid());
+  const std::map<std::string, CumulativeHistogram> server_after = scrape();
   ListJobsResponse after;
   (void)list_jobs(&after);
   int64_t events = 0;
@@ -560,6 +592,20 @@ int Run() {
               static_cast<double>(proc_after.peak_rss_kb) / 1024.0);
   std::printf("%-18s %9s %9s %9s %9s\n", "rpc", "count", "p50_ms", "p99_ms", "max_ms");
   for (auto& [name, latencies] : Rpcs()) latencies.Print(name);
+  // The same window as the coordinator saw it, arrival to status: a client-side p99 far
+  // above these means the simulated workers' own core, not the coordinator, was slow.
+  std::printf("coordinator's own view (its /metrics histograms over the same window; p50/p99 are bucket bounds):\n");
+  std::printf("%-36s %9s %10s %10s\n", "method", "count", "p50_ms<=", "p99_ms<=");
+  static const CumulativeHistogram kNone;
+  for (const auto& [method, histogram] : server_after) {
+    auto found = server_before.find(method);
+    const CumulativeHistogram& before_h = found == server_before.end() ? kNone : found->second;
+    const WindowQuantile p50 = QuantileBetween(before_h, histogram, 0.5);
+    const WindowQuantile p99 = QuantileBetween(before_h, histogram, 0.99);
+    if (p99.count == 0) continue;
+    std::printf("%-36s %9lld %10g %10g\n", method.c_str(), static_cast<long long>(p99.count), 1000.0 * p50.upper_s,
+                1000.0 * p99.upper_s);
+  }
   std::printf("events/s %.1f\n", static_cast<double>(events) / seconds);
   std::printf("false worker deaths: %lld heartbeats refused, %d workers DEAD, %d jobs FAILED; other RPC errors %lld\n",
               static_cast<long long>(g_heartbeats_refused.load()), dead_workers, failed_jobs,
