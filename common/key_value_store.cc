@@ -1,6 +1,5 @@
 #include "common/key_value_store.h"
 
-#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 
 namespace ddlm {
@@ -36,18 +35,6 @@ absl::Status InMemoryKeyValueStore::Wait(const std::vector<std::string>& keys,
     }
   }
   return absl::OkStatus();
-}
-
-int64_t InMemoryKeyValueStore::CountPrefix(const std::string& prefix) {
-  absl::MutexLock lock(&mu_);
-  int64_t n = 0;
-  for (const auto& [key, value] : values_) n += key.compare(0, prefix.size(), prefix) == 0;
-  return n;
-}
-
-void InMemoryKeyValueStore::ErasePrefix(const std::string& prefix) {
-  absl::MutexLock lock(&mu_);
-  absl::erase_if(values_, [&](const auto& kv) { return absl::StartsWith(kv.first, prefix); });
 }
 
 absl::Status PrefixStore::Set(const std::string& key, const std::string& value) {

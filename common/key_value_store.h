@@ -33,8 +33,8 @@ class KeyValueStore {
   virtual absl::Status Wait(const std::vector<std::string>& keys, absl::Duration timeout) = 0;
 };
 
-// A process-local store, for the coordinator's own table and for tests that run ranks
-// as threads.
+// A process-local store, for tests that run ranks as threads (the coordinator's own
+// table, with per-attempt limits, is coordinator/rendezvous.h).
 class InMemoryKeyValueStore : public KeyValueStore {
  public:
   absl::Status Set(const std::string& key, const std::string& value) override
@@ -42,10 +42,6 @@ class InMemoryKeyValueStore : public KeyValueStore {
   absl::StatusOr<std::string> Get(const std::string& key) override ABSL_LOCKS_EXCLUDED(mu_);
   absl::Status Wait(const std::vector<std::string>& keys, absl::Duration timeout) override
       ABSL_LOCKS_EXCLUDED(mu_);
-  // Removes every key that starts with `prefix` (a finished job attempt's keys).
-  void ErasePrefix(const std::string& prefix) ABSL_LOCKS_EXCLUDED(mu_);
-  // Keys set under `prefix`.
-  int64_t CountPrefix(const std::string& prefix) ABSL_LOCKS_EXCLUDED(mu_);
 
  private:
   absl::Mutex mu_;

@@ -34,15 +34,6 @@ TEST(InMemoryKeyValueStoreTest, WaitTimesOutNamingTheMissingKey) {
   EXPECT_THAT(s.message(), ::testing::HasSubstr("missing"));
 }
 
-TEST(InMemoryKeyValueStoreTest, ErasePrefixKeepsOtherKeys) {
-  InMemoryKeyValueStore store;
-  ASSERT_TRUE(store.Set("job/1/a", "1").ok());
-  ASSERT_TRUE(store.Set("job/2/a", "1").ok());
-  store.ErasePrefix("job/1/");
-  EXPECT_FALSE(store.Get("job/1/a").ok());
-  EXPECT_TRUE(store.Get("job/2/a").ok());
-}
-
 TEST(PrefixStoreTest, KeysLiveUnderThePrefixAndNest) {
   InMemoryKeyValueStore base;
   PrefixStore attempt("job/attempt-1/", &base);
