@@ -10,7 +10,10 @@
 set -uo pipefail
 cd "$(dirname "$0")/../.."
 seconds=${1:-30}
-output_base=${DDLM_FUZZ_OUTPUT_BASE:-$HOME/.cache/ddlm-fuzz}
+# One output base per checkout, as Bazel keys its own by the workspace's path: a base
+# shared by two clones keeps runfiles links into the first one (a fuzzer then finds no
+# corpus where its data should be).
+output_base=${DDLM_FUZZ_OUTPUT_BASE:-$HOME/.cache/ddlm-fuzz-$(pwd -P | md5sum | cut -c1-16)}
 targets=(job_spec checkpoint token_codec corpus tokens_file services)
 labels=()
 for t in "${targets[@]}"; do labels+=("//tests/fuzz:${t}_fuzzer"); done
