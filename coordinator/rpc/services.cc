@@ -129,7 +129,6 @@ std::optional<std::string> Authorization(const grpc::ServerContextBase& context)
   return std::string(it->second.data(), it->second.size());
 }
 
-
 // Cancels the transfer `context` runs once `max` has passed (nothing without deadlines).
 std::optional<CallDeadlines::Registration> BoundTransfer(CallDeadlines* deadlines, absl::Duration max,
                                                          grpc::ServerContext* context) {
