@@ -1,8 +1,16 @@
 #ifndef DDLM_COORDINATOR_COORDINATOR_H_
 #define DDLM_COORDINATOR_COORDINATOR_H_
 
-// The coordinator's logic, free of gRPC: jobs, workers, scheduling, epochs,
-// checkpoints. coordinator/rpc/ adapts it to JobService and WorkerService.
+// The coordinator, free of gRPC: a facade that wires the managers, each with its own
+// tests, and makes their changes durable. coordinator/rpc/ adapts it to JobService
+// and WorkerService.
+//   - JobManager (job_manager.h): jobs and attempts, the state machine below;
+//   - WorkerRegistry (worker_registry.h): membership, reservations, command streams;
+//   - Rendezvous (rendezvous.h): the attempts' key-value store (its own lock);
+//   - JobStore + JobRecordWriter (job_store.h, record_writer.h): the records on disk;
+//   - EventFanout (event_fanout.h): WatchJob streams, fed once events are on disk;
+//   - attempt_preparation.h: corpora read and shards encoded, off the lock;
+//   - CheckpointUpload (checkpoint_upload.h): uploads verified off the lock.
 //
 // Job state machine (per job; an "attempt" is one run of it on a set of workers):
 //
@@ -36,10 +44,11 @@
 // A coordinator that restarts finds its RUNNING jobs' attempts gone, and restarts them
 // the same way.
 //
-// Threading: thread-safe. One mutex guards the jobs and the scheduling; the one
-// blocking call (ReportEvaluation) waits on a condition with a deadline and never
-// holds the mutex while waiting; streams are pushed to (stream_sink.h), never polled. Heartbeats never take it (the
-// registry's HeartbeatTable answers them). No record write happens under it:
+// Threading: thread-safe. One mutex (mu_) guards the JobManager, the WorkerRegistry
+// and the event streams, which are not thread-safe themselves; the one blocking call
+// (ReportEvaluation) waits on a condition with a deadline and never holds the mutex
+// while waiting; streams are pushed to (stream_sink.h), never polled. Heartbeats never
+// take it (the registry's HeartbeatTable answers them), nor do the Rendezvous's waits. No record write happens under it:
 // a change queues its job-record write (JobRecordWriter), and the call that made it
 // waits for the write after releasing the mutex, answering OK only once the change is
 // on disk (a failed write fails the call); event streams get each event only then.
@@ -69,6 +78,7 @@
 #include "coordinator/checkpoint_upload.h"
 #include "coordinator/event_fanout.h"
 #include "coordinator/job_event_observer.h"
+#include "coordinator/job_manager.h"
 #include "coordinator/job_store.h"
 #include "coordinator/record_writer.h"
 #include "coordinator/rendezvous.h"
@@ -214,54 +224,23 @@ class Coordinator {
   void Shutdown() ABSL_LOCKS_EXCLUDED(mu_);
 
  private:
-  struct Attempt {
-    int32_t number = 0;
-    std::vector<std::string> workers;  // By rank.
-    std::vector<bool> finished;
-    std::vector<RankShards> shards;  // By rank.
-    AttemptRounds rounds;  // Metrics and evaluation barriers.
-    bool cancel_requested = false;
-    std::string failure;  // First failure; empty if none.
-    bool not_saved = false;  // The failure: the job's record could not be written.
-    bool tested = false;
-    bool ended = false;
-    int64_t max_checkpoint_bytes = 0;  // What an upload may weigh.
-    int64_t vocabulary_size = 0;
-  };
-  // Workers reserved for a queued job whose attempt is being prepared.
-  struct Start {
-    int32_t number = 0;                // The attempt it will be.
-    std::vector<std::string> workers;  // By rank; BUSY with this job and number.
-  };
-  struct JobEntry {
-    JobRecord record;
-    // The corpus, only from a submission until its first attempt starts.
-    std::shared_ptr<const JobCorpus> data;
-    std::optional<Start> starting;
-    std::optional<Attempt> attempt;
-    std::string resume_checkpoint;  // For the next attempt.
-    std::string resume_best;        // The best checkpoint of the resumed-from timeline.
-    std::string reshard_note;       // For the next RUNNING event, if it runs on other workers.
-    int64_t delivered_through = 0;  // Events 1..this are on disk and sent to watchers.
-    double lr = 0;
-    std::optional<double> best_val_loss;
+  // The JobManager's journal: queues its record writes (writer_) and events
+  // (event_streams_). Called under mu_.
+  class Journal : public JobJournal {
+   public:
+    explicit Journal(Coordinator* c) : c_(c) {}
+    void Append(const JobRecord& record, const JobEvent* event) override;
+    void Snapshot(const JobRecord& record) override;
+    void Ended(const std::string& job_id) override;
+
+   private:
+    Coordinator* const c_;
   };
 
   Coordinator(const CoordinatorOptions& options, Clock* clock);
 
-  JobEntry* FindLocked(const std::string& job_id) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  absl::StatusOr<JobEntry*> FindJobLocked(const std::string& job_id)
-      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  // The entry and attempt for a worker's call about `ref`; ABORTED if not current.
-  absl::StatusOr<JobEntry*> FindAttemptLocked(const WorkerRef& worker, const AttemptRef& ref)
-      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  void AddEventLocked(JobEntry& job, JobEvent event) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Sends watchers the events (and closes) whose record writes up to `durable` are done.
   void DeliverLocked(uint64_t durable) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  // Queues the job's header and checkpoints (and `event`) for its log.
-  void SaveLocked(JobEntry& job, const JobEvent* event = nullptr) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  // Queues a rewrite of the job's whole record (a new job, or one that ended).
-  void SnapshotLocked(JobEntry& job) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // Runs `f` under the mutex; then, without it, starts the jobs `f` scheduled and waits
   // until what changed is on disk. A result whose change could not be written becomes
   // the write's error. Called without mu_ (not annotated: clang takes no attribute
@@ -293,43 +272,11 @@ class Coordinator {
   absl::StatusOr<CheckpointInfo> KeepUpload(const WorkerRef& worker, const AttemptRef& ref,
                                             const std::string& staging, const CheckpointInfo& info)
       ABSL_LOCKS_EXCLUDED(mu_);
-  // `restart`: the number of the automatic restart this change is (QUEUED), else 0.
-  void SetStateLocked(JobEntry& job, JobState state, const std::string& message,
-                      int32_t restart = 0) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  // The next attempt continues from `from` (nullptr: from the start), with the
-  // learning rate, best loss and best weights of that point of the job's timeline.
-  void ResumeFromLocked(JobEntry& job, const CheckpointInfo* from) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  // An attempt failed for `why`: requeue the job from its latest kept checkpoint
-  // (QUEUED, an event with the restart's number and reason) while spec.max_restarts
-  // allows; else FAILED with `why`.
-  void RestartOrFailLocked(JobEntry& job, const std::string& why) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  static const CheckpointInfo* FindCheckpointLocked(const JobEntry& job, const std::string& id);
-  static const CheckpointInfo* LatestEpochEndLocked(const JobEntry& job);
-  // If the checkpoint the next attempt resumes from was written by another number of
-  // workers than spec.num_workers, resume from the latest epoch-end checkpoint instead
-  // (or the start), and note it for the RUNNING event.
-  void ReshardIfNeededLocked(JobEntry& job) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  void ScheduleLocked() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  // Starting a job takes three steps, so that the corpus is read and the shards encoded
-  // without the lock: ReserveLocked marks the workers BUSY for it and queues it in
-  // pending_starts_; RunPendingStarts (after the call that scheduled it released the
-  // lock) prepares it; StartAttemptLocked assigns the ranks, unless the job was
-  // cancelled or a reserved worker was lost meanwhile (then the job waits again).
-  void ReserveLocked(JobEntry& job, const std::vector<WorkerEntry*>& workers)
-      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  void ReleaseReservationLocked(JobEntry& job) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  // Returns the ticket of the last record write it queued (0 if none).
+  // Prepares the attempts the JobManager reserved workers for (JobManager::
+  // TakePendingStart): the corpus is read and the shards encoded without the lock, then
+  // FinishStart assigns the ranks. Returns the ticket of the last record write it
+  // queued (0 if none).
   uint64_t RunPendingStarts() ABSL_LOCKS_EXCLUDED(mu_);
-  void StartAttemptLocked(JobEntry& job, absl::StatusOr<PreparedAttempt> prepared)
-      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  // A rank stopped (finished, failed or died): frees its worker and ends the attempt
-  // once every rank has stopped.
-  void RankStoppedLocked(JobEntry& job, int rank, const std::string& failure)
-      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  void CancelRanksLocked(JobEntry& job) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  void EndAttemptLocked(JobEntry& job) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  void WorkerLostLocked(const WorkerEntry& worker, const std::string& why)
-      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
   // The id and file path of the kept checkpoint `which` names (checkpoint_store.h).
   absl::StatusOr<std::pair<std::string, std::string>> KeptCheckpoint(const std::string& job_id,
                                                                      const std::string& which)
@@ -337,10 +284,6 @@ class Coordinator {
   // "<job_id>/attempt-<n>/" of the attempt `worker` runs (or is reserved for); ABORTED
   // if none, NOT_FOUND / ABORTED as CheckWorker.
   absl::StatusOr<std::string> RendezvousPrefix(const WorkerRef& worker) ABSL_LOCKS_EXCLUDED(mu_);
-  // To the worker's attached stream if any, else to its outbox (sent when one attaches).
-  void SendCommandLocked(WorkerEntry& worker, WorkerCommand command) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  void CloseCommandStreamLocked(const std::string& worker_id, const absl::Status& status)
-      ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
 
   const CoordinatorOptions options_;
   Clock* const clock_;
@@ -355,15 +298,14 @@ class Coordinator {
   absl::Mutex mu_;
   bool shutdown_ ABSL_GUARDED_BY(mu_) = false;
   uint64_t last_ticket_ ABSL_GUARDED_BY(mu_) = 0;  // Of the latest queued record write.
-  std::deque<std::string> pending_starts_ ABSL_GUARDED_BY(mu_);  // Job ids, reserved.
-  // Open streams: one per worker id; any number per job.
-  std::map<std::string, StreamSink<WorkerCommand>*> command_streams_ ABSL_GUARDED_BY(mu_);
   EventFanout event_streams_ ABSL_GUARDED_BY(mu_);  // WatchJob streams.
-  int64_t next_job_number_ ABSL_GUARDED_BY(mu_) = 1;
-  std::vector<std::unique_ptr<JobEntry>> jobs_ ABSL_GUARDED_BY(mu_);  // Submission order.
+  // Workers: membership, reservations, command streams.
   WorkerRegistry workers_ ABSL_GUARDED_BY(mu_);
   // The registry's heartbeat table: thread-safe, used without mu_.
   HeartbeatTable* const heartbeats_;
+  Journal journal_{this};
+  // Jobs and attempts; uses workers_, rendezvous_ and journal_.
+  JobManager jobs_ ABSL_GUARDED_BY(mu_);
 };
 
 }  // namespace ddlm

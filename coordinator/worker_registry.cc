@@ -105,6 +105,73 @@ std::vector<WorkerEntry*> WorkerRegistry::Idle() {
   return idle;
 }
 
+void WorkerRegistry::Reserve(WorkerEntry& w, const std::string& job_id, int32_t attempt, int32_t rank) {
+  w.info.set_state(BUSY);
+  w.info.set_job_id(job_id);
+  w.info.set_rank(rank);
+  w.attempt = attempt;
+}
+
+WorkerEntry* WorkerRegistry::Holding(const std::string& worker_id, const std::string& job_id,
+                                     int32_t attempt) {
+  WorkerEntry* w = Get(worker_id);
+  if (w == nullptr || w->info.state() != BUSY || w->info.job_id() != job_id || w->attempt != attempt) {
+    return nullptr;
+  }
+  return w;
+}
+
+bool WorkerRegistry::Release(const std::string& worker_id, const std::string& job_id, int32_t attempt) {
+  WorkerEntry* w = Holding(worker_id, job_id, attempt);
+  if (w == nullptr) return false;
+  w->info.set_state(IDLE);
+  w->info.clear_job_id();
+  w->info.set_rank(0);
+  w->attempt = 0;
+  return true;
+}
+
+void WorkerRegistry::Send(const std::string& worker_id, WorkerCommand command) {
+  if (auto it = streams_.find(worker_id); it != streams_.end()) {
+    it->second->Send(command);
+    return;
+  }
+  if (WorkerEntry* w = Get(worker_id); w != nullptr) w->outbox.push_back(std::move(command));
+}
+
+absl::Status WorkerRegistry::AttachStream(const WorkerRef& ref, StreamSink<WorkerCommand>* sink) {
+  absl::StatusOr<WorkerEntry*> w = Find(ref);
+  if (!w.ok()) return w.status();
+  CloseStream(ref.worker_id(), absl::AbortedError("another StreamCommands call for this worker replaced this one"));
+  streams_[ref.worker_id()] = sink;
+  while (!(*w)->outbox.empty()) {
+    sink->Send((*w)->outbox.front());
+    (*w)->outbox.pop_front();
+  }
+  return absl::OkStatus();
+}
+
+void WorkerRegistry::DetachStream(StreamSink<WorkerCommand>* sink) {
+  for (auto it = streams_.begin(); it != streams_.end(); ++it) {
+    if (it->second == sink) {
+      streams_.erase(it);
+      return;
+    }
+  }
+}
+
+void WorkerRegistry::CloseStream(const std::string& worker_id, const absl::Status& status) {
+  if (auto it = streams_.find(worker_id); it != streams_.end()) {
+    it->second->Close(status);
+    streams_.erase(it);
+  }
+}
+
+void WorkerRegistry::CloseAllStreams(const absl::Status& status) {
+  for (auto& [id, sink] : streams_) sink->Close(status);
+  streams_.clear();
+}
+
 WorkerEntry* WorkerRegistry::Get(const std::string& worker_id) {
   auto it = workers_.find(worker_id);
   return it == workers_.end() ? nullptr : &it->second;

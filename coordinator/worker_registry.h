@@ -1,10 +1,10 @@
 #ifndef DDLM_COORDINATOR_WORKER_REGISTRY_H_
 #define DDLM_COORDINATOR_WORKER_REGISTRY_H_
 
-// Worker membership. Each worker process registers with a fresh incarnation id; the
-// registry tracks it by heartbeat:
+// Worker membership, reservations and command routing. Each worker process registers
+// with a fresh incarnation id; the registry tracks it by heartbeat:
 //
-//   Register ──> IDLE ──assign──> BUSY ──finish──> IDLE
+//   Register ──> IDLE ──Reserve──> BUSY ──Release──> IDLE
 //                  │                │
 //                  └──────┬─────────┘
 //                         v
@@ -15,6 +15,14 @@
 // PruneDead drops it after a grace period (so that a pool whose workers come and go
 // under ever new ids does not grow without bound). Calls from a stale incarnation get
 // ABORTED; from an unknown (or pruned) worker id, NOT_FOUND.
+//
+// A BUSY worker holds one attempt of one job, as one rank (Reserve); only a Release
+// naming that same attempt frees it, so a late report from an older attempt never frees
+// a worker that has moved on.
+//
+// Commands reach a worker through its one attached stream (AttachStream, the
+// StreamCommands call); while none is attached they wait in its outbox, which a stream
+// that attaches gets first. A worker that dies or leaves loses its outbox.
 //
 // Liveness (the last heartbeat of each incarnation) lives in a HeartbeatTable that the
 // registry keeps in step, so that heartbeats can be answered without the caller's lock.
@@ -32,6 +40,7 @@
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 #include "coordinator/heartbeat_table.h"
+#include "coordinator/stream_sink.h"
 #include "proto/job_service.pb.h"
 #include "proto/worker_service.pb.h"
 
@@ -67,6 +76,26 @@ class WorkerRegistry {
   std::vector<WorkerEntry> ExpireStale(absl::Time now);
   // Marks the worker DEAD (it left) and drops its queued commands.
   void MarkDead(const std::string& worker_id, absl::Time now);
+  // Marks IDLE worker `w` BUSY as rank `rank` of attempt `attempt` of `job_id`.
+  void Reserve(WorkerEntry& w, const std::string& job_id, int32_t attempt, int32_t rank);
+  // The worker, if it is BUSY with exactly that attempt; else null.
+  WorkerEntry* Holding(const std::string& worker_id, const std::string& job_id, int32_t attempt);
+  // If the worker is BUSY with exactly that attempt, it becomes IDLE (job, rank and
+  // attempt cleared) and this returns true; else nothing changes.
+  bool Release(const std::string& worker_id, const std::string& job_id, int32_t attempt);
+
+  // To the worker's attached stream if any, else to its outbox. Nothing for an unknown
+  // worker.
+  void Send(const std::string& worker_id, WorkerCommand command);
+  // Attaches `sink` as the live worker's stream (NOT_FOUND / ABORTED as Find): a stream
+  // already attached for it is closed (ABORTED), and the outbox goes to `sink` first.
+  absl::Status AttachStream(const WorkerRef& ref, StreamSink<WorkerCommand>* sink);
+  // Forgets `sink` (not closed); nothing if it is not attached.
+  void DetachStream(StreamSink<WorkerCommand>* sink);
+  // Closes and forgets the worker's stream, if one is attached.
+  void CloseStream(const std::string& worker_id, const absl::Status& status);
+  void CloseAllStreams(const absl::Status& status);
+
   // Forgets workers DEAD for longer than `grace`; returns their ids.
   std::vector<std::string> PruneDead(absl::Time now, absl::Duration grace);
   // Thread-safe: usable without the lock that guards the rest.
@@ -83,6 +112,7 @@ class WorkerRegistry {
   absl::Duration timeout_;
   int64_t next_order_ = 0;
   std::map<std::string, WorkerEntry> workers_;
+  std::map<std::string, StreamSink<WorkerCommand>*> streams_;  // At most one per worker id.
   HeartbeatTable heartbeats_;
 };
 

@@ -1,0 +1,364 @@
+#include "coordinator/job_manager.h"
+
+#include <cmath>
+#include <string>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "common/clock.h"
+#include "common/config.h"
+#include "gmock/gmock.h"
+#include "gtest/gtest.h"
+
+namespace ddlm {
+namespace {
+
+using ::testing::ElementsAre;
+using ::testing::HasSubstr;
+
+// Records what the JobManager queued for the disk and for watchers.
+class RecordingJournal : public JobJournal {
+ public:
+  void Append(const JobRecord& record, const JobEvent* event) override {
+    ++appends;
+    if (event != nullptr) events.push_back(*event);
+    last = record;
+  }
+  void Snapshot(const JobRecord& record) override {
+    ++snapshots;
+    last = record;
+  }
+  void Ended(const std::string& job_id) override { ended.push_back(job_id); }
+
+  // The states the job's events went through, in order.
+  std::vector<JobState> States() const {
+    std::vector<JobState> out;
+    for (const JobEvent& e : events) {
+      if (e.has_state()) out.push_back(e.state().state());
+    }
+    return out;
+  }
+
+  int appends = 0;
+  int snapshots = 0;
+  std::vector<JobEvent> events;
+  std::vector<std::string> ended;
+  JobRecord last;
+};
+
+WorkerRef Ref(const std::string& id) {
+  WorkerRef ref;
+  ref.set_worker_id(id);
+  ref.set_incarnation(7);
+  return ref;
+}
+
+AttemptRef Attempt(const std::string& job_id, int32_t number, int32_t rank) {
+  AttemptRef ref;
+  ref.set_job_id(job_id);
+  ref.set_attempt(number);
+  ref.set_rank(rank);
+  return ref;
+}
+
+JobSpec Spec(int workers) {
+  JobSpec spec;
+  spec.set_num_workers(workers);
+  spec.mutable_data()->set_path("corpus");
+  ApplyDefaults(&spec);
+  return spec;
+}
+
+// What attempt preparation would make, less the shards' bytes.
+PreparedAttempt Prepared(int world) {
+  PreparedAttempt prepared;
+  prepared.shards.resize(world);
+  for (int r = 0; r < world; ++r) {
+    WorkerCommand& command = prepared.commands.emplace_back();
+    command.mutable_assign()->set_world_size(world);
+    command.mutable_assign()->mutable_attempt()->set_rank(r);
+  }
+  prepared.max_checkpoint_bytes = 1 << 20;
+  prepared.vocabulary_size = 10;
+  return prepared;
+}
+
+class JobManagerTest : public ::testing::Test {
+ protected:
+  void AddWorker(const std::string& id) {
+    ASSERT_TRUE(workers_.Register(Ref(id), "host", "cpu", clock_.Now()).ok());
+    jobs_.Schedule();
+  }
+  // Takes the pending start and finishes it as preparation would.
+  void Start(absl::StatusOr<PreparedAttempt> prepared) {
+    std::optional<PendingStart> start = jobs_.TakePendingStart();
+    ASSERT_TRUE(start.has_value());
+    jobs_.FinishStart(*start, std::move(prepared));
+  }
+  // The commands waiting in the worker's outbox (none is streamed here).
+  std::vector<WorkerCommand> Outbox(const std::string& id) {
+    WorkerEntry* w = workers_.Get(id);
+    return std::vector<WorkerCommand>(w->outbox.begin(), w->outbox.end());
+  }
+  const Job& JobOf(const std::string& id) { return jobs_.Find(id)->record.job(); }
+  FinishAssignmentRequest Finish(const std::string& worker, const std::string& job_id, int32_t number,
+                                 int32_t rank, bool ok) {
+    FinishAssignmentRequest request;
+    *request.mutable_worker() = Ref(worker);
+    *request.mutable_attempt() = Attempt(job_id, number, rank);
+    request.set_ok(ok);
+    if (!ok) request.set_error("out of memory");
+    return request;
+  }
+  ReportEvaluationRequest Evaluation(const std::string& worker, const std::string& job_id, int32_t rank,
+                                     int32_t epoch, double loss_sum, int64_t tokens) {
+    ReportEvaluationRequest request;
+    *request.mutable_worker() = Ref(worker);
+    *request.mutable_attempt() = Attempt(job_id, 1, rank);
+    request.set_split(VALID);
+    request.set_epoch(epoch);
+    request.set_loss_sum(loss_sum);
+    request.set_tokens(tokens);
+    return request;
+  }
+
+  FakeClock clock_;
+  WorkerRegistry workers_{absl::Seconds(10)};
+  Rendezvous rendezvous_;
+  RecordingJournal journal_;
+  JobManager jobs_{&clock_, &workers_, &rendezvous_, &journal_};
+};
+
+TEST_F(JobManagerTest, ASubmittedJobWaitsQueuedForWorkersAndHoldsNoCorpus) {
+  JobEntry& job = jobs_.Submit(Spec(2), "alice", std::make_shared<JobCorpus>());
+  EXPECT_EQ(job.record.job().id(), "job-1");
+  EXPECT_EQ(job.record.job().owner(), "alice");
+  EXPECT_EQ(job.record.job().state(), QUEUED);
+  EXPECT_EQ(job.data, nullptr);  // Read again when it starts.
+  EXPECT_THAT(journal_.States(), ElementsAre(QUEUED));
+  EXPECT_EQ(journal_.snapshots, 1);  // Its first snapshot, before its log.
+  EXPECT_FALSE(jobs_.TakePendingStart().has_value());
+  EXPECT_EQ(jobs_.Submit(Spec(1), "", nullptr).record.job().id(), "job-2");
+}
+
+TEST_F(JobManagerTest, ReservedWorkersGetTheirRanksWhenTheStartFinishes) {
+  AddWorker("w0");
+  AddWorker("w1");
+  const std::string id = jobs_.Submit(Spec(2), "", std::make_shared<JobCorpus>()).record.job().id();
+  // Reserved at once: BUSY, the job still QUEUED while its shards are prepared.
+  EXPECT_EQ(workers_.Get("w0")->info.state(), BUSY);
+  EXPECT_EQ(workers_.Get("w1")->info.rank(), 1);
+  EXPECT_EQ(JobOf(id).state(), QUEUED);
+  EXPECT_THAT(JobOf(id).message(), HasSubstr("preparing the shards"));
+
+  std::optional<PendingStart> start = jobs_.TakePendingStart();
+  ASSERT_TRUE(start.has_value());
+  EXPECT_EQ(start->job_id, id);
+  EXPECT_EQ(start->number, 1);
+  EXPECT_EQ(start->world, 2);
+  EXPECT_NE(start->data, nullptr);  // The submission's corpus, not read twice.
+  jobs_.FinishStart(*start, Prepared(2));
+
+  EXPECT_EQ(JobOf(id).state(), RUNNING);
+  EXPECT_EQ(JobOf(id).attempt(), 1);
+  EXPECT_THAT(JobOf(id).workers(), ElementsAre("w0", "w1"));
+  for (int r = 0; r < 2; ++r) {
+    std::vector<WorkerCommand> commands = Outbox(absl::StrCat("w", r));
+    ASSERT_EQ(commands.size(), 1u);
+    const Assignment& a = commands[0].assign();
+    EXPECT_EQ(a.attempt().job_id(), id);
+    EXPECT_EQ(a.attempt().attempt(), 1);
+    EXPECT_EQ(a.attempt().rank(), r);
+    EXPECT_EQ(a.store_prefix(), Rendezvous::AttemptPrefix(id, 1));
+  }
+}
+
+TEST_F(JobManagerTest, AReservedWorkerLostBeforeTheStartSendsTheJobBackToTheQueue) {
+  AddWorker("w0");
+  AddWorker("w1");
+  const std::string id = jobs_.Submit(Spec(2), "", nullptr).record.job().id();
+  std::optional<PendingStart> start = jobs_.TakePendingStart();
+  ASSERT_TRUE(start.has_value());
+  const WorkerEntry lost = *workers_.Get("w1");
+  workers_.MarkDead("w1", clock_.Now());
+  jobs_.WorkerLost(lost, "worker 'w1' left");
+  EXPECT_EQ(workers_.Get("w0")->info.state(), IDLE);  // The reservation is given up at once.
+  jobs_.FinishStart(*start, Prepared(2));  // Too late: nothing happens.
+  EXPECT_EQ(JobOf(id).state(), QUEUED);
+  EXPECT_EQ(JobOf(id).attempt(), 0);
+  EXPECT_TRUE(Outbox("w0").empty());
+  EXPECT_THAT(journal_.States(), ElementsAre(QUEUED));
+}
+
+TEST_F(JobManagerTest, AFailedPreparationFailsTheJobAndFreesItsWorkers) {
+  AddWorker("w0");
+  const std::string id = jobs_.Submit(Spec(1), "", nullptr).record.job().id();
+  Start(absl::FailedPreconditionError("corpus/train.txt: no such file"));
+  EXPECT_EQ(JobOf(id).state(), FAILED);
+  EXPECT_THAT(JobOf(id).message(), HasSubstr("train.txt"));
+  EXPECT_EQ(workers_.Get("w0")->info.state(), IDLE);
+  EXPECT_THAT(journal_.ended, ElementsAre(id));  // Its watchers are closed.
+}
+
+TEST_F(JobManagerTest, ARankThatFailsCancelsTheOthersAndTheJobRestartsFromItsLatestCheckpoint) {
+  AddWorker("w0");
+  AddWorker("w1");
+  const std::string id = jobs_.Submit(Spec(2), "", nullptr).record.job().id();
+  Start(Prepared(2));
+  CheckpointInfo ckpt;
+  ckpt.set_id("epoch1");
+  ckpt.set_epoch(1);
+  ckpt.set_lr(5);
+  ckpt.set_global_step(100);
+  ckpt.set_world_size(2);
+  EXPECT_TRUE(jobs_.KeepCheckpoint(*jobs_.Find(id), ckpt).empty());
+
+  ASSERT_TRUE(jobs_.FinishAssignment(Finish("w0", id, 1, 0, /*ok=*/false)).ok());
+  EXPECT_EQ(workers_.Get("w0")->info.state(), IDLE);
+  std::vector<WorkerCommand> w1 = Outbox("w1");
+  ASSERT_EQ(w1.size(), 2u);  // Its assignment, then the cancel.
+  EXPECT_EQ(w1[1].cancel().rank(), 1);
+  EXPECT_EQ(JobOf(id).state(), RUNNING);  // Until every rank has stopped.
+
+  ASSERT_TRUE(jobs_.FinishAssignment(Finish("w1", id, 1, 1, /*ok=*/true)).ok());
+  // Both workers are free again, so the restart is reserved at once.
+  EXPECT_EQ(JobOf(id).state(), QUEUED);
+  EXPECT_EQ(JobOf(id).restarts(), 1);
+  EXPECT_EQ(JobOf(id).resumed_from(), "epoch1");
+  EXPECT_EQ(JobOf(id).global_step(), 100);
+  EXPECT_THAT(journal_.events.back().state().message(), HasSubstr("out of memory"));
+  EXPECT_EQ(journal_.events.back().state().restart(), 1);
+  std::optional<PendingStart> next = jobs_.TakePendingStart();
+  ASSERT_TRUE(next.has_value());
+  EXPECT_EQ(next->number, 2);
+  jobs_.FinishStart(*next, Prepared(2));
+  EXPECT_EQ(Outbox("w0").back().assign().resume_checkpoint_id(), "epoch1");
+  EXPECT_DOUBLE_EQ(jobs_.Find(id)->lr, 5);
+}
+
+TEST_F(JobManagerTest, ALateFinishOfAnEndedAttemptFreesOnlyAWorkerStillHoldingIt) {
+  AddWorker("w0");
+  JobSpec spec = Spec(1);
+  spec.set_max_restarts(0);
+  const std::string id = jobs_.Submit(spec, "", nullptr).record.job().id();
+  Start(Prepared(1));
+  ASSERT_TRUE(jobs_.Cancel(id).ok());
+  ASSERT_TRUE(jobs_.FinishAssignment(Finish("w0", id, 1, 0, true)).ok());
+  EXPECT_EQ(JobOf(id).state(), CANCELLED);
+  EXPECT_EQ(workers_.Get("w0")->info.state(), IDLE);
+  // Another job now holds w0 as rank 0 of its attempt 1; a repeated finish of the
+  // cancelled job's attempt 1 must not free it.
+  const std::string other = jobs_.Submit(Spec(1), "", nullptr).record.job().id();
+  Start(Prepared(1));
+  ASSERT_TRUE(jobs_.FinishAssignment(Finish("w0", id, 1, 0, true)).ok());
+  EXPECT_EQ(workers_.Get("w0")->info.state(), BUSY);
+  EXPECT_EQ(workers_.Get("w0")->info.job_id(), other);
+}
+
+TEST_F(JobManagerTest, TheValidationRoundIsDecidedOnceEveryRankReported) {
+  AddWorker("w0");
+  AddWorker("w1");
+  JobSpec spec = Spec(2);
+  spec.mutable_optimizer()->set_lr(20);
+  spec.mutable_optimizer()->set_anneal_factor(4);
+  const std::string id = jobs_.Submit(spec, "", nullptr).record.job().id();
+  Start(Prepared(2));
+  JobEntry& job = *jobs_.Find(id);
+  ASSERT_TRUE(jobs_.RecordEvaluation(job, Evaluation("w0", id, 0, 1, 30.0, 10)).ok());
+  EXPECT_FALSE(job.attempt->rounds.Decision(VALID, 1).has_value());
+  ASSERT_TRUE(jobs_.RecordEvaluation(job, Evaluation("w1", id, 1, 1, 10.0, 10)).ok());
+  std::optional<EvaluationDecision> first = job.attempt->rounds.Decision(VALID, 1);
+  ASSERT_TRUE(first.has_value());
+  EXPECT_DOUBLE_EQ(first->loss(), 2.0);  // (30 + 10) / (10 + 10): exact over ranks.
+  EXPECT_TRUE(first->best());
+  EXPECT_DOUBLE_EQ(first->lr(), 20);
+  EXPECT_DOUBLE_EQ(JobOf(id).best_val_ppl(), std::exp(2.0));
+
+  // Worse: not best, and the learning rate is annealed.
+  ASSERT_TRUE(jobs_.RecordEvaluation(job, Evaluation("w0", id, 0, 2, 25.0, 10)).ok());
+  ASSERT_TRUE(jobs_.RecordEvaluation(job, Evaluation("w1", id, 1, 2, 25.0, 10)).ok());
+  std::optional<EvaluationDecision> second = job.attempt->rounds.Decision(VALID, 2);
+  ASSERT_TRUE(second.has_value());
+  EXPECT_FALSE(second->best());
+  EXPECT_DOUBLE_EQ(second->lr(), 5);
+  EXPECT_DOUBLE_EQ(job.lr, 5);
+  int epoch_events = 0;
+  for (const JobEvent& e : journal_.events) epoch_events += e.has_epoch();
+  EXPECT_EQ(epoch_events, 2);
+}
+
+TEST_F(JobManagerTest, AnUndecidedRoundOfACancelledAttemptIsAborted) {
+  AddWorker("w0");
+  AddWorker("w1");
+  const std::string id = jobs_.Submit(Spec(2), "", nullptr).record.job().id();
+  Start(Prepared(2));
+  ASSERT_TRUE(jobs_.RecordEvaluation(*jobs_.Find(id), Evaluation("w0", id, 0, 1, 3.0, 1)).ok());
+  ASSERT_TRUE(jobs_.Cancel(id).ok());
+  EXPECT_EQ(jobs_.RecordEvaluation(*jobs_.Find(id), Evaluation("w1", id, 1, 1, 3.0, 1)).code(),
+            absl::StatusCode::kAborted);
+}
+
+TEST_F(JobManagerTest, FindAttemptNamesWhatIsWrongWithAWorkersCall) {
+  AddWorker("w0");
+  const std::string id = jobs_.Submit(Spec(1), "", nullptr).record.job().id();
+  Start(Prepared(1));
+  EXPECT_TRUE(jobs_.FindAttempt(Ref("w0"), Attempt(id, 1, 0)).ok());
+  EXPECT_EQ(jobs_.FindAttempt(Ref("w0"), Attempt(id, 2, 0)).status().code(), absl::StatusCode::kAborted);
+  EXPECT_EQ(jobs_.FindAttempt(Ref("w0"), Attempt(id, 1, 1)).status().code(),
+            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(jobs_.FindAttempt(Ref("w9"), Attempt(id, 1, 0)).status().code(), absl::StatusCode::kNotFound);
+  EXPECT_EQ(jobs_.FindAttempt(Ref("w0"), Attempt("job-9", 1, 0)).status().code(), absl::StatusCode::kNotFound);
+}
+
+TEST_F(JobManagerTest, ResumeChecksEverythingBeforeChangingTheJob) {
+  AddWorker("w0");
+  const std::string id = jobs_.Submit(Spec(1), "", nullptr).record.job().id();
+  Start(Prepared(1));
+  ResumeJobRequest request;
+  request.set_job_id(id);
+  EXPECT_EQ(jobs_.Resume(request).status().code(), absl::StatusCode::kFailedPrecondition);  // Running.
+  CheckpointInfo ckpt;
+  ckpt.set_id("mid");
+  ckpt.set_epoch(2);
+  ckpt.set_batch(50);
+  ckpt.set_world_size(1);
+  jobs_.KeepCheckpoint(*jobs_.Find(id), ckpt);
+  ASSERT_TRUE(jobs_.Cancel(id).ok());
+  ASSERT_TRUE(jobs_.FinishAssignment(Finish("w0", id, 1, 0, true)).ok());
+  ASSERT_EQ(JobOf(id).state(), CANCELLED);
+
+  request.set_num_workers(2);
+  request.set_checkpoint_id("mid");  // Mid-epoch, on another number of workers.
+  EXPECT_EQ(jobs_.Resume(request).status().code(), absl::StatusCode::kFailedPrecondition);
+  request.clear_num_workers();
+  request.set_epochs(1);  // Below the checkpoint's position.
+  EXPECT_EQ(jobs_.Resume(request).status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(JobOf(id).state(), CANCELLED);  // Unchanged by the refused calls.
+  EXPECT_EQ(JobOf(id).spec().schedule().epochs(), Spec(1).schedule().epochs());
+
+  request.set_epochs(3);
+  ASSERT_TRUE(jobs_.Resume(request).ok());
+  EXPECT_EQ(JobOf(id).resumed_from(), "mid");
+  EXPECT_EQ(JobOf(id).spec().schedule().epochs(), 3);
+  EXPECT_EQ(workers_.Get("w0")->info.state(), BUSY);  // Scheduled at once.
+}
+
+TEST_F(JobManagerTest, ALoadedRunningJobIsRestartedAndAFinishedOneCannotBeErasedWhileRunning) {
+  JobRecord record;
+  Job& j = *record.mutable_job();
+  j.set_id("job-41");
+  *j.mutable_spec() = Spec(1);
+  j.set_state(RUNNING);
+  j.set_attempt(3);
+  jobs_.Load(record);
+  EXPECT_EQ(JobOf("job-41").state(), QUEUED);
+  EXPECT_THAT(JobOf("job-41").message(), HasSubstr("the coordinator restarted during attempt 3"));
+  EXPECT_EQ(jobs_.Submit(Spec(1), "", nullptr).record.job().id(), "job-42");
+  EXPECT_EQ(jobs_.Erase("job-41").code(), absl::StatusCode::kFailedPrecondition);
+  ASSERT_TRUE(jobs_.Cancel("job-41").ok());
+  EXPECT_TRUE(jobs_.Erase("job-41").ok());
+  EXPECT_EQ(jobs_.Find("job-41"), nullptr);
+}
+
+}  // namespace
+}  // namespace ddlm
