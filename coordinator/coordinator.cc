@@ -164,6 +164,7 @@ void Coordinator::FailJobsNotSaved() {
 }
 
 absl::Status Coordinator::DeleteJob(const std::string& job_id) {
+  absl::MutexLock keeping(&keep_mu_);  // No keep moves a file of the job meanwhile.
   uint64_t ticket = 0;
   {
     absl::MutexLock lock(&mu_);
@@ -513,17 +514,44 @@ absl::StatusOr<std::unique_ptr<CheckpointUpload>> Coordinator::BeginUpload(const
 absl::StatusOr<CheckpointInfo> Coordinator::KeepUpload(const WorkerRef& worker, const AttemptRef& ref,
                                                        const std::string& staging, const CheckpointInfo& info) {
   const std::string job_id = ref.job_id();
+  // One keep at a time: the files move without mu_, and no other keep (or deletion)
+  // moves a file of the store meanwhile.
+  absl::MutexLock keeping(&keep_mu_);
+  {
+    absl::MutexLock lock(&mu_);
+    DDLM_RETURN_IF_ERROR(jobs_.FindAttempt(worker, ref).status());
+  }
+  // Without mu_: the rename and the directory's fsync. A file kept under the same id
+  // (a resumed attempt writes it again) keeps a second name meanwhile, so that it can
+  // be put back if the attempt ended while the file moved.
+  const std::string previous = absl::StrCat(staging, ".previous");
+  DDLM_ASSIGN_OR_RETURN(const bool replacing, store_.LinkCheckpoint(job_id, info.id(), previous));
+  if (absl::Status renamed = store_.RenameCheckpoint(job_id, staging, info.id()); !renamed.ok()) {
+    if (replacing) (void)store_.DeleteCheckpoint(job_id, previous);
+    return renamed;
+  }
+  if (options_.after_checkpoint_rename_for_testing) options_.after_checkpoint_rename_for_testing();
+  bool recorded = false;
   std::vector<std::string> doomed;
   absl::StatusOr<CheckpointInfo> stored =
       Persisted([&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) -> absl::StatusOr<CheckpointInfo> {
+    // Again: the attempt may have ended while the file moved.
     DDLM_ASSIGN_OR_RETURN(JobEntry * job, jobs_.FindAttempt(worker, ref));
-    DDLM_RETURN_IF_ERROR(store_.RenameCheckpoint(job_id, staging, info.id()));
     doomed = jobs_.KeepCheckpoint(*job, info);
+    recorded = true;
     return info;
   });
+  if (!recorded) {
+    // Not kept after all: the store is as it was before this upload.
+    absl::Status undone = replacing ? store_.RenameCheckpoint(job_id, previous, info.id())
+                                    : store_.DeleteCheckpoint(job_id, info.id());
+    if (!undone.ok()) LOG(ERROR) << "after a late upload: " << undone;
+    return stored;
+  }
+  if (replacing) (void)store_.DeleteCheckpoint(job_id, previous);
   // Retention deletes the files the record dropped only once that record is on disk
   // (a crash in between leaves a stray file, never a record naming a missing one),
-  // and without the lock.
+  // and without mu_.
   if (stored.ok()) {
     for (const std::string& id : doomed) {
       if (absl::Status s = store_.DeleteCheckpoint(job_id, id); !s.ok()) LOG(ERROR) << s;

@@ -52,7 +52,9 @@
 // a change queues its job-record write (JobRecordWriter), and the call that made it
 // waits for the write after releasing the mutex, answering OK only once the change is
 // on disk (a failed write fails the call); event streams get each event only then.
-// Checkpoint bytes are verified and written outside the mutex too.
+// Checkpoint bytes are verified and written outside the mutex too, and renamed into
+// place (with the directory's fsync) under keep_mu_ alone, between two checks under
+// the mutex that the attempt is current (a late upload is undone, never kept).
 
 #include <algorithm>
 #include <atomic>
@@ -118,6 +120,9 @@ struct CoordinatorOptions {
   // Tests only: called (without the coordinator's lock) just before an attempt's
   // corpus is read and its shards encoded.
   std::function<void(const std::string& job_id)> before_prepare_for_testing;
+  // Tests only: called (without the coordinator's lock) once an upload's file has been
+  // renamed into place, before the coordinator checks again that its attempt is current.
+  std::function<void()> after_checkpoint_rename_for_testing;
   // Tests only: called (without the coordinator's lock) before each batch of job-record
   // writes reaches the disk; a slow disk, as the coordinator sees it.
   std::function<void()> before_record_write_for_testing;
@@ -294,6 +299,9 @@ class Coordinator {
   Rendezvous rendezvous_;  // Thread-safe on its own; never waited on under mu_.
   WorkerCredentials credentials_;  // Thread-safe; its own lock.
   std::atomic<uint64_t> next_upload_{1};  // Staging file names.
+  // Held while a kept checkpoint's file moves (KeepUpload, DeleteJob); taken before
+  // mu_, never while holding it.
+  absl::Mutex keep_mu_ ABSL_ACQUIRED_BEFORE(mu_);
 
   absl::Mutex mu_;
   bool shutdown_ ABSL_GUARDED_BY(mu_) = false;

@@ -12,7 +12,11 @@
 #include <cstdlib>
 #include <deque>
 #include <map>
+#include <functional>
+#include <string>
 #include <thread>
+#include <utility>
+#include <vector>
 
 #include "absl/strings/str_split.h"
 #include "absl/synchronization/notification.h"
@@ -1150,6 +1154,49 @@ TEST_F(CoordinatorTest, GenerateSamplesFromTheBestCheckpointUnlessAskedOtherwise
 
 namespace ddlm {
 namespace {
+
+TEST_F(CoordinatorTest, AnUploadWhoseAttemptEndsWhileItsFileMovesIsUndone) {
+  // The file is renamed into place without the coordinator's lock; the attempt fails
+  // right then (its rank reports a failure from the hook).
+  std::function<void()> during_rename;
+  options_.after_checkpoint_rename_for_testing = [&]() {
+    if (during_rename) std::exchange(during_rename, nullptr)();
+  };
+  coordinator_.reset();
+  coordinator_ = *Coordinator::Create(options_, &clock_);
+  WorkerRef w0 = AddWorker("w0");
+  JobSpec spec = Spec(1, 3);
+  spec.set_max_restarts(2);
+  auto job = coordinator_->SubmitJob(spec);
+  ASSERT_TRUE(job.ok()) << job.status();
+  auto a = Poll(w0)->assign();
+  const double lr = job->spec().optimizer().lr();
+  auto kept = Upload(w0, a.attempt(), CheckpointBytes(Spec(1), 2, 10, lr, 2.0, 2.0));
+  ASSERT_TRUE(kept.ok()) << kept.status();
+  const std::string dir = options_.state_dir + "/jobs/" + job->id() + "/checkpoints";
+  const std::string kept_bytes = *ReadFile(dir + "/" + kept->id() + ".ckpt");
+
+  // The same id again (as a resumed attempt writes it), with other contents.
+  during_rename = [&]() { Finish(w0, a, /*ok=*/false); };
+  auto late = Upload(w0, a.attempt(), CheckpointBytes(Spec(1), 2, 10, lr, 3.0, 2.0));
+  EXPECT_EQ(late.status().code(), absl::StatusCode::kAborted);
+  EXPECT_TRUE(*ReadFile(dir + "/" + kept->id() + ".ckpt") == kept_bytes) << "the kept file was not put back";
+  auto listed = coordinator_->ListCheckpoints(job->id());
+  ASSERT_EQ(listed->size(), 1u);
+  EXPECT_DOUBLE_EQ((*listed)[0].val_loss(), 2.0);
+  EXPECT_EQ(ListDirectory(dir), std::vector<std::string>{kept->id() + ".ckpt"});  // Nothing stray.
+
+  // A new id: removed again.
+  Job restarted = *coordinator_->GetJob(job->id());
+  ASSERT_EQ(restarted.attempt(), 2) << restarted.message();
+  auto b = Poll(w0)->assign();
+  ASSERT_EQ(b.attempt().attempt(), 2);
+  during_rename = [&]() { Finish(w0, b, /*ok=*/false); };
+  auto lost = Upload(w0, b.attempt(), CheckpointBytes(Spec(1), 3, 20, lr, 1.0, 1.0));
+  EXPECT_EQ(lost.status().code(), absl::StatusCode::kAborted);
+  EXPECT_EQ(ListDirectory(dir), std::vector<std::string>{kept->id() + ".ckpt"});
+  EXPECT_EQ(coordinator_->ListCheckpoints(job->id())->size(), 1u);
+}
 
 TEST_F(CoordinatorTest, DeleteJobRemovesAFinishedJobAndItsFilesAndNeverReusesItsId) {
   WorkerRef w0 = AddWorker("w0");

@@ -417,6 +417,17 @@ absl::Status JobStore::RenameCheckpoint(const std::string& job_id, const std::st
   return absl::OkStatus();
 }
 
+absl::StatusOr<bool> JobStore::LinkCheckpoint(const std::string& job_id, const std::string& checkpoint_id,
+                                              const std::string& link) {
+  const std::string from = CheckpointPath(job_id, checkpoint_id);
+  const std::string to = CheckpointPath(job_id, link);
+  if (::link(from.c_str(), to.c_str()) != 0) {
+    if (errno == ENOENT) return false;
+    return ErrnoError("cannot link", absl::StrCat(from, " as ", to), errno);
+  }
+  return true;
+}
+
 absl::Status JobStore::DeleteCheckpoint(const std::string& job_id,
                                         const std::string& checkpoint_id) {
   const std::string path = CheckpointPath(job_id, checkpoint_id);

@@ -90,6 +90,11 @@ class JobStore {
   // Atomic rename (then a directory fsync) of one checkpoint file over another name.
   absl::Status RenameCheckpoint(const std::string& job_id, const std::string& from,
                                 const std::string& to);
+  // Makes `link` a second name of checkpoint `checkpoint_id`'s file (a hard link), so
+  // that the file can be put back after a rename over it. False (and nothing done) if
+  // there is no such file.
+  absl::StatusOr<bool> LinkCheckpoint(const std::string& job_id, const std::string& checkpoint_id,
+                                      const std::string& link);
 
   const std::string& state_dir() const { return state_dir_; }
   std::string LogPath(const std::string& job_id) const;
