@@ -287,13 +287,6 @@ absl::StatusOr<EvalResult> Trainer::Evaluate(const torch::Tensor& data_any, int6
   return result;
 }
 
-bool Trainer::EndEpoch(double val_loss) {
-  const ValidationOutcome outcome =
-      DecideAfterValidation(val_loss, best_val_loss_, lr_, spec_.optimizer().anneal_factor());
-  ApplyValidation(val_loss, outcome);
-  return outcome.best;
-}
-
 void Trainer::ApplyValidation(double val_loss, const ValidationOutcome& outcome) {
   last_val_loss_ = val_loss;
   if (outcome.best) best_val_loss_ = val_loss;

@@ -4,14 +4,16 @@
 // The training loop of word_language_model's main.py, as a class that a single-process
 // binary and a distributed worker both drive:
 //
-//   for each epoch:  TrainEpoch(train) -> Evaluate(valid) -> EndEpoch(val_loss)
+//   for each epoch:  TrainEpoch(train) -> Evaluate(valid) -> ApplyValidation(decision)
 //
+// (worker/epoch_loop.h runs that loop; a ValidationArbiter makes the decision.)
 // TrainEpoch runs bptt windows from position().batch to the end of the epoch:
 // zero grads, detach the recurrent state, forward, NLL loss, backward, the optional
 // gradient reducer (a data-parallel all-reduce), gradient-norm clipping, then an SGD
-// (p -= lr * grad) or AdamW step. EndEpoch keeps the best validation loss and divides
-// the learning rate by anneal_factor when validation does not improve; the new rate
-// reaches AdamW's parameter groups too.
+// (p -= lr * grad) or AdamW step. ApplyValidation records the best validation loss and
+// takes the learning rate the decision gives (divided by anneal_factor when validation
+// did not improve: common/validation_rule.h); the new rate reaches AdamW's parameter
+// groups too.
 //
 // Devices: the model, recurrent state, batches, loss and optimizer state live on the
 // trainer's device ("cpu" or "cuda:N"); the host reads the loss back only at log
@@ -103,13 +105,10 @@ class Trainer {
   // of memory.
   absl::StatusOr<EvalResult> Evaluate(const torch::Tensor& data, int64_t max_batches = 0);
 
-  // Ends the current epoch, deciding locally (ddlm_train): returns true if `val_loss` is
-  // the best so far (then the caller should keep this model); otherwise anneals the
-  // learning rate (DecideAfterValidation).
-  bool EndEpoch(double val_loss);
-  // Ends the current epoch with a decision made elsewhere (a job's coordinator): records
-  // `val_loss`, as the best if `outcome.best`, and takes `outcome.lr`. In a job the
-  // trainer applies decisions and never makes them.
+  // Ends the current epoch with a decision made by a ValidationArbiter (this process's
+  // for ddlm_train, the coordinator's in a job): records `val_loss`, as the best if
+  // `outcome.best`, and takes `outcome.lr`. The trainer applies decisions and never
+  // makes them.
   void ApplyValidation(double val_loss, const ValidationOutcome& outcome);
 
   // Full training state: model, recurrent state, RNG, optimizer, position, lr.

@@ -202,10 +202,17 @@ TEST(TrainerTest, AnnealsWhenValidationDoesNotImproveAndAdamWSeesIt) {
   spec.mutable_optimizer()->set_lr(0.004);
   auto trainer = Trainer::Create(spec, Quickstart().dictionary);
   ASSERT_TRUE(trainer.ok());
-  EXPECT_TRUE((*trainer)->EndEpoch(5.0));
+  // What ddlm_train's local arbiter (worker/epoch_loop.h) decides and the trainer applies.
+  auto end_epoch = [&](double val_loss) {
+    const ValidationOutcome outcome = DecideAfterValidation(val_loss, (*trainer)->best_val_loss(), (*trainer)->lr(),
+                                                            (*trainer)->spec().optimizer().anneal_factor());
+    (*trainer)->ApplyValidation(val_loss, outcome);
+    return outcome.best;
+  };
+  EXPECT_TRUE(end_epoch(5.0));
   EXPECT_DOUBLE_EQ((*trainer)->lr(), 0.004);
-  EXPECT_TRUE((*trainer)->EndEpoch(4.0));
-  EXPECT_FALSE((*trainer)->EndEpoch(4.5));
+  EXPECT_TRUE(end_epoch(4.0));
+  EXPECT_FALSE(end_epoch(4.5));
   EXPECT_DOUBLE_EQ((*trainer)->lr(), 0.001);
   EXPECT_DOUBLE_EQ(*(*trainer)->best_val_loss(), 4.0);
   EXPECT_EQ((*trainer)->position().epoch(), 4);

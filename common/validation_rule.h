@@ -3,9 +3,9 @@
 
 // What happens after an epoch's validation, decided in one place: by the coordinator
 // for a job (every rank applies its decision: Trainer::ApplyValidation), and locally by
-// ddlm_train (Trainer::EndEpoch). word_language_model's rule: keep the model if the loss
-// improved on the best so far (or there is none), else divide the learning rate by
-// `anneal`.
+// ddlm_train (LocalValidationArbiter, worker/epoch_loop.h). word_language_model's
+// rule: keep the model if the loss improved on the best so far (or there is none),
+// else divide the learning rate by `anneal`.
 
 #include <optional>
 

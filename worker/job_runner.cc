@@ -3,7 +3,6 @@
 #include <glog/logging.h>
 
 #include <algorithm>
-#include <chrono>
 #include <cmath>
 
 #include "absl/strings/str_cat.h"
@@ -73,6 +72,137 @@ absl::Status JobRunner::AgreeOnDeviceKind(KeyValueStore& store, const std::strin
       absl::StrJoin(kinds, ", "), ")"));
 }
 
+namespace {
+
+// A job's arbiter: the coordinator combines every rank's evaluation and decides once
+// for all of them (coordinator/job_manager.h). A rank asks again every poll (harmless)
+// until the decision comes, the evaluation timeout passes, or a stop is requested.
+class CoordinatorValidationArbiter : public ValidationArbiter {
+ public:
+  CoordinatorValidationArbiter(CoordinatorClient* client, const WorkerRef& worker, const AttemptRef& attempt,
+                               const JobRunnerOptions& options, const std::atomic<bool>* stop)
+      : client_(client), worker_(worker), attempt_(attempt), options_(options), stop_(stop) {}
+
+  absl::StatusOr<EvaluationDecision> Decide(Split split, int32_t epoch, const EvalResult& local,
+                                            double train_seconds) override {
+    ReportEvaluationRequest request;
+    *request.mutable_worker() = worker_;
+    *request.mutable_attempt() = attempt_;
+    request.set_split(split);
+    request.set_epoch(epoch);
+    request.set_loss_sum(local.loss_sum);
+    request.set_tokens(local.tokens);
+    request.set_seconds(train_seconds);
+    const absl::Time deadline = absl::Now() + options_.evaluation_timeout;
+    for (;;) {
+      const absl::Duration poll = std::min(deadline - absl::Now(), options_.evaluation_poll);
+      absl::StatusOr<EvaluationDecision> decision = client_->ReportEvaluation(request, poll);
+      if (decision.status().code() != absl::StatusCode::kDeadlineExceeded || absl::Now() >= deadline) {
+        return decision;
+      }
+      if (*stop_) {
+        return absl::CancelledError(absl::StrCat("stopped while waiting for every rank's ",
+                                                 split == VALID ? "validation" : "test", " loss"));
+      }
+    }
+  }
+
+ private:
+  CoordinatorClient* const client_;
+  const WorkerRef& worker_;
+  const AttemptRef& attempt_;
+  const JobRunnerOptions& options_;
+  const std::atomic<bool>* const stop_;
+};
+
+}  // namespace
+
+absl::StatusOr<JobRunner::Shards> JobRunner::DownloadShards() {
+  const JobSpec& spec = assignment_.spec();
+  std::vector<int64_t> splits[3];
+  for (int split = TRAIN; split <= TEST; ++split) {
+    DownloadShardRequest request;
+    *request.mutable_worker() = worker_;
+    *request.mutable_attempt() = assignment_.attempt();
+    request.set_split(static_cast<Split>(split));
+    DDLM_ASSIGN_OR_RETURN(std::string bytes, client_->DownloadShard(request));
+    DDLM_ASSIGN_OR_RETURN(splits[split - TRAIN], DecodeTokenIds(bytes));
+  }
+  Shards shards;
+  shards.train = Batchify(splits[0], spec.data().batch_size());
+  shards.valid = Batchify(splits[1], spec.data().eval_batch_size());
+  shards.test = Batchify(splits[2], spec.data().eval_batch_size());
+  DDLM_RETURN_IF_ERROR(CheckHasBatches(shards.train, "train shard"));
+  DDLM_RETURN_IF_ERROR(CheckHasBatches(shards.valid, "valid shard"));
+  DDLM_RETURN_IF_ERROR(CheckHasBatches(shards.test, "test shard"));
+  return shards;
+}
+
+absl::StatusOr<Checkpoint> JobRunner::DownloadCheckpoint(const std::string& id) {
+  DownloadCheckpointRequest request;
+  *request.mutable_worker() = worker_;
+  request.set_job_id(assignment_.attempt().job_id());
+  request.set_checkpoint_id(id);
+  DDLM_ASSIGN_OR_RETURN(std::string bytes, client_->DownloadCheckpoint(request));
+  return ParseCheckpoint(bytes, absl::StrCat("checkpoint ", id));
+}
+
+absl::Status JobRunner::Restore(Trainer& trainer) {
+  const std::string& id = assignment_.resume_checkpoint_id();
+  if (id.empty()) return absl::OkStatus();
+  const int rank = assignment_.attempt().rank();
+  DDLM_ASSIGN_OR_RETURN(Checkpoint checkpoint, DownloadCheckpoint(id));
+  absl::StatusOr<Checkpoint> mine = CheckpointForRank(checkpoint, rank);
+  if (!mine.ok() && checkpoint.header.position().batch() == 0) {
+    // The job now has more workers than wrote it: this rank starts with its own
+    // freshly seeded generator.
+    mine = CheckpointForNewRank(std::move(checkpoint), trainer.device());
+  }
+  DDLM_ASSIGN_OR_RETURN(checkpoint, std::move(mine));
+  DDLM_RETURN_IF_ERROR(trainer.LoadCheckpoint(checkpoint, /*weights_only=*/false));
+  // The coordinator's copy of the job may train longer than the checkpoint's spec.
+  LOG(INFO) << Who() << "resumed from " << id << " at epoch " << trainer.position().epoch() << ", batch "
+            << trainer.position().batch();
+  return absl::OkStatus();
+}
+
+absl::Status JobRunner::UploadCheckpoint(const Trainer& trainer, Collective& collective) {
+  DDLM_ASSIGN_OR_RETURN(Checkpoint c, trainer.MakeCheckpoint());
+  DDLM_RETURN_IF_ERROR(GatherRankState(collective, &c));
+  if (assignment_.attempt().rank() != 0) return absl::OkStatus();
+  DDLM_ASSIGN_OR_RETURN(std::string bytes, SerializeCheckpoint(c));
+  DDLM_ASSIGN_OR_RETURN(CheckpointInfo info, client_->UploadCheckpoint(worker_, assignment_.attempt(), bytes));
+  LOG(INFO) << Who() << "checkpoint " << info.id() << " kept (" << info.size_bytes() << " bytes)";
+  return absl::OkStatus();
+}
+
+void JobRunner::ReportInterval(const IntervalReport& report, const Trainer& trainer,
+                               double allreduce_ms_per_batch) {
+  ReportMetricsRequest request;
+  *request.mutable_worker() = worker_;
+  *request.mutable_attempt() = assignment_.attempt();
+  TrainingMetrics& m = *request.mutable_metrics();
+  m.set_epoch(report.epoch);
+  m.set_batch(report.batch);
+  m.set_num_batches(report.num_batches);
+  m.set_lr(report.lr);
+  m.set_loss(report.loss);
+  m.set_ppl(std::exp(report.loss));
+  m.set_tokens_per_second(report.tokens_per_second);
+  m.set_ms_per_batch(report.ms_per_batch);
+  if (report.batches > 0) m.set_allreduce_ms_per_batch(allreduce_ms_per_batch);
+  request.set_global_step(trainer.position().global_step());
+  if (absl::Status s = client_->ReportMetrics(request); !s.ok()) {
+    LOG(WARNING) << Who() << "metrics not delivered: " << s;
+  }
+  if (assignment_.attempt().rank() == 0) {
+    LOG(INFO) << Who()
+              << absl::StrFormat("| epoch %3d | %5d/%5d batches | lr %.2f | ms/batch %.1f | loss %.2f | ppl %.2f",
+                                 report.epoch, report.batch, report.num_batches, report.lr, report.ms_per_batch,
+                                 report.loss, std::exp(report.loss));
+  }
+}
+
 absl::Status JobRunner::RunAttempt() {
   const JobSpec& spec = assignment_.spec();
   const AttemptRef& attempt = assignment_.attempt();
@@ -81,21 +211,7 @@ absl::Status JobRunner::RunAttempt() {
   ConfigureThreads(spec.schedule().threads());
 
   // ---- Data: this rank's slices, from the coordinator.
-  std::vector<int64_t> splits[3];
-  for (int split = TRAIN; split <= TEST; ++split) {
-    DownloadShardRequest request;
-    *request.mutable_worker() = worker_;
-    *request.mutable_attempt() = attempt;
-    request.set_split(static_cast<Split>(split));
-    DDLM_ASSIGN_OR_RETURN(std::string bytes, client_->DownloadShard(request));
-    DDLM_ASSIGN_OR_RETURN(splits[split - TRAIN], DecodeTokenIds(bytes));
-  }
-  torch::Tensor train = Batchify(splits[0], spec.data().batch_size());
-  torch::Tensor valid = Batchify(splits[1], spec.data().eval_batch_size());
-  torch::Tensor test = Batchify(splits[2], spec.data().eval_batch_size());
-  DDLM_RETURN_IF_ERROR(CheckHasBatches(train, "train shard"));
-  DDLM_RETURN_IF_ERROR(CheckHasBatches(valid, "valid shard"));
-  DDLM_RETURN_IF_ERROR(CheckHasBatches(test, "test shard"));
+  DDLM_ASSIGN_OR_RETURN(Shards shards, DownloadShards());
 
   // ---- Model: identical initial weights on every rank (same seed); then each rank
   // its own generator stream for dropout.
@@ -106,29 +222,7 @@ absl::Status JobRunner::RunAttempt() {
   DDLM_RETURN_IF_ERROR(AgreeOnDeviceKind(store, DeviceKind(device)));
   DDLM_ASSIGN_OR_RETURN(std::unique_ptr<Trainer> trainer, Trainer::Create(spec, dictionary, device));
   if (rank > 0) torch::manual_seed(spec.schedule().seed() + 7919 * static_cast<uint64_t>(rank));
-
-  auto download = [&](const std::string& id) -> absl::StatusOr<Checkpoint> {
-    DownloadCheckpointRequest request;
-    *request.mutable_worker() = worker_;
-    request.set_job_id(attempt.job_id());
-    request.set_checkpoint_id(id);
-    DDLM_ASSIGN_OR_RETURN(std::string bytes, client_->DownloadCheckpoint(request));
-    return ParseCheckpoint(bytes, absl::StrCat("checkpoint ", id));
-  };
-  if (!assignment_.resume_checkpoint_id().empty()) {
-    DDLM_ASSIGN_OR_RETURN(Checkpoint checkpoint, download(assignment_.resume_checkpoint_id()));
-    absl::StatusOr<Checkpoint> mine = CheckpointForRank(checkpoint, rank);
-    if (!mine.ok() && checkpoint.header.position().batch() == 0) {
-      // The job now has more workers than wrote it: this rank starts with its own
-      // freshly seeded generator.
-      mine = CheckpointForNewRank(std::move(checkpoint), device);
-    }
-    DDLM_ASSIGN_OR_RETURN(checkpoint, std::move(mine));
-    DDLM_RETURN_IF_ERROR(trainer->LoadCheckpoint(checkpoint, /*weights_only=*/false));
-    // The coordinator's copy of the job may train longer than the checkpoint's spec.
-    LOG(INFO) << Who() << "resumed from " << assignment_.resume_checkpoint_id() << " at epoch "
-              << trainer->position().epoch() << ", batch " << trainer->position().batch();
-  }
+  DDLM_RETURN_IF_ERROR(Restore(*trainer));
 
   // ---- Collective.
   CollectiveOptions collective_options;
@@ -154,9 +248,8 @@ absl::Status JobRunner::RunAttempt() {
             << Precision_Name(spec.schedule().precision()) << ", all-reduce in "
             << Precision_Name(spec.schedule().allreduce_dtype())
             << (spec.schedule().allreduce_touched_rows() ? ", touched embedding rows only" : "")
-            << "); " << trainer->num_parameters()
-            << " parameters, "
-            << train.size(0) << " rows x " << train.size(1) << " columns of training data";
+            << "); " << trainer->num_parameters() << " parameters, " << shards.train.size(0) << " rows x "
+            << shards.train.size(1) << " columns of training data";
 
   trainer->set_gradient_reducer(
       [&](const std::vector<torch::Tensor>& grads) { return reducer.Reduce(grads); });
@@ -164,126 +257,56 @@ absl::Status JobRunner::RunAttempt() {
   // communication thread is not writing the stats).
   double allreduce_seconds_reported = 0;
   trainer->set_interval_callback([&](const IntervalReport& report) {
-    ReportMetricsRequest request;
-    *request.mutable_worker() = worker_;
-    *request.mutable_attempt() = attempt;
-    TrainingMetrics& m = *request.mutable_metrics();
-    m.set_epoch(report.epoch);
-    m.set_batch(report.batch);
-    m.set_num_batches(report.num_batches);
-    m.set_lr(report.lr);
-    m.set_loss(report.loss);
-    m.set_ppl(std::exp(report.loss));
-    m.set_tokens_per_second(report.tokens_per_second);
-    m.set_ms_per_batch(report.ms_per_batch);
     const double allreduce_seconds = reducer.stats().allreduce_seconds;
-    if (report.batches > 0) {
-      m.set_allreduce_ms_per_batch((allreduce_seconds - allreduce_seconds_reported) * 1000.0 /
-                                   static_cast<double>(report.batches));
-    }
+    const double per_batch = report.batches > 0 ? (allreduce_seconds - allreduce_seconds_reported) * 1000.0 /
+                                                      static_cast<double>(report.batches)
+                                                : 0;
     allreduce_seconds_reported = allreduce_seconds;
-    request.set_global_step(trainer->position().global_step());
-    if (absl::Status s = client_->ReportMetrics(request); !s.ok()) {
-      LOG(WARNING) << Who() << "metrics not delivered: " << s;
-    }
-    if (rank == 0) {
-      LOG(INFO) << Who() << absl::StrFormat("| epoch %3d | %5d/%5d batches | lr %.2f | ms/batch %.1f | loss %.2f | ppl %.2f",
-                                            report.epoch, report.batch, report.num_batches, report.lr,
-                                            report.ms_per_batch, report.loss, std::exp(report.loss));
-    }
+    ReportInterval(report, *trainer, per_batch);
   });
-
-  // Every rank takes part (the gather is a collective); rank 0 uploads.
-  auto checkpoint = [&]() -> absl::Status {
-    DDLM_ASSIGN_OR_RETURN(Checkpoint c, trainer->MakeCheckpoint());
-    DDLM_RETURN_IF_ERROR(GatherRankState(collective, &c));
-    if (rank != 0) return absl::OkStatus();
-    DDLM_ASSIGN_OR_RETURN(std::string bytes, SerializeCheckpoint(c));
-    DDLM_ASSIGN_OR_RETURN(CheckpointInfo info, client_->UploadCheckpoint(worker_, attempt, bytes));
-    LOG(INFO) << Who() << "checkpoint " << info.id() << " kept (" << info.size_bytes() << " bytes)";
-    return absl::OkStatus();
-  };
   const int64_t every = spec.checkpoint().every_n_steps();
   trainer->set_step_callback([&](const Trainer& t) -> absl::Status {
     if (every > 0 && t.position().global_step() % every == 0 && !reducer.stop_agreed()->load()) {
-      return checkpoint();
+      return UploadCheckpoint(t, collective);
     }
     return absl::OkStatus();
   });
 
-  // ---- Epochs.
-  std::vector<torch::Tensor> best_weights;
-  auto keep_best = [&]() {
-    best_weights.clear();
-    for (const torch::Tensor& p : trainer->model().parameters()) best_weights.push_back(p.detach().clone());
+  // ---- Epochs: the coordinator decides after each validation; rank 0 uploads a
+  // checkpoint at every epoch end.
+  CoordinatorValidationArbiter arbiter(client_, worker_, attempt, options_, &stop_requested_);
+  EpochLoopOptions loop_options;
+  loop_options.eval_batches = spec.schedule().dry_run() ? 1 : 0;
+  loop_options.stop = reducer.stop_agreed();
+  loop_options.on_epoch_end = [&](const EpochEnd& end) -> absl::Status {
+    LOG(INFO) << Who()
+              << absl::StrFormat("| end of epoch %3d | time: %5.2fs | valid loss %5.2f | valid ppl %8.2f | "
+                                 "all-reduce %.1f s, %d bucket(s)",
+                                 end.epoch, end.summary.seconds, end.decision.loss(), std::exp(end.decision.loss()),
+                                 reducer.stats().allreduce_seconds, reducer.num_buckets());
+    return UploadCheckpoint(*trainer, collective);
   };
-  auto evaluate = [&](Split split, const torch::Tensor& data, int32_t epoch,
-                      double seconds) -> absl::StatusOr<EvaluationDecision> {
-    DDLM_ASSIGN_OR_RETURN(EvalResult result,
-                          trainer->Evaluate(data, spec.schedule().dry_run() ? 1 : 0));
-    ReportEvaluationRequest request;
-    *request.mutable_worker() = worker_;
-    *request.mutable_attempt() = attempt;
-    request.set_split(split);
-    request.set_epoch(epoch);
-    request.set_loss_sum(result.loss_sum);
-    request.set_tokens(result.tokens);
-    request.set_seconds(seconds);
-    const absl::Time deadline = absl::Now() + options_.evaluation_timeout;
-    for (;;) {
-      const absl::Duration poll = std::min(deadline - absl::Now(), options_.evaluation_poll);
-      absl::StatusOr<EvaluationDecision> decision = client_->ReportEvaluation(request, poll);
-      if (decision.status().code() != absl::StatusCode::kDeadlineExceeded || absl::Now() >= deadline) {
-        return decision;
-      }
-      if (stop_requested_) {
-        return absl::CancelledError(absl::StrCat("stopped while waiting for every rank's ",
-                                                 split == VALID ? "validation" : "test", " loss"));
-      }
-    }
-  };
+  EpochLoop loop(trainer.get(), &arbiter, loop_options);
   // A checkpoint taken at an epoch end whose validation was the best holds the best
   // weights (resumed jobs start with them).
   if (!assignment_.resume_checkpoint_id().empty() && trainer->position().batch() == 0 &&
       assignment_.best_checkpoint_id() == assignment_.resume_checkpoint_id()) {
-    keep_best();
+    loop.KeepCurrentAsBest();
   }
-  const int32_t epochs = spec.schedule().epochs();
-  while (trainer->position().epoch() <= epochs) {
-    const int32_t epoch = trainer->position().epoch();
-    const auto start = std::chrono::steady_clock::now();
-    DDLM_ASSIGN_OR_RETURN(EpochSummary summary, trainer->TrainEpoch(train, reducer.stop_agreed()));
-    if (summary.interrupted) {
-      return absl::CancelledError(absl::StrCat("stopped at epoch ", epoch, ", batch ",
-                                               trainer->position().batch()));
-    }
-    const double seconds =
-        std::chrono::duration<double>(std::chrono::steady_clock::now() - start).count();
-    DDLM_ASSIGN_OR_RETURN(EvaluationDecision decision, evaluate(VALID, valid, epoch, seconds));
-    // The coordinator decided (best, learning rate) for every rank; the trainer applies it.
-    trainer->ApplyValidation(decision.loss(), ValidationOutcome{decision.best(), decision.lr()});
-    if (decision.best()) keep_best();
-    const ReducerStats& stats = reducer.stats();
-    LOG(INFO) << Who()
-              << absl::StrFormat("| end of epoch %3d | time: %5.2fs | valid loss %5.2f | valid ppl %8.2f | "
-                                 "all-reduce %.1f s, %d bucket(s)",
-                                 epoch, seconds, decision.loss(), std::exp(decision.loss()),
-                                 stats.allreduce_seconds, reducer.num_buckets());
-    DDLM_RETURN_IF_ERROR(checkpoint());
+  DDLM_ASSIGN_OR_RETURN(const bool finished, loop.Train(shards.train, shards.valid));
+  if (!finished) {
+    return absl::CancelledError(absl::StrCat("stopped at epoch ", trainer->position().epoch(), ", batch ",
+                                             trainer->position().batch()));
   }
 
-  // ---- Test with the best weights.
-  if (best_weights.empty() && !assignment_.best_checkpoint_id().empty()) {
-    DDLM_ASSIGN_OR_RETURN(Checkpoint best, download(assignment_.best_checkpoint_id()));
+  // ---- Test with the best weights: kept in memory, else the job's best checkpoint.
+  if (!loop.RestoreBest() && !assignment_.best_checkpoint_id().empty()) {
+    DDLM_ASSIGN_OR_RETURN(Checkpoint best, DownloadCheckpoint(assignment_.best_checkpoint_id()));
     DDLM_RETURN_IF_ERROR(trainer->LoadCheckpoint(best, /*weights_only=*/true));
-  } else if (!best_weights.empty()) {
-    torch::NoGradGuard no_grad;
-    std::vector<torch::Tensor> params = trainer->model().parameters();
-    for (size_t i = 0; i < params.size(); ++i) params[i].copy_(best_weights[i]);
   }
-  DDLM_ASSIGN_OR_RETURN(EvaluationDecision tested, evaluate(TEST, test, epochs, 0));
-  LOG(INFO) << Who() << absl::StrFormat("| End of training | test loss %5.2f | test ppl %8.2f",
-                                        tested.loss(), std::exp(tested.loss()));
+  DDLM_ASSIGN_OR_RETURN(EvaluationDecision tested, loop.Test(shards.test, spec.schedule().epochs()));
+  LOG(INFO) << Who() << absl::StrFormat("| End of training | test loss %5.2f | test ppl %8.2f", tested.loss(),
+                                        std::exp(tested.loss()));
   return absl::OkStatus();
 }
 

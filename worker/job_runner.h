@@ -5,9 +5,10 @@
 // CoordinatorClient and to the other ranks through a Collective:
 //
 //   download shards (and the checkpoint to resume from) -> connect the collective ->
-//   for each epoch: train (gradients averaged every step, before clipping; metrics
-//   each log interval) -> evaluate this rank's validation slice -> the coordinator's
-//   combined decision (best? next lr?) -> rank 0 uploads a checkpoint
+//   the epoch loop (worker/epoch_loop.h): for each epoch, train (gradients averaged
+//   every step, before clipping; metrics each log interval) -> evaluate this rank's
+//   validation slice -> the coordinator's combined decision (best? next lr?), which the
+//   trainer applies -> rank 0 uploads a checkpoint
 //   -> after the last epoch, the best weights on this rank's test slice.
 //
 // A failed attempt (out of GPU memory, say) returns its error and gives the GPU memory
@@ -30,6 +31,7 @@
 #include "worker/collectives/collective.h"
 #include "worker/attempt_runner.h"
 #include "worker/coordinator_client.h"
+#include "worker/epoch_loop.h"
 
 namespace ddlm {
 
@@ -62,10 +64,26 @@ class JobRunner : public AttemptRunner {
   const AttemptRef& attempt() const override { return assignment_.attempt(); }
 
  private:
+  // This rank's batched slices of the corpus.
+  struct Shards {
+    torch::Tensor train, valid, test;
+  };
+
   std::string Who() const;
+  // Download -> restore -> connect -> epochs (EpochLoop) -> test.
   absl::Status RunAttempt();
+  // This rank's shards, from the coordinator, batched.
+  absl::StatusOr<Shards> DownloadShards();
+  // A kept checkpoint of the job, by id.
+  absl::StatusOr<Checkpoint> DownloadCheckpoint(const std::string& id);
+  // Continues from the assignment's resume checkpoint, if it names one.
+  absl::Status Restore(Trainer& trainer);
   // Every rank publishes its device kind in the store and checks the others'.
   absl::Status AgreeOnDeviceKind(KeyValueStore& store, const std::string& kind);
+  // Every rank takes part (the gather is a collective); rank 0 uploads.
+  absl::Status UploadCheckpoint(const Trainer& trainer, Collective& collective);
+  // Sends the coordinator the training metrics of one log interval.
+  void ReportInterval(const IntervalReport& report, const Trainer& trainer, double allreduce_ms_per_batch);
 
   const Assignment assignment_;
   const WorkerRef worker_;

@@ -26,6 +26,7 @@
 #include "common/device.h"
 #include "common/threading.h"
 #include "common/trainer.h"
+#include "worker/epoch_loop.h"
 
 ABSL_FLAG(std::string, config, "", "Text-format JobSpec file; flags given on the command line override it.");
 ABSL_FLAG(std::string, data, "./data/wikitext-2", "Location of the data corpus (train.txt, valid.txt, test.txt).");
@@ -157,66 +158,52 @@ int Run(const ddlm::JobSpec& spec, const torch::Device& device) {
     std::fflush(stdout);
   });
 
-  const int64_t eval_limit = spec.schedule().dry_run() ? 1 : 0;
+  // Each epoch's end: print it; a best model is saved, as upstream's main.py does.
   const std::string& save = spec.checkpoint().path();
-  bool saved = false;
-  std::signal(SIGINT, OnSigint);
-  for (int epoch = 1; epoch <= spec.schedule().epochs(); ++epoch) {
-    absl::StatusOr<ddlm::EpochSummary> summary = trainer.TrainEpoch(train, &g_stop);
-    if (!summary.ok()) {
-      std::fprintf(stderr, "ddlm_train: %s\n", std::string(summary.status().message()).c_str());
-      return 1;
-    }
-    if (summary->interrupted) {
-      PrintRule('-');
-      std::printf("Exiting from training early\n");
-      break;
-    }
-    const auto eval_start = std::chrono::steady_clock::now();
-    absl::StatusOr<ddlm::EvalResult> evaluated = trainer.Evaluate(valid, eval_limit);
-    if (!evaluated.ok()) {
-      std::fprintf(stderr, "ddlm_train: %s\n", std::string(evaluated.status().message()).c_str());
-      return 1;
-    }
-    const double val_loss = evaluated->mean_loss();
-    const double eval_seconds =
-        std::chrono::duration<double>(std::chrono::steady_clock::now() - eval_start).count();
+  ddlm::EpochLoopOptions loop_options;
+  loop_options.eval_batches = spec.schedule().dry_run() ? 1 : 0;
+  loop_options.stop = &g_stop;
+  loop_options.on_epoch_end = [&](const ddlm::EpochEnd& end) -> absl::Status {
+    const double val_loss = end.decision.loss();
     PrintRule('-');
     std::printf("| end of epoch %3d | time: %5.2fs | valid loss %5.2f | valid ppl %8.2f | train tok/s %7.0f\n",
-                epoch, summary->seconds + eval_seconds, val_loss, std::exp(val_loss),
-                summary->seconds > 0 ? summary->tokens / summary->seconds : 0.0);
+                end.epoch, end.summary.seconds + end.eval_seconds, val_loss, std::exp(val_loss),
+                end.summary.seconds > 0 ? end.summary.tokens / end.summary.seconds : 0.0);
     PrintRule('-');
     std::fflush(stdout);
-    if (trainer.EndEpoch(val_loss)) {
-      absl::StatusOr<ddlm::Checkpoint> checkpoint = trainer.MakeCheckpoint();
-      absl::Status written = checkpoint.ok() ? ddlm::WriteCheckpointFile(save, *checkpoint)
-                                             : checkpoint.status();
-      if (!written.ok()) {
-        std::fprintf(stderr, "ddlm_train: cannot save the best model: %s\n",
-                     std::string(written.message()).c_str());
-        return 1;
-      }
-      saved = true;
+    if (!end.decision.best()) return absl::OkStatus();
+    absl::StatusOr<ddlm::Checkpoint> checkpoint = trainer.MakeCheckpoint();
+    absl::Status written = checkpoint.ok() ? ddlm::WriteCheckpointFile(save, *checkpoint) : checkpoint.status();
+    if (!written.ok()) {
+      return absl::Status(written.code(), absl::StrCat("cannot save the best model: ", written.message()));
     }
-  }
+    return absl::OkStatus();
+  };
+  ddlm::LocalValidationArbiter arbiter(&trainer);
+  ddlm::EpochLoop loop(&trainer, &arbiter, loop_options);
+  std::signal(SIGINT, OnSigint);
+  absl::StatusOr<bool> finished = loop.Train(train, valid);
   std::signal(SIGINT, SIG_DFL);
-  if (!saved) {
+  if (!finished.ok()) {
+    std::fprintf(stderr, "ddlm_train: %s\n", std::string(finished.status().message()).c_str());
+    return 1;
+  }
+  if (!*finished) {
+    PrintRule('-');
+    std::printf("Exiting from training early\n");
+  }
+  if (!loop.has_best()) {
     std::printf("No epoch finished: no model was saved, skipping the test evaluation\n");
     return 0;
   }
-  absl::StatusOr<ddlm::Checkpoint> best = ddlm::ReadCheckpointFile(save);
-  absl::Status loaded = best.ok() ? trainer.LoadCheckpoint(*best, /*weights_only=*/true) : best.status();
-  if (!loaded.ok()) {
-    std::fprintf(stderr, "ddlm_train: cannot reload the best model: %s\n",
-                 std::string(loaded.message()).c_str());
-    return 1;
-  }
-  absl::StatusOr<ddlm::EvalResult> tested = trainer.Evaluate(test, eval_limit);
+  // The best model, as saved (upstream reloads its file; these are the same weights).
+  loop.RestoreBest();
+  absl::StatusOr<ddlm::EvaluationDecision> tested = loop.Test(test, trainer.position().epoch());
   if (!tested.ok()) {
     std::fprintf(stderr, "ddlm_train: %s\n", std::string(tested.status().message()).c_str());
     return 1;
   }
-  const double test_loss = tested->mean_loss();
+  const double test_loss = tested->loss();
   PrintRule('=');
   std::printf("| End of training | test loss %5.2f | test ppl %8.2f\n", test_loss, std::exp(test_loss));
   PrintRule('=');
