@@ -1,42 +1,24 @@
 #include "common/checkpoint.h"
 
 #include <algorithm>
-
-
 #include <cstring>
 #include <limits>
 #include <sstream>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "common/checkpoint_format.h"
 #include "common/file_io.h"
 #include "common/status_macros.h"
 
 namespace ddlm {
 namespace {
 
-constexpr char kMagic[8] = {'D', 'D', 'L', 'M', 'C', 'K', 'P', 'T'};
-constexpr size_t kPreambleSize = sizeof(kMagic) + 4 + 8;
-constexpr size_t kTrailerSize = 4;
 constexpr char kRngName[] = "rng/cpu";
 constexpr char kCudaRngName[] = "rng/cuda";
 constexpr char kOptimizerName[] = "optimizer/archive";
 constexpr char kParamPrefix[] = "param/";
 constexpr char kHiddenPrefix[] = "hidden/";
-
-template <typename T>
-void AppendLittleEndian(T value, std::string* out) {
-  for (size_t i = 0; i < sizeof(T); ++i) out->push_back(static_cast<char>((value >> (8 * i)) & 0xFF));
-}
-
-template <typename T>
-T ReadLittleEndian(const char* p) {
-  T value = 0;
-  for (size_t i = 0; i < sizeof(T); ++i) {
-    value |= static_cast<T>(static_cast<unsigned char>(p[i])) << (8 * i);
-  }
-  return value;
-}
 
 absl::StatusOr<TensorDType> ToProtoDType(torch::ScalarType t) {
   switch (t) {
@@ -84,95 +66,32 @@ std::string TensorToBytes(const torch::Tensor& t) {
 }  // namespace
 
 absl::StatusOr<std::string> SerializeCheckpoint(const Checkpoint& checkpoint) {
-  CheckpointHeader header = checkpoint.header;
-  header.clear_tensors();
-  std::vector<torch::Tensor> ordered;
-  uint64_t offset = 0;
+  std::vector<torch::Tensor> host;  // Keeps the bytes the entries point at alive.
+  std::vector<CheckpointTensorBytes> tensors;
   for (const auto& [name, tensor] : checkpoint.tensors) {
     torch::Tensor t = tensor.detach().to(torch::kCPU).contiguous();
     DDLM_ASSIGN_OR_RETURN(TensorDType dtype, ToProtoDType(t.scalar_type()));
-    TensorEntry* entry = header.add_tensors();
-    entry->set_name(name);
-    entry->set_dtype(dtype);
-    for (int64_t d : t.sizes()) entry->add_shape(d);
-    entry->set_offset(offset);
-    entry->set_nbytes(t.nbytes());
-    offset += t.nbytes();
-    ordered.push_back(std::move(t));
+    CheckpointTensorBytes& entry = tensors.emplace_back();
+    entry.name = name;
+    entry.dtype = dtype;
+    entry.shape.assign(t.sizes().begin(), t.sizes().end());
+    entry.bytes = absl::string_view(static_cast<const char*>(t.data_ptr()), t.nbytes());
+    host.push_back(std::move(t));
   }
-  std::string header_bytes;
-  if (!header.SerializeToString(&header_bytes)) {
-    return absl::InternalError("cannot serialise the checkpoint header");
-  }
-  std::string out;
-  out.reserve(kPreambleSize + header_bytes.size() + offset + kTrailerSize);
-  out.append(kMagic, sizeof(kMagic));
-  AppendLittleEndian<uint32_t>(kCheckpointVersion, &out);
-  AppendLittleEndian<uint64_t>(header_bytes.size(), &out);
-  out.append(header_bytes);
-  for (const torch::Tensor& t : ordered) {
-    out.append(static_cast<const char*>(t.data_ptr()), t.nbytes());
-  }
-  AppendLittleEndian<uint32_t>(Crc32(out), &out);
-  return out;
+  return EncodeCheckpoint(checkpoint.header, tensors);
 }
 
 absl::StatusOr<Checkpoint> ParseCheckpoint(absl::string_view bytes, absl::string_view source) {
-  auto corrupt = [&](absl::string_view why) {
-    return absl::DataLossError(absl::StrCat("checkpoint ", source, " is corrupt or truncated: ", why));
-  };
-  if (bytes.size() < kPreambleSize + kTrailerSize) {
-    return corrupt(absl::StrCat("only ", bytes.size(), " bytes"));
-  }
-  if (std::memcmp(bytes.data(), kMagic, sizeof(kMagic)) != 0) {
-    return corrupt("it does not start with the DDLMCKPT magic number (not a ddlm checkpoint)");
-  }
-  const uint32_t stored_crc = ReadLittleEndian<uint32_t>(bytes.data() + bytes.size() - kTrailerSize);
-  const uint32_t actual_crc = Crc32(bytes.substr(0, bytes.size() - kTrailerSize));
-  if (stored_crc != actual_crc) {
-    return corrupt(absl::StrCat("CRC-32 mismatch (stored ", absl::Hex(stored_crc), ", computed ",
-                                absl::Hex(actual_crc), ")"));
-  }
-  const uint32_t version = ReadLittleEndian<uint32_t>(bytes.data() + sizeof(kMagic));
-  if (version != kCheckpointVersion) {
-    return absl::FailedPreconditionError(absl::StrCat("checkpoint ", source, " has format version ",
-                                                      version, "; this build reads version ",
-                                                      kCheckpointVersion));
-  }
-  const uint64_t header_size = ReadLittleEndian<uint64_t>(bytes.data() + sizeof(kMagic) + 4);
-  if (header_size > bytes.size() - kPreambleSize - kTrailerSize) {
-    return corrupt(absl::StrCat("header length ", header_size, " runs past the end of the file"));
-  }
-  if (header_size > static_cast<uint64_t>(std::numeric_limits<int>::max())) {
-    return corrupt(absl::StrCat("header length ", header_size, " is implausibly large"));
-  }
+  DDLM_ASSIGN_OR_RETURN(CheckpointView view, ParseCheckpointView(bytes, source));
   Checkpoint checkpoint;
-  if (!checkpoint.header.ParseFromArray(bytes.data() + kPreambleSize, static_cast<int>(header_size))) {
-    return corrupt("the header does not parse");
+  for (const CheckpointView::Tensor& t : view.tensors) {
+    DDLM_ASSIGN_OR_RETURN(torch::ScalarType dtype, FromProtoDType(t.entry->dtype()));
+    torch::Tensor tensor =
+        torch::empty(std::vector<int64_t>(t.entry->shape().begin(), t.entry->shape().end()), dtype);
+    if (!t.bytes.empty()) std::memcpy(tensor.data_ptr(), t.bytes.data(), t.bytes.size());
+    checkpoint.tensors.emplace(t.entry->name(), std::move(tensor));
   }
-  const char* area = bytes.data() + kPreambleSize + header_size;
-  const uint64_t area_size = bytes.size() - kPreambleSize - header_size - kTrailerSize;
-  for (const TensorEntry& entry : checkpoint.header.tensors()) {
-    DDLM_ASSIGN_OR_RETURN(torch::ScalarType dtype, FromProtoDType(entry.dtype()));
-    std::vector<int64_t> shape(entry.shape().begin(), entry.shape().end());
-    // The CRC only proves the file is what its writer wrote; the index is still
-    // checked so that a crafted file cannot overflow or over-allocate.
-    uint64_t expected = c10::elementSize(dtype);
-    for (int64_t d : shape) {
-      if (d < 0 || __builtin_mul_overflow(expected, static_cast<uint64_t>(d), &expected)) {
-        return corrupt(absl::StrCat("tensor ", entry.name(), " has an invalid shape"));
-      }
-    }
-    if (entry.nbytes() != expected || expected > area_size || entry.offset() > area_size - expected) {
-      return corrupt(absl::StrCat("tensor ", entry.name(), " does not fit its index entry"));
-    }
-    if (checkpoint.tensors.count(entry.name()) > 0) {
-      return corrupt(absl::StrCat("tensor ", entry.name(), " appears twice"));
-    }
-    torch::Tensor t = torch::empty(shape, dtype);
-    if (expected > 0) std::memcpy(t.data_ptr(), area + entry.offset(), expected);
-    checkpoint.tensors.emplace(entry.name(), std::move(t));
-  }
+  checkpoint.header = std::move(view.header);
   return checkpoint;
 }
 
@@ -347,19 +266,6 @@ absl::Status CheckCompatible(const Checkpoint& checkpoint, uint64_t vocabulary_f
     return differ("nhead", saved.nhead(), model.nhead());
   }
   return absl::OkStatus();
-}
-
-int64_t MaxCheckpointBytes(const JobSpec& spec, int64_t ntoken, int64_t vocabulary_bytes, int world) {
-  const ModelConfig& m = spec.model();
-  const int64_t parameters = ParameterCount(m, ntoken);
-  // Recurrent state per rank: h (and c for an LSTM) of every layer, batch x nhid floats.
-  const int64_t hidden =
-      m.type() == TRANSFORMER
-          ? 0
-          : (m.type() == LSTM ? 2 : 1) * int64_t{m.nlayers()} * spec.data().batch_size() * m.nhid() * 4;
-  const int64_t per_rank = 64 * 1024 /* generators */ + hidden;
-  return 3 * 4 * parameters + int64_t{std::max(world, 1)} * per_rank + vocabulary_bytes + 16 * ntoken +
-         (4 << 20) /* header, names, optimizer archive framing */;
 }
 
 }  // namespace ddlm

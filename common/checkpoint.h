@@ -1,10 +1,8 @@
 #ifndef DDLM_COMMON_CHECKPOINT_H_
 #define DDLM_COMMON_CHECKPOINT_H_
 
-// ddlm checkpoint files. Layout (all integers little-endian):
-//
-//   "DDLMCKPT" | u32 version | u64 header length | CheckpointHeader (proto) |
-//   tensor area | u32 CRC-32 of every byte before it
+// ddlm checkpoint files as LibTorch tensors. The file format (framing, CRC, tensor
+// index) is common/checkpoint_format.h's, which the control plane uses without LibTorch.
 //
 // The header (proto/checkpoint.proto) holds the job spec, the vocabulary and its
 // fingerprint, the training position, learning rate and best validation loss, and an
@@ -24,12 +22,11 @@
 
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
+#include "common/checkpoint_format.h"  // kCheckpointVersion, MaxCheckpointBytes.
 #include "common/model.h"
 #include "proto/checkpoint.pb.h"
 
 namespace ddlm {
-
-inline constexpr uint32_t kCheckpointVersion = 1;
 
 struct Checkpoint {
   // Everything but `tensors`, which Serialize fills in from `tensors` below.
@@ -66,11 +63,6 @@ RecurrentState RestoreState(const Checkpoint& checkpoint);
 // checkpoint moves between CPU and GPU (with other dropout masks from then on).
 void CaptureRng(const torch::Device& device, Checkpoint* checkpoint);
 
-// The most bytes a checkpoint of a `world`-rank job of `spec` over a vocabulary of
-// `ntoken` words (`vocabulary_bytes` of text) can take: weights and AdamW's two moments,
-// every rank's generators and recurrent state, the header, and framing slack. An upload
-// above it is not a checkpoint of that job, and is refused before it is read whole.
-int64_t MaxCheckpointBytes(const JobSpec& spec, int64_t ntoken, int64_t vocabulary_bytes, int world);
 absl::Status RestoreRng(const Checkpoint& checkpoint, const torch::Device& device);
 
 // A LibTorch optimizer's state as "optimizer/archive".

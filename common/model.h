@@ -19,6 +19,7 @@
 #include <torch/torch.h>
 
 #include "absl/status/statusor.h"
+#include "common/model_size.h"  // ParameterCount, for the model it builds.
 #include "proto/config.pb.h"
 
 namespace ddlm {
@@ -91,10 +92,6 @@ void DetachState(RecurrentState* state);
 // INVALID_ARGUMENT for an impossible config (e.g. tied with nhid != emsize).
 absl::StatusOr<std::shared_ptr<LanguageModelImpl>> BuildModel(const ModelConfig& config,
                                                               int64_t ntoken);
-
-// The number of parameters (scalars) BuildModel(config, ntoken) has, computed from the
-// config alone (no model is built): what a checkpoint of it may weigh.
-int64_t ParameterCount(const ModelConfig& config, int64_t ntoken);
 
 // Upper bound on the Transformer's sequence length (positional-encoding table size).
 inline constexpr int64_t kMaxTransformerLength = 5000;

@@ -3,7 +3,7 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
-#include "common/checkpoint.h"
+#include "common/checkpoint_format.h"
 #include "common/sharding.h"
 #include "common/status_macros.h"
 

@@ -4,7 +4,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
-#include "common/checkpoint.h"
+#include "common/checkpoint_format.h"
 #include "common/file_io.h"
 #include "coordinator/retention.h"
 
@@ -12,7 +12,9 @@ namespace ddlm {
 
 absl::StatusOr<CheckpointInfo> DescribeUpload(absl::string_view bytes, int32_t attempt,
                                               absl::string_view source, CheckpointHeader* header) {
-  absl::StatusOr<Checkpoint> checkpoint = ParseCheckpoint(bytes, source);
+  // Verified without turning its tensors into tensors: the control plane needs only
+  // the header.
+  absl::StatusOr<CheckpointView> checkpoint = ParseCheckpointView(bytes, source);
   if (!checkpoint.ok()) return checkpoint.status();
   const CheckpointHeader& h = checkpoint->header;
   if (header != nullptr) *header = h;

@@ -8,9 +8,9 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
-#include "common/checkpoint.h"
+#include "common/checkpoint_format.h"
 #include "common/file_io.h"
-#include "common/model.h"
+#include "common/model_size.h"
 #include "common/status_macros.h"
 #include "coordinator/checkpoint_store.h"
 
