@@ -1,4 +1,4 @@
-#include "coordinator/benchmarks/server_latency.h"
+#include "tests/load/server_latency.h"
 
 #include <arpa/inet.h>
 #include <netinet/in.h>

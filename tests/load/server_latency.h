@@ -1,5 +1,5 @@
-#ifndef DDLM_COORDINATOR_BENCHMARKS_SERVER_LATENCY_H_
-#define DDLM_COORDINATOR_BENCHMARKS_SERVER_LATENCY_H_
+#ifndef DDLM_TESTS_LOAD_SERVER_LATENCY_H_
+#define DDLM_TESTS_LOAD_SERVER_LATENCY_H_
 
 // The coordinator's own view of its RPC latencies, for control_plane_load: its
 // /metrics histograms (ddlm_rpc_duration_seconds, coordinator/metrics/rpc_stats.h)
@@ -40,4 +40,4 @@ absl::StatusOr<std::string> HttpGet(const std::string& host, int port, const std
 
 }  // namespace ddlm
 
-#endif  // DDLM_COORDINATOR_BENCHMARKS_SERVER_LATENCY_H_
+#endif  // DDLM_TESTS_LOAD_SERVER_LATENCY_H_

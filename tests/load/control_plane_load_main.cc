@@ -14,8 +14,8 @@
 // coordinator's CPU (share of one core) and RSS, events/s, and false worker deaths
 // (heartbeats refused as dead, workers listed DEAD, jobs FAILED).
 //
-//   bazel build -c opt //coordinator/benchmarks:control_plane_load //coordinator:ddlm_coordinator
-//   bazel-bin/coordinator/benchmarks/control_plane_load --workers=1000 --watchers=100
+//   bazel build -c opt //tests/load:control_plane_load //coordinator:ddlm_coordinator
+//   bazel-bin/tests/load/control_plane_load --workers=1000 --watchers=100
 //       --coordinator_cpus=0 --client_cpus=1 --duration_s=300      (one line)
 //
 // --coordinator_cpus runs the coordinator under `taskset -c`; --client_cpus pins this
@@ -41,7 +41,6 @@
 #include <vector>
 
 #include <grpcpp/grpcpp.h>
-#include <torch/torch.h>
 
 #include "absl/flags/flag.h"
 #include "absl/strings/match.h"
@@ -52,12 +51,12 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
-#include "common/checkpoint.h"
+#include "common/checkpoint_format.h"
 #include "common/cli.h"
 #include "common/config.h"
 #include "proto/job_service.grpc.pb.h"
 #include "common/subprocess.h"
-#include "coordinator/benchmarks/server_latency.h"
+#include "tests/load/server_latency.h"
 #include "worker/coordinator_client.h"
 #include "worker/rpc/grpc_coordinator_client.h"
 
@@ -264,19 +263,20 @@ class SimWorker {
   }
 
   void Upload(const Assignment& a, int epoch, int64_t step, double lr) {
-    Checkpoint c;
-    *c.header.mutable_spec() = a.spec();
+    CheckpointHeader header;
+    *header.mutable_spec() = a.spec();
     // The job's vocabulary, as a real rank 0's checkpoint has (the coordinator checks it).
-    for (const std::string& word : a.vocabulary()) c.header.add_vocabulary(word);
-    c.header.mutable_position()->set_epoch(epoch);
-    c.header.mutable_position()->set_global_step(step);
-    c.header.set_lr(lr);
-    c.header.set_val_loss(5.0);
-    c.header.set_best_val_loss(5.0);
-    c.tensors["param/w"] = torch::zeros({absl::GetFlag(FLAGS_checkpoint_kb) * 256});
-    absl::StatusOr<std::string> bytes = SerializeCheckpoint(c);
+    for (const std::string& word : a.vocabulary()) header.add_vocabulary(word);
+    header.mutable_position()->set_epoch(epoch);
+    header.mutable_position()->set_global_step(step);
+    header.set_lr(lr);
+    header.set_val_loss(5.0);
+    header.set_best_val_loss(5.0);
+    const int64_t floats = absl::GetFlag(FLAGS_checkpoint_kb) * 256;
+    const std::string zeros(static_cast<size_t>(floats) * 4, '\0');
+    absl::StatusOr<std::string> bytes = EncodeCheckpoint(header, {{"param/w", FLOAT32, {floats}, zeros}});
     if (!bytes.ok()) {
-      CountError(bytes.status(), "SerializeCheckpoint");
+      CountError(bytes.status(), "EncodeCheckpoint");
       return;
     }
     const auto start = Steady::now();
@@ -370,7 +370,7 @@ int Run() {
   const std::string state_dir = absl::GetFlag(FLAGS_state_dir);
   if (std::system(("rm -rf '" + state_dir + "'").c_str()) != 0) return 1;
   std::string binary = absl::GetFlag(FLAGS_coordinator);
-  if (binary.empty()) binary = SiblingBinary(SelfExecutable(), "coordinator/benchmarks", "coordinator", "ddlm_coordinator");
+  if (binary.empty()) binary = SiblingBinary(SelfExecutable(), "tests/load", "coordinator", "ddlm_coordinator");
   char cwd[4096] = {};
   const std::string data = absl::GetFlag(FLAGS_data)[0] == '/'
                                ? absl::GetFlag(FLAGS_data)
