@@ -2,6 +2,10 @@
 
 #include <utility>
 
+#include "absl/strings/str_cat.h"
+#include "common/checkpoint_format.h"
+#include "common/validation_rule.h"
+
 namespace ddlm {
 
 // The worker's end of one scripted stream.
@@ -154,26 +158,95 @@ absl::Status FakeCoordinatorClient::KeyWait(const WorkerRef&, const std::vector<
   return store_.Wait(keys, timeout);
 }
 
-absl::StatusOr<std::string> FakeCoordinatorClient::DownloadShard(const DownloadShardRequest&) {
-  return absl::UnimplementedError("FakeCoordinatorClient: DownloadShard");
+absl::StatusOr<std::string> FakeCoordinatorClient::DownloadShard(const DownloadShardRequest& request) {
+  absl::MutexLock lock(&mu_);
+  auto it = shards_.find(request.split());
+  if (it == shards_.end()) return absl::UnimplementedError("FakeCoordinatorClient: DownloadShard of a shard not set");
+  return it->second;
 }
 
-absl::StatusOr<std::string> FakeCoordinatorClient::DownloadCheckpoint(const DownloadCheckpointRequest&) {
-  return absl::UnimplementedError("FakeCoordinatorClient: DownloadCheckpoint");
+absl::StatusOr<std::string> FakeCoordinatorClient::DownloadCheckpoint(const DownloadCheckpointRequest& request) {
+  absl::MutexLock lock(&mu_);
+  auto it = checkpoints_.find(request.checkpoint_id());
+  if (it == checkpoints_.end()) {
+    return absl::NotFoundError(absl::StrCat("checkpoint '", request.checkpoint_id(), "' was never uploaded"));
+  }
+  return it->second;
 }
 
-absl::Status FakeCoordinatorClient::ReportMetrics(const ReportMetricsRequest&) {
-  return absl::UnimplementedError("FakeCoordinatorClient: ReportMetrics");
+absl::Status FakeCoordinatorClient::ReportMetrics(const ReportMetricsRequest& request) {
+  absl::MutexLock lock(&mu_);
+  metrics_.push_back(request.metrics());
+  return absl::OkStatus();
 }
 
-absl::StatusOr<EvaluationDecision> FakeCoordinatorClient::ReportEvaluation(const ReportEvaluationRequest&,
+absl::StatusOr<EvaluationDecision> FakeCoordinatorClient::ReportEvaluation(const ReportEvaluationRequest& request,
                                                                            absl::Duration) {
-  return absl::UnimplementedError("FakeCoordinatorClient: ReportEvaluation");
+  absl::MutexLock lock(&mu_);
+  EvaluationDecision decision;
+  decision.set_loss(request.loss_sum() / static_cast<double>(request.tokens()));
+  decision.set_tokens(request.tokens());
+  if (request.split() == VALID) {
+    const ValidationOutcome outcome = DecideAfterValidation(decision.loss(), best_loss_, lr_, anneal_);
+    if (outcome.best) best_loss_ = decision.loss();
+    lr_ = outcome.lr;
+    decision.set_best(outcome.best);
+    decision.set_lr(outcome.lr);
+    valid_losses_.push_back(decision.loss());
+  } else {
+    test_losses_.push_back(decision.loss());
+  }
+  return decision;
 }
 
 absl::StatusOr<CheckpointInfo> FakeCoordinatorClient::UploadCheckpoint(const WorkerRef&, const AttemptRef&,
-                                                                       const std::string&) {
-  return absl::UnimplementedError("FakeCoordinatorClient: UploadCheckpoint");
+                                                                       const std::string& bytes) {
+  absl::StatusOr<CheckpointView> view = ParseCheckpointView(bytes, "upload");
+  if (!view.ok()) return view.status();
+  CheckpointInfo info;
+  info.set_id(absl::StrCat("e", view->header.position().epoch(), "-s", view->header.position().global_step()));
+  absl::MutexLock lock(&mu_);
+  checkpoints_[info.id()] = bytes;
+  uploads_.push_back(info.id());
+  return info;
+}
+
+void FakeCoordinatorClient::set_shard(Split split, std::string bytes) {
+  absl::MutexLock lock(&mu_);
+  shards_[split] = std::move(bytes);
+}
+
+void FakeCoordinatorClient::SetValidationState(std::optional<double> best_loss, double lr, double anneal) {
+  absl::MutexLock lock(&mu_);
+  best_loss_ = best_loss;
+  lr_ = lr;
+  anneal_ = anneal;
+}
+
+std::vector<TrainingMetrics> FakeCoordinatorClient::metrics() {
+  absl::MutexLock lock(&mu_);
+  return metrics_;
+}
+
+std::vector<double> FakeCoordinatorClient::valid_losses() {
+  absl::MutexLock lock(&mu_);
+  return valid_losses_;
+}
+
+std::vector<double> FakeCoordinatorClient::test_losses() {
+  absl::MutexLock lock(&mu_);
+  return test_losses_;
+}
+
+std::vector<std::string> FakeCoordinatorClient::uploads() {
+  absl::MutexLock lock(&mu_);
+  return uploads_;
+}
+
+std::string FakeCoordinatorClient::checkpoint(const std::string& id) {
+  absl::MutexLock lock(&mu_);
+  auto it = checkpoints_.find(id);
+  return it == checkpoints_.end() ? std::string() : it->second;
 }
 
 absl::Status FakeCoordinatorClient::FinishAssignment(const FinishAssignmentRequest& request) {

@@ -4,12 +4,18 @@
 // A scripted CoordinatorClient for the worker's unit tests: it records what the worker
 // asks, answers as the test says, and lets the test push commands down the worker's
 // command stream. Await* block until the worker has done something N times (no sleeps).
+// For a JobRunner it also plays one job's data plane: it serves the shards the test
+// set, keeps uploaded checkpoints (named as the coordinator names them) for download,
+// records metrics, and decides evaluations as a one-rank coordinator would
+// (common/validation_rule.h). It links no LibTorch.
 //
 // Threading: thread-safe (the worker calls it from several threads while the test
 // scripts and awaits it).
 
 #include <deque>
+#include <map>
 #include <memory>
+#include <optional>
 #include <string>
 #include <vector>
 
@@ -35,7 +41,20 @@ class FakeCoordinatorClient : public CoordinatorClient {
   // Ends the newest command stream with `status` (as a coordinator that went away).
   void EndStream(absl::Status status) ABSL_LOCKS_EXCLUDED(mu_);
 
+  // The data plane of one job: the bytes DownloadShard serves for `split`, and the
+  // state its validation decisions start from (what a resume restores).
+  void set_shard(Split split, std::string bytes) ABSL_LOCKS_EXCLUDED(mu_);
+  void SetValidationState(std::optional<double> best_loss, double lr, double anneal = 4)
+      ABSL_LOCKS_EXCLUDED(mu_);
+
   std::vector<RegisterRequest> registrations() ABSL_LOCKS_EXCLUDED(mu_);
+  std::vector<TrainingMetrics> metrics() ABSL_LOCKS_EXCLUDED(mu_);
+  // The combined losses decided, by split.
+  std::vector<double> valid_losses() ABSL_LOCKS_EXCLUDED(mu_);
+  std::vector<double> test_losses() ABSL_LOCKS_EXCLUDED(mu_);
+  // Uploaded checkpoints' ids ("e<epoch>-s<step>"), in upload order, and their bytes.
+  std::vector<std::string> uploads() ABSL_LOCKS_EXCLUDED(mu_);
+  std::string checkpoint(const std::string& id) ABSL_LOCKS_EXCLUDED(mu_);
   std::vector<FinishAssignmentRequest> finishes() ABSL_LOCKS_EXCLUDED(mu_);
   std::vector<WorkerRef> deregistrations() ABSL_LOCKS_EXCLUDED(mu_);
   int heartbeats() ABSL_LOCKS_EXCLUDED(mu_);
@@ -46,8 +65,9 @@ class FakeCoordinatorClient : public CoordinatorClient {
   void AwaitFinishes(int n) ABSL_LOCKS_EXCLUDED(mu_);
   void AwaitStreams(int n) ABSL_LOCKS_EXCLUDED(mu_);
 
-  // CoordinatorClient. The rendezvous calls use an in-memory store; downloads, metrics,
-  // evaluations and uploads answer UNIMPLEMENTED (the agent makes none).
+  // CoordinatorClient. The rendezvous calls use an in-memory store; a shard not set
+  // answers UNIMPLEMENTED, a checkpoint not uploaded NOT_FOUND, an upload that is not a
+  // checkpoint DATA_LOSS.
   absl::StatusOr<RegisterResponse> Register(const RegisterRequest& request) override ABSL_LOCKS_EXCLUDED(mu_);
   absl::Status Heartbeat(const WorkerRef& worker) override ABSL_LOCKS_EXCLUDED(mu_);
   absl::Status Deregister(const WorkerRef& worker) override ABSL_LOCKS_EXCLUDED(mu_);
@@ -88,6 +108,15 @@ class FakeCoordinatorClient : public CoordinatorClient {
   int heartbeat_count_ ABSL_GUARDED_BY(mu_) = 0;
   int finish_count_ ABSL_GUARDED_BY(mu_) = 0;
   int stream_count_ ABSL_GUARDED_BY(mu_) = 0;
+  std::map<int, std::string> shards_ ABSL_GUARDED_BY(mu_);
+  std::vector<TrainingMetrics> metrics_ ABSL_GUARDED_BY(mu_);
+  std::vector<double> valid_losses_ ABSL_GUARDED_BY(mu_);
+  std::vector<double> test_losses_ ABSL_GUARDED_BY(mu_);
+  std::optional<double> best_loss_ ABSL_GUARDED_BY(mu_);
+  double lr_ ABSL_GUARDED_BY(mu_) = 20;
+  double anneal_ ABSL_GUARDED_BY(mu_) = 4;
+  std::map<std::string, std::string> checkpoints_ ABSL_GUARDED_BY(mu_);
+  std::vector<std::string> uploads_ ABSL_GUARDED_BY(mu_);
   InMemoryKeyValueStore store_;
 };
 
