@@ -11,9 +11,9 @@ namespace ddlm {
 
 struct AcceleratorInfo {
   bool built_with_cuda = false;
-  int cuda_devices = 0;        // cudaGetDeviceCount; 0 when none or CPU-only.
-  std::string nccl_version;    // "2.x.y" from ncclGetVersion, "" when CPU-only.
-  std::string error;           // Why no device is usable, if that is the case.
+  int cuda_devices = 0;      // cudaGetDeviceCount; 0 when none or CPU-only.
+  std::string nccl_version;  // "2.x.y" from ncclGetVersion, "" when CPU-only.
+  std::string error;         // Why no device is usable, if that is the case.
 };
 
 AcceleratorInfo DetectAccelerators();

@@ -11,8 +11,8 @@ torch::Tensor Batchify(const torch::Tensor& ids, int64_t batch) {
 }
 
 torch::Tensor Batchify(const std::vector<int64_t>& ids, int64_t batch) {
-  torch::Tensor t = torch::from_blob(const_cast<int64_t*>(ids.data()),
-                                     {static_cast<int64_t>(ids.size())}, torch::kInt64);
+  torch::Tensor t =
+      torch::from_blob(const_cast<int64_t*>(ids.data()), {static_cast<int64_t>(ids.size())}, torch::kInt64);
   return Batchify(t, batch).clone();  // Own the memory: `ids` may go away.
 }
 
@@ -23,9 +23,8 @@ Batch GetBatch(const torch::Tensor& source, int64_t i, int64_t bptt) {
 
 absl::Status CheckHasBatches(const torch::Tensor& source, absl::string_view name) {
   if (source.size(0) >= 2) return absl::OkStatus();
-  return absl::InvalidArgumentError(absl::StrCat(
-      "the ", name, " split is too small for batch size ", source.size(1), ": it needs at least ",
-      2 * source.size(1), " tokens"));
+  return absl::InvalidArgumentError(absl::StrCat("the ", name, " split is too small for batch size ", source.size(1),
+                                                 ": it needs at least ", 2 * source.size(1), " tokens"));
 }
 
 int64_t NumBatches(const torch::Tensor& source, int64_t bptt) {

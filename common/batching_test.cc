@@ -39,9 +39,7 @@ TEST(BatchingTest, LastWindowIsShorter) {
   EXPECT_EQ(last.targets[last.targets.size(0) - 1].item<int64_t>(), 39);
 }
 
-TEST(BatchingTest, TooShortSourceHasNoBatches) {
-  EXPECT_EQ(NumBatches(Batchify(Range(3), 2), 5), 0);
-}
+TEST(BatchingTest, TooShortSourceHasNoBatches) { EXPECT_EQ(NumBatches(Batchify(Range(3), 2), 5), 0); }
 
 }  // namespace
 }  // namespace ddlm

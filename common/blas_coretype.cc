@@ -13,8 +13,8 @@ namespace ddlm {
 CpuFeatures DetectCpuFeatures() {
   CpuFeatures f;
   __builtin_cpu_init();
-  f.avx512 = __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") &&
-             __builtin_cpu_supports("avx512vl");
+  f.avx512 =
+      __builtin_cpu_supports("avx512f") && __builtin_cpu_supports("avx512bw") && __builtin_cpu_supports("avx512vl");
   f.avx2_fma = __builtin_cpu_supports("avx2") && __builtin_cpu_supports("fma");
   return f;
 }

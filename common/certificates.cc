@@ -26,8 +26,8 @@ absl::Status Openssl(std::vector<std::string> args) {
   std::string output;
   const int rc = RunBinary(args, &output);
   if (rc != 0) {
-    return absl::InternalError(absl::StrCat("openssl ", args.size() > 1 ? args[1] : "", " failed (exit ", rc,
-                                            "): ", output));
+    return absl::InternalError(
+        absl::StrCat("openssl ", args.size() > 1 ? args[1] : "", " failed (exit ", rc, "): ", output));
   }
   return absl::OkStatus();
 }
@@ -117,9 +117,9 @@ absl::StatusOr<CertificateFiles> MakeCertificates(const std::string& dir, const 
   }
   DDLM_RETURN_IF_ERROR(MakeDirectory(dir));
   const std::string tmp = absl::StrCat(dir, "/.ca-", ::getpid());
-  absl::Status made = Openssl({"req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes",
-                               "-keyout", tmp + ".key", "-out", tmp + ".pem", "-days", "3650", "-sha256", "-subj",
-                               "/CN=ddlm CA"});
+  absl::Status made =
+      Openssl({"req", "-x509", "-newkey", "ec", "-pkeyopt", "ec_paramgen_curve:prime256v1", "-nodes", "-keyout",
+               tmp + ".key", "-out", tmp + ".pem", "-days", "3650", "-sha256", "-subj", "/CN=ddlm CA"});
   if (made.ok() && ::chmod((tmp + ".key").c_str(), 0600) != 0) {
     made = absl::InternalError(absl::StrCat("cannot chmod ", tmp, ".key: ", std::strerror(errno)));
   }

@@ -22,32 +22,22 @@ constexpr char kHiddenPrefix[] = "hidden/";
 
 absl::StatusOr<TensorDType> ToProtoDType(torch::ScalarType t) {
   switch (t) {
-    case torch::kFloat32:
-      return FLOAT32;
-    case torch::kFloat64:
-      return FLOAT64;
-    case torch::kInt64:
-      return INT64;
-    case torch::kUInt8:
-      return UINT8;
+    case torch::kFloat32: return FLOAT32;
+    case torch::kFloat64: return FLOAT64;
+    case torch::kInt64: return INT64;
+    case torch::kUInt8: return UINT8;
     default:
-      return absl::InvalidArgumentError(
-          absl::StrCat("checkpoints cannot hold tensors of type ", c10::toString(t)));
+      return absl::InvalidArgumentError(absl::StrCat("checkpoints cannot hold tensors of type ", c10::toString(t)));
   }
 }
 
 absl::StatusOr<torch::ScalarType> FromProtoDType(TensorDType t) {
   switch (t) {
-    case FLOAT32:
-      return torch::kFloat32;
-    case FLOAT64:
-      return torch::kFloat64;
-    case INT64:
-      return torch::kInt64;
-    case UINT8:
-      return torch::kUInt8;
-    default:
-      return absl::DataLossError(absl::StrCat("unknown tensor dtype ", t));
+    case FLOAT32: return torch::kFloat32;
+    case FLOAT64: return torch::kFloat64;
+    case INT64: return torch::kInt64;
+    case UINT8: return torch::kUInt8;
+    default: return absl::DataLossError(absl::StrCat("unknown tensor dtype ", t));
   }
 }
 
@@ -86,8 +76,7 @@ absl::StatusOr<Checkpoint> ParseCheckpoint(absl::string_view bytes, absl::string
   Checkpoint checkpoint;
   for (const CheckpointView::Tensor& t : view.tensors) {
     DDLM_ASSIGN_OR_RETURN(torch::ScalarType dtype, FromProtoDType(t.entry->dtype()));
-    torch::Tensor tensor =
-        torch::empty(std::vector<int64_t>(t.entry->shape().begin(), t.entry->shape().end()), dtype);
+    torch::Tensor tensor = torch::empty(std::vector<int64_t>(t.entry->shape().begin(), t.entry->shape().end()), dtype);
     if (!t.bytes.empty()) std::memcpy(tensor.data_ptr(), t.bytes.data(), t.bytes.size());
     checkpoint.tensors.emplace(t.entry->name(), std::move(tensor));
   }
@@ -128,22 +117,20 @@ absl::Status RestoreModel(const Checkpoint& checkpoint, LanguageModelImpl& model
   }
   auto params = model.named_parameters(/*recurse=*/true);
   if (params.size() != params_in_checkpoint) {
-    return absl::FailedPreconditionError(
-        absl::StrCat("checkpoint holds ", params_in_checkpoint, " parameter tensors, the model has ",
-                     params.size(), " (another model type or tying?)"));
+    return absl::FailedPreconditionError(absl::StrCat("checkpoint holds ", params_in_checkpoint,
+                                                      " parameter tensors, the model has ", params.size(),
+                                                      " (another model type or tying?)"));
   }
   torch::NoGradGuard no_grad;
   for (auto& item : params) {
     auto it = checkpoint.tensors.find(absl::StrCat(kParamPrefix, item.key()));
     if (it == checkpoint.tensors.end()) {
-      return absl::FailedPreconditionError(
-          absl::StrCat("checkpoint has no parameter '", item.key(), "'"));
+      return absl::FailedPreconditionError(absl::StrCat("checkpoint has no parameter '", item.key(), "'"));
     }
-    if (it->second.sizes() != item.value().sizes() ||
-        it->second.scalar_type() != item.value().scalar_type()) {
-      return absl::FailedPreconditionError(absl::StrCat(
-          "parameter '", item.key(), "' is ", ShapeString(it->second.sizes()), " in the checkpoint but ",
-          ShapeString(item.value().sizes()), " in the model"));
+    if (it->second.sizes() != item.value().sizes() || it->second.scalar_type() != item.value().scalar_type()) {
+      return absl::FailedPreconditionError(absl::StrCat("parameter '", item.key(), "' is ",
+                                                        ShapeString(it->second.sizes()), " in the checkpoint but ",
+                                                        ShapeString(item.value().sizes()), " in the model"));
     }
     item.value().copy_(it->second);
   }
@@ -162,19 +149,16 @@ RecurrentState RestoreState(const Checkpoint& checkpoint) {
 
 namespace {
 
-at::Generator DefaultGenerator(const torch::Device& device) {
-  return at::globalContext().defaultGenerator(device);
-}
+at::Generator DefaultGenerator(const torch::Device& device) { return at::globalContext().defaultGenerator(device); }
 
-absl::Status SetGeneratorState(const torch::Device& device, const torch::Tensor& state,
-                               absl::string_view name) {
+absl::Status SetGeneratorState(const torch::Device& device, const torch::Tensor& state, absl::string_view name) {
   at::Generator gen = DefaultGenerator(device);
   std::lock_guard<std::mutex> lock(gen.mutex());
   try {
     gen.set_state(state);
   } catch (const c10::Error& e) {
-    return absl::DataLossError(absl::StrCat("checkpoint's generator state (", name,
-                                            ") is invalid: ", e.what_without_backtrace()));
+    return absl::DataLossError(
+        absl::StrCat("checkpoint's generator state (", name, ") is invalid: ", e.what_without_backtrace()));
   }
   return absl::OkStatus();
 }
@@ -240,20 +224,19 @@ absl::Status RestoreOptimizer(const Checkpoint& checkpoint, const torch::Device&
   return absl::OkStatus();
 }
 
-absl::Status CheckCompatible(const Checkpoint& checkpoint, uint64_t vocabulary_fingerprint,
-                             int64_t vocabulary_size, const ModelConfig& model) {
+absl::Status CheckCompatible(const Checkpoint& checkpoint, uint64_t vocabulary_fingerprint, int64_t vocabulary_size,
+                             const ModelConfig& model) {
   const CheckpointHeader& h = checkpoint.header;
-  if (h.vocabulary_fingerprint() != vocabulary_fingerprint ||
-      h.vocabulary_size() != vocabulary_size) {
-    return absl::FailedPreconditionError(absl::StrCat(
-        "checkpoint was trained on another vocabulary (", h.vocabulary_size(), " words, fingerprint ",
-        absl::Hex(h.vocabulary_fingerprint()), "; this corpus has ", vocabulary_size,
-        " words, fingerprint ", absl::Hex(vocabulary_fingerprint), ")"));
+  if (h.vocabulary_fingerprint() != vocabulary_fingerprint || h.vocabulary_size() != vocabulary_size) {
+    return absl::FailedPreconditionError(
+        absl::StrCat("checkpoint was trained on another vocabulary (", h.vocabulary_size(), " words, fingerprint ",
+                     absl::Hex(h.vocabulary_fingerprint()), "; this corpus has ", vocabulary_size,
+                     " words, fingerprint ", absl::Hex(vocabulary_fingerprint), ")"));
   }
   const ModelConfig& saved = h.spec().model();
   auto differ = [](absl::string_view field, auto a, auto b) {
-    return absl::FailedPreconditionError(absl::StrCat("checkpoint's model.", field, " is ", a,
-                                                      ", the requested model's is ", b));
+    return absl::FailedPreconditionError(
+        absl::StrCat("checkpoint's model.", field, " is ", a, ", the requested model's is ", b));
   };
   if (saved.type() != model.type()) {
     return differ("type", ModelType_Name(saved.type()), ModelType_Name(model.type()));

@@ -73,8 +73,8 @@ absl::Status RestoreOptimizer(const Checkpoint& checkpoint, const torch::Device&
 
 // FAILED_PRECONDITION unless `checkpoint` was made with this vocabulary and this model
 // shape (type, sizes, tying), naming the first difference.
-absl::Status CheckCompatible(const Checkpoint& checkpoint, uint64_t vocabulary_fingerprint,
-                             int64_t vocabulary_size, const ModelConfig& model);
+absl::Status CheckCompatible(const Checkpoint& checkpoint, uint64_t vocabulary_fingerprint, int64_t vocabulary_size,
+                             const ModelConfig& model);
 
 }  // namespace ddlm
 

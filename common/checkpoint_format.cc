@@ -66,14 +66,13 @@ absl::StatusOr<CheckpointView> ParseCheckpointView(absl::string_view bytes, absl
   const uint32_t stored_crc = ReadLittleEndian<uint32_t>(bytes.data() + bytes.size() - kTrailerSize);
   const uint32_t actual_crc = Crc32(bytes.substr(0, bytes.size() - kTrailerSize));
   if (stored_crc != actual_crc) {
-    return corrupt(absl::StrCat("CRC-32 mismatch (stored ", absl::Hex(stored_crc), ", computed ",
-                                absl::Hex(actual_crc), ")"));
+    return corrupt(
+        absl::StrCat("CRC-32 mismatch (stored ", absl::Hex(stored_crc), ", computed ", absl::Hex(actual_crc), ")"));
   }
   const uint32_t version = ReadLittleEndian<uint32_t>(bytes.data() + sizeof(kMagic));
   if (version != kCheckpointVersion) {
-    return absl::FailedPreconditionError(absl::StrCat("checkpoint ", source, " has format version ",
-                                                      version, "; this build reads version ",
-                                                      kCheckpointVersion));
+    return absl::FailedPreconditionError(absl::StrCat("checkpoint ", source, " has format version ", version,
+                                                      "; this build reads version ", kCheckpointVersion));
   }
   const uint64_t header_size = ReadLittleEndian<uint64_t>(bytes.data() + sizeof(kMagic) + 4);
   if (header_size > bytes.size() - kPreambleSize - kTrailerSize) {
@@ -119,8 +118,8 @@ absl::StatusOr<std::string> EncodeCheckpoint(CheckpointHeader header,
     }
     uint64_t expected = 0;
     if (DTypeSize(t.dtype) == 0 || !TensorBytes(t.dtype, t.shape, &expected) || expected != t.bytes.size()) {
-      return absl::InvalidArgumentError(absl::StrCat("tensor ", t.name, ": ", t.bytes.size(),
-                                                     " bytes do not match its dtype and shape"));
+      return absl::InvalidArgumentError(
+          absl::StrCat("tensor ", t.name, ": ", t.bytes.size(), " bytes do not match its dtype and shape"));
     }
     TensorEntry* entry = header.add_tensors();
     entry->set_name(t.name);
@@ -149,10 +148,9 @@ int64_t MaxCheckpointBytes(const JobSpec& spec, int64_t ntoken, int64_t vocabula
   const ModelConfig& m = spec.model();
   const int64_t parameters = ParameterCount(m, ntoken);
   // Recurrent state per rank: h (and c for an LSTM) of every layer, batch x nhid floats.
-  const int64_t hidden =
-      m.type() == TRANSFORMER
-          ? 0
-          : (m.type() == LSTM ? 2 : 1) * int64_t{m.nlayers()} * spec.data().batch_size() * m.nhid() * 4;
+  const int64_t hidden = m.type() == TRANSFORMER ? 0
+                                                 : (m.type() == LSTM ? 2 : 1) * int64_t{m.nlayers()} *
+                                                       spec.data().batch_size() * m.nhid() * 4;
   const int64_t per_rank = 64 * 1024 /* generators */ + hidden;
   return 3 * 4 * parameters + int64_t{std::max(world, 1)} * per_rank + vocabulary_bytes + 16 * ntoken +
          (4 << 20) /* header, names, optimizer archive framing */;

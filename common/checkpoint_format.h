@@ -58,7 +58,8 @@ struct CheckpointTensorBytes {
 // A checkpoint file of `header` (its tensor index replaced) and `tensors`, in order.
 // INVALID_ARGUMENT if a tensor's bytes do not match its dtype and shape, or a name
 // repeats.
-absl::StatusOr<std::string> EncodeCheckpoint(CheckpointHeader header, const std::vector<CheckpointTensorBytes>& tensors);
+absl::StatusOr<std::string> EncodeCheckpoint(CheckpointHeader header,
+                                             const std::vector<CheckpointTensorBytes>& tensors);
 
 // The most bytes a checkpoint of a `world`-rank job of `spec` over a vocabulary of
 // `ntoken` words (`vocabulary_bytes` of text) can take: weights and AdamW's two moments,

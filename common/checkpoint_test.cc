@@ -36,8 +36,7 @@ Dictionary Vocab(int n) {
 
 // A trainer stopped after two AdamW steps in the middle of an epoch, so optimizer
 // state, recurrent state and the generator (dropout) all matter for what comes next.
-std::unique_ptr<Trainer> TrainedTrainer(const JobSpec& spec, const Dictionary& vocab,
-                                        const torch::Tensor& data) {
+std::unique_ptr<Trainer> TrainedTrainer(const JobSpec& spec, const Dictionary& vocab, const torch::Tensor& data) {
   auto trainer = Trainer::Create(spec, vocab);
   EXPECT_TRUE(trainer.ok());
   std::atomic<bool> stop{false};
@@ -114,8 +113,7 @@ TEST(CheckpointTest, CpuCheckpointsHoldNoCudaGeneratorAndGpuOnesLoadOnTheCpu) {
   // ignored by a CPU trainer, which resumes the same as from the CPU checkpoint.
   Checkpoint from_gpu = *c;
   from_gpu.tensors["rng/cuda"] = torch::zeros({16}, torch::kUInt8);
-  absl::StatusOr<Checkpoint> parsed =
-      ParseCheckpoint(*SerializeCheckpoint(from_gpu), "gpu checkpoint");
+  absl::StatusOr<Checkpoint> parsed = ParseCheckpoint(*SerializeCheckpoint(from_gpu), "gpu checkpoint");
   ASSERT_TRUE(parsed.ok()) << parsed.status();
   torch::Tensor data = torch::randint(vocab.size(), {60, 4}, torch::kInt64);
   auto a = Trainer::Create(Spec(), vocab);

@@ -14,8 +14,7 @@
 
 namespace ddlm {
 
-grpc::Status SendChunks(const std::string& bytes, grpc::ServerContext* context,
-                        grpc::ServerWriter<DataChunk>* writer) {
+grpc::Status SendChunks(const std::string& bytes, grpc::ServerContext* context, grpc::ServerWriter<DataChunk>* writer) {
   const uint32_t crc = Crc32(bytes);
   size_t offset = 0;
   do {

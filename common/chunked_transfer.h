@@ -23,8 +23,7 @@ namespace ddlm {
 inline constexpr size_t kChunkBytes = 1 << 20;
 
 // Writes `bytes` as chunks. CANCELLED when the client went away.
-grpc::Status SendChunks(const std::string& bytes, grpc::ServerContext* context,
-                        grpc::ServerWriter<DataChunk>* writer);
+grpc::Status SendChunks(const std::string& bytes, grpc::ServerContext* context, grpc::ServerWriter<DataChunk>* writer);
 
 // Streams the file at `path` as chunks, read from disk a chunk at a time (never held
 // whole), its CRC-32 computed on the way. NOT_FOUND/... naming the path if it cannot

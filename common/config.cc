@@ -19,9 +19,7 @@ class CollectingErrors : public google::protobuf::io::ErrorCollector {
   void AddError(int line, int column, const std::string& message) override {
     errors_.push_back(absl::StrCat("line ", line + 1, ", column ", column + 1, ": ", message));
   }
-  void AddWarning(int line, int column, const std::string& message) override {
-    AddError(line, column, message);
-  }
+  void AddWarning(int line, int column, const std::string& message) override { AddError(line, column, message); }
   const std::vector<std::string>& errors() const { return errors_; }
 
  private:
@@ -42,8 +40,8 @@ absl::StatusOr<JobSpec> ParseJobSpecText(absl::string_view text, absl::string_vi
   google::protobuf::TextFormat::Parser parser;
   parser.RecordErrorsTo(&errors);
   if (!parser.ParseFromString(std::string(text), &spec)) {
-    return absl::InvalidArgumentError(absl::StrCat("cannot parse job spec ", source, ": ",
-                                                   absl::StrJoin(errors.errors(), "; ")));
+    return absl::InvalidArgumentError(
+        absl::StrCat("cannot parse job spec ", source, ": ", absl::StrJoin(errors.errors(), "; ")));
   }
   return spec;
 }
@@ -51,8 +49,7 @@ absl::StatusOr<JobSpec> ParseJobSpecText(absl::string_view text, absl::string_vi
 absl::StatusOr<JobSpec> LoadJobSpec(const std::string& path) {
   absl::StatusOr<std::string> text = ReadFile(path);
   if (!text.ok()) {
-    return absl::Status(text.status().code(),
-                        absl::StrCat("config file ", text.status().message()));
+    return absl::Status(text.status().code(), absl::StrCat("config file ", text.status().message()));
   }
   absl::StatusOr<JobSpec> spec = ParseJobSpecText(*text, path);
   if (!spec.ok()) return spec.status();
@@ -103,50 +100,43 @@ void ApplyDefaults(JobSpec* spec) {
 absl::Status ValidateJobSpec(const JobSpec& spec) {
   const DataConfig& d = spec.data();
   if (d.path().empty()) {
-    return absl::InvalidArgumentError(
-        "data.path is empty: name a directory holding train.txt, valid.txt and test.txt");
+    return absl::InvalidArgumentError("data.path is empty: name a directory holding train.txt, valid.txt and test.txt");
   }
-  for (absl::Status s : {CheckAtLeast("data.batch_size", d.batch_size(), 1),
-                         CheckAtLeast("data.eval_batch_size", d.eval_batch_size(), 1),
-                         CheckAtLeast("data.bptt", d.bptt(), 1)}) {
+  for (absl::Status s :
+       {CheckAtLeast("data.batch_size", d.batch_size(), 1),
+        CheckAtLeast("data.eval_batch_size", d.eval_batch_size(), 1), CheckAtLeast("data.bptt", d.bptt(), 1)}) {
     if (!s.ok()) return s;
   }
   const ModelConfig& m = spec.model();
   if (!ModelType_IsValid(m.type()) || m.type() == MODEL_TYPE_UNSPECIFIED) {
     return absl::InvalidArgumentError(absl::StrCat("model.type ", m.type(), " is not a model type"));
   }
-  for (absl::Status s : {CheckAtLeast("model.emsize", m.emsize(), 1),
-                         CheckAtLeast("model.nhid", m.nhid(), 1),
-                         CheckAtLeast("model.nlayers", m.nlayers(), 1),
-                         CheckAtLeast("model.nhead", m.nhead(), 1)}) {
+  for (absl::Status s : {CheckAtLeast("model.emsize", m.emsize(), 1), CheckAtLeast("model.nhid", m.nhid(), 1),
+                         CheckAtLeast("model.nlayers", m.nlayers(), 1), CheckAtLeast("model.nhead", m.nhead(), 1)}) {
     if (!s.ok()) return s;
   }
   if (!(m.dropout() >= 0.0f && m.dropout() < 1.0f)) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("model.dropout must be in [0, 1), got ", m.dropout()));
+    return absl::InvalidArgumentError(absl::StrCat("model.dropout must be in [0, 1), got ", m.dropout()));
   }
   if (m.type() == TRANSFORMER) {
     if (m.emsize() % m.nhead() != 0) {
-      return absl::InvalidArgumentError(absl::StrCat("model.nhead (", m.nhead(),
-                                                     ") must divide model.emsize (", m.emsize(), ")"));
+      return absl::InvalidArgumentError(
+          absl::StrCat("model.nhead (", m.nhead(), ") must divide model.emsize (", m.emsize(), ")"));
     }
     if (m.tied()) {
       return absl::InvalidArgumentError("model.tied is not supported by the TRANSFORMER model");
     }
     if (d.bptt() > 5000) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "data.bptt must be <= 5000 for TRANSFORMER (the positional encoding's length), got ",
-          d.bptt()));
+      return absl::InvalidArgumentError(
+          absl::StrCat("data.bptt must be <= 5000 for TRANSFORMER (the positional encoding's length), got ", d.bptt()));
     }
   } else if (m.tied() && m.nhid() != m.emsize()) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "model.tied needs model.nhid == model.emsize, got nhid ", m.nhid(), " and emsize ",
-        m.emsize()));
+    return absl::InvalidArgumentError(
+        absl::StrCat("model.tied needs model.nhid == model.emsize, got nhid ", m.nhid(), " and emsize ", m.emsize()));
   }
   const OptimizerConfig& o = spec.optimizer();
   if (!OptimizerType_IsValid(o.type()) || o.type() == OPTIMIZER_TYPE_UNSPECIFIED) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("optimizer.type ", o.type(), " is not an optimizer type"));
+    return absl::InvalidArgumentError(absl::StrCat("optimizer.type ", o.type(), " is not an optimizer type"));
   }
   if (!(o.lr() > 0.0) || !std::isfinite(o.lr())) {
     return absl::InvalidArgumentError(absl::StrCat("optimizer.lr must be > 0, got ", o.lr()));
@@ -155,17 +145,15 @@ absl::Status ValidateJobSpec(const JobSpec& spec) {
     return absl::InvalidArgumentError(absl::StrCat("optimizer.clip must be >= 0, got ", o.clip()));
   }
   if (!(o.weight_decay() >= 0.0)) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("optimizer.weight_decay must be >= 0, got ", o.weight_decay()));
+    return absl::InvalidArgumentError(absl::StrCat("optimizer.weight_decay must be >= 0, got ", o.weight_decay()));
   }
   if (!(o.anneal_factor() >= 1.0)) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("optimizer.anneal_factor must be >= 1, got ", o.anneal_factor()));
+    return absl::InvalidArgumentError(absl::StrCat("optimizer.anneal_factor must be >= 1, got ", o.anneal_factor()));
   }
   const ScheduleConfig& s = spec.schedule();
-  for (absl::Status st : {CheckAtLeast("schedule.epochs", s.epochs(), 1),
-                          CheckAtLeast("schedule.log_interval", s.log_interval(), 1),
-                          CheckAtLeast("schedule.threads", s.threads(), 0)}) {
+  for (absl::Status st :
+       {CheckAtLeast("schedule.epochs", s.epochs(), 1), CheckAtLeast("schedule.log_interval", s.log_interval(), 1),
+        CheckAtLeast("schedule.threads", s.threads(), 0)}) {
     if (!st.ok()) return st;
   }
   if (!Precision_IsValid(s.precision())) {
@@ -177,29 +165,25 @@ absl::Status ValidateJobSpec(const JobSpec& spec) {
                                                    " is not a type to all-reduce in (FP32 or BF16)"));
   }
   if (s.max_batches_per_epoch() < 0) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "schedule.max_batches_per_epoch must be >= 0, got ", s.max_batches_per_epoch()));
+    return absl::InvalidArgumentError(
+        absl::StrCat("schedule.max_batches_per_epoch must be >= 0, got ", s.max_batches_per_epoch()));
   }
   const CheckpointConfig& c = spec.checkpoint();
   if (c.every_n_steps() < 0) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("checkpoint.every_n_steps must be >= 0, got ", c.every_n_steps()));
+    return absl::InvalidArgumentError(absl::StrCat("checkpoint.every_n_steps must be >= 0, got ", c.every_n_steps()));
   }
   if (c.keep_last() < 1) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("checkpoint.keep_last must be >= 1, got ", c.keep_last()));
+    return absl::InvalidArgumentError(absl::StrCat("checkpoint.keep_last must be >= 1, got ", c.keep_last()));
   }
   if (spec.num_workers() < 1) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("num_workers must be >= 1, got ", spec.num_workers()));
+    return absl::InvalidArgumentError(absl::StrCat("num_workers must be >= 1, got ", spec.num_workers()));
   }
   if (spec.min_workers() < 1 || spec.min_workers() > spec.num_workers()) {
-    return absl::InvalidArgumentError(absl::StrCat("min_workers must be in [1, num_workers = ",
-                                                   spec.num_workers(), "], got ", spec.min_workers()));
+    return absl::InvalidArgumentError(
+        absl::StrCat("min_workers must be in [1, num_workers = ", spec.num_workers(), "], got ", spec.min_workers()));
   }
   if (spec.max_restarts() < 0) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("max_restarts must be >= 0, got ", spec.max_restarts()));
+    return absl::InvalidArgumentError(absl::StrCat("max_restarts must be >= 0, got ", spec.max_restarts()));
   }
   return absl::OkStatus();
 }
@@ -208,8 +192,8 @@ absl::StatusOr<ModelType> ParseModelType(absl::string_view name) {
   std::string upper = absl::AsciiStrToUpper(name);
   ModelType type;
   if (ModelType_Parse(upper, &type) && type != MODEL_TYPE_UNSPECIFIED) return type;
-  return absl::InvalidArgumentError(absl::StrCat(
-      "unknown model type '", name, "': expected RNN_TANH, RNN_RELU, LSTM, GRU or Transformer"));
+  return absl::InvalidArgumentError(
+      absl::StrCat("unknown model type '", name, "': expected RNN_TANH, RNN_RELU, LSTM, GRU or Transformer"));
 }
 
 }  // namespace ddlm

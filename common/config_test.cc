@@ -17,8 +17,8 @@ absl::Status Check(const std::string& text) {
 void ExpectRejected(const std::string& text, const std::string& mentions) {
   absl::Status s = Check(text);
   EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument) << text;
-  EXPECT_NE(s.message().find(mentions), absl::string_view::npos) << "'" << s.message() << "' should mention '"
-                                                                  << mentions << "'";
+  EXPECT_NE(s.message().find(mentions), absl::string_view::npos)
+      << "'" << s.message() << "' should mention '" << mentions << "'";
 }
 
 TEST(ConfigTest, DefaultsAreUpstreams) {

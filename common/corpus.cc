@@ -41,13 +41,25 @@ int32_t DecodeUtf8(absl::string_view text, size_t* pos) {
 // Python's str.isspace() (str.split() with no separator splits on these).
 bool IsPythonSpace(int32_t cp) {
   switch (cp) {
-    case 0x09: case 0x0A: case 0x0B: case 0x0C: case 0x0D:
-    case 0x1C: case 0x1D: case 0x1E: case 0x1F: case 0x20:
-    case 0x85: case 0xA0: case 0x1680: case 0x2028: case 0x2029:
-    case 0x202F: case 0x205F: case 0x3000:
-      return true;
-    default:
-      return cp >= 0x2000 && cp <= 0x200A;
+    case 0x09:
+    case 0x0A:
+    case 0x0B:
+    case 0x0C:
+    case 0x0D:
+    case 0x1C:
+    case 0x1D:
+    case 0x1E:
+    case 0x1F:
+    case 0x20:
+    case 0x85:
+    case 0xA0:
+    case 0x1680:
+    case 0x2028:
+    case 0x2029:
+    case 0x202F:
+    case 0x205F:
+    case 0x3000: return true;
+    default: return cp >= 0x2000 && cp <= 0x200A;
   }
 }
 
@@ -86,8 +98,7 @@ Dictionary Dictionary::FromWords(const std::vector<std::string>& words) {
   return d;
 }
 
-absl::Status TokenizeText(absl::string_view text, absl::string_view name, Dictionary* dict,
-                          std::vector<int64_t>* ids) {
+absl::Status TokenizeText(absl::string_view text, absl::string_view name, Dictionary* dict, std::vector<int64_t>* ids) {
   const size_t before = ids->size();
   // Python's text-mode iteration ends lines at \n, \r\n or \r; a final line without
   // a newline still counts, an empty file has no lines.
@@ -99,9 +110,9 @@ absl::Status TokenizeText(absl::string_view text, absl::string_view name, Dictio
     const size_t at = pos;
     const int32_t cp = DecodeUtf8(text, &pos);
     if (cp < 0) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          name, " is not valid UTF-8: bad byte 0x", absl::Hex(static_cast<unsigned char>(text[at])),
-          " at line ", line, ", byte offset ", at));
+      return absl::InvalidArgumentError(absl::StrCat(name, " is not valid UTF-8: bad byte 0x",
+                                                     absl::Hex(static_cast<unsigned char>(text[at])), " at line ", line,
+                                                     ", byte offset ", at));
     }
     line_open = true;
     const bool newline = cp == '\n' || cp == '\r';
@@ -134,8 +145,8 @@ absl::StatusOr<Corpus> LoadCorpus(const std::string& dir) {
     const char* file;
     std::vector<int64_t>* ids;
   };
-  for (const Split& split : {Split{"train.txt", &corpus.train}, Split{"valid.txt", &corpus.valid},
-                             Split{"test.txt", &corpus.test}}) {
+  for (const Split& split :
+       {Split{"train.txt", &corpus.train}, Split{"valid.txt", &corpus.valid}, Split{"test.txt", &corpus.test}}) {
     const std::string path = absl::StrCat(dir, "/", split.file);
     absl::StatusOr<std::string> text = ReadFile(path);
     if (!text.ok()) {

@@ -42,8 +42,7 @@ class Dictionary {
 // Splits `text` into lines and tokens, adding words to `dict`, and appends the ids
 // to `ids`. `name` is used in error messages. INVALID_ARGUMENT if `text` is not
 // UTF-8 (naming the line) or holds no tokens.
-absl::Status TokenizeText(absl::string_view text, absl::string_view name, Dictionary* dict,
-                          std::vector<int64_t>* ids);
+absl::Status TokenizeText(absl::string_view text, absl::string_view name, Dictionary* dict, std::vector<int64_t>* ids);
 
 struct Corpus {
   Dictionary dictionary;

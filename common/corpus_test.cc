@@ -49,7 +49,10 @@ TEST(CorpusTest, SplitsOnPythonWhitespaceAndLineEndings) {
   Dictionary d;
   std::vector<int64_t> ids;
   // Tab, no-break space (U+00A0), CRLF, CR, and a last line without a newline.
-  ASSERT_TRUE(TokenizeText("a\tb\xC2\xA0" "c\r\nd\re", "x", &d, &ids).ok());
+  ASSERT_TRUE(TokenizeText("a\tb\xC2\xA0"
+                           "c\r\nd\re",
+                           "x", &d, &ids)
+                  .ok());
   std::vector<std::string> words;
   for (int64_t id : ids) words.push_back(d.Word(id));
   EXPECT_EQ(words, (std::vector<std::string>{"a", "b", "c", "<eos>", "d", "<eos>", "e", "<eos>"}));

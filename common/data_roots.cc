@@ -67,10 +67,10 @@ bool DataRoots::Inside(const std::string& canonical) const {
 
 absl::StatusOr<std::string> DataRoots::ResolveCorpusDir(const std::string& path) const {
   // One answer for everything outside, told apart by nothing the filesystem says.
-  const absl::Status outside = absl::PermissionDeniedError(absl::StrCat(
-      "data.path '", path, "' is not inside a data directory this coordinator serves (",
-      roots_.empty() ? "none: start it with --data_root" : absl::StrJoin(roots_, ", "),
-      "); paths with '..' or leading out through a symlink are refused too"));
+  const absl::Status outside = absl::PermissionDeniedError(
+      absl::StrCat("data.path '", path, "' is not inside a data directory this coordinator serves (",
+                   roots_.empty() ? "none: start it with --data_root" : absl::StrJoin(roots_, ", "),
+                   "); paths with '..' or leading out through a symlink are refused too"));
   std::string lexical;
   if (path.empty() || !Normalize(Absolute(path), &lexical)) return outside;
   bool lexically_inside = false;

@@ -62,17 +62,16 @@ TEST_F(DataRootsTest, EverythingElseGetsOneAnswerWhetherOrNotItExists) {
   EXPECT_THAT(answer, HasSubstr("not inside a data directory"));
   EXPECT_EQ(Refusal(*roots, "/etc"), answer);
   EXPECT_EQ(Refusal(*roots, "/no/such/place"), answer);
-  EXPECT_EQ(Refusal(*roots, base_ + "/root/../secret"), answer);   // '..'
+  EXPECT_EQ(Refusal(*roots, base_ + "/root/../secret"), answer);     // '..'
   EXPECT_EQ(Refusal(*roots, base_ + "/root/wiki/../wiki"), answer);  // Any '..'.
-  EXPECT_EQ(Refusal(*roots, base_ + "/root/escape"), answer);      // A symlinked directory.
-  EXPECT_EQ(Refusal(*roots, base_ + "/root/sneaky"), answer);      // A symlinked file.
+  EXPECT_EQ(Refusal(*roots, base_ + "/root/escape"), answer);        // A symlinked directory.
+  EXPECT_EQ(Refusal(*roots, base_ + "/root/sneaky"), answer);        // A symlinked file.
   EXPECT_EQ(Refusal(*roots, ""), answer);
 }
 
 TEST_F(DataRootsTest, RootsMustBeDirectoriesAndNoneServesNothing) {
   EXPECT_EQ(DataRoots::Create({base_ + "/missing"}).status().code(), absl::StatusCode::kInvalidArgument);
-  EXPECT_EQ(DataRoots::Create({base_ + "/root/wiki/train.txt"}).status().code(),
-            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(DataRoots::Create({base_ + "/root/wiki/train.txt"}).status().code(), absl::StatusCode::kInvalidArgument);
   auto none = DataRoots::Create({});
   ASSERT_TRUE(none.ok());
   EXPECT_THAT(Refusal(*none, base_ + "/root/wiki"), HasSubstr("--data_root"));

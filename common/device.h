@@ -37,8 +37,7 @@ std::string DescribeDevice(const torch::Device& device);
 // A LibTorch error raised while `what` ran on `device`, as a status:
 // RESOURCE_EXHAUSTED for an out-of-memory error (LibTorch's message names the
 // allocation that failed and what the device holds), INTERNAL otherwise.
-absl::Status DeviceErrorStatus(const c10::Error& e, const torch::Device& device,
-                               absl::string_view what);
+absl::Status DeviceErrorStatus(const c10::Error& e, const torch::Device& device, absl::string_view what);
 
 // Whether this CPU multiplies bfloat16 natively (AVX-512 BF16 or AMX-BF16, from the
 // flags in `cpuinfo`, /proc/cpuinfo's text). Without either, LibTorch emulates bfloat16

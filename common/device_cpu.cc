@@ -10,8 +10,6 @@ std::string DescribeDevice(const torch::Device& device) { return device.str(); }
 
 void ReleaseCachedDeviceMemory() {}
 
-std::unique_ptr<DeviceEvent> DeviceEvent::Create(const torch::Device& /*device*/) {
-  return nullptr;
-}
+std::unique_ptr<DeviceEvent> DeviceEvent::Create(const torch::Device& /*device*/) { return nullptr; }
 
 }  // namespace ddlm

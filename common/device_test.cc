@@ -21,8 +21,7 @@ TEST(ResolveDeviceTest, CpuAlwaysExists) {
 }
 
 TEST(ResolveDeviceTest, MalformedNamesAreInvalidArgumentsNamingTheString) {
-  for (const char* name : {"", "CPU", "gpu", "cuda:", "cuda:-1", "cuda:x", "cuda: 1", "cuda:0:1",
-                           "cuda:999999"}) {
+  for (const char* name : {"", "CPU", "gpu", "cuda:", "cuda:-1", "cuda:x", "cuda: 1", "cuda:0:1", "cuda:999999"}) {
     absl::StatusOr<torch::Device> device = ResolveDevice(name);
     ASSERT_FALSE(device.ok()) << name;
     EXPECT_EQ(device.status().code(), absl::StatusCode::kInvalidArgument) << name;

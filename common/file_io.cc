@@ -24,15 +24,11 @@ namespace {
 absl::Status ErrnoStatus(absl::string_view what, const std::string& path, int err) {
   std::string message = absl::StrCat(what, " '", path, "': ", std::strerror(err));
   switch (err) {
-    case ENOENT:
-      return absl::NotFoundError(message);
+    case ENOENT: return absl::NotFoundError(message);
     case EACCES:
-    case EPERM:
-      return absl::PermissionDeniedError(message);
-    case ENOSPC:
-      return absl::ResourceExhaustedError(message);
-    default:
-      return absl::InternalError(message);
+    case EPERM: return absl::PermissionDeniedError(message);
+    case ENOSPC: return absl::ResourceExhaustedError(message);
+    default: return absl::InternalError(message);
   }
 }
 

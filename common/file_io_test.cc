@@ -46,16 +46,16 @@ TEST(FileIoTest, RemoveTreeRemovesEverythingAndFollowsNoSymlink) {
   const char* tmp = std::getenv("TEST_TMPDIR");
   const std::string base = std::string(tmp ? tmp : "/tmp") + "/remove_tree";
   const std::string keep = base + "-kept";
-  ASSERT_EQ(std::system(("rm -rf " + base + " " + keep + " && mkdir -p " + base + "/a/b " + keep +
-                         " && touch " + base + "/a/b/f " + base + "/g " + keep + "/precious && ln -s " +
-                         keep + " " + base + "/a/link").c_str()),
+  ASSERT_EQ(std::system(("rm -rf " + base + " " + keep + " && mkdir -p " + base + "/a/b " + keep + " && touch " + base +
+                         "/a/b/f " + base + "/g " + keep + "/precious && ln -s " + keep + " " + base + "/a/link")
+                            .c_str()),
             0);
   EXPECT_EQ(ListDirectory(base), (std::vector<std::string>{"a", "g"}));
   ASSERT_TRUE(RemoveTree(base).ok());
   EXPECT_TRUE(ListDirectory(base).empty());
   EXPECT_EQ(ReadFile(base + "/g").status().code(), absl::StatusCode::kNotFound);
   EXPECT_TRUE(ReadFile(keep + "/precious").ok());  // The link went, not what it named.
-  EXPECT_TRUE(RemoveTree(base).ok());               // Already gone: fine.
+  EXPECT_TRUE(RemoveTree(base).ok());              // Already gone: fine.
 }
 
 TEST(FileIoTest, MakeDirectoriesMakesParentsAndNamesWhatIsInTheWay) {

@@ -8,18 +8,15 @@
 
 namespace ddlm {
 
-absl::StatusOr<std::vector<int64_t>> GenerateIds(LanguageModelImpl& model,
-                                                 const GenerateOptions& options) {
+absl::StatusOr<std::vector<int64_t>> GenerateIds(LanguageModelImpl& model, const GenerateOptions& options) {
   if (!(options.temperature >= 1e-3)) {  // Also rejects NaN.
-    return absl::InvalidArgumentError(
-        absl::StrCat("temperature must be >= 1e-3, got ", options.temperature));
+    return absl::InvalidArgumentError(absl::StrCat("temperature must be >= 1e-3, got ", options.temperature));
   }
   if (options.words < 0) return absl::InvalidArgumentError("words must be >= 0");
   if (options.top_k < 0) return absl::InvalidArgumentError("top_k must be >= 0");
   if (options.max_context < 0) return absl::InvalidArgumentError("max_context must be >= 0");
-  const int64_t max_context = options.max_context > 0
-                                  ? std::min(options.max_context, kMaxTransformerLength)
-                                  : kMaxTransformerLength;
+  const int64_t max_context =
+      options.max_context > 0 ? std::min(options.max_context, kMaxTransformerLength) : kMaxTransformerLength;
   at::Generator gen = at::detail::createCPUGenerator(options.seed);
   model.eval();
   torch::NoGradGuard no_grad;

@@ -27,8 +27,7 @@ struct GenerateOptions {
 };
 
 // INVALID_ARGUMENT for a temperature below 1e-3, negative words, top_k or max_context.
-absl::StatusOr<std::vector<int64_t>> GenerateIds(LanguageModelImpl& model,
-                                                 const GenerateOptions& options);
+absl::StatusOr<std::vector<int64_t>> GenerateIds(LanguageModelImpl& model, const GenerateOptions& options);
 
 }  // namespace ddlm
 

@@ -17,8 +17,7 @@ absl::StatusOr<std::string> InMemoryKeyValueStore::Get(const std::string& key) {
   return it->second;
 }
 
-absl::Status InMemoryKeyValueStore::Wait(const std::vector<std::string>& keys,
-                                         absl::Duration timeout) {
+absl::Status InMemoryKeyValueStore::Wait(const std::vector<std::string>& keys, absl::Duration timeout) {
   absl::MutexLock lock(&mu_);
   auto all_set = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
     for (const std::string& k : keys) {
@@ -30,8 +29,8 @@ absl::Status InMemoryKeyValueStore::Wait(const std::vector<std::string>& keys,
   if (mu_.AwaitWithTimeout(condition, timeout)) return absl::OkStatus();
   for (const std::string& k : keys) {
     if (!values_.contains(k)) {
-      return absl::DeadlineExceededError(absl::StrCat("key '", k, "' was not set within ",
-                                                      absl::FormatDuration(timeout)));
+      return absl::DeadlineExceededError(
+          absl::StrCat("key '", k, "' was not set within ", absl::FormatDuration(timeout)));
     }
   }
   return absl::OkStatus();

@@ -37,11 +37,9 @@ class KeyValueStore {
 // table, with per-attempt limits, is coordinator/rendezvous.h).
 class InMemoryKeyValueStore : public KeyValueStore {
  public:
-  absl::Status Set(const std::string& key, const std::string& value) override
-      ABSL_LOCKS_EXCLUDED(mu_);
+  absl::Status Set(const std::string& key, const std::string& value) override ABSL_LOCKS_EXCLUDED(mu_);
   absl::StatusOr<std::string> Get(const std::string& key) override ABSL_LOCKS_EXCLUDED(mu_);
-  absl::Status Wait(const std::vector<std::string>& keys, absl::Duration timeout) override
-      ABSL_LOCKS_EXCLUDED(mu_);
+  absl::Status Wait(const std::vector<std::string>& keys, absl::Duration timeout) override ABSL_LOCKS_EXCLUDED(mu_);
 
  private:
   absl::Mutex mu_;

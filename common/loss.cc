@@ -12,8 +12,7 @@ using torch::autograd::tensor_list;
 
 class CrossEntropyFunction : public torch::autograd::Function<CrossEntropyFunction> {
  public:
-  static torch::Tensor forward(AutogradContext* ctx, const torch::Tensor& logits,
-                               const torch::Tensor& targets) {
+  static torch::Tensor forward(AutogradContext* ctx, const torch::Tensor& logits, const torch::Tensor& targets) {
     torch::Tensor log_probs = torch::log_softmax(logits, /*dim=*/1);
     torch::Tensor loss = -log_probs.gather(1, targets.unsqueeze(1)).mean();
     ctx->save_for_backward({log_probs, targets});
@@ -42,9 +41,9 @@ struct FusedScores {
   torch::Tensor row_loss, exps, inv_sum, col_sums, matmul_weight;
 };
 
-FusedScores ScoreBlocks(const torch::Tensor& hidden, const torch::Tensor& weight,
-                        const torch::Tensor& bias, const torch::Tensor& targets,
-                        int64_t block_rows, torch::ScalarType matmul_dtype, bool for_backward) {
+FusedScores ScoreBlocks(const torch::Tensor& hidden, const torch::Tensor& weight, const torch::Tensor& bias,
+                        const torch::Tensor& targets, int64_t block_rows, torch::ScalarType matmul_dtype,
+                        bool for_backward) {
   torch::NoGradGuard no_grad;
   const int64_t n = hidden.size(0);
   const int64_t v = weight.size(0);
@@ -94,16 +93,14 @@ FusedScores ScoreBlocks(const torch::Tensor& hidden, const torch::Tensor& weight
 
 // See loss.h. Saved for backward: hidden, targets, 1/sum(E) per row, the softmax's
 // column sums, E = exp(scores - rowmax) [N, V] and the weight as the GEMMs take it.
-class LinearCrossEntropyFunction
-    : public torch::autograd::Function<LinearCrossEntropyFunction> {
+class LinearCrossEntropyFunction : public torch::autograd::Function<LinearCrossEntropyFunction> {
  public:
-  static torch::Tensor forward(AutogradContext* ctx, const torch::Tensor& hidden,
-                               const torch::Tensor& weight, const torch::Tensor& bias,
-                               const torch::Tensor& targets, int64_t block_rows,
+  static torch::Tensor forward(AutogradContext* ctx, const torch::Tensor& hidden, const torch::Tensor& weight,
+                               const torch::Tensor& bias, const torch::Tensor& targets, int64_t block_rows,
                                bool bf16_matmul) {
-    FusedScores f = ScoreBlocks(hidden, weight, bias, targets, block_rows,
-                                bf16_matmul ? torch::kBFloat16 : torch::kFloat,
-                                /*for_backward=*/true);
+    FusedScores f =
+        ScoreBlocks(hidden, weight, bias, targets, block_rows, bf16_matmul ? torch::kBFloat16 : torch::kFloat,
+                    /*for_backward=*/true);
     ctx->save_for_backward({hidden, targets, f.inv_sum, f.col_sums});
     ctx->saved_data["exps"] = f.exps;
     ctx->saved_data["matmul_weight"] = f.matmul_weight;
@@ -136,14 +133,17 @@ class LinearCrossEntropyFunction
     const torch::Tensor hidden_f32 = hidden.to(torch::kFloat);
     torch::Tensor grad_hidden = torch::mm(exps, weight).to(torch::kFloat).mul_(row_scale);
     grad_hidden.sub_(weight.index_select(0, targets).to(torch::kFloat), scale);
-    torch::Tensor grad_weight =
-        torch::mm(exps.t(), (hidden_f32 * row_scale).to(exps.scalar_type())).to(torch::kFloat);
+    torch::Tensor grad_weight = torch::mm(exps.t(), (hidden_f32 * row_scale).to(exps.scalar_type())).to(torch::kFloat);
     exps.reset();
     grad_weight.index_add_(0, targets, hidden_f32, -scale);
     torch::Tensor grad_bias = softmax_col_sums * scale;
     grad_bias.index_add_(0, targets, torch::full({n}, -scale, grad_bias.options()));
-    return {grad_hidden.to(hidden.scalar_type()), grad_weight.to(weight_dtype), grad_bias,
-            torch::Tensor(), torch::Tensor(), torch::Tensor()};
+    return {grad_hidden.to(hidden.scalar_type()),
+            grad_weight.to(weight_dtype),
+            grad_bias,
+            torch::Tensor(),
+            torch::Tensor(),
+            torch::Tensor()};
   }
 };
 
@@ -160,20 +160,17 @@ torch::Tensor CrossEntropy(const torch::Tensor& logits, const torch::Tensor& tar
 
 bool LinearCrossEntropyIsFused(const torch::Tensor& hidden, const torch::Tensor& weight) {
   const auto ok = [](const torch::Tensor& t) {
-    return t.device().is_cpu() &&
-           (t.scalar_type() == torch::kFloat || t.scalar_type() == torch::kBFloat16);
+    return t.device().is_cpu() && (t.scalar_type() == torch::kFloat || t.scalar_type() == torch::kBFloat16);
   };
   return ok(hidden) && ok(weight) && hidden.dim() == 2;
 }
 
-torch::Tensor LinearNllSum(const torch::Tensor& hidden, const torch::Tensor& weight,
-                           const torch::Tensor& bias, const torch::Tensor& targets,
-                           bool bf16_matmul) {
+torch::Tensor LinearNllSum(const torch::Tensor& hidden, const torch::Tensor& weight, const torch::Tensor& bias,
+                           const torch::Tensor& targets, bool bf16_matmul) {
   torch::NoGradGuard no_grad;
   if (!LinearCrossEntropyIsFused(hidden, weight)) {
     torch::Tensor logits = torch::linear(hidden, weight, bias);
-    return torch::nll_loss(torch::log_softmax(logits.to(torch::kFloat), 1), targets, {},
-                           at::Reduction::Sum)
+    return torch::nll_loss(torch::log_softmax(logits.to(torch::kFloat), 1), targets, {}, at::Reduction::Sum)
         .to(torch::kDouble);
   }
   return ScoreBlocks(hidden.contiguous(), weight, bias, targets, kDefaultLossBlockRows,
@@ -181,14 +178,12 @@ torch::Tensor LinearNllSum(const torch::Tensor& hidden, const torch::Tensor& wei
       .row_loss.sum(torch::kDouble);
 }
 
-torch::Tensor LinearCrossEntropy(const torch::Tensor& hidden, const torch::Tensor& weight,
-                                 const torch::Tensor& bias, const torch::Tensor& targets,
-                                 int64_t block_rows, bool bf16_matmul) {
+torch::Tensor LinearCrossEntropy(const torch::Tensor& hidden, const torch::Tensor& weight, const torch::Tensor& bias,
+                                 const torch::Tensor& targets, int64_t block_rows, bool bf16_matmul) {
   if (!LinearCrossEntropyIsFused(hidden, weight) || block_rows < 1) {
     return CrossEntropy(torch::linear(hidden, weight, bias), targets);
   }
-  return LinearCrossEntropyFunction::apply(hidden.contiguous(), weight, bias, targets, block_rows,
-                                           bf16_matmul);
+  return LinearCrossEntropyFunction::apply(hidden.contiguous(), weight, bias, targets, block_rows, bf16_matmul);
 }
 
 }  // namespace ddlm

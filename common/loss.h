@@ -40,16 +40,14 @@ torch::Tensor CrossEntropy(const torch::Tensor& logits, const torch::Tensor& tar
 // hidden [N, H], weight [V, H], bias [V], targets [N] (int64, in [0, V)). `block_rows`
 // < 1 takes the unfused path (for comparisons).
 inline constexpr int64_t kDefaultLossBlockRows = 8;
-torch::Tensor LinearCrossEntropy(const torch::Tensor& hidden, const torch::Tensor& weight,
-                                 const torch::Tensor& bias, const torch::Tensor& targets,
-                                 int64_t block_rows = kDefaultLossBlockRows,
+torch::Tensor LinearCrossEntropy(const torch::Tensor& hidden, const torch::Tensor& weight, const torch::Tensor& bias,
+                                 const torch::Tensor& targets, int64_t block_rows = kDefaultLossBlockRows,
                                  bool bf16_matmul = false);
 
 // The summed NLL (float64, 0-dim, no gradient) of the same scores: evaluation's loss,
 // through the fused forward where LinearCrossEntropy would take it.
-torch::Tensor LinearNllSum(const torch::Tensor& hidden, const torch::Tensor& weight,
-                           const torch::Tensor& bias, const torch::Tensor& targets,
-                           bool bf16_matmul = false);
+torch::Tensor LinearNllSum(const torch::Tensor& hidden, const torch::Tensor& weight, const torch::Tensor& bias,
+                           const torch::Tensor& targets, bool bf16_matmul = false);
 
 // True when LinearCrossEntropy takes its fused path for these tensors: on the CPU, in
 // float32 or bfloat16.

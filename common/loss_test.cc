@@ -33,14 +33,13 @@ TEST(LossTest, RepeatedTargetsAccumulate) {
   EXPECT_NEAR(logits.grad()[1][0].item<double>(), (1.0 / 3) / 2, 1e-6);
 }
 
-
 // linear + CrossEntropy, the reference the fused loss must match.
 struct Reference {
   torch::Tensor loss, grad_hidden, grad_weight, grad_bias;
 };
 
 Reference RunLoss(bool fused, int64_t block_rows, const torch::Tensor& hidden0, const torch::Tensor& weight0,
-              const torch::Tensor& bias0, const torch::Tensor& targets, double upstream_grad) {
+                  const torch::Tensor& bias0, const torch::Tensor& targets, double upstream_grad) {
   torch::Tensor hidden = hidden0.clone().requires_grad_(true);
   torch::Tensor weight = weight0.clone().requires_grad_(true);
   torch::Tensor bias = bias0.clone().requires_grad_(true);
@@ -159,9 +158,9 @@ TEST(LinearCrossEntropyTest, NllSumMatchesTheSummedLoss) {
   torch::Tensor weight = torch::randn({97, 6});
   torch::Tensor bias = torch::randn({97});
   torch::Tensor targets = torch::randint(97, {41}, torch::kInt64);
-  const double ref = torch::nll_loss(torch::log_softmax(torch::linear(hidden, weight, bias), 1),
-                                     targets, {}, at::Reduction::Sum)
-                         .item<double>();
+  const double ref =
+      torch::nll_loss(torch::log_softmax(torch::linear(hidden, weight, bias), 1), targets, {}, at::Reduction::Sum)
+          .item<double>();
   torch::Tensor sum = LinearNllSum(hidden, weight, bias, targets);
   EXPECT_EQ(sum.scalar_type(), torch::kDouble);
   EXPECT_NEAR(sum.item<double>(), ref, 1e-5 * std::abs(ref));

@@ -18,8 +18,7 @@ int main(int argc, char** argv) {
   }
   const std::string dir = argv[1];
   ddlm::SyntheticCorpus corpus = ddlm::MakeQuickstartCorpus();
-  for (auto [name, text] : {std::make_pair("train.txt", &corpus.train),
-                            std::make_pair("valid.txt", &corpus.valid),
+  for (auto [name, text] : {std::make_pair("train.txt", &corpus.train), std::make_pair("valid.txt", &corpus.valid),
                             std::make_pair("test.txt", &corpus.test)}) {
     absl::Status s = ddlm::WriteFileAtomically(dir + "/" + name, *text);
     if (!s.ok()) {

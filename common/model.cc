@@ -24,15 +24,13 @@ class RNNModelImpl : public LanguageModelImpl {
     switch (type_) {
       case LSTM:
         lstm_ = register_module(
-            "rnn", torch::nn::LSTM(torch::nn::LSTMOptions(c.emsize(), c.nhid())
-                                       .num_layers(c.nlayers())
-                                       .dropout(inner_dropout)));
+            "rnn", torch::nn::LSTM(
+                       torch::nn::LSTMOptions(c.emsize(), c.nhid()).num_layers(c.nlayers()).dropout(inner_dropout)));
         break;
       case GRU:
         gru_ = register_module(
-            "rnn", torch::nn::GRU(torch::nn::GRUOptions(c.emsize(), c.nhid())
-                                      .num_layers(c.nlayers())
-                                      .dropout(inner_dropout)));
+            "rnn",
+            torch::nn::GRU(torch::nn::GRUOptions(c.emsize(), c.nhid()).num_layers(c.nlayers()).dropout(inner_dropout)));
         break;
       default: {
         torch::nn::RNNOptions options(c.emsize(), c.nhid());
@@ -106,8 +104,7 @@ class RNNModelImpl : public LanguageModelImpl {
 
 class TransformerModelImpl : public LanguageModelImpl {
  public:
-  TransformerModelImpl(const ModelConfig& c, int64_t ntoken)
-      : LanguageModelImpl(ntoken), emsize_(c.emsize()) {
+  TransformerModelImpl(const ModelConfig& c, int64_t ntoken) : LanguageModelImpl(ntoken), emsize_(c.emsize()) {
     encoder_ = register_module("input_emb", torch::nn::Embedding(ntoken, c.emsize()));
     pos_drop_ = register_module("pos_drop", torch::nn::Dropout(c.dropout()));
     // As upstream, whose TransformerModel subclasses nn.Transformer without passing
@@ -117,13 +114,12 @@ class TransformerModelImpl : public LanguageModelImpl {
     transformer_ = register_module(
         "encoder",
         torch::nn::TransformerEncoder(
-            torch::nn::TransformerEncoderOptions(
-                torch::nn::TransformerEncoderLayerOptions(c.emsize(), c.nhead())
-                    .dim_feedforward(c.nhid())
-                    .dropout(kTransformerLayerDropout),
-                c.nlayers())
-                .norm(torch::nn::AnyModule(torch::nn::LayerNorm(
-                    torch::nn::LayerNormOptions({static_cast<int64_t>(c.emsize())}))))));
+            torch::nn::TransformerEncoderOptions(torch::nn::TransformerEncoderLayerOptions(c.emsize(), c.nhead())
+                                                     .dim_feedforward(c.nhid())
+                                                     .dropout(kTransformerLayerDropout),
+                                                 c.nlayers())
+                .norm(torch::nn::AnyModule(
+                    torch::nn::LayerNorm(torch::nn::LayerNormOptions({static_cast<int64_t>(c.emsize())}))))));
     {
       torch::NoGradGuard no_grad;
       for (auto& p : transformer_->parameters()) {
@@ -133,8 +129,7 @@ class TransformerModelImpl : public LanguageModelImpl {
     decoder_ = register_module("decoder", torch::nn::Linear(c.emsize(), ntoken));
     // Sinusoidal table [max_len, 1, emsize]: even columns sin, odd columns cos.
     torch::Tensor position = torch::arange(0, kMaxTransformerLength, torch::kFloat).unsqueeze(1);
-    torch::Tensor div = torch::exp(torch::arange(0, c.emsize(), 2, torch::kFloat) *
-                                   (-std::log(10000.0) / c.emsize()));
+    torch::Tensor div = torch::exp(torch::arange(0, c.emsize(), 2, torch::kFloat) * (-std::log(10000.0) / c.emsize()));
     torch::Tensor pe = torch::zeros({kMaxTransformerLength, c.emsize()});
     pe.index_put_({torch::indexing::Slice(), torch::indexing::Slice(0, torch::indexing::None, 2)},
                   torch::sin(position * div));
@@ -196,13 +191,12 @@ void DetachState(RecurrentState* state) {
   for (torch::Tensor& t : *state) t = t.detach();
 }
 
-absl::StatusOr<std::shared_ptr<LanguageModelImpl>> BuildModel(const ModelConfig& config,
-                                                              int64_t ntoken) {
+absl::StatusOr<std::shared_ptr<LanguageModelImpl>> BuildModel(const ModelConfig& config, int64_t ntoken) {
   if (ntoken < 1) return absl::InvalidArgumentError("the vocabulary is empty");
   if (config.type() == TRANSFORMER) {
     if (config.emsize() % config.nhead() != 0) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "model.nhead (", config.nhead(), ") must divide model.emsize (", config.emsize(), ")"));
+      return absl::InvalidArgumentError(
+          absl::StrCat("model.nhead (", config.nhead(), ") must divide model.emsize (", config.emsize(), ")"));
     }
     if (config.tied()) {
       return absl::InvalidArgumentError("model.tied is not supported by the TRANSFORMER model");
@@ -213,16 +207,14 @@ absl::StatusOr<std::shared_ptr<LanguageModelImpl>> BuildModel(const ModelConfig&
     case RNN_TANH:
     case RNN_RELU:
     case LSTM:
-    case GRU:
-      break;
-    default:
-      return absl::InvalidArgumentError(absl::StrCat("model.type ", config.type(), " is unknown"));
+    case GRU: break;
+    default: return absl::InvalidArgumentError(absl::StrCat("model.type ", config.type(), " is unknown"));
   }
   if (config.tied() && config.nhid() != config.emsize()) {
-    return absl::InvalidArgumentError(absl::StrCat(
-        "when using the tied flag, nhid must be equal to emsize: model.tied needs model.nhid == "
-        "model.emsize, got nhid ",
-        config.nhid(), " and emsize ", config.emsize()));
+    return absl::InvalidArgumentError(
+        absl::StrCat("when using the tied flag, nhid must be equal to emsize: model.tied needs model.nhid == "
+                     "model.emsize, got nhid ",
+                     config.nhid(), " and emsize ", config.emsize()));
   }
   return std::shared_ptr<LanguageModelImpl>(std::make_shared<RNNModelImpl>(config, ntoken));
 }

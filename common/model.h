@@ -90,8 +90,7 @@ void DetachState(RecurrentState* state);
 // Builds the model named by `config` for a vocabulary of `ntoken` words, initialised
 // from LibTorch's default generator (seed it first for reproducibility).
 // INVALID_ARGUMENT for an impossible config (e.g. tied with nhid != emsize).
-absl::StatusOr<std::shared_ptr<LanguageModelImpl>> BuildModel(const ModelConfig& config,
-                                                              int64_t ntoken);
+absl::StatusOr<std::shared_ptr<LanguageModelImpl>> BuildModel(const ModelConfig& config, int64_t ntoken);
 
 // Upper bound on the Transformer's sequence length (positional-encoding table size).
 inline constexpr int64_t kMaxTransformerLength = 5000;

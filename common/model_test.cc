@@ -55,8 +55,7 @@ TEST_P(AllModelsTest, RowSparseGradientIsNonzeroOnlyInTheBatchsRows) {
   EXPECT_TRUE(torch::equal(touched, torch::tensor({3, 7, 11, 20}, torch::kInt64))) << touched;
 }
 
-INSTANTIATE_TEST_SUITE_P(Types, AllModelsTest,
-                         ::testing::Values(RNN_TANH, RNN_RELU, LSTM, GRU, TRANSFORMER),
+INSTANTIATE_TEST_SUITE_P(Types, AllModelsTest, ::testing::Values(RNN_TANH, RNN_RELU, LSTM, GRU, TRANSFORMER),
                          [](const auto& info) { return ModelType_Name(info.param); });
 
 TEST(ModelTest, TiedWeightsNeedEqualSizes) {

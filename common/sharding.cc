@@ -8,8 +8,7 @@ namespace {
 absl::Status CheckRank(int world_size, int rank) {
   if (world_size < 1) return absl::InvalidArgumentError(absl::StrCat("world size must be >= 1, got ", world_size));
   if (rank < 0 || rank >= world_size) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("rank ", rank, " is outside [0, ", world_size, ")"));
+    return absl::InvalidArgumentError(absl::StrCat("rank ", rank, " is outside [0, ", world_size, ")"));
   }
   return absl::OkStatus();
 }
@@ -42,7 +41,8 @@ std::string EncodeTokenIds(const std::vector<int64_t>& ids, int64_t begin, int64
 
 absl::StatusOr<std::vector<int64_t>> DecodeTokenIds(absl::string_view bytes) {
   if (bytes.size() % 4 != 0) {
-    return absl::DataLossError(absl::StrCat("token shard of ", bytes.size(), " bytes is not a whole number of int32 ids"));
+    return absl::DataLossError(
+        absl::StrCat("token shard of ", bytes.size(), " bytes is not a whole number of int32 ids"));
   }
   std::vector<int64_t> ids(bytes.size() / 4);
   const auto* p = reinterpret_cast<const unsigned char*>(bytes.data());

@@ -6,17 +6,16 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 
-#define DDLM_RETURN_IF_ERROR(expr)              \
-  do {                                          \
-    ::absl::Status ddlm_status_ = (expr);       \
+#define DDLM_RETURN_IF_ERROR(expr)               \
+  do {                                           \
+    ::absl::Status ddlm_status_ = (expr);        \
     if (!ddlm_status_.ok()) return ddlm_status_; \
   } while (0)
 
 #define DDLM_CONCAT_INNER_(a, b) a##b
 #define DDLM_CONCAT_(a, b) DDLM_CONCAT_INNER_(a, b)
 
-#define DDLM_ASSIGN_OR_RETURN(lhs, expr) \
-  DDLM_ASSIGN_OR_RETURN_IMPL_(DDLM_CONCAT_(ddlm_statusor_, __LINE__), lhs, expr)
+#define DDLM_ASSIGN_OR_RETURN(lhs, expr) DDLM_ASSIGN_OR_RETURN_IMPL_(DDLM_CONCAT_(ddlm_statusor_, __LINE__), lhs, expr)
 
 #define DDLM_ASSIGN_OR_RETURN_IMPL_(statusor, lhs, expr) \
   auto statusor = (expr);                                \

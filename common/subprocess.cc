@@ -11,8 +11,7 @@
 
 namespace ddlm {
 
-Subprocess::Subprocess(std::vector<std::string> argv, SubprocessOptions options)
-    : options_(std::move(options)) {
+Subprocess::Subprocess(std::vector<std::string> argv, SubprocessOptions options) : options_(std::move(options)) {
   if (!options_.log_path.empty()) {
     log_fd_ = open(options_.log_path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
     if (log_fd_ < 0) std::perror(options_.log_path.c_str());  // The child still runs.
@@ -74,8 +73,7 @@ void Subprocess::ReadAll() {
   }
 }
 
-bool Subprocess::WaitForLine(const std::string& needle, std::string* line,
-                             std::chrono::milliseconds timeout) {
+bool Subprocess::WaitForLine(const std::string& needle, std::string* line, std::chrono::milliseconds timeout) {
   const auto deadline = std::chrono::steady_clock::now() + timeout;
   std::unique_lock<std::mutex> lock(mu_);
   while (true) {

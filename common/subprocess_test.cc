@@ -40,9 +40,9 @@ TEST(SubprocessTest, AMissingBinaryExits127) {
 }
 
 TEST(SubprocessTest, SiblingBinariesOfABazelBuild) {
-  EXPECT_EQ(SiblingBinary("/r/bazel-out/k8-fastbuild/bin/coordinator/cli/ddlm", "coordinator/cli", "worker",
-                          "ddlm_worker"),
-            "/r/bazel-out/k8-fastbuild/bin/worker/ddlm_worker");
+  EXPECT_EQ(
+      SiblingBinary("/r/bazel-out/k8-fastbuild/bin/coordinator/cli/ddlm", "coordinator/cli", "worker", "ddlm_worker"),
+      "/r/bazel-out/k8-fastbuild/bin/worker/ddlm_worker");
   EXPECT_EQ(SiblingBinary("/r/bin/coordinator/cli/ddlm", "coordinator/cli", "coordinator", "ddlm_coordinator"),
             "/r/bin/coordinator/ddlm_coordinator");
 }

@@ -19,7 +19,9 @@ class Rng {
   size_t Below(size_t n) { return static_cast<size_t>(Next() % n); }
   bool Chance(int percent) { return Below(100) < static_cast<size_t>(percent); }
   template <typename T>
-  const T& Pick(const std::vector<T>& v) { return v[Below(v.size())]; }
+  const T& Pick(const std::vector<T>& v) {
+    return v[Below(v.size())];
+  }
   // Zipf-like: earlier entries are more likely (weight 1 / (rank + 2)).
   template <typename T>
   const T& PickSkewed(const std::vector<T>& v) {
@@ -40,7 +42,7 @@ class Rng {
 struct Topic {
   std::string title;
   std::vector<std::string> nouns;
-  std::vector<std::string> verbs;       // Transitive, past tense.
+  std::vector<std::string> verbs;  // Transitive, past tense.
   std::vector<std::string> adjectives;
   std::vector<std::string> places;
 };
@@ -92,7 +94,7 @@ const std::vector<Topic>& Topics() {
 }
 
 const std::vector<std::string> kDeterminers = {"the", "the", "the", "a", "its", "this", "one"};
-const std::vector<std::string> kConnectives = {"however", "later", "in addition", "as a result",
+const std::vector<std::string> kConnectives = {"however",  "later",          "in addition", "as a result",
                                                "at first", "during the war", "by then"};
 const std::vector<std::string> kPrepositions = {"in", "near", "at", "from", "towards", "across"};
 const std::vector<std::string> kSubjects = {"he", "she", "they", "it"};
@@ -148,8 +150,7 @@ class Writer {
 
 }  // namespace
 
-SyntheticCorpus MakeSyntheticCorpus(uint64_t seed, int train_articles, int valid_articles,
-                                    int test_articles) {
+SyntheticCorpus MakeSyntheticCorpus(uint64_t seed, int train_articles, int valid_articles, int test_articles) {
   SyntheticCorpus c;
   c.train = Writer(seed).Articles(train_articles);
   c.valid = Writer(seed + 1).Articles(valid_articles);

@@ -21,8 +21,7 @@ struct SyntheticCorpus {
 
 // Articles for each split; the same `seed` always yields the same bytes (the generator
 // is a fixed 64-bit PCG-style sequence, not the platform's std::distributions).
-SyntheticCorpus MakeSyntheticCorpus(uint64_t seed, int train_articles, int valid_articles,
-                                    int test_articles);
+SyntheticCorpus MakeSyntheticCorpus(uint64_t seed, int train_articles, int valid_articles, int test_articles);
 
 // The quickstart corpus shipped in configs/quickstart_data (about 560 KB).
 SyntheticCorpus MakeQuickstartCorpus();

@@ -86,7 +86,8 @@ BlasInfo DetectBlas() {
 void LogBlasInfo() {
   BlasInfo info = DetectBlas();
   LOG(INFO) << "BLAS: " << info.name << (info.core.empty() ? "" : " " + info.core) << " ("
-            << (info.library_path.empty() ? "not loaded" : info.library_path) << "), BLAS threads " << info.blas_threads << ", LibTorch threads " << info.torch_threads;
+            << (info.library_path.empty() ? "not loaded" : info.library_path) << "), BLAS threads " << info.blas_threads
+            << ", LibTorch threads " << info.torch_threads;
   if (const std::string replaced = RestartedFromOpenBlasCore(); !replaced.empty()) {
     LOG(INFO) << "OpenBLAS had chosen its " << replaced << " kernels, below what this CPU runs; "
               << "restarted with OPENBLAS_CORETYPE=" << info.core;

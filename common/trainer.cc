@@ -14,8 +14,7 @@
 
 namespace ddlm {
 
-absl::StatusOr<std::unique_ptr<Trainer>> Trainer::Create(const JobSpec& spec,
-                                                         const Dictionary& vocabulary,
+absl::StatusOr<std::unique_ptr<Trainer>> Trainer::Create(const JobSpec& spec, const Dictionary& vocabulary,
                                                          torch::Device device) {
   try {
     if (spec.schedule().precision() == BF16 && device.is_cpu() && !CpuHasNativeBfloat16()) {
@@ -23,8 +22,7 @@ absl::StatusOr<std::unique_ptr<Trainer>> Trainer::Create(const JobSpec& spec,
                       "emulates bfloat16 products, so this trains slower than FP32 would";
     }
     torch::manual_seed(spec.schedule().seed());
-    DDLM_ASSIGN_OR_RETURN(std::shared_ptr<LanguageModelImpl> model,
-                          BuildModel(spec.model(), vocabulary.size()));
+    DDLM_ASSIGN_OR_RETURN(std::shared_ptr<LanguageModelImpl> model, BuildModel(spec.model(), vocabulary.size()));
     model->to(device);
     return std::unique_ptr<Trainer>(new Trainer(spec, vocabulary, std::move(model), device));
   } catch (const c10::Error& e) {
@@ -32,8 +30,8 @@ absl::StatusOr<std::unique_ptr<Trainer>> Trainer::Create(const JobSpec& spec,
   }
 }
 
-Trainer::Trainer(const JobSpec& spec, const Dictionary& vocabulary,
-                 std::shared_ptr<LanguageModelImpl> model, torch::Device device)
+Trainer::Trainer(const JobSpec& spec, const Dictionary& vocabulary, std::shared_ptr<LanguageModelImpl> model,
+                 torch::Device device)
     : spec_(spec),
       vocabulary_(vocabulary.words()),
       vocabulary_fingerprint_(vocabulary.Fingerprint()),
@@ -64,8 +62,7 @@ int64_t Trainer::num_parameters() const {
 }
 
 double Trainer::last_step_loss() const {
-  return last_step_loss_.defined() ? last_step_loss_.item<double>()
-                                   : std::numeric_limits<double>::quiet_NaN();
+  return last_step_loss_.defined() ? last_step_loss_.item<double>() : std::numeric_limits<double>::quiet_NaN();
 }
 
 torch::Tensor Trainer::ClipCoefficientTensor(double max_norm) const {
@@ -159,8 +156,7 @@ absl::Status Trainer::Step(const torch::Tensor& data, const torch::Tensor& targe
   return absl::OkStatus();
 }
 
-absl::StatusOr<EpochSummary> Trainer::TrainEpoch(const torch::Tensor& data_any,
-                                                 const std::atomic<bool>* stop) {
+absl::StatusOr<EpochSummary> Trainer::TrainEpoch(const torch::Tensor& data_any, const std::atomic<bool>* stop) {
   using Clock = std::chrono::steady_clock;
   const int64_t bptt = spec_.data().bptt();
   const int64_t batch_size = data_any.size(1);
@@ -199,8 +195,8 @@ absl::StatusOr<EpochSummary> Trainer::TrainEpoch(const torch::Tensor& data_any,
       status = Step(batch.data, batch.targets);
       if (status.ok()) interval_loss += last_step_loss_.to(torch::kDouble);
     } catch (const c10::Error& e) {
-      status = DeviceErrorStatus(e, device_, absl::StrCat("training step (epoch ", position_.epoch(),
-                                                          ", batch ", b, ")"));
+      status =
+          DeviceErrorStatus(e, device_, absl::StrCat("training step (epoch ", position_.epoch(), ", batch ", b, ")"));
     }
     if (!status.ok()) {
       state_.clear();  // The next TrainEpoch starts from a fresh state.
@@ -265,8 +261,7 @@ absl::StatusOr<EvalResult> Trainer::Evaluate(const torch::Tensor& data_any, int6
         d = model_->Features(batch.data, &state);
         if (!device_.is_cpu()) {
           torch::Tensor logits = torch::linear(d.hidden, d.weight, d.bias);  // Under autocast.
-          loss = torch::nll_loss(torch::log_softmax(logits.to(torch::kFloat), 1), batch.targets,
-                                 {}, at::Reduction::Sum)
+          loss = torch::nll_loss(torch::log_softmax(logits.to(torch::kFloat), 1), batch.targets, {}, at::Reduction::Sum)
                      .to(torch::kDouble);
         }
       }
@@ -314,8 +309,8 @@ absl::StatusOr<Checkpoint> Trainer::MakeCheckpoint() const {
 }
 
 absl::Status Trainer::LoadCheckpoint(const Checkpoint& checkpoint, bool weights_only) {
-  DDLM_RETURN_IF_ERROR(CheckCompatible(checkpoint, vocabulary_fingerprint_,
-                                       static_cast<int64_t>(vocabulary_.size()), spec_.model()));
+  DDLM_RETURN_IF_ERROR(
+      CheckCompatible(checkpoint, vocabulary_fingerprint_, static_cast<int64_t>(vocabulary_.size()), spec_.model()));
   DDLM_RETURN_IF_ERROR(RestoreModel(checkpoint, *model_));
   if (weights_only) return absl::OkStatus();
   const CheckpointHeader& h = checkpoint.header;
@@ -333,9 +328,9 @@ absl::Status Trainer::LoadCheckpoint(const Checkpoint& checkpoint, bool weights_
     bool same = state.size() == expected.size();
     for (size_t i = 0; same && i < state.size(); ++i) same = state[i].sizes() == expected[i].sizes();
     if (!same) {
-      return absl::FailedPreconditionError(absl::StrCat(
-          "checkpoint's recurrent state does not fit data.batch_size ", spec_.data().batch_size(),
-          " (was the batch size changed mid-epoch?)"));
+      return absl::FailedPreconditionError(absl::StrCat("checkpoint's recurrent state does not fit data.batch_size ",
+                                                        spec_.data().batch_size(),
+                                                        " (was the batch size changed mid-epoch?)"));
     }
   }
   for (torch::Tensor& t : state) t = t.to(device_);

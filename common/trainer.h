@@ -50,7 +50,7 @@ struct IntervalReport {
   int64_t num_batches = 0;  // rows / bptt, as upstream prints it.
   double lr = 0;
   double ms_per_batch = 0;
-  double loss = 0;          // Mean training loss over the interval.
+  double loss = 0;  // Mean training loss over the interval.
   double tokens_per_second = 0;
   // Batches trained in the interval: log_interval, log_interval + 1 for an epoch's
   // first (batches 0 through log_interval, as upstream counts), or fewer for the first
@@ -62,9 +62,7 @@ struct EvalResult {
   double loss_sum = 0;  // Sum of per-token NLL.
   int64_t tokens = 0;
   // NaN when nothing was evaluated, so an empty split can never look like a perfect one.
-  double mean_loss() const {
-    return tokens > 0 ? loss_sum / tokens : std::numeric_limits<double>::quiet_NaN();
-  }
+  double mean_loss() const { return tokens > 0 ? loss_sum / tokens : std::numeric_limits<double>::quiet_NaN(); }
 };
 
 struct EpochSummary {
@@ -88,8 +86,7 @@ class Trainer {
   // ResolveDevice). Seeds LibTorch's default generators with spec.schedule.seed, builds
   // the model on the CPU (so that every device starts from the same weights), then
   // moves it to `device`.
-  static absl::StatusOr<std::unique_ptr<Trainer>> Create(const JobSpec& spec,
-                                                         const Dictionary& vocabulary,
+  static absl::StatusOr<std::unique_ptr<Trainer>> Create(const JobSpec& spec, const Dictionary& vocabulary,
                                                          torch::Device device = torch::kCPU);
 
   void set_gradient_reducer(GradientReducer reducer) { reducer_ = std::move(reducer); }
@@ -97,8 +94,7 @@ class Trainer {
   void set_step_callback(StepCallback callback) { on_step_ = std::move(callback); }
 
   // `data` may be on any device (it is copied to the trainer's once per call).
-  absl::StatusOr<EpochSummary> TrainEpoch(const torch::Tensor& data,
-                                          const std::atomic<bool>* stop = nullptr);
+  absl::StatusOr<EpochSummary> TrainEpoch(const torch::Tensor& data, const std::atomic<bool>* stop = nullptr);
 
   // Loss over `data` ([rows, batch]) with a fresh zero state, in eval mode (no
   // dropout). `max_batches` > 0 stops early. RESOURCE_EXHAUSTED if the device runs out
@@ -131,8 +127,8 @@ class Trainer {
   int64_t num_parameters() const;
 
  private:
-  Trainer(const JobSpec& spec, const Dictionary& vocabulary,
-          std::shared_ptr<LanguageModelImpl> model, torch::Device device);
+  Trainer(const JobSpec& spec, const Dictionary& vocabulary, std::shared_ptr<LanguageModelImpl> model,
+          torch::Device device);
   // One training step on `batch`: forward, loss, backward, reduce, clip, update.
   absl::Status Step(const torch::Tensor& data, const torch::Tensor& targets);
   // Scales all gradients so that their joint L2 norm is at most `max_norm`, on the

@@ -65,8 +65,7 @@ TEST_P(TrainEachModelTest, TrainingLowersValidationPerplexity) {
   EXPECT_LT(after, 0.75 * before) << "validation perplexity went from " << before << " to " << after;
 }
 
-INSTANTIATE_TEST_SUITE_P(Types, TrainEachModelTest,
-                         ::testing::Values(RNN_TANH, RNN_RELU, LSTM, GRU, TRANSFORMER),
+INSTANTIATE_TEST_SUITE_P(Types, TrainEachModelTest, ::testing::Values(RNN_TANH, RNN_RELU, LSTM, GRU, TRANSFORMER),
                          [](const auto& info) { return ModelType_Name(info.param); });
 
 TEST(TrainerTest, EvaluateAveragesOverAllTokens) {
@@ -85,8 +84,7 @@ TEST(TrainerTest, EvaluateAveragesOverAllTokens) {
   RecurrentState state = model.InitState(10);
   const int64_t rows = valid.size(0);
   torch::Tensor out = model.Forward(valid.narrow(0, 0, rows - 1), &state);
-  const double expected =
-      torch::nll_loss(out, valid.narrow(0, 1, rows - 1).reshape({-1})).item<double>();
+  const double expected = torch::nll_loss(out, valid.narrow(0, 1, rows - 1).reshape({-1})).item<double>();
   EXPECT_NEAR(r.mean_loss(), expected, 1e-4);
   EXPECT_TRUE(std::isnan(EvalResult().mean_loss()));
 }
@@ -362,8 +360,8 @@ TEST(Bf16EpochTest, ValidationPerplexityWithinTwoPercentOfFp32) {
       ASSERT_TRUE(eval.ok()) << eval.status();
       ppl[bf16] = std::exp(eval->mean_loss());
     }
-    std::printf("seed %d: valid ppl after one epoch: FP32 %.3f, BF16 %.3f (ratio %.4f)\n",
-                static_cast<int>(seed), ppl[0], ppl[1], ppl[1] / ppl[0]);
+    std::printf("seed %d: valid ppl after one epoch: FP32 %.3f, BF16 %.3f (ratio %.4f)\n", static_cast<int>(seed),
+                ppl[0], ppl[1], ppl[1] / ppl[0]);
     EXPECT_LT(ppl[0], 0.2 * corpus.dictionary.size());  // It learned something.
     EXPECT_NEAR(ppl[1] / ppl[0], 1.0, 0.05) << "seed " << seed;
     EXPECT_NE(train_loss[1], train_loss[0]) << "BF16 computed exactly what FP32 did";
@@ -403,8 +401,7 @@ TEST(TrainerTest, ACheckpointStaysWithinItsBound) {
     ASSERT_TRUE(bytes.ok());
     int64_t vocabulary_bytes = 0;
     for (const std::string& w : Quickstart().dictionary.words()) vocabulary_bytes += static_cast<int64_t>(w.size());
-    const int64_t bound =
-        MaxCheckpointBytes(spec, Quickstart().dictionary.size(), vocabulary_bytes, /*world=*/1);
+    const int64_t bound = MaxCheckpointBytes(spec, Quickstart().dictionary.size(), vocabulary_bytes, /*world=*/1);
     EXPECT_LE(static_cast<int64_t>(bytes->size()), bound) << OptimizerType_Name(optimizer);
     EXPECT_LT(bound, 4 * static_cast<int64_t>(bytes->size()) + (8 << 20)) << "a bound, not a guess";
   }

@@ -8,10 +8,10 @@
 ABSL_FLAG(bool, insecure, false, "Talk to the coordinator in plain text (no TLS, no token): trusted networks only.");
 ABSL_FLAG(std::string, ca_cert, "",
           "PEM file of the CA that signed the coordinator's certificate (TLS); default: $DDLM_CA_CERT.");
-ABSL_FLAG(std::string, tls_cert, "", "PEM certificate of this client, for a coordinator that requires one (mutual TLS).");
+ABSL_FLAG(std::string, tls_cert, "",
+          "PEM certificate of this client, for a coordinator that requires one (mutual TLS).");
 ABSL_FLAG(std::string, tls_key, "", "PEM private key of --tls_cert.");
-ABSL_FLAG(std::string, token_file, "",
-          "File holding the bearer token sent on every call; default: $DDLM_TOKEN_FILE.");
+ABSL_FLAG(std::string, token_file, "", "File holding the bearer token sent on every call; default: $DDLM_TOKEN_FILE.");
 
 namespace ddlm {
 namespace {

@@ -57,7 +57,8 @@ absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> MakeServerCredentials(c
   const bool tls = !t.cert.empty() || !t.key.empty();
   if (t.insecure) {
     if (tls || !t.client_ca.empty()) {
-      return absl::InvalidArgumentError("--insecure is plain text: it takes no --tls_cert, --tls_key or --tls_client_ca");
+      return absl::InvalidArgumentError(
+          "--insecure is plain text: it takes no --tls_cert, --tls_key or --tls_client_ca");
     }
     return grpc::InsecureServerCredentials();
   }
@@ -66,8 +67,9 @@ absl::StatusOr<std::shared_ptr<grpc::ServerCredentials>> MakeServerCredentials(c
         "refusing to serve plain text: give --tls_cert and --tls_key (ddlm launch makes them), or --insecure");
   }
   if (t.cert.empty() || t.key.empty()) return absl::InvalidArgumentError("--tls_cert and --tls_key go together");
-  grpc::SslServerCredentialsOptions ssl(t.client_ca.empty() ? GRPC_SSL_DONT_REQUEST_CLIENT_CERTIFICATE
-                                                            : GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY);
+  grpc::SslServerCredentialsOptions ssl(t.client_ca.empty()
+                                            ? GRPC_SSL_DONT_REQUEST_CLIENT_CERTIFICATE
+                                            : GRPC_SSL_REQUEST_AND_REQUIRE_CLIENT_CERTIFICATE_AND_VERIFY);
   grpc::SslServerCredentialsOptions::PemKeyCertPair pair;
   DDLM_ASSIGN_OR_RETURN(pair.cert_chain, ReadPem(t.cert, "--tls_cert"));
   DDLM_ASSIGN_OR_RETURN(pair.private_key, ReadPem(t.key, "--tls_key"));

@@ -49,8 +49,7 @@ class Server {
                                    const std::string& host_name = "") {
     grpc::ChannelArguments args;
     if (!host_name.empty()) args.SetSslTargetNameOverride(host_name);
-    auto stub =
-        JobService::NewStub(grpc::CreateCustomChannel(absl::StrCat("127.0.0.1:", port_), credentials, args));
+    auto stub = JobService::NewStub(grpc::CreateCustomChannel(absl::StrCat("127.0.0.1:", port_), credentials, args));
     grpc::ClientContext context;
     context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(10));
     ListWorkersResponse response;
@@ -165,9 +164,8 @@ TEST_F(TransportSecurityTest, BadSettingsAreRefusedNamingTheFlag) {
   empty_token.token_file = TempDir("empty-token");
   for (const Case& c : {Case{none, "no --ca_cert"}, Case{insecure_with_ca, "takes no --ca_cert"},
                         Case{insecure_with_token, "a token is sent only over TLS"},
-                        Case{half_pair, "--tls_cert and --tls_key go together"},
-                        Case{missing_ca, "--ca_cert: "}, Case{not_pem, "is not a PEM file"},
-                        Case{empty_token, "is empty"}}) {
+                        Case{half_pair, "--tls_cert and --tls_key go together"}, Case{missing_ca, "--ca_cert: "},
+                        Case{not_pem, "is not a PEM file"}, Case{empty_token, "is empty"}}) {
     auto credentials = MakeChannelCredentials(c.t);
     ASSERT_FALSE(credentials.ok()) << c.error;
     EXPECT_THAT(credentials.status().message(), HasSubstr(c.error));

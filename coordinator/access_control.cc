@@ -42,8 +42,7 @@ absl::StatusOr<AccessControl> AccessControl::Parse(absl::string_view text, absl:
     } else if (fields[1] == "worker") {
       caller.role = Role::kWorker;
     } else {
-      return absl::InvalidArgumentError(
-          absl::StrCat(where, ": role '", fields[1], "' is none of admin, user, worker"));
+      return absl::InvalidArgumentError(absl::StrCat(where, ": role '", fields[1], "' is none of admin, user, worker"));
     }
     if (fields[0].size() < 16) {
       return absl::InvalidArgumentError(absl::StrCat(where, ": the token is shorter than 16 characters"));
@@ -94,8 +93,8 @@ absl::Status AccessControl::AllowJobService(const Caller& caller) {
 
 absl::Status AccessControl::AllowWorkerService(const Caller& caller) {
   if (caller.role == Role::kAdmin || caller.role == Role::kUser) {
-    return absl::PermissionDeniedError(
-        absl::StrCat("'", caller.name, "' holds a ", RoleName(caller.role), " token: WorkerService needs a worker token"));
+    return absl::PermissionDeniedError(absl::StrCat("'", caller.name, "' holds a ", RoleName(caller.role),
+                                                    " token: WorkerService needs a worker token"));
   }
   return absl::OkStatus();
 }

@@ -20,15 +20,15 @@ absl::Status CheckSplitSizes(const JobSpec& spec, int64_t train, int64_t valid, 
                                                    ") and data.eval_batch_size (", eb, ") must be >= 1"));
   }
   if (train / (w * b) < 2) {
-    return absl::FailedPreconditionError(absl::StrCat(
-        "data.path '", spec.data().path(), "': train.txt has ", train, " tokens, too few for ",
-        w, " workers x data.batch_size ", b, " (need at least ", 2 * w * b, ")"));
+    return absl::FailedPreconditionError(absl::StrCat("data.path '", spec.data().path(), "': train.txt has ", train,
+                                                      " tokens, too few for ", w, " workers x data.batch_size ", b,
+                                                      " (need at least ", 2 * w * b, ")"));
   }
   for (auto [name, n] : {std::pair<const char*, int64_t>{"valid", valid}, {"test", test}}) {
     if (n / w / eb < 2) {
-      return absl::FailedPreconditionError(absl::StrCat(
-          "data.path '", spec.data().path(), "': ", name, ".txt has ", n, " tokens, too few for ",
-          w, " workers x data.eval_batch_size ", eb, " (need at least ", 2 * w * eb, ")"));
+      return absl::FailedPreconditionError(absl::StrCat("data.path '", spec.data().path(), "': ", name, ".txt has ", n,
+                                                        " tokens, too few for ", w, " workers x data.eval_batch_size ",
+                                                        eb, " (need at least ", 2 * w * eb, ")"));
     }
   }
   return absl::OkStatus();
@@ -58,8 +58,8 @@ absl::StatusOr<PreparedAttempt> PrepareAttempt(const JobSpec& spec, const JobCor
   prepared.vocabulary_size = corpus.dictionary.size();
   prepared.max_checkpoint_bytes = MaxCheckpointBytes(spec, corpus.dictionary.size(), vocabulary_bytes, world);
   for (int r = 0; r < world; ++r) {
-    DDLM_ASSIGN_OR_RETURN(ShardRange train, TrainShard(static_cast<int64_t>(corpus.train.size()), world, r,
-                                                       spec.data().batch_size()));
+    DDLM_ASSIGN_OR_RETURN(ShardRange train,
+                          TrainShard(static_cast<int64_t>(corpus.train.size()), world, r, spec.data().batch_size()));
     DDLM_ASSIGN_OR_RETURN(ShardRange valid, EvalShard(static_cast<int64_t>(corpus.valid.size()), world, r));
     DDLM_ASSIGN_OR_RETURN(ShardRange test, EvalShard(static_cast<int64_t>(corpus.test.size()), world, r));
     RankShards& shards = prepared.shards.emplace_back();

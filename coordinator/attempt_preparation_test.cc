@@ -75,12 +75,12 @@ TEST(AttemptPreparationTest, EachRankGetsItsShardsAndAssignment) {
     ASSERT_TRUE(train.ok() && valid.ok());
     auto ids = DecodeTokenIds(*prepared->shards[r][0]);
     ASSERT_TRUE(ids.ok());
-    EXPECT_EQ(*ids, std::vector<int64_t>((*corpus)->train.begin() + train->begin,
-                                         (*corpus)->train.begin() + train->end));
+    EXPECT_EQ(*ids,
+              std::vector<int64_t>((*corpus)->train.begin() + train->begin, (*corpus)->train.begin() + train->end));
     auto valid_ids = DecodeTokenIds(*prepared->shards[r][1]);
     ASSERT_TRUE(valid_ids.ok());
-    EXPECT_EQ(*valid_ids, std::vector<int64_t>((*corpus)->valid.begin() + valid->begin,
-                                               (*corpus)->valid.begin() + valid->end));
+    EXPECT_EQ(*valid_ids,
+              std::vector<int64_t>((*corpus)->valid.begin() + valid->begin, (*corpus)->valid.begin() + valid->end));
     const Assignment& a = prepared->commands[r].assign();
     EXPECT_EQ(a.attempt().rank(), r);
     EXPECT_EQ(a.world_size(), 2);

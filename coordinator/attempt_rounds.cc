@@ -14,8 +14,7 @@ absl::Status AttemptRounds::CheckRank(int rank) const {
   return absl::OkStatus();
 }
 
-absl::StatusOr<std::optional<TrainingMetrics>> AttemptRounds::ReportMetrics(int rank,
-                                                                           const TrainingMetrics& m) {
+absl::StatusOr<std::optional<TrainingMetrics>> AttemptRounds::ReportMetrics(int rank, const TrainingMetrics& m) {
   if (absl::Status s = CheckRank(rank); !s.ok()) return s;
   const std::pair<int32_t, int64_t> key{m.epoch(), m.batch()};
   MetricsRound& round = metrics_[key];
@@ -38,8 +37,10 @@ absl::StatusOr<std::optional<TrainingMetrics>> AttemptRounds::ReportMetrics(int 
   return std::optional<TrainingMetrics>(combined);
 }
 
-absl::StatusOr<std::optional<AttemptRounds::Evaluation>> AttemptRounds::ReportEvaluation(
-    int rank, Split split, int32_t epoch, double loss_sum, int64_t tokens, double seconds) {
+absl::StatusOr<std::optional<AttemptRounds::Evaluation>> AttemptRounds::ReportEvaluation(int rank, Split split,
+                                                                                         int32_t epoch, double loss_sum,
+                                                                                         int64_t tokens,
+                                                                                         double seconds) {
   if (absl::Status s = CheckRank(rank); !s.ok()) return s;
   EvaluationRound& round = evaluations_[{split, epoch}];
   if (round.reported.empty()) round.reported.assign(world_, false);

@@ -45,8 +45,8 @@ class AttemptRounds {
   };
   // Records `rank`'s sums for (split, epoch). Returns the round's totals if this report
   // completed it (the caller then decides it with Decide), nullopt otherwise.
-  absl::StatusOr<std::optional<Evaluation>> ReportEvaluation(int rank, Split split, int32_t epoch,
-                                                             double loss_sum, int64_t tokens, double seconds);
+  absl::StatusOr<std::optional<Evaluation>> ReportEvaluation(int rank, Split split, int32_t epoch, double loss_sum,
+                                                             int64_t tokens, double seconds);
   void Decide(Split split, int32_t epoch, EvaluationDecision decision);
   // The decision of (split, epoch), once made.
   std::optional<EvaluationDecision> Decision(Split split, int32_t epoch) const;
@@ -66,7 +66,7 @@ class AttemptRounds {
   absl::Status CheckRank(int rank) const;
 
   int world_ = 0;
-  std::map<std::pair<int32_t, int64_t>, MetricsRound> metrics_;  // (epoch, batch); open rounds.
+  std::map<std::pair<int32_t, int64_t>, MetricsRound> metrics_;     // (epoch, batch); open rounds.
   std::map<std::pair<int, int32_t>, EvaluationRound> evaluations_;  // (split, epoch).
 };
 

@@ -23,14 +23,14 @@ TEST(AttemptRoundsTest, MetricsAreCombinedOnceEveryRankReported) {
   auto first = rounds.ReportMetrics(0, Metrics(1, 9, 2.0, 100, 40));
   ASSERT_TRUE(first.ok());
   EXPECT_FALSE(first->has_value());
-  EXPECT_FALSE(rounds.ReportMetrics(0, Metrics(1, 9, 2.0, 100, 40))->has_value());  // Repeated.
+  EXPECT_FALSE(rounds.ReportMetrics(0, Metrics(1, 9, 2.0, 100, 40))->has_value());   // Repeated.
   EXPECT_FALSE(rounds.ReportMetrics(1, Metrics(1, 19, 9.0, 100, 40))->has_value());  // Another round.
   auto done = rounds.ReportMetrics(1, Metrics(1, 9, 4.0, 150, 55));
   ASSERT_TRUE(done.ok() && done->has_value());
-  EXPECT_DOUBLE_EQ((*done)->loss(), 3.0);                 // Mean over ranks.
+  EXPECT_DOUBLE_EQ((*done)->loss(), 3.0);  // Mean over ranks.
   EXPECT_DOUBLE_EQ((*done)->ppl(), std::exp(3.0));
-  EXPECT_DOUBLE_EQ((*done)->tokens_per_second(), 250);   // Summed.
-  EXPECT_DOUBLE_EQ((*done)->ms_per_batch(), 55);         // The slowest.
+  EXPECT_DOUBLE_EQ((*done)->tokens_per_second(), 250);       // Summed.
+  EXPECT_DOUBLE_EQ((*done)->ms_per_batch(), 55);             // The slowest.
   EXPECT_DOUBLE_EQ((*done)->allreduce_ms_per_batch(), 5.5);  // The slowest.
   EXPECT_EQ(rounds.ReportMetrics(2, Metrics(1, 9, 1, 1, 1)).status().code(), absl::StatusCode::kInvalidArgument);
 }

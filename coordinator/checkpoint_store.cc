@@ -10,8 +10,8 @@
 
 namespace ddlm {
 
-absl::StatusOr<CheckpointInfo> DescribeUpload(absl::string_view bytes, int32_t attempt,
-                                              absl::string_view source, CheckpointHeader* header) {
+absl::StatusOr<CheckpointInfo> DescribeUpload(absl::string_view bytes, int32_t attempt, absl::string_view source,
+                                              CheckpointHeader* header) {
   // Verified without turning its tensors into tensors: the control plane needs only
   // the header.
   absl::StatusOr<CheckpointView> checkpoint = ParseCheckpointView(bytes, source);
@@ -38,8 +38,8 @@ absl::StatusOr<CheckpointInfo> DescribeUpload(absl::string_view bytes, int32_t a
   return info;
 }
 
-std::vector<std::string> AddToKept(google::protobuf::RepeatedPtrField<CheckpointInfo>* kept,
-                                   const CheckpointInfo& info, int keep_last) {
+std::vector<std::string> AddToKept(google::protobuf::RepeatedPtrField<CheckpointInfo>* kept, const CheckpointInfo& info,
+                                   int keep_last) {
   for (int i = 0; i < kept->size(); ++i) {
     if (kept->Get(i).id() == info.id()) {  // Re-written by a resumed attempt.
       kept->DeleteSubrange(i, 1);
@@ -79,8 +79,7 @@ absl::StatusOr<std::string> ResolveCheckpoint(const google::protobuf::RepeatedPt
   for (const CheckpointInfo& c : kept) {
     if (c.id() == which) return c.id();
   }
-  return absl::NotFoundError(
-      absl::StrCat("checkpoint '", which, "': job '", job_id, "' keeps no such checkpoint"));
+  return absl::NotFoundError(absl::StrCat("checkpoint '", which, "': job '", job_id, "' keeps no such checkpoint"));
 }
 
 }  // namespace ddlm

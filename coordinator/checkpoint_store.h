@@ -28,15 +28,14 @@ namespace ddlm {
 // `source` otherwise) and describes it: id "e%04d-s%08d" from its epoch and global
 // step, position, learning rate, validation loss and best flag at an epoch end, size,
 // checksum, and `attempt`. `header` (if given) receives the checkpoint's header.
-absl::StatusOr<CheckpointInfo> DescribeUpload(absl::string_view bytes, int32_t attempt,
-                                              absl::string_view source,
+absl::StatusOr<CheckpointInfo> DescribeUpload(absl::string_view bytes, int32_t attempt, absl::string_view source,
                                               CheckpointHeader* header = nullptr);
 
 // Adds `info` to `kept` (oldest first): one of the same id (re-written by a resumed
 // attempt) is replaced, a new best takes the best mark from the others, and retention
 // keeps the latest `keep_last` plus the best. Returns the ids it dropped.
-std::vector<std::string> AddToKept(google::protobuf::RepeatedPtrField<CheckpointInfo>* kept,
-                                   const CheckpointInfo& info, int keep_last);
+std::vector<std::string> AddToKept(google::protobuf::RepeatedPtrField<CheckpointInfo>* kept, const CheckpointInfo& info,
+                                   int keep_last);
 
 // The id of the kept checkpoint `which` names: "best" (also ""; the newest flagged
 // best, else the latest), "latest", or an id. FAILED_PRECONDITION when none is kept,

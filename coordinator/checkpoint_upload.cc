@@ -16,8 +16,8 @@
 
 namespace ddlm {
 
-CheckpointUpload::CheckpointUpload(JobStore* store, const AttemptRef& attempt, std::string staging,
-                                   Expected expected, Keep keep)
+CheckpointUpload::CheckpointUpload(JobStore* store, const AttemptRef& attempt, std::string staging, Expected expected,
+                                   Keep keep)
     : store_(store),
       attempt_(attempt),
       staging_(std::move(staging)),
@@ -43,10 +43,10 @@ std::string CheckpointUpload::Path() const { return store_->CheckpointPath(attem
 absl::Status CheckpointUpload::Append(absl::string_view data) {
   if (fd_ < 0) return absl::FailedPreconditionError("the upload is over");
   if (written_ + static_cast<int64_t>(data.size()) > expected_.max_bytes) {
-    return absl::ResourceExhaustedError(absl::StrCat(
-        "checkpoint upload for ", attempt_.job_id(), " passes ", expected_.max_bytes,
-        " bytes, the most a checkpoint of this job can take (its model has ",
-        ParameterCount(expected_.model, expected_.vocabulary_size), " parameters)"));
+    return absl::ResourceExhaustedError(
+        absl::StrCat("checkpoint upload for ", attempt_.job_id(), " passes ", expected_.max_bytes,
+                     " bytes, the most a checkpoint of this job can take (its model has ",
+                     ParameterCount(expected_.model, expected_.vocabulary_size), " parameters)"));
   }
   DDLM_RETURN_IF_ERROR(WriteAll(fd_, data, Path()));
   written_ += static_cast<int64_t>(data.size());
@@ -67,8 +67,8 @@ absl::StatusOr<CheckpointInfo> CheckpointUpload::Finish() {
   CheckpointHeader header;
   DDLM_ASSIGN_OR_RETURN(CheckpointInfo info, DescribeUpload(bytes, attempt_.attempt(), source, &header));
   if (!google::protobuf::util::MessageDifferencer::Equals(header.spec().model(), expected_.model)) {
-    return absl::InvalidArgumentError(absl::StrCat(source, ": its model is not the job's (",
-                                                   header.spec().model().ShortDebugString(), ")"));
+    return absl::InvalidArgumentError(
+        absl::StrCat(source, ": its model is not the job's (", header.spec().model().ShortDebugString(), ")"));
   }
   if (header.vocabulary_size() != expected_.vocabulary_size) {
     return absl::InvalidArgumentError(absl::StrCat(source, ": its vocabulary has ", header.vocabulary_size(),

@@ -36,13 +36,11 @@ Coordinator::Coordinator(const CoordinatorOptions& options, Clock* clock)
       heartbeats_(&workers_.heartbeats()),
       jobs_(clock, &workers_, &rendezvous_, &journal_) {}
 
-absl::StatusOr<std::unique_ptr<Coordinator>> Coordinator::Create(const CoordinatorOptions& options,
-                                                                 Clock* clock) {
+absl::StatusOr<std::unique_ptr<Coordinator>> Coordinator::Create(const CoordinatorOptions& options, Clock* clock) {
   if (options.state_dir.empty()) return absl::InvalidArgumentError("--state_dir is empty");
   std::unique_ptr<Coordinator> c(new Coordinator(options, clock));
-  DDLM_ASSIGN_OR_RETURN(c->data_roots_,
-                        DataRoots::Create(options.data_roots.empty() ? std::vector<std::string>{"."}
-                                                                     : options.data_roots));
+  DDLM_ASSIGN_OR_RETURN(c->data_roots_, DataRoots::Create(options.data_roots.empty() ? std::vector<std::string>{"."}
+                                                                                     : options.data_roots));
   DDLM_RETURN_IF_ERROR(c->store_.Init());
   std::vector<JobStore::SetAside> set_aside;
   DDLM_ASSIGN_OR_RETURN(std::vector<JobRecord> records, c->store_.LoadAll(&set_aside));
@@ -137,8 +135,7 @@ absl::StatusOr<Job> Coordinator::CancelJob(const std::string& job_id) {
 }
 
 absl::StatusOr<Job> Coordinator::ResumeJob(const ResumeJobRequest& request) {
-  absl::StatusOr<Job> result =
-      Persisted([&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return jobs_.Resume(request); });
+  absl::StatusOr<Job> result = Persisted([&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return jobs_.Resume(request); });
   // The job as it is now: the call may also have started it.
   if (!result.ok()) return result;
   return GetJob(result->id());
@@ -190,8 +187,8 @@ absl::StatusOr<std::vector<CheckpointInfo>> Coordinator::ListCheckpoints(const s
   return std::vector<CheckpointInfo>(job->record.checkpoints().begin(), job->record.checkpoints().end());
 }
 
-absl::StatusOr<std::pair<std::string, std::string>> Coordinator::KeptCheckpoint(
-    const std::string& job_id, const std::string& which) {
+absl::StatusOr<std::pair<std::string, std::string>> Coordinator::KeptCheckpoint(const std::string& job_id,
+                                                                                const std::string& which) {
   absl::MutexLock lock(&mu_);
   DDLM_ASSIGN_OR_RETURN(JobEntry * job, jobs_.FindJob(job_id));
   DDLM_ASSIGN_OR_RETURN(std::string id, ResolveCheckpoint(job->record.checkpoints(), which, job_id));
@@ -199,8 +196,7 @@ absl::StatusOr<std::pair<std::string, std::string>> Coordinator::KeptCheckpoint(
   return std::make_pair(std::move(id), std::move(path));
 }
 
-absl::StatusOr<std::string> Coordinator::KeptCheckpointPath(const std::string& job_id,
-                                                            const std::string& which) {
+absl::StatusOr<std::string> Coordinator::KeptCheckpointPath(const std::string& job_id, const std::string& which) {
   DDLM_ASSIGN_OR_RETURN(auto kept, KeptCheckpoint(job_id, which));
   return kept.second;
 }
@@ -219,8 +215,7 @@ std::vector<WorkerInfo> Coordinator::ListWorkers() {
 
 // ---------------------------------------------------------------- workers
 
-absl::StatusOr<RegisterResponse> Coordinator::Register(const RegisterRequest& request,
-                                                      const std::string& credential) {
+absl::StatusOr<RegisterResponse> Coordinator::Register(const RegisterRequest& request, const std::string& credential) {
   const std::string& id = request.worker().worker_id();
   // A registration that cannot succeed binds nothing (it would lock the id out).
   DDLM_RETURN_IF_ERROR(WorkerRegistry::Validate(request.worker(), request.host(), request.device()));
@@ -228,29 +223,27 @@ absl::StatusOr<RegisterResponse> Coordinator::Register(const RegisterRequest& re
   DDLM_ASSIGN_OR_RETURN(const bool bound_now, credentials_.Bind(id, credential));
   absl::StatusOr<RegisterResponse> result =
       Persisted([&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) -> absl::StatusOr<RegisterResponse> {
-    // Again under the lock that forgetting a worker takes, so that the binding holds.
-    DDLM_RETURN_IF_ERROR(credentials_.Bind(id, credential).status());
-    DDLM_ASSIGN_OR_RETURN(std::optional<WorkerEntry> replaced,
-                          workers_.Register(request.worker(), request.host(), request.device(),
-                                            clock_->Now()));
-    workers_.CloseStream(request.worker().worker_id(),
-                             absl::AbortedError(absl::StrCat("worker '", request.worker().worker_id(),
-                                                             "' registered again (incarnation ",
-                                                             request.worker().incarnation(), ")")));
-    if (replaced) {
-      jobs_.WorkerLost(*replaced, absl::StrCat("worker '", request.worker().worker_id(),
-                                               "' restarted (new incarnation ",
-                                               request.worker().incarnation(), ")"));
-    }
-    LOG(INFO) << "worker " << request.worker().worker_id() << " incarnation "
-              << request.worker().incarnation() << " registered (" << request.host() << ", "
-              << request.device() << ")";
-    jobs_.Schedule();
-    RegisterResponse response;
-    response.set_heartbeat_interval_ms(absl::ToInt64Milliseconds(options_.heartbeat_interval));
-    response.set_heartbeat_timeout_ms(absl::ToInt64Milliseconds(options_.heartbeat_timeout));
-    return response;
-  });
+        // Again under the lock that forgetting a worker takes, so that the binding holds.
+        DDLM_RETURN_IF_ERROR(credentials_.Bind(id, credential).status());
+        DDLM_ASSIGN_OR_RETURN(std::optional<WorkerEntry> replaced,
+                              workers_.Register(request.worker(), request.host(), request.device(), clock_->Now()));
+        workers_.CloseStream(
+            request.worker().worker_id(),
+            absl::AbortedError(absl::StrCat("worker '", request.worker().worker_id(),
+                                            "' registered again (incarnation ", request.worker().incarnation(), ")")));
+        if (replaced) {
+          jobs_.WorkerLost(*replaced,
+                           absl::StrCat("worker '", request.worker().worker_id(), "' restarted (new incarnation ",
+                                        request.worker().incarnation(), ")"));
+        }
+        LOG(INFO) << "worker " << request.worker().worker_id() << " incarnation " << request.worker().incarnation()
+                  << " registered (" << request.host() << ", " << request.device() << ")";
+        jobs_.Schedule();
+        RegisterResponse response;
+        response.set_heartbeat_interval_ms(absl::ToInt64Milliseconds(options_.heartbeat_interval));
+        response.set_heartbeat_timeout_ms(absl::ToInt64Milliseconds(options_.heartbeat_timeout));
+        return response;
+      });
   if (!result.ok() && bound_now) {
     absl::MutexLock lock(&mu_);
     if (workers_.Get(id) == nullptr) credentials_.Forget(id);  // Nothing registered it.
@@ -271,8 +264,8 @@ absl::Status Coordinator::Deregister(const WorkerRef& worker) {
     workers_.CloseStream(worker.worker_id(),
                          absl::AbortedError(absl::StrCat("worker '", worker.worker_id(), "' left")));
     LOG(INFO) << "worker " << worker.worker_id() << " incarnation " << worker.incarnation() << " left";
-    jobs_.WorkerLost(before, absl::StrCat("worker '", worker.worker_id(), "' (rank ",
-                                          before.info.rank(), ") shut down"));
+    jobs_.WorkerLost(before,
+                     absl::StrCat("worker '", worker.worker_id(), "' (rank ", before.info.rank(), ") shut down"));
     jobs_.Schedule();
     return absl::OkStatus();
   });
@@ -297,8 +290,7 @@ absl::StatusOr<std::string> Coordinator::RendezvousPrefix(const WorkerRef& worke
 }
 
 // The worker's attempt is looked up under mu_; the store is used after releasing it.
-absl::Status Coordinator::KeySet(const WorkerRef& worker, const std::string& key,
-                                 const std::string& value) {
+absl::Status Coordinator::KeySet(const WorkerRef& worker, const std::string& key, const std::string& value) {
   DDLM_ASSIGN_OR_RETURN(std::string prefix, RendezvousPrefix(worker));
   return rendezvous_.Set(prefix, key, value);
 }
@@ -329,20 +321,19 @@ absl::StatusOr<std::string> Coordinator::CheckpointFile(const WorkerRef& worker,
 void Coordinator::CheckHeartbeats() {
   absl::Status written = Persisted([&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) -> absl::Status {
     for (const WorkerEntry& dead : workers_.ExpireStale(clock_->Now())) {
-      LOG(WARNING) << "worker " << dead.info.worker_id() << " incarnation "
-                   << dead.info.incarnation() << " missed its heartbeats; declared dead";
+      LOG(WARNING) << "worker " << dead.info.worker_id() << " incarnation " << dead.info.incarnation()
+                   << " missed its heartbeats; declared dead";
       workers_.CloseStream(
           dead.info.worker_id(),
-          absl::AbortedError(absl::StrCat("worker '", dead.info.worker_id(), "' incarnation ",
-                                          dead.info.incarnation(),
+          absl::AbortedError(absl::StrCat("worker '", dead.info.worker_id(), "' incarnation ", dead.info.incarnation(),
                                           " was declared dead (missed heartbeats); register again")));
-      jobs_.WorkerLost(dead, absl::StrCat("worker '", dead.info.worker_id(), "' (rank ",
-                                          dead.info.rank(), ") stopped heartbeating"));
+      jobs_.WorkerLost(dead, absl::StrCat("worker '", dead.info.worker_id(), "' (rank ", dead.info.rank(),
+                                          ") stopped heartbeating"));
     }
     for (const std::string& id : workers_.PruneDead(clock_->Now(), options_.dead_worker_grace)) {
       credentials_.Forget(id);  // The id is free for any worker credential again.
-      LOG(INFO) << "worker " << id << " forgotten (dead for over "
-                << absl::FormatDuration(options_.dead_worker_grace) << ")";
+      LOG(INFO) << "worker " << id << " forgotten (dead for over " << absl::FormatDuration(options_.dead_worker_grace)
+                << ")";
     }
     jobs_.Schedule();
     return absl::OkStatus();
@@ -430,8 +421,7 @@ uint64_t Coordinator::RunPendingStarts() {
   }
 }
 
-absl::StatusOr<std::shared_ptr<const std::string>> Coordinator::Shard(
-    const DownloadShardRequest& request) {
+absl::StatusOr<std::shared_ptr<const std::string>> Coordinator::Shard(const DownloadShardRequest& request) {
   absl::MutexLock lock(&mu_);
   DDLM_ASSIGN_OR_RETURN(JobEntry * job, jobs_.FindAttempt(request.worker(), request.attempt()));
   if (request.split() < TRAIN || request.split() > TEST) {
@@ -440,23 +430,20 @@ absl::StatusOr<std::shared_ptr<const std::string>> Coordinator::Shard(
   return job->attempt->shards[request.attempt().rank()][request.split() - TRAIN];
 }
 
-
 absl::Status Coordinator::ReportMetrics(const ReportMetricsRequest& request) {
   return Persisted([&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return jobs_.ReportMetrics(request); });
 }
 
-absl::StatusOr<EvaluationDecision> Coordinator::ReportEvaluation(
-    const ReportEvaluationRequest& request, absl::Duration timeout) {
+absl::StatusOr<EvaluationDecision> Coordinator::ReportEvaluation(const ReportEvaluationRequest& request,
+                                                                 absl::Duration timeout) {
   if (request.split() != VALID && request.split() != TEST) {
     return absl::InvalidArgumentError("split must be VALID or TEST");
   }
   if (request.tokens() <= 0 || request.tokens() > (int64_t{1} << 48)) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("tokens must be in [1, 2^48], got ", request.tokens()));
+    return absl::InvalidArgumentError(absl::StrCat("tokens must be in [1, 2^48], got ", request.tokens()));
   }
   if (!std::isfinite(request.loss_sum()) || request.loss_sum() < 0) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("loss_sum must be finite and >= 0, got ", request.loss_sum()));
+    return absl::InvalidArgumentError(absl::StrCat("loss_sum must be finite and >= 0, got ", request.loss_sum()));
   }
   const Split split = request.split();
   const int32_t epoch = request.epoch();
@@ -469,8 +456,8 @@ absl::StatusOr<EvaluationDecision> Coordinator::ReportEvaluation(
       return job->attempt && job->attempt->number == number && !job->attempt->ended;
     };
     auto ready = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-      return shutdown_ || !current() || job->attempt->cancel_requested ||
-             !job->attempt->failure.empty() || job->attempt->rounds.Decision(split, epoch).has_value();
+      return shutdown_ || !current() || job->attempt->cancel_requested || !job->attempt->failure.empty() ||
+             job->attempt->rounds.Decision(split, epoch).has_value();
     };
     mu_.AwaitWithTimeout(absl::Condition(&ready), timeout);
     // A decided round is answered even if a cancel came later, so that every rank sees
@@ -481,11 +468,11 @@ absl::StatusOr<EvaluationDecision> Coordinator::ReportEvaluation(
       }
     }
     if (!current() || job->attempt->cancel_requested || !job->attempt->failure.empty() || shutdown_) {
-      return absl::AbortedError(absl::StrCat("job '", request.attempt().job_id(), "' attempt ",
-                                             number, " was cancelled or failed"));
+      return absl::AbortedError(
+          absl::StrCat("job '", request.attempt().job_id(), "' attempt ", number, " was cancelled or failed"));
     }
-    return absl::DeadlineExceededError(absl::StrCat("not every rank reported its ", SplitName(split),
-                                                    " loss for epoch ", epoch, " in time"));
+    return absl::DeadlineExceededError(
+        absl::StrCat("not every rank reported its ", SplitName(split), " loss for epoch ", epoch, " in time"));
   });
 }
 
@@ -535,16 +522,16 @@ absl::StatusOr<CheckpointInfo> Coordinator::KeepUpload(const WorkerRef& worker, 
   std::vector<std::string> doomed;
   absl::StatusOr<CheckpointInfo> stored =
       Persisted([&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) -> absl::StatusOr<CheckpointInfo> {
-    // Again: the attempt may have ended while the file moved.
-    DDLM_ASSIGN_OR_RETURN(JobEntry * job, jobs_.FindAttempt(worker, ref));
-    doomed = jobs_.KeepCheckpoint(*job, info);
-    recorded = true;
-    return info;
-  });
+        // Again: the attempt may have ended while the file moved.
+        DDLM_ASSIGN_OR_RETURN(JobEntry * job, jobs_.FindAttempt(worker, ref));
+        doomed = jobs_.KeepCheckpoint(*job, info);
+        recorded = true;
+        return info;
+      });
   if (!recorded) {
     // Not kept after all: the store is as it was before this upload.
-    absl::Status undone = replacing ? store_.RenameCheckpoint(job_id, previous, info.id())
-                                    : store_.DeleteCheckpoint(job_id, info.id());
+    absl::Status undone =
+        replacing ? store_.RenameCheckpoint(job_id, previous, info.id()) : store_.DeleteCheckpoint(job_id, info.id());
     if (!undone.ok()) LOG(ERROR) << "after a late upload: " << undone;
     return stored;
   }

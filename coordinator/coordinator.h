@@ -150,15 +150,14 @@ class Coordinator {
   // shutting down, RESOURCE_EXHAUSTED past options.max_event_streams) is returned
   // without touching the sink.
   // The sink stays attached until closed or DetachEventStream.
-  absl::Status AttachEventStream(const std::string& job_id, int64_t after_sequence,
-                                 StreamSink<JobEvent>* sink) ABSL_LOCKS_EXCLUDED(mu_);
+  absl::Status AttachEventStream(const std::string& job_id, int64_t after_sequence, StreamSink<JobEvent>* sink)
+      ABSL_LOCKS_EXCLUDED(mu_);
   void DetachEventStream(StreamSink<JobEvent>* sink) ABSL_LOCKS_EXCLUDED(mu_);
   absl::StatusOr<Job> CancelJob(const std::string& job_id) ABSL_LOCKS_EXCLUDED(mu_);
   absl::StatusOr<Job> ResumeJob(const ResumeJobRequest& request) ABSL_LOCKS_EXCLUDED(mu_);
   // Forgets a finished job and removes its files. FAILED_PRECONDITION unless finished.
   absl::Status DeleteJob(const std::string& job_id) ABSL_LOCKS_EXCLUDED(mu_);
-  absl::StatusOr<std::vector<CheckpointInfo>> ListCheckpoints(const std::string& job_id)
-      ABSL_LOCKS_EXCLUDED(mu_);
+  absl::StatusOr<std::vector<CheckpointInfo>> ListCheckpoints(const std::string& job_id) ABSL_LOCKS_EXCLUDED(mu_);
   // Where a kept checkpoint's file is ("best" or "", "latest", or an id), for users to
   // stream it from disk (FetchCheckpoint). NOT_FOUND / FAILED_PRECONDITION as
   // ListCheckpoints and Generate.
@@ -180,8 +179,7 @@ class Coordinator {
   // The sink is closed with ABORTED when the incarnation is replaced, declared dead or
   // leaves, or when another stream for the worker attaches; UNAVAILABLE on shutdown.
   // NOT_FOUND / ABORTED (sink untouched) as for Heartbeat.
-  absl::Status AttachCommandStream(const WorkerRef& worker, StreamSink<WorkerCommand>* sink)
-      ABSL_LOCKS_EXCLUDED(mu_);
+  absl::Status AttachCommandStream(const WorkerRef& worker, StreamSink<WorkerCommand>* sink) ABSL_LOCKS_EXCLUDED(mu_);
   void DetachCommandStream(StreamSink<WorkerCommand>* sink) ABSL_LOCKS_EXCLUDED(mu_);
   // NOT_FOUND / ABORTED as for Heartbeat.
   absl::Status CheckWorker(const WorkerRef& worker) ABSL_LOCKS_EXCLUDED(mu_);
@@ -193,10 +191,9 @@ class Coordinator {
   // UNAVAILABLE once Shutdown has woken the waiters.
   absl::Status KeySet(const WorkerRef& worker, const std::string& key, const std::string& value)
       ABSL_LOCKS_EXCLUDED(mu_);
-  absl::StatusOr<std::string> KeyGet(const WorkerRef& worker, const std::string& key)
+  absl::StatusOr<std::string> KeyGet(const WorkerRef& worker, const std::string& key) ABSL_LOCKS_EXCLUDED(mu_);
+  absl::Status KeyWait(const WorkerRef& worker, const std::vector<std::string>& keys, absl::Duration timeout)
       ABSL_LOCKS_EXCLUDED(mu_);
-  absl::Status KeyWait(const WorkerRef& worker, const std::vector<std::string>& keys,
-                       absl::Duration timeout) ABSL_LOCKS_EXCLUDED(mu_);
   // Token ids of one rank's shard, int32 little-endian.
   absl::StatusOr<std::shared_ptr<const std::string>> Shard(const DownloadShardRequest& request)
       ABSL_LOCKS_EXCLUDED(mu_);
@@ -210,14 +207,13 @@ class Coordinator {
   // options.max_evaluation_wait; zero: not at all) for the round's decision;
   // DEADLINE_EXCEEDED if not every rank has reported by then. A duration, not a time:
   // the wait is the mutex's, in real time, whatever clock the coordinator was given.
-  absl::StatusOr<EvaluationDecision> ReportEvaluation(const ReportEvaluationRequest& request,
-                                                      absl::Duration timeout) ABSL_LOCKS_EXCLUDED(mu_);
+  absl::StatusOr<EvaluationDecision> ReportEvaluation(const ReportEvaluationRequest& request, absl::Duration timeout)
+      ABSL_LOCKS_EXCLUDED(mu_);
   // Starts an upload (checkpoint_upload.h) once `worker` is known to be rank 0 of the
   // running `attempt` (ABORTED, NOT_FOUND, INVALID_ARGUMENT otherwise), before any byte
   // is read. Finish keeps it only if the attempt is still current then: renamed into
   // place, recorded, retention applied; it answers once that is durable.
-  absl::StatusOr<std::unique_ptr<CheckpointUpload>> BeginUpload(const WorkerRef& worker,
-                                                                const AttemptRef& attempt)
+  absl::StatusOr<std::unique_ptr<CheckpointUpload>> BeginUpload(const WorkerRef& worker, const AttemptRef& attempt)
       ABSL_LOCKS_EXCLUDED(mu_);
   absl::Status FinishAssignment(const FinishAssignmentRequest& request) ABSL_LOCKS_EXCLUDED(mu_);
 
@@ -274,9 +270,8 @@ class Coordinator {
   // and it is not restarted. The coordinator and every other job go on.
   void FailJobsNotSaved() ABSL_LOCKS_EXCLUDED(mu_);
   // An upload's verified staging file becomes kept checkpoint `info` (CheckpointUpload::Keep).
-  absl::StatusOr<CheckpointInfo> KeepUpload(const WorkerRef& worker, const AttemptRef& ref,
-                                            const std::string& staging, const CheckpointInfo& info)
-      ABSL_LOCKS_EXCLUDED(mu_);
+  absl::StatusOr<CheckpointInfo> KeepUpload(const WorkerRef& worker, const AttemptRef& ref, const std::string& staging,
+                                            const CheckpointInfo& info) ABSL_LOCKS_EXCLUDED(mu_);
   // Prepares the attempts the JobManager reserved workers for (JobManager::
   // TakePendingStart): the corpus is read and the shards encoded without the lock, then
   // FinishStart assigns the ranks. Returns the ticket of the last record write it
@@ -284,8 +279,7 @@ class Coordinator {
   uint64_t RunPendingStarts() ABSL_LOCKS_EXCLUDED(mu_);
   // The id and file path of the kept checkpoint `which` names (checkpoint_store.h).
   absl::StatusOr<std::pair<std::string, std::string>> KeptCheckpoint(const std::string& job_id,
-                                                                     const std::string& which)
-      ABSL_LOCKS_EXCLUDED(mu_);
+                                                                     const std::string& which) ABSL_LOCKS_EXCLUDED(mu_);
   // "<job_id>/attempt-<n>/" of the attempt `worker` runs (or is reserved for); ABORTED
   // if none, NOT_FOUND / ABORTED as CheckWorker.
   absl::StatusOr<std::string> RendezvousPrefix(const WorkerRef& worker) ABSL_LOCKS_EXCLUDED(mu_);
@@ -296,8 +290,8 @@ class Coordinator {
   JobStore store_;
   JobRecordWriter writer_;
   TextGenerator generator_;
-  Rendezvous rendezvous_;  // Thread-safe on its own; never waited on under mu_.
-  WorkerCredentials credentials_;  // Thread-safe; its own lock.
+  Rendezvous rendezvous_;                 // Thread-safe on its own; never waited on under mu_.
+  WorkerCredentials credentials_;         // Thread-safe; its own lock.
   std::atomic<uint64_t> next_upload_{1};  // Staging file names.
   // Held while a kept checkpoint's file moves (KeepUpload, DeleteJob); taken before
   // mu_, never while holding it.
@@ -305,7 +299,7 @@ class Coordinator {
 
   absl::Mutex mu_;
   bool shutdown_ ABSL_GUARDED_BY(mu_) = false;
-  uint64_t last_ticket_ ABSL_GUARDED_BY(mu_) = 0;  // Of the latest queued record write.
+  uint64_t last_ticket_ ABSL_GUARDED_BY(mu_) = 0;   // Of the latest queued record write.
   EventFanout event_streams_ ABSL_GUARDED_BY(mu_);  // WatchJob streams.
   // Workers: membership, reservations, command streams.
   WorkerRegistry workers_ ABSL_GUARDED_BY(mu_);

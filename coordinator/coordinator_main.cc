@@ -51,8 +51,7 @@ ABSL_FLAG(std::vector<std::string>, data_root, {},
           "leading out); default: the working directory. Any other path is refused.");
 ABSL_FLAG(std::string, tls_cert, "", "PEM certificate (chain) the coordinator serves TLS with.");
 ABSL_FLAG(std::string, tls_key, "", "PEM private key of --tls_cert.");
-ABSL_FLAG(std::string, tls_client_ca, "",
-          "PEM CA: every client must present a certificate it signed (mutual TLS).");
+ABSL_FLAG(std::string, tls_client_ca, "", "PEM CA: every client must present a certificate it signed (mutual TLS).");
 ABSL_FLAG(std::string, tokens_file, "",
           "Bearer tokens, one 'TOKEN ROLE NAME' a line (roles: admin, user, worker); without it, "
           "any client that connects may call anything.");
@@ -78,8 +77,7 @@ ABSL_FLAG(int32_t, heartbeat_timeout_ms, 15000,
 
 namespace {
 
-constexpr char kUsage[] =
-    "ddlm_coordinator [--host H] [--port P] [--state_dir DIR]: the ddlm control plane";
+constexpr char kUsage[] = "ddlm_coordinator [--host H] [--port P] [--state_dir DIR]: the ddlm control plane";
 
 int Fail(const absl::Status& status) {
   std::fprintf(stderr, "ddlm_coordinator: %s\n", status.ToString().c_str());
@@ -93,13 +91,13 @@ int main(int argc, char** argv) {
   google::InitGoogleLogging(argv[0]);
   FLAGS_logtostderr = true;
   if (absl::GetFlag(FLAGS_port) < 0 || absl::GetFlag(FLAGS_port) > 65535) {
-    return Fail(absl::InvalidArgumentError(
-        absl::StrCat("--port must be in [0, 65535], got ", absl::GetFlag(FLAGS_port))));
+    return Fail(
+        absl::InvalidArgumentError(absl::StrCat("--port must be in [0, 65535], got ", absl::GetFlag(FLAGS_port))));
   }
   if (absl::GetFlag(FLAGS_heartbeat_interval_ms) < 1 ||
       absl::GetFlag(FLAGS_heartbeat_timeout_ms) <= absl::GetFlag(FLAGS_heartbeat_interval_ms)) {
-    return Fail(absl::InvalidArgumentError(
-        "--heartbeat_timeout_ms must exceed --heartbeat_interval_ms, which must be >= 1"));
+    return Fail(
+        absl::InvalidArgumentError("--heartbeat_timeout_ms must exceed --heartbeat_interval_ms, which must be >= 1"));
   }
 
   // SIGINT and SIGTERM, on whichever thread they land, wake the main thread (below).
@@ -150,8 +148,7 @@ int main(int argc, char** argv) {
   if (absl::GetFlag(FLAGS_max_rpc_threads) < 8 || options.max_event_streams < 1) {
     return Fail(absl::InvalidArgumentError("--max_rpc_threads must be >= 8 and --max_watch_streams >= 1"));
   }
-  absl::StatusOr<std::unique_ptr<ddlm::Coordinator>> coordinator =
-      ddlm::Coordinator::Create(options, &clock);
+  absl::StatusOr<std::unique_ptr<ddlm::Coordinator>> coordinator = ddlm::Coordinator::Create(options, &clock);
   if (!coordinator.ok()) return Fail(coordinator.status());
 
   if (absl::GetFlag(FLAGS_max_transfer_s) < 1) return Fail(absl::InvalidArgumentError("--max_transfer_s must be >= 1"));

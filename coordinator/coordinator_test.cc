@@ -93,8 +93,7 @@ class CoordinatorTest : public ::testing::Test {
     return sink.items;
   }
 
-  WorkerRef AddWorker(const std::string& id, uint64_t incarnation = 1,
-                      const std::string& device = "cpu") {
+  WorkerRef AddWorker(const std::string& id, uint64_t incarnation = 1, const std::string& device = "cpu") {
     RegisterRequest r;
     r.mutable_worker()->set_worker_id(id);
     r.mutable_worker()->set_incarnation(incarnation);
@@ -123,8 +122,8 @@ class CoordinatorTest : public ::testing::Test {
     return c;
   }
 
-  ReportEvaluationRequest Eval(const WorkerRef& w, const Assignment& a, Split split, int epoch,
-                               double loss_sum, int64_t tokens) {
+  ReportEvaluationRequest Eval(const WorkerRef& w, const Assignment& a, Split split, int epoch, double loss_sum,
+                               int64_t tokens) {
     ReportEvaluationRequest r;
     *r.mutable_worker() = w;
     *r.mutable_attempt() = a.attempt();
@@ -136,12 +135,10 @@ class CoordinatorTest : public ::testing::Test {
   }
 
   // Both ranks report; returns the decision rank 0 sees.
-  EvaluationDecision EvalBoth(const WorkerRef& w0, const Assignment& a0, const WorkerRef& w1,
-                              const Assignment& a1, Split split, int epoch, double l0, double l1) {
+  EvaluationDecision EvalBoth(const WorkerRef& w0, const Assignment& a0, const WorkerRef& w1, const Assignment& a1,
+                              Split split, int epoch, double l0, double l1) {
     // Rank 0 reports first and, with a past deadline, gets DEADLINE_EXCEEDED.
-    EXPECT_EQ(coordinator_->ReportEvaluation(Eval(w0, a0, split, epoch, l0, 100), absl::ZeroDuration())
-                  .status()
-                  .code(),
+    EXPECT_EQ(coordinator_->ReportEvaluation(Eval(w0, a0, split, epoch, l0, 100), absl::ZeroDuration()).status().code(),
               absl::StatusCode::kDeadlineExceeded);
     auto d1 = coordinator_->ReportEvaluation(Eval(w1, a1, split, epoch, l1, 300), absl::ZeroDuration());
     EXPECT_TRUE(d1.ok()) << d1.status();
@@ -152,8 +149,8 @@ class CoordinatorTest : public ::testing::Test {
     return *d0;
   }
 
-  std::string CheckpointBytes(const JobSpec& spec, int epoch, int64_t step, double lr,
-                              double val_loss, double best, int64_t batch = 0) {
+  std::string CheckpointBytes(const JobSpec& spec, int epoch, int64_t step, double lr, double val_loss, double best,
+                              int64_t batch = 0) {
     Checkpoint c;
     *c.header.mutable_spec() = spec;
     c.header.mutable_position()->set_epoch(epoch);
@@ -202,7 +199,7 @@ class CoordinatorTest : public ::testing::Test {
 
   FakeClock clock_;
   CoordinatorOptions options_;
-  std::vector<std::string> vocabulary_;  // Of the latest assignment Poll saw.
+  std::vector<std::string> vocabulary_;                      // Of the latest assignment Poll saw.
   std::map<std::string, std::deque<WorkerCommand>> unread_;  // By worker and incarnation.
   const Coordinator* polled_by_ = nullptr;
   std::unique_ptr<Coordinator> coordinator_;
@@ -296,22 +293,17 @@ TEST_F(CoordinatorTest, JobWaitsForWorkersThenRunsToSuccess) {
   EXPECT_EQ(info->id(), "e0002-s00000010");
   EXPECT_TRUE(info->best());
   // Only rank 0 uploads; damaged bytes are DATA_LOSS.
-  EXPECT_EQ(Upload(w1, a1.attempt(), CheckpointBytes(Spec(2), 2, 10, lr, 2.5, 2.5))
-                .status()
-                .code(),
+  EXPECT_EQ(Upload(w1, a1.attempt(), CheckpointBytes(Spec(2), 2, 10, lr, 2.5, 2.5)).status().code(),
             absl::StatusCode::kInvalidArgument);
   std::string damaged = CheckpointBytes(Spec(2), 2, 11, lr, 2.5, 2.5);
   damaged[damaged.size() / 2] ^= 1;
-  EXPECT_EQ(Upload(w0, a0.attempt(), damaged).status().code(),
-            absl::StatusCode::kDataLoss);
+  EXPECT_EQ(Upload(w0, a0.attempt(), damaged).status().code(), absl::StatusCode::kDataLoss);
 
   // Epoch 2 does not improve: the learning rate anneals by anneal_factor.
   d = EvalBoth(w0, a0, w1, a1, VALID, 2, 200, 900);
   EXPECT_FALSE(d.best());
   EXPECT_DOUBLE_EQ(d.lr(), lr / now.spec().optimizer().anneal_factor());
-  ASSERT_TRUE(Upload(w0, a0.attempt(),
-                                             CheckpointBytes(Spec(2), 3, 20, d.lr(), 2.75, 2.5))
-                  .ok());
+  ASSERT_TRUE(Upload(w0, a0.attempt(), CheckpointBytes(Spec(2), 3, 20, d.lr(), 2.75, 2.5)).ok());
   // keep_last 1 plus the best: both are kept.
   auto kept = *coordinator_->ListCheckpoints(job->id());
   ASSERT_EQ(kept.size(), 2u);
@@ -612,15 +604,14 @@ TEST_F(CoordinatorTest, AWorkerIdIsBoundToTheCredentialThatRegisteredIt) {
   // A registration that cannot succeed binds nothing: it cannot lock the id out.
   EXPECT_EQ(coordinator_->Register(registration(0, "127.0.0.1"), "mallory").status().code(),
             absl::StatusCode::kInvalidArgument);
-  EXPECT_EQ(coordinator_->Register(registration(1, ""), "mallory").status().code(),
-            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(coordinator_->Register(registration(1, ""), "mallory").status().code(), absl::StatusCode::kInvalidArgument);
   ASSERT_TRUE(coordinator_->Register(registration(1, "127.0.0.1"), "rack1").ok());
   // Another credential can neither register over it nor act as it.
   EXPECT_EQ(coordinator_->Register(registration(2, "10.0.0.9"), "mallory").status().code(),
             absl::StatusCode::kPermissionDenied);
   EXPECT_EQ(coordinator_->CheckWorkerCredential("w0", "mallory").code(), absl::StatusCode::kPermissionDenied);
   EXPECT_TRUE(coordinator_->CheckWorkerCredential("w0", "rack1").ok());
-  EXPECT_TRUE(coordinator_->Heartbeat(registration(1, "").worker()).ok());  // Still the live one.
+  EXPECT_TRUE(coordinator_->Heartbeat(registration(1, "").worker()).ok());          // Still the live one.
   EXPECT_TRUE(coordinator_->Register(registration(3, "127.0.0.1"), "rack1").ok());  // Its own restart.
   // Dead past the grace period, it is forgotten, and the id is free again.
   clock_.Advance(options_.heartbeat_timeout + absl::Seconds(1));
@@ -687,9 +678,7 @@ TEST_F(CoordinatorTest, MissedHeartbeatsFailTheAttemptAndCancelThePeers) {
   ASSERT_TRUE(cancel && cancel->has_cancel());
   EXPECT_EQ(cancel->cancel().job_id(), job->id());
   // A blocked evaluation barrier gives up with ABORTED instead of hanging.
-  EXPECT_EQ(coordinator_->ReportEvaluation(Eval(w0, a0, VALID, 1, 1, 1), absl::InfiniteDuration())
-                .status()
-                .code(),
+  EXPECT_EQ(coordinator_->ReportEvaluation(Eval(w0, a0, VALID, 1, 1, 1), absl::InfiniteDuration()).status().code(),
             absl::StatusCode::kAborted);
   Finish(w0, a0, false, true);
   Job now = *coordinator_->GetJob(job->id());
@@ -771,8 +760,7 @@ TEST_F(CoordinatorTest, ResumeStartsANewAttemptFromTheCheckpoint) {
   EXPECT_DOUBLE_EQ(d->lr(), 5.0 / 4.0);
   EXPECT_TRUE(ReadFile(*coordinator_->KeptCheckpointPath(job->id(), "e0002-s00000010")).ok());
   EXPECT_EQ(coordinator_->KeptCheckpointPath(job->id(), "x").status().code(), absl::StatusCode::kNotFound);
-  EXPECT_EQ(Download(w0, job->id(), "").status().code(),
-            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(Download(w0, job->id(), "").status().code(), absl::StatusCode::kInvalidArgument);
   // Workers download it whole; strangers get nothing.
   auto bytes = Download(w0, job->id(), "e0002-s00000010");
   ASSERT_TRUE(bytes.ok()) << bytes.status();
@@ -780,16 +768,13 @@ TEST_F(CoordinatorTest, ResumeStartsANewAttemptFromTheCheckpoint) {
   WorkerRef stranger;
   stranger.set_worker_id("nobody");
   stranger.set_incarnation(1);
-  EXPECT_EQ(Download(stranger, job->id(), "e0002-s00000010").status().code(),
-            absl::StatusCode::kNotFound);
+  EXPECT_EQ(Download(stranger, job->id(), "e0002-s00000010").status().code(), absl::StatusCode::kNotFound);
   // Nor does a registered worker that runs none of this job's attempts.
   WorkerRef idle = AddWorker("idle");
-  EXPECT_EQ(Download(idle, job->id(), "e0002-s00000010").status().code(),
-            absl::StatusCode::kAborted);
+  EXPECT_EQ(Download(idle, job->id(), "e0002-s00000010").status().code(), absl::StatusCode::kAborted);
   auto other = coordinator_->SubmitJob(Spec(1));
   ASSERT_EQ(coordinator_->GetJob(other->id())->state(), RUNNING);  // On `idle`.
-  EXPECT_EQ(Download(idle, job->id(), "e0002-s00000010").status().code(),
-            absl::StatusCode::kPermissionDenied);
+  EXPECT_EQ(Download(idle, job->id(), "e0002-s00000010").status().code(), absl::StatusCode::kPermissionDenied);
 }
 
 TEST_F(CoordinatorTest, TheRendezvousStoreServesEachAttemptItsOwnKeysAndNamesBadArguments) {
@@ -811,8 +796,8 @@ TEST_F(CoordinatorTest, TheRendezvousStoreServesEachAttemptItsOwnKeysAndNamesBad
   for (const std::string& other : {std::string("job-9/attempt-1/a"), job->id() + "/attempt-2/a", std::string("k")}) {
     EXPECT_EQ(coordinator_->KeySet(w, other, "v").code(), absl::StatusCode::kPermissionDenied) << other;
     EXPECT_EQ(coordinator_->KeyGet(w, other).status().code(), absl::StatusCode::kPermissionDenied) << other;
-    EXPECT_EQ(coordinator_->KeyWait(w, {key, other}, absl::ZeroDuration()).code(),
-              absl::StatusCode::kPermissionDenied) << other;
+    EXPECT_EQ(coordinator_->KeyWait(w, {key, other}, absl::ZeroDuration()).code(), absl::StatusCode::kPermissionDenied)
+        << other;
   }
   // Bounded: value size and key count.
   EXPECT_EQ(coordinator_->KeySet(w, key, std::string((64 << 10) + 1, 'x')).code(),
@@ -900,10 +885,9 @@ TEST_F(CoordinatorTest, AfterACancelAnUndecidedRoundAbortsEveryRank) {
   EXPECT_EQ(coordinator_->ReportEvaluation(Eval(w0, a0, VALID, 1, 1, 10), absl::ZeroDuration()).status().code(),
             absl::StatusCode::kAborted);
   // Bad values are refused.
-  EXPECT_EQ(coordinator_->ReportEvaluation(Eval(w0, a0, VALID, 1, 1, int64_t{1} << 60), absl::ZeroDuration())
-                .status()
-                .code(),
-            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(
+      coordinator_->ReportEvaluation(Eval(w0, a0, VALID, 1, 1, int64_t{1} << 60), absl::ZeroDuration()).status().code(),
+      absl::StatusCode::kInvalidArgument);
 }
 
 }  // namespace
@@ -1036,8 +1020,7 @@ TEST_F(CoordinatorTest, ACoordinatorRestartRestartsRunningJobsFromTheirLatestChe
   EXPECT_EQ(now.state(), QUEUED);
   EXPECT_EQ(now.restarts(), 1);
   EXPECT_EQ(now.resumed_from(), "e0002-s00000012");
-  EXPECT_THAT(Events(job->id()).back().state().message(),
-              HasSubstr("the coordinator restarted during attempt 1"));
+  EXPECT_THAT(Events(job->id()).back().state().message(), HasSubstr("the coordinator restarted during attempt 1"));
   // Once more while it is still queued: it stays queued, from the same point.
   coordinator_.reset();
   coordinator_ = *Coordinator::Create(options_, &clock_);
@@ -1099,8 +1082,8 @@ namespace {
 
 // A checkpoint of a real model for `spec` over `assignment`'s vocabulary, its weights
 // drawn with `seed`.
-std::string RealCheckpoint(const JobSpec& spec, const Assignment& assignment, int epoch, int64_t step,
-                           double val_loss, double best, uint64_t seed) {
+std::string RealCheckpoint(const JobSpec& spec, const Assignment& assignment, int epoch, int64_t step, double val_loss,
+                           double best, uint64_t seed) {
   torch::manual_seed(seed);
   std::shared_ptr<LanguageModelImpl> model = *BuildModel(spec.model(), assignment.vocabulary_size());
   Checkpoint c;
@@ -1237,7 +1220,7 @@ TEST_F(CoordinatorTest, DeadWorkersAreForgottenAfterTheGracePeriod) {
   WorkerRef w1 = AddWorker("w1");
   OutliveOthers(w0);
   ASSERT_EQ(coordinator_->ListWorkers().size(), 2u);  // w1 is DEAD, still listed.
-  for (int i = 0; i < 11; ++i) {  // w0 keeps heartbeating for 11 minutes.
+  for (int i = 0; i < 11; ++i) {                      // w0 keeps heartbeating for 11 minutes.
     clock_.Advance(absl::Minutes(1));
     ASSERT_TRUE(coordinator_->Heartbeat(w0).ok());
     coordinator_->CheckHeartbeats();
@@ -1423,7 +1406,7 @@ TEST_F(CoordinatorTest, WatchersGetAnEventOnlyOnceItIsOnDiskAndAnAttemptsKeysClo
   m.mutable_metrics()->set_epoch(1);
   ASSERT_TRUE(coordinator_->ReportMetrics(m).ok());
   ASSERT_FALSE(seen_at_write.empty());
-  EXPECT_EQ(seen_at_write.back(), backlog);  // Not while its write was pending...
+  EXPECT_EQ(seen_at_write.back(), backlog);   // Not while its write was pending...
   ASSERT_EQ(sink.items.size(), backlog + 1);  // ...but as soon as it was done.
   EXPECT_TRUE(sink.items.back().has_training());
   watching = nullptr;

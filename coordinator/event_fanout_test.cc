@@ -39,8 +39,8 @@ TEST(EventFanoutTest, AnEventGoesOutOnlyOnceItsWriteIsOnDisk) {
   EXPECT_THAT(watcher.sequences, ElementsAre(1));
   fanout.Deliver(7, note);
   EXPECT_THAT(watcher.sequences, ElementsAre(1, 2));
-  EXPECT_THAT(delivered, ElementsAre(std::pair<std::string, int64_t>{"job-1", 1},
-                                     std::pair<std::string, int64_t>{"job-1", 2}));
+  EXPECT_THAT(delivered,
+              ElementsAre(std::pair<std::string, int64_t>{"job-1", 1}, std::pair<std::string, int64_t>{"job-1", 2}));
   EXPECT_FALSE(fanout.Pending("job-1"));
 }
 

@@ -17,13 +17,11 @@ absl::Status HeartbeatTable::Beat(const WorkerRef& ref, absl::Time now) {
   }
   Entry& e = it->second;
   if (e.incarnation != ref.incarnation()) {
-    return absl::AbortedError(absl::StrCat("worker '", ref.worker_id(), "' incarnation ",
-                                           ref.incarnation(), " was replaced by incarnation ",
-                                           e.incarnation, "; register again"));
+    return absl::AbortedError(absl::StrCat("worker '", ref.worker_id(), "' incarnation ", ref.incarnation(),
+                                           " was replaced by incarnation ", e.incarnation, "; register again"));
   }
   if (e.dead) {
-    return absl::AbortedError(absl::StrCat("worker '", ref.worker_id(), "' incarnation ",
-                                           ref.incarnation(),
+    return absl::AbortedError(absl::StrCat("worker '", ref.worker_id(), "' incarnation ", ref.incarnation(),
                                            " was declared dead (missed heartbeats); register again"));
   }
   e.last = now;

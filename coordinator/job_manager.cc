@@ -59,16 +59,15 @@ absl::StatusOr<JobEntry*> JobManager::FindAttempt(const WorkerRef& worker, const
   DDLM_ASSIGN_OR_RETURN(JobEntry * job, FindJob(ref.job_id()));
   if (!job->attempt || job->attempt->number != ref.attempt() || job->attempt->ended) {
     return absl::AbortedError(absl::StrCat("job '", ref.job_id(), "' attempt ", ref.attempt(),
-                                           " is not running (job is ",
-                                           JobState_Name(job->record.job().state()), ")"));
+                                           " is not running (job is ", JobState_Name(job->record.job().state()), ")"));
   }
   if (ref.rank() < 0 || ref.rank() >= static_cast<int>(job->attempt->workers.size())) {
-    return absl::InvalidArgumentError(absl::StrCat("attempt.rank ", ref.rank(), " is outside [0, ",
-                                                    job->attempt->workers.size(), ")"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("attempt.rank ", ref.rank(), " is outside [0, ", job->attempt->workers.size(), ")"));
   }
   if (job->attempt->workers[ref.rank()] != worker.worker_id()) {
-    return absl::AbortedError(absl::StrCat("worker '", worker.worker_id(), "' is not rank ",
-                                           ref.rank(), " of job '", ref.job_id(), "'"));
+    return absl::AbortedError(
+        absl::StrCat("worker '", worker.worker_id(), "' is not rank ", ref.rank(), " of job '", ref.job_id(), "'"));
   }
   return job;
 }
@@ -116,8 +115,7 @@ void JobManager::SetState(JobEntry& job, JobState state, const std::string& mess
 
 // ---------------------------------------------------------------- JobService
 
-JobEntry& JobManager::Submit(const JobSpec& spec, const std::string& owner,
-                             std::shared_ptr<const JobCorpus> data) {
+JobEntry& JobManager::Submit(const JobSpec& spec, const std::string& owner, std::shared_ptr<const JobCorpus> data) {
   auto job = std::make_unique<JobEntry>();
   Job& j = *job->record.mutable_job();
   j.set_id(absl::StrCat("job-", next_job_number_++));
@@ -161,8 +159,8 @@ absl::StatusOr<Job> JobManager::Resume(const ResumeJobRequest& request) {
   DDLM_ASSIGN_OR_RETURN(JobEntry * job, FindJob(request.job_id()));
   Job& j = *job->record.mutable_job();
   if (!IsFinalJobState(j.state())) {
-    return absl::FailedPreconditionError(absl::StrCat(
-        "job '", j.id(), "' is ", JobState_Name(j.state()), "; only a finished job can be resumed"));
+    return absl::FailedPreconditionError(
+        absl::StrCat("job '", j.id(), "' is ", JobState_Name(j.state()), "; only a finished job can be resumed"));
   }
   if (job->record.checkpoints().empty()) {
     return absl::FailedPreconditionError(absl::StrCat("job '", j.id(), "' has no checkpoint to resume from"));
@@ -171,8 +169,8 @@ absl::StatusOr<Job> JobManager::Resume(const ResumeJobRequest& request) {
   if (!request.checkpoint_id().empty()) {
     from = FindCheckpoint(*job, request.checkpoint_id());
     if (from == nullptr) {
-      return absl::NotFoundError(absl::StrCat("checkpoint_id '", request.checkpoint_id(), "': job '", j.id(),
-                                              "' keeps no such checkpoint"));
+      return absl::NotFoundError(
+          absl::StrCat("checkpoint_id '", request.checkpoint_id(), "': job '", j.id(), "' keeps no such checkpoint"));
     }
   }
   if (request.has_num_workers()) {
@@ -182,10 +180,10 @@ absl::StatusOr<Job> JobManager::Resume(const ResumeJobRequest& request) {
     const int32_t wrote = from->world_size() != 0 ? from->world_size() : j.spec().num_workers();
     if (request.num_workers() != wrote && from->batch() != 0) {
       if (!request.checkpoint_id().empty()) {
-        return absl::FailedPreconditionError(absl::StrCat(
-            "checkpoint ", from->id(), " is mid-epoch (epoch ", from->epoch(), ", batch ", from->batch(),
-            "): a resume on ", request.num_workers(), " worker(s) instead of ", wrote,
-            " starts from an epoch-end checkpoint (batch 0)"));
+        return absl::FailedPreconditionError(absl::StrCat("checkpoint ", from->id(), " is mid-epoch (epoch ",
+                                                          from->epoch(), ", batch ", from->batch(), "): a resume on ",
+                                                          request.num_workers(), " worker(s) instead of ", wrote,
+                                                          " starts from an epoch-end checkpoint (batch 0)"));
       }
       from = LatestEpochEnd(*job);
       if (from == nullptr) {
@@ -198,8 +196,8 @@ absl::StatusOr<Job> JobManager::Resume(const ResumeJobRequest& request) {
     const int32_t min_epochs = from->batch() > 0 ? from->epoch() : from->epoch() - 1;
     if (request.epochs() < std::max(min_epochs, 1)) {
       return absl::InvalidArgumentError(absl::StrCat("epochs ", request.epochs(),
-                                                     " is below the checkpoint's position (epoch ",
-                                                     from->epoch(), ", batch ", from->batch(), ")"));
+                                                     " is below the checkpoint's position (epoch ", from->epoch(),
+                                                     ", batch ", from->batch(), ")"));
     }
     j.mutable_spec()->mutable_schedule()->set_epochs(request.epochs());
   }
@@ -468,10 +466,10 @@ void JobManager::FinishStart(const PendingStart& pending, absl::StatusOr<Prepare
   job.attempt = std::move(attempt);
   std::string note = std::move(job.reshard_note);
   job.reshard_note.clear();
-  SetState(job, RUNNING,
-           absl::StrCat("attempt ", j.attempt(), " on ", world, " worker(s)",
-                        job.resume_checkpoint.empty() ? "" : absl::StrCat(", resuming from ", job.resume_checkpoint),
-                        note));
+  SetState(
+      job, RUNNING,
+      absl::StrCat("attempt ", j.attempt(), " on ", world, " worker(s)",
+                   job.resume_checkpoint.empty() ? "" : absl::StrCat(", resuming from ", job.resume_checkpoint), note));
   Schedule();
 }
 
@@ -563,8 +561,8 @@ absl::Status JobManager::FinishAssignment(const FinishAssignmentRequest& request
   DDLM_RETURN_IF_ERROR(FindAttempt(request.worker(), ref).status());
   std::string failure;
   if (!request.ok() && !request.cancelled()) {
-    failure = absl::StrCat("rank ", ref.rank(), " (worker '", request.worker().worker_id(),
-                           "') failed: ", request.error());
+    failure =
+        absl::StrCat("rank ", ref.rank(), " (worker '", request.worker().worker_id(), "') failed: ", request.error());
   }
   RankStopped(*job, ref.rank(), failure);
   Schedule();
@@ -593,8 +591,8 @@ absl::Status JobManager::RecordEvaluation(JobEntry& job, const ReportEvaluationR
   if (!a.rounds.Decision(split, epoch) && (a.cancel_requested || !a.failure.empty())) {
     // Every rank of an undecided round gets the same answer, so none goes on to a
     // collective that the others have left.
-    return absl::AbortedError(absl::StrCat("job '", request.attempt().job_id(), "' attempt ", a.number,
-                                           " was cancelled or failed"));
+    return absl::AbortedError(
+        absl::StrCat("job '", request.attempt().job_id(), "' attempt ", a.number, " was cancelled or failed"));
   }
   DDLM_ASSIGN_OR_RETURN(std::optional<AttemptRounds::Evaluation> done,
                         a.rounds.ReportEvaluation(request.attempt().rank(), split, epoch, request.loss_sum(),

@@ -185,7 +185,7 @@ class JobManager {
   JobJournal* const journal_;
   int64_t next_job_number_ = 1;
   std::vector<std::unique_ptr<JobEntry>> jobs_;  // Submission order.
-  std::deque<std::string> pending_starts_;      // Job ids, reserved.
+  std::deque<std::string> pending_starts_;       // Job ids, reserved.
 };
 
 }  // namespace ddlm

@@ -101,8 +101,8 @@ class JobManagerTest : public ::testing::Test {
     return std::vector<WorkerCommand>(w->outbox.begin(), w->outbox.end());
   }
   const Job& JobOf(const std::string& id) { return jobs_.Find(id)->record.job(); }
-  FinishAssignmentRequest Finish(const std::string& worker, const std::string& job_id, int32_t number,
-                                 int32_t rank, bool ok) {
+  FinishAssignmentRequest Finish(const std::string& worker, const std::string& job_id, int32_t number, int32_t rank,
+                                 bool ok) {
     FinishAssignmentRequest request;
     *request.mutable_worker() = Ref(worker);
     *request.mutable_attempt() = Attempt(job_id, number, rank);
@@ -110,8 +110,8 @@ class JobManagerTest : public ::testing::Test {
     if (!ok) request.set_error("out of memory");
     return request;
   }
-  ReportEvaluationRequest Evaluation(const std::string& worker, const std::string& job_id, int32_t rank,
-                                     int32_t epoch, double loss_sum, int64_t tokens) {
+  ReportEvaluationRequest Evaluation(const std::string& worker, const std::string& job_id, int32_t rank, int32_t epoch,
+                                     double loss_sum, int64_t tokens) {
     ReportEvaluationRequest request;
     *request.mutable_worker() = Ref(worker);
     *request.mutable_attempt() = Attempt(job_id, 1, rank);
@@ -183,7 +183,7 @@ TEST_F(JobManagerTest, AReservedWorkerLostBeforeTheStartSendsTheJobBackToTheQueu
   workers_.MarkDead("w1", clock_.Now());
   jobs_.WorkerLost(lost, "worker 'w1' left");
   EXPECT_EQ(workers_.Get("w0")->info.state(), IDLE);  // The reservation is given up at once.
-  jobs_.FinishStart(*start, Prepared(2));  // Too late: nothing happens.
+  jobs_.FinishStart(*start, Prepared(2));             // Too late: nothing happens.
   EXPECT_EQ(JobOf(id).state(), QUEUED);
   EXPECT_EQ(JobOf(id).attempt(), 0);
   EXPECT_TRUE(Outbox("w0").empty());
@@ -304,8 +304,7 @@ TEST_F(JobManagerTest, FindAttemptNamesWhatIsWrongWithAWorkersCall) {
   Start(Prepared(1));
   EXPECT_TRUE(jobs_.FindAttempt(Ref("w0"), Attempt(id, 1, 0)).ok());
   EXPECT_EQ(jobs_.FindAttempt(Ref("w0"), Attempt(id, 2, 0)).status().code(), absl::StatusCode::kAborted);
-  EXPECT_EQ(jobs_.FindAttempt(Ref("w0"), Attempt(id, 1, 1)).status().code(),
-            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(jobs_.FindAttempt(Ref("w0"), Attempt(id, 1, 1)).status().code(), absl::StatusCode::kInvalidArgument);
   EXPECT_EQ(jobs_.FindAttempt(Ref("w9"), Attempt(id, 1, 0)).status().code(), absl::StatusCode::kNotFound);
   EXPECT_EQ(jobs_.FindAttempt(Ref("w0"), Attempt("job-9", 1, 0)).status().code(), absl::StatusCode::kNotFound);
 }

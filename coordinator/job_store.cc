@@ -100,8 +100,8 @@ absl::Status ApplyLogEntry(const JobLogEntry& entry, JobRecord& record) {
     const int64_t expected = record.events_size() + 1;
     if (entry.event().sequence() < expected) return absl::OkStatus();  // Already applied.
     if (entry.event().sequence() > expected) {
-      return absl::FailedPreconditionError(absl::StrCat(
-          "event ", entry.event().sequence(), " follows event ", expected - 1, " (a gap)"));
+      return absl::FailedPreconditionError(
+          absl::StrCat("event ", entry.event().sequence(), " follows event ", expected - 1, " (a gap)"));
     }
     *record.add_events() = entry.event();
   }
@@ -119,13 +119,9 @@ absl::Status JobStore::Init() {
   return MakeDir(state_dir_ + "/jobs");
 }
 
-std::string JobStore::JobDir(const std::string& job_id) const {
-  return absl::StrCat(state_dir_, "/jobs/", job_id);
-}
+std::string JobStore::JobDir(const std::string& job_id) const { return absl::StrCat(state_dir_, "/jobs/", job_id); }
 
-std::string JobStore::LogPath(const std::string& job_id) const {
-  return JobDir(job_id) + "/events.log";
-}
+std::string JobStore::LogPath(const std::string& job_id) const { return JobDir(job_id) + "/events.log"; }
 
 absl::StatusOr<JobStore::OpenLog*> JobStore::Open(const std::string& job_id) {
   if (auto it = logs_.find(job_id); it != logs_.end()) return &it->second;
@@ -162,9 +158,10 @@ void JobStore::Close(const std::string& job_id) {
 
 absl::Status JobStore::AppendLog(const std::string& job_id, const JobLogEntry& entry) {
   if (behind_.count(job_id)) {
-    return absl::FailedPreconditionError(absl::StrCat(
-        LogPath(job_id), " missed an earlier change (a failed write); nothing more is appended "
-        "until the job's record is rewritten whole"));
+    return absl::FailedPreconditionError(
+        absl::StrCat(LogPath(job_id),
+                     " missed an earlier change (a failed write); nothing more is appended "
+                     "until the job's record is rewritten whole"));
   }
   absl::StatusOr<OpenLog*> opened = Open(job_id);
   if (!opened.ok()) {
@@ -182,8 +179,7 @@ absl::Status JobStore::AppendLog(const std::string& job_id, const JobLogEntry& e
       const int err = n < 0 ? errno : ENOSPC;
       // Cut the partial frame off, so that later frames never follow a torn one.
       if (::ftruncate(log.fd, static_cast<off_t>(log.size)) != 0) {
-        LOG(ERROR) << "cannot cut " << LogPath(job_id) << " back to " << log.size
-                   << " bytes: " << std::strerror(errno);
+        LOG(ERROR) << "cannot cut " << LogPath(job_id) << " back to " << log.size << " bytes: " << std::strerror(errno);
       }
       behind_.insert(job_id);
       return ErrnoError("cannot append to", LogPath(job_id), err);
@@ -244,8 +240,7 @@ absl::Status JobStore::Replay(const std::string& job_id, JobRecord& record) {
     const uint32_t length = GetU32(rest);
     const uint32_t crc = GetU32(rest.substr(4));
     if (length > kMaxFrame || rest.size() - kFrameHeader < length) {
-      damage = absl::StrCat("a torn frame (", length, " bytes announced, ", rest.size() - kFrameHeader,
-                            " left)");
+      damage = absl::StrCat("a torn frame (", length, " bytes announced, ", rest.size() - kFrameHeader, " left)");
       break;
     }
     absl::string_view payload = rest.substr(kFrameHeader, length);
@@ -294,8 +289,7 @@ absl::StatusOr<std::vector<JobRecord>> JobStore::LoadAll(std::vector<SetAside>* 
       if (absl::Status s = Replay(name, *record); !s.ok()) record = s;
     }
     if (record.ok() && record->job().id() != name) {
-      record = absl::DataLossError(absl::StrCat(path, ": holds job '", record->job().id(),
-                                                "', not '", name, "'"));
+      record = absl::DataLossError(absl::StrCat(path, ": holds job '", record->job().id(), "', not '", name, "'"));
     }
     if (!record.ok()) {
       // One damaged job must not keep the coordinator (and every other job) down: move
@@ -303,9 +297,9 @@ absl::StatusOr<std::vector<JobRecord>> JobStore::LoadAll(std::vector<SetAside>* 
       DDLM_RETURN_IF_ERROR(MakeDir(state_dir_ + "/damaged"));
       const std::string to = absl::StrCat(state_dir_, "/damaged/", name, "-", ::time(nullptr));
       if (::rename(absl::StrCat(jobs_dir, "/", name).c_str(), to.c_str()) != 0) {
-        return ErrnoError(absl::StrCat("cannot set aside damaged job record (", record.status().message(),
-                                       ") by renaming it to"),
-                          to, errno);
+        return ErrnoError(
+            absl::StrCat("cannot set aside damaged job record (", record.status().message(), ") by renaming it to"), to,
+            errno);
       }
       SyncDir(jobs_dir);
       const std::string report =
@@ -384,8 +378,7 @@ absl::Status JobStore::DeleteJob(const std::string& job_id) {
   return absl::OkStatus();
 }
 
-std::string JobStore::CheckpointPath(const std::string& job_id,
-                                     const std::string& checkpoint_id) const {
+std::string JobStore::CheckpointPath(const std::string& job_id, const std::string& checkpoint_id) const {
   return absl::StrCat(JobDir(job_id), "/checkpoints/", checkpoint_id, ".ckpt");
 }
 
@@ -396,8 +389,7 @@ absl::Status JobStore::WriteCheckpoint(const std::string& job_id, const std::str
   return WriteFileAtomically(CheckpointPath(job_id, checkpoint_id), bytes);
 }
 
-absl::StatusOr<int> JobStore::CreateCheckpointFile(const std::string& job_id,
-                                                  const std::string& checkpoint_id) {
+absl::StatusOr<int> JobStore::CreateCheckpointFile(const std::string& job_id, const std::string& checkpoint_id) {
   if (absl::Status s = MakeDir(JobDir(job_id)); !s.ok()) return s;
   if (absl::Status s = MakeDir(JobDir(job_id) + "/checkpoints"); !s.ok()) return s;
   const std::string path = CheckpointPath(job_id, checkpoint_id);
@@ -406,8 +398,7 @@ absl::StatusOr<int> JobStore::CreateCheckpointFile(const std::string& job_id,
   return fd;
 }
 
-absl::Status JobStore::RenameCheckpoint(const std::string& job_id, const std::string& from,
-                                        const std::string& to) {
+absl::Status JobStore::RenameCheckpoint(const std::string& job_id, const std::string& from, const std::string& to) {
   const std::string a = CheckpointPath(job_id, from);
   const std::string b = CheckpointPath(job_id, to);
   if (std::rename(a.c_str(), b.c_str()) != 0) {
@@ -428,8 +419,7 @@ absl::StatusOr<bool> JobStore::LinkCheckpoint(const std::string& job_id, const s
   return true;
 }
 
-absl::Status JobStore::DeleteCheckpoint(const std::string& job_id,
-                                        const std::string& checkpoint_id) {
+absl::Status JobStore::DeleteCheckpoint(const std::string& job_id, const std::string& checkpoint_id) {
   const std::string path = CheckpointPath(job_id, checkpoint_id);
   if (std::remove(path.c_str()) != 0 && errno != ENOENT) {
     return absl::InternalError(absl::StrCat("cannot delete ", path, ": ", std::strerror(errno)));

@@ -81,15 +81,13 @@ class JobStore {
   int64_t LastDeletedJobNumber() const;
 
   std::string CheckpointPath(const std::string& job_id, const std::string& checkpoint_id) const;
-  absl::Status WriteCheckpoint(const std::string& job_id, const std::string& checkpoint_id,
-                               absl::string_view bytes);
+  absl::Status WriteCheckpoint(const std::string& job_id, const std::string& checkpoint_id, absl::string_view bytes);
   absl::Status DeleteCheckpoint(const std::string& job_id, const std::string& checkpoint_id);
   // Creates the file for `checkpoint_id` (which must not exist) for writing; the caller
   // owns and closes the descriptor.
   absl::StatusOr<int> CreateCheckpointFile(const std::string& job_id, const std::string& checkpoint_id);
   // Atomic rename (then a directory fsync) of one checkpoint file over another name.
-  absl::Status RenameCheckpoint(const std::string& job_id, const std::string& from,
-                                const std::string& to);
+  absl::Status RenameCheckpoint(const std::string& job_id, const std::string& from, const std::string& to);
   // Makes `link` a second name of checkpoint `checkpoint_id`'s file (a hard link), so
   // that the file can be put back after a rename over it. False (and nothing done) if
   // there is no such file.

@@ -289,8 +289,7 @@ TEST(JobStoreTest, WritesAndDeletesCheckpoints) {
   ASSERT_TRUE(store.WriteCheckpoint("job-1", "e0002-s00000010", "bytes").ok());
   EXPECT_EQ(*ReadFile(store.CheckpointPath("job-1", "e0002-s00000010")), "bytes");
   ASSERT_TRUE(store.DeleteCheckpoint("job-1", "e0002-s00000010").ok());
-  EXPECT_EQ(ReadFile(store.CheckpointPath("job-1", "e0002-s00000010")).status().code(),
-            absl::StatusCode::kNotFound);
+  EXPECT_EQ(ReadFile(store.CheckpointPath("job-1", "e0002-s00000010")).status().code(), absl::StatusCode::kNotFound);
   EXPECT_TRUE(store.DeleteCheckpoint("job-1", "gone").ok());
 }
 

@@ -31,14 +31,12 @@ uint64_t JobRecordWriter::Snapshot(JobRecord record) {
   return op.ticket;
 }
 
-absl::Status JobRecordWriter::WriteBatch(std::deque<Op>& batch,
-                                         std::map<std::string, absl::Status>* failed) {
+absl::Status JobRecordWriter::WriteBatch(std::deque<Op>& batch, std::map<std::string, absl::Status>* failed) {
   if (before_write_) before_write_();
   absl::Status first;
   std::set<std::string> appended;
   for (Op& op : batch) {
-    absl::Status s = op.snapshot ? store_->WriteSnapshot(*op.snapshot)
-                                 : store_->AppendLog(op.job_id, *op.entry);
+    absl::Status s = op.snapshot ? store_->WriteSnapshot(*op.snapshot) : store_->AppendLog(op.job_id, *op.entry);
     if (!s.ok()) {
       LOG(ERROR) << "cannot persist job " << op.job_id << ": " << s;
       failed->emplace(op.job_id, s);
@@ -66,9 +64,7 @@ absl::Status JobRecordWriter::Flush(uint64_t ticket) {
     if (writing_) {
       // Another flusher is writing; the next batch (which may hold this ticket) is
       // written by whoever wakes first.
-      auto done = [this, ticket]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
-        return durable_ >= ticket || !writing_;
-      };
+      auto done = [this, ticket]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) { return durable_ >= ticket || !writing_; };
       mu_.Await(absl::Condition(&done));
       continue;
     }

@@ -42,15 +42,14 @@ TEST(JobRecordWriterTest, AFlushedChangeIsOnDisk) {
   writer.Append("job-1", Event("job-1", 1));
   const uint64_t ticket = writer.Append("job-1", Event("job-1", 2));
   // Queued, not written: nothing is on disk before the flush.
-  EXPECT_EQ(ReadFile(store.state_dir() + "/jobs/job-1/job.pb").status().code(),
-            absl::StatusCode::kNotFound);
+  EXPECT_EQ(ReadFile(store.state_dir() + "/jobs/job-1/job.pb").status().code(), absl::StatusCode::kNotFound);
   ASSERT_TRUE(writer.Flush(ticket).ok());
   auto records = JobStore(store.state_dir()).LoadAll();
   ASSERT_TRUE(records.ok()) << records.status();
   ASSERT_EQ(records->size(), 1u);
   EXPECT_EQ((*records)[0].events_size(), 2);
   EXPECT_EQ(writer.writes(), 3);
-  EXPECT_EQ(writer.syncs(), 1);  // One batch, one sync.
+  EXPECT_EQ(writer.syncs(), 1);            // One batch, one sync.
   EXPECT_TRUE(writer.Flush(ticket).ok());  // Again: already durable.
   EXPECT_EQ(writer.syncs(), 1);
 }

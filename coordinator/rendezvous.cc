@@ -49,8 +49,7 @@ absl::StatusOr<std::string> Rendezvous::Get(const std::string& prefix, const std
   return it->second;
 }
 
-absl::Status Rendezvous::Wait(const std::string& prefix, const std::vector<std::string>& keys,
-                              absl::Duration timeout) {
+absl::Status Rendezvous::Wait(const std::string& prefix, const std::vector<std::string>& keys, absl::Duration timeout) {
   absl::MutexLock lock(&mu_);
   if (shutdown_) return absl::UnavailableError("the coordinator is shutting down");
   if (keys.empty()) return absl::InvalidArgumentError("keys is empty");
@@ -58,8 +57,8 @@ absl::Status Rendezvous::Wait(const std::string& prefix, const std::vector<std::
     if (absl::Status status = CheckLocked(prefix, key); !status.ok()) return status;
   }
   if (timeout < absl::ZeroDuration() || timeout > absl::Hours(1)) {
-    return absl::InvalidArgumentError(absl::StrCat("timeout_ms must be in [0, 3600000], got ",
-                                                   absl::ToInt64Milliseconds(timeout)));
+    return absl::InvalidArgumentError(
+        absl::StrCat("timeout_ms must be in [0, 3600000], got ", absl::ToInt64Milliseconds(timeout)));
   }
   auto missing = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) -> const std::string* {
     for (const std::string& key : keys) {

@@ -63,8 +63,7 @@ class Rendezvous {
   void AwaitWaitersForTest(int n) ABSL_LOCKS_EXCLUDED(mu_);
 
  private:
-  absl::Status CheckLocked(const std::string& prefix, const std::string& key) const
-      ABSL_SHARED_LOCKS_REQUIRED(mu_);
+  absl::Status CheckLocked(const std::string& prefix, const std::string& key) const ABSL_SHARED_LOCKS_REQUIRED(mu_);
 
   absl::Mutex mu_;
   absl::flat_hash_map<std::string, std::string> values_ ABSL_GUARDED_BY(mu_);

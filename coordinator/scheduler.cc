@@ -13,8 +13,7 @@ std::string KindOf(const FreeWorker& w) { return w.device.substr(0, w.device.fin
 
 // `needed` free workers of one kind: that of the longest-registered free worker with
 // enough peers of its kind. Empty if no kind has enough.
-std::vector<size_t> PickSameKind(const std::vector<FreeWorker>& free, const std::vector<bool>& taken,
-                                 int needed) {
+std::vector<size_t> PickSameKind(const std::vector<FreeWorker>& free, const std::vector<bool>& taken, int needed) {
   for (size_t first = 0; first < free.size(); ++first) {
     if (taken[first]) continue;
     std::vector<size_t> chosen;
@@ -39,8 +38,7 @@ std::string DescribeKinds(const std::vector<FreeWorker>& free, const std::vector
 
 }  // namespace
 
-SchedulePlan PlanSchedule(const std::vector<QueuedJob>& queue, const std::vector<FreeWorker>& free,
-                          int live_workers) {
+SchedulePlan PlanSchedule(const std::vector<QueuedJob>& queue, const std::vector<FreeWorker>& free, int live_workers) {
   SchedulePlan plan;
   std::vector<bool> taken(free.size(), false);
   int left = static_cast<int>(free.size());
@@ -52,8 +50,8 @@ SchedulePlan PlanSchedule(const std::vector<QueuedJob>& queue, const std::vector
     }
     const int fewest = job.min_workers > 0 ? std::min(job.min_workers, job.num_workers) : job.num_workers;
     if (left < fewest) {
-      plan.waiting[job.id] = absl::StrCat("waiting for ", fewest, " free worker(s): ", left,
-                                          " free of ", live_workers, " registered");
+      plan.waiting[job.id] =
+          absl::StrCat("waiting for ", fewest, " free worker(s): ", left, " free of ", live_workers, " registered");
       blocker = job.id;
       continue;
     }
@@ -62,10 +60,10 @@ SchedulePlan PlanSchedule(const std::vector<QueuedJob>& queue, const std::vector
       chosen = PickSameKind(free, taken, n);
     }
     if (chosen.empty()) {
-      plan.waiting[job.id] = absl::StrCat(
-          "waiting for ", job.num_workers,
-          " free worker(s) of one device kind (a job never mixes CPU and GPU workers); free: ",
-          DescribeKinds(free, taken));
+      plan.waiting[job.id] =
+          absl::StrCat("waiting for ", job.num_workers,
+                       " free worker(s) of one device kind (a job never mixes CPU and GPU workers); free: ",
+                       DescribeKinds(free, taken));
       blocker = job.id;
       continue;
     }

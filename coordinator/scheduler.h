@@ -43,8 +43,7 @@ struct SchedulePlan {
 
 // `queue` oldest first; `free` in registration order; `live_workers` counts every live
 // worker (for the messages).
-SchedulePlan PlanSchedule(const std::vector<QueuedJob>& queue, const std::vector<FreeWorker>& free,
-                          int live_workers);
+SchedulePlan PlanSchedule(const std::vector<QueuedJob>& queue, const std::vector<FreeWorker>& free, int live_workers);
 
 }  // namespace ddlm
 

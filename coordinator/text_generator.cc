@@ -26,14 +26,13 @@ absl::StatusOr<GenerateOptions> TextGenerator::ParseRequest(const GenerateReques
   return options;
 }
 
-absl::StatusOr<GenerateResponse> TextGenerator::Generate(const std::string& path,
-                                                         const std::string& checkpoint_id,
+absl::StatusOr<GenerateResponse> TextGenerator::Generate(const std::string& path, const std::string& checkpoint_id,
                                                          GenerateOptions options) {
   {
     absl::MutexLock lock(&mu_);
     if (running_ >= options_.max_running) {
-      return absl::ResourceExhaustedError(absl::StrCat(
-          options_.max_running, " generation(s) already running; try again when one finishes"));
+      return absl::ResourceExhaustedError(
+          absl::StrCat(options_.max_running, " generation(s) already running; try again when one finishes"));
     }
     ++running_;
   }
@@ -47,8 +46,7 @@ absl::StatusOr<GenerateResponse> TextGenerator::Generate(const std::string& path
   if (options_.while_running_for_testing) options_.while_running_for_testing();
   DDLM_ASSIGN_OR_RETURN(Checkpoint checkpoint, ReadCheckpointFile(path));
   const CheckpointHeader& h = checkpoint.header;
-  DDLM_ASSIGN_OR_RETURN(std::shared_ptr<LanguageModelImpl> model,
-                        BuildModel(h.spec().model(), h.vocabulary_size()));
+  DDLM_ASSIGN_OR_RETURN(std::shared_ptr<LanguageModelImpl> model, BuildModel(h.spec().model(), h.vocabulary_size()));
   DDLM_RETURN_IF_ERROR(RestoreModel(checkpoint, *model));
   // The context the model was trained on (the spec's bptt, 35 by default).
   options.max_context = h.spec().data().has_bptt() ? h.spec().data().bptt() : 35;

@@ -6,8 +6,7 @@ namespace ddlm {
 namespace {
 
 absl::Status Denied(const std::string& worker_id) {
-  return absl::PermissionDeniedError(
-      absl::StrCat("worker id '", worker_id, "' is registered with another credential"));
+  return absl::PermissionDeniedError(absl::StrCat("worker id '", worker_id, "' is registered with another credential"));
 }
 
 }  // namespace

@@ -14,10 +14,8 @@ absl::Status WorkerRegistry::Validate(const WorkerRef& ref, const std::string& h
   return absl::OkStatus();
 }
 
-absl::StatusOr<std::optional<WorkerEntry>> WorkerRegistry::Register(const WorkerRef& ref,
-                                                                    const std::string& host,
-                                                                    const std::string& device,
-                                                                    absl::Time now) {
+absl::StatusOr<std::optional<WorkerEntry>> WorkerRegistry::Register(const WorkerRef& ref, const std::string& host,
+                                                                    const std::string& device, absl::Time now) {
   if (absl::Status valid = Validate(ref, host, device); !valid.ok()) return valid;
   std::optional<WorkerEntry> replaced;
   auto it = workers_.find(ref.worker_id());
@@ -42,21 +40,17 @@ absl::StatusOr<WorkerEntry*> WorkerRegistry::Find(const WorkerRef& ref) {
   }
   WorkerEntry& w = it->second;
   if (w.info.incarnation() != ref.incarnation()) {
-    return absl::AbortedError(absl::StrCat("worker '", ref.worker_id(), "' incarnation ",
-                                           ref.incarnation(), " was replaced by incarnation ",
-                                           w.info.incarnation(), "; register again"));
+    return absl::AbortedError(absl::StrCat("worker '", ref.worker_id(), "' incarnation ", ref.incarnation(),
+                                           " was replaced by incarnation ", w.info.incarnation(), "; register again"));
   }
   if (w.info.state() == DEAD) {
-    return absl::AbortedError(absl::StrCat("worker '", ref.worker_id(), "' incarnation ",
-                                           ref.incarnation(),
+    return absl::AbortedError(absl::StrCat("worker '", ref.worker_id(), "' incarnation ", ref.incarnation(),
                                            " was declared dead (missed heartbeats); register again"));
   }
   return &w;
 }
 
-absl::Status WorkerRegistry::Heartbeat(const WorkerRef& ref, absl::Time now) {
-  return heartbeats_.Beat(ref, now);
-}
+absl::Status WorkerRegistry::Heartbeat(const WorkerRef& ref, absl::Time now) { return heartbeats_.Beat(ref, now); }
 
 std::vector<WorkerEntry> WorkerRegistry::ExpireStale(absl::Time now) {
   std::vector<WorkerEntry> expired;
@@ -99,9 +93,8 @@ std::vector<WorkerEntry*> WorkerRegistry::Idle() {
   for (auto& [id, w] : workers_) {
     if (w.info.state() == IDLE) idle.push_back(&w);
   }
-  std::sort(idle.begin(), idle.end(), [](const WorkerEntry* a, const WorkerEntry* b) {
-    return a->registration_order < b->registration_order;
-  });
+  std::sort(idle.begin(), idle.end(),
+            [](const WorkerEntry* a, const WorkerEntry* b) { return a->registration_order < b->registration_order; });
   return idle;
 }
 
@@ -112,8 +105,7 @@ void WorkerRegistry::Reserve(WorkerEntry& w, const std::string& job_id, int32_t 
   w.attempt = attempt;
 }
 
-WorkerEntry* WorkerRegistry::Holding(const std::string& worker_id, const std::string& job_id,
-                                     int32_t attempt) {
+WorkerEntry* WorkerRegistry::Holding(const std::string& worker_id, const std::string& job_id, int32_t attempt) {
   WorkerEntry* w = Get(worker_id);
   if (w == nullptr || w->info.state() != BUSY || w->info.job_id() != job_id || w->attempt != attempt) {
     return nullptr;

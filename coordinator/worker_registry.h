@@ -49,7 +49,7 @@ namespace ddlm {
 struct WorkerEntry {
   WorkerInfo info;  // id, incarnation, host, device, state, job, rank.
   int64_t registration_order = 0;
-  int32_t attempt = 0;  // With info.job_id: the attempt this BUSY worker runs.
+  int32_t attempt = 0;                             // With info.job_id: the attempt this BUSY worker runs.
   absl::Time dead_since = absl::InfiniteFuture();  // When it became DEAD.
   // Commands not yet read by the worker's StreamCommands call.
   std::deque<WorkerCommand> outbox;

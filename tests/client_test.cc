@@ -15,8 +15,8 @@
 namespace ddlm {
 namespace {
 
-using ::ddlm::testing::Cluster;
 using ::ddlm::RunBinary;
+using ::ddlm::testing::Cluster;
 using ::testing::HasSubstr;
 
 constexpr char kClient[] = "coordinator/cli/ddlm";
@@ -61,7 +61,8 @@ TEST(ClientTest, SubmitWatchListStatusCheckpointsGenerate) {
   EXPECT_GE(std::count(out.begin(), out.end(), ' '), 20);
   // A kept checkpoint, fetched through the API, is a whole ddlm checkpoint file.
   const std::string fetched = TempDir() + "/fetched.ckpt";
-  ASSERT_EQ(RunBinary({kClient, "fetch", "job-1", "--checkpoint=e0003-s00000060", "--out=" + fetched, at, kPlain}, &out), 0)
+  ASSERT_EQ(
+      RunBinary({kClient, "fetch", "job-1", "--checkpoint=e0003-s00000060", "--out=" + fetched, at, kPlain}, &out), 0)
       << out;
   EXPECT_THAT(out, HasSubstr("saved to " + fetched));
   {
@@ -98,8 +99,7 @@ TEST(ClientTest, SubmitWatchListStatusCheckpointsGenerate) {
 TEST(ClientTest, LaunchRunsAJobOnLocalWorkersAndSavesTheBestModel) {
   std::string out;
   const std::string state = TempDir() + "/launch_state";
-  ASSERT_EQ(RunBinary({kClient, "launch", "--config=" + WriteConfig("launched"), "--workers=2",
-                       "--state_dir=" + state},
+  ASSERT_EQ(RunBinary({kClient, "launch", "--config=" + WriteConfig("launched"), "--workers=2", "--state_dir=" + state},
                       &out),
             0)
       << out;

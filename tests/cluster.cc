@@ -68,9 +68,8 @@ std::shared_ptr<grpc::ChannelCredentials> Cluster::Credentials(const std::string
 }
 
 bool Cluster::Start(int port) {
-  std::vector<std::string> argv = {"coordinator/ddlm_coordinator", absl::StrCat("--port=", port),
-                                   "--host=127.0.0.1", "--state_dir=" + state_dir_,
-                                   "--data_root=" + DataRootsForTests()};
+  std::vector<std::string> argv = {"coordinator/ddlm_coordinator", absl::StrCat("--port=", port), "--host=127.0.0.1",
+                                   "--state_dir=" + state_dir_, "--data_root=" + DataRootsForTests()};
   argv.insert(argv.end(), security_flags_.begin(), security_flags_.end());
   argv.insert(argv.end(), coordinator_flags_.begin(), coordinator_flags_.end());
   coordinator_ = std::make_unique<Subprocess>(argv);
@@ -92,9 +91,8 @@ bool Cluster::CrashAndRestartCoordinator() {
 }
 
 bool Cluster::AddWorker(const std::string& worker_id, std::vector<std::string> extra_flags) {
-  std::vector<std::string> argv = {"worker/ddlm_worker", "--coordinator=" + address_,
-                                   "--worker_id=" + worker_id, "--host=127.0.0.1",
-                                   secure() ? "--ca_cert=" + ca_cert_ : "--insecure"};
+  std::vector<std::string> argv = {"worker/ddlm_worker", "--coordinator=" + address_, "--worker_id=" + worker_id,
+                                   "--host=127.0.0.1", secure() ? "--ca_cert=" + ca_cert_ : "--insecure"};
   argv.insert(argv.end(), extra_flags.begin(), extra_flags.end());
   workers_.push_back(std::make_unique<Subprocess>(argv));
   return workers_.back()->WaitForLine("registered as incarnation");
@@ -120,8 +118,7 @@ absl::StatusOr<Job> Cluster::Get(const std::string& job_id) {
   return job;
 }
 
-std::vector<JobEvent> Cluster::Watch(const std::string& job_id,
-                                     const std::function<bool(const JobEvent&)>& until,
+std::vector<JobEvent> Cluster::Watch(const std::string& job_id, const std::function<bool(const JobEvent&)>& until,
                                      int64_t after_sequence, absl::Duration timeout) {
   grpc::ClientContext context;
   context.set_deadline(absl::ToChronoTime(absl::Now() + timeout));

@@ -58,15 +58,13 @@ class Cluster {
   // Follows the job's events until the stream ends (the job finished), `until`
   // returns true for an event, or `timeout` passes (so that a job that never ends fails
   // its test instead of hanging it); returns the events seen.
-  std::vector<JobEvent> Watch(const std::string& job_id,
-                              const std::function<bool(const JobEvent&)>& until = nullptr,
-                              int64_t after_sequence = 0,
-                              absl::Duration timeout = absl::Minutes(5));
+  std::vector<JobEvent> Watch(const std::string& job_id, const std::function<bool(const JobEvent&)>& until = nullptr,
+                              int64_t after_sequence = 0, absl::Duration timeout = absl::Minutes(5));
 
  private:
   std::string state_dir_;
   std::vector<std::string> coordinator_flags_;
-  std::string ca_cert_, client_token_;  // Set by Secure.
+  std::string ca_cert_, client_token_;                        // Set by Secure.
   std::vector<std::string> security_flags_ = {"--insecure"};  // The coordinator's.
   int token_files_ = 0;
   std::string address_;

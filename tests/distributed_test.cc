@@ -32,7 +32,6 @@ std::string StateDir(const std::string& name) {
   return std::string(dir ? dir : "/tmp") + "/" + name;
 }
 
-
 TEST(DistributedTest, TwoWorkerJobCompletesWithCheckpointsAndAnswersReflection) {
   const std::string state_dir = StateDir("two_workers");
   Cluster cluster(state_dir);
@@ -86,8 +85,8 @@ TEST(DistributedTest, TwoWorkerJobCompletesWithCheckpointsAndAnswersReflection) 
   EXPECT_THAT(*listed, HasSubstr("\"id\":\"" + job->id() + "\""));
   auto missing = reflection.CallUnary("ddlm.JobService/GetJob", "{\"job_id\": \"job-99\"}");
   EXPECT_EQ(missing.status().code(), absl::StatusCode::kNotFound);
-  auto generated = reflection.CallUnary("ddlm.JobService/Generate",
-                                        "{\"job_id\": \"" + job->id() + "\", \"words\": 30}");
+  auto generated =
+      reflection.CallUnary("ddlm.JobService/Generate", "{\"job_id\": \"" + job->id() + "\", \"words\": 30}");
   ASSERT_TRUE(generated.ok()) << generated.status();
   EXPECT_THAT(*generated, HasSubstr("\"text\""));
   // A job submitted as JSON, the way grpcurl -d sends it, is validated field by field.
@@ -109,9 +108,8 @@ TEST(DistributedTest, CancelStopsWorkersPromptlyAndResumeFinishesTheJob) {
   auto job = cluster.Submit(spec);
   ASSERT_TRUE(job.ok());
   // Wait for the first checkpoint, then for training in epoch 2.
-  std::vector<JobEvent> events = cluster.Watch(job->id(), [](const JobEvent& e) {
-    return e.has_training() && e.training().epoch() == 2;
-  });
+  std::vector<JobEvent> events =
+      cluster.Watch(job->id(), [](const JobEvent& e) { return e.has_training() && e.training().epoch() == 2; });
   ASSERT_FALSE(events.empty());
   const int64_t seen = events.back().sequence();
   {
@@ -254,8 +252,8 @@ GenerateResponse Sample(Cluster& cluster, const std::string& job_id, int words, 
 }
 
 int CountWords(const std::string& text) {
-  return static_cast<int>(std::vector<std::string>(absl::StrSplit(text, absl::ByAnyChar(" \n"), absl::SkipEmpty()))
-                              .size());
+  return static_cast<int>(
+      std::vector<std::string>(absl::StrSplit(text, absl::ByAnyChar(" \n"), absl::SkipEmpty())).size());
 }
 
 TEST(DistributedTest, ATransformerJobAndAnLstmJobRunAtOnceAndGenerateHonoursItsOptions) {
@@ -346,8 +344,8 @@ int64_t RssKib(pid_t pid) {
 }
 
 TEST(DistributedTest, AStalledTransferIsCancelledByTheCoordinator) {
-  Cluster cluster(StateDir("stalled"), {"--max_transfer_s=1", "--heartbeat_interval_ms=200",
-                                        "--heartbeat_timeout_ms=5000"});
+  Cluster cluster(StateDir("stalled"),
+                  {"--max_transfer_s=1", "--heartbeat_interval_ms=200", "--heartbeat_timeout_ms=5000"});
   ASSERT_TRUE(cluster.Start());
   ASSERT_TRUE(cluster.AddWorker("w0"));
   JobSpec spec = SmallJob(1, 1);

@@ -236,7 +236,8 @@ TEST(EcosystemTest, PrometheusScrapesTheRunningJobsTokensPerSecond) {
   const std::string running = HttpGet(prometheus_port, "/api/v1/query?query=ddlm_jobs%7Bstate%3D%22running%22%7D");
   EXPECT_THAT(running, HasSubstr("\"1\"]")) << running;
   const std::string rpcs =
-      HttpGet(prometheus_port, "/api/v1/query?query=ddlm_rpc_requests_total%7Bmethod%3D%22%2Fddlm.WorkerService%2FHeartbeat%22%7D");
+      HttpGet(prometheus_port,
+              "/api/v1/query?query=ddlm_rpc_requests_total%7Bmethod%3D%22%2Fddlm.WorkerService%2FHeartbeat%22%7D");
   EXPECT_THAT(rpcs, HasSubstr("\"code\":\"OK\"")) << rpcs;
 
   grpc::ClientContext context;
@@ -267,9 +268,9 @@ TEST(EcosystemTest, WatchShowsALiveStatusLineInATerminal) {
   char cwd[4096] = {};
   ASSERT_NE(::getcwd(cwd, sizeof(cwd)), nullptr);
   // `exec cat` keeps the pane (and what it shows) after ddlm exits.
-  const std::string command = absl::StrCat("cd ", cwd, " && coordinator/cli/ddlm watch ", job->id(),
-                                           " --insecure --coordinator=", cluster.address(),
-                                           "; echo \"watch exited $?\"; exec cat");
+  const std::string command =
+      absl::StrCat("cd ", cwd, " && coordinator/cli/ddlm watch ", job->id(),
+                   " --insecure --coordinator=", cluster.address(), "; echo \"watch exited $?\"; exec cat");
   auto tmux = [&](std::vector<std::string> args) {
     args.insert(args.begin(), {"/usr/bin/tmux", "-S", socket});
     std::string output;
@@ -296,8 +297,9 @@ TEST(EcosystemTest, WatchShowsALiveStatusLineInATerminal) {
   // The status line is the pane's last line with text, below the event lines.
   std::vector<std::string> lines = absl::StrSplit(pane, '\n', absl::SkipWhitespace());
   ASSERT_FALSE(lines.empty());
-  EXPECT_THAT(lines.back(), ::testing::MatchesRegex("epoch [0-9]+/6 \\[[#.]{20}\\] [0-9]+/[0-9]+ \\| [0-9]+ tok/s \\| "
-                                                    "loss [0-9.]+ \\| ppl [0-9.]+ \\| ETA epoch [0-9:]+, job [0-9:]+ *"))
+  EXPECT_THAT(lines.back(),
+              ::testing::MatchesRegex("epoch [0-9]+/6 \\[[#.]{20}\\] [0-9]+/[0-9]+ \\| [0-9]+ tok/s \\| "
+                                      "loss [0-9.]+ \\| ppl [0-9.]+ \\| ETA epoch [0-9:]+, job [0-9:]+ *"))
       << pane;
 
   ASSERT_EQ(FinalState(cluster.Watch(job->id())), SUCCEEDED);

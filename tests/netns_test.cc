@@ -50,6 +50,7 @@ using ::ddlm::MakeCertificates;
 using ::ddlm::MakeChannelCredentials;
 using ::ddlm::NewToken;
 using ::ddlm::RunBinary;
+using ::ddlm::Subprocess;
 using ::ddlm::WriteSecretFile;
 using ::ddlm::testing::Command;
 using ::ddlm::testing::CommandResult;
@@ -57,7 +58,6 @@ using ::ddlm::testing::Describe;
 using ::ddlm::testing::Epochs;
 using ::ddlm::testing::FinalState;
 using ::ddlm::testing::SmallJob;
-using ::ddlm::Subprocess;
 using ::testing::HasSubstr;
 
 constexpr char kIp[] = "/usr/sbin/ip";
@@ -126,14 +126,13 @@ std::vector<std::string> DirEntries(const std::string& dir) {
   return names;
 }
 
-
 class NetnsTest : public ::testing::Test {
  protected:
   struct Host {
-    std::string name;       // "coord", "w0", "w1".
-    std::string netns;      // The namespace.
-    std::string address;    // 10.213.N.k
-    std::string dir;        // Private working directory.
+    std::string name;     // "coord", "w0", "w1".
+    std::string netns;    // The namespace.
+    std::string address;  // 10.213.N.k
+    std::string dir;      // Private working directory.
   };
 
   void SetUp() override {
@@ -203,8 +202,8 @@ class NetnsTest : public ::testing::Test {
     ASSERT_TRUE(Topology({kIp, "-n", switch_ns_, "link", "set", "br0", "up"}));
     for (const Host& h : hosts_) {
       const std::string port = "p-" + h.name;
-      ASSERT_TRUE(Topology({kIp, "-n", switch_ns_, "link", "add", port, "type", "veth", "peer",
-                            "name", "eth0", "netns", h.netns}));
+      ASSERT_TRUE(Topology(
+          {kIp, "-n", switch_ns_, "link", "add", port, "type", "veth", "peer", "name", "eth0", "netns", h.netns}));
       ASSERT_TRUE(Topology({kIp, "-n", switch_ns_, "link", "set", port, "master", "br0"}));
       ASSERT_TRUE(Topology({kIp, "-n", switch_ns_, "link", "set", port, "up"}));
       ASSERT_TRUE(Topology({kIp, "-n", h.netns, "link", "set", "lo", "up"}));
@@ -212,8 +211,8 @@ class NetnsTest : public ::testing::Test {
       ASSERT_TRUE(Topology({kIp, "-n", h.netns, "link", "set", "eth0", "up"}));
     }
     // The test's own way in, from the root namespace.
-    ASSERT_TRUE(Topology({kIp, "link", "add", root_link_, "type", "veth", "peer", "name", "p-test",
-                          "netns", switch_ns_}));
+    ASSERT_TRUE(
+        Topology({kIp, "link", "add", root_link_, "type", "veth", "peer", "name", "p-test", "netns", switch_ns_}));
     root_link_created_ = true;
     ASSERT_TRUE(Topology({kIp, "-n", switch_ns_, "link", "set", "p-test", "master", "br0"}));
     ASSERT_TRUE(Topology({kIp, "-n", switch_ns_, "link", "set", "p-test", "up"}));
@@ -262,10 +261,9 @@ class NetnsTest : public ::testing::Test {
 
   // `ip netns exec NS env -C DIR TMPDIR=DIR BINARY ARGS...`: BINARY in the host's
   // namespace with the host's private directory as its working and temp directory.
-  std::unique_ptr<Subprocess> Start(const Host& host, const std::string& binary,
-                                    const std::vector<std::string>& args) {
-    std::vector<std::string> argv = {kIp,  "netns", "exec", host.netns, kEnv,
-                                     "-C", host.dir, "TMPDIR=" + host.dir, Cwd() + "/" + binary};
+  std::unique_ptr<Subprocess> Start(const Host& host, const std::string& binary, const std::vector<std::string>& args) {
+    std::vector<std::string> argv = {
+        kIp, "netns", "exec", host.netns, kEnv, "-C", host.dir, "TMPDIR=" + host.dir, Cwd() + "/" + binary};
     argv.insert(argv.end(), args.begin(), args.end());
     auto process = std::make_unique<Subprocess>(argv);
     watchdog_.Watch(process->pid());
@@ -301,7 +299,8 @@ TEST_F(NetnsTest, TwoWorkersOnSeparateHostsCompleteAJob) {
   absl::StatusOr<CertificateFiles> files = MakeCertificates(pki, {coord.address});
   ASSERT_TRUE(files.ok()) << files.status();
   const std::string admin = *NewToken(), worker_token = *NewToken();
-  ASSERT_TRUE(WriteSecretFile(pki + "/tokens", absl::StrCat(admin, " admin test\n", worker_token, " worker hosts\n")).ok());
+  ASSERT_TRUE(
+      WriteSecretFile(pki + "/tokens", absl::StrCat(admin, " admin test\n", worker_token, " worker hosts\n")).ok());
   ASSERT_TRUE(WriteSecretFile(pki + "/worker.token", worker_token).ok());
   ASSERT_TRUE(WriteSecretFile(pki + "/admin.token", admin).ok());
   coordinator_ = Start(coord, "coordinator/ddlm_coordinator",

@@ -61,8 +61,7 @@ class SecurityTest : public ::testing::Test {
 };
 
 template <typename Stub, typename Request, typename Response>
-grpc::StatusCode Call(Stub& stub,
-                      grpc::Status (Stub::*method)(grpc::ClientContext*, const Request&, Response*),
+grpc::StatusCode Call(Stub& stub, grpc::Status (Stub::*method)(grpc::ClientContext*, const Request&, Response*),
                       const Request& request) {
   grpc::ClientContext context;
   context.set_deadline(std::chrono::system_clock::now() + std::chrono::seconds(30));
@@ -303,9 +302,8 @@ TEST_F(SecurityTest, WorkersFindARestartedCoordinatorOverTls) {
 TEST_F(SecurityTest, AWorkerWithTheWrongCaSaysWhyItCannotConnect) {
   absl::StatusOr<CertificateFiles> other = MakeCertificates(StateDir("other_ca"), {});
   ASSERT_TRUE(other.ok()) << other.status();
-  Subprocess worker({"worker/ddlm_worker", "--coordinator=" + cluster_->address(), "--worker_id=w9",
-                     "--host=127.0.0.1", "--ca_cert=" + other->ca_cert,
-                     "--token_file=" + cluster_->TokenFile(kRack1)});
+  Subprocess worker({"worker/ddlm_worker", "--coordinator=" + cluster_->address(), "--worker_id=w9", "--host=127.0.0.1",
+                     "--ca_cert=" + other->ca_cert, "--token_file=" + cluster_->TokenFile(kRack1)});
   std::string line;
   ASSERT_TRUE(worker.WaitForLine("coordinator unreachable", &line)) << worker.output();
   EXPECT_THAT(line, ::testing::Not(::testing::HasSubstr("DEADLINE_EXCEEDED"))) << line;

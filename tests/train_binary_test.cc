@@ -55,8 +55,8 @@ TEST(TrainBinaryTest, TrainsSavesAndGenerates) {
   std::string out;
   // Upstream's dashed spellings work, and flags override the config file.
   int code = RunBinary({kTrain, "--config=configs/quickstart.textproto", "--epochs=2", "--max-batches=30",
-                  "--log-interval=10", "--emsize=32", "--nhid=32", "--save=" + model},
-                 &out);
+                        "--log-interval=10", "--emsize=32", "--nhid=32", "--save=" + model},
+                       &out);
   ASSERT_EQ(code, 0) << out;
   EXPECT_THAT(out, HasSubstr("| epoch   1 |    10/  "));
   EXPECT_THAT(out, HasSubstr("ms/batch"));
@@ -84,10 +84,8 @@ TEST(TrainBinaryTest, TrainsSavesAndGenerates) {
   EXPECT_THAT(b, HasSubstr("no/such/dir"));
 
   // With --data, the vocabulary must match the checkpoint's.
-  ASSERT_EQ(RunBinary({kGenerate, "--checkpoint=" + model, "--data=configs/quickstart_data", "--words=5",
-                 "--outf=-"},
-                &a),
-            0)
+  ASSERT_EQ(
+      RunBinary({kGenerate, "--checkpoint=" + model, "--data=configs/quickstart_data", "--words=5", "--outf=-"}, &a), 0)
       << a;
   const std::string other = MakeCorpus("other", "some other words entirely\n");
   EXPECT_EQ(RunBinary({kGenerate, "--checkpoint=" + model, "--data=" + other, "--outf=-"}, &a), 1);
@@ -118,8 +116,8 @@ TEST(TrainBinaryTest, BadInputGetsAClearError) {
 
 TEST(TrainBinaryTest, CtrlCStopsTrainingAndEvaluatesTheBestModel) {
   const std::string model = TempDir() + "/interrupted.pt";
-  Subprocess train({kTrain, "--config=configs/quickstart.textproto", "--epochs=50", "--max_batches=5",
-                    "--emsize=16", "--nhid=16", "--log_interval=1", "--save=" + model});
+  Subprocess train({kTrain, "--config=configs/quickstart.textproto", "--epochs=50", "--max_batches=5", "--emsize=16",
+                    "--nhid=16", "--log_interval=1", "--save=" + model});
   // After the first epoch's model is saved, interrupt during the second epoch.
   ASSERT_TRUE(train.WaitForLine("| end of epoch   1 |")) << train.output();
   ASSERT_TRUE(train.WaitForLine("| epoch   2 |")) << train.output();

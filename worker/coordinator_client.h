@@ -37,8 +37,7 @@ class CoordinatorClient {
   virtual absl::Status Heartbeat(const WorkerRef& worker) = 0;
   virtual absl::Status Deregister(const WorkerRef& worker) = 0;
   virtual std::unique_ptr<CommandStream> StreamCommands(const WorkerRef& worker) = 0;
-  virtual absl::Status KeySet(const WorkerRef& worker, const std::string& key,
-                              const std::string& value) = 0;
+  virtual absl::Status KeySet(const WorkerRef& worker, const std::string& key, const std::string& value) = 0;
   virtual absl::StatusOr<std::string> KeyGet(const WorkerRef& worker, const std::string& key) = 0;
   virtual absl::Status KeyWait(const WorkerRef& worker, const std::vector<std::string>& keys,
                                absl::Duration timeout) = 0;
@@ -48,8 +47,7 @@ class CoordinatorClient {
   virtual absl::Status ReportMetrics(const ReportMetricsRequest& request) = 0;
   virtual absl::StatusOr<EvaluationDecision> ReportEvaluation(const ReportEvaluationRequest& request,
                                                               absl::Duration timeout) = 0;
-  virtual absl::StatusOr<CheckpointInfo> UploadCheckpoint(const WorkerRef& worker,
-                                                          const AttemptRef& attempt,
+  virtual absl::StatusOr<CheckpointInfo> UploadCheckpoint(const WorkerRef& worker, const AttemptRef& attempt,
                                                           const std::string& bytes) = 0;
   virtual absl::Status FinishAssignment(const FinishAssignmentRequest& request) = 0;
 };
@@ -62,9 +60,7 @@ class CoordinatorKeyValueStore : public KeyValueStore {
   absl::Status Set(const std::string& key, const std::string& value) override {
     return client_->KeySet(worker_, key, value);
   }
-  absl::StatusOr<std::string> Get(const std::string& key) override {
-    return client_->KeyGet(worker_, key);
-  }
+  absl::StatusOr<std::string> Get(const std::string& key) override { return client_->KeyGet(worker_, key); }
   absl::Status Wait(const std::vector<std::string>& keys, absl::Duration timeout) override {
     return client_->KeyWait(worker_, keys, timeout);
   }

@@ -85,8 +85,7 @@ void ExpectEquivalent(int world, bool overlap, torch::Device device = torch::kCP
     if (overlap) {
       ASSERT_TRUE(reducer.Attach(trainers[r]->model().parameters()).ok());
     }
-    trainers[r]->set_gradient_reducer(
-        [&](const std::vector<torch::Tensor>& grads) { return reducer.Reduce(grads); });
+    trainers[r]->set_gradient_reducer([&](const std::vector<torch::Tensor>& grads) { return reducer.Reduce(grads); });
     ShardRange shard = *TrainShard(static_cast<int64_t>(corpus->train.size()), world, r, batch);
     std::vector<int64_t> mine(corpus->train.begin() + shard.begin, corpus->train.begin() + shard.end);
     losses[r] = Run(*trainers[r], Batchify(mine, batch));
@@ -108,11 +107,11 @@ void ExpectEquivalent(int world, bool overlap, torch::Device device = torch::kCP
     EXPECT_NEAR(mean, expected[step], tolerance * expected[step]) << "step " << step;
     worst = std::max(worst, std::abs(mean - expected[step]) / expected[step]);
   }
-  std::printf("%d workers x batch %d vs 1 x %d%s%s%s on %s: largest relative loss difference over %d steps: "
-              "%.2e\n",
-              world, batch, world * batch, overlap ? " (overlapped)" : "",
-              hooks.touched_rows ? " (touched rows)" : "", hooks.bf16_wire ? " (bf16 all-reduce)" : "",
-              device.str().c_str(), kSteps, worst);
+  std::printf(
+      "%d workers x batch %d vs 1 x %d%s%s%s on %s: largest relative loss difference over %d steps: "
+      "%.2e\n",
+      world, batch, world * batch, overlap ? " (overlapped)" : "", hooks.touched_rows ? " (touched rows)" : "",
+      hooks.bf16_wire ? " (bf16 all-reduce)" : "", device.str().c_str(), kSteps, worst);
   // The ranks' weights are identical to each other, and close to the single trainer's.
   auto p0 = trainers[0]->model().parameters();
   auto ps = (*single)->model().parameters();
@@ -130,9 +129,7 @@ TEST(DataParallelEquivalenceTest, TwoWorkersWithBatchBMatchOneWorkerWithBatch2B)
   ExpectEquivalent(2, /*overlap=*/false);
 }
 
-TEST(DataParallelEquivalenceTest, TwoWorkersOverlappingAllReduceWithBackward) {
-  ExpectEquivalent(2, /*overlap=*/true);
-}
+TEST(DataParallelEquivalenceTest, TwoWorkersOverlappingAllReduceWithBackward) { ExpectEquivalent(2, /*overlap=*/true); }
 
 TEST(DataParallelEquivalenceTest, ThreeWorkers) { ExpectEquivalent(3, /*overlap=*/true); }
 

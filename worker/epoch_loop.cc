@@ -8,14 +8,13 @@
 namespace ddlm {
 
 absl::StatusOr<EvaluationDecision> LocalValidationArbiter::Decide(Split split, int32_t /*epoch*/,
-                                                                  const EvalResult& local,
-                                                                  double /*train_seconds*/) {
+                                                                  const EvalResult& local, double /*train_seconds*/) {
   EvaluationDecision decision;
   decision.set_loss(local.mean_loss());
   decision.set_tokens(local.tokens);
   if (split == VALID) {
-    const ValidationOutcome outcome = DecideAfterValidation(
-        decision.loss(), trainer_->best_val_loss(), trainer_->lr(), trainer_->spec().optimizer().anneal_factor());
+    const ValidationOutcome outcome = DecideAfterValidation(decision.loss(), trainer_->best_val_loss(), trainer_->lr(),
+                                                            trainer_->spec().optimizer().anneal_factor());
     decision.set_best(outcome.best);
     decision.set_lr(outcome.lr);
   }

@@ -51,8 +51,7 @@ class ScriptedArbiter : public ValidationArbiter {
     int32_t epoch;
     EvalResult local;
   };
-  absl::StatusOr<EvaluationDecision> Decide(Split split, int32_t epoch, const EvalResult& local,
-                                            double) override {
+  absl::StatusOr<EvaluationDecision> Decide(Split split, int32_t epoch, const EvalResult& local, double) override {
     calls.push_back({split, epoch, local});
     if (script.empty()) return absl::AbortedError("the attempt was cancelled");
     EvaluationDecision d = script.front();

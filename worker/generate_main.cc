@@ -49,16 +49,16 @@ int main(int argc, char** argv) {
   absl::StatusOr<ddlm::Checkpoint> checkpoint = ddlm::ReadCheckpointFile(absl::GetFlag(FLAGS_checkpoint));
   if (!checkpoint.ok()) return Fail(checkpoint.status());
   const ddlm::CheckpointHeader& header = checkpoint->header;
-  ddlm::Dictionary vocabulary = ddlm::Dictionary::FromWords(
-      std::vector<std::string>(header.vocabulary().begin(), header.vocabulary().end()));
+  ddlm::Dictionary vocabulary =
+      ddlm::Dictionary::FromWords(std::vector<std::string>(header.vocabulary().begin(), header.vocabulary().end()));
   if (vocabulary.Fingerprint() != header.vocabulary_fingerprint()) {
     return Fail(absl::DataLossError("checkpoint's vocabulary does not match its fingerprint"));
   }
   if (!absl::GetFlag(FLAGS_data).empty()) {
     absl::StatusOr<ddlm::Corpus> corpus = ddlm::LoadCorpus(absl::GetFlag(FLAGS_data));
     if (!corpus.ok()) return Fail(corpus.status());
-    absl::Status same = ddlm::CheckCompatible(*checkpoint, corpus->dictionary.Fingerprint(),
-                                              corpus->dictionary.size(), header.spec().model());
+    absl::Status same = ddlm::CheckCompatible(*checkpoint, corpus->dictionary.Fingerprint(), corpus->dictionary.size(),
+                                              header.spec().model());
     if (!same.ok()) return Fail(same);
   }
   absl::StatusOr<std::shared_ptr<ddlm::LanguageModelImpl>> model =

@@ -31,8 +31,8 @@ absl::Status GradientAllReducer::set_wire_dtype(torch::ScalarType dtype) {
     return absl::FailedPreconditionError("set_wire_dtype after the first Reduce or Attach");
   }
   if (dtype != torch::kFloat32 && dtype != torch::kBFloat16) {
-    return absl::InvalidArgumentError(absl::StrCat("all-reduce dtype ", c10::toString(dtype),
-                                                   ": expected Float or BFloat16"));
+    return absl::InvalidArgumentError(
+        absl::StrCat("all-reduce dtype ", c10::toString(dtype), ": expected Float or BFloat16"));
   }
   wire_dtype_ = dtype;
   return absl::OkStatus();
@@ -54,8 +54,8 @@ absl::Status GradientAllReducer::BuildBuckets(const std::vector<torch::Tensor>& 
   for (size_t i : row_sparse_) {
     if (i >= tensors.size() || !tensors[i].defined() || tensors[i].dim() != 2 ||
         tensors[i].scalar_type() != torch::kFloat32) {
-      return absl::InvalidArgumentError(absl::StrCat(
-          "row-sparse gradient ", i, " is not a float32 matrix among ", tensors.size(), " gradients"));
+      return absl::InvalidArgumentError(
+          absl::StrCat("row-sparse gradient ", i, " is not a float32 matrix among ", tensors.size(), " gradients"));
     }
   }
   Bucket current;
@@ -89,16 +89,14 @@ absl::Status GradientAllReducer::BuildBuckets(const std::vector<torch::Tensor>& 
       numel += tensors[bucket.grads[k]].numel();
     }
     if (b + 1 == buckets_.size()) numel += 1;  // The stop flag.
-    const torch::Device device =
-        bucket.grads.empty() ? torch::Device(torch::kCPU) : tensors[bucket.grads[0]].device();
+    const torch::Device device = bucket.grads.empty() ? torch::Device(torch::kCPU) : tensors[bucket.grads[0]].device();
     bucket.buffer = torch::empty({numel}, torch::TensorOptions(device).dtype(torch::kFloat32));
     if (device != collective_->device() && collective_->world_size() > 1) {
       if (collective_->device().is_cuda()) {
-        return absl::InvalidArgumentError(absl::StrCat("gradients are on ", device.str(), ", the ",
-                                                       "collective on ", collective_->device().str()));
+        return absl::InvalidArgumentError(
+            absl::StrCat("gradients are on ", device.str(), ", the ", "collective on ", collective_->device().str()));
       }
-      bucket.wire = torch::empty({numel}, torch::TensorOptions().dtype(wire_dtype_)
-                                              .pinned_memory(device.is_cuda()));
+      bucket.wire = torch::empty({numel}, torch::TensorOptions().dtype(wire_dtype_).pinned_memory(device.is_cuda()));
     } else if (wire_dtype_ != torch::kFloat32 && collective_->world_size() > 1) {
       bucket.wire = torch::empty({numel}, torch::TensorOptions(device).dtype(wire_dtype_));
     }
@@ -120,8 +118,7 @@ void GradientAllReducer::MarkFilled(Bucket& bucket) {
 
 absl::Status GradientAllReducer::AllReduceBucket(Bucket& bucket) {
   if (!bucket.wire.defined()) {
-    return collective_->AllReduceSumOrdered(bucket.buffer, bucket.ready_event.get(),
-                                            bucket.done_event.get());
+    return collective_->AllReduceSumOrdered(bucket.buffer, bucket.ready_event.get(), bucket.done_event.get());
   }
   // Through the wire copy (host and/or bfloat16). Both copies are synchronous on this
   // thread's stream, which first waits for the filling stream.
@@ -133,8 +130,8 @@ absl::Status GradientAllReducer::AllReduceBucket(Bucket& bucket) {
     bucket.buffer.copy_(bucket.wire);
     if (bucket.done_event) bucket.done_event->RecordOnCurrentStream();
   } catch (const c10::Error& e) {
-    return absl::InternalError(absl::StrCat("copying a gradient bucket for the all-reduce: ",
-                                            e.what_without_backtrace()));
+    return absl::InternalError(
+        absl::StrCat("copying a gradient bucket for the all-reduce: ", e.what_without_backtrace()));
   }
   return absl::OkStatus();
 }
@@ -178,8 +175,8 @@ absl::Status GradientAllReducer::ReduceRows(const torch::Tensor& grad) {
     }
     stats_.collectives += n > 0 ? 2 : 1;
   } catch (const c10::Error& e) {
-    return absl::InternalError(absl::StrCat("all-reducing the touched rows of a gradient: ",
-                                            e.what_without_backtrace()));
+    return absl::InternalError(
+        absl::StrCat("all-reducing the touched rows of a gradient: ", e.what_without_backtrace()));
   }
   return absl::OkStatus();
 }
@@ -194,8 +191,7 @@ absl::Status GradientAllReducer::ReduceAllRows(const std::vector<torch::Tensor>&
   return absl::OkStatus();
 }
 
-absl::Status GradientAllReducer::Unpack(Bucket& bucket, const std::vector<torch::Tensor>& grads,
-                                        bool last) {
+absl::Status GradientAllReducer::Unpack(Bucket& bucket, const std::vector<torch::Tensor>& grads, bool last) {
   const auto start = std::chrono::steady_clock::now();
   if (bucket.done_event && collective_->world_size() > 1) bucket.done_event->WaitOnCurrentStream();
   if (collective_->world_size() > 1) bucket.buffer.div_(static_cast<float>(collective_->world_size()));

@@ -63,11 +63,11 @@
 namespace ddlm {
 
 struct ReducerStats {
-  int64_t calls = 0;           // Reduce calls (training steps).
-  int64_t collectives = 0;     // All-reduce calls.
-  int64_t bytes = 0;           // Bytes all-reduced or all-gathered (per rank).
-  int64_t rows_reduced = 0;    // Row-sparse gradients: rows all-reduced ...
-  int64_t rows_total = 0;      // ... of this many (both summed over steps).
+  int64_t calls = 0;             // Reduce calls (training steps).
+  int64_t collectives = 0;       // All-reduce calls.
+  int64_t bytes = 0;             // Bytes all-reduced or all-gathered (per rank).
+  int64_t rows_reduced = 0;      // Row-sparse gradients: rows all-reduced ...
+  int64_t rows_total = 0;        // ... of this many (both summed over steps).
   double allreduce_seconds = 0;  // Inside the collective.
   double pack_seconds = 0;       // Packing, averaging and unpacking.
   // Overlap only: time Reduce spent after backward waiting for all-reduces and
@@ -81,8 +81,7 @@ class GradientAllReducer {
 
   // `external_stop`, if given (not owned; must outlive the reducer), is read like
   // RequestStop: setting it asks every rank to stop after the next step.
-  explicit GradientAllReducer(Collective* collective /* not owned */,
-                              int64_t bucket_bytes = kDefaultBucketBytes,
+  explicit GradientAllReducer(Collective* collective /* not owned */, int64_t bucket_bytes = kDefaultBucketBytes,
                               const std::atomic<bool>* external_stop = nullptr)
       : collective_(collective), bucket_bytes_(bucket_bytes), external_stop_(external_stop) {}
 
@@ -107,17 +106,17 @@ class GradientAllReducer {
 
  private:
   struct Bucket {
-    std::vector<size_t> grads;  // Indices into the grads vector.
+    std::vector<size_t> grads;     // Indices into the grads vector.
     std::vector<int64_t> offsets;  // Where each of them starts in `buffer`.
-    torch::Tensor buffer;       // Flat float32 (plus the stop flag in the last bucket).
+    torch::Tensor buffer;          // Flat float32 (plus the stop flag in the last bucket).
     // What travels, when not `buffer` itself: a host copy (the collective is on
     // another device) and/or a bfloat16 one (set_wire_dtype).
     torch::Tensor wire;
     std::unique_ptr<DeviceEvent> ready_event;  // Null on the CPU.
     std::unique_ptr<DeviceEvent> done_event;
-    int pending = 0;            // Overlap: gradients not yet copied in this step.
-    bool ready = false;         // Overlap: full, may be all-reduced.
-    bool done = false;          // Overlap: all-reduced.
+    int pending = 0;     // Overlap: gradients not yet copied in this step.
+    bool ready = false;  // Overlap: full, may be all-reduced.
+    bool done = false;   // Overlap: all-reduced.
     absl::Status status;
   };
   // Buckets over `tensors` taken in `order`.

@@ -13,8 +13,7 @@ using ::ddlm::testing::RunOnLocalGlooGroup;
 TEST(GradientAllReducerTest, AveragesEveryGradientInPlaceAcrossBuckets) {
   RunOnLocalGlooGroup(2, [](int rank, Collective& collective) {
     // 3 gradients of 1000, 10 and 5000 floats; 2 KiB buckets: [g0], [g1, g2].
-    std::vector<torch::Tensor> grads = {torch::full({10, 100}, 1.0f + rank),
-                                        torch::full({10}, 10.0f * rank),
+    std::vector<torch::Tensor> grads = {torch::full({10, 100}, 1.0f + rank), torch::full({10}, 10.0f * rank),
                                         torch::full({50, 100}, -2.0f * (rank + 1))};
     GradientAllReducer reducer(&collective, 2048);
     ASSERT_TRUE(reducer.Reduce(grads).ok());
@@ -100,8 +99,7 @@ TEST(GradientAllReducerTest, OverlappedReductionMatchesTheAverage) {
 // Row-sparse gradients: rank r's embedding gradient has rows `touched[r]` nonzero.
 // Only the union of the rows is all-reduced, and the result equals the dense average
 // (exactly, with two ranks: a + b is the same in any order).
-std::vector<torch::Tensor> EmbeddingGrads(int rank, const std::vector<std::vector<int64_t>>& touched,
-                                          int64_t rows) {
+std::vector<torch::Tensor> EmbeddingGrads(int rank, const std::vector<std::vector<int64_t>>& touched, int64_t rows) {
   torch::Tensor emb = torch::zeros({rows, 8});
   for (int64_t row : touched[rank]) {
     emb[row] = torch::linspace(0.1, 0.8, 8) * static_cast<float>(row + 1) / (rank + 3.0f);
@@ -149,8 +147,7 @@ TEST_P(RowSparseTest, AllReducesOnlyTheUnionOfTouchedRowsAndMatchesTheDenseAvera
   }
   // Rows nobody touched stay zero; row 5, touched by both, is the average.
   EXPECT_TRUE(torch::equal(sparse[0][1][0], torch::zeros({8})));
-  EXPECT_TRUE(torch::allclose(sparse[0][1][5],
-                              torch::linspace(0.1, 0.8, 8) * 6.0f * (1 / 3.0f + 1 / 4.0f) / 2));
+  EXPECT_TRUE(torch::allclose(sparse[0][1][5], torch::linspace(0.1, 0.8, 8) * 6.0f * (1 / 3.0f + 1 / 4.0f) / 2));
 }
 
 INSTANTIATE_TEST_SUITE_P(Overlap, RowSparseTest, ::testing::Bool());

@@ -22,8 +22,8 @@
 
 namespace ddlm {
 
-JobRunner::JobRunner(Assignment assignment, WorkerRef worker, CoordinatorClient* client,
-                     JobRunnerOptions options, CollectiveFactory collective_factory)
+JobRunner::JobRunner(Assignment assignment, WorkerRef worker, CoordinatorClient* client, JobRunnerOptions options,
+                     CollectiveFactory collective_factory)
     : assignment_(std::move(assignment)),
       worker_(std::move(worker)),
       client_(client),
@@ -33,9 +33,8 @@ JobRunner::JobRunner(Assignment assignment, WorkerRef worker, CoordinatorClient*
 JobRunner::~JobRunner() = default;
 
 std::string JobRunner::Who() const {
-  return absl::StrCat("[", assignment_.attempt().job_id(), " attempt ",
-                      assignment_.attempt().attempt(), " rank ", assignment_.attempt().rank(), "/",
-                      assignment_.world_size(), " ", worker_.worker_id(), "#",
+  return absl::StrCat("[", assignment_.attempt().job_id(), " attempt ", assignment_.attempt().attempt(), " rank ",
+                      assignment_.attempt().rank(), "/", assignment_.world_size(), " ", worker_.worker_id(), "#",
                       worker_.incarnation(), "] ");
 }
 
@@ -67,9 +66,9 @@ absl::Status JobRunner::AgreeOnDeviceKind(KeyValueStore& store, const std::strin
     kinds.push_back(absl::StrCat("rank ", r, " ", k));
   }
   if (!mixed) return absl::OkStatus();
-  return absl::FailedPreconditionError(absl::StrCat(
-      "a job's workers must all train on the same kind of device, but this attempt mixes them (",
-      absl::StrJoin(kinds, ", "), ")"));
+  return absl::FailedPreconditionError(
+      absl::StrCat("a job's workers must all train on the same kind of device, but this attempt mixes them (",
+                   absl::StrJoin(kinds, ", "), ")"));
 }
 
 namespace {
@@ -101,8 +100,8 @@ class CoordinatorValidationArbiter : public ValidationArbiter {
         return decision;
       }
       if (*stop_) {
-        return absl::CancelledError(absl::StrCat("stopped while waiting for every rank's ",
-                                                 split == VALID ? "validation" : "test", " loss"));
+        return absl::CancelledError(
+            absl::StrCat("stopped while waiting for every rank's ", split == VALID ? "validation" : "test", " loss"));
       }
     }
   }
@@ -176,8 +175,7 @@ absl::Status JobRunner::UploadCheckpoint(const Trainer& trainer, Collective& col
   return absl::OkStatus();
 }
 
-void JobRunner::ReportInterval(const IntervalReport& report, const Trainer& trainer,
-                               double allreduce_ms_per_batch) {
+void JobRunner::ReportInterval(const IntervalReport& report, const Trainer& trainer, double allreduce_ms_per_batch) {
   ReportMetricsRequest request;
   *request.mutable_worker() = worker_;
   *request.mutable_attempt() = assignment_.attempt();
@@ -231,28 +229,24 @@ absl::Status JobRunner::RunAttempt() {
   collective_options.store_prefix = assignment_.store_prefix();
   collective_options.host = options_.host;
   collective_options.timeout = options_.collective_timeout;
-  DDLM_ASSIGN_OR_RETURN(std::unique_ptr<Collective> owned_collective,
-                        collective_factory_(collective_options, &store));
+  DDLM_ASSIGN_OR_RETURN(std::unique_ptr<Collective> owned_collective, collective_factory_(collective_options, &store));
   Collective& collective = *owned_collective;
   GradientAllReducer reducer(&collective, GradientAllReducer::kDefaultBucketBytes, &stop_requested_);
-  DDLM_RETURN_IF_ERROR(reducer.set_wire_dtype(
-      spec.schedule().allreduce_dtype() == BF16 ? torch::kBFloat16 : torch::kFloat32));
+  DDLM_RETURN_IF_ERROR(
+      reducer.set_wire_dtype(spec.schedule().allreduce_dtype() == BF16 ? torch::kBFloat16 : torch::kFloat32));
   if (spec.schedule().allreduce_touched_rows()) {
-    DDLM_RETURN_IF_ERROR(
-        reducer.set_row_sparse_gradients(trainer->model().RowSparseGradientParameters()));
+    DDLM_RETURN_IF_ERROR(reducer.set_row_sparse_gradients(trainer->model().RowSparseGradientParameters()));
   }
   // All-reduce buckets while backward runs. The hooks this installs on the model's
   // parameters refer to `reducer`: no backward pass may run after it is gone.
   DDLM_RETURN_IF_ERROR(reducer.Attach(trainer->model().parameters()));
-  LOG(INFO) << Who() << "connected on " << DescribeDevice(device) << " ("
-            << Precision_Name(spec.schedule().precision()) << ", all-reduce in "
-            << Precision_Name(spec.schedule().allreduce_dtype())
-            << (spec.schedule().allreduce_touched_rows() ? ", touched embedding rows only" : "")
-            << "); " << trainer->num_parameters() << " parameters, " << shards.train.size(0) << " rows x "
+  LOG(INFO) << Who() << "connected on " << DescribeDevice(device) << " (" << Precision_Name(spec.schedule().precision())
+            << ", all-reduce in " << Precision_Name(spec.schedule().allreduce_dtype())
+            << (spec.schedule().allreduce_touched_rows() ? ", touched embedding rows only" : "") << "); "
+            << trainer->num_parameters() << " parameters, " << shards.train.size(0) << " rows x "
             << shards.train.size(1) << " columns of training data";
 
-  trainer->set_gradient_reducer(
-      [&](const std::vector<torch::Tensor>& grads) { return reducer.Reduce(grads); });
+  trainer->set_gradient_reducer([&](const std::vector<torch::Tensor>& grads) { return reducer.Reduce(grads); });
   // All-reduce time so far, read between steps (Reduce has returned, so the
   // communication thread is not writing the stats).
   double allreduce_seconds_reported = 0;
@@ -280,10 +274,11 @@ absl::Status JobRunner::RunAttempt() {
   loop_options.stop = reducer.stop_agreed();
   loop_options.on_epoch_end = [&](const EpochEnd& end) -> absl::Status {
     LOG(INFO) << Who()
-              << absl::StrFormat("| end of epoch %3d | time: %5.2fs | valid loss %5.2f | valid ppl %8.2f | "
-                                 "all-reduce %.1f s, %d bucket(s)",
-                                 end.epoch, end.summary.seconds, end.decision.loss(), std::exp(end.decision.loss()),
-                                 reducer.stats().allreduce_seconds, reducer.num_buckets());
+              << absl::StrFormat(
+                     "| end of epoch %3d | time: %5.2fs | valid loss %5.2f | valid ppl %8.2f | "
+                     "all-reduce %.1f s, %d bucket(s)",
+                     end.epoch, end.summary.seconds, end.decision.loss(), std::exp(end.decision.loss()),
+                     reducer.stats().allreduce_seconds, reducer.num_buckets());
     return UploadCheckpoint(*trainer, collective);
   };
   EpochLoop loop(trainer.get(), &arbiter, loop_options);
@@ -295,8 +290,8 @@ absl::Status JobRunner::RunAttempt() {
   }
   DDLM_ASSIGN_OR_RETURN(const bool finished, loop.Train(shards.train, shards.valid));
   if (!finished) {
-    return absl::CancelledError(absl::StrCat("stopped at epoch ", trainer->position().epoch(), ", batch ",
-                                             trainer->position().batch()));
+    return absl::CancelledError(
+        absl::StrCat("stopped at epoch ", trainer->position().epoch(), ", batch ", trainer->position().batch()));
   }
 
   // ---- Test with the best weights: kept in memory, else the job's best checkpoint.
@@ -305,8 +300,9 @@ absl::Status JobRunner::RunAttempt() {
     DDLM_RETURN_IF_ERROR(trainer->LoadCheckpoint(best, /*weights_only=*/true));
   }
   DDLM_ASSIGN_OR_RETURN(EvaluationDecision tested, loop.Test(shards.test, spec.schedule().epochs()));
-  LOG(INFO) << Who() << absl::StrFormat("| End of training | test loss %5.2f | test ppl %8.2f", tested.loss(),
-                                        std::exp(tested.loss()));
+  LOG(INFO) << Who()
+            << absl::StrFormat("| End of training | test loss %5.2f | test ppl %8.2f", tested.loss(),
+                               std::exp(tested.loss()));
   return absl::OkStatus();
 }
 

@@ -35,8 +35,8 @@
 
 namespace ddlm {
 
-using CollectiveFactory = std::function<absl::StatusOr<std::unique_ptr<Collective>>(
-    const CollectiveOptions& options, KeyValueStore* store)>;
+using CollectiveFactory =
+    std::function<absl::StatusOr<std::unique_ptr<Collective>>(const CollectiveOptions& options, KeyValueStore* store)>;
 
 struct JobRunnerOptions {
   // Where this rank trains (ResolveDevice's, parsed once by ddlm_worker). Every rank of

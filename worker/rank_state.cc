@@ -34,9 +34,9 @@ absl::Status GatherRankState(Collective& collective, Checkpoint* checkpoint) {
 
 absl::StatusOr<Checkpoint> CheckpointForNewRank(Checkpoint checkpoint, const torch::Device& device) {
   if (checkpoint.header.position().batch() != 0) {
-    return absl::FailedPreconditionError(absl::StrCat(
-        "a rank the job did not have resumes only from an epoch-end checkpoint, not from epoch ",
-        checkpoint.header.position().epoch(), " batch ", checkpoint.header.position().batch()));
+    return absl::FailedPreconditionError(
+        absl::StrCat("a rank the job did not have resumes only from an epoch-end checkpoint, not from epoch ",
+                     checkpoint.header.position().epoch(), " batch ", checkpoint.header.position().batch()));
   }
   for (auto it = checkpoint.tensors.begin(); it != checkpoint.tensors.end();) {
     if (IsRankLocal(it->first) || absl::StartsWith(it->first, "rank/")) {
@@ -53,9 +53,9 @@ absl::StatusOr<Checkpoint> CheckpointForRank(Checkpoint checkpoint, int rank) {
   if (rank > 0) {
     const std::string prefix = absl::StrCat("rank/", rank, "/");
     if (checkpoint.tensors.count(prefix + "rng/cpu") == 0) {
-      return absl::FailedPreconditionError(absl::StrCat(
-          "the checkpoint holds no state for rank ", rank, " (it was written by a job with ",
-          checkpoint.header.spec().num_workers(), " worker(s))"));
+      return absl::FailedPreconditionError(absl::StrCat("the checkpoint holds no state for rank ", rank,
+                                                        " (it was written by a job with ",
+                                                        checkpoint.header.spec().num_workers(), " worker(s))"));
     }
     for (auto it = checkpoint.tensors.begin(); it != checkpoint.tensors.end();) {
       if (IsRankLocal(it->first)) {

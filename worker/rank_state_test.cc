@@ -45,7 +45,7 @@ TEST(RankStateTest, ANewRankTakesTheSharedStateAndItsOwnGeneratorAtAnEpochStart)
   Checkpoint c = RankCheckpoint(0);
   c.tensors["rank/1/rng/cpu"] = torch::full({8}, 1, torch::kUInt8);
   c.tensors.erase("hidden/0");  // An epoch end: batch 0, no recurrent state.
-  torch::manual_seed(77);  // This rank's own seed.
+  torch::manual_seed(77);       // This rank's own seed.
   Checkpoint reference;
   CaptureRng(torch::kCPU, &reference);
   auto mine = CheckpointForNewRank(c, torch::kCPU);

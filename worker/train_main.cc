@@ -101,8 +101,8 @@ absl::StatusOr<ddlm::JobSpec> BuildSpec(const std::set<std::string>& given) {
     const std::string p = absl::AsciiStrToUpper(absl::GetFlag(FLAGS_precision));
     ddlm::Precision precision;
     if (!ddlm::Precision_Parse(p, &precision) || precision == ddlm::PRECISION_UNSPECIFIED) {
-      return absl::InvalidArgumentError(absl::StrCat("--precision must be fp32 or bf16, got '",
-                                                     absl::GetFlag(FLAGS_precision), "'"));
+      return absl::InvalidArgumentError(
+          absl::StrCat("--precision must be fp32 or bf16, got '", absl::GetFlag(FLAGS_precision), "'"));
     }
     spec.mutable_schedule()->set_precision(precision);
   }
@@ -124,14 +124,14 @@ int Run(const ddlm::JobSpec& spec, const torch::Device& device) {
     std::fprintf(stderr, "ddlm_train: %s\n", std::string(corpus.status().message()).c_str());
     return 1;
   }
-  std::printf("| corpus %s | vocabulary %lld | train %zu valid %zu test %zu tokens\n",
-              spec.data().path().c_str(), static_cast<long long>(corpus->dictionary.size()),
-              corpus->train.size(), corpus->valid.size(), corpus->test.size());
+  std::printf("| corpus %s | vocabulary %lld | train %zu valid %zu test %zu tokens\n", spec.data().path().c_str(),
+              static_cast<long long>(corpus->dictionary.size()), corpus->train.size(), corpus->valid.size(),
+              corpus->test.size());
   torch::Tensor train = ddlm::Batchify(corpus->train, spec.data().batch_size());
   torch::Tensor valid = ddlm::Batchify(corpus->valid, spec.data().eval_batch_size());
   torch::Tensor test = ddlm::Batchify(corpus->test, spec.data().eval_batch_size());
-  for (auto [name, split] : {std::make_pair("train", &train), std::make_pair("valid", &valid),
-                             std::make_pair("test", &test)}) {
+  for (auto [name, split] :
+       {std::make_pair("train", &train), std::make_pair("valid", &valid), std::make_pair("test", &test)}) {
     absl::Status enough = ddlm::CheckHasBatches(*split, name);
     if (!enough.ok()) {
       std::fprintf(stderr, "ddlm_train: %s\n", std::string(enough.message()).c_str());
@@ -146,15 +146,14 @@ int Run(const ddlm::JobSpec& spec, const torch::Device& device) {
   }
   ddlm::Trainer& trainer = **made;
   std::printf("| model %s | %lld parameters | optimizer %s | %s | %s\n",
-              ddlm::ModelType_Name(spec.model().type()).c_str(),
-              static_cast<long long>(trainer.num_parameters()),
-              ddlm::OptimizerType_Name(spec.optimizer().type()).c_str(),
-              ddlm::DescribeDevice(device).c_str(),
+              ddlm::ModelType_Name(spec.model().type()).c_str(), static_cast<long long>(trainer.num_parameters()),
+              ddlm::OptimizerType_Name(spec.optimizer().type()).c_str(), ddlm::DescribeDevice(device).c_str(),
               ddlm::Precision_Name(spec.schedule().precision()).c_str());
   trainer.set_interval_callback([](const ddlm::IntervalReport& r) {
-    std::printf("| epoch %3d | %5lld/%5lld batches | lr %02.2f | ms/batch %5.2f | loss %5.2f | ppl %8.2f | tok/s %7.0f\n",
-                r.epoch, static_cast<long long>(r.batch), static_cast<long long>(r.num_batches), r.lr,
-                r.ms_per_batch, r.loss, std::exp(r.loss), r.tokens_per_second);
+    std::printf(
+        "| epoch %3d | %5lld/%5lld batches | lr %02.2f | ms/batch %5.2f | loss %5.2f | ppl %8.2f | tok/s %7.0f\n",
+        r.epoch, static_cast<long long>(r.batch), static_cast<long long>(r.num_batches), r.lr, r.ms_per_batch, r.loss,
+        std::exp(r.loss), r.tokens_per_second);
     std::fflush(stdout);
   });
 

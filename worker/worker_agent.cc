@@ -151,7 +151,7 @@ void WorkerAgent::StartRunner(const Assignment& assignment) {
     finish.set_ok(status.ok());
     finish.set_cancelled(status.code() == absl::StatusCode::kCancelled && !shutdown_.HasBeenNotified());
     finish.set_error(shutdown_.HasBeenNotified() && !status.ok() ? "the worker was shut down"
-                                                                : std::string(status.message()));
+                                                                 : std::string(status.message()));
     if (status.ok()) {
       LOG(INFO) << "finished " << runner->attempt().job_id();
     } else {
@@ -180,8 +180,8 @@ void WorkerAgent::ReportFinish(const FinishAssignmentRequest& finish) {
     absl::MutexLock lock(&mu_);
     // Waits for the network, waking at once if the incarnation ends.
     if (mu_.AwaitWithTimeout(absl::Condition(&over), backoff)) {
-      LOG(WARNING) << "giving up reporting the end of " << finish.attempt().job_id() << ": incarnation "
-                   << incarnation << " is over";
+      LOG(WARNING) << "giving up reporting the end of " << finish.attempt().job_id() << ": incarnation " << incarnation
+                   << " is over";
       return;
     }
     backoff = std::min(backoff * 2, options_.max_backoff);

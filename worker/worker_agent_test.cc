@@ -80,14 +80,13 @@ class WorkerAgentTest : public ::testing::Test {
     options.reregister_pause = absl::ZeroDuration();
     options.finish_backoff = absl::ZeroDuration();
     options.new_incarnation = [this] { return ++incarnations_; };
-    agent_ = std::make_unique<WorkerAgent>(&client_, &clock_, options,
-                                           [this](const Assignment& a, const WorkerRef& w) {
-                                             auto runner = std::make_shared<FakeRunner>(a.attempt());
-                                             absl::MutexLock lock(&mu_);
-                                             runners_.push_back(runner);
-                                             run_by_.push_back(w);
-                                             return runner;
-                                           });
+    agent_ = std::make_unique<WorkerAgent>(&client_, &clock_, options, [this](const Assignment& a, const WorkerRef& w) {
+      auto runner = std::make_shared<FakeRunner>(a.attempt());
+      absl::MutexLock lock(&mu_);
+      runners_.push_back(runner);
+      run_by_.push_back(w);
+      return runner;
+    });
     thread_ = std::thread([this] { result_ = agent_->Run(); });
   }
 

@@ -46,8 +46,7 @@ ABSL_FLAG(int32_t, collective_timeout_s, 300, "Timeout of rendezvous and every c
 
 namespace {
 
-constexpr char kUsage[] =
-    "ddlm_worker --coordinator HOST:PORT [--device cpu|cuda:N] [--collective auto|gloo|nccl]";
+constexpr char kUsage[] = "ddlm_worker --coordinator HOST:PORT [--device cpu|cuda:N] [--collective auto|gloo|nccl]";
 
 }  // namespace
 
@@ -75,8 +74,7 @@ int main(int argc, char** argv) {
     std::fprintf(stderr, "ddlm_worker: --collective nccl needs --device cuda:N\n");
     return 2;
   }
-  LOG(INFO) << "device " << ddlm::DescribeDevice(*resolved) << ", collective "
-            << ddlm::CollectiveBackendName(*backend);
+  LOG(INFO) << "device " << ddlm::DescribeDevice(*resolved) << ", collective " << ddlm::CollectiveBackendName(*backend);
   std::string host = absl::GetFlag(FLAGS_host);
   if (host.empty()) {
     absl::StatusOr<std::string> local = ddlm::LocalAddressFor(coordinator);
@@ -127,8 +125,7 @@ int main(int argc, char** argv) {
   ddlm::CoordinatorClient* coordinator_client = client.get();
   ddlm::RealClock clock;
   ddlm::WorkerAgent agent(
-      coordinator_client, &clock, options,
-      [&](const ddlm::Assignment& assignment, const ddlm::WorkerRef& worker) {
+      coordinator_client, &clock, options, [&](const ddlm::Assignment& assignment, const ddlm::WorkerRef& worker) {
         return std::make_shared<ddlm::JobRunner>(
             assignment, worker, coordinator_client, runner_options,
             [device = *resolved, backend = *backend](const ddlm::CollectiveOptions& o, ddlm::KeyValueStore* store) {

@@ -100,16 +100,16 @@ ABSL_NAMESPACE_BEGIN
 
 // The symbols below are member functions declared in absl's headers; defining them here
 // gives them their real mangled names, and "rest" is what follows the namespace there.
-#define DDLM_REAL(Type, rest, ...) \
+#define DDLM_REAL(Type, rest, ...)           \
   static const auto real = Real<Type>(rest); \
   return real(__VA_ARGS__)
-#define DDLM_REAL_CONST(Type, rest, ...) \
+#define DDLM_REAL_CONST(Type, rest, ...)                        \
   static const auto real = Real<Type>(rest, /*is_const=*/true); \
   return real(__VA_ARGS__)
 
 // The Condition handed on in place of `cond`.
-#define DDLM_GUARDED(cond)             \
-  Guarded guarded{&(cond), this};      \
+#define DDLM_GUARDED(cond)        \
+  Guarded guarded{&(cond), this}; \
   const Condition cond##_guarded(&EvalGuarded, &guarded)
 
 void Mutex::Lock() {
@@ -126,8 +126,7 @@ bool Mutex::TryLock() {
   return locked;
 }
 bool Mutex::ReaderTryLock() {
-  const bool locked =
-      [this] { DDLM_REAL(bool (*)(Mutex*), "5Mutex13ReaderTryLockEv", this); }();
+  const bool locked = [this] { DDLM_REAL(bool (*)(Mutex*), "5Mutex13ReaderTryLockEv", this); }();
   if (locked) Acquired(this);
   return locked;
 }
@@ -142,22 +141,21 @@ void Mutex::ReaderUnlock() {
 
 void Mutex::LockWhen(const Condition& cond) {
   DDLM_GUARDED(cond);
-  [&] { DDLM_REAL(void (*)(Mutex*, const Condition&), "5Mutex8LockWhenERKNS0_9ConditionE",
-                  this, cond_guarded); }();
+  [&] { DDLM_REAL(void (*)(Mutex*, const Condition&), "5Mutex8LockWhenERKNS0_9ConditionE", this, cond_guarded); }();
   Acquired(this);
 }
 void Mutex::ReaderLockWhen(const Condition& cond) {
   DDLM_GUARDED(cond);
-  [&] { DDLM_REAL(void (*)(Mutex*, const Condition&),
-                  "5Mutex14ReaderLockWhenERKNS0_9ConditionE", this, cond_guarded); }();
+  [&] {
+    DDLM_REAL(void (*)(Mutex*, const Condition&), "5Mutex14ReaderLockWhenERKNS0_9ConditionE", this, cond_guarded);
+  }();
   Acquired(this);
 }
 bool Mutex::LockWhenWithTimeout(const Condition& cond, Duration timeout) {
   DDLM_GUARDED(cond);
   const bool met = [&] {
     DDLM_REAL(bool (*)(Mutex*, const Condition&, Duration),
-              "5Mutex19LockWhenWithTimeoutERKNS0_9ConditionENS0_8DurationE", this, cond_guarded,
-              timeout);
+              "5Mutex19LockWhenWithTimeoutERKNS0_9ConditionENS0_8DurationE", this, cond_guarded, timeout);
   }();
   Acquired(this);  // Held whether or not the condition became true.
   return met;
@@ -165,9 +163,8 @@ bool Mutex::LockWhenWithTimeout(const Condition& cond, Duration timeout) {
 bool Mutex::LockWhenWithDeadline(const Condition& cond, Time deadline) {
   DDLM_GUARDED(cond);
   const bool met = [&] {
-    DDLM_REAL(bool (*)(Mutex*, const Condition&, Time),
-              "5Mutex20LockWhenWithDeadlineERKNS0_9ConditionENS0_4TimeE", this, cond_guarded,
-              deadline);
+    DDLM_REAL(bool (*)(Mutex*, const Condition&, Time), "5Mutex20LockWhenWithDeadlineERKNS0_9ConditionENS0_4TimeE",
+              this, cond_guarded, deadline);
   }();
   Acquired(this);
   return met;
@@ -176,8 +173,7 @@ bool Mutex::ReaderLockWhenWithTimeout(const Condition& cond, Duration timeout) {
   DDLM_GUARDED(cond);
   const bool met = [&] {
     DDLM_REAL(bool (*)(Mutex*, const Condition&, Duration),
-              "5Mutex25ReaderLockWhenWithTimeoutERKNS0_9ConditionENS0_8DurationE", this, cond_guarded,
-              timeout);
+              "5Mutex25ReaderLockWhenWithTimeoutERKNS0_9ConditionENS0_8DurationE", this, cond_guarded, timeout);
   }();
   Acquired(this);
   return met;
@@ -186,8 +182,7 @@ bool Mutex::ReaderLockWhenWithDeadline(const Condition& cond, Time deadline) {
   DDLM_GUARDED(cond);
   const bool met = [&] {
     DDLM_REAL(bool (*)(Mutex*, const Condition&, Time),
-              "5Mutex26ReaderLockWhenWithDeadlineERKNS0_9ConditionENS0_4TimeE", this, cond_guarded,
-              deadline);
+              "5Mutex26ReaderLockWhenWithDeadlineERKNS0_9ConditionENS0_4TimeE", this, cond_guarded, deadline);
   }();
   Acquired(this);
   return met;
@@ -197,15 +192,14 @@ bool Mutex::ReaderLockWhenWithDeadline(const Condition& cond, Time deadline) {
 // guarded Condition's first evaluation, before the wait, releases it.
 void Mutex::Await(const Condition& cond) {
   DDLM_GUARDED(cond);
-  [&] { DDLM_REAL(void (*)(Mutex*, const Condition&), "5Mutex5AwaitERKNS0_9ConditionE", this,
-                  cond_guarded); }();
+  [&] { DDLM_REAL(void (*)(Mutex*, const Condition&), "5Mutex5AwaitERKNS0_9ConditionE", this, cond_guarded); }();
   Acquired(this);
 }
 bool Mutex::AwaitWithTimeout(const Condition& cond, Duration timeout) {
   DDLM_GUARDED(cond);
   const bool met = [&] {
-    DDLM_REAL(bool (*)(Mutex*, const Condition&, Duration),
-              "5Mutex16AwaitWithTimeoutERKNS0_9ConditionENS0_8DurationE", this, cond_guarded, timeout);
+    DDLM_REAL(bool (*)(Mutex*, const Condition&, Duration), "5Mutex16AwaitWithTimeoutERKNS0_9ConditionENS0_8DurationE",
+              this, cond_guarded, timeout);
   }();
   Acquired(this);
   return met;
@@ -213,8 +207,8 @@ bool Mutex::AwaitWithTimeout(const Condition& cond, Duration timeout) {
 bool Mutex::AwaitWithDeadline(const Condition& cond, Time deadline) {
   DDLM_GUARDED(cond);
   const bool met = [&] {
-    DDLM_REAL(bool (*)(Mutex*, const Condition&, Time),
-              "5Mutex17AwaitWithDeadlineERKNS0_9ConditionENS0_4TimeE", this, cond_guarded, deadline);
+    DDLM_REAL(bool (*)(Mutex*, const Condition&, Time), "5Mutex17AwaitWithDeadlineERKNS0_9ConditionENS0_4TimeE", this,
+              cond_guarded, deadline);
   }();
   Acquired(this);
   return met;
@@ -228,8 +222,8 @@ void CondVar::Wait(Mutex* mu) {
 bool CondVar::WaitWithTimeout(Mutex* mu, Duration timeout) {
   Releasing(mu);
   const bool timed_out = [&] {
-    DDLM_REAL(bool (*)(CondVar*, Mutex*, Duration),
-              "7CondVar15WaitWithTimeoutEPNS0_5MutexENS0_8DurationE", this, mu, timeout);
+    DDLM_REAL(bool (*)(CondVar*, Mutex*, Duration), "7CondVar15WaitWithTimeoutEPNS0_5MutexENS0_8DurationE", this, mu,
+              timeout);
   }();
   Acquired(mu);
   return timed_out;
@@ -237,8 +231,8 @@ bool CondVar::WaitWithTimeout(Mutex* mu, Duration timeout) {
 bool CondVar::WaitWithDeadline(Mutex* mu, Time deadline) {
   Releasing(mu);
   const bool timed_out = [&] {
-    DDLM_REAL(bool (*)(CondVar*, Mutex*, Time),
-              "7CondVar16WaitWithDeadlineEPNS0_5MutexENS0_4TimeE", this, mu, deadline);
+    DDLM_REAL(bool (*)(CondVar*, Mutex*, Time), "7CondVar16WaitWithDeadlineEPNS0_5MutexENS0_4TimeE", this, mu,
+              deadline);
   }();
   Acquired(mu);
   return timed_out;
@@ -255,22 +249,21 @@ void Notification::Notify() {
   DDLM_REAL(void (*)(Notification*), "12Notification6NotifyEv", this);
 }
 void Notification::WaitForNotification() const {
-  [this] { DDLM_REAL_CONST(void (*)(const Notification*), "12Notification19WaitForNotificationEv",
-                     this); }();
+  [this] { DDLM_REAL_CONST(void (*)(const Notification*), "12Notification19WaitForNotificationEv", this); }();
   Acquired(this);
 }
 bool Notification::WaitForNotificationWithTimeout(Duration timeout) const {
   const bool notified = [&] {
     DDLM_REAL_CONST(bool (*)(const Notification*, Duration),
-              "12Notification30WaitForNotificationWithTimeoutENS0_8DurationE", this, timeout);
+                    "12Notification30WaitForNotificationWithTimeoutENS0_8DurationE", this, timeout);
   }();
   if (notified) Acquired(this);
   return notified;
 }
 bool Notification::WaitForNotificationWithDeadline(Time deadline) const {
   const bool notified = [&] {
-    DDLM_REAL_CONST(bool (*)(const Notification*, Time),
-              "12Notification31WaitForNotificationWithDeadlineENS0_4TimeE", this, deadline);
+    DDLM_REAL_CONST(bool (*)(const Notification*, Time), "12Notification31WaitForNotificationWithDeadlineENS0_4TimeE",
+                    this, deadline);
   }();
   if (notified) Acquired(this);
   return notified;

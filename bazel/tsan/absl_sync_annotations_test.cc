@@ -68,7 +68,8 @@ TEST(AbslSyncAnnotationsTest, AwaitConditionAndCondVarOrderHandOffs) {
   std::vector<int> data;  // Written by one thread, then the other, never at once.
   std::thread other([&] {
     absl::MutexLock lock(&mu);
-    mu.Await(absl::Condition(+[](int* s) { return *s == 1; }, &stage));
+    mu.Await(absl::Condition(
+        +[](int* s) { return *s == 1; }, &stage));
     data.push_back(2);
     stage = 2;
     cv.Signal();
@@ -80,7 +81,8 @@ TEST(AbslSyncAnnotationsTest, AwaitConditionAndCondVarOrderHandOffs) {
     while (stage != 2) cv.Wait(&mu);
   }
   other.join();
-  mu.LockWhen(absl::Condition(+[](int* s) { return *s == 2; }, &stage));
+  mu.LockWhen(absl::Condition(
+      +[](int* s) { return *s == 2; }, &stage));
   data.push_back(3);
   mu.Unlock();
   EXPECT_EQ(data, (std::vector<int>{1, 2, 3}));

@@ -7,8 +7,7 @@
 
 namespace ddlm {
 
-double MatmulGflops(int64_t m, int64_t k, int64_t n, int reps, torch::Device device,
-                    torch::ScalarType dtype) {
+double MatmulGflops(int64_t m, int64_t k, int64_t n, int reps, torch::Device device, torch::ScalarType dtype) {
   using Clock = std::chrono::steady_clock;
   const torch::TensorOptions options = torch::TensorOptions(device).dtype(dtype);
   torch::Tensor a = torch::randn({m, k}, options);

@@ -46,9 +46,7 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-double Seconds(Clock::time_point a, Clock::time_point b) {
-  return std::chrono::duration<double>(b - a).count();
-}
+double Seconds(Clock::time_point a, Clock::time_point b) { return std::chrono::duration<double>(b - a).count(); }
 
 // Forward FLOPs per token (multiply-adds x 2) of the model's matrix products; training
 // (forward + backward) is about 3x this.
@@ -56,17 +54,12 @@ double ForwardFlopsPerToken(const ddlm::ModelConfig& m, int64_t ntoken, int64_t 
   const double e = m.emsize(), h = m.nhid(), l = m.nlayers();
   double body;
   switch (m.type()) {
-    case ddlm::LSTM:
-      body = 4 * ((e + h) * h + (l - 1) * 2 * h * h);
-      break;
-    case ddlm::GRU:
-      body = 3 * ((e + h) * h + (l - 1) * 2 * h * h);
-      break;
+    case ddlm::LSTM: body = 4 * ((e + h) * h + (l - 1) * 2 * h * h); break;
+    case ddlm::GRU: body = 3 * ((e + h) * h + (l - 1) * 2 * h * h); break;
     case ddlm::TRANSFORMER:  // QKV + out projections, attention over bptt/2 on average, FFN.
       body = l * (4 * e * e + 2 * e * (bptt / 2.0) + 2 * e * h);
       break;
-    default:
-      body = (e + h) * h + (l - 1) * 2 * h * h;
+    default: body = (e + h) * h + (l - 1) * 2 * h * h;
   }
   const double decoder_in = m.type() == ddlm::TRANSFORMER ? e : h;
   return 2.0 * (body + decoder_in * ntoken);
@@ -79,8 +72,8 @@ int main(int argc, char** argv) {
                          "Benchmarks training throughput against the machine's matmul peak.");
   ddlm::ConfigureThreads(absl::GetFlag(FLAGS_threads), absl::GetFlag(FLAGS_torch_threads));
   ddlm::BlasInfo blas = ddlm::DetectBlas();
-  std::printf("BLAS %s (%s), BLAS threads %d, LibTorch threads %d\n", blas.name.c_str(),
-              blas.library_path.c_str(), blas.blas_threads, blas.torch_threads);
+  std::printf("BLAS %s (%s), BLAS threads %d, LibTorch threads %d\n", blas.name.c_str(), blas.library_path.c_str(),
+              blas.blas_threads, blas.torch_threads);
 
   ddlm::JobSpec spec;
   if (!absl::GetFlag(FLAGS_config).empty()) {
@@ -110,8 +103,7 @@ int main(int argc, char** argv) {
   auto sync = [&] {
     if (cuda) torch::cuda::synchronize(device->index());
   };
-  const torch::ScalarType peak_dtype =
-      spec.schedule().precision() == ddlm::BF16 ? torch::kBFloat16 : torch::kFloat;
+  const torch::ScalarType peak_dtype = spec.schedule().precision() == ddlm::BF16 ? torch::kBFloat16 : torch::kFloat;
   std::printf("device %s, precision %s\n", ddlm::DescribeDevice(*device).c_str(),
               ddlm::Precision_Name(spec.schedule().precision()).c_str());
   absl::StatusOr<ddlm::Corpus> corpus = ddlm::LoadCorpus(spec.data().path());
@@ -128,8 +120,7 @@ int main(int argc, char** argv) {
   std::printf("matmul peak   %lldx%lld %s: %7.1f GFLOP/s\n", static_cast<long long>(peak_n),
               static_cast<long long>(peak_n), c10::toString(peak_dtype), peak);
   std::printf("decoder shape %lldx%lld by %lldx%lld: %7.1f GFLOP/s\n", static_cast<long long>(rows),
-              static_cast<long long>(dec_in), static_cast<long long>(dec_in),
-              static_cast<long long>(ntoken), decoder);
+              static_cast<long long>(dec_in), static_cast<long long>(dec_in), static_cast<long long>(ntoken), decoder);
 
   const int warmup = absl::GetFlag(FLAGS_warmup);
   const int batches = absl::GetFlag(FLAGS_batches);
@@ -163,11 +154,12 @@ int main(int argc, char** argv) {
   const double tok_s = tokens / seconds;
   const double gflops = tok_s * flops_per_token / 1e9;
   std::printf("train %s: %d batches of %lld tokens in %.2f s: %.1f ms/batch, %.0f tokens/s\n",
-              ddlm::ModelType_Name(spec.model().type()).c_str(), batches, static_cast<long long>(rows),
-              seconds, seconds * 1000 / batches, tok_s);
-  std::printf("model FLOPs %.1f MFLOP/token (fwd+bwd) -> %.1f GFLOP/s = %.0f%% of the matmul peak, %.0f%% of "
-              "the decoder-shape rate\n",
-              flops_per_token / 1e6, gflops, 100 * gflops / peak, 100 * gflops / decoder);
+              ddlm::ModelType_Name(spec.model().type()).c_str(), batches, static_cast<long long>(rows), seconds,
+              seconds * 1000 / batches, tok_s);
+  std::printf(
+      "model FLOPs %.1f MFLOP/token (fwd+bwd) -> %.1f GFLOP/s = %.0f%% of the matmul peak, %.0f%% of "
+      "the decoder-shape rate\n",
+      flops_per_token / 1e6, gflops, 100 * gflops / peak, 100 * gflops / decoder);
 
   // Where one step's time goes, timed phase by phase on a fresh model.
   ddlm::LanguageModelImpl& model = (*trainer)->model();
@@ -198,14 +190,13 @@ int main(int argc, char** argv) {
     sync();
     auto t1 = Clock::now();
     const int64_t slice = absl::GetFlag(FLAGS_loss_block_rows);
-    torch::Tensor loss =
-        slice > 0 ? ddlm::LinearCrossEntropy(d.hidden, d.weight, d.bias, batch.targets, slice, bf16)
-                  : ddlm::CrossEntropy(
-                        [&] {
-                          ddlm::AutocastGuard autocast(*device, spec.schedule().precision());
-                          return torch::linear(d.hidden, d.weight, d.bias);
-                        }(),
-                        batch.targets);
+    torch::Tensor loss = slice > 0 ? ddlm::LinearCrossEntropy(d.hidden, d.weight, d.bias, batch.targets, slice, bf16)
+                                   : ddlm::CrossEntropy(
+                                         [&] {
+                                           ddlm::AutocastGuard autocast(*device, spec.schedule().precision());
+                                           return torch::linear(d.hidden, d.weight, d.bias);
+                                         }(),
+                                         batch.targets);
     sync();
     auto t2 = Clock::now();
     loss.backward();
@@ -222,11 +213,12 @@ int main(int argc, char** argv) {
   }
   profile.reset();
   const double n = phase_batches / 1000.0;
-  std::printf("per step (%s): forward %.1f ms | decoder+loss %.1f ms | backward %.1f ms | "
-              "clip+update %.1f ms\n",
-              absl::GetFlag(FLAGS_loss_block_rows) > 0
-                  ? absl::StrCat("fused loss, block rows ", absl::GetFlag(FLAGS_loss_block_rows)).c_str()
-                  : "unfused loss",
-              t_fwd / n, t_loss / n, t_bwd / n, t_upd / n);
+  std::printf(
+      "per step (%s): forward %.1f ms | decoder+loss %.1f ms | backward %.1f ms | "
+      "clip+update %.1f ms\n",
+      absl::GetFlag(FLAGS_loss_block_rows) > 0
+          ? absl::StrCat("fused loss, block rows ", absl::GetFlag(FLAGS_loss_block_rows)).c_str()
+          : "unfused loss",
+      t_fwd / n, t_loss / n, t_bwd / n, t_upd / n);
   return 0;
 }

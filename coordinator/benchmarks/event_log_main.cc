@@ -147,9 +147,8 @@ int Run() {
     }
     const int64_t log_bytes = static_cast<int64_t>(ReadFile(store.LogPath(id))->size());
     Summary a = Summarize(us);
-    std::printf("%-10lld %-34s %12.0f %12.0f %14lld\n", static_cast<long long>(n),
-                "log append + fdatasync (now)", a.median_us, a.p99_us,
-                static_cast<long long>((log_bytes - log_bytes_before) / appends));
+    std::printf("%-10lld %-34s %12.0f %12.0f %14lld\n", static_cast<long long>(n), "log append + fdatasync (now)",
+                a.median_us, a.p99_us, static_cast<long long>((log_bytes - log_bytes_before) / appends));
 
     us.clear();
     const std::string path = dir + "/rewrite-" + std::to_string(n) + ".pb";
@@ -167,8 +166,8 @@ int Run() {
       }
     }
     Summary r = Summarize(us);
-    std::printf("%-10lld %-34s %12.0f %12.0f %14lld\n", static_cast<long long>(n),
-                "whole-record rewrite (before)", r.median_us, r.p99_us, static_cast<long long>(bytes));
+    std::printf("%-10lld %-34s %12.0f %12.0f %14lld\n", static_cast<long long>(n), "whole-record rewrite (before)",
+                r.median_us, r.p99_us, static_cast<long long>(bytes));
   }
   std::printf("syncs %lld for %lld log writes\n", static_cast<long long>(writer.syncs()),
               static_cast<long long>(writer.writes()));

@@ -73,16 +73,18 @@ std::string CurveData(const JobCurves& curves) {
 std::string GnuplotProgram(const JobCurves& curves, const std::string& data_path, const std::string& png_path) {
   const std::string data = Quoted(data_path);
   std::string p;
-  absl::StrAppend(&p, "set terminal pngcairo noenhanced size 1000,750 font \"sans,11\"\n", "set output ", Quoted(png_path),
-                  "\n", "set multiplot layout 2,1 title ", Quoted(curves.title), "\n", "set grid\n",
+  absl::StrAppend(&p, "set terminal pngcairo noenhanced size 1000,750 font \"sans,11\"\n", "set output ",
+                  Quoted(png_path), "\n", "set multiplot layout 2,1 title ", Quoted(curves.title), "\n", "set grid\n",
                   "set key top right\n", "set xrange [0:*]\n",
                   // The same margins in both panels, so that their x axes line up.
                   "set lmargin at screen 0.09\n", "set rmargin at screen 0.97\n");
   // Top: perplexity (log scale), 70% of the height.
   absl::StrAppend(&p, "set size 1,0.68\nset origin 0,0.30\n", "set logscale y\n", "set ylabel \"perplexity\"\n",
                   "set format x \"\"\n");
-  std::string plot = absl::StrCat("plot ", data, " index 0 using 1:2 with lines lw 1.5 lc rgb \"#1f77b4\" title "
-                                  "\"training ppl\", ", data,
+  std::string plot = absl::StrCat("plot ", data,
+                                  " index 0 using 1:2 with lines lw 1.5 lc rgb \"#1f77b4\" title "
+                                  "\"training ppl\", ",
+                                  data,
                                   " index 1 using 1:2 with linespoints lw 2 pt 7 lc rgb \"#d62728\" title "
                                   "\"validation ppl\"");
   if (curves.test_ppl > 0) {

@@ -12,8 +12,8 @@
 
 namespace ddlm {
 
-absl::StatusOr<JobState> FollowJob(JobService::StubInterface& stub, const std::string& job_id,
-                                   int64_t after_sequence, std::FILE* out, bool live) {
+absl::StatusOr<JobState> FollowJob(JobService::StubInterface& stub, const std::string& job_id, int64_t after_sequence,
+                                   std::FILE* out, bool live) {
   int total_epochs = 0;
   if (live) {
     grpc::ClientContext context;

@@ -23,8 +23,8 @@ namespace ddlm {
 // events (progress_display.h; for a terminal); on UNAVAILABLE (1, 2, 4, 8 s apart) or
 // RESOURCE_EXHAUSTED (it fell behind) it follows on from the last event seen, up to 4
 // times. Returns the job's final state.
-absl::StatusOr<JobState> FollowJob(JobService::StubInterface& stub, const std::string& job_id,
-                                   int64_t after_sequence, std::FILE* out, bool live = false);
+absl::StatusOr<JobState> FollowJob(JobService::StubInterface& stub, const std::string& job_id, int64_t after_sequence,
+                                   std::FILE* out, bool live = false);
 
 // Every event of the job so far (and, if it is still running, none after), with the job.
 absl::Status ReadJobEvents(JobService::StubInterface& stub, const std::string& job_id, Job* job,

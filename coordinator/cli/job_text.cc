@@ -13,9 +13,8 @@ std::string DescribeEvent(const JobEvent& event) {
   if (event.has_training()) {
     const TrainingMetrics& m = event.training();
     return absl::StrFormat(
-        "| epoch %3d | %5d/%5d batches | lr %.2f | ms/batch %6.1f | loss %5.2f | ppl %8.2f | %.0f tok/s",
-        m.epoch(), m.batch(), m.num_batches(), m.lr(), m.ms_per_batch(), m.loss(), m.ppl(),
-        m.tokens_per_second());
+        "| epoch %3d | %5d/%5d batches | lr %.2f | ms/batch %6.1f | loss %5.2f | ppl %8.2f | %.0f tok/s", m.epoch(),
+        m.batch(), m.num_batches(), m.lr(), m.ms_per_batch(), m.loss(), m.ppl(), m.tokens_per_second());
   }
   if (event.has_epoch()) {
     const EpochResult& e = event.epoch();
@@ -38,8 +37,8 @@ std::string JobTable(const std::vector<Job>& jobs) {
   std::string out = absl::StrFormat("%-8s %-10s %-20s %7s %6s %10s %10s  %s\n", "JOB", "STATE", "NAME", "ATTEMPT",
                                     "EPOCH", "BEST PPL", "TEST PPL", "MESSAGE");
   for (const Job& j : jobs) {
-    absl::StrAppendFormat(&out, "%-8s %-10s %-20s %7d %6d %10s %10s  %s\n", j.id(), JobState_Name(j.state()),
-                          j.name(), j.attempt(), j.epoch(),
+    absl::StrAppendFormat(&out, "%-8s %-10s %-20s %7d %6d %10s %10s  %s\n", j.id(), JobState_Name(j.state()), j.name(),
+                          j.attempt(), j.epoch(),
                           j.has_best_val_ppl() ? absl::StrFormat("%.2f", j.best_val_ppl()) : "-",
                           j.has_test_ppl() ? absl::StrFormat("%.2f", j.test_ppl()) : "-", j.message());
   }
@@ -61,8 +60,8 @@ std::string Timestamp(int64_t unix_seconds) {
 
 std::string JobSummary(const Job& j, absl::Time now) {
   const JobSpec& spec = j.spec();
-  std::string out = absl::StrFormat("%s  %s  %s", j.id(), j.name().empty() ? "(no name)" : j.name(),
-                                    JobState_Name(j.state()));
+  std::string out =
+      absl::StrFormat("%s  %s  %s", j.id(), j.name().empty() ? "(no name)" : j.name(), JobState_Name(j.state()));
   absl::StrAppendFormat(&out, "  (attempt %d%s%s)\n", j.attempt(),
                         j.restarts() > 0 ? absl::StrCat(", ", j.restarts(), " restarts") : "",
                         j.owner().empty() ? "" : absl::StrCat(", owner ", j.owner()));

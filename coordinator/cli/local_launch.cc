@@ -49,20 +49,20 @@ absl::StatusOr<LaunchSecrets> EnsureLaunchSecrets(const std::string& state_dir) 
     // The token files first: the tokens file names them only once they exist.
     DDLM_RETURN_IF_ERROR(WriteSecretFile(s.admin_token_file, admin + "\n"));
     DDLM_RETURN_IF_ERROR(WriteSecretFile(s.worker_token_file, worker + "\n"));
-    DDLM_RETURN_IF_ERROR(WriteSecretFile(
-        s.tokens_file, absl::StrCat("# token role name (made by ddlm launch)\n", admin, " admin launch\n", worker,
-                                    " worker local-workers\n")));
+    DDLM_RETURN_IF_ERROR(
+        WriteSecretFile(s.tokens_file, absl::StrCat("# token role name (made by ddlm launch)\n", admin,
+                                                    " admin launch\n", worker, " worker local-workers\n")));
   }
   return s;
 }
 
 std::string LayoutAdvice(const JobSpec& spec, int workers, const std::string& device) {
   if (device != "cpu" || workers < 2) return "";
-  return absl::StrCat(
-      "launch: ", workers, " data-parallel workers share this machine's cores. On one machine, "
-      "1 worker with every core is faster (the default LSTM: 1.5x on 2 cores; README, "
-      "Performance): --workers=1 with data.batch_size ",
-      static_cast<int64_t>(spec.data().batch_size()) * workers, " trains on the same batches.\n");
+  return absl::StrCat("launch: ", workers,
+                      " data-parallel workers share this machine's cores. On one machine, "
+                      "1 worker with every core is faster (the default LSTM: 1.5x on 2 cores; README, "
+                      "Performance): --workers=1 with data.batch_size ",
+                      static_cast<int64_t>(spec.data().batch_size()) * workers, " trains on the same batches.\n");
 }
 
 LaunchLayout ChooseLaunchLayout(const JobSpec& spec, bool spec_names_num_workers, const std::string& device,
@@ -71,9 +71,10 @@ LaunchLayout ChooseLaunchLayout(const JobSpec& spec, bool spec_names_num_workers
     return {spec.num_workers(), absl::StrCat("launch: ", spec.num_workers(), " worker(s), the spec's num_workers.\n")};
   }
   if (device == "cpu") {
-    return {1, "launch: 1 worker with every core of this machine: on one machine it trains faster than several "
-               "workers sharing the cores (README, Performance). --workers=N or the spec's num_workers "
-               "starts N.\n"};
+    return {1,
+            "launch: 1 worker with every core of this machine: on one machine it trains faster than several "
+            "workers sharing the cores (README, Performance). --workers=N or the spec's num_workers "
+            "starts N.\n"};
   }
   if (device == "cuda") {
     const int n = std::max(1, visible_gpus);
@@ -104,8 +105,8 @@ absl::StatusOr<JobState> LaunchLocally(const LocalLaunchOptions& options, std::F
     num_workers = *options.workers;
     if (num_workers < 1) return absl::InvalidArgumentError("--workers must be >= 1");
   } else {
-    const LaunchLayout layout = ChooseLaunchLayout(options.spec, options.spec_names_num_workers, options.device,
-                                                     CountVisibleGpus());
+    const LaunchLayout layout =
+        ChooseLaunchLayout(options.spec, options.spec_names_num_workers, options.device, CountVisibleGpus());
     num_workers = layout.workers;
     std::fputs(layout.reason.c_str(), out);
   }
@@ -134,8 +135,8 @@ absl::StatusOr<JobState> LaunchLocally(const LocalLaunchOptions& options, std::F
   transport.insecure = true;
   if (!options.insecure) {
     DDLM_ASSIGN_OR_RETURN(LaunchSecrets secrets, EnsureLaunchSecrets(options.state_dir));
-    coordinator_security = {"--tls_cert", secrets.server_cert, "--tls_key", secrets.server_key, "--tokens_file",
-                            secrets.tokens_file};
+    coordinator_security = {"--tls_cert",       secrets.server_cert, "--tls_key",
+                            secrets.server_key, "--tokens_file",     secrets.tokens_file};
     worker_security = {"--ca_cert", secrets.ca_cert, "--token_file", secrets.worker_token_file};
     transport.insecure = false;
     transport.ca_cert = secrets.ca_cert;
@@ -151,9 +152,15 @@ absl::StatusOr<JobState> LaunchLocally(const LocalLaunchOptions& options, std::F
   if (char real[PATH_MAX]; ::realpath((spec.data().path() + "/train.txt").c_str(), real) != nullptr) {
     absl::StrAppend(&data_roots, ",", std::string(real).substr(0, std::string(real).rfind('/')));
   }
-  std::vector<std::string> coordinator_argv = {options.coordinator_binary, "--port", std::to_string(options.port),
-                                               "--host", "127.0.0.1", "--state_dir", options.state_dir,
-                                               "--data_root", data_roots};
+  std::vector<std::string> coordinator_argv = {options.coordinator_binary,
+                                               "--port",
+                                               std::to_string(options.port),
+                                               "--host",
+                                               "127.0.0.1",
+                                               "--state_dir",
+                                               options.state_dir,
+                                               "--data_root",
+                                               data_roots};
   coordinator_argv.insert(coordinator_argv.end(), coordinator_security.begin(), coordinator_security.end());
   Subprocess coordinator(coordinator_argv, coordinator_output);
   std::vector<std::unique_ptr<Subprocess>> workers;
@@ -177,17 +184,25 @@ absl::StatusOr<JobState> LaunchLocally(const LocalLaunchOptions& options, std::F
     SubprocessOptions worker_output;  // A worker's log can be long: to its file only.
     worker_output.log_path = absl::StrCat(log_dir, "/worker-", i, ".log");
     worker_output.capture = false;
-    std::vector<std::string> argv = {options.worker_binary, "--coordinator", address, "--worker_id",
-                                     absl::StrCat("local-", i), "--host", "127.0.0.1", "--device",
+    std::vector<std::string> argv = {options.worker_binary,
+                                     "--coordinator",
+                                     address,
+                                     "--worker_id",
+                                     absl::StrCat("local-", i),
+                                     "--host",
+                                     "127.0.0.1",
+                                     "--device",
                                      options.device == "cuda" ? absl::StrCat("cuda:", i) : options.device,
-                                     "--collective", options.collective};
+                                     "--collective",
+                                     options.collective};
     argv.insert(argv.end(), worker_security.begin(), worker_security.end());
     workers.push_back(std::make_unique<Subprocess>(argv, worker_output));
   }
   std::fprintf(out, "launched %d worker(s); coordinator at %s; logs in %s\n", num_workers, address.c_str(),
                log_dir.c_str());
   if (!options.insecure) {
-    std::fprintf(out, "TLS and tokens on; to call it meanwhile: ddlm --coordinator=%s --ca_cert=%s/secrets/ca.pem "
+    std::fprintf(out,
+                 "TLS and tokens on; to call it meanwhile: ddlm --coordinator=%s --ca_cert=%s/secrets/ca.pem "
                  "--token_file=%s/secrets/admin.token list\n",
                  address.c_str(), options.state_dir.c_str(), options.state_dir.c_str());
   }

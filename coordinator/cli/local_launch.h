@@ -38,7 +38,7 @@ struct LocalLaunchOptions {
   std::string device = "cpu";
   std::string collective = "auto";
   std::string state_dir = "ddlm_state";
-  int port = 0;  // 0: any free port.
+  int port = 0;           // 0: any free port.
   bool insecure = false;  // Plain text, no tokens.
   std::string coordinator_binary;
   std::string worker_binary;

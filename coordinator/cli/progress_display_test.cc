@@ -86,8 +86,9 @@ TEST(ProgressDisplayTest, LiveRedrawsTheStatusLineBelowOtherEvents) {
   display.Show(epoch);
   display.End();
   const std::string status = ProgressDisplay::StatusLine(Metrics(1, 49), 4, 200);
-  EXPECT_EQ(out.text(), "\r\033[K" + status + "\r\033[K| end of epoch   1 | time:  0.00s | valid loss  0.00 | "
-                                              "valid ppl   150.00 | next lr 0.00\n\r\033[K" +
+  EXPECT_EQ(out.text(), "\r\033[K" + status +
+                            "\r\033[K| end of epoch   1 | time:  0.00s | valid loss  0.00 | "
+                            "valid ppl   150.00 | next lr 0.00\n\r\033[K" +
                             status + "\r\033[K");
 }
 

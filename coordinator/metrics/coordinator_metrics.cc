@@ -53,8 +53,8 @@ std::string RenderCoordinatorMetrics(const std::vector<Job>& jobs, const std::ve
        [](const Job& j) { return static_cast<double>(j.epoch()); }},
       {"ddlm_job_global_step", "Training steps taken.", [](const Job&) { return true; },
        [](const Job& j) { return static_cast<double>(j.global_step()); }},
-      {"ddlm_job_best_val_ppl", "Best validation perplexity so far.",
-       [](const Job& j) { return j.has_best_val_ppl(); }, [](const Job& j) { return j.best_val_ppl(); }},
+      {"ddlm_job_best_val_ppl", "Best validation perplexity so far.", [](const Job& j) { return j.has_best_val_ppl(); },
+       [](const Job& j) { return j.best_val_ppl(); }},
   };
   for (const PerJob& metric : per_job) {
     out.Family(metric.name, "gauge", metric.help);

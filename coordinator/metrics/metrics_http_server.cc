@@ -23,9 +23,8 @@ MHD_Result Reply(MHD_Connection* connection, unsigned int code, const std::strin
   return result;
 }
 
-MHD_Result Handle(void* cls, MHD_Connection* connection, const char* url, const char* method,
-                  const char* /*version*/, const char* /*upload_data*/, size_t* /*upload_data_size*/,
-                  void** /*con_cls*/) {
+MHD_Result Handle(void* cls, MHD_Connection* connection, const char* url, const char* method, const char* /*version*/,
+                  const char* /*upload_data*/, size_t* /*upload_data_size*/, void** /*con_cls*/) {
   if (std::strcmp(method, MHD_HTTP_METHOD_GET) != 0 && std::strcmp(method, MHD_HTTP_METHOD_HEAD) != 0) {
     return Reply(connection, MHD_HTTP_METHOD_NOT_ALLOWED, "only GET\n", "text/plain");
   }
@@ -39,8 +38,9 @@ MHD_Result Handle(void* cls, MHD_Connection* connection, const char* url, const 
 }  // namespace
 
 absl::StatusOr<std::unique_ptr<MetricsHttpServer>> MetricsHttpServer::Start(const std::string& address, int port,
-                                                                           std::function<std::string()> render) {
-  if (port < 0 || port > 65535) return absl::InvalidArgumentError(absl::StrCat("metrics port ", port, " is out of range"));
+                                                                            std::function<std::string()> render) {
+  if (port < 0 || port > 65535)
+    return absl::InvalidArgumentError(absl::StrCat("metrics port ", port, " is out of range"));
   sockaddr_in bind_address{};
   bind_address.sin_family = AF_INET;
   bind_address.sin_port = htons(static_cast<uint16_t>(port));
@@ -49,12 +49,12 @@ absl::StatusOr<std::unique_ptr<MetricsHttpServer>> MetricsHttpServer::Start(cons
   }
   std::unique_ptr<MetricsHttpServer> server(new MetricsHttpServer());
   server->render_ = std::make_unique<std::function<std::string()>>(std::move(render));
-  server->daemon_ = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_AUTO | MHD_USE_ERROR_LOG, 0, nullptr, nullptr,
-                                     &Handle, server->render_.get(), MHD_OPTION_SOCK_ADDR, &bind_address,
+  server->daemon_ = MHD_start_daemon(MHD_USE_INTERNAL_POLLING_THREAD | MHD_USE_AUTO | MHD_USE_ERROR_LOG, 0, nullptr,
+                                     nullptr, &Handle, server->render_.get(), MHD_OPTION_SOCK_ADDR, &bind_address,
                                      MHD_OPTION_CONNECTION_TIMEOUT, 10u, MHD_OPTION_END);
   if (server->daemon_ == nullptr) {
-    return absl::UnavailableError(absl::StrCat("cannot serve metrics on ", address, ":", port,
-                                               " (in use, or not an address of this host?)"));
+    return absl::UnavailableError(
+        absl::StrCat("cannot serve metrics on ", address, ":", port, " (in use, or not an address of this host?)"));
   }
   const MHD_DaemonInfo* info = MHD_get_daemon_info(server->daemon_, MHD_DAEMON_INFO_BIND_PORT);
   server->port_ = info != nullptr ? info->port : port;

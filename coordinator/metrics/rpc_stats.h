@@ -39,7 +39,7 @@ class RpcStats {
   // gRPC's status codes are 0 (OK) to 16 (UNAUTHENTICATED).
   static constexpr int kCodes = 17;
   struct MethodStats {
-    std::array<int64_t, kCodes> by_code{};  // Out-of-range codes count as UNKNOWN.
+    std::array<int64_t, kCodes> by_code{};           // Out-of-range codes count as UNKNOWN.
     std::array<int64_t, kBuckets.size()> buckets{};  // Cumulated when written out.
     int64_t count = 0;
     double sum = 0;

@@ -36,8 +36,8 @@ class SinkReactor final : public grpc::ServerWriteReactor<T>, public StreamSink<
       if (closed_) return;
       if (queue_.size() >= kMaxQueued) {
         closed_ = true;
-        status_ = absl::ResourceExhaustedError(absl::StrCat(
-            "the client fell ", kMaxQueued, " items behind; reopen the stream to resume"));
+        status_ = absl::ResourceExhaustedError(
+            absl::StrCat("the client fell ", kMaxQueued, " items behind; reopen the stream to resume"));
       } else {
         queue_.push_back(item);
       }
@@ -140,7 +140,10 @@ std::optional<CallDeadlines::Registration> BoundTransfer(CallDeadlines* deadline
 
 JobServiceImpl::JobServiceImpl(Coordinator* coordinator, const AccessControl* access, CallDeadlines* deadlines,
                                absl::Duration max_transfer)
-    : c_(coordinator), access_(access != nullptr ? access : &open_), deadlines_(deadlines), max_transfer_(max_transfer) {}
+    : c_(coordinator),
+      access_(access != nullptr ? access : &open_),
+      deadlines_(deadlines),
+      max_transfer_(max_transfer) {}
 
 absl::StatusOr<Caller> JobServiceImpl::Admit(const grpc::ServerContextBase& context, const std::string* job_id) {
   absl::StatusOr<Caller> caller = access_->Authenticate(Authorization(context));
@@ -156,10 +159,12 @@ absl::StatusOr<Caller> JobServiceImpl::Admit(const grpc::ServerContextBase& cont
 
 WorkerServiceImpl::WorkerServiceImpl(Coordinator* coordinator, const AccessControl* access, CallDeadlines* deadlines,
                                      absl::Duration max_transfer)
-    : c_(coordinator), access_(access != nullptr ? access : &open_), deadlines_(deadlines), max_transfer_(max_transfer) {}
+    : c_(coordinator),
+      access_(access != nullptr ? access : &open_),
+      deadlines_(deadlines),
+      max_transfer_(max_transfer) {}
 
-absl::StatusOr<Caller> WorkerServiceImpl::Admit(const grpc::ServerContextBase& context,
-                                                const std::string* worker_id) {
+absl::StatusOr<Caller> WorkerServiceImpl::Admit(const grpc::ServerContextBase& context, const std::string* worker_id) {
   absl::StatusOr<Caller> caller = access_->Authenticate(Authorization(context));
   if (!caller.ok()) return caller.status();
   if (absl::Status s = AccessControl::AllowWorkerService(*caller); !s.ok()) return s;
@@ -198,8 +203,7 @@ grpc::ServerWriteReactor<JobEvent>* JobServiceImpl::WatchJob(grpc::CallbackServe
   auto* reactor = new SinkReactor<JobEvent>([c](StreamSink<JobEvent>* s) { c->DetachEventStream(s); });
   if (absl::StatusOr<Caller> caller = Admit(*context, &request->job_id()); !caller.ok()) {
     reactor->Close(caller.status());
-  } else if (absl::Status s = c_->AttachEventStream(request->job_id(), request->after_sequence(), reactor);
-             !s.ok()) {
+  } else if (absl::Status s = c_->AttachEventStream(request->job_id(), request->after_sequence(), reactor); !s.ok()) {
     reactor->Close(s);
   }
   return reactor;
@@ -230,8 +234,7 @@ grpc::Status JobServiceImpl::ListCheckpoints(grpc::ServerContext* context, const
   return grpc::Status::OK;
 }
 
-grpc::Status JobServiceImpl::FetchCheckpoint(grpc::ServerContext* context,
-                                             const FetchCheckpointRequest* request,
+grpc::Status JobServiceImpl::FetchCheckpoint(grpc::ServerContext* context, const FetchCheckpointRequest* request,
                                              grpc::ServerWriter<DataChunk>* writer) {
   DDLM_RETURN_IF_ERROR_AS(Admit(*context, &request->job_id()).status(), ToGrpcStatus);
   absl::StatusOr<std::string> path = c_->KeptCheckpointPath(request->job_id(), request->checkpoint());
@@ -283,11 +286,10 @@ grpc::Status WorkerServiceImpl::Deregister(grpc::ServerContext* context, const D
   return ToGrpcStatus(c_->Deregister(request->worker()));
 }
 
-grpc::ServerWriteReactor<WorkerCommand>* WorkerServiceImpl::StreamCommands(
-    grpc::CallbackServerContext* context, const StreamCommandsRequest* request) {
+grpc::ServerWriteReactor<WorkerCommand>* WorkerServiceImpl::StreamCommands(grpc::CallbackServerContext* context,
+                                                                           const StreamCommandsRequest* request) {
   Coordinator* c = c_;
-  auto* reactor =
-      new SinkReactor<WorkerCommand>([c](StreamSink<WorkerCommand>* s) { c->DetachCommandStream(s); });
+  auto* reactor = new SinkReactor<WorkerCommand>([c](StreamSink<WorkerCommand>* s) { c->DetachCommandStream(s); });
   if (absl::StatusOr<Caller> caller = Admit(*context, &request->worker().worker_id()); !caller.ok()) {
     reactor->Close(caller.status());
   } else if (absl::Status s = c_->AttachCommandStream(request->worker(), reactor); !s.ok()) {
@@ -310,15 +312,13 @@ grpc::Status WorkerServiceImpl::KeyGet(grpc::ServerContext* context, const KeyGe
   return grpc::Status::OK;
 }
 
-grpc::Status WorkerServiceImpl::KeyWait(grpc::ServerContext* context, const KeyWaitRequest* request,
-                                        KeyWaitResponse*) {
+grpc::Status WorkerServiceImpl::KeyWait(grpc::ServerContext* context, const KeyWaitRequest* request, KeyWaitResponse*) {
   DDLM_RETURN_IF_ERROR_AS(Admit(*context, &request->worker().worker_id()).status(), ToGrpcStatus);
   std::vector<std::string> keys(request->keys().begin(), request->keys().end());
   return ToGrpcStatus(c_->KeyWait(request->worker(), keys, absl::Milliseconds(request->timeout_ms())));
 }
 
-grpc::Status WorkerServiceImpl::DownloadShard(grpc::ServerContext* context,
-                                              const DownloadShardRequest* request,
+grpc::Status WorkerServiceImpl::DownloadShard(grpc::ServerContext* context, const DownloadShardRequest* request,
                                               grpc::ServerWriter<DataChunk>* writer) {
   DDLM_RETURN_IF_ERROR_AS(Admit(*context, &request->worker().worker_id()).status(), ToGrpcStatus);
   absl::StatusOr<std::shared_ptr<const std::string>> shard = c_->Shard(*request);
@@ -331,8 +331,7 @@ grpc::Status WorkerServiceImpl::DownloadCheckpoint(grpc::ServerContext* context,
                                                    const DownloadCheckpointRequest* request,
                                                    grpc::ServerWriter<DataChunk>* writer) {
   DDLM_RETURN_IF_ERROR_AS(Admit(*context, &request->worker().worker_id()).status(), ToGrpcStatus);
-  absl::StatusOr<std::string> path =
-      c_->CheckpointFile(request->worker(), request->job_id(), request->checkpoint_id());
+  absl::StatusOr<std::string> path = c_->CheckpointFile(request->worker(), request->job_id(), request->checkpoint_id());
   if (!path.ok()) return ToGrpcStatus(path.status());
   const auto bound = BoundTransfer(deadlines_, max_transfer_, context);
   return SendFileChunks(*path, context, writer);
@@ -344,20 +343,19 @@ grpc::Status WorkerServiceImpl::ReportMetrics(grpc::ServerContext* context, cons
   return ToGrpcStatus(c_->ReportMetrics(*request));
 }
 
-grpc::Status WorkerServiceImpl::ReportEvaluation(grpc::ServerContext* context,
-                                                 const ReportEvaluationRequest* request,
+grpc::Status WorkerServiceImpl::ReportEvaluation(grpc::ServerContext* context, const ReportEvaluationRequest* request,
                                                  EvaluationDecision* decision) {
   DDLM_RETURN_IF_ERROR_AS(Admit(*context, &request->worker().worker_id()).status(), ToGrpcStatus);
   // Wait as long as the worker's own deadline allows (the coordinator caps it).
-  const absl::Duration timeout = context->deadline() == std::chrono::system_clock::time_point::max()
-                                     ? absl::InfiniteDuration()
-                                     : std::max(absl::ZeroDuration(), absl::FromChrono(context->deadline()) - absl::Now());
+  const absl::Duration timeout =
+      context->deadline() == std::chrono::system_clock::time_point::max()
+          ? absl::InfiniteDuration()
+          : std::max(absl::ZeroDuration(), absl::FromChrono(context->deadline()) - absl::Now());
   return Reply(c_->ReportEvaluation(*request, timeout), decision);
 }
 
 grpc::Status WorkerServiceImpl::UploadCheckpoint(grpc::ServerContext* context,
-                                                 grpc::ServerReader<CheckpointChunk>* reader,
-                                                 CheckpointInfo* info) {
+                                                 grpc::ServerReader<CheckpointChunk>* reader, CheckpointInfo* info) {
   DDLM_ASSIGN_OR_RETURN_AS(const Caller caller, Admit(*context, nullptr), ToGrpcStatus);  // Before any byte is read.
   const auto bound = BoundTransfer(deadlines_, max_transfer_, context);
   CheckpointChunk chunk;
@@ -371,8 +369,7 @@ grpc::Status WorkerServiceImpl::UploadCheckpoint(grpc::ServerContext* context,
     return ToGrpcStatus(s);
   }
   // Checked before any byte is kept; then streamed to disk, bounded.
-  absl::StatusOr<std::unique_ptr<CheckpointUpload>> upload =
-      c_->BeginUpload(chunk.worker(), chunk.attempt());
+  absl::StatusOr<std::unique_ptr<CheckpointUpload>> upload = c_->BeginUpload(chunk.worker(), chunk.attempt());
   if (!upload.ok()) return ToGrpcStatus(upload.status());
   do {
     if (absl::Status s = (*upload)->Append(chunk.data()); !s.ok()) return ToGrpcStatus(s);
@@ -380,8 +377,7 @@ grpc::Status WorkerServiceImpl::UploadCheckpoint(grpc::ServerContext* context,
   return Reply((*upload)->Finish(), info);
 }
 
-grpc::Status WorkerServiceImpl::FinishAssignment(grpc::ServerContext* context,
-                                                 const FinishAssignmentRequest* request,
+grpc::Status WorkerServiceImpl::FinishAssignment(grpc::ServerContext* context, const FinishAssignmentRequest* request,
                                                  FinishAssignmentResponse*) {
   DDLM_RETURN_IF_ERROR_AS(Admit(*context, &request->worker().worker_id()).status(), ToGrpcStatus);
   return ToGrpcStatus(c_->FinishAssignment(*request));

@@ -22,7 +22,6 @@
 
 namespace ddlm {
 
-
 class JobServiceImpl final : public JobService::WithCallbackMethod_WatchJob<JobService::Service> {
  public:
   // `access` (not owned; nullptr: open to everyone) decides who may call
@@ -35,18 +34,15 @@ class JobServiceImpl final : public JobService::WithCallbackMethod_WatchJob<JobS
   grpc::Status SubmitJob(grpc::ServerContext*, const SubmitJobRequest*, Job*) override;
   grpc::Status GetJob(grpc::ServerContext*, const GetJobRequest*, Job*) override;
   grpc::Status ListJobs(grpc::ServerContext*, const ListJobsRequest*, ListJobsResponse*) override;
-  grpc::ServerWriteReactor<JobEvent>* WatchJob(grpc::CallbackServerContext*,
-                                               const WatchJobRequest*) override;
+  grpc::ServerWriteReactor<JobEvent>* WatchJob(grpc::CallbackServerContext*, const WatchJobRequest*) override;
   grpc::Status CancelJob(grpc::ServerContext*, const CancelJobRequest*, Job*) override;
   grpc::Status DeleteJob(grpc::ServerContext*, const DeleteJobRequest*, DeleteJobResponse*) override;
   grpc::Status ResumeJob(grpc::ServerContext*, const ResumeJobRequest*, Job*) override;
-  grpc::Status ListCheckpoints(grpc::ServerContext*, const ListCheckpointsRequest*,
-                               ListCheckpointsResponse*) override;
+  grpc::Status ListCheckpoints(grpc::ServerContext*, const ListCheckpointsRequest*, ListCheckpointsResponse*) override;
   grpc::Status FetchCheckpoint(grpc::ServerContext*, const FetchCheckpointRequest*,
                                grpc::ServerWriter<DataChunk>*) override;
   grpc::Status Generate(grpc::ServerContext*, const GenerateRequest*, GenerateResponse*) override;
-  grpc::Status ListWorkers(grpc::ServerContext*, const ListWorkersRequest*,
-                           ListWorkersResponse*) override;
+  grpc::Status ListWorkers(grpc::ServerContext*, const ListWorkersRequest*, ListWorkersResponse*) override;
 
  private:
   // The authenticated caller, if allowed into JobService and (with `job_id`) onto the job.
@@ -59,8 +55,7 @@ class JobServiceImpl final : public JobService::WithCallbackMethod_WatchJob<JobS
   absl::Duration max_transfer_;
 };
 
-class WorkerServiceImpl final
-    : public WorkerService::WithCallbackMethod_StreamCommands<WorkerService::Service> {
+class WorkerServiceImpl final : public WorkerService::WithCallbackMethod_StreamCommands<WorkerService::Service> {
  public:
   explicit WorkerServiceImpl(Coordinator* coordinator /* not owned */, const AccessControl* access = nullptr,
                              CallDeadlines* deadlines = nullptr, absl::Duration max_transfer = absl::Minutes(10));
@@ -77,12 +72,9 @@ class WorkerServiceImpl final
                              grpc::ServerWriter<DataChunk>*) override;
   grpc::Status DownloadCheckpoint(grpc::ServerContext*, const DownloadCheckpointRequest*,
                                   grpc::ServerWriter<DataChunk>*) override;
-  grpc::Status ReportMetrics(grpc::ServerContext*, const ReportMetricsRequest*,
-                             ReportMetricsResponse*) override;
-  grpc::Status ReportEvaluation(grpc::ServerContext*, const ReportEvaluationRequest*,
-                                EvaluationDecision*) override;
-  grpc::Status UploadCheckpoint(grpc::ServerContext*, grpc::ServerReader<CheckpointChunk>*,
-                                CheckpointInfo*) override;
+  grpc::Status ReportMetrics(grpc::ServerContext*, const ReportMetricsRequest*, ReportMetricsResponse*) override;
+  grpc::Status ReportEvaluation(grpc::ServerContext*, const ReportEvaluationRequest*, EvaluationDecision*) override;
+  grpc::Status UploadCheckpoint(grpc::ServerContext*, grpc::ServerReader<CheckpointChunk>*, CheckpointInfo*) override;
   grpc::Status FinishAssignment(grpc::ServerContext*, const FinishAssignmentRequest*,
                                 FinishAssignmentResponse*) override;
 

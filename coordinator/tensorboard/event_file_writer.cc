@@ -34,8 +34,7 @@ std::string TfRecord(absl::string_view payload) {
   return record;
 }
 
-absl::StatusOr<std::unique_ptr<EventFileWriter>> EventFileWriter::Create(const std::string& dir,
-                                                                         absl::Time now,
+absl::StatusOr<std::unique_ptr<EventFileWriter>> EventFileWriter::Create(const std::string& dir, absl::Time now,
                                                                          absl::string_view host) {
   if (absl::Status s = MakeDirectories(dir); !s.ok()) return s;
   // Several writers of one run in one second (a coordinator restarted quickly) each get

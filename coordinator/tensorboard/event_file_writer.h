@@ -28,8 +28,7 @@ namespace ddlm {
 class EventFileWriter {
  public:
   // Creates `dir` (and its parents) if needed and a new event file in it.
-  static absl::StatusOr<std::unique_ptr<EventFileWriter>> Create(const std::string& dir,
-                                                                 absl::Time now,
+  static absl::StatusOr<std::unique_ptr<EventFileWriter>> Create(const std::string& dir, absl::Time now,
                                                                  absl::string_view host);
   ~EventFileWriter();
   EventFileWriter(const EventFileWriter&) = delete;

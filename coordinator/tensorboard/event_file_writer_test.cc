@@ -25,8 +25,7 @@ TEST(EventFileWriterTest, WritesAVersionRecordThenScalarEvents) {
   ASSERT_TRUE(writer.ok()) << writer.status();
   ASSERT_TRUE((*writer)->WriteScalars(7, t0 + absl::Seconds(2), {{"train/loss", 5.5}, {"train/ppl", 244.7}}).ok());
   ASSERT_TRUE((*writer)->WriteScalars(9, t0 + absl::Seconds(3), {{"train/loss", 5.25}}).ok());
-  EXPECT_TRUE(absl::StartsWith((*writer)->path(), dir + "/events.out.tfevents.1700000000.host1."))
-      << (*writer)->path();
+  EXPECT_TRUE(absl::StartsWith((*writer)->path(), dir + "/events.out.tfevents.1700000000.host1.")) << (*writer)->path();
 
   auto events = ReadEventFile((*writer)->path());
   ASSERT_TRUE(events.ok()) << events.status();

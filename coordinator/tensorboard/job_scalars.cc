@@ -36,8 +36,7 @@ std::optional<ScalarPoint> JobScalars::Add(const JobEvent& event) {
       point.step = last_step_;
       point.scalars = {{"test/loss", event.test().test_loss()}, {"test/ppl", event.test().test_ppl()}};
       break;
-    default:
-      return std::nullopt;
+    default: return std::nullopt;
   }
   last_step_ = point.step;
   return point;

@@ -32,9 +32,9 @@ TEST(JobScalarsTest, TrainingMetricsAreOnTheGlobalStepAxis) {
   ASSERT_TRUE(p.has_value());
   EXPECT_EQ(p->step, 100 + 39 + 1);
   EXPECT_EQ(p->wall_time, absl::FromUnixMicros(1700000000000039));
-  const std::map<std::string, double> want = {
-      {"train/loss", 5.0}, {"train/ppl", 10.0}, {"train/lr", 20}, {"train/tokens_per_second", 1234},
-      {"train/ms_per_batch", 40}, {"train/allreduce_ms_per_batch", 3.5}};
+  const std::map<std::string, double> want = {{"train/loss", 5.0},        {"train/ppl", 10.0},
+                                              {"train/lr", 20},           {"train/tokens_per_second", 1234},
+                                              {"train/ms_per_batch", 40}, {"train/allreduce_ms_per_batch", 3.5}};
   EXPECT_EQ(AsMap(*p), want);
 }
 

@@ -73,9 +73,8 @@ TEST(ChaosTest, WithMinWorkersAJobGoesOnWithTheWorkersLeft) {
   auto job = cluster.Submit(spec);
   ASSERT_TRUE(job.ok()) << job.status();
   // After epoch 1's end, w1 dies and no replacement comes.
-  std::vector<JobEvent> first = cluster.Watch(job->id(), [](const JobEvent& e) {
-    return e.has_checkpoint() && e.checkpoint().batch() == 0;
-  });
+  std::vector<JobEvent> first =
+      cluster.Watch(job->id(), [](const JobEvent& e) { return e.has_checkpoint() && e.checkpoint().batch() == 0; });
   ASSERT_FALSE(first.empty());
   cluster.workers()[1]->Signal(SIGKILL);
   cluster.workers()[1]->Wait();
@@ -106,8 +105,7 @@ namespace ddlm::testing {
 namespace {
 
 TEST(ChaosTest, ACoordinatorKilledMidJobComesBackAndItsLiveWorkersFinishTheJob) {
-  absl::StatusOr<TrialResult> expected =
-      RunTrial(ChaosOptions::Uninterrupted(StateDir("straight_for_coordinator")));
+  absl::StatusOr<TrialResult> expected = RunTrial(ChaosOptions::Uninterrupted(StateDir("straight_for_coordinator")));
   ASSERT_TRUE(expected.ok()) << expected.status();
 
   ChaosOptions once;

@@ -33,8 +33,7 @@ std::string Outputs(Cluster& cluster) {
   std::string out = absl::StrCat("\n--- coordinator:\n", Tail(cluster.coordinator().output(), 30));
   for (size_t i = 0; i < cluster.workers().size(); ++i) {
     std::optional<int> exited = cluster.workers()[i]->TryWait();
-    absl::StrAppend(&out, "\n--- worker w", i,
-                    exited ? absl::StrCat(" (exited: ", *exited, ")") : std::string(), ":\n",
+    absl::StrAppend(&out, "\n--- worker w", i, exited ? absl::StrCat(" (exited: ", *exited, ")") : std::string(), ":\n",
                     Tail(cluster.workers()[i]->output(), 30));
   }
   return out;
@@ -68,8 +67,8 @@ absl::StatusOr<TrialResult> RunTrial(const ChaosOptions& options) {
   auto add_worker = [&]() -> absl::Status {
     const size_t index = cluster.workers().size();
     if (!cluster.AddWorker(absl::StrCat("w", index), {"--collective_timeout_s=30"})) {
-      return absl::InternalError(absl::StrCat("worker w", index, " did not register: ",
-                                              cluster.workers().back()->output()));
+      return absl::InternalError(
+          absl::StrCat("worker w", index, " did not register: ", cluster.workers().back()->output()));
     }
     live.push_back(index);
     return absl::OkStatus();
@@ -126,10 +125,9 @@ absl::StatusOr<TrialResult> RunTrial(const ChaosOptions& options) {
       if (!counting || next_kill >= plan.size() || progress < wait_for) continue;
       // Kill, at this point of attempt `attempt`.
       const char kind = plan[next_kill++];
-      const std::string when =
-          absl::StrCat(" after ", progress, " metrics event(s) of attempt ", attempt, " (epoch ",
-                       event.has_training() ? event.training().epoch() : 0, ", batch ",
-                       event.has_training() ? event.training().batch() : 0, ")");
+      const std::string when = absl::StrCat(" after ", progress, " metrics event(s) of attempt ", attempt, " (epoch ",
+                                            event.has_training() ? event.training().epoch() : 0, ", batch ",
+                                            event.has_training() ? event.training().batch() : 0, ")");
       if (kind == 'w') {
         const size_t victim = std::uniform_int_distribution<size_t>(0, live.size() - 1)(rng);
         const size_t index = live[victim];
@@ -187,8 +185,8 @@ bool SameOutcome(const TrialResult& a, const TrialResult& b, std::string* why) {
     return false;
   };
   if (a.state != SUCCEEDED || b.state != SUCCEEDED) {
-    return fail(absl::StrCat("states ", JobState_Name(a.state), " (", a.message, ") and ",
-                             JobState_Name(b.state), " (", b.message, ")"));
+    return fail(absl::StrCat("states ", JobState_Name(a.state), " (", a.message, ") and ", JobState_Name(b.state), " (",
+                             b.message, ")"));
   }
   if (a.val_loss.size() != b.val_loss.size()) {
     return fail(absl::StrCat(a.val_loss.size(), " epochs against ", b.val_loss.size()));
@@ -201,8 +199,7 @@ bool SameOutcome(const TrialResult& a, const TrialResult& b, std::string* why) {
     }
   }
   if (a.test_loss != b.test_loss) {
-    return fail(absl::StrFormat("test loss %.17g against %.17g", a.test_loss.value_or(-1),
-                                b.test_loss.value_or(-1)));
+    return fail(absl::StrFormat("test loss %.17g against %.17g", a.test_loss.value_or(-1), b.test_loss.value_or(-1)));
   }
   return true;
 }

@@ -117,9 +117,8 @@ int main(int argc, char** argv) {
       restarts += r->restarts;
       trial_seconds.push_back(r->seconds);
       std::printf("trial %2d seed %llu: %s, %d restart(s), %.1f s, %s\n  %s\n", t + 1,
-                  static_cast<unsigned long long>(seed), ddlm::JobState_Name(r->state).c_str(), r->restarts,
-                  r->seconds, same ? "bit-identical" : ("DIFFERS: " + why).c_str(),
-                  absl::StrJoin(r->actions, "\n  ").c_str());
+                  static_cast<unsigned long long>(seed), ddlm::JobState_Name(r->state).c_str(), r->restarts, r->seconds,
+                  same ? "bit-identical" : ("DIFFERS: " + why).c_str(), absl::StrJoin(r->actions, "\n  ").c_str());
     }
     std::fflush(stdout);
     if ((t + 1) % every == 0 || t + 1 == trials) {
@@ -132,11 +131,12 @@ int main(int argc, char** argv) {
   const Spread base = Of(straight);
   std::vector<double> extra;
   for (double s : trial_seconds) extra.push_back(s - base.median);
-  std::printf("\n| trials | worker kills | coordinator kills | restarts | finished | bit-identical |"
-              " uninterrupted s | chaos trial s | extra s per trial |\n");
+  std::printf(
+      "\n| trials | worker kills | coordinator kills | restarts | finished | bit-identical |"
+      " uninterrupted s | chaos trial s | extra s per trial |\n");
   std::printf("|---|---|---|---|---|---|---|---|---|\n");
   std::printf("| %d | %d | %d | %d | %d of %d | %d of %d | %s (%zu runs) | %s | %s |\n", trials, worker_kills,
-              coordinator_kills, restarts, finished, trials, identical, trials, Show(base).c_str(),
-              straight.size(), Show(Of(trial_seconds)).c_str(), Show(Of(extra)).c_str());
+              coordinator_kills, restarts, finished, trials, identical, trials, Show(base).c_str(), straight.size(),
+              Show(Of(trial_seconds)).c_str(), Show(Of(extra)).c_str());
   return identical == trials ? 0 : 1;
 }

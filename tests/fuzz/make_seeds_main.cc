@@ -105,7 +105,8 @@ int main(int argc, char** argv) {
   // Every service request, each behind the byte that picks its method
   // (services_fuzzer.cc), about the job and workers the fuzzer sets up.
   auto request = [](int method, const google::protobuf::Message& m) {
-    Seed("services", absl::StrCat("method-", method), std::string(1, static_cast<char>(method)) + m.SerializeAsString());
+    Seed("services", absl::StrCat("method-", method),
+         std::string(1, static_cast<char>(method)) + m.SerializeAsString());
   };
   ddlm::SubmitJobRequest submit;
   *submit.mutable_spec() = Spec();

@@ -125,9 +125,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       if (Parse(data, size, &r)) (void)c->GetJob(r.job_id());
       break;
     }
-    case 2:
-      (void)c->ListJobs();
-      break;
+    case 2: (void)c->ListJobs(); break;
     case 3: {
       ddlm::WatchJobRequest r;
       if (!Parse(data, size, &r)) break;
@@ -167,9 +165,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       if (Parse(data, size, &r) && r.words() <= 200) (void)c->Generate(r);  // Bounded per input.
       break;
     }
-    case 10:
-      (void)c->ListWorkers();
-      break;
+    case 10: (void)c->ListWorkers(); break;
     case 11: {
       ddlm::RegisterRequest r;
       if (Parse(data, size, &r)) (void)c->Register(r, r.worker().worker_id().size() % 2 ? "a" : "b");

@@ -23,10 +23,10 @@ namespace {
 
 using ::testing::HasSubstr;
 
-#define SKIP_WITHOUT_GPU()                                                   \
-  if (torch::cuda::device_count() == 0) {                                    \
-    GTEST_SKIP() << "no CUDA device visible (build with --config=cuda and "  \
-                    "run on a GPU: tests/gpu/run.sh)";                       \
+#define SKIP_WITHOUT_GPU()                                                  \
+  if (torch::cuda::device_count() == 0) {                                   \
+    GTEST_SKIP() << "no CUDA device visible (build with --config=cuda and " \
+                    "run on a GPU: tests/gpu/run.sh)";                      \
   }
 
 const Corpus& Quickstart() {
@@ -100,8 +100,7 @@ TEST_P(GpuVsCpuTest, LossAfter20StepsMatchesTheCpu) {
   EXPECT_NEAR(on_gpu.back(), on_cpu.back(), 1e-4 * on_cpu.back());
 }
 
-INSTANTIATE_TEST_SUITE_P(Types, GpuVsCpuTest,
-                         ::testing::Values(RNN_TANH, RNN_RELU, LSTM, GRU, TRANSFORMER),
+INSTANTIATE_TEST_SUITE_P(Types, GpuVsCpuTest, ::testing::Values(RNN_TANH, RNN_RELU, LSTM, GRU, TRANSFORMER),
                          [](const auto& info) { return ModelType_Name(info.param); });
 
 class GpuBf16Test : public ::testing::TestWithParam<ModelType> {};
@@ -125,8 +124,8 @@ TEST_P(GpuBf16Test, TracksFp32WithFloat32MasterWeights) {
     }
     val[bf16] = (*t)->Evaluate(valid, 20)->mean_loss();
   }
-  std::printf("%s: validation ppl after 60 steps fp32 %.3f bf16 %.3f\n",
-              ModelType_Name(GetParam()).c_str(), std::exp(val[0]), std::exp(val[1]));
+  std::printf("%s: validation ppl after 60 steps fp32 %.3f bf16 %.3f\n", ModelType_Name(GetParam()).c_str(),
+              std::exp(val[0]), std::exp(val[1]));
   EXPECT_NEAR(std::exp(val[1]) / std::exp(val[0]), 1.0, 0.02);
 }
 

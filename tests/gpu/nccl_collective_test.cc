@@ -55,8 +55,7 @@ TEST(NcclCollectiveTest, AllReduceSumsExactlyAtTheMachinesWorldSize) {
     torch::Tensor t = torch::arange(1 << 20, torch::TensorOptions(device).dtype(torch::kFloat)) + r;
     ASSERT_TRUE(c.AllReduceSum(t).ok());
     torch::Tensor expected =
-        torch::arange(1 << 20, torch::TensorOptions(device).dtype(torch::kFloat)) * world +
-        world * (world - 1) / 2;
+        torch::arange(1 << 20, torch::TensorOptions(device).dtype(torch::kFloat)) * world + world * (world - 1) / 2;
     EXPECT_TRUE(torch::equal(t, expected));
     torch::Tensor b = torch::full({5}, static_cast<float>(r + 10), torch::TensorOptions(device));
     ASSERT_TRUE(c.Broadcast(b, 0).ok());

@@ -313,7 +313,7 @@ ProcStats ReadProc(pid_t pid) {
   std::ifstream status(absl::StrCat("/proc/", pid, "/status"));
   std::string line;
   while (std::getline(status, line)) {
-    int64_t* into = absl::StartsWith(line, "VmRSS:") ? &p.rss_kb
+    int64_t* into = absl::StartsWith(line, "VmRSS:")   ? &p.rss_kb
                     : absl::StartsWith(line, "VmHWM:") ? &p.peak_rss_kb
                                                        : nullptr;
     if (into == nullptr) continue;
@@ -349,9 +349,9 @@ int Run() {
     std::fprintf(stderr, "--poll_hz and --log_interval_s must be > 0, and --epoch_s >= --log_interval_s\n");
     return 2;
   }
-  if (absl::GetFlag(FLAGS_watchers) < 0 || absl::GetFlag(FLAGS_pollers) < 0 ||
-      absl::GetFlag(FLAGS_warmup_s) < 0 || absl::GetFlag(FLAGS_duration_s) < 1 ||
-      absl::GetFlag(FLAGS_checkpoint_kb) < 1 || absl::GetFlag(FLAGS_heartbeat_timeout_ms) < 2000) {
+  if (absl::GetFlag(FLAGS_watchers) < 0 || absl::GetFlag(FLAGS_pollers) < 0 || absl::GetFlag(FLAGS_warmup_s) < 0 ||
+      absl::GetFlag(FLAGS_duration_s) < 1 || absl::GetFlag(FLAGS_checkpoint_kb) < 1 ||
+      absl::GetFlag(FLAGS_heartbeat_timeout_ms) < 2000) {
     std::fprintf(stderr,
                  "--watchers, --pollers and --warmup_s must be >= 0, --duration_s and --checkpoint_kb >= 1, "
                  "--heartbeat_timeout_ms >= 2000 (the workers heartbeat every second)\n");
@@ -379,8 +379,8 @@ int Run() {
   if (!absl::GetFlag(FLAGS_coordinator_cpus).empty()) {
     argv = {"/usr/bin/taskset", "-c", absl::GetFlag(FLAGS_coordinator_cpus)};
   }
-  for (std::string a : {binary, std::string("--port=0"), std::string("--host=127.0.0.1"),
-                        "--state_dir=" + state_dir, "--data_root=" + data, std::string("--insecure"),
+  for (std::string a : {binary, std::string("--port=0"), std::string("--host=127.0.0.1"), "--state_dir=" + state_dir,
+                        "--data_root=" + data, std::string("--insecure"),
                         absl::StrCat("--heartbeat_timeout_ms=", absl::GetFlag(FLAGS_heartbeat_timeout_ms)),
                         std::string("--metrics_port=0")}) {
     argv.push_back(a);
@@ -588,8 +588,7 @@ int Run() {
               absl::GetFlag(FLAGS_poll_hz), seconds, absl::GetFlag(FLAGS_warmup_s));
   std::printf("coordinator: CPU %.1f%% of one core, RSS %.0f MiB (peak %.0f MiB)\n",
               100.0 * (proc_after.cpu_seconds - proc_before.cpu_seconds) / seconds,
-              static_cast<double>(proc_after.rss_kb) / 1024.0,
-              static_cast<double>(proc_after.peak_rss_kb) / 1024.0);
+              static_cast<double>(proc_after.rss_kb) / 1024.0, static_cast<double>(proc_after.peak_rss_kb) / 1024.0);
   std::printf("%-18s %9s %9s %9s %9s\n", "rpc", "count", "p50_ms", "p99_ms", "max_ms");
   for (auto& [name, latencies] : Rpcs()) latencies.Print(name);
   // The same window as the coordinator saw it, arrival to status: a client-side p99 far

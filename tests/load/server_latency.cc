@@ -49,8 +49,7 @@ absl::StatusOr<std::map<std::string, CumulativeHistogram>> ParseRpcDurationHisto
       return absl::InvalidArgumentError(absl::StrCat("bad le in: ", line));
     }
     double count = 0;
-    if (method.empty() || !absl::SimpleAtod(absl::StripAsciiWhitespace(line.substr(close + 1)), &count) ||
-        count < 0) {
+    if (method.empty() || !absl::SimpleAtod(absl::StripAsciiWhitespace(line.substr(close + 1)), &count) || count < 0) {
       return absl::InvalidArgumentError(absl::StrCat("bad sample: ", line));
     }
     out[method].emplace_back(bound, static_cast<int64_t>(count));

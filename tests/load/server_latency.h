@@ -25,8 +25,8 @@ using CumulativeHistogram = std::vector<std::pair<double, int64_t>>;
 absl::StatusOr<std::map<std::string, CumulativeHistogram>> ParseRpcDurationHistograms(const std::string& page);
 
 struct WindowQuantile {
-  int64_t count = 0;     // Calls finished in the window.
-  double upper_s = 0;    // The quantile is at most this (a bucket bound; infinity past the last).
+  int64_t count = 0;   // Calls finished in the window.
+  double upper_s = 0;  // The quantile is at most this (a bucket bound; infinity past the last).
 };
 
 // The `q` quantile (0 < q <= 1) of the calls that finished between two scrapes of one

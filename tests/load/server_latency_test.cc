@@ -43,7 +43,7 @@ TEST(ServerLatencyTest, ParsesEveryMethodsBuckets) {
 }
 
 TEST(ServerLatencyTest, QuantileCountsOnlyTheWindow) {
-  auto before = ParseRpcDurationHistograms(Page(1000, 0, 0));  // A fast past...
+  auto before = ParseRpcDurationHistograms(Page(1000, 0, 0));      // A fast past...
   auto after = ParseRpcDurationHistograms(Page(1000 + 90, 9, 1));  // ...then 100 calls, 10 slow.
   ASSERT_TRUE(before.ok() && after.ok());
   const auto& b = before->at("/ddlm.WorkerService/Heartbeat");

@@ -88,15 +88,14 @@ class ReflectionStream {
  private:
   std::unique_ptr<rpb::ServerReflection::Stub> stub_;
   grpc::ClientContext context_;
-  std::unique_ptr<grpc::ClientReaderWriter<rpb::ServerReflectionRequest, rpb::ServerReflectionResponse>>
-      stream_;
+  std::unique_ptr<grpc::ClientReaderWriter<rpb::ServerReflectionRequest, rpb::ServerReflectionResponse>> stream_;
   bool finished_ = false;
 };
 
 class CollectErrors : public pb::DescriptorPool::ErrorCollector {
  public:
-  void AddError(const std::string& filename, const std::string& element_name, const pb::Message*,
-                ErrorLocation, const std::string& message) override {
+  void AddError(const std::string& filename, const std::string& element_name, const pb::Message*, ErrorLocation,
+                const std::string& message) override {
     errors_.push_back(absl::StrCat(filename, ": ", element_name, ": ", message));
   }
   std::string Joined() const { return absl::StrJoin(errors_, "; "); }
@@ -118,8 +117,7 @@ struct Schema {
 
 // Adds the files of a file_descriptor_response to `schema`, and the names of their
 // imports that it does not hold yet to `missing`.
-absl::Status AddFiles(const rpb::ServerReflectionResponse& response, Schema* schema,
-                      std::set<std::string>* missing) {
+absl::Status AddFiles(const rpb::ServerReflectionResponse& response, Schema* schema, std::set<std::string>* missing) {
   if (!response.has_file_descriptor_response()) {
     return absl::InternalError(
         absl::StrCat("server reflection answered with no file descriptors: ", response.ShortDebugString()));
@@ -166,9 +164,8 @@ absl::StatusOr<std::unique_ptr<Schema>> ResolveService(const std::shared_ptr<grp
     request.set_file_by_filename(file);
     response = stream.Ask(request);
     if (!response.ok()) {
-      return WithContext(response.status(),
-                         absl::StrCat("server reflection lookup of '", file, "' (imported by '", service,
-                                      "''s files) failed"));
+      return WithContext(response.status(), absl::StrCat("server reflection lookup of '", file, "' (imported by '",
+                                                         service, "''s files) failed"));
     }
     added = AddFiles(*response, schema.get(), &missing);
     if (!added.ok()) return added;
@@ -182,8 +179,7 @@ absl::StatusOr<std::unique_ptr<Schema>> ResolveService(const std::shared_ptr<grp
   if (schema->service == nullptr) {
     const std::string errors = schema->errors.Joined();
     if (!errors.empty()) {
-      return absl::InternalError(
-          absl::StrCat("the server's descriptors for '", service, "' do not build: ", errors));
+      return absl::InternalError(absl::StrCat("the server's descriptors for '", service, "' do not build: ", errors));
     }
     return absl::NotFoundError(absl::StrCat("'", service, "' is not a service on the server"));
   }
@@ -209,8 +205,8 @@ struct ResolvedMethod {
   const pb::MethodDescriptor* method = nullptr;
 };
 
-absl::StatusOr<ResolvedMethod> ResolveMethod(const std::shared_ptr<grpc::Channel>& channel,
-                                             const std::string& name, absl::Time deadline) {
+absl::StatusOr<ResolvedMethod> ResolveMethod(const std::shared_ptr<grpc::Channel>& channel, const std::string& name,
+                                             absl::Time deadline) {
   absl::StatusOr<std::pair<std::string, std::string>> parts = SplitMethodName(name);
   if (!parts.ok()) return parts.status();
   absl::StatusOr<std::unique_ptr<Schema>> schema = ResolveService(channel, parts->first, deadline);
@@ -218,8 +214,7 @@ absl::StatusOr<ResolvedMethod> ResolveMethod(const std::shared_ptr<grpc::Channel
   ResolvedMethod resolved;
   resolved.method = (*schema)->service->FindMethodByName(parts->second);
   if (resolved.method == nullptr) {
-    return absl::NotFoundError(
-        absl::StrCat("service '", parts->first, "' has no method '", parts->second, "'"));
+    return absl::NotFoundError(absl::StrCat("service '", parts->first, "' has no method '", parts->second, "'"));
   }
   resolved.schema = std::move(*schema);
   return resolved;
@@ -239,8 +234,8 @@ absl::StatusOr<grpc::ByteBuffer> SerializeRequest(const pb::Descriptor& type, co
   if (!absl::StripAsciiWhitespace(json).empty()) {
     const pb::util::Status parsed = pb::util::JsonStringToMessage(json, message.get());
     if (!parsed.ok()) {
-      return absl::InvalidArgumentError(absl::StrCat("request JSON is not a valid ", type.full_name(), ": ",
-                                                     std::string(parsed.message())));
+      return absl::InvalidArgumentError(
+          absl::StrCat("request JSON is not a valid ", type.full_name(), ": ", std::string(parsed.message())));
     }
   }
   std::string bytes;
@@ -268,8 +263,8 @@ absl::StatusOr<std::string> ReplyToJson(const pb::Descriptor& type, const grpc::
   std::string json;
   const pb::util::Status printed = pb::util::MessageToJsonString(*message, &json, options);
   if (!printed.ok()) {
-    return absl::InternalError(absl::StrCat("cannot print the ", type.full_name(), " reply as JSON: ",
-                                            std::string(printed.message())));
+    return absl::InternalError(
+        absl::StrCat("cannot print the ", type.full_name(), " reply as JSON: ", std::string(printed.message())));
   }
   return json;
 }
@@ -349,9 +344,9 @@ struct PreparedCall {
   absl::Time deadline;
 };
 
-absl::StatusOr<PreparedCall> PrepareCall(const std::shared_ptr<grpc::Channel>& channel,
-                                         const std::string& method, const std::string& request_json,
-                                         absl::Duration timeout, bool server_streaming) {
+absl::StatusOr<PreparedCall> PrepareCall(const std::shared_ptr<grpc::Channel>& channel, const std::string& method,
+                                         const std::string& request_json, absl::Duration timeout,
+                                         bool server_streaming) {
   PreparedCall call;
   call.deadline = absl::Now() + timeout;
   absl::StatusOr<ResolvedMethod> resolved = ResolveMethod(channel, method, call.deadline);
@@ -374,8 +369,8 @@ absl::StatusOr<PreparedCall> PrepareCall(const std::shared_ptr<grpc::Channel>& c
 
 }  // namespace
 
-absl::StatusOr<std::string> ReflectionClient::CallUnary(const std::string& method,
-                                                        const std::string& request_json, absl::Duration timeout) {
+absl::StatusOr<std::string> ReflectionClient::CallUnary(const std::string& method, const std::string& request_json,
+                                                        absl::Duration timeout) {
   absl::StatusOr<PreparedCall> prepared = PrepareCall(channel_, method, request_json, timeout, false);
   if (!prepared.ok()) return prepared.status();
   const pb::MethodDescriptor& descriptor = *prepared->method;
@@ -395,9 +390,9 @@ absl::StatusOr<std::string> ReflectionClient::CallUnary(const std::string& metho
 }
 
 absl::StatusOr<std::vector<std::string>> ReflectionClient::CallServerStreaming(const std::string& method,
-                                                                                const std::string& request_json,
-                                                                                int max_messages,
-                                                                                absl::Duration timeout) {
+                                                                               const std::string& request_json,
+                                                                               int max_messages,
+                                                                               absl::Duration timeout) {
   if (max_messages <= 0) {
     return absl::InvalidArgumentError(absl::StrCat("max_messages must be positive, got ", max_messages));
   }

@@ -56,9 +56,8 @@ class ReflectionClient {
   // the stream ends or `max_messages` have arrived (the call is then cancelled, and
   // the replies so far are the result).
   absl::StatusOr<std::vector<std::string>> CallServerStreaming(const std::string& method,
-                                                                const std::string& request_json,
-                                                                int max_messages,
-                                                                absl::Duration timeout = absl::Seconds(30));
+                                                               const std::string& request_json, int max_messages,
+                                                               absl::Duration timeout = absl::Seconds(30));
 
  private:
   std::shared_ptr<grpc::Channel> channel_;

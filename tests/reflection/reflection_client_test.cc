@@ -125,8 +125,7 @@ TEST_F(ReflectionClientTest, UnknownMethodOrServiceIsNotFound) {
   EXPECT_EQ(reply.status().code(), absl::StatusCode::kNotFound);
   EXPECT_THAT(reply.status().message(), HasSubstr("'ddlm.testing.Nope'"));
 
-  absl::StatusOr<std::vector<std::string>> replies =
-      client_->CallServerStreaming("ddlm.testing.Echo/Whisper", "{}", 1);
+  absl::StatusOr<std::vector<std::string>> replies = client_->CallServerStreaming("ddlm.testing.Echo/Whisper", "{}", 1);
   EXPECT_EQ(replies.status().code(), absl::StatusCode::kNotFound);
   EXPECT_THAT(replies.status().message(), HasSubstr("'Whisper'"));
 }

@@ -56,8 +56,8 @@ constexpr auto kJobDeadline = std::chrono::minutes(10);
 
 // Slurm job states after which nothing more happens to a job.
 bool IsFinal(const std::string& state) {
-  for (const char* final_state : {"COMPLETED", "FAILED", "CANCELLED", "TIMEOUT", "NODE_FAIL", "PREEMPTED",
-                                  "BOOT_FAIL", "DEADLINE", "OUT_OF_MEMORY"}) {
+  for (const char* final_state : {"COMPLETED", "FAILED", "CANCELLED", "TIMEOUT", "NODE_FAIL", "PREEMPTED", "BOOT_FAIL",
+                                  "DEADLINE", "OUT_OF_MEMORY"}) {
     if (state == final_state) return true;
   }
   return false;
@@ -161,9 +161,9 @@ class SlurmTest : public ::testing::Test {
   // Slurm daemons'.
   std::string Diagnostics(const std::string& output_file, const std::string& state_dir) const {
     std::string out = absl::StrCat("--- ", output_file, ":\n", FileOrNote(output_file));
-    for (const std::string& log : {state_dir + "/logs/coordinator.log", state_dir + "/logs/worker-0.log",
-                                   state_dir + "/logs/worker-1.log", slurm_dir_ + "/log/slurmctld.log",
-                                   slurm_dir_ + "/log/slurmd.log"}) {
+    for (const std::string& log :
+         {state_dir + "/logs/coordinator.log", state_dir + "/logs/worker-0.log", state_dir + "/logs/worker-1.log",
+          slurm_dir_ + "/log/slurmctld.log", slurm_dir_ + "/log/slurmd.log"}) {
       absl::StrAppend(&out, "--- ", log, ":\n", FileOrNote(log));
     }
     return out;
@@ -183,8 +183,8 @@ TEST_F(SlurmTest, SbatchRunsTheQuickstartOnTwoTasks) {
   const std::string state_dir = dir_ + "/ddlm_state";
   const std::string model = dir_ + "/quickstart.pt";
   const std::vector<std::string> sbatch =
-      WithSlurm({kSbatch, "--parsable", "-N", "1", "--ntasks=2", "--output=" + output_file,
-                 "configs/slurm/ddlm.sbatch", "configs/quickstart.textproto"},
+      WithSlurm({kSbatch, "--parsable", "-N", "1", "--ntasks=2", "--output=" + output_file, "configs/slurm/ddlm.sbatch",
+                 "configs/quickstart.textproto"},
                 {"DDLM_BIN_DIR=" + Cwd(), "DDLM_STATE_DIR=" + state_dir, "DDLM_SAVE=" + model});
   const auto submitted = std::chrono::steady_clock::now();
   const CommandResult r = Command(sbatch);
@@ -200,8 +200,8 @@ TEST_F(SlurmTest, SbatchRunsTheQuickstartOnTwoTasks) {
   const std::string followed = FollowJob(job_id, &reason);
   const double seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - submitted).count();
   std::printf("Slurm job %s: %s, %.1f s from sbatch\n", job_id.c_str(), followed.c_str(), seconds);
-  ASSERT_TRUE(IsFinal(followed)) << "job " << job_id << " is " << followed << " (" << reason << ") after "
-                                 << seconds << " s\n"
+  ASSERT_TRUE(IsFinal(followed)) << "job " << job_id << " is " << followed << " (" << reason << ") after " << seconds
+                                 << " s\n"
                                  << Diagnostics(output, state_dir);
 
   // Slurm's own word on it: the batch script exited 0 (the ddlm job SUCCEEDED).
@@ -245,8 +245,8 @@ TEST_F(SlurmTest, SbatchRunsTheQuickstartOnTwoTasks) {
   // Everything the job started is gone once Slurm says it ended. (The workers are sent
   // SIGTERM and shut down; their last log line may be lost when the step ends, so that
   // is not checked here.)
-  const std::vector<std::string> left = ProcessesMentioning({"--state_dir=" + state_dir,
-                                                            absl::StrCat("--worker_id=slurm-", job_id, "-")});
+  const std::vector<std::string> left =
+      ProcessesMentioning({"--state_dir=" + state_dir, absl::StrCat("--worker_id=slurm-", job_id, "-")});
   EXPECT_TRUE(left.empty()) << "left running: " << absl::StrJoin(left, "\n");
 }
 

@@ -75,9 +75,7 @@ namespace {
 
 using Clock = std::chrono::steady_clock;
 
-double Seconds(Clock::time_point a, Clock::time_point b) {
-  return std::chrono::duration<double>(b - a).count();
-}
+double Seconds(Clock::time_point a, Clock::time_point b) { return std::chrono::duration<double>(b - a).count(); }
 
 // Mean per-thread GFLOP/s of the same matmul with `threads` threads multiplying at once
 // (mean over `reps`, not best, so that every timed call overlaps the others).
@@ -126,8 +124,8 @@ struct RankRun {
 };
 
 // Trains warmup + batches steps and fills run->figures from the measured ones.
-absl::Status TimeTraining(ddlm::Trainer& trainer, const torch::Tensor& data,
-                          ddlm::GradientAllReducer* reducer, int warmup, int batches, RankRun* run) {
+absl::Status TimeTraining(ddlm::Trainer& trainer, const torch::Tensor& data, ddlm::GradientAllReducer* reducer,
+                          int warmup, int batches, RankRun* run) {
   std::vector<Clock::time_point> stamps;
   std::vector<ddlm::ReducerStats> stats;
   auto snapshot = [&] {
@@ -135,8 +133,7 @@ absl::Status TimeTraining(ddlm::Trainer& trainer, const torch::Tensor& data,
     stats.push_back(reducer != nullptr ? reducer->stats() : ddlm::ReducerStats());
   };
   if (reducer != nullptr) {
-    trainer.set_gradient_reducer(
-        [reducer](const std::vector<torch::Tensor>& grads) { return reducer->Reduce(grads); });
+    trainer.set_gradient_reducer([reducer](const std::vector<torch::Tensor>& grads) { return reducer->Reduce(grads); });
   }
   trainer.set_step_callback([&](const ddlm::Trainer&) {
     snapshot();
@@ -271,10 +268,10 @@ int main(int argc, char** argv) {
   const int64_t peak_n = absl::GetFlag(FLAGS_peak_size);
   const double peak = ddlm::MatmulGflops(peak_n, peak_n, peak_n, 5);
   const double peak_shared = ConcurrentMatmulGflops(peak_n, 5, world);
-  std::printf("matmul peak %lldx%lld float at %d BLAS thread(s): %.1f GFLOP/s alone (the per-rank ceiling), "
-              "%.1f GFLOP/s each with %d threads multiplying at once\n",
-              static_cast<long long>(peak_n), static_cast<long long>(peak_n), threads_per_rank, peak,
-              peak_shared, world);
+  std::printf(
+      "matmul peak %lldx%lld float at %d BLAS thread(s): %.1f GFLOP/s alone (the per-rank ceiling), "
+      "%.1f GFLOP/s each with %d threads multiplying at once\n",
+      static_cast<long long>(peak_n), static_cast<long long>(peak_n), threads_per_rank, peak, peak_shared, world);
 
   // 2. One worker, the same per-worker batch, no reducer.
   RankRun single;
@@ -290,15 +287,17 @@ int main(int argc, char** argv) {
     absl::StatusOr<std::unique_ptr<ddlm::Trainer>> trainer = ddlm::Trainer::Create(spec, corpus->dictionary);
     if (!trainer.ok()) Die(trainer.status());
     num_params = (*trainer)->num_parameters();
-    std::printf("config %s: %s emsize %d nhid %d nlayers %d, vocabulary %lld, %.2fM parameters = %.1f MB of "
-                "float32 gradients\n",
-                absl::GetFlag(FLAGS_config).c_str(), ddlm::ModelType_Name(spec.model().type()).c_str(),
-                spec.model().emsize(), spec.model().nhid(), spec.model().nlayers(),
-                static_cast<long long>(corpus->dictionary.size()), num_params / 1e6, num_params * 4 / 1e6);
-    std::printf("per-worker batch %lld x bptt %lld = %lld tokens/step; %d warm-up + %d measured steps per "
-                "case; bucket %.1f MiB\n",
-                static_cast<long long>(batch), static_cast<long long>(bptt),
-                static_cast<long long>(batch * bptt), warmup, batches, bucket_bytes / double(1 << 20));
+    std::printf(
+        "config %s: %s emsize %d nhid %d nlayers %d, vocabulary %lld, %.2fM parameters = %.1f MB of "
+        "float32 gradients\n",
+        absl::GetFlag(FLAGS_config).c_str(), ddlm::ModelType_Name(spec.model().type()).c_str(), spec.model().emsize(),
+        spec.model().nhid(), spec.model().nlayers(), static_cast<long long>(corpus->dictionary.size()),
+        num_params / 1e6, num_params * 4 / 1e6);
+    std::printf(
+        "per-worker batch %lld x bptt %lld = %lld tokens/step; %d warm-up + %d measured steps per "
+        "case; bucket %.1f MiB\n",
+        static_cast<long long>(batch), static_cast<long long>(bptt), static_cast<long long>(batch * bptt), warmup,
+        batches, bucket_bytes / double(1 << 20));
     std::fflush(stdout);
     std::thread th([&] {
       at::init_num_threads();
@@ -339,8 +338,7 @@ int main(int argc, char** argv) {
         options.world_size = world;
         options.store_prefix = "allreduce_overhead/";
         options.host = "127.0.0.1";
-        absl::StatusOr<std::unique_ptr<ddlm::Collective>> collective =
-            ddlm::CreateGlooCollective(options, &store);
+        absl::StatusOr<std::unique_ptr<ddlm::Collective>> collective = ddlm::CreateGlooCollective(options, &store);
         if (!collective.ok()) {
           run.status = collective.status();
           return;
@@ -348,19 +346,18 @@ int main(int argc, char** argv) {
         ddlm::GradientAllReducer reducer(collective->get(), bucket_bytes);
         if (run.status = reducer.set_wire_dtype(wire_dtype); !run.status.ok()) return;
         if (touched_rows) {
-          run.status = reducer.set_row_sparse_gradients(
-              trainers[static_cast<size_t>(r)]->model().RowSparseGradientParameters());
+          run.status =
+              reducer.set_row_sparse_gradients(trainers[static_cast<size_t>(r)]->model().RowSparseGradientParameters());
           if (!run.status.ok()) return;
         }
         if (absl::GetFlag(FLAGS_overlap)) {
-          if (run.status = reducer.Attach(trainers[static_cast<size_t>(r)]->model().parameters());
-              !run.status.ok()) {
+          if (run.status = reducer.Attach(trainers[static_cast<size_t>(r)]->model().parameters()); !run.status.ok()) {
             return;
           }
         }
         if (run.status = (*collective)->Barrier(); !run.status.ok()) return;
-        run.status = TimeTraining(*trainers[static_cast<size_t>(r)], shards[static_cast<size_t>(r)], &reducer,
-                                  warmup, batches, &run);
+        run.status = TimeTraining(*trainers[static_cast<size_t>(r)], shards[static_cast<size_t>(r)], &reducer, warmup,
+                                  batches, &run);
         if (!run.status.ok()) return;
         absl::StatusOr<double> flat = TimeAllReduce(**collective, num_params, 1, reps);
         if (!flat.ok()) {
@@ -386,12 +383,11 @@ int main(int argc, char** argv) {
   const double bus = 2.0 * (world - 1) / world;
   std::printf("LibTorch threads inside the rank threads: baseline %d, ranks", single.torch_threads);
   for (const RankRun& run : ranks) std::printf(" %d", run.torch_threads);
-  std::printf("; %d bucket(s), %.0f all-reduce call(s) per step\n\n", ranks[0].buckets,
-              ranks[0].figures.collectives);
+  std::printf("; %d bucket(s), %.0f all-reduce call(s) per step\n\n", ranks[0].buckets, ranks[0].figures.collectives);
 
   std::printf("training, ms per step (mean of %d steps); compute = step - all-reduce - pack\n", batches);
-  std::printf("%-12s %5s %9s %9s %11s %7s %9s %11s %11s\n", "case", "rank", "step", "compute", "all-reduce",
-              "pack", "MB/step", "algbw GB/s", "busbw GB/s");
+  std::printf("%-12s %5s %9s %9s %11s %7s %9s %11s %11s\n", "case", "rank", "step", "compute", "all-reduce", "pack",
+              "MB/step", "algbw GB/s", "busbw GB/s");
   const int table_width = 12 + 5 + 9 + 9 + 11 + 7 + 9 + 11 + 11 + 8;
   std::printf("%s\n", Dash(table_width).c_str());
   std::printf("%-12s %5d %9.1f %9.1f %11s %7s %9s %11s %11s\n", "1 worker", 0, single.figures.step * 1e3,
@@ -402,8 +398,8 @@ int main(int argc, char** argv) {
     const StepFigures& f = ranks[static_cast<size_t>(r)].figures;
     const double algbw = f.allreduce > 0 ? f.bytes / f.allreduce / 1e9 : 0;
     std::printf("%-12s %5d %9.1f %9.1f %11.1f %7.1f %9.1f %11.3f %11.3f\n",
-                (std::to_string(world) + " workers").c_str(), r, f.step * 1e3, f.compute() * 1e3,
-                f.allreduce * 1e3, f.pack * 1e3, f.bytes / 1e6, algbw, algbw * bus);
+                (std::to_string(world) + " workers").c_str(), r, f.step * 1e3, f.compute() * 1e3, f.allreduce * 1e3,
+                f.pack * 1e3, f.bytes / 1e6, algbw, algbw * bus);
     mean.step += f.step / world;
     mean.allreduce += f.allreduce / world;
     mean.pack += f.pack / world;
@@ -411,9 +407,9 @@ int main(int argc, char** argv) {
     step_max = std::max(step_max, f.step);
   }
   const double train_algbw = mean.bytes / mean.allreduce / 1e9;
-  std::printf("%-12s %5s %9.1f %9.1f %11.1f %7.1f %9.1f %11.3f %11.3f\n",
-              (std::to_string(world) + " workers").c_str(), "mean", mean.step * 1e3, mean.compute() * 1e3,
-              mean.allreduce * 1e3, mean.pack * 1e3, mean.bytes / 1e6, train_algbw, train_algbw * bus);
+  std::printf("%-12s %5s %9.1f %9.1f %11.1f %7.1f %9.1f %11.3f %11.3f\n", (std::to_string(world) + " workers").c_str(),
+              "mean", mean.step * 1e3, mean.compute() * 1e3, mean.allreduce * 1e3, mean.pack * 1e3, mean.bytes / 1e6,
+              train_algbw, train_algbw * bus);
   // The critical path: in each step, the rank that reached the all-reduce last waited
   // for nobody, so its all-reduce time is the transfer and its compute set the pace;
   // the others' extra all-reduce time is waiting for it (compute skew).
@@ -433,30 +429,34 @@ int main(int argc, char** argv) {
   }
   crit.bytes = mean.bytes;
   const double crit_algbw = crit.bytes / crit.allreduce / 1e9;
-  std::printf("%-12s %5s %9.1f %9.1f %11.1f %7.1f %9.1f %11.3f %11.3f\n",
-              (std::to_string(world) + " workers").c_str(), "crit", crit.step * 1e3, crit.compute() * 1e3,
-              crit.allreduce * 1e3, crit.pack * 1e3, crit.bytes / 1e6, crit_algbw, crit_algbw * bus);
-  std::printf("(a rank's all-reduce time includes waiting for the slower rank to reach the collective; 'crit' "
-              "takes each step from the rank that arrived last,\n whose all-reduce time is the transfer alone; "
-              "the other rank(s) waited %.1f ms per step on average)\n\n",
-              wait * 1e3);
+  std::printf("%-12s %5s %9.1f %9.1f %11.1f %7.1f %9.1f %11.3f %11.3f\n", (std::to_string(world) + " workers").c_str(),
+              "crit", crit.step * 1e3, crit.compute() * 1e3, crit.allreduce * 1e3, crit.pack * 1e3, crit.bytes / 1e6,
+              crit_algbw, crit_algbw * bus);
+  std::printf(
+      "(a rank's all-reduce time includes waiting for the slower rank to reach the collective; 'crit' "
+      "takes each step from the rank that arrived last,\n whose all-reduce time is the transfer alone; "
+      "the other rank(s) waited %.1f ms per step on average)\n\n",
+      wait * 1e3);
 
   const double t1 = single.figures.step;
   const double overhead = (step_max - t1) / step_max * 100;
-  std::printf("overhead vs 1 worker: %.1f ms vs %.1f ms per step: +%.1f ms = %.1f%% of the %d-worker step "
-              "(%+.1f%% over the 1-worker step)\n",
-              step_max * 1e3, t1 * 1e3, (step_max - t1) * 1e3, overhead, world, (step_max / t1 - 1) * 100);
-  std::printf("  on the critical path: all-reduce %.1f ms (%.1f%% of the step) + pack %.1f ms (%.1f%%) + compute "
-              "%+.1f ms vs 1 worker (%.1f%%: the ranks share this machine's cores and memory)\n",
-              crit.allreduce * 1e3, crit.allreduce / crit.step * 100, crit.pack * 1e3, crit.pack / crit.step * 100,
-              (crit.compute() - t1) * 1e3, (crit.compute() - t1) / crit.step * 100);
-  std::printf("  throughput %d workers / 1 worker: %.2fx (scaling efficiency %.0f%%)\n\n", world,
-              world * t1 / step_max, t1 / step_max * 100);
+  std::printf(
+      "overhead vs 1 worker: %.1f ms vs %.1f ms per step: +%.1f ms = %.1f%% of the %d-worker step "
+      "(%+.1f%% over the 1-worker step)\n",
+      step_max * 1e3, t1 * 1e3, (step_max - t1) * 1e3, overhead, world, (step_max / t1 - 1) * 100);
+  std::printf(
+      "  on the critical path: all-reduce %.1f ms (%.1f%% of the step) + pack %.1f ms (%.1f%%) + compute "
+      "%+.1f ms vs 1 worker (%.1f%%: the ranks share this machine's cores and memory)\n",
+      crit.allreduce * 1e3, crit.allreduce / crit.step * 100, crit.pack * 1e3, crit.pack / crit.step * 100,
+      (crit.compute() - t1) * 1e3, (crit.compute() - t1) / crit.step * 100);
+  std::printf("  throughput %d workers / 1 worker: %.2fx (scaling efficiency %.0f%%)\n\n", world, world * t1 / step_max,
+              t1 / step_max * 100);
 
   const double grad_bytes = num_params * 4.0;
-  std::printf("pure all-reduce, %d ranks, %.1f MB float32 (the model's gradient size), mean of %d calls, "
-              "slowest rank:\n",
-              world, grad_bytes / 1e6, reps);
+  std::printf(
+      "pure all-reduce, %d ranks, %.1f MB float32 (the model's gradient size), mean of %d calls, "
+      "slowest rank:\n",
+      world, grad_bytes / 1e6, reps);
   std::printf("%-28s %9s %11s %11s\n", "layout", "ms", "algbw GB/s", "busbw GB/s");
   std::printf("%s\n", Dash(28 + 9 + 11 + 11 + 3).c_str());
   double flat = 0, bucketed = 0;
@@ -467,22 +467,20 @@ int main(int argc, char** argv) {
   const double flat_algbw = grad_bytes / flat / 1e9;
   const double bucketed_algbw = grad_bytes / bucketed / 1e9;
   std::printf("%-28s %9.1f %11.3f %11.3f\n", "1 flat tensor", flat * 1e3, flat_algbw, flat_algbw * bus);
-  std::printf("%-28s %9.1f %11.3f %11.3f\n",
-              (std::to_string(ranks[0].buckets) + " equal parts (= buckets)").c_str(), bucketed * 1e3,
-              bucketed_algbw, bucketed_algbw * bus);
-  std::printf("%-28s %9.1f %11.3f %11.3f\n", "in training (crit)", crit.allreduce * 1e3, crit_algbw,
-              crit_algbw * bus);
+  std::printf("%-28s %9.1f %11.3f %11.3f\n", (std::to_string(ranks[0].buckets) + " equal parts (= buckets)").c_str(),
+              bucketed * 1e3, bucketed_algbw, bucketed_algbw * bus);
+  std::printf("%-28s %9.1f %11.3f %11.3f\n", "in training (crit)", crit.allreduce * 1e3, crit_algbw, crit_algbw * bus);
   std::printf("%-28s %9.1f %11.3f %11.3f\n", "in training (mean rank)", mean.allreduce * 1e3, train_algbw,
               train_algbw * bus);
   std::printf("\n");
 
-  std::printf("SUMMARY %s workers=%d threads/rank=%d batch=%lldx%lld: step 1w %.1f ms, %dw %.1f ms (critical "
-              "path: compute %.1f + all-reduce %.1f + pack %.1f) -> overhead %.1f%% of step; %.1f MB/step; "
-              "all-reduce algbw %.3f GB/s in training, %.3f GB/s pure (busbw %.3f); all-reduce %s%s\n",
-              spec.name().c_str(), world, threads_per_rank, static_cast<long long>(batch),
-              static_cast<long long>(bptt), t1 * 1e3, world, step_max * 1e3, crit.compute() * 1e3,
-              crit.allreduce * 1e3, crit.pack * 1e3, overhead, mean.bytes / 1e6, crit_algbw, flat_algbw,
-              flat_algbw * bus, ddlm::Precision_Name(spec.schedule().allreduce_dtype()).c_str(),
-              touched_rows ? " touched rows" : "");
+  std::printf(
+      "SUMMARY %s workers=%d threads/rank=%d batch=%lldx%lld: step 1w %.1f ms, %dw %.1f ms (critical "
+      "path: compute %.1f + all-reduce %.1f + pack %.1f) -> overhead %.1f%% of step; %.1f MB/step; "
+      "all-reduce algbw %.3f GB/s in training, %.3f GB/s pure (busbw %.3f); all-reduce %s%s\n",
+      spec.name().c_str(), world, threads_per_rank, static_cast<long long>(batch), static_cast<long long>(bptt),
+      t1 * 1e3, world, step_max * 1e3, crit.compute() * 1e3, crit.allreduce * 1e3, crit.pack * 1e3, overhead,
+      mean.bytes / 1e6, crit_algbw, flat_algbw, flat_algbw * bus,
+      ddlm::Precision_Name(spec.schedule().allreduce_dtype()).c_str(), touched_rows ? " touched rows" : "");
   return 0;
 }

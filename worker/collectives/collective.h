@@ -43,8 +43,7 @@ class Collective {
   // communication thread): the operation waits on the device for `ready`, recorded
   // after the writes, and records `done` once the sum is in `tensor`, so the consumer's
   // stream can wait for it without the host. Null events (CPU tensors) order nothing.
-  virtual absl::Status AllReduceSumOrdered(torch::Tensor& tensor, DeviceEvent* ready,
-                                           DeviceEvent* done) {
+  virtual absl::Status AllReduceSumOrdered(torch::Tensor& tensor, DeviceEvent* ready, DeviceEvent* done) {
     if (ready != nullptr) ready->WaitOnCurrentStream();
     absl::Status status = AllReduceSum(tensor);
     if (done != nullptr) done->RecordOnCurrentStream();

@@ -22,8 +22,7 @@ absl::Status ValidateCollectiveOptions(const CollectiveOptions& options);
 
 // INVALID_ARGUMENT naming `op` unless `tensor` is defined, contiguous and on `device`
 // (device type, and the index when `device` has one).
-absl::Status CheckTensor(absl::string_view op, const torch::Tensor& tensor,
-                         const torch::Device& device);
+absl::Status CheckTensor(absl::string_view op, const torch::Tensor& tensor, const torch::Device& device);
 
 // INVALID_ARGUMENT naming `op` unless 0 <= root < world_size.
 absl::Status CheckRoot(absl::string_view op, int root, int world_size);

@@ -15,20 +15,15 @@ absl::StatusOr<CollectiveBackend> ParseCollectiveBackend(absl::string_view name)
 
 absl::string_view CollectiveBackendName(CollectiveBackend backend) {
   switch (backend) {
-    case CollectiveBackend::kAuto:
-      return "auto";
-    case CollectiveBackend::kGloo:
-      return "gloo";
-    case CollectiveBackend::kNccl:
-      return "nccl";
+    case CollectiveBackend::kAuto: return "auto";
+    case CollectiveBackend::kGloo: return "gloo";
+    case CollectiveBackend::kNccl: return "nccl";
   }
   return "unknown";
 }
 
-absl::StatusOr<std::unique_ptr<Collective>> CreateCollective(const torch::Device& device,
-                                                             CollectiveBackend backend,
-                                                             const CollectiveOptions& options,
-                                                             KeyValueStore* store) {
+absl::StatusOr<std::unique_ptr<Collective>> CreateCollective(const torch::Device& device, CollectiveBackend backend,
+                                                             const CollectiveOptions& options, KeyValueStore* store) {
   if (device.is_cpu()) {
     if (backend == CollectiveBackend::kNccl) {
       return absl::InvalidArgumentError("collective backend 'nccl' needs a CUDA device, not 'cpu'");

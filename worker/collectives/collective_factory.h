@@ -31,10 +31,8 @@ enum class CollectiveBackend { kAuto, kGloo, kNccl };
 absl::StatusOr<CollectiveBackend> ParseCollectiveBackend(absl::string_view name);
 absl::string_view CollectiveBackendName(CollectiveBackend backend);
 
-absl::StatusOr<std::unique_ptr<Collective>> CreateCollective(const torch::Device& device,
-                                                             CollectiveBackend backend,
-                                                             const CollectiveOptions& options,
-                                                             KeyValueStore* store);
+absl::StatusOr<std::unique_ptr<Collective>> CreateCollective(const torch::Device& device, CollectiveBackend backend,
+                                                             const CollectiveOptions& options, KeyValueStore* store);
 
 }  // namespace ddlm
 

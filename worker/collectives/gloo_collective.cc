@@ -35,8 +35,7 @@ namespace {
 // It derives from gloo::IoException, the type Gloo's own stores throw.
 class StoreError : public gloo::IoException {
  public:
-  explicit StoreError(absl::Status status)
-      : gloo::IoException(status.ToString()), status_(std::move(status)) {}
+  explicit StoreError(absl::Status status) : gloo::IoException(status.ToString()), status_(std::move(status)) {}
   const absl::Status& status() const { return status_; }
 
  private:
@@ -68,8 +67,7 @@ class KeyValueStoreAdapter : public gloo::rendezvous::Store {
 
   void wait(const std::vector<std::string>& keys) override { Check(store_->Wait(keys, timeout_)); }
 
-  void wait(const std::vector<std::string>& keys,
-            const std::chrono::milliseconds& timeout) override {
+  void wait(const std::vector<std::string>& keys, const std::chrono::milliseconds& timeout) override {
     Check(store_->Wait(keys, absl::FromChrono(timeout)));
   }
 
@@ -91,12 +89,10 @@ absl::Status RunGloo(absl::string_view op, Fn&& fn) {
     fn();
     return absl::OkStatus();
   } catch (const StoreError& e) {
-    return absl::Status(e.status().code(),
-                        absl::StrCat("gloo ", op, ": rendezvous store: ", e.status().message()));
+    return absl::Status(e.status().code(), absl::StrCat("gloo ", op, ": rendezvous store: ", e.status().message()));
   } catch (const gloo::IoException& e) {
     const std::string what = absl::AsciiStrToLower(e.what());
-    const bool timed_out =
-        absl::StrContains(what, "timeout") || absl::StrContains(what, "timed out");
+    const bool timed_out = absl::StrContains(what, "timeout") || absl::StrContains(what, "timed out");
     const std::string message = absl::StrCat("gloo ", op, ": ", e.what());
     return timed_out ? absl::DeadlineExceededError(message) : absl::UnavailableError(message);
   } catch (const gloo::Exception& e) {
@@ -142,8 +138,7 @@ class GlooCollective : public Collective {
     DDLM_RETURN_IF_ERROR(CheckTensor(absl::StrCat("gloo ", kOp), tensor, torch::kCPU));
     const bool bf16 = tensor.scalar_type() == torch::kBFloat16;
     if (tensor.scalar_type() != torch::kFloat32 && !bf16) {
-      return absl::InvalidArgumentError(absl::StrCat("gloo ", kOp, ": tensor is ",
-                                                     c10::toString(tensor.scalar_type()),
+      return absl::InvalidArgumentError(absl::StrCat("gloo ", kOp, ": tensor is ", c10::toString(tensor.scalar_type()),
                                                      ", expected Float or BFloat16"));
     }
     if (tensor.numel() == 0) return absl::OkStatus();
@@ -211,9 +206,8 @@ class GlooCollective : public Collective {
  private:
   absl::Status CheckUsable(absl::string_view op) const {
     if (failure_.ok()) return absl::OkStatus();
-    return absl::FailedPreconditionError(absl::StrCat(
-        "gloo ", op,
-        ": an earlier operation failed, build a new collective: ", failure_.message()));
+    return absl::FailedPreconditionError(
+        absl::StrCat("gloo ", op, ": an earlier operation failed, build a new collective: ", failure_.message()));
   }
 
   // Runs a Gloo operation. Its first failure makes the collective unusable and closes
@@ -248,8 +242,8 @@ absl::StatusOr<std::unique_ptr<Collective>> CreateGlooCollective(const Collectiv
                                                                  KeyValueStore* store) {
   DDLM_RETURN_IF_ERROR(ValidateCollectiveOptions(options));
   if (store == nullptr) return absl::InvalidArgumentError("gloo rendezvous: store is null");
-  const std::string log_prefix = absl::StrCat("[gloo ", options.store_prefix, " rank ",
-                                              options.rank, "/", options.world_size, "] ");
+  const std::string log_prefix =
+      absl::StrCat("[gloo ", options.store_prefix, " rank ", options.rank, "/", options.world_size, "] ");
 
   auto context = std::make_shared<gloo::rendezvous::Context>(options.rank, options.world_size);
   absl::Status status = RunGloo("rendezvous", [&] {

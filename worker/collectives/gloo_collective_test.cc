@@ -135,8 +135,7 @@ TEST_P(GlooCollectiveTest, AllGatherReturnsRowsInRankOrder) {
     ASSERT_EQ(gathered->sizes(), (std::vector<int64_t>{n, 2, 3}));
     ASSERT_EQ(gathered->scalar_type(), torch::kFloat32);
     for (int peer = 0; peer < n; ++peer) {
-      EXPECT_TRUE(torch::equal((*gathered)[peer],
-                               (torch::arange(6, torch::kFloat32) + 100.0f * peer).reshape({2, 3})))
+      EXPECT_TRUE(torch::equal((*gathered)[peer], (torch::arange(6, torch::kFloat32) + 100.0f * peer).reshape({2, 3})))
           << "row " << peer << " on rank " << r;
     }
 
@@ -146,8 +145,7 @@ TEST_P(GlooCollectiveTest, AllGatherReturnsRowsInRankOrder) {
     ASSERT_EQ(gathered_bytes->sizes(), (std::vector<int64_t>{n, 3}));
     ASSERT_EQ(gathered_bytes->scalar_type(), torch::kUInt8);
     for (int peer = 0; peer < n; ++peer) {
-      EXPECT_TRUE(torch::equal((*gathered_bytes)[peer],
-                               torch::tensor({peer, 2 * peer + 1, 255 - peer}, torch::kUInt8)))
+      EXPECT_TRUE(torch::equal((*gathered_bytes)[peer], torch::tensor({peer, 2 * peer + 1, 255 - peer}, torch::kUInt8)))
           << "row " << peer << " on rank " << r << ": " << *gathered_bytes;
     }
   });
@@ -181,14 +179,11 @@ TEST_P(GlooCollectiveTest, MixedOperationsStayInStep) {
 
       torch::Tensor weights = torch::full({2}, static_cast<float>(r * 7 + step));
       ASSERT_TRUE(collective.Broadcast(weights, step % n).ok());
-      EXPECT_TRUE(
-          torch::equal(weights, torch::full({2}, static_cast<float>((step % n) * 7 + step))));
+      EXPECT_TRUE(torch::equal(weights, torch::full({2}, static_cast<float>((step % n) * 7 + step))));
 
-      absl::StatusOr<torch::Tensor> losses =
-          collective.AllGather(torch::full({1}, static_cast<float>(r * step)));
+      absl::StatusOr<torch::Tensor> losses = collective.AllGather(torch::full({1}, static_cast<float>(r * step)));
       ASSERT_TRUE(losses.ok()) << losses.status();
-      EXPECT_TRUE(
-          torch::equal(*losses, (torch::arange(n, torch::kFloat32) * step).reshape({n, 1})));
+      EXPECT_TRUE(torch::equal(*losses, (torch::arange(n, torch::kFloat32) * step).reshape({n, 1})));
       ASSERT_TRUE(collective.Barrier().ok());
     }
   });
@@ -221,8 +216,7 @@ TEST(GlooCollectiveGroupsTest, PrefixesKeepGroupsApartInOneStore) {
 
 TEST(GlooCollectiveSingleRankTest, EveryOperationWorksAlone) {
   InMemoryKeyValueStore store;
-  absl::StatusOr<std::unique_ptr<Collective>> collective =
-      CreateGlooCollective(Options(0, 1), &store);
+  absl::StatusOr<std::unique_ptr<Collective>> collective = CreateGlooCollective(Options(0, 1), &store);
   ASSERT_TRUE(collective.ok()) << collective.status();
   Collective& c = **collective;
   EXPECT_EQ(c.rank(), 0);
@@ -241,8 +235,7 @@ TEST(GlooCollectiveSingleRankTest, EveryOperationWorksAlone) {
 
 TEST(GlooCollectiveSingleRankTest, BadArgumentsAreRejectedWithoutBreakingTheCollective) {
   InMemoryKeyValueStore store;
-  absl::StatusOr<std::unique_ptr<Collective>> collective =
-      CreateGlooCollective(Options(0, 1), &store);
+  absl::StatusOr<std::unique_ptr<Collective>> collective = CreateGlooCollective(Options(0, 1), &store);
   ASSERT_TRUE(collective.ok()) << collective.status();
   Collective& c = **collective;
 
@@ -269,14 +262,11 @@ TEST(GlooCollectiveSingleRankTest, BadArgumentsAreRejectedWithoutBreakingTheColl
 
 TEST(GlooCollectiveOptionsTest, InvalidOptionsAreRejected) {
   InMemoryKeyValueStore store;
-  EXPECT_EQ(CreateGlooCollective(Options(2, 2), &store).status().code(),
-            absl::StatusCode::kInvalidArgument);
-  EXPECT_EQ(CreateGlooCollective(Options(0, 0), &store).status().code(),
-            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(CreateGlooCollective(Options(2, 2), &store).status().code(), absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(CreateGlooCollective(Options(0, 0), &store).status().code(), absl::StatusCode::kInvalidArgument);
   EXPECT_EQ(CreateGlooCollective(Options(0, 1, "p/", absl::ZeroDuration()), &store).status().code(),
             absl::StatusCode::kInvalidArgument);
-  EXPECT_EQ(CreateGlooCollective(Options(0, 1), nullptr).status().code(),
-            absl::StatusCode::kInvalidArgument);
+  EXPECT_EQ(CreateGlooCollective(Options(0, 1), nullptr).status().code(), absl::StatusCode::kInvalidArgument);
 }
 
 // A peer that never arrives: each rank alone in a group of two gives up after the
@@ -289,8 +279,7 @@ TEST(GlooCollectiveRendezvousTest, MissingPeerFailsWithinTheTimeout) {
         CreateGlooCollective(Options(rank, 2, "job/0/", absl::Seconds(1)), &store);
     const absl::Duration elapsed = absl::Now() - start;
     ASSERT_FALSE(collective.ok()) << "rank " << rank;
-    EXPECT_EQ(collective.status().code(), absl::StatusCode::kDeadlineExceeded)
-        << collective.status();
+    EXPECT_EQ(collective.status().code(), absl::StatusCode::kDeadlineExceeded) << collective.status();
     EXPECT_THAT(collective.status().message(), HasSubstr("gloo rendezvous"));
     EXPECT_LT(elapsed, absl::Seconds(10)) << "rank " << rank;
   }
@@ -316,9 +305,7 @@ TEST(GlooCollectiveRendezvousTest, PeerGoneFailsTheNextOperation) {
 
   torch::Tensor t = torch::ones({8});
   absl::Status status = (*collective)->AllReduceSum(t);
-  EXPECT_THAT(status.code(),
-              AnyOf(absl::StatusCode::kUnavailable, absl::StatusCode::kDeadlineExceeded))
-      << status;
+  EXPECT_THAT(status.code(), AnyOf(absl::StatusCode::kUnavailable, absl::StatusCode::kDeadlineExceeded)) << status;
   EXPECT_THAT(status.message(), HasSubstr("gloo AllReduceSum"));
 
   status = (*collective)->Barrier();
@@ -334,8 +321,7 @@ TEST(GlooCollectiveRendezvousTest, AFailedRankFailsItsPeerPromptly) {
   absl::Status rank1_status;
   absl::Duration rank1_elapsed;
   std::thread rank1([&] {
-    absl::StatusOr<std::unique_ptr<Collective>> collective =
-        CreateGlooCollective(Options(1, 2), &store);
+    absl::StatusOr<std::unique_ptr<Collective>> collective = CreateGlooCollective(Options(1, 2), &store);
     ASSERT_TRUE(collective.ok()) << collective.status();
     const absl::Time start = absl::Now();
     rank1_status = (*collective)->Barrier();

@@ -8,8 +8,8 @@
 
 namespace ddlm::testing {
 
-void RunOnLocalGlooGroup(KeyValueStore* store, const std::string& prefix, int world_size,
-                         const RankBody& body, absl::Duration timeout) {
+void RunOnLocalGlooGroup(KeyValueStore* store, const std::string& prefix, int world_size, const RankBody& body,
+                         absl::Duration timeout) {
   std::vector<std::thread> threads;
   for (int rank = 0; rank < world_size; ++rank) {
     threads.emplace_back([=, &body] {

@@ -17,12 +17,11 @@ namespace ddlm::testing {
 
 using RankBody = std::function<void(int rank, Collective& collective)>;
 
-void RunOnLocalGlooGroup(int world_size, const RankBody& body,
-                         absl::Duration timeout = absl::Seconds(30));
+void RunOnLocalGlooGroup(int world_size, const RankBody& body, absl::Duration timeout = absl::Seconds(30));
 
 // The same with a given store (not owned) and key prefix, for tests of several groups.
-void RunOnLocalGlooGroup(KeyValueStore* store, const std::string& prefix, int world_size,
-                         const RankBody& body, absl::Duration timeout = absl::Seconds(30));
+void RunOnLocalGlooGroup(KeyValueStore* store, const std::string& prefix, int world_size, const RankBody& body,
+                         absl::Duration timeout = absl::Seconds(30));
 
 }  // namespace ddlm::testing
 

@@ -38,21 +38,13 @@ absl::Status NcclCheck(absl::string_view op, absl::string_view call, ncclResult_
   if (result == ncclSuccess) return absl::OkStatus();
   absl::StatusCode code = absl::StatusCode::kInternal;
   switch (result) {
-    case ncclInvalidArgument:
-      code = absl::StatusCode::kInvalidArgument;
-      break;
-    case ncclInvalidUsage:
-      code = absl::StatusCode::kFailedPrecondition;
-      break;
+    case ncclInvalidArgument: code = absl::StatusCode::kInvalidArgument; break;
+    case ncclInvalidUsage: code = absl::StatusCode::kFailedPrecondition; break;
     case ncclSystemError:
-    case ncclRemoteError:
-      code = absl::StatusCode::kUnavailable;
-      break;
-    default:
-      break;
+    case ncclRemoteError: code = absl::StatusCode::kUnavailable; break;
+    default: break;
   }
-  return absl::Status(code,
-                      absl::StrCat("nccl ", op, ": ", call, ": ", ncclGetErrorString(result)));
+  return absl::Status(code, absl::StrCat("nccl ", op, ": ", call, ": ", ncclGetErrorString(result)));
 }
 
 // Threading: one thread at a time (collective.h).
@@ -64,8 +56,8 @@ class NcclCollective : public Collective {
         cuda_device_(cuda_device),
         device_(torch::kCUDA, static_cast<torch::DeviceIndex>(cuda_device)),
         timeout_(options.timeout),
-        log_prefix_(absl::StrCat("[nccl ", options.store_prefix, " rank ", options.rank, "/",
-                                 options.world_size, " cuda:", cuda_device, "] ")) {}
+        log_prefix_(absl::StrCat("[nccl ", options.store_prefix, " rank ", options.rank, "/", options.world_size,
+                                 " cuda:", cuda_device, "] ")) {}
 
   ~NcclCollective() override {
     // Best effort: errors here have nowhere to go.
@@ -83,12 +75,11 @@ class NcclCollective : public Collective {
     DDLM_RETURN_IF_ERROR(CudaCheck(kOp, "cudaSetDevice", cudaSetDevice(cuda_device_)));
     // Non-blocking: nothing orders it against other streams implicitly (not even the
     // legacy default stream); every operation is ordered by CUDA events.
-    DDLM_RETURN_IF_ERROR(CudaCheck(kOp, "cudaStreamCreateWithFlags",
-                                   cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking)));
-    DDLM_RETURN_IF_ERROR(CudaCheck(kOp, "cudaEventCreateWithFlags",
-                                   cudaEventCreateWithFlags(&caller_, cudaEventDisableTiming)));
-    DDLM_RETURN_IF_ERROR(CudaCheck(kOp, "cudaMalloc",
-                                   cudaMalloc(reinterpret_cast<void**>(&scratch_), sizeof(float))));
+    DDLM_RETURN_IF_ERROR(
+        CudaCheck(kOp, "cudaStreamCreateWithFlags", cudaStreamCreateWithFlags(&stream_, cudaStreamNonBlocking)));
+    DDLM_RETURN_IF_ERROR(
+        CudaCheck(kOp, "cudaEventCreateWithFlags", cudaEventCreateWithFlags(&caller_, cudaEventDisableTiming)));
+    DDLM_RETURN_IF_ERROR(CudaCheck(kOp, "cudaMalloc", cudaMalloc(reinterpret_cast<void**>(&scratch_), sizeof(float))));
     DDLM_RETURN_IF_ERROR(CudaCheck(kOp, "cudaMemset", cudaMemset(scratch_, 0, sizeof(float))));
 
     PrefixStore keys(store_prefix, store);  // This attempt's keys.
@@ -98,22 +89,18 @@ class NcclCollective : public Collective {
       DDLM_RETURN_IF_ERROR(NcclCheck(kOp, "ncclGetUniqueId", ncclGetUniqueId(&id)));
       absl::Status status = keys.Set(key, std::string(id.internal, sizeof(id.internal)));
       if (!status.ok()) {
-        return absl::Status(status.code(),
-                            absl::StrCat("nccl rendezvous: rendezvous store: ", status.message()));
+        return absl::Status(status.code(), absl::StrCat("nccl rendezvous: rendezvous store: ", status.message()));
       }
     } else {
       absl::Status status = keys.Wait({key}, timeout_);
-      absl::StatusOr<std::string> value =
-          status.ok() ? keys.Get(key) : absl::StatusOr<std::string>(status);
+      absl::StatusOr<std::string> value = status.ok() ? keys.Get(key) : absl::StatusOr<std::string>(status);
       if (!value.ok()) {
-        return absl::Status(
-            value.status().code(),
-            absl::StrCat("nccl rendezvous: rendezvous store: ", value.status().message()));
+        return absl::Status(value.status().code(),
+                            absl::StrCat("nccl rendezvous: rendezvous store: ", value.status().message()));
       }
       if (value->size() != sizeof(id.internal)) {
-        return absl::DataLossError(absl::StrCat("nccl rendezvous: key '", keys.prefix(), key, "' holds ",
-                                                value->size(), " bytes, expected an NCCL id of ",
-                                                sizeof(id.internal)));
+        return absl::DataLossError(absl::StrCat("nccl rendezvous: key '", keys.prefix(), key, "' holds ", value->size(),
+                                                " bytes, expected an NCCL id of ", sizeof(id.internal)));
       }
       std::memcpy(id.internal, value->data(), sizeof(id.internal));
     }
@@ -133,19 +120,15 @@ class NcclCollective : public Collective {
   int world_size() const override { return world_size_; }
   torch::Device device() const override { return device_; }
 
-  absl::Status AllReduceSum(torch::Tensor& tensor) override {
-    return AllReduceSumOrdered(tensor, nullptr, nullptr);
-  }
+  absl::Status AllReduceSum(torch::Tensor& tensor) override { return AllReduceSumOrdered(tensor, nullptr, nullptr); }
 
-  absl::Status AllReduceSumOrdered(torch::Tensor& tensor, DeviceEvent* ready,
-                                   DeviceEvent* done) override {
+  absl::Status AllReduceSumOrdered(torch::Tensor& tensor, DeviceEvent* ready, DeviceEvent* done) override {
     constexpr absl::string_view kOp = "AllReduceSum";
     DDLM_RETURN_IF_ERROR(CheckUsable(kOp));
     DDLM_RETURN_IF_ERROR(CheckTensor(absl::StrCat("nccl ", kOp), tensor, device_));
     const bool bf16 = tensor.scalar_type() == torch::kBFloat16;
     if (tensor.scalar_type() != torch::kFloat32 && !bf16) {
-      return absl::InvalidArgumentError(absl::StrCat("nccl ", kOp, ": tensor is ",
-                                                     c10::toString(tensor.scalar_type()),
+      return absl::InvalidArgumentError(absl::StrCat("nccl ", kOp, ": tensor is ", c10::toString(tensor.scalar_type()),
                                                      ", expected Float or BFloat16"));
     }
     if (tensor.numel() == 0) return absl::OkStatus();
@@ -153,8 +136,8 @@ class NcclCollective : public Collective {
     void* data = tensor.data_ptr();
     const size_t count = static_cast<size_t>(tensor.numel());
     return Run(kOp, ready, [&] {
-      DDLM_RETURN_IF_ERROR(NcclCheck(kOp, "ncclAllReduce",
-                       ncclAllReduce(data, data, count, type, ncclSum, comm_, stream_)));
+      DDLM_RETURN_IF_ERROR(
+          NcclCheck(kOp, "ncclAllReduce", ncclAllReduce(data, data, count, type, ncclSum, comm_, stream_)));
       if (done == nullptr) return absl::OkStatus();
       return CudaCheck(kOp, "cudaEventRecord",
                        cudaEventRecord(static_cast<cudaEvent_t>(done->native_handle()), stream_));
@@ -170,8 +153,7 @@ class NcclCollective : public Collective {
     void* data = tensor.data_ptr();
     const size_t bytes = tensor.nbytes();
     return Run(kOp, nullptr, [&] {
-      return NcclCheck(kOp, "ncclBroadcast",
-                       ncclBroadcast(data, data, bytes, ncclUint8, root, comm_, stream_));
+      return NcclCheck(kOp, "ncclBroadcast", ncclBroadcast(data, data, bytes, ncclUint8, root, comm_, stream_));
     });
   }
 
@@ -185,16 +167,14 @@ class NcclCollective : public Collective {
     try {
       output = torch::empty(sizes, tensor.options());
     } catch (const std::exception& e) {
-      return absl::ResourceExhaustedError(
-          absl::StrCat("nccl ", kOp, ": allocating the output: ", e.what()));
+      return absl::ResourceExhaustedError(absl::StrCat("nccl ", kOp, ": allocating the output: ", e.what()));
     }
     if (tensor.nbytes() == 0) return output;
     const void* in = tensor.data_ptr();
     void* out = output.data_ptr();
     const size_t bytes = tensor.nbytes();
     DDLM_RETURN_IF_ERROR(Run(kOp, nullptr, [&] {
-      return NcclCheck(kOp, "ncclAllGather",
-                       ncclAllGather(in, out, bytes, ncclUint8, comm_, stream_));
+      return NcclCheck(kOp, "ncclAllGather", ncclAllGather(in, out, bytes, ncclUint8, comm_, stream_));
     }));
     return output;
   }
@@ -213,9 +193,8 @@ class NcclCollective : public Collective {
  private:
   absl::Status CheckUsable(absl::string_view op) const {
     if (failure_.ok()) return absl::OkStatus();
-    return absl::FailedPreconditionError(absl::StrCat(
-        "nccl ", op,
-        ": an earlier operation failed, build a new collective: ", failure_.message()));
+    return absl::FailedPreconditionError(
+        absl::StrCat("nccl ", op, ": an earlier operation failed, build a new collective: ", failure_.message()));
   }
 
   // Orders stream_ after `ready` (or, without one, after the work queued so far on the
@@ -255,15 +234,14 @@ class NcclCollective : public Collective {
       if (query == cudaSuccess) return absl::OkStatus();
       if (query != cudaErrorNotReady) return CudaCheck(op, "cudaStreamQuery", query);
       ncclResult_t async_error = ncclSuccess;
-      DDLM_RETURN_IF_ERROR(
-          NcclCheck(op, "ncclCommGetAsyncError", ncclCommGetAsyncError(comm_, &async_error)));
+      DDLM_RETURN_IF_ERROR(NcclCheck(op, "ncclCommGetAsyncError", ncclCommGetAsyncError(comm_, &async_error)));
       if (async_error != ncclSuccess && async_error != ncclInProgress) {
         return NcclCheck(op, "asynchronous error", async_error);
       }
       if (absl::Now() >= deadline) {
-        return absl::DeadlineExceededError(
-            absl::StrCat("nccl ", op, ": not finished after ", absl::FormatDuration(timeout_),
-                         " (a peer is gone or did not join the operation)"));
+        return absl::DeadlineExceededError(absl::StrCat("nccl ", op, ": not finished after ",
+                                                        absl::FormatDuration(timeout_),
+                                                        " (a peer is gone or did not join the operation)"));
       }
       // Short enough to add little latency to an operation, long enough not to keep a
       // core spinning.
@@ -279,27 +257,25 @@ class NcclCollective : public Collective {
   const std::string log_prefix_;
   cudaStream_t stream_ = nullptr;
   cudaEvent_t caller_ = nullptr;  // Marks the caller's stream for operations without `ready`.
-  float* scratch_ = nullptr;  // Device memory: the barrier's all-reduce operand.
+  float* scratch_ = nullptr;      // Device memory: the barrier's all-reduce operand.
   ncclComm_t comm_ = nullptr;
   absl::Status failure_;
 };
 
 }  // namespace
 
-absl::StatusOr<std::unique_ptr<Collective>> CreateNcclCollective(const CollectiveOptions& options,
-                                                                 KeyValueStore* store,
+absl::StatusOr<std::unique_ptr<Collective>> CreateNcclCollective(const CollectiveOptions& options, KeyValueStore* store,
                                                                  int cuda_device) {
   DDLM_RETURN_IF_ERROR(ValidateCollectiveOptions(options));
   if (store == nullptr) return absl::InvalidArgumentError("nccl rendezvous: store is null");
   if (cuda_device < 0) {
-    return absl::InvalidArgumentError(
-        absl::StrCat("nccl rendezvous: cuda_device must be >= 0, got ", cuda_device));
+    return absl::InvalidArgumentError(absl::StrCat("nccl rendezvous: cuda_device must be >= 0, got ", cuda_device));
   }
   auto collective = std::make_unique<NcclCollective>(options, cuda_device);
   absl::Status status = collective->Init(store, options.store_prefix);
   if (!status.ok()) {
-    LOG(WARNING) << "[nccl " << options.store_prefix << " rank " << options.rank << "/"
-                 << options.world_size << " cuda:" << cuda_device << "] " << status;
+    LOG(WARNING) << "[nccl " << options.store_prefix << " rank " << options.rank << "/" << options.world_size
+                 << " cuda:" << cuda_device << "] " << status;
     return status;
   }
   return std::unique_ptr<Collective>(std::move(collective));

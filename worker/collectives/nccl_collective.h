@@ -35,8 +35,7 @@
 namespace ddlm {
 
 // `store` is not owned and must outlive the call (not the collective).
-absl::StatusOr<std::unique_ptr<Collective>> CreateNcclCollective(const CollectiveOptions& options,
-                                                                 KeyValueStore* store,
+absl::StatusOr<std::unique_ptr<Collective>> CreateNcclCollective(const CollectiveOptions& options, KeyValueStore* store,
                                                                  int cuda_device);
 
 }  // namespace ddlm

@@ -5,8 +5,8 @@
 
 namespace ddlm {
 
-absl::StatusOr<std::unique_ptr<Collective>> CreateNcclCollective(
-    const CollectiveOptions& /*options*/, KeyValueStore* /*store*/, int /*cuda_device*/) {
+absl::StatusOr<std::unique_ptr<Collective>> CreateNcclCollective(const CollectiveOptions& /*options*/,
+                                                                 KeyValueStore* /*store*/, int /*cuda_device*/) {
   return absl::UnimplementedError("NCCL collectives: built without --config=cuda");
 }
 

@@ -34,9 +34,7 @@ class GrpcCoordinatorClient : public CoordinatorClient {
  public:
   GrpcCoordinatorClient(std::shared_ptr<grpc::Channel> channel, absl::Duration rpc_timeout,
                         absl::Duration transfer_timeout)
-      : stub_(WorkerService::NewStub(channel)),
-        rpc_timeout_(rpc_timeout),
-        transfer_timeout_(transfer_timeout) {}
+      : stub_(WorkerService::NewStub(channel)), rpc_timeout_(rpc_timeout), transfer_timeout_(transfer_timeout) {}
 
   // Waits for the channel to connect (up to kRegisterWait): a call that fails at once on
   // a channel in TRANSIENT_FAILURE leaves no thread polling it, and then a TLS handshake
@@ -79,14 +77,12 @@ class GrpcCoordinatorClient : public CoordinatorClient {
     if (!response.ok()) return response.status();
     return response->value();
   }
-  absl::Status KeyWait(const WorkerRef& worker, const std::vector<std::string>& keys,
-                       absl::Duration timeout) override {
+  absl::Status KeyWait(const WorkerRef& worker, const std::vector<std::string>& keys, absl::Duration timeout) override {
     KeyWaitRequest request;
     *request.mutable_worker() = worker;
     for (const std::string& k : keys) request.add_keys(k);
     request.set_timeout_ms(absl::ToInt64Milliseconds(timeout));
-    return Unary(request, &WorkerService::Stub::KeyWait, KeyWaitResponse(), timeout + rpc_timeout_)
-        .status();
+    return Unary(request, &WorkerService::Stub::KeyWait, KeyWaitResponse(), timeout + rpc_timeout_).status();
   }
   absl::StatusOr<std::string> DownloadShard(const DownloadShardRequest& request) override {
     grpc::ClientContext context;
@@ -97,11 +93,10 @@ class GrpcCoordinatorClient : public CoordinatorClient {
     grpc::ClientContext context;
     context.set_deadline(absl::ToChronoTime(absl::Now() + transfer_timeout_));
     return CollectChunks(stub_->DownloadCheckpoint(&context, request),
-                   absl::StrCat("checkpoint ", request.checkpoint_id()));
+                         absl::StrCat("checkpoint ", request.checkpoint_id()));
   }
   absl::Status ReportMetrics(const ReportMetricsRequest& request) override {
-    return Unary(request, &WorkerService::Stub::ReportMetrics, ReportMetricsResponse(), rpc_timeout_)
-        .status();
+    return Unary(request, &WorkerService::Stub::ReportMetrics, ReportMetricsResponse(), rpc_timeout_).status();
   }
   absl::StatusOr<EvaluationDecision> ReportEvaluation(const ReportEvaluationRequest& request,
                                                       absl::Duration timeout) override {
@@ -112,8 +107,7 @@ class GrpcCoordinatorClient : public CoordinatorClient {
     grpc::ClientContext context;
     context.set_deadline(absl::ToChronoTime(absl::Now() + transfer_timeout_));
     CheckpointInfo info;
-    std::unique_ptr<grpc::ClientWriter<CheckpointChunk>> writer =
-        stub_->UploadCheckpoint(&context, &info);
+    std::unique_ptr<grpc::ClientWriter<CheckpointChunk>> writer = stub_->UploadCheckpoint(&context, &info);
     size_t offset = 0;
     bool first = true;
     while (first || offset < bytes.size()) {
@@ -134,15 +128,13 @@ class GrpcCoordinatorClient : public CoordinatorClient {
     return info;
   }
   absl::Status FinishAssignment(const FinishAssignmentRequest& request) override {
-    return Unary(request, &WorkerService::Stub::FinishAssignment, FinishAssignmentResponse(),
-                 rpc_timeout_)
-        .status();
+    return Unary(request, &WorkerService::Stub::FinishAssignment, FinishAssignmentResponse(), rpc_timeout_).status();
   }
 
  private:
   template <typename Request, typename Response, typename Method>
-  absl::StatusOr<Response> Unary(const Request& request, Method method, Response response,
-                                 absl::Duration timeout, bool wait_for_ready = false) {
+  absl::StatusOr<Response> Unary(const Request& request, Method method, Response response, absl::Duration timeout,
+                                 bool wait_for_ready = false) {
     grpc::ClientContext context;
     context.set_deadline(absl::ToChronoTime(absl::Now() + timeout));
     context.set_wait_for_ready(wait_for_ready);

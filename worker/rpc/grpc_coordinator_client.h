@@ -18,9 +18,9 @@
 
 namespace ddlm {
 
-std::unique_ptr<CoordinatorClient> NewGrpcCoordinatorClient(
-    std::shared_ptr<grpc::Channel> channel, absl::Duration rpc_timeout = absl::Seconds(60),
-    absl::Duration transfer_timeout = absl::Minutes(10));
+std::unique_ptr<CoordinatorClient> NewGrpcCoordinatorClient(std::shared_ptr<grpc::Channel> channel,
+                                                            absl::Duration rpc_timeout = absl::Seconds(60),
+                                                            absl::Duration transfer_timeout = absl::Minutes(10));
 
 // A channel to `address` ("host:port") with message limits large enough for a
 // vocabulary in an assignment, which tries to reconnect to a coordinator that went

@@ -44,8 +44,7 @@ class FakeCoordinatorClient : public CoordinatorClient {
   // The data plane of one job: the bytes DownloadShard serves for `split`, and the
   // state its validation decisions start from (what a resume restores).
   void set_shard(Split split, std::string bytes) ABSL_LOCKS_EXCLUDED(mu_);
-  void SetValidationState(std::optional<double> best_loss, double lr, double anneal = 4)
-      ABSL_LOCKS_EXCLUDED(mu_);
+  void SetValidationState(std::optional<double> best_loss, double lr, double anneal = 4) ABSL_LOCKS_EXCLUDED(mu_);
 
   std::vector<RegisterRequest> registrations() ABSL_LOCKS_EXCLUDED(mu_);
   std::vector<TrainingMetrics> metrics() ABSL_LOCKS_EXCLUDED(mu_);
@@ -74,8 +73,7 @@ class FakeCoordinatorClient : public CoordinatorClient {
   std::unique_ptr<CommandStream> StreamCommands(const WorkerRef& worker) override ABSL_LOCKS_EXCLUDED(mu_);
   absl::Status KeySet(const WorkerRef& worker, const std::string& key, const std::string& value) override;
   absl::StatusOr<std::string> KeyGet(const WorkerRef& worker, const std::string& key) override;
-  absl::Status KeyWait(const WorkerRef& worker, const std::vector<std::string>& keys,
-                       absl::Duration timeout) override;
+  absl::Status KeyWait(const WorkerRef& worker, const std::vector<std::string>& keys, absl::Duration timeout) override;
   absl::StatusOr<std::string> DownloadShard(const DownloadShardRequest& request) override;
   absl::StatusOr<std::string> DownloadCheckpoint(const DownloadCheckpointRequest& request) override;
   absl::Status ReportMetrics(const ReportMetricsRequest& request) override;
