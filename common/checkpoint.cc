@@ -75,10 +75,10 @@ absl::StatusOr<Checkpoint> ParseCheckpoint(absl::string_view bytes, absl::string
   DDLM_ASSIGN_OR_RETURN(CheckpointView view, ParseCheckpointView(bytes, source));
   Checkpoint checkpoint;
   for (const CheckpointView::Tensor& t : view.tensors) {
-    DDLM_ASSIGN_OR_RETURN(torch::ScalarType dtype, FromProtoDType(t.entry->dtype()));
-    torch::Tensor tensor = torch::empty(std::vector<int64_t>(t.entry->shape().begin(), t.entry->shape().end()), dtype);
+    DDLM_ASSIGN_OR_RETURN(torch::ScalarType dtype, FromProtoDType(t.entry.dtype()));
+    torch::Tensor tensor = torch::empty(std::vector<int64_t>(t.entry.shape().begin(), t.entry.shape().end()), dtype);
     if (!t.bytes.empty()) std::memcpy(tensor.data_ptr(), t.bytes.data(), t.bytes.size());
-    checkpoint.tensors.emplace(t.entry->name(), std::move(tensor));
+    checkpoint.tensors.emplace(t.entry.name(), std::move(tensor));
   }
   checkpoint.header = std::move(view.header);
   return checkpoint;

@@ -102,7 +102,7 @@ absl::StatusOr<CheckpointView> ParseCheckpointView(absl::string_view bytes, absl
     if (!names.insert(entry.name()).second) {
       return corrupt(absl::StrCat("tensor ", entry.name(), " appears twice"));
     }
-    view.tensors.push_back({&entry, absl::string_view(area + entry.offset(), expected)});
+    view.tensors.push_back({entry, absl::string_view(area + entry.offset(), expected)});
   }
   return view;
 }

@@ -33,7 +33,7 @@ uint64_t DTypeSize(TensorDType dtype);
 struct CheckpointView {
   CheckpointHeader header;
   struct Tensor {
-    const TensorEntry* entry;  // In `header`.
+    TensorEntry entry;  // A copy of its index entry in `header`.
     absl::string_view bytes;
   };
   std::vector<Tensor> tensors;  // In the header's order; names unique.

@@ -51,10 +51,10 @@ TEST(CheckpointFormatTest, AnEncodedFileParsesBackToItsHeaderAndTensorBytes) {
   EXPECT_EQ(view->header.position().global_step(), 120);
   EXPECT_EQ(view->header.vocabulary(0), "<eos>");
   ASSERT_EQ(view->tensors.size(), 2u);
-  EXPECT_EQ(view->tensors[0].entry->name(), "param/w");
-  EXPECT_EQ(view->tensors[0].entry->offset(), 0u);
+  EXPECT_EQ(view->tensors[0].entry.name(), "param/w");
+  EXPECT_EQ(view->tensors[0].entry.offset(), 0u);
   EXPECT_EQ(view->tensors[0].bytes, kWeights);
-  EXPECT_EQ(view->tensors[1].entry->offset(), 24u);
+  EXPECT_EQ(view->tensors[1].entry.offset(), 24u);
   EXPECT_EQ(view->tensors[1].bytes, kRng);
   // The same bytes as a hand-framed file: the layout is the documented one.
   EXPECT_EQ(*bytes, Frame(view->header, kWeights + kRng));

@@ -161,7 +161,9 @@ void Coordinator::FailJobsNotSaved() {
 }
 
 absl::Status Coordinator::DeleteJob(const std::string& job_id) {
-  absl::MutexLock keeping(&keep_mu_);  // No keep moves a file of the job meanwhile.
+  // No upload of the job moves a file meanwhile.
+  const std::shared_ptr<absl::Mutex> keep_lock = KeepLock(job_id);
+  absl::MutexLock keeping(keep_lock.get());
   uint64_t ticket = 0;
   {
     absl::MutexLock lock(&mu_);
@@ -176,6 +178,10 @@ absl::Status Coordinator::DeleteJob(const std::string& job_id) {
     DeliverLocked(ticket);
   }
   DDLM_RETURN_IF_ERROR(store_.DeleteJob(job_id));
+  {
+    absl::MutexLock lock(&keep_locks_mu_);
+    keep_locks_.erase(job_id);  // Its id is never given again.
+  }
   if (options_.event_observer != nullptr) options_.event_observer->OnJobDeleted(job_id);
   LOG(INFO) << "job " << job_id << " deleted";
   return absl::OkStatus();
@@ -498,53 +504,81 @@ absl::StatusOr<std::unique_ptr<CheckpointUpload>> Coordinator::BeginUpload(const
       });
 }
 
+std::shared_ptr<absl::Mutex> Coordinator::KeepLock(const std::string& job_id) {
+  absl::MutexLock lock(&keep_locks_mu_);
+  std::shared_ptr<absl::Mutex>& keep = keep_locks_[job_id];
+  if (keep == nullptr) keep = std::make_shared<absl::Mutex>();
+  return keep;
+}
+
+absl::Status Coordinator::MakeDurable(uint64_t ticket) {
+  ticket = std::max(ticket, RunPendingStarts());
+  absl::Status written = writer_.Flush(ticket);
+  {
+    absl::MutexLock lock(&mu_);
+    DeliverLocked(ticket);
+  }
+  if (!written.ok()) FailJobsNotSaved();
+  return written;
+}
+
 absl::StatusOr<CheckpointInfo> Coordinator::KeepUpload(const WorkerRef& worker, const AttemptRef& ref,
                                                        const std::string& staging, const CheckpointInfo& info) {
   const std::string job_id = ref.job_id();
-  // One keep at a time: the files move without mu_, and no other keep (or deletion)
-  // moves a file of the store meanwhile.
-  absl::MutexLock keeping(&keep_mu_);
-  {
-    absl::MutexLock lock(&mu_);
-    DDLM_RETURN_IF_ERROR(jobs_.FindAttempt(worker, ref).status());
-  }
-  // Without mu_: the rename and the directory's fsync. A file kept under the same id
-  // (a resumed attempt writes it again) keeps a second name meanwhile, so that it can
-  // be put back if the attempt ended while the file moved.
-  const std::string previous = absl::StrCat(staging, ".previous");
-  DDLM_ASSIGN_OR_RETURN(const bool replacing, store_.LinkCheckpoint(job_id, info.id(), previous));
-  if (absl::Status renamed = store_.RenameCheckpoint(job_id, staging, info.id()); !renamed.ok()) {
-    if (replacing) (void)store_.DeleteCheckpoint(job_id, previous);
-    return renamed;
-  }
-  if (options_.after_checkpoint_rename_for_testing) options_.after_checkpoint_rename_for_testing();
-  bool recorded = false;
+  const std::shared_ptr<absl::Mutex> keep_lock = KeepLock(job_id);
   std::vector<std::string> doomed;
-  absl::StatusOr<CheckpointInfo> stored =
-      Persisted([&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) -> absl::StatusOr<CheckpointInfo> {
-        // Again: the attempt may have ended while the file moved.
-        DDLM_ASSIGN_OR_RETURN(JobEntry * job, jobs_.FindAttempt(worker, ref));
-        doomed = jobs_.KeepCheckpoint(*job, info);
-        recorded = true;
-        return info;
-      });
-  if (!recorded) {
-    // Not kept after all: the store is as it was before this upload.
-    absl::Status undone =
-        replacing ? store_.RenameCheckpoint(job_id, previous, info.id()) : store_.DeleteCheckpoint(job_id, info.id());
-    if (!undone.ok()) LOG(ERROR) << "after a late upload: " << undone;
-    return stored;
+  uint64_t ticket = 0;
+  {
+    // One move at a time among this job's checkpoint files; they move without mu_.
+    absl::MutexLock keeping(keep_lock.get());
+    {
+      absl::MutexLock lock(&mu_);
+      DDLM_RETURN_IF_ERROR(jobs_.FindAttempt(worker, ref).status());
+    }
+    // The rename and the directory's fsync. A file kept under the same id (a resumed
+    // attempt writes it again) keeps a second name meanwhile, so that it can be put
+    // back if the attempt ended while the file moved.
+    const std::string previous = absl::StrCat(staging, ".previous");
+    DDLM_ASSIGN_OR_RETURN(const bool replacing, store_.LinkCheckpoint(job_id, info.id(), previous));
+    if (absl::Status renamed = store_.RenameCheckpoint(job_id, staging, info.id()); !renamed.ok()) {
+      if (replacing) (void)store_.DeleteCheckpoint(job_id, previous);
+      return renamed;
+    }
+    if (options_.after_checkpoint_rename_for_testing) options_.after_checkpoint_rename_for_testing();
+    absl::Status current;
+    {
+      absl::MutexLock lock(&mu_);
+      absl::StatusOr<JobEntry*> job = jobs_.FindAttempt(worker, ref);  // Again: it may have ended.
+      current = job.status();
+      if (job.ok()) doomed = jobs_.KeepCheckpoint(**job, info);
+      ticket = last_ticket_;
+    }
+    if (!current.ok()) {
+      // Not kept after all: the files are as they were before this upload.
+      absl::Status undone =
+          replacing ? store_.RenameCheckpoint(job_id, previous, info.id()) : store_.DeleteCheckpoint(job_id, info.id());
+      if (!undone.ok()) LOG(ERROR) << "after a late upload: " << undone;
+      return current;
+    }
+    if (replacing) (void)store_.DeleteCheckpoint(job_id, previous);
   }
-  if (replacing) (void)store_.DeleteCheckpoint(job_id, previous);
+  DDLM_RETURN_IF_ERROR(MakeDurable(ticket));
   // Retention deletes the files the record dropped only once that record is on disk
   // (a crash in between leaves a stray file, never a record naming a missing one),
-  // and without mu_.
-  if (stored.ok()) {
-    for (const std::string& id : doomed) {
-      if (absl::Status s = store_.DeleteCheckpoint(job_id, id); !s.ok()) LOG(ERROR) << s;
+  // without mu_, and not one that a later upload has kept again meanwhile.
+  absl::MutexLock keeping(keep_lock.get());
+  for (const std::string& id : doomed) {
+    bool kept_again = false;
+    {
+      absl::MutexLock lock(&mu_);
+      if (const JobEntry* job = jobs_.Find(job_id); job != nullptr) {
+        for (const CheckpointInfo& c : job->record.checkpoints()) kept_again = kept_again || c.id() == id;
+      }
     }
+    if (kept_again) continue;
+    if (absl::Status s = store_.DeleteCheckpoint(job_id, id); !s.ok()) LOG(ERROR) << s;
   }
-  return stored;
+  return info;
 }
 
 absl::Status Coordinator::FinishAssignment(const FinishAssignmentRequest& request) {

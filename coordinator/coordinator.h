@@ -48,13 +48,14 @@
 // and the event streams, which are not thread-safe themselves; the one blocking call
 // (ReportEvaluation) waits on a condition with a deadline and never holds the mutex
 // while waiting; streams are pushed to (stream_sink.h), never polled. Heartbeats never
-// take it (the registry's HeartbeatTable answers them), nor do the Rendezvous's waits. No record write happens under it:
-// a change queues its job-record write (JobRecordWriter), and the call that made it
-// waits for the write after releasing the mutex, answering OK only once the change is
-// on disk (a failed write fails the call); event streams get each event only then.
-// Checkpoint bytes are verified and written outside the mutex too, and renamed into
-// place (with the directory's fsync) under keep_mu_ alone, between two checks under
-// the mutex that the attempt is current (a late upload is undone, never kept).
+// take it (the registry's HeartbeatTable answers them), nor do the Rendezvous's waits.
+// No record write happens under it: a change queues its job-record write
+// (JobRecordWriter), and the call that made it waits for the write after releasing the
+// mutex, answering OK only once the change is on disk (a failed write fails the call);
+// event streams get each event only then. Checkpoint bytes are verified and written
+// outside the mutex too, and renamed into place (with the directory's fsync) under the
+// job's own keep lock, between two checks under the mutex that the attempt is current
+// (a late upload is undone, never kept).
 
 #include <algorithm>
 #include <atomic>
@@ -255,16 +256,14 @@ class Coordinator {
       result.emplace(f());
       ticket = last_ticket_;
     }
-    ticket = std::max(ticket, RunPendingStarts());
-    absl::Status written = writer_.Flush(ticket);
-    {
-      absl::MutexLock lock(&mu_);
-      DeliverLocked(ticket);
-    }
-    if (!written.ok()) FailJobsNotSaved();
+    absl::Status written = MakeDurable(ticket);
     if (!written.ok() && result->ok()) return written;
     return *std::move(result);
   }
+  // Persisted's second half, without the lock: starts the jobs scheduled meanwhile,
+  // waits until record writes up to `ticket` are on disk, delivers their events, and
+  // fails the jobs whose writes failed (returning the write's error).
+  absl::Status MakeDurable(uint64_t ticket) ABSL_LOCKS_EXCLUDED(mu_);
   // The jobs whose changes could not be written (a full or unwritable state_dir) fail,
   // naming the error (which names the path); a running one's ranks are told to stop,
   // and it is not restarted. The coordinator and every other job go on.
@@ -293,9 +292,12 @@ class Coordinator {
   Rendezvous rendezvous_;                 // Thread-safe on its own; never waited on under mu_.
   WorkerCredentials credentials_;         // Thread-safe; its own lock.
   std::atomic<uint64_t> next_upload_{1};  // Staging file names.
-  // Held while a kept checkpoint's file moves (KeepUpload, DeleteJob); taken before
-  // mu_, never while holding it.
-  absl::Mutex keep_mu_ ABSL_ACQUIRED_BEFORE(mu_);
+  // The lock of `job_id`'s checkpoint files, held while one of them moves (KeepUpload,
+  // retention, DeleteJob); taken before mu_, never while holding it. One per job, so
+  // that one job's upload never waits behind another job's files.
+  std::shared_ptr<absl::Mutex> KeepLock(const std::string& job_id) ABSL_LOCKS_EXCLUDED(keep_locks_mu_);
+  absl::Mutex keep_locks_mu_;
+  std::map<std::string, std::shared_ptr<absl::Mutex>> keep_locks_ ABSL_GUARDED_BY(keep_locks_mu_);
 
   absl::Mutex mu_;
   bool shutdown_ ABSL_GUARDED_BY(mu_) = false;

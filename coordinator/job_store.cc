@@ -412,7 +412,12 @@ absl::StatusOr<bool> JobStore::LinkCheckpoint(const std::string& job_id, const s
                                               const std::string& link) {
   const std::string from = CheckpointPath(job_id, checkpoint_id);
   const std::string to = CheckpointPath(job_id, link);
-  if (::link(from.c_str(), to.c_str()) != 0) {
+  int rc = ::link(from.c_str(), to.c_str());
+  if (rc != 0 && errno == EEXIST) {  // A leftover of an upload that a crash interrupted.
+    ::unlink(to.c_str());
+    rc = ::link(from.c_str(), to.c_str());
+  }
+  if (rc != 0) {
     if (errno == ENOENT) return false;
     return ErrnoError("cannot link", absl::StrCat(from, " as ", to), errno);
   }

@@ -293,5 +293,20 @@ TEST(JobStoreTest, WritesAndDeletesCheckpoints) {
   EXPECT_TRUE(store.DeleteCheckpoint("job-1", "gone").ok());
 }
 
+TEST(JobStoreTest, ALinkKeepsAKeptFileUnderASecondNameForAnUndo) {
+  JobStore store(TempDir("store_link"));
+  ASSERT_TRUE(store.Init().ok());
+  EXPECT_FALSE(*store.LinkCheckpoint("job-1", "e1", "up.previous"));  // Nothing to keep.
+  ASSERT_TRUE(store.WriteCheckpoint("job-1", "e1", "old").ok());
+  ASSERT_TRUE(store.WriteCheckpoint("job-1", "up.previous", "a leftover of a crash").ok());
+  ASSERT_TRUE(*store.LinkCheckpoint("job-1", "e1", "up.previous"));  // Replaces the leftover.
+  ASSERT_TRUE(store.WriteCheckpoint("job-1", "staged", "new").ok());
+  ASSERT_TRUE(store.RenameCheckpoint("job-1", "staged", "e1").ok());
+  EXPECT_EQ(*ReadFile(store.CheckpointPath("job-1", "e1")), "new");
+  ASSERT_TRUE(store.RenameCheckpoint("job-1", "up.previous", "e1").ok());  // The undo.
+  EXPECT_EQ(*ReadFile(store.CheckpointPath("job-1", "e1")), "old");
+  EXPECT_EQ(ReadFile(store.CheckpointPath("job-1", "up.previous")).status().code(), absl::StatusCode::kNotFound);
+}
+
 }  // namespace
 }  // namespace ddlm

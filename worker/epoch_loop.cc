@@ -29,14 +29,16 @@ absl::StatusOr<bool> EpochLoop::Train(const torch::Tensor& train, const torch::T
   while (trainer_->position().epoch() <= epochs) {
     EpochEnd end;
     end.epoch = trainer_->position().epoch();
+    const auto train_start = std::chrono::steady_clock::now();
     DDLM_ASSIGN_OR_RETURN(end.summary, trainer_->TrainEpoch(train, options_.stop));
     if (end.summary.interrupted) return false;
+    end.train_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - train_start).count();
     const auto eval_start = std::chrono::steady_clock::now();
     DDLM_ASSIGN_OR_RETURN(EvalResult local, trainer_->Evaluate(valid, options_.eval_batches));
     end.eval_seconds = std::chrono::duration<double>(std::chrono::steady_clock::now() - eval_start).count();
-    DDLM_ASSIGN_OR_RETURN(end.decision, arbiter_->Decide(VALID, end.epoch, local, end.summary.seconds));
+    DDLM_ASSIGN_OR_RETURN(end.decision, arbiter_->Decide(VALID, end.epoch, local, end.train_seconds));
     trainer_->ApplyValidation(end.decision.loss(), ValidationOutcome{end.decision.best(), end.decision.lr()});
-    if (end.decision.best()) KeepCurrentAsBest();
+    if (end.decision.best() && options_.keep_best) KeepCurrentAsBest();
     if (options_.on_epoch_end) DDLM_RETURN_IF_ERROR(options_.on_epoch_end(end));
   }
   return true;

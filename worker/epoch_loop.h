@@ -55,6 +55,7 @@ class LocalValidationArbiter : public ValidationArbiter {
 struct EpochEnd {
   int32_t epoch = 0;
   EpochSummary summary;         // Its training.
+  double train_seconds = 0;     // TrainEpoch's wall time (what the arbiter is told).
   double eval_seconds = 0;      // Its validation.
   EvaluationDecision decision;  // As applied.
 };
@@ -64,6 +65,9 @@ struct EpochLoopOptions {
   int64_t eval_batches = 0;
   // Set (from anywhere) to stop training at the next step.
   const std::atomic<bool>* stop = nullptr;
+  // Keep a copy of the best weights in memory (on the trainer's device) for
+  // RestoreBest. ddlm_train saves them to a file instead, as upstream does.
+  bool keep_best = true;
   // After each epoch's decision has been applied and its best weights kept: log,
   // checkpoint. A non-OK status ends the loop with it.
   std::function<absl::Status(const EpochEnd&)> on_epoch_end;

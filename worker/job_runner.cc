@@ -277,7 +277,7 @@ absl::Status JobRunner::RunAttempt() {
               << absl::StrFormat(
                      "| end of epoch %3d | time: %5.2fs | valid loss %5.2f | valid ppl %8.2f | "
                      "all-reduce %.1f s, %d bucket(s)",
-                     end.epoch, end.summary.seconds, end.decision.loss(), std::exp(end.decision.loss()),
+                     end.epoch, end.train_seconds, end.decision.loss(), std::exp(end.decision.loss()),
                      reducer.stats().allreduce_seconds, reducer.num_buckets());
     return UploadCheckpoint(*trainer, collective);
   };

@@ -162,6 +162,8 @@ int Run(const ddlm::JobSpec& spec, const torch::Device& device) {
   ddlm::EpochLoopOptions loop_options;
   loop_options.eval_batches = spec.schedule().dry_run() ? 1 : 0;
   loop_options.stop = &g_stop;
+  loop_options.keep_best = false;  // Saved to `save`, and read back from it for the test.
+  bool saved = false;
   loop_options.on_epoch_end = [&](const ddlm::EpochEnd& end) -> absl::Status {
     const double val_loss = end.decision.loss();
     PrintRule('-');
@@ -176,6 +178,7 @@ int Run(const ddlm::JobSpec& spec, const torch::Device& device) {
     if (!written.ok()) {
       return absl::Status(written.code(), absl::StrCat("cannot save the best model: ", written.message()));
     }
+    saved = true;
     return absl::OkStatus();
   };
   ddlm::LocalValidationArbiter arbiter(&trainer);
@@ -191,12 +194,16 @@ int Run(const ddlm::JobSpec& spec, const torch::Device& device) {
     PrintRule('-');
     std::printf("Exiting from training early\n");
   }
-  if (!loop.has_best()) {
+  if (!saved) {
     std::printf("No epoch finished: no model was saved, skipping the test evaluation\n");
     return 0;
   }
-  // The best model, as saved (upstream reloads its file; these are the same weights).
-  loop.RestoreBest();
+  absl::StatusOr<ddlm::Checkpoint> best = ddlm::ReadCheckpointFile(save);
+  absl::Status loaded = best.ok() ? trainer.LoadCheckpoint(*best, /*weights_only=*/true) : best.status();
+  if (!loaded.ok()) {
+    std::fprintf(stderr, "ddlm_train: cannot reload the best model: %s\n", std::string(loaded.message()).c_str());
+    return 1;
+  }
   absl::StatusOr<ddlm::EvaluationDecision> tested = loop.Test(test, trainer.position().epoch());
   if (!tested.ok()) {
     std::fprintf(stderr, "ddlm_train: %s\n", std::string(tested.status().message()).c_str());
