@@ -9,19 +9,13 @@
 #include "common/config.h"
 #include "common/corpus.h"
 #include "common/loss.h"
+#include "common/testing/quickstart_corpus.h"
 #include "gtest/gtest.h"
 
 namespace ddlm {
 namespace {
 
-const Corpus& Quickstart() {
-  static const Corpus* corpus = [] {
-    absl::StatusOr<Corpus> c = LoadCorpus("configs/quickstart_data");
-    EXPECT_TRUE(c.ok()) << c.status();
-    return new Corpus(std::move(*c));
-  }();
-  return *corpus;
-}
+const Corpus& Quickstart() { return QuickstartCorpus(); }
 
 JobSpec SmallSpec(ModelType type) {
   JobSpec spec;

@@ -15,6 +15,7 @@
 #include "common/corpus.h"
 #include "common/device.h"
 #include "common/trainer.h"
+#include "common/testing/quickstart_corpus.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 
@@ -29,14 +30,7 @@ using ::testing::HasSubstr;
                     "run on a GPU: tests/gpu/run.sh)";                      \
   }
 
-const Corpus& Quickstart() {
-  static const Corpus* corpus = [] {
-    absl::StatusOr<Corpus> c = LoadCorpus("configs/quickstart_data");
-    EXPECT_TRUE(c.ok()) << c.status();
-    return new Corpus(std::move(*c));
-  }();
-  return *corpus;
-}
+const Corpus& Quickstart() { return QuickstartCorpus(); }
 
 JobSpec Spec(ModelType type, float dropout = 0.0f) {
   JobSpec spec;
