@@ -1,7 +1,6 @@
 #include "coordinator/coordinator.h"
 
 #include <glog/logging.h>
-#include <unistd.h>
 
 #include <algorithm>
 #include <cmath>

@@ -4,8 +4,10 @@
 // The epoch loop of word_language_model, shared by ddlm_train and a job's ranks:
 //
 //   while epochs are left:  TrainEpoch(train) -> Evaluate(valid) -> arbiter decides
-//                           -> the trainer applies it -> best weights kept -> epoch-end hook
-//   then:                   best weights restored -> Evaluate(test) -> arbiter combines
+//                           -> the trainer applies it -> best weights kept (keep_best)
+//                           -> epoch-end hook
+//   then (Test):            Evaluate(test) of the weights the caller restored
+//                           (RestoreBest, or a saved file) -> arbiter combines
 //
 // What happens after a validation is decided by a ValidationArbiter, never by the loop
 // or the trainer: locally for ddlm_train (LocalValidationArbiter, word_language_model's

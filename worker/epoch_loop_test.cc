@@ -142,6 +142,21 @@ TEST(EpochLoopTest, AppliesTheArbitersDecisionsKeepsTheBestWeightsAndTestsThem) 
   EXPECT_TRUE(std::isfinite(tested->loss()));
 }
 
+TEST(EpochLoopTest, WithoutKeepBestNoSecondCopyIsKept) {
+  std::unique_ptr<Trainer> trainer = MakeTrainer(SmallSpec(1));
+  ScriptedArbiter arbiter;
+  arbiter.script = {Decision(true, 20)};
+  EpochLoopOptions options;
+  options.keep_best = false;  // ddlm_train: its best model goes to a file instead.
+  EpochLoop loop(trainer.get(), &arbiter, options);
+  absl::StatusOr<bool> finished = loop.Train(Batchify(Quickstart().train, 20), Batchify(Quickstart().valid, 10));
+  ASSERT_TRUE(finished.ok()) << finished.status();
+  EXPECT_TRUE(*finished);
+  EXPECT_DOUBLE_EQ(*trainer->best_val_loss(), arbiter.calls[0].local.mean_loss());  // Still applied.
+  EXPECT_FALSE(loop.has_best());
+  EXPECT_FALSE(loop.RestoreBest());
+}
+
 TEST(EpochLoopTest, AStopEndsItWhereItStoodAndAnErrorEndsItWithThatError) {
   torch::Tensor train = Batchify(Quickstart().train, 20);
   torch::Tensor valid = Batchify(Quickstart().valid, 10);
