@@ -6,8 +6,8 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_split.h"
-#include "common/file_io.h"
-#include "common/status_macros.h"
+#include "common/base/file_io.h"
+#include "common/base/status_macros.h"
 
 namespace ddlm {
 

@@ -3,9 +3,9 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
-#include "common/checkpoint_format.h"
-#include "common/sharding.h"
-#include "common/status_macros.h"
+#include "common/base/checkpoint_format.h"
+#include "common/base/sharding.h"
+#include "common/base/status_macros.h"
 
 namespace ddlm {
 namespace {

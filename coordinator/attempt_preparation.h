@@ -3,7 +3,7 @@
 
 // What an attempt needs before its ranks can be assigned, and takes long to make: the
 // job's corpus read (through the data roots) and tokenized, cut into one shard per
-// rank (common/sharding.h) and encoded, and each rank's Assignment. The Coordinator
+// rank (common/base/sharding.h) and encoded, and each rank's Assignment. The Coordinator
 // calls these without its lock: for a large corpus they take seconds, and heartbeats,
 // queries and other jobs go on meanwhile.
 //
@@ -16,8 +16,8 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
-#include "common/corpus.h"
-#include "common/data_roots.h"
+#include "common/base/corpus.h"
+#include "common/base/data_roots.h"
 #include "proto/config.pb.h"
 #include "proto/worker_service.pb.h"
 

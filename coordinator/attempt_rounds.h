@@ -22,7 +22,7 @@
 
 #include "absl/status/statusor.h"
 #include "proto/job.pb.h"
-#include "common/validation_rule.h"  // DecideAfterValidation: the coordinator decides.
+#include "common/base/validation_rule.h"  // DecideAfterValidation: the coordinator decides.
 #include "proto/worker_service.pb.h"
 
 namespace ddlm {

@@ -4,8 +4,8 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
-#include "common/checkpoint_format.h"
-#include "common/file_io.h"
+#include "common/base/checkpoint_format.h"
+#include "common/base/file_io.h"
 #include "coordinator/retention.h"
 
 namespace ddlm {

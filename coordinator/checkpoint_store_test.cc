@@ -2,7 +2,7 @@
 
 #include <cmath>
 
-#include "common/checkpoint.h"
+#include "common/training/checkpoint.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 

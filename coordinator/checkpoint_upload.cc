@@ -8,10 +8,10 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
-#include "common/checkpoint_format.h"
-#include "common/file_io.h"
-#include "common/model_size.h"
-#include "common/status_macros.h"
+#include "common/base/checkpoint_format.h"
+#include "common/base/file_io.h"
+#include "common/base/model_size.h"
+#include "common/base/status_macros.h"
 #include "coordinator/checkpoint_store.h"
 
 namespace ddlm {

@@ -3,7 +3,7 @@
 
 // One checkpoint upload in progress (WorkerService.UploadCheckpoint). Its bytes go to
 // a staging file in the job's directory as they come, never more than a checkpoint of
-// the job can weigh (MaxCheckpointBytes, common/checkpoint.h), so a flood costs neither
+// the job can weigh (MaxCheckpointBytes, common/training/checkpoint.h), so a flood costs neither
 // memory nor more than that much disk. Finish verifies the file (checkpoint_store.h:
 // magic, version, index, CRC-32) and that it holds the job's model and vocabulary, then
 // hands it to `keep`, which makes it a kept checkpoint (the Coordinator: renamed over its

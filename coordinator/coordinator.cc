@@ -7,8 +7,8 @@
 #include <map>
 
 #include "absl/strings/str_cat.h"
-#include "common/config.h"
-#include "common/status_macros.h"
+#include "common/base/config.h"
+#include "common/base/status_macros.h"
 #include "coordinator/checkpoint_store.h"
 
 namespace ddlm {

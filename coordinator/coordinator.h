@@ -73,9 +73,9 @@
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
 #include "absl/time/time.h"
-#include "common/clock.h"
-#include "common/corpus.h"
-#include "common/data_roots.h"
+#include "common/base/clock.h"
+#include "common/base/corpus.h"
+#include "common/base/data_roots.h"
 #include "coordinator/attempt_preparation.h"
 #include "coordinator/attempt_rounds.h"
 #include "coordinator/checkpoint_upload.h"
@@ -97,7 +97,7 @@ namespace ddlm {
 
 struct CoordinatorOptions {
   std::string state_dir;
-  // The only directories corpora are read from (common/data_roots.h); empty means the
+  // The only directories corpora are read from (common/base/data_roots.h); empty means the
   // working directory.
   std::vector<std::string> data_roots;
   // Told to workers at registration.

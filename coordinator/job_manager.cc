@@ -6,8 +6,8 @@
 #include <cmath>
 
 #include "absl/strings/str_cat.h"
-#include "common/status_macros.h"
-#include "common/validation_rule.h"
+#include "common/base/status_macros.h"
+#include "common/base/validation_rule.h"
 #include "coordinator/checkpoint_store.h"
 #include "coordinator/job_store.h"
 #include "coordinator/scheduler.h"

@@ -24,7 +24,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
-#include "common/clock.h"
+#include "common/base/clock.h"
 #include "coordinator/attempt_preparation.h"
 #include "coordinator/attempt_rounds.h"
 #include "coordinator/rendezvous.h"
@@ -146,7 +146,7 @@ class JobManager {
   absl::Status ReportMetrics(const ReportMetricsRequest& request);
   // Records one rank's evaluation of attempt `job` (from FindAttempt; the request is
   // checked by the caller); the report that completes the round decides it
-  // (best, learning rate: common/validation_rule.h) and makes its event. ABORTED for an
+  // (best, learning rate: common/base/validation_rule.h) and makes its event. ABORTED for an
   // undecided round of a cancelled or failed attempt.
   absl::Status RecordEvaluation(JobEntry& job, const ReportEvaluationRequest& request);
   // Records kept checkpoint `info` of attempt `job`; returns the ids retention dropped.

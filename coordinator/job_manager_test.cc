@@ -5,8 +5,8 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
-#include "common/clock.h"
-#include "common/config.h"
+#include "common/base/clock.h"
+#include "common/base/config.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 

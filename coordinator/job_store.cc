@@ -16,8 +16,8 @@
 #include "absl/strings/ascii.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
-#include "common/file_io.h"
-#include "common/status_macros.h"
+#include "common/base/file_io.h"
+#include "common/base/status_macros.h"
 
 namespace ddlm {
 namespace {

@@ -5,7 +5,7 @@
 //
 //   <state_dir>/jobs/<job_id>/job.pb                 snapshot: JobRecord (generation G)
 //   <state_dir>/jobs/<job_id>/events.log             changes since the snapshot
-//   <state_dir>/jobs/<job_id>/checkpoints/<id>.ckpt  checkpoint files (common/checkpoint.h)
+//   <state_dir>/jobs/<job_id>/checkpoints/<id>.ckpt  checkpoint files (common/training/checkpoint.h)
 //
 // A job changes with every event. Rewriting its whole record each time would cost
 // O(events) per event, O(events^2) over a job. Instead each change appends one frame to

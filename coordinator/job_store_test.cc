@@ -6,7 +6,7 @@
 
 #include <cstdlib>
 
-#include "common/file_io.h"
+#include "common/base/file_io.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 

@@ -4,7 +4,7 @@
 #include <thread>
 #include <vector>
 
-#include "common/file_io.h"
+#include "common/base/file_io.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 

@@ -17,7 +17,7 @@
 #include "absl/base/thread_annotations.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
-#include "common/generate.h"
+#include "common/training/generate.h"
 #include "proto/job_service.pb.h"
 
 namespace ddlm {

@@ -4,8 +4,8 @@
 #include <cstdlib>
 #include <string>
 
-#include "common/checkpoint.h"
-#include "common/model.h"
+#include "common/training/checkpoint.h"
+#include "common/training/model.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 

@@ -10,7 +10,7 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/cluster.h"
-#include "common/subprocess.h"
+#include "common/base/subprocess.h"
 
 namespace ddlm {
 namespace {

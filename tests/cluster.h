@@ -16,7 +16,7 @@
 #include "absl/time/time.h"
 
 #include "proto/job_service.grpc.pb.h"
-#include "common/subprocess.h"
+#include "common/base/subprocess.h"
 
 namespace ddlm::testing {
 

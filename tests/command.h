@@ -9,7 +9,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
-#include "common/subprocess.h"
+#include "common/base/subprocess.h"
 
 namespace ddlm::testing {
 

@@ -8,8 +8,8 @@
 
 #include "absl/strings/str_replace.h"
 #include "absl/strings/str_split.h"
-#include "common/checkpoint.h"
-#include "common/model.h"
+#include "common/training/checkpoint.h"
+#include "common/training/model.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "proto/worker_service.grpc.pb.h"

@@ -35,9 +35,9 @@
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "proto/job_service.grpc.pb.h"
-#include "common/certificates.h"
-#include "common/subprocess.h"
-#include "common/transport_security.h"
+#include "common/transport/certificates.h"
+#include "common/base/subprocess.h"
+#include "common/transport/transport_security.h"
 #include "tests/cluster.h"
 #include "tests/command.h"
 

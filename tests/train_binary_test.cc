@@ -13,7 +13,7 @@
 
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
-#include "common/subprocess.h"
+#include "common/base/subprocess.h"
 
 namespace ddlm {
 namespace {

@@ -14,7 +14,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
-#include "common/key_value_store.h"
+#include "common/base/key_value_store.h"
 #include "proto/worker_service.pb.h"
 
 namespace ddlm {

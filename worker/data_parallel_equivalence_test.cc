@@ -1,4 +1,4 @@
-// Data-parallel equivalence: W ranks with batch B (sharded by common/sharding.h,
+// Data-parallel equivalence: W ranks with batch B (sharded by common/base/sharding.h,
 // gradients averaged by GradientAllReducer over a real Gloo collective) follow the
 // same trajectory as one trainer with batch W*B.
 
@@ -6,11 +6,11 @@
 
 #include <cmath>
 
-#include "common/batching.h"
-#include "common/config.h"
-#include "common/corpus.h"
-#include "common/sharding.h"
-#include "common/trainer.h"
+#include "common/training/batching.h"
+#include "common/base/config.h"
+#include "common/base/corpus.h"
+#include "common/base/sharding.h"
+#include "common/training/trainer.h"
 #include "gtest/gtest.h"
 #include "worker/collectives/local_group.h"
 #include "worker/gradient_reducer.h"

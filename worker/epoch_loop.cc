@@ -2,8 +2,8 @@
 
 #include <chrono>
 
-#include "common/status_macros.h"
-#include "common/validation_rule.h"
+#include "common/base/status_macros.h"
+#include "common/base/validation_rule.h"
 
 namespace ddlm {
 

@@ -26,7 +26,7 @@
 #include <torch/torch.h>
 
 #include "absl/status/statusor.h"
-#include "common/trainer.h"
+#include "common/training/trainer.h"
 #include "proto/worker_service.pb.h"
 
 namespace ddlm {
@@ -41,7 +41,7 @@ class ValidationArbiter {
                                                     double train_seconds) = 0;
 };
 
-// One process decides alone, by word_language_model's rule (common/validation_rule.h),
+// One process decides alone, by word_language_model's rule (common/base/validation_rule.h),
 // from the trainer's best loss and learning rate.
 class LocalValidationArbiter : public ValidationArbiter {
  public:

@@ -5,9 +5,9 @@
 #include <deque>
 #include <vector>
 
-#include "common/batching.h"
-#include "common/config.h"
-#include "common/corpus.h"
+#include "common/training/batching.h"
+#include "common/base/config.h"
+#include "common/base/corpus.h"
 #include "common/testing/quickstart_corpus.h"
 #include "gtest/gtest.h"
 

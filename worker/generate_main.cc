@@ -11,13 +11,13 @@
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
 #include "absl/flags/usage.h"
-#include "common/checkpoint.h"
-#include "common/cli.h"
-#include "common/config.h"
-#include "common/corpus.h"
-#include "common/file_io.h"
-#include "common/generate.h"
-#include "common/threading.h"
+#include "common/training/checkpoint.h"
+#include "common/base/cli.h"
+#include "common/base/config.h"
+#include "common/base/corpus.h"
+#include "common/base/file_io.h"
+#include "common/training/generate.h"
+#include "common/training/threading.h"
 
 ABSL_FLAG(std::string, data, "", "Optional corpus directory; checked against the checkpoint's vocabulary.");
 ABSL_FLAG(std::string, checkpoint, "./model.pt", "Model checkpoint to use.");

@@ -57,7 +57,7 @@
 #include <torch/torch.h>
 
 #include "absl/status/status.h"
-#include "common/device.h"
+#include "common/training/device.h"
 #include "worker/collectives/collective.h"
 
 namespace ddlm {

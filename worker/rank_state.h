@@ -9,7 +9,7 @@
 // "rank/<r>/hidden/<i>", so a resumed job continues every rank exactly.
 
 #include "absl/status/statusor.h"
-#include "common/checkpoint.h"
+#include "common/training/checkpoint.h"
 #include "worker/collectives/collective.h"
 
 namespace ddlm {

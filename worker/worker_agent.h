@@ -33,7 +33,7 @@
 #include "absl/synchronization/mutex.h"
 #include "absl/synchronization/notification.h"
 #include "absl/time/time.h"
-#include "common/clock.h"
+#include "common/base/clock.h"
 #include "proto/worker_service.pb.h"
 #include "worker/attempt_runner.h"
 #include "worker/coordinator_client.h"

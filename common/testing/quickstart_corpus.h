@@ -5,7 +5,7 @@
 // by ddlm, never WikiText-2), loaded once per test binary. A test that uses it lists
 // "//configs:quickstart_data" in its data.
 
-#include "common/corpus.h"
+#include "common/base/corpus.h"
 
 namespace ddlm {
 

@@ -21,9 +21,9 @@
 #include "absl/flags/flag.h"
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_split.h"
-#include "common/cli.h"
-#include "common/config.h"
-#include "common/file_io.h"
+#include "common/base/cli.h"
+#include "common/base/config.h"
+#include "common/base/file_io.h"
 #include "coordinator/job_store.h"
 #include "coordinator/record_writer.h"
 

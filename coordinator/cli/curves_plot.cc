@@ -10,8 +10,8 @@
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_replace.h"
 #include "absl/strings/str_split.h"
-#include "common/file_io.h"
-#include "common/subprocess.h"
+#include "common/base/file_io.h"
+#include "common/base/subprocess.h"
 
 namespace ddlm {
 namespace {

@@ -6,7 +6,7 @@
 
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
-#include "common/file_io.h"
+#include "common/base/file_io.h"
 #include "gtest/gtest.h"
 
 namespace ddlm {

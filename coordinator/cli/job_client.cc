@@ -4,9 +4,9 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
-#include "common/chunked_transfer.h"
-#include "common/file_io.h"
-#include "common/grpc_status.h"
+#include "common/transport/chunked_transfer.h"
+#include "common/base/file_io.h"
+#include "common/transport/grpc_status.h"
 #include "coordinator/cli/job_text.h"
 #include "coordinator/cli/progress_display.h"
 

@@ -2,7 +2,7 @@
 #define DDLM_COORDINATOR_CLI_LOCAL_LAUNCH_H_
 
 // `ddlm launch`: a whole job on this machine in one command. It starts a coordinator
-// on loopback and N workers (common/subprocess.h; their logs go to
+// on loopback and N workers (common/base/subprocess.h; their logs go to
 // <state_dir>/logs/), submits the job, follows it, saves the best model to
 // spec.checkpoint.path once it SUCCEEDED, and stops the workers, then the coordinator,
 // on every way out. It talks to the coordinator only through JobService, as a client on

@@ -2,7 +2,7 @@
 #define DDLM_COORDINATOR_RPC_SERVICES_H_
 
 // gRPC adapters: each handler translates a request into a Coordinator call and the
-// absl::Status back (common/grpc_status.h). No logic lives here: who may call what is
+// absl::Status back (common/transport/grpc_status.h). No logic lives here: who may call what is
 // decided by AccessControl (from the call's metadata) and the Coordinator.
 //
 // Threading: the Coordinator is thread-safe. Unary calls and the chunked transfers

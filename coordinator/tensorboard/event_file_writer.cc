@@ -9,7 +9,7 @@
 #include <cstring>
 
 #include "absl/strings/str_cat.h"
-#include "common/file_io.h"
+#include "common/base/file_io.h"
 #include "coordinator/tensorboard/crc32c.h"
 #include "proto/tensorboard_event.pb.h"
 

@@ -2,7 +2,7 @@
 
 #include <utility>
 
-#include "common/file_io.h"
+#include "common/base/file_io.h"
 #include "glog/logging.h"
 
 namespace ddlm {

@@ -1,7 +1,7 @@
 #include "coordinator/tensorboard/testing_reader.h"
 
 #include "absl/strings/str_cat.h"
-#include "common/file_io.h"
+#include "common/base/file_io.h"
 #include "coordinator/tensorboard/crc32c.h"
 
 namespace ddlm {

@@ -11,7 +11,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/time/clock.h"
-#include "common/grpc_status.h"
+#include "common/transport/grpc_status.h"
 #include "tests/cluster.h"
 
 namespace ddlm::testing {

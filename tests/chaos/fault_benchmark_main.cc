@@ -23,8 +23,8 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "absl/strings/str_join.h"
-#include "common/cli.h"
-#include "common/file_io.h"
+#include "common/base/cli.h"
+#include "common/base/file_io.h"
 #include "tests/chaos/chaos_trial.h"
 
 ABSL_FLAG(int32_t, trials, 20, "Chaos trials to run.");

@@ -5,7 +5,7 @@
 #include <cstdint>
 
 #include "absl/strings/string_view.h"
-#include "common/checkpoint.h"
+#include "common/training/checkpoint.h"
 #include "coordinator/checkpoint_store.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {

@@ -11,7 +11,7 @@
 #include <string>
 #include <vector>
 
-#include "common/file_io.h"
+#include "common/base/file_io.h"
 #include "gtest/gtest.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size);

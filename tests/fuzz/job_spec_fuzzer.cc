@@ -8,9 +8,9 @@
 
 #include <google/protobuf/util/json_util.h>
 
-#include "common/checkpoint.h"
-#include "common/config.h"
-#include "common/model.h"
+#include "common/training/checkpoint.h"
+#include "common/base/config.h"
+#include "common/training/model.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   if (size < 1) return 0;

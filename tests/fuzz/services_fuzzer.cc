@@ -20,9 +20,9 @@
 #include <vector>
 
 #include "absl/strings/str_cat.h"
-#include "common/clock.h"
-#include "common/config.h"
-#include "common/file_io.h"
+#include "common/base/clock.h"
+#include "common/base/config.h"
+#include "common/base/file_io.h"
 #include "coordinator/coordinator.h"
 #include "coordinator/stream_sink.h"
 

@@ -26,7 +26,7 @@ targets=(
   //coordinator/cli:ddlm //coordinator:ddlm_coordinator
   //worker:ddlm_worker //worker:ddlm_train
   //common/benchmarks:train_throughput
-  //common:device_test //tests/gpu:gpu_training_test //tests/gpu:nccl_collective_test
+  //common/training:device_test //tests/gpu:gpu_training_test //tests/gpu:nccl_collective_test
   //worker:data_parallel_equivalence_test
 )
 bazel build --config=cuda "${targets[@]}"

@@ -9,12 +9,12 @@
 #include <cmath>
 #include <cstdio>
 
-#include "common/batching.h"
-#include "common/checkpoint.h"
-#include "common/config.h"
-#include "common/corpus.h"
-#include "common/device.h"
-#include "common/trainer.h"
+#include "common/training/batching.h"
+#include "common/training/checkpoint.h"
+#include "common/base/config.h"
+#include "common/base/corpus.h"
+#include "common/training/device.h"
+#include "common/training/trainer.h"
 #include "common/testing/quickstart_corpus.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"

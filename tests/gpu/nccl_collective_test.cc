@@ -7,7 +7,7 @@
 #include <thread>
 #include <vector>
 
-#include "common/key_value_store.h"
+#include "common/base/key_value_store.h"
 #include "gtest/gtest.h"
 #include "worker/collectives/nccl_collective.h"
 
@@ -15,7 +15,7 @@
 #include <c10/cuda/CUDAGuard.h>
 #include <c10/cuda/CUDAStream.h>
 
-#include "common/device.h"
+#include "common/training/device.h"
 #endif
 
 namespace ddlm {

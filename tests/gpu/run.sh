@@ -109,7 +109,7 @@ gtest() {
 # ---------------------------------------------------------------- tests
 if wanted tests; then
   section "GPU tests"
-  gtest common/device_test
+  gtest common/training/device_test
   gtest tests/gpu/gpu_training_test
   gtest tests/gpu/nccl_collective_test
   gtest worker/data_parallel_equivalence_test --gtest_filter='*Gpu*'

@@ -12,7 +12,7 @@
 #include "absl/status/status.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
-#include "common/subprocess.h"
+#include "common/base/subprocess.h"
 
 namespace ddlm::testing {
 namespace {

@@ -9,7 +9,7 @@
 //   1. the matmul peak at --threads_per_rank BLAS threads (the per-rank compute ceiling),
 //      alone and with W threads multiplying at once (what W ranks share on this machine);
 //   2. one worker, batch B (the config's), no reducer: the baseline step time;
-//   3. W workers, batch B each on their own contiguous shard (common/sharding.h), with
+//   3. W workers, batch B each on their own contiguous shard (common/base/sharding.h), with
 //      GradientAllReducer: step time split into compute (forward, backward, clip and
 //      update: the rest of the step), all-reduce (inside the collective) and pack
 //      (packing, averaging, unpacking), from ReducerStats;
@@ -38,15 +38,15 @@
 #include "absl/status/status.h"
 #include "absl/synchronization/barrier.h"
 #include "absl/time/time.h"
-#include "common/batching.h"
+#include "common/training/batching.h"
 #include "common/benchmarks/matmul_peak.h"
-#include "common/cli.h"
-#include "common/config.h"
-#include "common/corpus.h"
-#include "common/key_value_store.h"
-#include "common/sharding.h"
-#include "common/threading.h"
-#include "common/trainer.h"
+#include "common/base/cli.h"
+#include "common/base/config.h"
+#include "common/base/corpus.h"
+#include "common/base/key_value_store.h"
+#include "common/base/sharding.h"
+#include "common/training/threading.h"
+#include "common/training/trainer.h"
 #include "worker/collectives/collective.h"
 #include "worker/collectives/gloo_collective.h"
 #include "worker/gradient_reducer.h"

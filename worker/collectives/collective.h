@@ -4,7 +4,7 @@
 // The collectives a data-parallel worker needs, behind one small interface (after
 // c10d's ProcessGroup): Gloo over TCP for CPU tensors (gloo_collective.h) and NCCL for
 // CUDA tensors (nccl_collective.h, built only with --config=cuda). Both rendezvous
-// through a KeyValueStore (common/key_value_store.h) that the coordinator serves.
+// through a KeyValueStore (common/base/key_value_store.h) that the coordinator serves.
 //
 // Contract: every rank calls the same collectives in the same order with tensors of
 // the same shapes and dtypes; a rank that skips one makes the others time out.
@@ -22,8 +22,8 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
-#include "common/device.h"
-#include "common/key_value_store.h"
+#include "common/training/device.h"
+#include "common/base/key_value_store.h"
 
 namespace ddlm {
 

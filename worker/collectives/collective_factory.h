@@ -1,7 +1,7 @@
 #ifndef DDLM_WORKER_COLLECTIVES_COLLECTIVE_FACTORY_H_
 #define DDLM_WORKER_COLLECTIVES_COLLECTIVE_FACTORY_H_
 
-// Picks the Collective backend for a device (ResolveDevice's, common/device.h), so that
+// Picks the Collective backend for a device (ResolveDevice's, common/training/device.h), so that
 // callers configure a device rather than a backend:
 //   cpu     -> Gloo over TCP (gloo_collective.h)
 //   cuda:N  -> NCCL on CUDA device N (nccl_collective.h; UNIMPLEMENTED unless built
@@ -19,7 +19,7 @@
 
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
-#include "common/key_value_store.h"
+#include "common/base/key_value_store.h"
 #include "torch/torch.h"
 #include "worker/collectives/collective.h"
 

@@ -5,7 +5,7 @@
 #include <memory>
 #include <string>
 
-#include "common/key_value_store.h"
+#include "common/base/key_value_store.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 

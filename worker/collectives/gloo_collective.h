@@ -31,7 +31,7 @@
 #include <memory>
 
 #include "absl/status/statusor.h"
-#include "common/key_value_store.h"
+#include "common/base/key_value_store.h"
 #include "worker/collectives/collective.h"
 
 namespace ddlm {

@@ -13,7 +13,7 @@
 #include "absl/synchronization/notification.h"
 #include "absl/time/clock.h"
 #include "absl/time/time.h"
-#include "common/key_value_store.h"
+#include "common/base/key_value_store.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 

@@ -10,7 +10,7 @@
 #include <string>
 
 #include "absl/time/time.h"
-#include "common/key_value_store.h"
+#include "common/base/key_value_store.h"
 #include "worker/collectives/collective.h"
 
 namespace ddlm::testing {

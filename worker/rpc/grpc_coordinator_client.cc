@@ -3,8 +3,8 @@
 #include <algorithm>
 
 #include "absl/strings/str_cat.h"
-#include "common/chunked_transfer.h"
-#include "common/grpc_status.h"
+#include "common/transport/chunked_transfer.h"
+#include "common/transport/grpc_status.h"
 
 namespace ddlm {
 namespace {

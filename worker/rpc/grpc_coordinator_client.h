@@ -26,7 +26,7 @@ std::unique_ptr<CoordinatorClient> NewGrpcCoordinatorClient(std::shared_ptr<grpc
 // vocabulary in an assignment, which tries to reconnect to a coordinator that went
 // away at least every 2 s (gRPC's default backoff grows to 2 min, and a restarted
 // coordinator would wait that long for its workers). `credentials`: TLS and token, or
-// plain text (common/transport_security.h).
+// plain text (common/transport/transport_security.h).
 std::shared_ptr<grpc::Channel> NewCoordinatorChannel(const std::string& address,
                                                      std::shared_ptr<grpc::ChannelCredentials> credentials);
 

@@ -3,8 +3,8 @@
 #include <utility>
 
 #include "absl/strings/str_cat.h"
-#include "common/checkpoint_format.h"
-#include "common/validation_rule.h"
+#include "common/base/checkpoint_format.h"
+#include "common/base/validation_rule.h"
 
 namespace ddlm {
 

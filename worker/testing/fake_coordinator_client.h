@@ -7,7 +7,7 @@
 // For a JobRunner it also plays one job's data plane: it serves the shards the test
 // set, keeps uploaded checkpoints (named as the coordinator names them) for download,
 // records metrics, and decides evaluations as a one-rank coordinator would
-// (common/validation_rule.h). It links no LibTorch.
+// (common/base/validation_rule.h). It links no LibTorch.
 //
 // Threading: thread-safe (the worker calls it from several threads while the test
 // scripts and awaits it).
@@ -23,7 +23,7 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/synchronization/mutex.h"
-#include "common/key_value_store.h"
+#include "common/base/key_value_store.h"
 #include "worker/coordinator_client.h"
 
 namespace ddlm {

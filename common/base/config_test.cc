@@ -1,0 +1,108 @@
+#include "common/base/config.h"
+
+#include <dirent.h>
+
+#include "gtest/gtest.h"
+
+namespace ddlm {
+namespace {
+
+absl::Status Check(const std::string& text) {
+  absl::StatusOr<JobSpec> spec = ParseJobSpecText(text, "test.textproto");
+  if (!spec.ok()) return spec.status();
+  ApplyDefaults(&*spec);
+  return ValidateJobSpec(*spec);
+}
+
+void ExpectRejected(const std::string& text, const std::string& mentions) {
+  absl::Status s = Check(text);
+  EXPECT_EQ(s.code(), absl::StatusCode::kInvalidArgument) << text;
+  EXPECT_NE(s.message().find(mentions), absl::string_view::npos)
+      << "'" << s.message() << "' should mention '" << mentions << "'";
+}
+
+TEST(ConfigTest, DefaultsAreUpstreams) {
+  absl::StatusOr<JobSpec> spec = ParseJobSpecText("data { path: 'd' }", "x");
+  ASSERT_TRUE(spec.ok());
+  ApplyDefaults(&*spec);
+  EXPECT_TRUE(ValidateJobSpec(*spec).ok());
+  EXPECT_EQ(spec->model().type(), LSTM);
+  EXPECT_EQ(spec->model().emsize(), 200);
+  EXPECT_EQ(spec->model().nhid(), 200);
+  EXPECT_EQ(spec->model().nlayers(), 2);
+  EXPECT_FLOAT_EQ(spec->model().dropout(), 0.2f);
+  EXPECT_EQ(spec->optimizer().lr(), 20.0);
+  EXPECT_EQ(spec->optimizer().clip(), 0.25);
+  EXPECT_EQ(spec->data().batch_size(), 20);
+  EXPECT_EQ(spec->data().eval_batch_size(), 10);
+  EXPECT_EQ(spec->data().bptt(), 35);
+  EXPECT_EQ(spec->schedule().seed(), 1111u);
+  EXPECT_EQ(spec->schedule().epochs(), 40);
+  EXPECT_EQ(spec->max_restarts(), 3);
+  EXPECT_EQ(spec->min_workers(), spec->num_workers());
+  EXPECT_EQ(spec->schedule().log_interval(), 200);
+  EXPECT_EQ(spec->schedule().allreduce_dtype(), FP32);
+  EXPECT_TRUE(spec->schedule().allreduce_touched_rows());
+}
+
+TEST(ConfigTest, ExplicitZeroIsNotDefault) {
+  ExpectRejected("data { path: 'd' bptt: 0 }", "data.bptt must be >= 1, got 0");
+}
+
+TEST(ConfigTest, RejectsBadValuesNamingTheField) {
+  ExpectRejected("data { path: 'd' } optimizer { lr: -1 }", "optimizer.lr must be > 0, got -1");
+  ExpectRejected("data { path: 'd' } optimizer { lr: 0 }", "optimizer.lr");
+  ExpectRejected("data { path: 'd' batch_size: -3 }", "data.batch_size");
+  ExpectRejected("data { path: 'd' } model { type: TRANSFORMER emsize: 200 nhead: 3 }",
+                 "model.nhead (3) must divide model.emsize (200)");
+  ExpectRejected("data { path: 'd' } model { emsize: 100 nhid: 200 tied: true }",
+                 "model.tied needs model.nhid == model.emsize");
+  ExpectRejected("data { path: 'd' } model { dropout: 1.0 }", "model.dropout must be in [0, 1)");
+  ExpectRejected("data { path: 'd' } schedule { epochs: 0 }", "schedule.epochs");
+  ExpectRejected("data { path: 'd' } optimizer { clip: -0.5 }", "optimizer.clip");
+  ExpectRejected("model { emsize: 10 }", "data.path is empty");
+  ExpectRejected("data { path: 'd' } num_workers: 0", "num_workers");
+  ExpectRejected("data { path: 'd' } max_restarts: -1", "max_restarts");
+  ExpectRejected("data { path: 'd' } num_workers: 2 min_workers: 3", "min_workers must be in [1, num_workers = 2]");
+  ExpectRejected("data { path: 'd' } min_workers: 0", "min_workers");
+  ExpectRejected("data { path: 'd' } schedule { allreduce_dtype: 7 }", "allreduce_dtype");
+  ExpectRejected("data { path: 'd' } schedule { allreduce_dtype: FP16 }", "allreduce_dtype");
+}
+
+TEST(ConfigTest, RejectsUnknownFieldsAndSyntaxWithPosition) {
+  ExpectRejected("data { path: 'd' }\nmodel { hidden_size: 3 }", "line 2");
+  ExpectRejected("data { path: 'd' }\nmodel { hidden_size: 3 }", "hidden_size");
+  ExpectRejected("data { path: 'd' } model { type: LSTMX }", "LSTMX");
+  ExpectRejected("data { path: ", "line 1");
+}
+
+TEST(ConfigTest, LoadJobSpecNamesTheFile) {
+  absl::StatusOr<JobSpec> spec = LoadJobSpec("/nonexistent/job.textproto");
+  ASSERT_FALSE(spec.ok());
+  EXPECT_EQ(spec.status().code(), absl::StatusCode::kNotFound);
+  EXPECT_NE(spec.status().message().find("/nonexistent/job.textproto"), absl::string_view::npos);
+}
+
+TEST(ConfigTest, ParsesModelTypeNames) {
+  EXPECT_EQ(*ParseModelType("Transformer"), TRANSFORMER);
+  EXPECT_EQ(*ParseModelType("RNN_TANH"), RNN_TANH);
+  EXPECT_FALSE(ParseModelType("CNN").ok());
+}
+
+TEST(ConfigTest, EveryShippedConfigIsValid) {
+  DIR* dir = opendir("configs");
+  ASSERT_NE(dir, nullptr);
+  int count = 0;
+  while (dirent* e = readdir(dir)) {
+    std::string name = e->d_name;
+    if (name.size() < 10 || name.substr(name.size() - 10) != ".textproto") continue;
+    absl::StatusOr<JobSpec> spec = LoadJobSpec("configs/" + name);
+    EXPECT_TRUE(spec.ok()) << name << ": " << spec.status();
+    ++count;
+  }
+  closedir(dir);
+  EXPECT_GE(count, 9);  // quickstart + 8 upstream recipes.
+}
+
+}  // namespace
+}  // namespace ddlm

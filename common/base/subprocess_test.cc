@@ -1,0 +1,56 @@
+#include "common/base/subprocess.h"
+
+#include <signal.h>
+
+#include <chrono>
+
+#include "gtest/gtest.h"
+
+namespace ddlm {
+namespace {
+
+TEST(SubprocessTest, WaitsForLinesInOrderAndReportsTheExitCode) {
+  Subprocess p({"/bin/sh", "-c", "echo alpha one; echo beta two; echo alpha three; exit 3"});
+  std::string line;
+  ASSERT_TRUE(p.WaitForLine("alpha", &line));
+  EXPECT_EQ(line, "alpha one");
+  ASSERT_TRUE(p.WaitForLine("alpha", &line));  // After the previous match.
+  EXPECT_EQ(line, "alpha three");
+  EXPECT_FALSE(p.WaitForLine("alpha"));  // The output ended.
+  EXPECT_EQ(p.Wait(), 3);
+  EXPECT_EQ(p.output(), "alpha one\nbeta two\nalpha three\n");
+}
+
+TEST(SubprocessTest, ALineThatNeverComesTimesOutAndTheChildIsReaped) {
+  Subprocess p({"/bin/sh", "-c", "echo started; exec sleep 600"});
+  ASSERT_TRUE(p.WaitForLine("started"));
+  const auto begin = std::chrono::steady_clock::now();
+  EXPECT_FALSE(p.WaitForLine("never", nullptr, std::chrono::milliseconds(20)));
+  EXPECT_LT(std::chrono::steady_clock::now() - begin, std::chrono::seconds(60));
+  EXPECT_FALSE(p.TryWait().has_value());  // Still running.
+  p.Signal(SIGKILL);
+  EXPECT_EQ(p.Wait(), 128 + SIGKILL);
+  EXPECT_EQ(p.TryWait(), 128 + SIGKILL);
+}
+
+TEST(SubprocessTest, AMissingBinaryExits127) {
+  std::string output;
+  EXPECT_EQ(RunBinary({"/nonexistent/binary"}, &output), 127);
+  EXPECT_NE(output.find("cannot exec /nonexistent/binary"), std::string::npos);
+}
+
+TEST(SubprocessTest, SiblingBinariesOfABazelBuild) {
+  EXPECT_EQ(
+      SiblingBinary("/r/bazel-out/k8-fastbuild/bin/coordinator/cli/ddlm", "coordinator/cli", "worker", "ddlm_worker"),
+      "/r/bazel-out/k8-fastbuild/bin/worker/ddlm_worker");
+  EXPECT_EQ(SiblingBinary("/r/bin/coordinator/cli/ddlm", "coordinator/cli", "coordinator", "ddlm_coordinator"),
+            "/r/bin/coordinator/ddlm_coordinator");
+}
+
+TEST(SubprocessTest, SiblingBinariesCopiedToOneDirectory) {
+  EXPECT_EQ(SiblingBinary("/usr/local/bin/ddlm", "coordinator/cli", "worker", "ddlm_worker"),
+            "/usr/local/bin/ddlm_worker");
+}
+
+}  // namespace
+}  // namespace ddlm

@@ -1,0 +1,36 @@
+#include "common/training/batching.h"
+
+#include "absl/strings/str_cat.h"
+
+namespace ddlm {
+
+torch::Tensor Batchify(const torch::Tensor& ids, int64_t batch) {
+  TORCH_CHECK(batch > 0, "batch size must be positive");
+  const int64_t rows = ids.size(0) / batch;
+  return ids.narrow(0, 0, rows * batch).view({batch, rows}).t().contiguous();
+}
+
+torch::Tensor Batchify(const std::vector<int64_t>& ids, int64_t batch) {
+  torch::Tensor t =
+      torch::from_blob(const_cast<int64_t*>(ids.data()), {static_cast<int64_t>(ids.size())}, torch::kInt64);
+  return Batchify(t, batch).clone();  // Own the memory: `ids` may go away.
+}
+
+Batch GetBatch(const torch::Tensor& source, int64_t i, int64_t bptt) {
+  const int64_t seq_len = std::min(bptt, source.size(0) - 1 - i);
+  return Batch{source.narrow(0, i, seq_len), source.narrow(0, i + 1, seq_len).reshape({-1})};
+}
+
+absl::Status CheckHasBatches(const torch::Tensor& source, absl::string_view name) {
+  if (source.size(0) >= 2) return absl::OkStatus();
+  return absl::InvalidArgumentError(absl::StrCat("the ", name, " split is too small for batch size ", source.size(1),
+                                                 ": it needs at least ", 2 * source.size(1), " tokens"));
+}
+
+int64_t NumBatches(const torch::Tensor& source, int64_t bptt) {
+  const int64_t rows = source.size(0);
+  if (rows < 2) return 0;
+  return (rows - 1 + bptt - 1) / bptt;
+}
+
+}  // namespace ddlm

@@ -1,0 +1,222 @@
+#include "common/training/model.h"
+
+#include <cmath>
+#include <limits>
+
+#include "absl/strings/str_cat.h"
+
+namespace ddlm {
+namespace {
+
+constexpr double kInitRange = 0.1;
+// nn.Transformer's default dropout inside its layers (see TransformerModelImpl).
+constexpr double kTransformerLayerDropout = 0.1;
+
+class RNNModelImpl : public LanguageModelImpl {
+ public:
+  RNNModelImpl(const ModelConfig& c, int64_t ntoken)
+      : LanguageModelImpl(ntoken), type_(c.type()), nhid_(c.nhid()), nlayers_(c.nlayers()) {
+    encoder_ = register_module("encoder", torch::nn::Embedding(ntoken, c.emsize()));
+    drop_ = register_module("drop", torch::nn::Dropout(c.dropout()));
+    // Inter-layer dropout only means something with more than one layer (and
+    // LibTorch warns otherwise).
+    const double inner_dropout = c.nlayers() > 1 ? c.dropout() : 0.0;
+    switch (type_) {
+      case LSTM:
+        lstm_ = register_module(
+            "rnn", torch::nn::LSTM(
+                       torch::nn::LSTMOptions(c.emsize(), c.nhid()).num_layers(c.nlayers()).dropout(inner_dropout)));
+        break;
+      case GRU:
+        gru_ = register_module(
+            "rnn",
+            torch::nn::GRU(torch::nn::GRUOptions(c.emsize(), c.nhid()).num_layers(c.nlayers()).dropout(inner_dropout)));
+        break;
+      default: {
+        torch::nn::RNNOptions options(c.emsize(), c.nhid());
+        options.num_layers(c.nlayers()).dropout(inner_dropout);
+        if (type_ == RNN_RELU) {
+          options.nonlinearity(torch::kReLU);
+        } else {
+          options.nonlinearity(torch::kTanh);
+        }
+        rnn_ = register_module("rnn", torch::nn::RNN(options));
+      }
+    }
+    // The decoder's parameters live here rather than in a Linear module so that a
+    // tied model registers the shared weight exactly once (as "encoder.weight").
+    if (!c.tied()) {
+      decoder_weight_ = register_parameter("decoder_weight", torch::empty({ntoken, c.nhid()}));
+    }
+    decoder_bias_ = register_parameter("decoder_bias", torch::empty({ntoken}));
+    torch::NoGradGuard no_grad;
+    encoder_->weight.uniform_(-kInitRange, kInitRange);
+    if (!c.tied()) decoder_weight_.uniform_(-kInitRange, kInitRange);
+    decoder_bias_.zero_();
+  }
+
+  DecoderInput Features(const torch::Tensor& input, RecurrentState* state) override {
+    torch::Tensor emb = drop_(encoder_(input));
+    torch::Tensor output;
+    if (lstm_) {
+      auto out = lstm_->forward(emb, std::make_tuple((*state)[0], (*state)[1]));
+      output = std::get<0>(out);
+      (*state)[0] = std::get<0>(std::get<1>(out));
+      (*state)[1] = std::get<1>(std::get<1>(out));
+    } else if (gru_) {
+      std::tie(output, (*state)[0]) = gru_->forward(emb, (*state)[0]);
+    } else {
+      std::tie(output, (*state)[0]) = rnn_->forward(emb, (*state)[0]);
+    }
+    output = drop_(output);
+    const torch::Tensor& weight = decoder_weight_.defined() ? decoder_weight_ : encoder_->weight;
+    return {output.reshape({-1, nhid_}), weight, decoder_bias_};
+  }
+
+  void set_sparse_embedding_gradient(bool sparse) override { encoder_->options.sparse(sparse); }
+
+  RecurrentState InitState(int64_t batch) const override {
+    // On the model's device and in its dtype.
+    const torch::TensorOptions options = encoder_->weight.options().requires_grad(false);
+    RecurrentState state{torch::zeros({nlayers_, batch, nhid_}, options)};
+    if (type_ == LSTM) state.push_back(torch::zeros({nlayers_, batch, nhid_}, options));
+    return state;
+  }
+
+  bool is_recurrent() const override { return true; }
+
+ protected:
+  torch::Tensor embedding_weight() const override { return encoder_->weight; }
+  bool tied() const override { return !decoder_weight_.defined(); }
+
+ private:
+  ModelType type_;
+  int64_t nhid_;
+  int64_t nlayers_;
+  torch::nn::Embedding encoder_{nullptr};
+  torch::nn::Dropout drop_{nullptr};
+  torch::nn::LSTM lstm_{nullptr};
+  torch::nn::GRU gru_{nullptr};
+  torch::nn::RNN rnn_{nullptr};
+  torch::Tensor decoder_weight_;
+  torch::Tensor decoder_bias_;
+};
+
+class TransformerModelImpl : public LanguageModelImpl {
+ public:
+  TransformerModelImpl(const ModelConfig& c, int64_t ntoken) : LanguageModelImpl(ntoken), emsize_(c.emsize()) {
+    encoder_ = register_module("input_emb", torch::nn::Embedding(ntoken, c.emsize()));
+    pos_drop_ = register_module("pos_drop", torch::nn::Dropout(c.dropout()));
+    // As upstream, whose TransformerModel subclasses nn.Transformer without passing
+    // its dropout on: the encoder layers use nn.Transformer's fixed dropout of 0.1 (the
+    // configured dropout applies to the positional encoding), the stack ends in a
+    // LayerNorm, and every matrix in it starts xavier-uniform.
+    transformer_ = register_module(
+        "encoder",
+        torch::nn::TransformerEncoder(
+            torch::nn::TransformerEncoderOptions(torch::nn::TransformerEncoderLayerOptions(c.emsize(), c.nhead())
+                                                     .dim_feedforward(c.nhid())
+                                                     .dropout(kTransformerLayerDropout),
+                                                 c.nlayers())
+                .norm(torch::nn::AnyModule(
+                    torch::nn::LayerNorm(torch::nn::LayerNormOptions({static_cast<int64_t>(c.emsize())}))))));
+    {
+      torch::NoGradGuard no_grad;
+      for (auto& p : transformer_->parameters()) {
+        if (p.dim() > 1) torch::nn::init::xavier_uniform_(p);
+      }
+    }
+    decoder_ = register_module("decoder", torch::nn::Linear(c.emsize(), ntoken));
+    // Sinusoidal table [max_len, 1, emsize]: even columns sin, odd columns cos.
+    torch::Tensor position = torch::arange(0, kMaxTransformerLength, torch::kFloat).unsqueeze(1);
+    torch::Tensor div = torch::exp(torch::arange(0, c.emsize(), 2, torch::kFloat) * (-std::log(10000.0) / c.emsize()));
+    torch::Tensor pe = torch::zeros({kMaxTransformerLength, c.emsize()});
+    pe.index_put_({torch::indexing::Slice(), torch::indexing::Slice(0, torch::indexing::None, 2)},
+                  torch::sin(position * div));
+    pe.index_put_({torch::indexing::Slice(), torch::indexing::Slice(1, torch::indexing::None, 2)},
+                  torch::cos(position * div).narrow(1, 0, c.emsize() / 2));
+    pe_ = register_buffer("pe", pe.unsqueeze(1));
+    torch::NoGradGuard no_grad;
+    encoder_->weight.uniform_(-kInitRange, kInitRange);
+    decoder_->weight.uniform_(-kInitRange, kInitRange);
+    decoder_->bias.zero_();
+  }
+
+  DecoderInput Features(const torch::Tensor& input, RecurrentState* /*state*/) override {
+    const int64_t len = input.size(0);
+    if (!mask_.defined() || mask_.size(0) != len || mask_.device() != input.device()) {
+      // Position i may attend to positions <= i only.
+      mask_ = torch::triu(torch::full({len, len}, -std::numeric_limits<float>::infinity(),
+                                      torch::TensorOptions(input.device()).dtype(torch::kFloat)),
+                          1);
+    }
+    torch::Tensor src = encoder_(input) * std::sqrt(static_cast<double>(emsize_));
+    src = pos_drop_(src + pe_.narrow(0, 0, len));
+    torch::Tensor output = transformer_->forward(src, mask_);
+    return {output.reshape({-1, emsize_}), decoder_->weight, decoder_->bias};
+  }
+
+  void set_sparse_embedding_gradient(bool sparse) override { encoder_->options.sparse(sparse); }
+
+  RecurrentState InitState(int64_t /*batch*/) const override { return {}; }
+  bool is_recurrent() const override { return false; }
+
+ protected:
+  torch::Tensor embedding_weight() const override { return encoder_->weight; }
+  bool tied() const override { return false; }
+
+ private:
+  int64_t emsize_;
+  torch::nn::Embedding encoder_{nullptr};
+  torch::nn::Dropout pos_drop_{nullptr};
+  torch::nn::TransformerEncoder transformer_{nullptr};
+  torch::nn::Linear decoder_{nullptr};
+  torch::Tensor pe_;
+  torch::Tensor mask_;
+};
+
+}  // namespace
+
+std::vector<size_t> LanguageModelImpl::RowSparseGradientParameters() {
+  if (tied()) return {};
+  const torch::Tensor embedding = embedding_weight();
+  const std::vector<torch::Tensor> params = parameters();
+  for (size_t i = 0; i < params.size(); ++i) {
+    if (params[i].unsafeGetTensorImpl() == embedding.unsafeGetTensorImpl()) return {i};
+  }
+  return {};
+}
+
+void DetachState(RecurrentState* state) {
+  for (torch::Tensor& t : *state) t = t.detach();
+}
+
+absl::StatusOr<std::shared_ptr<LanguageModelImpl>> BuildModel(const ModelConfig& config, int64_t ntoken) {
+  if (ntoken < 1) return absl::InvalidArgumentError("the vocabulary is empty");
+  if (config.type() == TRANSFORMER) {
+    if (config.emsize() % config.nhead() != 0) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("model.nhead (", config.nhead(), ") must divide model.emsize (", config.emsize(), ")"));
+    }
+    if (config.tied()) {
+      return absl::InvalidArgumentError("model.tied is not supported by the TRANSFORMER model");
+    }
+    return std::shared_ptr<LanguageModelImpl>(std::make_shared<TransformerModelImpl>(config, ntoken));
+  }
+  switch (config.type()) {
+    case RNN_TANH:
+    case RNN_RELU:
+    case LSTM:
+    case GRU: break;
+    default: return absl::InvalidArgumentError(absl::StrCat("model.type ", config.type(), " is unknown"));
+  }
+  if (config.tied() && config.nhid() != config.emsize()) {
+    return absl::InvalidArgumentError(
+        absl::StrCat("when using the tied flag, nhid must be equal to emsize: model.tied needs model.nhid == "
+                     "model.emsize, got nhid ",
+                     config.nhid(), " and emsize ", config.emsize()));
+  }
+  return std::shared_ptr<LanguageModelImpl>(std::make_shared<RNNModelImpl>(config, ntoken));
+}
+
+}  // namespace ddlm
