@@ -36,18 +36,15 @@ absl::Status CheckSplitSizes(const JobSpec& spec, int64_t train, int64_t valid, 
 
 }  // namespace
 
-absl::StatusOr<std::shared_ptr<const JobCorpus>> ReadJobCorpus(const JobSpec& spec, const DataRoots& roots) {
+absl::StatusOr<std::shared_ptr<const JobCorpus>> ReadJobCorpus(const JobSpec& spec, const DataRoots& roots,
+                                                               CorpusCache* cache) {
   DDLM_ASSIGN_OR_RETURN(std::string dir, roots.ResolveCorpusDir(spec.data().path()));
-  DDLM_ASSIGN_OR_RETURN(Corpus corpus, LoadCorpus(dir));
-  DDLM_RETURN_IF_ERROR(CheckSplitSizes(spec, static_cast<int64_t>(corpus.train.size()),
-                                       static_cast<int64_t>(corpus.valid.size()),
-                                       static_cast<int64_t>(corpus.test.size())));
-  auto data = std::make_shared<JobCorpus>();
-  data->dictionary = std::move(corpus.dictionary);
-  data->train = std::move(corpus.train);
-  data->valid = std::move(corpus.valid);
-  data->test = std::move(corpus.test);
-  return std::shared_ptr<const JobCorpus>(std::move(data));
+  CorpusCache uncached(0);  // Keeps nothing.
+  DDLM_ASSIGN_OR_RETURN(std::shared_ptr<const JobCorpus> corpus, (cache != nullptr ? cache : &uncached)->Get(dir));
+  DDLM_RETURN_IF_ERROR(CheckSplitSizes(spec, static_cast<int64_t>(corpus->train.size()),
+                                       static_cast<int64_t>(corpus->valid.size()),
+                                       static_cast<int64_t>(corpus->test.size())));
+  return corpus;
 }
 
 absl::StatusOr<PreparedAttempt> PrepareAttempt(const JobSpec& spec, const JobCorpus& corpus, int world) {

@@ -31,9 +31,20 @@ Coordinator::Coordinator(const CoordinatorOptions& options, Clock* clock)
       store_(options.state_dir),
       writer_(&store_, options.before_record_write_for_testing),
       generator_(options.generation),
+      corpora_(options.corpus_cache_bytes),
       workers_(options.heartbeat_timeout),
       heartbeats_(&workers_.heartbeats()),
-      jobs_(clock, &workers_, &rendezvous_, &journal_) {}
+      jobs_(clock, &workers_, &rendezvous_, &journal_),
+      preparer_(options.prepare_on_own_thread ? std::unique_ptr<Executor>(new ThreadExecutor("ddlm-prepare"))
+                                              : std::unique_ptr<Executor>(new InlineExecutor())) {}
+
+Coordinator::~Coordinator() {
+  {
+    absl::MutexLock lock(&mu_);
+    shutdown_ = true;  // PrepareStarts takes no further start.
+  }
+  preparer_->Shutdown();
+}
 
 absl::StatusOr<std::unique_ptr<Coordinator>> Coordinator::Create(const CoordinatorOptions& options, Clock* clock) {
   if (options.state_dir.empty()) return absl::InvalidArgumentError("--state_dir is empty");
@@ -100,10 +111,11 @@ absl::StatusOr<Job> Coordinator::SubmitJob(const JobSpec& submitted, const std::
   ApplyDefaults(&spec);
   DDLM_RETURN_IF_ERROR(ValidateJobSpec(spec));
   if (spec.data().path().empty()) return absl::InvalidArgumentError("spec.data.path is empty");
-  // Tokenizing a large corpus takes seconds: do it before taking the lock.
-  DDLM_ASSIGN_OR_RETURN(std::shared_ptr<const JobCorpus> data, ReadJobCorpus(spec, data_roots_));
+  // Tokenizing a large corpus takes seconds: do it before taking the lock. The corpus
+  // stays in the cache for the job's start.
+  DDLM_RETURN_IF_ERROR(ReadJobCorpus(spec, data_roots_, &corpora_).status());
   absl::StatusOr<Job> result = Persisted([&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) -> absl::StatusOr<Job> {
-    return jobs_.Submit(spec, owner, std::move(data)).record.job();
+    return jobs_.Submit(spec, owner).record.job();
   });
   // The job as it is now: the call may also have started it.
   if (!result.ok()) return result;
@@ -155,8 +167,11 @@ void Coordinator::FailJobsNotSaved() {
   // it last was on disk (whole: its log takes nothing after a failed append).
   if (absl::Status s = writer_.Flush(ticket); !s.ok()) LOG(ERROR) << "after a failed write: " << s;
   (void)writer_.TakeFailedJobs();
-  absl::MutexLock lock(&mu_);
-  DeliverLocked(ticket);
+  {
+    absl::MutexLock lock(&mu_);
+    DeliverLocked(ticket);
+  }
+  StartPreparing();  // The failed jobs' workers may be free for others.
 }
 
 absl::Status Coordinator::DeleteJob(const std::string& job_id) {
@@ -399,30 +414,50 @@ void Coordinator::DetachCommandStream(StreamSink<WorkerCommand>* sink) {
 
 // ---------------------------------------------------------------- starting attempts
 
-uint64_t Coordinator::RunPendingStarts() {
-  uint64_t ticket = 0;
+void Coordinator::StartPreparing() {
+  {
+    absl::MutexLock lock(&mu_);
+    if (preparing_ || shutdown_ || !jobs_.HasPendingStart()) return;
+    preparing_ = true;
+  }
+  if (!preparer_->Schedule([this] { PrepareStarts(); })) {
+    absl::MutexLock lock(&mu_);
+    preparing_ = false;  // Shut down.
+  }
+}
+
+void Coordinator::PrepareStarts() {
   for (;;) {
     std::optional<PendingStart> start;
     {
       absl::MutexLock lock(&mu_);
-      start = jobs_.TakePendingStart();
-      if (!start) return ticket;
+      if (!shutdown_) start = jobs_.TakePendingStart();
+      if (!start) {
+        preparing_ = false;
+        return;
+      }
     }
     if (options_.before_prepare_for_testing) options_.before_prepare_for_testing(start->job_id);
     // Without the lock: reading a corpus and encoding its shards take seconds for a
     // large one, and heartbeats, queries and other jobs' events go on meanwhile.
-    // A job reads its corpus again when it starts (a queued job holds none), unless the
-    // submission that just read it started the job at once.
     absl::StatusOr<PreparedAttempt> prepared = [&]() -> absl::StatusOr<PreparedAttempt> {
-      if (start->data == nullptr) {
-        DDLM_ASSIGN_OR_RETURN(start->data, ReadJobCorpus(start->spec, data_roots_));
-      }
-      return PrepareAttempt(start->spec, *start->data, start->world);
+      DDLM_ASSIGN_OR_RETURN(std::shared_ptr<const JobCorpus> corpus,
+                            ReadJobCorpus(start->spec, data_roots_, &corpora_));
+      return PrepareAttempt(start->spec, *corpus, start->world);
     }();
-    start->data.reset();  // The corpus is freed once the shards are made.
-    absl::MutexLock lock(&mu_);
-    jobs_.FinishStart(*start, std::move(prepared));
-    ticket = last_ticket_;
+    uint64_t ticket = 0;
+    {
+      absl::MutexLock lock(&mu_);
+      jobs_.FinishStart(*start, std::move(prepared));
+      ticket = last_ticket_;
+    }
+    // RUNNING (or FAILED) on disk before any watcher hears it.
+    absl::Status written = writer_.Flush(ticket);
+    {
+      absl::MutexLock lock(&mu_);
+      DeliverLocked(ticket);
+    }
+    if (!written.ok()) FailJobsNotSaved();
   }
 }
 
@@ -511,7 +546,7 @@ std::shared_ptr<absl::Mutex> Coordinator::KeepLock(const std::string& job_id) {
 }
 
 absl::Status Coordinator::MakeDurable(uint64_t ticket) {
-  ticket = std::max(ticket, RunPendingStarts());
+  StartPreparing();
   absl::Status written = writer_.Flush(ticket);
   {
     absl::MutexLock lock(&mu_);

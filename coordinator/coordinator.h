@@ -9,7 +9,8 @@
 //   - Rendezvous (rendezvous.h): the attempts' key-value store (its own lock);
 //   - JobStore + JobRecordWriter (job_store.h, record_writer.h): the records on disk;
 //   - EventFanout (event_fanout.h): WatchJob streams, fed once events are on disk;
-//   - attempt_preparation.h: corpora read and shards encoded, off the lock;
+//   - attempt_preparation.h: corpora read (CorpusCache: unchanged files are read once)
+//     and shards encoded, on the preparer's own thread (common/base/executor.h);
 //   - CheckpointUpload (checkpoint_upload.h): uploads verified off the lock.
 //
 // Job state machine (per job; an "attempt" is one run of it on a set of workers):
@@ -24,9 +25,11 @@
 //                   └────────────── ResumeJob (new attempt) <────────────┘
 //
 // Starting: once num_workers free workers of one device kind exist, the scheduler
-// reserves them (BUSY; the job stays QUEUED, "starting ..."). The corpus is read again
-// (a queued job holds none) and the shards encoded without the lock; then the ranks
-// are assigned and the job is RUNNING. A reserved worker lost meanwhile puts the job
+// reserves them (BUSY; the job stays QUEUED, "starting ..."), and the call that made
+// the reservation answers. The preparer's thread then gets the corpus (from the
+// CorpusCache unless its files changed since the submission read them) and encodes the
+// shards without the lock; then the ranks are assigned, the job is RUNNING once that
+// is on disk, and its watchers hear it. A reserved worker lost meanwhile puts the job
 // back in the queue.
 //
 // A RUNNING attempt: every rank downloads its shards, trains, and reports metrics each
@@ -44,7 +47,8 @@
 // A coordinator that restarts finds its RUNNING jobs' attempts gone, and restarts them
 // the same way.
 //
-// Threading: thread-safe. One mutex (mu_) guards the JobManager, the WorkerRegistry
+// Threading: thread-safe. Besides the callers' threads, one thread of its own prepares
+// attempts (preparer_). One mutex (mu_) guards the JobManager, the WorkerRegistry
 // and the event streams, which are not thread-safe themselves; the one blocking call
 // (ReportEvaluation) waits on a condition with a deadline and never holds the mutex
 // while waiting; streams are pushed to (stream_sink.h), never polled. Heartbeats never
@@ -76,9 +80,11 @@
 #include "common/base/clock.h"
 #include "common/base/corpus.h"
 #include "common/base/data_roots.h"
+#include "common/base/executor.h"
 #include "coordinator/attempt_preparation.h"
 #include "coordinator/attempt_rounds.h"
 #include "coordinator/checkpoint_upload.h"
+#include "coordinator/corpus_cache.h"
 #include "coordinator/event_fanout.h"
 #include "coordinator/job_event_observer.h"
 #include "coordinator/job_manager.h"
@@ -118,6 +124,12 @@ struct CoordinatorOptions {
   // Not owned; may be null. Gets every job's events once they are on disk, such as the
   // TensorBoard exporter (coordinator/tensorboard/).
   JobEventObserver* event_observer = nullptr;
+  // Attempts are prepared (corpus read, shards encoded) on a thread of the coordinator's
+  // own, so that no call waits for another job's start. False: inside the call that
+  // reserved the workers, before it answers (tests that step through a start).
+  bool prepare_on_own_thread = true;
+  // What the tokenized corpora kept between a job's reads may weigh (corpus_cache.h).
+  int64_t corpus_cache_bytes = int64_t{1} << 30;
   // Tests only: called (without the coordinator's lock) just before an attempt's
   // corpus is read and its shards encoded.
   std::function<void(const std::string& job_id)> before_prepare_for_testing;
@@ -223,7 +235,14 @@ class Coordinator {
   // tests call it after moving a FakeClock.
   void CheckHeartbeats() ABSL_LOCKS_EXCLUDED(mu_);
   // Wakes every waiter and closes every stream (UNAVAILABLE); later waits return at once.
+  // No further attempt is prepared.
   void Shutdown() ABSL_LOCKS_EXCLUDED(mu_);
+  // Waits for the attempt being prepared, if any; the rest are left to the next
+  // coordinator (their jobs are QUEUED on disk).
+  ~Coordinator();
+
+  // What the corpus cache has done (hits, reads) and holds.
+  CorpusCache::Counts CorpusCacheCounts() const { return corpora_.counts(); }
 
  private:
   // The JobManager's journal: queues its record writes (writer_) and events
@@ -243,8 +262,8 @@ class Coordinator {
 
   // Sends watchers the events (and closes) whose record writes up to `durable` are done.
   void DeliverLocked(uint64_t durable) ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_);
-  // Runs `f` under the mutex; then, without it, starts the jobs `f` scheduled and waits
-  // until what changed is on disk. A result whose change could not be written becomes
+  // Runs `f` under the mutex; then, without it, has the jobs `f` reserved workers for
+  // prepared (StartPreparing) and waits until what changed is on disk. A result whose change could not be written becomes
   // the write's error. Called without mu_ (not annotated: clang takes no attribute
   // before a trailing return type).
   template <typename F>
@@ -260,9 +279,9 @@ class Coordinator {
     if (!written.ok() && result->ok()) return written;
     return *std::move(result);
   }
-  // Persisted's second half, without the lock: starts the jobs scheduled meanwhile,
-  // waits until record writes up to `ticket` are on disk, delivers their events, and
-  // fails the jobs whose writes failed (returning the write's error).
+  // Persisted's second half, without the lock: has the jobs reserved meanwhile
+  // prepared, waits until record writes up to `ticket` are on disk, delivers their
+  // events, and fails the jobs whose writes failed (returning the write's error).
   absl::Status MakeDurable(uint64_t ticket) ABSL_LOCKS_EXCLUDED(mu_);
   // The jobs whose changes could not be written (a full or unwritable state_dir) fail,
   // naming the error (which names the path); a running one's ranks are told to stop,
@@ -271,11 +290,14 @@ class Coordinator {
   // An upload's verified staging file becomes kept checkpoint `info` (CheckpointUpload::Keep).
   absl::StatusOr<CheckpointInfo> KeepUpload(const WorkerRef& worker, const AttemptRef& ref, const std::string& staging,
                                             const CheckpointInfo& info) ABSL_LOCKS_EXCLUDED(mu_);
-  // Prepares the attempts the JobManager reserved workers for (JobManager::
-  // TakePendingStart): the corpus is read and the shards encoded without the lock, then
-  // FinishStart assigns the ranks. Returns the ticket of the last record write it
-  // queued (0 if none).
-  uint64_t RunPendingStarts() ABSL_LOCKS_EXCLUDED(mu_);
+  // Has PrepareStarts run on preparer_ if the JobManager holds a pending start and it
+  // is not running already.
+  void StartPreparing() ABSL_LOCKS_EXCLUDED(mu_);
+  // On preparer_: prepares the attempts the JobManager reserved workers for
+  // (JobManager::TakePendingStart), one after another until none is left: the corpus
+  // is got and the shards encoded without the lock, then FinishStart assigns the ranks,
+  // and the change is made durable and its events delivered.
+  void PrepareStarts() ABSL_LOCKS_EXCLUDED(mu_);
   // The id and file path of the kept checkpoint `which` names (checkpoint_store.h).
   absl::StatusOr<std::pair<std::string, std::string>> KeptCheckpoint(const std::string& job_id,
                                                                      const std::string& which) ABSL_LOCKS_EXCLUDED(mu_);
@@ -291,6 +313,7 @@ class Coordinator {
   TextGenerator generator_;
   Rendezvous rendezvous_;                 // Thread-safe on its own; never waited on under mu_.
   WorkerCredentials credentials_;         // Thread-safe; its own lock.
+  CorpusCache corpora_;                   // Thread-safe; its own lock.
   std::atomic<uint64_t> next_upload_{1};  // Staging file names.
   // The lock of `job_id`'s checkpoint files, held while one of them moves (KeepUpload,
   // retention, DeleteJob); taken before mu_, never while holding it. One per job, so
@@ -301,6 +324,7 @@ class Coordinator {
 
   absl::Mutex mu_;
   bool shutdown_ ABSL_GUARDED_BY(mu_) = false;
+  bool preparing_ ABSL_GUARDED_BY(mu_) = false;     // PrepareStarts is queued or running.
   uint64_t last_ticket_ ABSL_GUARDED_BY(mu_) = 0;   // Of the latest queued record write.
   EventFanout event_streams_ ABSL_GUARDED_BY(mu_);  // WatchJob streams.
   // Workers: membership, reservations, command streams.
@@ -310,6 +334,9 @@ class Coordinator {
   Journal journal_{this};
   // Jobs and attempts; uses workers_, rendezvous_ and journal_.
   JobManager jobs_ ABSL_GUARDED_BY(mu_);
+  // Where PrepareStarts runs (a ThreadExecutor, or inline); last, so that it is gone
+  // before anything it uses.
+  std::unique_ptr<Executor> preparer_;
 };
 
 }  // namespace ddlm

@@ -115,7 +115,7 @@ void JobManager::SetState(JobEntry& job, JobState state, const std::string& mess
 
 // ---------------------------------------------------------------- JobService
 
-JobEntry& JobManager::Submit(const JobSpec& spec, const std::string& owner, std::shared_ptr<const JobCorpus> data) {
+JobEntry& JobManager::Submit(const JobSpec& spec, const std::string& owner) {
   auto job = std::make_unique<JobEntry>();
   Job& j = *job->record.mutable_job();
   j.set_id(absl::StrCat("job-", next_job_number_++));
@@ -123,15 +123,12 @@ JobEntry& JobManager::Submit(const JobSpec& spec, const std::string& owner, std:
   j.set_owner(owner);
   *j.mutable_spec() = spec;
   j.set_submitted_unix_seconds(absl::ToUnixSeconds(clock_->Now()));
-  job->data = std::move(data);
   job->lr = spec.optimizer().lr();
   JobEntry& entry = *job;
   jobs_.push_back(std::move(job));
   Snapshot(entry);  // The job's directory and first snapshot, then its log.
   SetState(entry, QUEUED, "");
   Schedule();
-  // A job that must wait holds no corpus meanwhile; it reads it again when it starts.
-  if (!entry.starting) entry.data.reset();
   return entry;
 }
 
@@ -408,8 +405,6 @@ std::optional<PendingStart> JobManager::TakePendingStart() {
     start.number = job->starting->number;
     start.world = static_cast<int>(job->starting->workers.size());
     start.spec = job->record.job().spec();
-    start.data = std::move(job->data);
-    job->data.reset();
     return start;
   }
   return std::nullopt;
@@ -526,7 +521,6 @@ void JobManager::EndAttempt(JobEntry& job) {
   job.attempt.reset();  // `a` is gone.
   job.resume_checkpoint.clear();
   job.resume_best.clear();
-  job.data.reset();  // Reloaded if the job is resumed or restarted.
   if (failed && !not_saved) {
     RestartOrFail(job, message);
   } else {

@@ -74,9 +74,6 @@ struct AttemptStart {
 
 struct JobEntry {
   JobRecord record;
-  // The corpus, only from a submission that starts the job at once until that start
-  // takes it (a queued job holds none: it is read again when the job starts).
-  std::shared_ptr<const JobCorpus> data;
   std::optional<AttemptStart> starting;
   std::optional<Attempt> attempt;
   std::string resume_checkpoint;  // For the next attempt.
@@ -93,7 +90,6 @@ struct PendingStart {
   int32_t number = 0;  // The attempt.
   int world = 0;
   JobSpec spec;
-  std::shared_ptr<const JobCorpus> data;  // Null: read it again.
 };
 
 class JobManager {
@@ -108,7 +104,7 @@ class JobManager {
   void ReserveJobNumber(int64_t number);
 
   // A new QUEUED job (spec defaulted and validated by the caller), scheduled at once.
-  JobEntry& Submit(const JobSpec& spec, const std::string& owner, std::shared_ptr<const JobCorpus> data);
+  JobEntry& Submit(const JobSpec& spec, const std::string& owner);
   JobEntry* Find(const std::string& job_id);
   // INVALID_ARGUMENT for an empty id, NOT_FOUND for an unknown one.
   absl::StatusOr<JobEntry*> FindJob(const std::string& job_id);
@@ -131,6 +127,8 @@ class JobManager {
   // Reserves free workers for queued jobs (PlanSchedule) and updates the waiting ones'
   // messages.
   void Schedule();
+  // Whether a reserved job waits for TakePendingStart.
+  bool HasPendingStart() const { return !pending_starts_.empty(); }
   // The next reserved job to prepare, if any; nullopt when none is left.
   std::optional<PendingStart> TakePendingStart();
   // Ends the start TakePendingStart handed out: assigns the ranks and sends their

@@ -85,8 +85,8 @@ PreparedAttempt Prepared(int world) {
 
 class JobManagerTest : public ::testing::Test {
  protected:
-  void AddWorker(const std::string& id) {
-    ASSERT_TRUE(workers_.Register(Ref(id), "host", "cpu", clock_.Now()).ok());
+  void AddWorker(const std::string& id, const std::string& device = "cpu") {
+    ASSERT_TRUE(workers_.Register(Ref(id), "host", device, clock_.Now()).ok());
     jobs_.Schedule();
   }
   // Takes the pending start and finishes it as preparation would.
@@ -110,6 +110,12 @@ class JobManagerTest : public ::testing::Test {
     if (!ok) request.set_error("out of memory");
     return request;
   }
+  // The rank's finish after it was told to cancel.
+  FinishAssignmentRequest Cancelled(const std::string& worker, const std::string& job_id, int32_t number) {
+    FinishAssignmentRequest request = Finish(worker, job_id, number, 0, /*ok=*/false);
+    request.set_cancelled(true);
+    return request;
+  }
   ReportEvaluationRequest Evaluation(const std::string& worker, const std::string& job_id, int32_t rank, int32_t epoch,
                                      double loss_sum, int64_t tokens) {
     ReportEvaluationRequest request;
@@ -129,22 +135,21 @@ class JobManagerTest : public ::testing::Test {
   JobManager jobs_{&clock_, &workers_, &rendezvous_, &journal_};
 };
 
-TEST_F(JobManagerTest, ASubmittedJobWaitsQueuedForWorkersAndHoldsNoCorpus) {
-  JobEntry& job = jobs_.Submit(Spec(2), "alice", std::make_shared<JobCorpus>());
+TEST_F(JobManagerTest, ASubmittedJobWaitsQueuedForWorkers) {
+  JobEntry& job = jobs_.Submit(Spec(2), "alice");
   EXPECT_EQ(job.record.job().id(), "job-1");
   EXPECT_EQ(job.record.job().owner(), "alice");
   EXPECT_EQ(job.record.job().state(), QUEUED);
-  EXPECT_EQ(job.data, nullptr);  // Read again when it starts.
   EXPECT_THAT(journal_.States(), ElementsAre(QUEUED));
   EXPECT_EQ(journal_.snapshots, 1);  // Its first snapshot, before its log.
   EXPECT_FALSE(jobs_.TakePendingStart().has_value());
-  EXPECT_EQ(jobs_.Submit(Spec(1), "", nullptr).record.job().id(), "job-2");
+  EXPECT_EQ(jobs_.Submit(Spec(1), "").record.job().id(), "job-2");
 }
 
 TEST_F(JobManagerTest, ReservedWorkersGetTheirRanksWhenTheStartFinishes) {
   AddWorker("w0");
   AddWorker("w1");
-  const std::string id = jobs_.Submit(Spec(2), "", std::make_shared<JobCorpus>()).record.job().id();
+  const std::string id = jobs_.Submit(Spec(2), "").record.job().id();
   // Reserved at once: BUSY, the job still QUEUED while its shards are prepared.
   EXPECT_EQ(workers_.Get("w0")->info.state(), BUSY);
   EXPECT_EQ(workers_.Get("w1")->info.rank(), 1);
@@ -156,7 +161,6 @@ TEST_F(JobManagerTest, ReservedWorkersGetTheirRanksWhenTheStartFinishes) {
   EXPECT_EQ(start->job_id, id);
   EXPECT_EQ(start->number, 1);
   EXPECT_EQ(start->world, 2);
-  EXPECT_NE(start->data, nullptr);  // The submission's corpus, not read twice.
   jobs_.FinishStart(*start, Prepared(2));
 
   EXPECT_EQ(JobOf(id).state(), RUNNING);
@@ -176,7 +180,7 @@ TEST_F(JobManagerTest, ReservedWorkersGetTheirRanksWhenTheStartFinishes) {
 TEST_F(JobManagerTest, AReservedWorkerLostBeforeTheStartSendsTheJobBackToTheQueue) {
   AddWorker("w0");
   AddWorker("w1");
-  const std::string id = jobs_.Submit(Spec(2), "", nullptr).record.job().id();
+  const std::string id = jobs_.Submit(Spec(2), "").record.job().id();
   std::optional<PendingStart> start = jobs_.TakePendingStart();
   ASSERT_TRUE(start.has_value());
   const WorkerEntry lost = *workers_.Get("w1");
@@ -192,7 +196,7 @@ TEST_F(JobManagerTest, AReservedWorkerLostBeforeTheStartSendsTheJobBackToTheQueu
 
 TEST_F(JobManagerTest, AFailedPreparationFailsTheJobAndFreesItsWorkers) {
   AddWorker("w0");
-  const std::string id = jobs_.Submit(Spec(1), "", nullptr).record.job().id();
+  const std::string id = jobs_.Submit(Spec(1), "").record.job().id();
   Start(absl::FailedPreconditionError("corpus/train.txt: no such file"));
   EXPECT_EQ(JobOf(id).state(), FAILED);
   EXPECT_THAT(JobOf(id).message(), HasSubstr("train.txt"));
@@ -203,7 +207,7 @@ TEST_F(JobManagerTest, AFailedPreparationFailsTheJobAndFreesItsWorkers) {
 TEST_F(JobManagerTest, ARankThatFailsCancelsTheOthersAndTheJobRestartsFromItsLatestCheckpoint) {
   AddWorker("w0");
   AddWorker("w1");
-  const std::string id = jobs_.Submit(Spec(2), "", nullptr).record.job().id();
+  const std::string id = jobs_.Submit(Spec(2), "").record.job().id();
   Start(Prepared(2));
   CheckpointInfo ckpt;
   ckpt.set_id("epoch1");
@@ -240,7 +244,7 @@ TEST_F(JobManagerTest, ALateFinishOfAnEndedAttemptFreesOnlyAWorkerStillHoldingIt
   AddWorker("w0");
   JobSpec spec = Spec(1);
   spec.set_max_restarts(0);
-  const std::string id = jobs_.Submit(spec, "", nullptr).record.job().id();
+  const std::string id = jobs_.Submit(spec, "").record.job().id();
   Start(Prepared(1));
   ASSERT_TRUE(jobs_.Cancel(id).ok());
   ASSERT_TRUE(jobs_.FinishAssignment(Finish("w0", id, 1, 0, true)).ok());
@@ -248,7 +252,7 @@ TEST_F(JobManagerTest, ALateFinishOfAnEndedAttemptFreesOnlyAWorkerStillHoldingIt
   EXPECT_EQ(workers_.Get("w0")->info.state(), IDLE);
   // Another job now holds w0 as rank 0 of its attempt 1; a repeated finish of the
   // cancelled job's attempt 1 must not free it.
-  const std::string other = jobs_.Submit(Spec(1), "", nullptr).record.job().id();
+  const std::string other = jobs_.Submit(Spec(1), "").record.job().id();
   Start(Prepared(1));
   ASSERT_TRUE(jobs_.FinishAssignment(Finish("w0", id, 1, 0, true)).ok());
   EXPECT_EQ(workers_.Get("w0")->info.state(), BUSY);
@@ -261,7 +265,7 @@ TEST_F(JobManagerTest, TheValidationRoundIsDecidedOnceEveryRankReported) {
   JobSpec spec = Spec(2);
   spec.mutable_optimizer()->set_lr(20);
   spec.mutable_optimizer()->set_anneal_factor(4);
-  const std::string id = jobs_.Submit(spec, "", nullptr).record.job().id();
+  const std::string id = jobs_.Submit(spec, "").record.job().id();
   Start(Prepared(2));
   JobEntry& job = *jobs_.Find(id);
   ASSERT_TRUE(jobs_.RecordEvaluation(job, Evaluation("w0", id, 0, 1, 30.0, 10)).ok());
@@ -290,7 +294,7 @@ TEST_F(JobManagerTest, TheValidationRoundIsDecidedOnceEveryRankReported) {
 TEST_F(JobManagerTest, AnUndecidedRoundOfACancelledAttemptIsAborted) {
   AddWorker("w0");
   AddWorker("w1");
-  const std::string id = jobs_.Submit(Spec(2), "", nullptr).record.job().id();
+  const std::string id = jobs_.Submit(Spec(2), "").record.job().id();
   Start(Prepared(2));
   ASSERT_TRUE(jobs_.RecordEvaluation(*jobs_.Find(id), Evaluation("w0", id, 0, 1, 3.0, 1)).ok());
   ASSERT_TRUE(jobs_.Cancel(id).ok());
@@ -300,7 +304,7 @@ TEST_F(JobManagerTest, AnUndecidedRoundOfACancelledAttemptIsAborted) {
 
 TEST_F(JobManagerTest, FindAttemptNamesWhatIsWrongWithAWorkersCall) {
   AddWorker("w0");
-  const std::string id = jobs_.Submit(Spec(1), "", nullptr).record.job().id();
+  const std::string id = jobs_.Submit(Spec(1), "").record.job().id();
   Start(Prepared(1));
   EXPECT_TRUE(jobs_.FindAttempt(Ref("w0"), Attempt(id, 1, 0)).ok());
   EXPECT_EQ(jobs_.FindAttempt(Ref("w0"), Attempt(id, 2, 0)).status().code(), absl::StatusCode::kAborted);
@@ -311,7 +315,7 @@ TEST_F(JobManagerTest, FindAttemptNamesWhatIsWrongWithAWorkersCall) {
 
 TEST_F(JobManagerTest, ResumeChecksEverythingBeforeChangingTheJob) {
   AddWorker("w0");
-  const std::string id = jobs_.Submit(Spec(1), "", nullptr).record.job().id();
+  const std::string id = jobs_.Submit(Spec(1), "").record.job().id();
   Start(Prepared(1));
   ResumeJobRequest request;
   request.set_job_id(id);
@@ -352,11 +356,128 @@ TEST_F(JobManagerTest, ALoadedRunningJobIsRestartedAndAFinishedOneCannotBeErased
   jobs_.Load(record);
   EXPECT_EQ(JobOf("job-41").state(), QUEUED);
   EXPECT_THAT(JobOf("job-41").message(), HasSubstr("the coordinator restarted during attempt 3"));
-  EXPECT_EQ(jobs_.Submit(Spec(1), "", nullptr).record.job().id(), "job-42");
+  EXPECT_EQ(jobs_.Submit(Spec(1), "").record.job().id(), "job-42");
   EXPECT_EQ(jobs_.Erase("job-41").code(), absl::StatusCode::kFailedPrecondition);
   ASSERT_TRUE(jobs_.Cancel("job-41").ok());
   EXPECT_TRUE(jobs_.Erase("job-41").ok());
   EXPECT_EQ(jobs_.Find("job-41"), nullptr);
+}
+
+TEST_F(JobManagerTest, CancelQueuedAndRunningJobs) {
+  const std::string queued = jobs_.Submit(Spec(3), "").record.job().id();
+  ASSERT_TRUE(jobs_.Cancel(queued).ok());
+  EXPECT_EQ(JobOf(queued).state(), CANCELLED);
+  EXPECT_EQ(jobs_.Cancel(queued).status().code(), absl::StatusCode::kFailedPrecondition);
+
+  AddWorker("w0");
+  const std::string id = jobs_.Submit(Spec(1), "").record.job().id();
+  Start(Prepared(1));
+  absl::StatusOr<Job> cancelling = jobs_.Cancel(id);
+  ASSERT_TRUE(cancelling.ok()) << cancelling.status();
+  EXPECT_EQ(cancelling->state(), RUNNING);  // Until its rank has stopped.
+  ASSERT_FALSE(Outbox("w0").empty());
+  EXPECT_TRUE(Outbox("w0").back().has_cancel());
+  ASSERT_TRUE(jobs_.FinishAssignment(Cancelled("w0", id, 1)).ok());
+  EXPECT_EQ(JobOf(id).state(), CANCELLED);
+  EXPECT_EQ(workers_.Get("w0")->info.state(), IDLE);
+  ResumeJobRequest resume;  // No checkpoint: nothing to resume from.
+  resume.set_job_id(id);
+  EXPECT_EQ(jobs_.Resume(resume).status().code(), absl::StatusCode::kFailedPrecondition);
+}
+
+TEST_F(JobManagerTest, ACancelIsNeverRestartedAndAJobWithoutCheckpointsStartsOver) {
+  AddWorker("w0");
+  JobSpec spec = Spec(1);
+  spec.set_max_restarts(3);
+  const std::string id = jobs_.Submit(spec, "").record.job().id();
+  Start(Prepared(1));
+  ASSERT_TRUE(jobs_.FinishAssignment(Finish("w0", id, 1, 0, /*ok=*/false)).ok());
+  EXPECT_THAT(journal_.events.back().state().message(), HasSubstr("starting over (no checkpoint kept yet)"));
+  Start(Prepared(1));  // w0 was free again: reserved at once.
+  EXPECT_EQ(JobOf(id).state(), RUNNING);
+  EXPECT_EQ(JobOf(id).attempt(), 2);
+  EXPECT_EQ(Outbox("w0").back().assign().resume_checkpoint_id(), "");
+
+  ASSERT_TRUE(jobs_.Cancel(id).ok());
+  ASSERT_TRUE(jobs_.FinishAssignment(Cancelled("w0", id, 2)).ok());
+  EXPECT_EQ(JobOf(id).state(), CANCELLED);
+  EXPECT_EQ(JobOf(id).restarts(), 1);
+  EXPECT_FALSE(jobs_.HasPendingStart());
+}
+
+TEST_F(JobManagerTest, ResumeOnAnotherNumberOfWorkersStartsFromTheLatestEpochEnd) {
+  AddWorker("w0");
+  JobSpec spec = Spec(1);
+  spec.mutable_checkpoint()->set_keep_last(3);
+  const std::string id = jobs_.Submit(spec, "").record.job().id();
+  Start(Prepared(1));
+  for (auto [name, batch] : {std::pair<const char*, int64_t>{"end2", 0}, {"mid2", 5}}) {
+    CheckpointInfo ckpt;
+    ckpt.set_id(name);
+    ckpt.set_epoch(2);
+    ckpt.set_batch(batch);
+    ckpt.set_world_size(1);
+    jobs_.KeepCheckpoint(*jobs_.Find(id), ckpt);
+  }
+  ASSERT_TRUE(jobs_.Cancel(id).ok());
+  ASSERT_TRUE(jobs_.FinishAssignment(Cancelled("w0", id, 1)).ok());
+
+  ResumeJobRequest resume;
+  resume.set_job_id(id);
+  resume.set_num_workers(0);
+  EXPECT_EQ(jobs_.Resume(resume).status().code(), absl::StatusCode::kInvalidArgument);
+  resume.set_num_workers(2);
+  absl::StatusOr<Job> resumed = jobs_.Resume(resume);  // The latest epoch end, not "mid2".
+  ASSERT_TRUE(resumed.ok()) << resumed.status();
+  EXPECT_EQ(resumed->resumed_from(), "end2");
+  EXPECT_EQ(resumed->spec().num_workers(), 2);
+  EXPECT_EQ(resumed->state(), QUEUED);  // One worker: it waits for two.
+  EXPECT_FALSE(jobs_.HasPendingStart());
+
+  AddWorker("w1");
+  Start(Prepared(2));
+  EXPECT_EQ(JobOf(id).state(), RUNNING);
+  EXPECT_THAT(JobOf(id).message(), HasSubstr("not bit-identical"));
+  EXPECT_EQ(Outbox("w1").back().assign().resume_checkpoint_id(), "end2");
+}
+
+TEST_F(JobManagerTest, JobsQueueInOrderAndNeverMixCpuAndGpuWorkers) {
+  AddWorker("w0");
+  const std::string big = jobs_.Submit(Spec(2), "").record.job().id();
+  const std::string small = jobs_.Submit(Spec(1), "").record.job().id();
+  EXPECT_EQ(JobOf(small).state(), QUEUED);
+  EXPECT_THAT(JobOf(small).message(), HasSubstr("waiting behind " + big));
+  ASSERT_TRUE(jobs_.Cancel(big).ok());
+  EXPECT_EQ(workers_.Get("w0")->info.job_id(), small);  // Reserved for the next in line.
+  Start(Prepared(1));
+  EXPECT_EQ(JobOf(small).state(), RUNNING);
+
+  // Two free workers, but of two kinds: a 2-worker job waits, saying why.
+  AddWorker("cpu1", "cpu");
+  AddWorker("gpu0", "cuda:0");
+  const std::string gpu_job = jobs_.Submit(Spec(2), "").record.job().id();
+  EXPECT_EQ(JobOf(gpu_job).state(), QUEUED);
+  EXPECT_THAT(JobOf(gpu_job).message(),
+              HasSubstr("of one device kind (a job never mixes CPU and GPU workers); free: 1 cpu, 1 cuda"));
+  AddWorker("gpu1", "cuda:1");
+  Start(Prepared(2));
+  EXPECT_THAT(JobOf(gpu_job).workers(), ElementsAre("gpu0", "gpu1"));
+  const std::string cpu_job = jobs_.Submit(Spec(1), "").record.job().id();
+  Start(Prepared(1));
+  EXPECT_THAT(JobOf(cpu_job).workers(), ElementsAre("cpu1"));  // The CPU worker was kept free.
+}
+
+TEST_F(JobManagerTest, AnEndedAttemptsRendezvousKeysAreDropped) {
+  AddWorker("w0");
+  const std::string id = jobs_.Submit(Spec(1), "").record.job().id();
+  Start(Prepared(1));
+  const std::string prefix = Rendezvous::AttemptPrefix(id, 1);
+  ASSERT_TRUE(rendezvous_.Set(prefix, prefix + "gloo/0", "address").ok());
+  ASSERT_EQ(rendezvous_.KeyCount(prefix), 1);
+  ASSERT_TRUE(jobs_.Cancel(id).ok());
+  EXPECT_EQ(rendezvous_.KeyCount(prefix), 1);  // Its rank still runs.
+  ASSERT_TRUE(jobs_.FinishAssignment(Cancelled("w0", id, 1)).ok());
+  EXPECT_EQ(rendezvous_.KeyCount(prefix), 0);
 }
 
 }  // namespace

@@ -97,7 +97,7 @@ class WorkerAgentTest : public ::testing::Test {
   }
 
   void TearDown() override {
-    if (thread_.joinable()) Stop();
+    if (thread_.joinable()) (void)Stop();  // A test that checks the result stops it itself.
   }
 
   std::shared_ptr<FakeRunner> Runner(size_t i) {

@@ -67,6 +67,7 @@ ddlm::Coordinator* Setup() {
     options.data_roots.push_back(std::string(real).substr(0, std::string(real).rfind('/')));
   }
   options.max_evaluation_wait = absl::ZeroDuration();
+  options.prepare_on_own_thread = false;  // Each input's effects are over when its calls return.
   auto created = ddlm::Coordinator::Create(options, &clock);
   if (!created.ok()) return nullptr;
   ddlm::Coordinator* c = created->release();
