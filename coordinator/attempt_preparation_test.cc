@@ -6,10 +6,10 @@
 #include <string>
 
 #include "absl/strings/str_cat.h"
-#include "common/training/checkpoint.h"
 #include "common/base/config.h"
 #include "common/base/file_io.h"
 #include "common/base/sharding.h"
+#include "common/training/checkpoint.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 

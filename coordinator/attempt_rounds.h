@@ -21,8 +21,8 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
-#include "proto/job.pb.h"
 #include "common/base/validation_rule.h"  // DecideAfterValidation: the coordinator decides.
+#include "proto/job.pb.h"
 #include "proto/worker_service.pb.h"
 
 namespace ddlm {

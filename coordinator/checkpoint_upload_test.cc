@@ -5,8 +5,8 @@
 #include <cstdlib>
 #include <string>
 
-#include "common/training/checkpoint.h"
 #include "common/base/file_io.h"
+#include "common/training/checkpoint.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 

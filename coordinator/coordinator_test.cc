@@ -20,10 +20,10 @@
 
 #include "absl/strings/str_split.h"
 #include "absl/synchronization/notification.h"
-#include "common/training/checkpoint.h"
 #include "common/base/clock.h"
 #include "common/base/config.h"
 #include "common/base/file_io.h"
+#include "common/training/checkpoint.h"
 #include "common/training/model.h"
 #include "coordinator/job_store.h"
 #include "gmock/gmock.h"

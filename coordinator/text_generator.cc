@@ -3,9 +3,9 @@
 #include <cmath>
 
 #include "absl/strings/str_cat.h"
+#include "common/base/status_macros.h"
 #include "common/training/checkpoint.h"
 #include "common/training/model.h"
-#include "common/base/status_macros.h"
 
 namespace ddlm {
 

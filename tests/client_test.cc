@@ -7,10 +7,10 @@
 #include <fstream>
 #include <iterator>
 
+#include "common/base/subprocess.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "tests/cluster.h"
-#include "common/base/subprocess.h"
 
 namespace ddlm {
 namespace {

@@ -9,9 +9,9 @@
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
-#include "common/transport/certificates.h"
 #include "common/base/config.h"
 #include "common/base/file_io.h"
+#include "common/transport/certificates.h"
 #include "common/transport/grpc_status.h"
 #include "common/transport/transport_security.h"
 

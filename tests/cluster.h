@@ -15,8 +15,8 @@
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
 
-#include "proto/job_service.grpc.pb.h"
 #include "common/base/subprocess.h"
+#include "proto/job_service.grpc.pb.h"
 
 namespace ddlm::testing {
 

@@ -32,12 +32,12 @@
 #include <grpcpp/grpcpp.h>
 
 #include "absl/strings/str_cat.h"
+#include "common/base/subprocess.h"
+#include "common/transport/certificates.h"
+#include "common/transport/transport_security.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "proto/job_service.grpc.pb.h"
-#include "common/transport/certificates.h"
-#include "common/base/subprocess.h"
-#include "common/transport/transport_security.h"
 #include "tests/cluster.h"
 #include "tests/command.h"
 

@@ -11,9 +11,9 @@
 #include <iterator>
 #include <sstream>
 
+#include "common/base/subprocess.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
-#include "common/base/subprocess.h"
 
 namespace ddlm {
 namespace {

@@ -6,10 +6,10 @@
 
 #include <cmath>
 
-#include "common/training/batching.h"
 #include "common/base/config.h"
 #include "common/base/corpus.h"
 #include "common/base/sharding.h"
+#include "common/training/batching.h"
 #include "common/training/trainer.h"
 #include "gtest/gtest.h"
 #include "worker/collectives/local_group.h"

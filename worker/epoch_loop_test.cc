@@ -5,10 +5,10 @@
 #include <deque>
 #include <vector>
 
-#include "common/training/batching.h"
 #include "common/base/config.h"
 #include "common/base/corpus.h"
 #include "common/testing/quickstart_corpus.h"
+#include "common/training/batching.h"
 #include "gtest/gtest.h"
 
 namespace ddlm {

@@ -11,11 +11,11 @@
 #include "absl/flags/flag.h"
 #include "absl/flags/parse.h"
 #include "absl/flags/usage.h"
-#include "common/training/checkpoint.h"
 #include "common/base/cli.h"
 #include "common/base/config.h"
 #include "common/base/corpus.h"
 #include "common/base/file_io.h"
+#include "common/training/checkpoint.h"
 #include "common/training/generate.h"
 #include "common/training/threading.h"
 

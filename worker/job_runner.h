@@ -26,10 +26,10 @@
 #include <string>
 
 #include "absl/status/status.h"
-#include "torch/torch.h"
 #include "proto/worker_service.pb.h"
-#include "worker/collectives/collective.h"
+#include "torch/torch.h"
 #include "worker/attempt_runner.h"
+#include "worker/collectives/collective.h"
 #include "worker/coordinator_client.h"
 #include "worker/epoch_loop.h"
 

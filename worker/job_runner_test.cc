@@ -4,11 +4,11 @@
 
 #include <cmath>
 
-#include "common/training/checkpoint.h"
 #include "common/base/config.h"
 #include "common/base/corpus.h"
 #include "common/base/file_io.h"
 #include "common/base/sharding.h"
+#include "common/training/checkpoint.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "worker/collectives/gloo_collective.h"

@@ -23,8 +23,9 @@
 #include "absl/strings/str_cat.h"
 #include "common/base/cli.h"
 #include "common/base/clock.h"
-#include "common/training/device.h"
 #include "common/base/shutdown_signal.h"
+#include "common/training/accelerator.h"
+#include "common/training/device.h"
 #include "common/transport/transport_flags.h"
 #include "worker/collectives/collective_factory.h"
 #include "worker/coordinator_client.h"
@@ -75,6 +76,14 @@ int main(int argc, char** argv) {
     return 2;
   }
   LOG(INFO) << "device " << ddlm::DescribeDevice(*resolved) << ", collective " << ddlm::CollectiveBackendName(*backend);
+  if (resolved->is_cuda()) {
+    // Which CUDA runtime and NCCL this binary drives, for bug reports and version skew
+    // between hosts.
+    const ddlm::AcceleratorInfo accelerators = ddlm::DetectAccelerators();
+    LOG(INFO) << "CUDA devices visible: " << accelerators.cuda_devices << ", NCCL "
+              << (accelerators.nccl_version.empty() ? "none" : accelerators.nccl_version)
+              << (accelerators.error.empty() ? "" : ", " + accelerators.error);
+  }
   std::string host = absl::GetFlag(FLAGS_host);
   if (host.empty()) {
     absl::StatusOr<std::string> local = ddlm::LocalAddressFor(coordinator);

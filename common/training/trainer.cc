@@ -6,11 +6,11 @@
 #include <glog/logging.h>
 
 #include "absl/strings/str_cat.h"
+#include "common/base/status_macros.h"
 #include "common/training/autocast.h"
 #include "common/training/batching.h"
 #include "common/training/device.h"
 #include "common/training/loss.h"
-#include "common/base/status_macros.h"
 
 namespace ddlm {
 

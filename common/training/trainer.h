@@ -35,10 +35,10 @@
 #include <torch/torch.h>
 
 #include "absl/status/statusor.h"
-#include "common/training/checkpoint.h"
 #include "common/base/corpus.h"
-#include "common/training/model.h"
 #include "common/base/validation_rule.h"
+#include "common/training/checkpoint.h"
+#include "common/training/model.h"
 #include "proto/config.pb.h"
 
 namespace ddlm {

@@ -4,12 +4,12 @@
 #include <cmath>
 #include <vector>
 
-#include "common/training/batching.h"
-#include "common/training/checkpoint.h"
 #include "common/base/config.h"
 #include "common/base/corpus.h"
-#include "common/training/loss.h"
 #include "common/testing/quickstart_corpus.h"
+#include "common/training/batching.h"
+#include "common/training/checkpoint.h"
+#include "common/training/loss.h"
 #include "gtest/gtest.h"
 
 namespace ddlm {

@@ -9,8 +9,8 @@
 #include <grpcpp/grpcpp.h>
 
 #include "absl/strings/str_cat.h"
-#include "common/transport/certificates.h"
 #include "common/base/file_io.h"
+#include "common/transport/certificates.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 #include "proto/job_service.grpc.pb.h"

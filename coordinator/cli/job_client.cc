@@ -4,8 +4,8 @@
 
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
-#include "common/transport/chunked_transfer.h"
 #include "common/base/file_io.h"
+#include "common/transport/chunked_transfer.h"
 #include "common/transport/grpc_status.h"
 #include "coordinator/cli/job_text.h"
 #include "coordinator/cli/progress_display.h"

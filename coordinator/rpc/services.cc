@@ -10,9 +10,9 @@
 #include "absl/base/thread_annotations.h"
 #include "absl/strings/str_cat.h"
 #include "absl/synchronization/mutex.h"
+#include "common/base/status_macros.h"
 #include "common/transport/chunked_transfer.h"
 #include "common/transport/grpc_status.h"
-#include "common/base/status_macros.h"
 
 namespace ddlm {
 namespace {

@@ -15,8 +15,8 @@
 
 #include "absl/time/time.h"
 #include "coordinator/access_control.h"
-#include "coordinator/rpc/call_deadlines.h"
 #include "coordinator/coordinator.h"
+#include "coordinator/rpc/call_deadlines.h"
 #include "proto/job_service.grpc.pb.h"
 #include "proto/worker_service.grpc.pb.h"
 

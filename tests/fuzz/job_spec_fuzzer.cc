@@ -8,8 +8,8 @@
 
 #include <google/protobuf/util/json_util.h>
 
-#include "common/training/checkpoint.h"
 #include "common/base/config.h"
+#include "common/training/checkpoint.h"
 #include "common/training/model.h"
 
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {

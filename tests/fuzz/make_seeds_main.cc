@@ -12,10 +12,10 @@
 #include <google/protobuf/util/json_util.h>
 
 #include "absl/strings/str_cat.h"
-#include "common/training/checkpoint.h"
 #include "common/base/config.h"
 #include "common/base/file_io.h"
 #include "common/base/sharding.h"
+#include "common/training/checkpoint.h"
 #include "proto/job_service.pb.h"
 #include "proto/worker_service.pb.h"
 

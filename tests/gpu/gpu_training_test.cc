@@ -9,13 +9,13 @@
 #include <cmath>
 #include <cstdio>
 
-#include "common/training/batching.h"
-#include "common/training/checkpoint.h"
 #include "common/base/config.h"
 #include "common/base/corpus.h"
+#include "common/testing/quickstart_corpus.h"
+#include "common/training/batching.h"
+#include "common/training/checkpoint.h"
 #include "common/training/device.h"
 #include "common/training/trainer.h"
-#include "common/testing/quickstart_corpus.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 

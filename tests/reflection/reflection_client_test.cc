@@ -10,9 +10,9 @@
 #include <grpcpp/grpcpp.h>
 
 #include "absl/status/status.h"
+#include "common/base/subprocess.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
-#include "common/base/subprocess.h"
 
 namespace ddlm::testing {
 namespace {

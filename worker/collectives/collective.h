@@ -22,8 +22,8 @@
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/time/time.h"
-#include "common/training/device.h"
 #include "common/base/key_value_store.h"
+#include "common/training/device.h"
 
 namespace ddlm {
 
