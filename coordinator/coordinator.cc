@@ -161,6 +161,7 @@ void Coordinator::FailJobsNotSaved() {
     for (const auto& [id, status] : failed) {
       jobs_.FailNotSaved(id, absl::StrCat("the coordinator cannot save the job's record: ", status.message()));
     }
+    jobs_.Schedule();  // Their workers may be free for others.
     ticket = last_ticket_;
   }
   // The failed state's own snapshot may not be writable either: the job then reloads as
@@ -171,7 +172,7 @@ void Coordinator::FailJobsNotSaved() {
     absl::MutexLock lock(&mu_);
     DeliverLocked(ticket);
   }
-  StartPreparing();  // The failed jobs' workers may be free for others.
+  StartPreparing();
 }
 
 absl::Status Coordinator::DeleteJob(const std::string& job_id) {
@@ -448,6 +449,10 @@ void Coordinator::PrepareStarts() {
     uint64_t ticket = 0;
     {
       absl::MutexLock lock(&mu_);
+      if (shutdown_) {  // Left QUEUED on disk for the next coordinator.
+        preparing_ = false;
+        return;
+      }
       jobs_.FinishStart(*start, std::move(prepared));
       ticket = last_ticket_;
     }

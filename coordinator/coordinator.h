@@ -126,7 +126,8 @@ struct CoordinatorOptions {
   JobEventObserver* event_observer = nullptr;
   // Attempts are prepared (corpus read, shards encoded) on a thread of the coordinator's
   // own, so that no call waits for another job's start. False: inside the call that
-  // reserved the workers, before it answers (tests that step through a start).
+  // reserved the workers, before it answers, if no other call is preparing one (tests
+  // that step through a start from one thread).
   bool prepare_on_own_thread = true;
   // What the tokenized corpora kept between a job's reads may weigh (corpus_cache.h).
   int64_t corpus_cache_bytes = int64_t{1} << 30;

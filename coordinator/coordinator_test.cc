@@ -449,13 +449,13 @@ class AwaitableSink : public StreamSink<JobEvent> {
     if (event.has_state()) states_.push_back(event.state().state());
   }
   void Close(const absl::Status&) override {}
-  // Waits until the stream has carried `state`.
-  void Await(JobState state) {
+  // Whether the stream carries `state` within a minute (a failure, not a hang, if not).
+  bool Await(JobState state) {
     absl::MutexLock lock(&mu_);
     auto seen = [&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
       return std::find(states_.begin(), states_.end(), state) != states_.end();
     };
-    mu_.Await(absl::Condition(&seen));
+    return mu_.AwaitWithTimeout(absl::Condition(&seen), absl::Minutes(1));
   }
 
  private:
@@ -474,15 +474,25 @@ TEST_F(CoordinatorTest, AnAttemptIsPreparedOnTheCoordinatorsOwnThreadAndNoCallWa
   };
   coordinator_.reset();
   coordinator_ = *Coordinator::Create(options_, &clock_);
+  AwaitableSink sink;  // Outlives the coordinator (below).
+  // However the test ends, the preparer is let go and the coordinator gone before the
+  // locals its hook uses.
+  struct Cleanup {
+    absl::Notification* release;
+    std::unique_ptr<Coordinator>* coordinator;
+    ~Cleanup() {
+      if (!release->HasBeenNotified()) release->Notify();
+      coordinator->reset();
+    }
+  } cleanup{&release, &coordinator_};
   auto job = coordinator_->SubmitJob(Spec(1));
   ASSERT_TRUE(job.ok()) << job.status();
-  AwaitableSink sink;
   ASSERT_TRUE(coordinator_->AttachEventStream(job->id(), 0, &sink).ok());
 
   // The registration reserves w0 and answers while the attempt is being prepared (it
   // would hang here otherwise), as do the calls below.
   WorkerRef w = AddWorker("w0");
-  preparing.WaitForNotification();
+  ASSERT_TRUE(preparing.WaitForNotificationWithTimeout(absl::Minutes(1)));
   EXPECT_NE(prepared_on, std::this_thread::get_id());
   Job now = *coordinator_->GetJob(job->id());
   EXPECT_EQ(now.state(), QUEUED);
@@ -493,7 +503,7 @@ TEST_F(CoordinatorTest, AnAttemptIsPreparedOnTheCoordinatorsOwnThreadAndNoCallWa
   EXPECT_FALSE(Poll(w).has_value());
 
   release.Notify();
-  sink.Await(RUNNING);  // Once the start is on disk.
+  ASSERT_TRUE(sink.Await(RUNNING));  // Once the start is on disk.
   coordinator_->DetachEventStream(&sink);
   now = *coordinator_->GetJob(job->id());
   EXPECT_EQ(now.state(), RUNNING);

@@ -57,9 +57,9 @@ absl::StatusOr<std::shared_ptr<const JobCorpus>> CorpusCache::Get(const std::str
   // the old and the new, and the next Get reads again.
   CorpusId after;
   const int64_t bytes = BytesOf(*result);
-  if (!identified || !Identify(dir, &after) || !(after == before) || bytes > max_bytes_) return result;
+  const bool keep = identified && Identify(dir, &after) && after == before && bytes <= max_bytes_;
   absl::MutexLock lock(&mu_);
-  for (auto it = entries_.begin(); it != entries_.end();) {
+  for (auto it = entries_.begin(); it != entries_.end();) {  // The directory's older entry is stale now.
     if (it->dir == dir) {
       counts_.bytes -= it->bytes;
       --counts_.entries;
@@ -68,6 +68,7 @@ absl::StatusOr<std::shared_ptr<const JobCorpus>> CorpusCache::Get(const std::str
       ++it;
     }
   }
+  if (!keep) return result;
   while (!entries_.empty() && counts_.bytes + bytes > max_bytes_) {
     counts_.bytes -= entries_.back().bytes;
     --counts_.entries;

@@ -6,7 +6,9 @@
 // Each reads the files only if they changed: an entry is keyed by the directory and,
 // for each of train.txt, valid.txt and test.txt, the file's device, inode, size and
 // modification and change times (as stat(2) gives them, to the nanosecond), taken
-// before and after the read; a file replaced, rewritten or touched is read again. The
+// before and after the read; a file replaced, rewritten or touched is read again (but
+// not one rewritten in place, at the same size, within the file system's timestamp
+// tick of the read: replace corpus files rather than edit them). The
 // entries weigh at most `max_bytes` (their token ids and words); the least recently
 // used go first, and a corpus heavier than that is never kept.
 //

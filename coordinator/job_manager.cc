@@ -375,6 +375,7 @@ void JobManager::Reserve(JobEntry& job, const std::vector<WorkerEntry*>& workers
   }
   ReshardIfNeeded(job);
   AttemptStart start;
+  start.reservation = next_reservation_++;
   start.number = j.attempt() + 1;
   for (size_t r = 0; r < workers.size(); ++r) {
     start.workers.push_back(workers[r]->info.worker_id());
@@ -399,9 +400,12 @@ std::optional<PendingStart> JobManager::TakePendingStart() {
     const std::string job_id = std::move(pending_starts_.front());
     pending_starts_.pop_front();
     JobEntry* job = Find(job_id);
-    if (job == nullptr || !job->starting) continue;  // Cancelled meanwhile.
+    // Cancelled meanwhile, or already taken (a job reserved again is queued again).
+    if (job == nullptr || !job->starting || job->starting->taken) continue;
+    job->starting->taken = true;
     PendingStart start;
     start.job_id = job_id;
+    start.reservation = job->starting->reservation;
     start.number = job->starting->number;
     start.world = static_cast<int>(job->starting->workers.size());
     start.spec = job->record.job().spec();
@@ -412,7 +416,7 @@ std::optional<PendingStart> JobManager::TakePendingStart() {
 
 void JobManager::FinishStart(const PendingStart& pending, absl::StatusOr<PreparedAttempt> prepared) {
   JobEntry* found = Find(pending.job_id);
-  if (found == nullptr || !found->starting || found->starting->number != pending.number) return;
+  if (found == nullptr || !found->starting || found->starting->reservation != pending.reservation) return;
   JobEntry& job = *found;
   Job& j = *job.record.mutable_job();
   if (!prepared.ok()) {

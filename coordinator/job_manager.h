@@ -68,6 +68,10 @@ struct Attempt {
 
 // Workers reserved for a queued job whose attempt is being prepared.
 struct AttemptStart {
+  // This reservation among all (a job that loses one and is reserved again gets the
+  // same attempt number, but never the same reservation).
+  uint64_t reservation = 0;
+  bool taken = false;                // By TakePendingStart.
   int32_t number = 0;                // The attempt it will be.
   std::vector<std::string> workers;  // By rank; BUSY with this job and number.
 };
@@ -87,7 +91,8 @@ struct JobEntry {
 // What preparing a reserved job's attempt needs (JobManager::TakePendingStart).
 struct PendingStart {
   std::string job_id;
-  int32_t number = 0;  // The attempt.
+  uint64_t reservation = 0;  // AttemptStart::reservation.
+  int32_t number = 0;        // The attempt.
   int world = 0;
   JobSpec spec;
 };
@@ -133,7 +138,8 @@ class JobManager {
   std::optional<PendingStart> TakePendingStart();
   // Ends the start TakePendingStart handed out: assigns the ranks and sends their
   // Assignments (RUNNING), FAILED if preparing failed, or back to the queue if the
-  // reservation was lost meanwhile. Nothing if the job moved on (cancelled, restarted).
+  // reservation was lost meanwhile. Nothing if the job moved on (cancelled, restarted,
+  // or reserved again: a start is finished only for the reservation it was taken for).
   void FinishStart(const PendingStart& start, absl::StatusOr<PreparedAttempt> prepared);
 
   // A BUSY worker died, left or was replaced: its attempt fails (or its reservation is
@@ -182,6 +188,7 @@ class JobManager {
   Rendezvous* const rendezvous_;
   JobJournal* const journal_;
   int64_t next_job_number_ = 1;
+  uint64_t next_reservation_ = 1;
   std::vector<std::unique_ptr<JobEntry>> jobs_;  // Submission order.
   std::deque<std::string> pending_starts_;       // Job ids, reserved.
 };

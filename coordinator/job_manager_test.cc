@@ -480,5 +480,28 @@ TEST_F(JobManagerTest, AnEndedAttemptsRendezvousKeysAreDropped) {
   EXPECT_EQ(rendezvous_.KeyCount(prefix), 0);
 }
 
+TEST_F(JobManagerTest, AStartPreparedForAnEarlierReservationIsIgnored) {
+  AddWorker("w0");
+  AddWorker("w1");
+  const std::string id = jobs_.Submit(Spec(2), "").record.job().id();
+  std::optional<PendingStart> stale = jobs_.TakePendingStart();
+  ASSERT_TRUE(stale.has_value());
+  // While it is prepared, w1 leaves and w2 comes: the job is reserved again, for the
+  // same attempt number.
+  const WorkerEntry lost = *workers_.Get("w1");
+  workers_.MarkDead("w1", clock_.Now());
+  jobs_.WorkerLost(lost, "worker 'w1' left");
+  AddWorker("w2");
+  ASSERT_EQ(workers_.Get("w2")->info.state(), BUSY);
+  jobs_.FinishStart(*stale, Prepared(2));  // Made for {w0, w1}: ignored.
+  EXPECT_EQ(JobOf(id).state(), QUEUED);
+  EXPECT_TRUE(Outbox("w0").empty());
+
+  Start(Prepared(2));  // The new reservation's start, taken once.
+  EXPECT_EQ(JobOf(id).state(), RUNNING);
+  EXPECT_THAT(JobOf(id).workers(), ElementsAre("w0", "w2"));
+  EXPECT_FALSE(jobs_.TakePendingStart().has_value());
+}
+
 }  // namespace
 }  // namespace ddlm

@@ -38,6 +38,7 @@ class InlineExecutor : public Executor {
  private:
   absl::Mutex mu_;
   bool shut_down_ ABSL_GUARDED_BY(mu_) = false;
+  int running_ ABSL_GUARDED_BY(mu_) = 0;
 };
 
 class ThreadExecutor : public Executor {
@@ -61,6 +62,7 @@ class ThreadExecutor : public Executor {
   bool stopping_ ABSL_GUARDED_BY(mu_) = false;
   absl::Mutex join_mu_;  // One Shutdown joins; the others wait for it.
   std::thread thread_;
+  std::thread::id thread_id_;  // Set once, before any task runs.
 };
 
 }  // namespace ddlm
