@@ -1,5 +1,11 @@
 #include "common/base/corpus.h"
 
+#include <algorithm>
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <memory>
+
 #include "absl/strings/str_cat.h"
 #include "common/base/file_io.h"
 #include "common/base/status_macros.h"
@@ -100,10 +106,20 @@ Dictionary Dictionary::FromWords(const std::vector<std::string>& words) {
 
 absl::Status TokenizeText(absl::string_view text, absl::string_view name, Dictionary* dict, std::vector<int64_t>* ids) {
   const size_t before = ids->size();
+  TextPosition position;
+  DDLM_RETURN_IF_ERROR(TokenizeLines(text, name, &position, dict, ids));
+  if (ids->size() == before) {
+    return absl::InvalidArgumentError(absl::StrCat(name, " is empty: it holds no tokens"));
+  }
+  return absl::OkStatus();
+}
+
+absl::Status TokenizeLines(absl::string_view text, absl::string_view name, TextPosition* position, Dictionary* dict,
+                           std::vector<int64_t>* ids) {
   // Python's text-mode iteration ends lines at \n, \r\n or \r; a final line without
   // a newline still counts, an empty file has no lines.
   size_t pos = 0;
-  int64_t line = 1;
+  int64_t line = position->line;
   size_t word_start = std::string::npos;
   bool line_open = false;
   while (pos < text.size()) {
@@ -112,7 +128,7 @@ absl::Status TokenizeText(absl::string_view text, absl::string_view name, Dictio
     if (cp < 0) {
       return absl::InvalidArgumentError(absl::StrCat(name, " is not valid UTF-8: bad byte 0x",
                                                      absl::Hex(static_cast<unsigned char>(text[at])), " at line ", line,
-                                                     ", byte offset ", at));
+                                                     ", byte offset ", position->byte + static_cast<int64_t>(at)));
     }
     line_open = true;
     const bool newline = cp == '\n' || cp == '\r';
@@ -132,10 +148,55 @@ absl::Status TokenizeText(absl::string_view text, absl::string_view name, Dictio
     }
   }
   if (word_start != std::string::npos) ids->push_back(dict->Add(text.substr(word_start)));
-  if (line_open) ids->push_back(dict->Add(kEndOfSentence));
-  if (ids->size() == before) {
-    return absl::InvalidArgumentError(absl::StrCat(name, " is empty: it holds no tokens"));
+  if (line_open) {
+    ids->push_back(dict->Add(kEndOfSentence));
+    ++line;
   }
+  position->line = line;
+  position->byte += static_cast<int64_t>(text.size());
+  return absl::OkStatus();
+}
+
+absl::Status StreamTokens(
+    const std::string& path, size_t chunk_bytes, Dictionary* dict,
+    const std::function<absl::Status(const std::vector<int64_t>& ids, const TextPosition& after)>& sink) {
+  std::FILE* file = std::fopen(path.c_str(), "rb");
+  if (file == nullptr) {
+    const int error = errno;
+    const std::string what = absl::StrCat(path, ": ", std::strerror(error));
+    return error == ENOENT ? absl::NotFoundError(what) : absl::PermissionDeniedError(what);
+  }
+  std::unique_ptr<std::FILE, int (*)(std::FILE*)> closer(file, &std::fclose);
+  chunk_bytes = std::max<size_t>(chunk_bytes, 1);
+  std::string buffer;
+  std::vector<int64_t> ids;
+  TextPosition position;
+  int64_t tokens = 0;
+  bool end = false;
+  while (!end) {
+    // Read until the buffer holds a chunk's worth and a line's end, or the file ends.
+    size_t cut = std::string::npos;
+    while (!end && (buffer.size() < chunk_bytes || cut == std::string::npos)) {
+      const size_t old = buffer.size();
+      buffer.resize(old + chunk_bytes);
+      const size_t got = std::fread(&buffer[old], 1, chunk_bytes, file);
+      buffer.resize(old + got);
+      if (got < chunk_bytes) {
+        if (std::ferror(file)) return absl::DataLossError(absl::StrCat(path, ": read failed: ", std::strerror(errno)));
+        end = true;
+      }
+      const size_t last = buffer.rfind('\n');
+      if (last != std::string::npos) cut = last + 1;
+    }
+    // A piece of whole lines: up to the last \n read (a \r\n never splits), or all at the end.
+    const size_t take = end ? buffer.size() : cut;
+    ids.clear();
+    DDLM_RETURN_IF_ERROR(TokenizeLines(absl::string_view(buffer).substr(0, take), path, &position, dict, &ids));
+    tokens += static_cast<int64_t>(ids.size());
+    if (!ids.empty()) DDLM_RETURN_IF_ERROR(sink(ids, position));
+    buffer.erase(0, take);
+  }
+  if (tokens == 0) return absl::InvalidArgumentError(absl::StrCat(path, " is empty: it holds no tokens"));
   return absl::OkStatus();
 }
 

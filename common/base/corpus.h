@@ -7,6 +7,7 @@
 // appearance (train first). Not thread-safe; build once, then share read-only.
 
 #include <cstdint>
+#include <functional>
 #include <string>
 #include <unordered_map>
 #include <vector>
@@ -43,6 +44,28 @@ class Dictionary {
 // to `ids`. `name` is used in error messages. INVALID_ARGUMENT if `text` is not
 // UTF-8 (naming the line) or holds no tokens.
 absl::Status TokenizeText(absl::string_view text, absl::string_view name, Dictionary* dict, std::vector<int64_t>* ids);
+
+// Where a piece of text starts within its file, for error messages.
+struct TextPosition {
+  int64_t line = 1;  // 1-based.
+  int64_t byte = 0;  // 0-based offset in the file.
+};
+
+// TokenizeText over a piece of a file that starts at `*position` and ends at a line's
+// end (or the file's), passing its ids to `ids`; moves `*position` past it. Errors name
+// the file's line and byte offset. Empty text is no error here (the caller checks
+// that the whole file held tokens).
+absl::Status TokenizeLines(absl::string_view text, absl::string_view name, TextPosition* position, Dictionary* dict,
+                           std::vector<int64_t>* ids);
+
+// Tokenizes the file at `path` as TokenizeText does, reading it in pieces of whole lines
+// of about `chunk_bytes` (a longer line is read whole), so that memory is bounded by
+// the dictionary, the chunk and the longest line, not by the file. After each piece,
+// `sink` gets its ids (in order) and where the next piece starts. NOT_FOUND if the file is missing, INVALID_ARGUMENT
+// as TokenizeText (naming the line and byte offset within the file).
+absl::Status StreamTokens(
+    const std::string& path, size_t chunk_bytes, Dictionary* dict,
+    const std::function<absl::Status(const std::vector<int64_t>& ids, const TextPosition& after)>& sink);
 
 struct Corpus {
   Dictionary dictionary;

@@ -134,6 +134,10 @@ absl::Status WriteFileAtomically(const std::string& path, absl::string_view cont
     }
     done += static_cast<size_t>(n);
   }
+  return CommitFile(fd, tmp, path);
+}
+
+absl::Status CommitFile(int fd, const std::string& tmp, const std::string& path) {
   if (::fsync(fd) != 0) {
     int err = errno;
     ::close(fd);

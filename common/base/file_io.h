@@ -24,6 +24,11 @@ absl::StatusOr<std::string> ReadFile(const std::string& path);
 // and the directory is fsync'ed.
 absl::Status WriteFileAtomically(const std::string& path, absl::string_view contents);
 
+// The second half of an atomic write of a file written through `fd` as `tmp`: fsyncs
+// and closes `fd`, renames `tmp` over `path` and fsyncs the directory. On failure `tmp`
+// is removed and the error names the path.
+absl::Status CommitFile(int fd, const std::string& tmp, const std::string& path);
+
 // Removes `path` and everything under it (symlinks are removed, never followed); OK if
 // it does not exist. (Not std::filesystem::remove_all: the CUDA LibTorch wheel exports
 // its own copy of it, which crashes when called from our code.)
