@@ -72,7 +72,7 @@ bool IsPythonSpace(int32_t cp) {
 }  // namespace
 
 int64_t Dictionary::Add(absl::string_view word) {
-  auto it = index_.find(std::string(word));
+  auto it = index_.find(word);
   if (it != index_.end()) return it->second;
   int64_t id = static_cast<int64_t>(words_.size());
   words_.emplace_back(word);
@@ -81,7 +81,7 @@ int64_t Dictionary::Add(absl::string_view word) {
 }
 
 int64_t Dictionary::Find(absl::string_view word) const {
-  auto it = index_.find(std::string(word));
+  auto it = index_.find(word);
   return it == index_.end() ? -1 : it->second;
 }
 

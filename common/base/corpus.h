@@ -9,9 +9,9 @@
 #include <cstdint>
 #include <functional>
 #include <string>
-#include <unordered_map>
 #include <vector>
 
+#include "absl/container/flat_hash_map.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
 
@@ -37,7 +37,7 @@ class Dictionary {
 
  private:
   std::vector<std::string> words_;
-  std::unordered_map<std::string, int64_t> index_;
+  absl::flat_hash_map<std::string, int64_t> index_;  // Looked up by string_view: no copy per token.
 };
 
 // Splits `text` into lines and tokens, adding words to `dict`, and appends the ids
