@@ -1,0 +1,121 @@
+#include "coordinator/token_cache.h"
+
+#include <fcntl.h>
+#include <glog/logging.h>
+#include <limits.h>
+#include <stdlib.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cerrno>
+#include <cstdio>
+#include <cstring>
+#include <utility>
+
+#include "absl/strings/match.h"
+#include "absl/strings/str_cat.h"
+#include "common/base/file_io.h"
+#include "common/base/status_macros.h"
+
+namespace ddlm {
+namespace {
+
+constexpr char kFormat[] = "ddlm-token-cache-1";  // Changes with the files' format or the tokenizer.
+
+uint64_t Fnv1a(const std::string& text) {
+  uint64_t h = 1469598103934665603ull;
+  for (unsigned char c : text) {
+    h ^= c;
+    h *= 1099511628211ull;
+  }
+  return h;
+}
+
+absl::Status SyncDirectory(const std::string& dir) {
+  const int fd = ::open(dir.c_str(), O_RDONLY | O_DIRECTORY | O_CLOEXEC);
+  if (fd < 0) return absl::InternalError(absl::StrCat("cannot open directory '", dir, "': ", std::strerror(errno)));
+  const int synced = ::fsync(fd);
+  ::close(fd);
+  if (synced != 0) return absl::InternalError(absl::StrCat("cannot fsync '", dir, "': ", std::strerror(errno)));
+  return absl::OkStatus();
+}
+
+}  // namespace
+
+TokenCache::TokenCache(std::string root) : root_(std::move(root)) {}
+
+absl::StatusOr<std::string> TokenCache::KeyOf(const std::string& dir) {
+  char real[PATH_MAX];
+  if (::realpath(dir.c_str(), real) == nullptr) {
+    return absl::NotFoundError(absl::StrCat("corpus directory '", dir, "': ", std::strerror(errno)));
+  }
+  std::string identity = absl::StrCat(kFormat, "\n", real, "\n");
+  for (const char* file : {"train.txt", "valid.txt", "test.txt"}) {
+    const std::string path = absl::StrCat(real, "/", file);
+    struct stat st {};
+    if (::stat(path.c_str(), &st) != 0) {
+      return absl::NotFoundError(absl::StrCat("corpus file '", path, "': ", std::strerror(errno),
+                                              " (a corpus directory holds train.txt, valid.txt and test.txt)"));
+    }
+    absl::StrAppend(&identity, file, " ", st.st_dev, " ", st.st_ino, " ", st.st_size, " ", st.st_mtim.tv_sec, ".",
+                    st.st_mtim.tv_nsec, " ", st.st_ctim.tv_sec, ".", st.st_ctim.tv_nsec, "\n");
+  }
+  return absl::StrCat(absl::Hex(Fnv1a(identity), absl::kZeroPad16));
+}
+
+absl::StatusOr<TokenCache::Entry> TokenCache::Get(const std::string& dir, const TokenizeOptions& options) {
+  DDLM_ASSIGN_OR_RETURN(std::string key, KeyOf(dir));
+  absl::MutexLock lock(&mu_);
+  Entry entry;
+  entry.key = key;
+  entry.path = absl::StrCat(root_, "/", key);
+  if (struct stat st{}; ::stat(entry.path.c_str(), &st) == 0) {
+    absl::StatusOr<TokenCorpus> opened = OpenTokenCorpus(entry.path);
+    if (opened.ok()) {
+      entry.corpus = std::make_shared<const TokenCorpus>(*std::move(opened));
+      return entry;
+    }
+    // Damaged (or half-removed by hand): built again from the text.
+    LOG(WARNING) << "token cache: rebuilding " << entry.path << " for " << dir << ": " << opened.status();
+    DDLM_RETURN_IF_ERROR(RemoveTree(entry.path));
+  }
+  DDLM_RETURN_IF_ERROR(MakeDirectories(root_));
+  const std::string temporary = absl::StrCat(root_, "/", key, ".tmp.", ::getpid(), ".", next_temporary_++);
+  DDLM_RETURN_IF_ERROR(RemoveTree(temporary));
+  absl::Status built = BuildTokenCorpus(dir, temporary, options).status();
+  if (built.ok()) {
+    absl::StatusOr<std::string> after = KeyOf(dir);
+    if (!after.ok() || *after != key) {
+      built = absl::FailedPreconditionError(
+          absl::StrCat("corpus directory '", dir, "' changed while it was tokenized; submit the job again"));
+    }
+  }
+  if (built.ok() && ::rename(temporary.c_str(), entry.path.c_str()) != 0) {
+    built = absl::InternalError(
+        absl::StrCat("cannot rename '", temporary, "' to '", entry.path, "': ", std::strerror(errno)));
+  }
+  if (!built.ok()) {
+    (void)RemoveTree(temporary);
+    return built;
+  }
+  DDLM_RETURN_IF_ERROR(SyncDirectory(root_));
+  DDLM_ASSIGN_OR_RETURN(TokenCorpus opened, OpenTokenCorpus(entry.path));
+  entry.corpus = std::make_shared<const TokenCorpus>(std::move(opened));
+  entry.built = true;
+  return entry;
+}
+
+absl::StatusOr<int> TokenCache::Collect(const std::set<std::string>& keep) {
+  absl::MutexLock lock(&mu_);  // Not while a Get builds.
+  int removed = 0;
+  for (const std::string& name : ListDirectory(root_)) {
+    const bool temporary = absl::StrContains(name, ".tmp.");
+    if (!temporary && keep.count(name) > 0) continue;
+    DDLM_RETURN_IF_ERROR(RemoveTree(absl::StrCat(root_, "/", name)));
+    if (!temporary) ++removed;
+  }
+  if (removed > 0) DDLM_RETURN_IF_ERROR(SyncDirectory(root_));
+  return removed;
+}
+
+}  // namespace ddlm

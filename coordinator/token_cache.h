@@ -1,0 +1,58 @@
+#ifndef DDLM_COORDINATOR_TOKEN_CACHE_H_
+#define DDLM_COORDINATOR_TOKEN_CACHE_H_
+
+// Corpora tokenized to disk once (common/base/token_corpus.h) and kept in the state
+// directory for every later job, attempt and coordinator: <root>/<key>/ holds a corpus's
+// vocab.txt and token files. The key names the corpus's files as they are now: the
+// directory's real path and, for each of train.txt, valid.txt and test.txt, its device,
+// inode, size and modification and change times; a file replaced, rewritten or touched
+// gets another key (the old entry stays until Collect). An entry is built in a
+// temporary directory and renamed into place whole; one found damaged (DATA_LOSS) is
+// built again. Memory while building is bounded by the vocabulary (two streaming
+// passes), whatever the corpus's size.
+//
+// Threading: thread-safe; one build at a time (Get holds a lock while it builds).
+
+#include <cstdint>
+#include <memory>
+#include <set>
+#include <string>
+
+#include "absl/base/thread_annotations.h"
+#include "absl/status/statusor.h"
+#include "absl/synchronization/mutex.h"
+#include "common/base/token_corpus.h"
+
+namespace ddlm {
+
+class TokenCache {
+ public:
+  explicit TokenCache(std::string root);
+
+  // The key of the corpus in `dir` as its files are now. NOT_FOUND naming a missing file.
+  static absl::StatusOr<std::string> KeyOf(const std::string& dir);
+
+  struct Entry {
+    std::string key;
+    std::string path;  // <root>/<key>
+    std::shared_ptr<const TokenCorpus> corpus;
+    bool built = false;  // By this call (a miss, or a damaged entry replaced).
+  };
+  // The corpus in `dir`, tokenized: from its entry if there is a whole one, else built
+  // (BuildTokenCorpus's errors, which name the file; FAILED_PRECONDITION if a file
+  // changed while it was read). `options.progress` reports a build's progress.
+  absl::StatusOr<Entry> Get(const std::string& dir, const TokenizeOptions& options = {}) ABSL_LOCKS_EXCLUDED(mu_);
+
+  // Removes every entry (and any temporary directory) whose key is not in `keep`;
+  // returns how many entries went.
+  absl::StatusOr<int> Collect(const std::set<std::string>& keep) ABSL_LOCKS_EXCLUDED(mu_);
+
+ private:
+  const std::string root_;
+  absl::Mutex mu_;
+  uint64_t next_temporary_ ABSL_GUARDED_BY(mu_) = 0;
+};
+
+}  // namespace ddlm
+
+#endif  // DDLM_COORDINATOR_TOKEN_CACHE_H_
