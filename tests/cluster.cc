@@ -6,6 +6,9 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <chrono>
+#include <cstdio>
+
 #include "absl/strings/numbers.h"
 #include "absl/strings/str_cat.h"
 #include "absl/time/clock.h"
@@ -20,13 +23,29 @@ namespace ddlm::testing {
 Cluster::Cluster(std::string state_dir, std::vector<std::string> coordinator_flags)
     : state_dir_(std::move(state_dir)), coordinator_flags_(std::move(coordinator_flags)) {}
 
+namespace {
+
+// A process told to stop (SIGTERM) gets this long, then SIGKILL: a test never hangs on
+// one that does not stop.
+constexpr std::chrono::seconds kStopGrace(30);
+
+void AwaitStopped(Subprocess& process) {
+  if (process.WaitForExit(kStopGrace).has_value()) return;
+  std::fprintf(stderr, "cluster: pid %d still running %llds after SIGTERM; killing it\n",
+               static_cast<int>(process.pid()), static_cast<long long>(kStopGrace.count()));
+  process.Signal(SIGKILL);
+  process.Wait();
+}
+
+}  // namespace
+
 Cluster::~Cluster() {
-  // Workers first (SIGTERM lets them report), then the coordinator.
+  // Workers first (SIGTERM lets them report), then the coordinator; each within a bound.
   for (auto& w : workers_) w->Signal(SIGTERM);
-  for (auto& w : workers_) w->Wait();
+  for (auto& w : workers_) AwaitStopped(*w);
   if (coordinator_) {
     coordinator_->Signal(SIGTERM);
-    coordinator_->Wait();
+    AwaitStopped(*coordinator_);
   }
 }
 

@@ -426,7 +426,9 @@ TEST(DistributedTest, AFloodedOrForgedUploadIsRefusedAndTheCoordinatorsMemorySta
   const int64_t after = RssKib(cluster.coordinator().pid());
   std::printf("coordinator RSS: %lld KiB before, %lld KiB after an attempted 512 MiB upload\n",
               static_cast<long long>(before), static_cast<long long>(after));
-  EXPECT_LT(after - before, 64 * 1024) << "RSS went from " << before << " to " << after << " KiB";
+  // Measured: +2.8 and +12.5 MiB (the job trains meanwhile); 32 MiB leaves room for the
+  // allocator's noise and is a sixteenth of what the flood sent.
+  EXPECT_LT(after - before, 32 * 1024) << "RSS went from " << before << " to " << after << " KiB";
   // Bytes that are not a checkpoint at all.
   grpc::Status forged = upload(1, "DDLMCKPT not really");
   EXPECT_EQ(forged.error_code(), grpc::StatusCode::DATA_LOSS) << forged.error_message();

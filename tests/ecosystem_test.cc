@@ -215,8 +215,10 @@ TEST(EcosystemTest, PrometheusScrapesTheRunningJobsTokensPerSecond) {
   ASSERT_TRUE(job.ok()) << job.status();
   std::string answer;
   double tokens_per_second = 0;
+  std::vector<double> reported;  // By the job, in its training events.
   cluster.Watch(job->id(), [&](const JobEvent& e) {
     if (!e.has_training()) return false;
+    reported.push_back(e.training().tokens_per_second());
     answer = HttpGet(prometheus_port, "/api/v1/query?query=ddlm_job_tokens_per_second");
     const std::string value_key = "\"value\":[";
     if (!absl::StrContains(answer, absl::StrCat("\"job_id\":\"", job->id(), "\"")) ||
@@ -230,7 +232,13 @@ TEST(EcosystemTest, PrometheusScrapesTheRunningJobsTokensPerSecond) {
            absl::SimpleAtod(rest.substr(quote + 1, rest.find('"', quote + 1) - quote - 1), &tokens_per_second) &&
            tokens_per_second > 0;
   });
-  EXPECT_GT(tokens_per_second, 0) << "Prometheus answered: " << answer;
+  ASSERT_GT(tokens_per_second, 0) << "Prometheus answered: " << answer;
+  // What Prometheus scraped is a figure the job reported (the gauge holds the latest
+  // one at each scrape), not merely some positive number.
+  bool reported_by_the_job = false;
+  for (double r : reported) reported_by_the_job = reported_by_the_job || std::abs(r - tokens_per_second) <= 1e-4 * r;
+  EXPECT_TRUE(reported_by_the_job) << tokens_per_second << " tokens/s is none of the " << reported.size()
+                                   << " figures the job reported; Prometheus answered: " << answer;
   EXPECT_THAT(answer, HasSubstr("\"status\":\"success\""));
   // The rest of the page came through too: jobs by state and RPC latencies.
   const std::string running = HttpGet(prometheus_port, "/api/v1/query?query=ddlm_jobs%7Bstate%3D%22running%22%7D");

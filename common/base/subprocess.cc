@@ -117,6 +117,15 @@ int Subprocess::Wait() {
   return exit_code_;
 }
 
+std::optional<int> Subprocess::WaitForExit(std::chrono::milliseconds timeout) {
+  if (exit_code_ >= 0) return exit_code_;
+  {
+    std::unique_lock<std::mutex> lock(mu_);
+    if (!changed_.wait_for(lock, timeout, [this] { return eof_; })) return std::nullopt;
+  }
+  return Wait();
+}
+
 std::optional<int> Subprocess::TryWait() {
   if (exit_code_ >= 0) return exit_code_;
   int status = 0;

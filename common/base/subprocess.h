@@ -48,6 +48,10 @@ class Subprocess {
   int Wait();
   // The exit code if the child has exited (reaping it), without waiting; else nullopt.
   std::optional<int> TryWait();
+  // Waits at most `timeout` for the child to close its output (it exits, or a child it
+  // leaves behind holds it), then reaps it; nullopt if the time ran out first (nothing
+  // is reaped: signal it and Wait).
+  std::optional<int> WaitForExit(std::chrono::milliseconds timeout);
   // Everything the child wrote so far.
   std::string output() const;
   pid_t pid() const { return pid_; }

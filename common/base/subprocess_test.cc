@@ -33,6 +33,21 @@ TEST(SubprocessTest, ALineThatNeverComesTimesOutAndTheChildIsReaped) {
   EXPECT_EQ(p.TryWait(), 128 + SIGKILL);
 }
 
+TEST(SubprocessTest, WaitForExitReapsAChildThatStopsAndGivesUpOnOneThatDoesNot) {
+  Subprocess quick({"/bin/sh", "-c", "echo bye; exit 4"});
+  EXPECT_EQ(quick.WaitForExit(std::chrono::seconds(60)), 4);
+  EXPECT_EQ(quick.output(), "bye\n");
+
+  // Ignores SIGTERM, as a hung process would.
+  Subprocess stubborn({"/bin/sh", "-c", "trap '' TERM; echo ready; exec sleep 600"});
+  ASSERT_TRUE(stubborn.WaitForLine("ready"));
+  stubborn.Signal(SIGTERM);
+  EXPECT_FALSE(stubborn.WaitForExit(std::chrono::milliseconds(20)).has_value());
+  EXPECT_FALSE(stubborn.TryWait().has_value());  // Not reaped: still running.
+  stubborn.Signal(SIGKILL);
+  EXPECT_EQ(stubborn.WaitForExit(std::chrono::seconds(60)), 128 + SIGKILL);
+}
+
 TEST(SubprocessTest, AMissingBinaryExits127) {
   std::string output;
   EXPECT_EQ(RunBinary({"/nonexistent/binary"}, &output), 127);
