@@ -347,6 +347,12 @@ struct PreparedCall {
 absl::StatusOr<PreparedCall> PrepareCall(const std::shared_ptr<grpc::Channel>& channel, const std::string& method,
                                          const std::string& request_json, absl::Duration timeout,
                                          bool server_streaming) {
+  // A deadline that has already passed fails here, always: at the wire, gRPC's coarse
+  // clock could let a call with a deadline of "now" through.
+  if (timeout <= absl::ZeroDuration()) {
+    return absl::DeadlineExceededError(
+        absl::StrCat("the call's deadline has passed (timeout ", absl::FormatDuration(timeout), ")"));
+  }
   PreparedCall call;
   call.deadline = absl::Now() + timeout;
   absl::StatusOr<ResolvedMethod> resolved = ResolveMethod(channel, method, call.deadline);

@@ -48,7 +48,7 @@ class ReflectionClient {
   // Calls a unary method, named "pkg.Svc/Method" or "pkg.Svc.Method", with the
   // request given as JSON, and returns the reply as JSON
   // (`grpcurl -d '<json>' host:port pkg.Svc/Method`). `timeout` bounds the whole
-  // call, reflection lookups included.
+  // call, reflection lookups included; a timeout <= 0 is DEADLINE_EXCEEDED at once.
   absl::StatusOr<std::string> CallUnary(const std::string& method, const std::string& request_json,
                                         absl::Duration timeout = absl::Seconds(30));
 
