@@ -58,7 +58,9 @@ TEST(ClientTest, SubmitWatchListStatusCheckpointsGenerate) {
   ASSERT_EQ(RunBinary({kClient, "checkpoints", "job-1", at, kPlain}, &out), 0) << out;
   EXPECT_THAT(out, HasSubstr("id: \"e0003-s00000060\""));
   ASSERT_EQ(RunBinary({kClient, "generate", "job-1", "--words=25", at, kPlain}, &out), 0) << out;
-  EXPECT_GE(std::count(out.begin(), out.end(), ' '), 20);
+  // 25 words, as generate.py writes them: a space after each, a newline after every 20th.
+  EXPECT_EQ(std::count(out.begin(), out.end(), ' '), 24) << out;
+  EXPECT_EQ(std::count(out.begin(), out.end(), '\n'), 2) << out;  // The 20th word's, and the last line's.
   // A kept checkpoint, fetched through the API, is a whole ddlm checkpoint file.
   const std::string fetched = TempDir() + "/fetched.ckpt";
   ASSERT_EQ(
