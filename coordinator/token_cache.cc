@@ -75,6 +75,12 @@ absl::StatusOr<TokenCache::Entry> TokenCache::Get(const std::string& dir, const 
       entry.corpus = std::make_shared<const TokenCorpus>(*std::move(opened));
       return entry;
     }
+    // Only a damaged or incomplete entry is replaced; another failure (out of memory or
+    // file descriptors, permissions) is the caller's, and the entry stays.
+    if (opened.status().code() != absl::StatusCode::kDataLoss &&
+        opened.status().code() != absl::StatusCode::kNotFound) {
+      return opened.status();
+    }
     // Damaged (or half-removed by hand): built again from the text.
     LOG(WARNING) << "token cache: rebuilding " << entry.path << " for " << dir << ": " << opened.status();
     DDLM_RETURN_IF_ERROR(RemoveTree(entry.path));

@@ -146,14 +146,16 @@ absl::StatusOr<std::string> EncodeCheckpoint(CheckpointHeader header,
 
 int64_t MaxCheckpointBytes(const JobSpec& spec, int64_t ntoken, int64_t vocabulary_bytes, int world) {
   const ModelConfig& m = spec.model();
-  const int64_t parameters = ParameterCount(m, ntoken);
+  using Big = __int128;  // No spec overflows it; the result is clamped to int64.
+  const Big parameters = ParameterCount(m, ntoken);
   // Recurrent state per rank: h (and c for an LSTM) of every layer, batch x nhid floats.
-  const int64_t hidden = m.type() == TRANSFORMER ? 0
-                                                 : (m.type() == LSTM ? 2 : 1) * int64_t{m.nlayers()} *
-                                                       spec.data().batch_size() * m.nhid() * 4;
-  const int64_t per_rank = 64 * 1024 /* generators */ + hidden;
-  return 3 * 4 * parameters + int64_t{std::max(world, 1)} * per_rank + vocabulary_bytes + 16 * ntoken +
-         (4 << 20) /* header, names, optimizer archive framing */;
+  const Big hidden = m.type() == TRANSFORMER
+                         ? 0
+                         : Big{m.type() == LSTM ? 2 : 1} * m.nlayers() * spec.data().batch_size() * m.nhid() * 4;
+  const Big per_rank = 64 * 1024 /* generators */ + hidden;
+  const Big bytes = 3 * 4 * parameters + Big{std::max(world, 1)} * per_rank + vocabulary_bytes + Big{16} * ntoken +
+                    (4 << 20) /* header, names, optimizer archive framing */;
+  return bytes > INT64_MAX ? INT64_MAX : static_cast<int64_t>(bytes);
 }
 
 }  // namespace ddlm

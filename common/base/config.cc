@@ -32,6 +32,17 @@ absl::Status CheckAtLeast(absl::string_view field, T value, T min) {
   return absl::InvalidArgumentError(absl::StrCat(field, " must be >= ", min, ", got ", value));
 }
 
+template <typename T>
+absl::Status CheckAtMost(absl::string_view field, T value, T max) {
+  if (value <= max) return absl::OkStatus();
+  return absl::InvalidArgumentError(absl::StrCat(field, " must be <= ", max, ", got ", value));
+}
+
+// Far beyond any model or batch this trainer can hold, and low enough that a model's
+// size and a checkpoint's bound (model_size.h, checkpoint_format.h) stay exact.
+constexpr int32_t kMaxWidth = 1 << 16;   // emsize, nhid, batch sizes, bptt.
+constexpr int32_t kMaxLayers = 1 << 10;  // nlayers.
+
 }  // namespace
 
 absl::StatusOr<JobSpec> ParseJobSpecText(absl::string_view text, absl::string_view source) {
@@ -104,15 +115,21 @@ absl::Status ValidateJobSpec(const JobSpec& spec) {
   }
   for (absl::Status s :
        {CheckAtLeast("data.batch_size", d.batch_size(), 1),
-        CheckAtLeast("data.eval_batch_size", d.eval_batch_size(), 1), CheckAtLeast("data.bptt", d.bptt(), 1)}) {
+        CheckAtLeast("data.eval_batch_size", d.eval_batch_size(), 1), CheckAtLeast("data.bptt", d.bptt(), 1),
+        CheckAtMost("data.batch_size", d.batch_size(), kMaxWidth),
+        CheckAtMost("data.eval_batch_size", d.eval_batch_size(), kMaxWidth),
+        CheckAtMost("data.bptt", d.bptt(), kMaxWidth)}) {
     if (!s.ok()) return s;
   }
   const ModelConfig& m = spec.model();
   if (!ModelType_IsValid(m.type()) || m.type() == MODEL_TYPE_UNSPECIFIED) {
     return absl::InvalidArgumentError(absl::StrCat("model.type ", m.type(), " is not a model type"));
   }
-  for (absl::Status s : {CheckAtLeast("model.emsize", m.emsize(), 1), CheckAtLeast("model.nhid", m.nhid(), 1),
-                         CheckAtLeast("model.nlayers", m.nlayers(), 1), CheckAtLeast("model.nhead", m.nhead(), 1)}) {
+  for (absl::Status s :
+       {CheckAtLeast("model.emsize", m.emsize(), 1), CheckAtLeast("model.nhid", m.nhid(), 1),
+        CheckAtLeast("model.nlayers", m.nlayers(), 1), CheckAtLeast("model.nhead", m.nhead(), 1),
+        CheckAtMost("model.emsize", m.emsize(), kMaxWidth), CheckAtMost("model.nhid", m.nhid(), kMaxWidth),
+        CheckAtMost("model.nlayers", m.nlayers(), kMaxLayers)}) {
     if (!s.ok()) return s;
   }
   if (!(m.dropout() >= 0.0f && m.dropout() < 1.0f)) {

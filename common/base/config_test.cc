@@ -67,6 +67,13 @@ TEST(ConfigTest, RejectsBadValuesNamingTheField) {
   ExpectRejected("data { path: 'd' } min_workers: 0", "min_workers");
   ExpectRejected("data { path: 'd' } schedule { allreduce_dtype: 7 }", "allreduce_dtype");
   ExpectRejected("data { path: 'd' } schedule { allreduce_dtype: FP16 }", "allreduce_dtype");
+  // Sizes past any model this trainer holds (a fuzzer found nhid 1,111,111,118 made the
+  // model's size overflow).
+  ExpectRejected("data { path: 'd' } model { nhid: 1111111118 }", "model.nhid must be <= 65536, got 1111111118");
+  ExpectRejected("data { path: 'd' } model { emsize: 65537 }", "model.emsize must be <= 65536");
+  ExpectRejected("data { path: 'd' } model { nlayers: 1025 }", "model.nlayers must be <= 1024");
+  ExpectRejected("data { path: 'd' batch_size: 70000 }", "data.batch_size must be <= 65536");
+  ExpectRejected("data { path: 'd' bptt: 70000 }", "data.bptt must be <= 65536");
 }
 
 TEST(ConfigTest, RejectsUnknownFieldsAndSyntaxWithPosition) {

@@ -176,6 +176,7 @@ absl::Status StreamTokens(
   while (!end) {
     // Read until the buffer holds a chunk's worth and a line's end, or the file ends.
     size_t cut = std::string::npos;
+    size_t scanned = 0;  // Bytes before this were looked at for a line's end.
     while (!end && (buffer.size() < chunk_bytes || cut == std::string::npos)) {
       const size_t old = buffer.size();
       buffer.resize(old + chunk_bytes);
@@ -185,10 +186,20 @@ absl::Status StreamTokens(
         if (std::ferror(file)) return absl::DataLossError(absl::StrCat(path, ": read failed: ", std::strerror(errno)));
         end = true;
       }
-      const size_t last = buffer.rfind('\n');
-      if (last != std::string::npos) cut = last + 1;
+      // The last line end among the new bytes: after a \n, or after a \r whose next byte
+      // is here and is not \n (a \r\n never splits). Only new bytes are looked at, so a
+      // long line costs its length, not its square.
+      for (size_t i = buffer.size(); i > scanned; --i) {
+        const char c = buffer[i - 1];
+        if (c == '\n' || (c == '\r' && i < buffer.size() && buffer[i] != '\n')) {
+          cut = i;
+          break;
+        }
+      }
+      // A \r at the end is looked at again once its next byte is read.
+      scanned = buffer.empty() ? 0 : buffer.size() - 1;
     }
-    // A piece of whole lines: up to the last \n read (a \r\n never splits), or all at the end.
+    // A piece of whole lines, or all that is left at the end.
     const size_t take = end ? buffer.size() : cut;
     ids.clear();
     DDLM_RETURN_IF_ERROR(TokenizeLines(absl::string_view(buffer).substr(0, take), path, &position, dict, &ids));

@@ -59,8 +59,9 @@ absl::Status TokenizeLines(absl::string_view text, absl::string_view name, TextP
                            std::vector<int64_t>* ids);
 
 // Tokenizes the file at `path` as TokenizeText does, reading it in pieces of whole lines
-// of about `chunk_bytes` (a longer line is read whole), so that memory is bounded by
-// the dictionary, the chunk and the longest line, not by the file. After each piece,
+// (ended by \n, \r\n or \r) of about `chunk_bytes` (a longer line is read whole), so
+// that memory is bounded by the dictionary, the chunk and the longest line, not by the
+// file. After each piece,
 // `sink` gets its ids (in order) and where the next piece starts. NOT_FOUND if the file is missing, INVALID_ARGUMENT
 // as TokenizeText (naming the line and byte offset within the file).
 absl::Status StreamTokens(

@@ -10,7 +10,8 @@
 namespace ddlm {
 
 // The number of parameters (scalars) BuildModel(config, ntoken) (common/training/model.h) has:
-// what a checkpoint of it may weigh.
+// what a checkpoint of it may weigh. Exact for every config ValidateJobSpec accepts;
+// INT64_MAX for one too large to count.
 int64_t ParameterCount(const ModelConfig& config, int64_t ntoken);
 
 }  // namespace ddlm

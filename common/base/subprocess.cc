@@ -118,12 +118,16 @@ int Subprocess::Wait() {
 }
 
 std::optional<int> Subprocess::WaitForExit(std::chrono::milliseconds timeout) {
-  if (exit_code_ >= 0) return exit_code_;
-  {
+  const auto deadline = std::chrono::steady_clock::now() + timeout;
+  for (;;) {
+    if (std::optional<int> code = TryWait()) return code;
+    const auto now = std::chrono::steady_clock::now();
+    if (now >= deadline) return std::nullopt;
+    // Woken by its output (or its end); else looked at again every 10 ms: a child that
+    // closed its output early may still be running.
     std::unique_lock<std::mutex> lock(mu_);
-    if (!changed_.wait_for(lock, timeout, [this] { return eof_; })) return std::nullopt;
+    changed_.wait_until(lock, std::min(deadline, now + std::chrono::milliseconds(10)));
   }
-  return Wait();
 }
 
 std::optional<int> Subprocess::TryWait() {

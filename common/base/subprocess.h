@@ -48,9 +48,9 @@ class Subprocess {
   int Wait();
   // The exit code if the child has exited (reaping it), without waiting; else nullopt.
   std::optional<int> TryWait();
-  // Waits at most `timeout` for the child to close its output (it exits, or a child it
-  // leaves behind holds it), then reaps it; nullopt if the time ran out first (nothing
-  // is reaped: signal it and Wait).
+  // Waits at most `timeout` for the child to exit, and reaps it; nullopt if the time ran
+  // out first (signal it and Wait). (Once it exited, its output must end too: a process
+  // it left behind that still holds the output is not supported.)
   std::optional<int> WaitForExit(std::chrono::milliseconds timeout);
   // Everything the child wrote so far.
   std::string output() const;

@@ -46,6 +46,13 @@ TEST(SubprocessTest, WaitForExitReapsAChildThatStopsAndGivesUpOnOneThatDoesNot) 
   EXPECT_FALSE(stubborn.TryWait().has_value());  // Not reaped: still running.
   stubborn.Signal(SIGKILL);
   EXPECT_EQ(stubborn.WaitForExit(std::chrono::seconds(60)), 128 + SIGKILL);
+
+  // Closes its output early and runs on: the end of its output is not its exit.
+  Subprocess quiet({"/bin/sh", "-c", "echo closing; exec >/dev/null 2>&1; trap '' TERM; exec sleep 600"});
+  ASSERT_TRUE(quiet.WaitForLine("closing"));
+  EXPECT_FALSE(quiet.WaitForExit(std::chrono::milliseconds(50)).has_value());
+  quiet.Signal(SIGKILL);
+  EXPECT_EQ(quiet.WaitForExit(std::chrono::seconds(60)), 128 + SIGKILL);
 }
 
 TEST(SubprocessTest, AMissingBinaryExits127) {

@@ -28,10 +28,10 @@ std::string TrickyCorpus(const std::string& name) {
     absl::StrAppend(&train, "the cat", i % 7, " sat\r\n", "on\xC2\xA0the mat", i % 13, "\r", "\n\n",
                     "caf\xC3\xA9 \xE2\x80\x83 dog", i % 3, "\n");
   }
-  absl::StrAppend(&train, "last line");
+  absl::StrAppend(&train, "old\rmac\rline ends\r", "last line");
   EXPECT_TRUE(WriteFileAtomically(dir + "/train.txt", train).ok());
   EXPECT_TRUE(WriteFileAtomically(dir + "/valid.txt", "the new words\nand cat1\n").ok());
-  EXPECT_TRUE(WriteFileAtomically(dir + "/test.txt", "mat12 unseen\r\nx").ok());
+  EXPECT_TRUE(WriteFileAtomically(dir + "/test.txt", "mat12 unseen\r\nx\ronly\rcarriage returns\r").ok());
   return dir;
 }
 

@@ -73,6 +73,7 @@ TokenFileWriter::~TokenFileWriter() {
 
 absl::Status TokenFileWriter::Append(const std::vector<int64_t>& ids) {
   if (finished_ || fd_ < 0) return absl::FailedPreconditionError(absl::StrCat(path_, ": already finished"));
+  if (!failed_.ok()) return failed_;
   const size_t start = buffer_.size();
   buffer_.resize(start + ids.size() * static_cast<size_t>(width_));
   unsigned char* out = reinterpret_cast<unsigned char*>(&buffer_[start]);
@@ -93,9 +94,9 @@ absl::Status TokenFileWriter::Append(const std::vector<int64_t>& ids) {
 }
 
 absl::Status TokenFileWriter::Flush() {
-  absl::Status written = WriteAll(fd_, buffer_, tmp_);
+  if (failed_.ok()) failed_ = WriteAll(fd_, buffer_, tmp_);  // Once a write failed, the file is lost.
   buffer_.clear();
-  return written;
+  return failed_;
 }
 
 absl::Status TokenFileWriter::Finish() {
@@ -159,19 +160,16 @@ absl::StatusOr<std::unique_ptr<TokenFile>> TokenFile::Open(const std::string& pa
     return damaged(absl::StrCat("id width ", file->width_, " for ", file->vocabulary_size_, " words"));
   }
   const uint64_t payload = size - kTokenFileHeaderBytes;
-  if (file->tokens_ < 0 || payload != static_cast<uint64_t>(file->tokens_) * static_cast<uint64_t>(file->width_)) {
+  if (file->tokens_ < 0 || static_cast<uint64_t>(file->tokens_) > payload / static_cast<uint64_t>(file->width_) ||
+      payload != static_cast<uint64_t>(file->tokens_) * static_cast<uint64_t>(file->width_)) {
     return damaged(absl::StrCat("its header says ", file->tokens_, " ids of ", file->width_, " bytes, but ", payload,
                                 " bytes follow it"));
   }
   file->ids_ = header + kTokenFileHeaderBytes;
   ::madvise(map, size, MADV_SEQUENTIAL);
   if (GetLe(header + 40, 4) != Crc32(Bytes(file->ids_, payload))) return damaged("its ids' checksum does not match");
-  if (file->width_ == 4) {  // A uint16 id is below 65,536, hence below the vocabulary by its width.
-    for (int64_t i = 0; i < file->tokens_; ++i) {
-      if (static_cast<int64_t>(GetLe(file->ids_ + 4 * i, 4)) >= file->vocabulary_size_) {
-        return damaged(absl::StrCat("id ", i, " is outside the vocabulary"));
-      }
-    }
+  for (int64_t i = 0; i < file->tokens_; ++i) {  // Readers index embeddings with them.
+    if ((*file)[i] >= file->vocabulary_size_) return damaged(absl::StrCat("id ", i, " is outside the vocabulary"));
   }
   ::madvise(map, size, MADV_NORMAL);
   return file;

@@ -67,6 +67,7 @@ class TokenFileWriter {
   int64_t tokens_ = 0;
   uint32_t crc_ = 0;
   std::string buffer_;
+  absl::Status failed_;  // The first failed write: every later call returns it.
   bool finished_ = false;
 };
 

@@ -66,6 +66,23 @@ TEST(TokenFileTest, ARangeEncodesAsTheShardOfTheSameIds) {
   EXPECT_EQ((**file)[321], ids[321]);
 }
 
+TEST(TokenFileTest, AFileLargerThanTheWriteBufferReadsBackWhole) {
+  std::vector<int64_t> ids;
+  for (int64_t i = 0; i < 700000; ++i) ids.push_back((i * 2654435761) % 40000);  // 1.4 MB of uint16: several flushes.
+  const std::string path = TempPath("flushed.tok");
+  auto writer = TokenFileWriter::Create(path, 40000, 7);
+  ASSERT_TRUE(writer.ok()) << writer.status();
+  for (size_t i = 0; i < ids.size(); i += 100000) {
+    ASSERT_TRUE((*writer)->Append(std::vector<int64_t>(ids.begin() + i, ids.begin() + i + 100000)).ok());
+  }
+  ASSERT_TRUE((*writer)->Finish().ok());
+  auto file = TokenFile::Open(path);  // Checks the CRC chained over every flush.
+  ASSERT_TRUE(file.ok()) << file.status();
+  std::vector<int64_t> back;
+  (*file)->CopyIds(0, (*file)->tokens(), &back);
+  EXPECT_EQ(back, ids);
+}
+
 TEST(TokenFileTest, ADamagedOrTruncatedFileIsDataLossNamingIt) {
   const std::vector<int64_t> ids = {1, 2, 3, 4, 5, 6, 7, 8};
   const std::string good = TempPath("good.tok");

@@ -4,7 +4,8 @@
 #   count_reports.sh TESTLOGS BAZEL_OUTPUT TARGET...
 #
 # TESTLOGS: `bazel info bazel-testlogs`; BAZEL_OUTPUT: what `bazel test` printed (its
-# per-target status lines: PASSED, FAILED, TIMEOUT, FLAKY, NO STATUS, INCOMPLETE); the
+# per-target status lines: PASSED, FAILED, FAILED TO BUILD, TIMEOUT, FLAKY, NO STATUS,
+# INCOMPLETE); the
 # targets to count. Prints "passed=N failed=N skipped=N" on stdout and, on stderr, one
 # line per failing target saying why, and one per target with skipped cases.
 #
@@ -15,8 +16,9 @@
 #   - Bazel's own report (<testsuites> without attributes, written when the binary died
 #     before gtest could write one: a crash, a timeout's SIGTERM, an exit code): 1
 #     failure if it holds an <error> or <failure>, else 1 pass (a test that is not gtest);
-#   - whatever the report says, a target Bazel called FAILED, TIMEOUT, NO STATUS or
-#     INCOMPLETE counts at least 1 failure (a crash after gtest wrote a clean report, a
+#   - whatever the report says, a target Bazel called FAILED, FAILED TO BUILD, TIMEOUT,
+#     NO STATUS or INCOMPLETE counts at least 1 failure (a stale report of a target that
+#     no longer builds, (a crash after gtest wrote a clean report, a
 #     sanitizer's exit code).
 set -uo pipefail
 
@@ -35,10 +37,11 @@ attribute() {  # attribute NAME LINE: the number in NAME="N" of LINE, or empty.
   sed -n "s/.*[[:space:]]$1=\"\([0-9]*\)\".*/\1/p" <<<"$2"
 }
 for target in "$@"; do
-  status=$(grep -E "^${target}[[:space:]]" "$bazel_output" 2>/dev/null |
-           sed -nE 's/.*[[:space:]](PASSED|FAILED|TIMEOUT|FLAKY|NO STATUS|INCOMPLETE)( in .*)?$/\1/p' | tail -1)
+  # The target's own status line (compared as a string, not a pattern).
+  status=$(awk -v t="$target" '$1 == t' "$bazel_output" 2>/dev/null |
+           sed -nE 's/.*[[:space:]](PASSED|FAILED TO BUILD|FAILED|TIMEOUT|FLAKY|NO STATUS|INCOMPLETE)( in .*)?$/\1/p' | tail -1)
   bazel_failed=0
-  case "$status" in FAILED | TIMEOUT | "NO STATUS" | INCOMPLETE) bazel_failed=1 ;; esac
+  case "$status" in FAILED | "FAILED TO BUILD" | TIMEOUT | "NO STATUS" | INCOMPLETE) bazel_failed=1 ;; esac
   path=${target#//}
   path=${path/://}
   xml="$testlogs/$path/test.xml"
@@ -51,8 +54,10 @@ for target in "$@"; do
   tests=$(attribute tests "$line")
   if [ -z "$tests" ]; then
     # Bazel's own report.
-    why=$(grep -o -m1 '<\(error\|failure\) message="[^"]*"' "$xml" | sed 's/.*message="\([^"]*\)"/\1/')
-    if [ -n "$why" ] || grep -q '<\(error\|failure\)[[:space:]>]' "$xml" || [ "$bazel_failed" = 1 ]; then
+    # The test's own output (<system-out>) may say anything: look only outside it.
+    report=$(sed '/<system-out>/,/<\/system-out>/d' "$xml")
+    why=$(grep -o -m1 '<\(error\|failure\) message="[^"]*"' <<<"$report" | sed 's/.*message="\([^"]*\)"/\1/')
+    if [ -n "$why" ] || grep -q '<\(error\|failure\)[[:space:]>]' <<<"$report" || [ "$bazel_failed" = 1 ]; then
       echo "FAILED $target: ${why:-failed}${status:+ (bazel: $status)}" >&2
       failed=$((failed + 1))
     else

@@ -95,7 +95,10 @@ TEST_F(CountReportsTest, EveryKindOfReportCountsForWhatHappened) {
   Report("//a:crash", BazelReport(R"(<error message="Terminated by signal SIGSEGV"></error>)"));
   Report("//a:timeout", BazelReport(R"(<error message="Timed out"></error>)"));
   Report("//a:exit", BazelReport(R"(<error message="exited with error code 1"></error>)"));
-  Report("//a:sh_pass", BazelReport(""));  // A test that is not gtest, passing.
+  Report("//a:sh_pass", BazelReport(""));  // A test that is not gtest, passing...
+  std::string chatty = BazelReport("");    // ...and one whose output mentions errors.
+  chatty.replace(chatty.find("Generated test.log"), 18, "<error message=\"printed by the test\"> <failure>");
+  Report("//a:sh_chatty", chatty);
   // //a:none has no report at all.
   const std::string bazel_output =
       "//a:pass                 PASSED in 0.1s\n"
@@ -105,14 +108,16 @@ TEST_F(CountReportsTest, EveryKindOfReportCountsForWhatHappened) {
       "//a:timeout              TIMEOUT in 60.0s\n"
       "//a:exit                 FAILED in 0.1s\n"
       "//a:sh_pass              PASSED in 0.1s\n"
+      "//a:sh_chatty            PASSED in 0.1s\n"
       "//a:none                 NO STATUS\n";
   std::string said;
-  const std::string counts = Count(
-      bazel_output,
-      {"//a:pass", "//a:fail", "//a:skip", "//a:crash", "//a:timeout", "//a:exit", "//a:sh_pass", "//a:none"}, &said);
+  const std::string counts = Count(bazel_output,
+                                   {"//a:pass", "//a:fail", "//a:skip", "//a:crash", "//a:timeout", "//a:exit",
+                                    "//a:sh_pass", "//a:sh_chatty", "//a:none"},
+                                   &said);
   // Passed: 3 + 2 (fail's others) + 1 (skip's other) + 1 (sh_pass); failed: fail's 1,
   // crash, timeout, exit, none; skipped: 1.
-  EXPECT_EQ(counts, "passed=7 failed=5 skipped=1") << said;
+  EXPECT_EQ(counts, "passed=8 failed=5 skipped=1") << said;
   EXPECT_THAT(said, HasSubstr("FAILED //a:fail: 1 of 3 case(s) failed"));
   EXPECT_THAT(said, HasSubstr("FAILED //a:crash: Terminated by signal SIGSEGV"));
   EXPECT_THAT(said, HasSubstr("FAILED //a:timeout: Timed out (bazel: TIMEOUT)"));
@@ -121,6 +126,7 @@ TEST_F(CountReportsTest, EveryKindOfReportCountsForWhatHappened) {
   EXPECT_THAT(said, HasSubstr("//a:skip: 1 test(s) skipped"));
   EXPECT_THAT(said, Not(HasSubstr("FAILED //a:pass")));
   EXPECT_THAT(said, Not(HasSubstr("FAILED //a:sh_pass")));
+  EXPECT_THAT(said, Not(HasSubstr("FAILED //a:sh_chatty")));
 }
 
 TEST_F(CountReportsTest, ATargetBazelFailedCountsAsAFailureWhateverItsReportSays) {
@@ -134,10 +140,14 @@ TEST_F(CountReportsTest, ATargetBazelFailedCountsAsAFailureWhateverItsReportSays
             "passed=6 failed=1 skipped=0")
       << said;
   EXPECT_THAT(said, HasSubstr("FAILED //b:late_crash: bazel says FAILED though its report shows no failed case"));
-  // A target whose name begins another's is not confused with it.
-  EXPECT_EQ(Count("//b:fine_but_longer   FAILED in 0.5s\n//b:fine   PASSED in 0.1s\n", {"//b:fine"}, &said),
+  // A target whose name begins another's is not confused with it (the longer one's
+  // line last, where a prefix match would take it).
+  EXPECT_EQ(Count("//b:fine   PASSED in 0.1s\n//b:fine_but_longer   FAILED in 0.5s\n", {"//b:fine"}, &said),
             "passed=3 failed=0 skipped=0")
       << said;
+  // A stale report of a target that no longer builds.
+  EXPECT_EQ(Count("//b:fine   FAILED TO BUILD\n", {"//b:fine"}, &said), "passed=3 failed=1 skipped=0") << said;
+  EXPECT_THAT(said, HasSubstr("FAILED //b:fine: bazel says FAILED TO BUILD"));
 }
 
 }  // namespace
