@@ -220,7 +220,7 @@ TEST_F(CoordinatorTest, RejectsBadSpecsNamingTheField) {
   EXPECT_EQ(coordinator_->SubmitJob(spec).status().code(), absl::StatusCode::kNotFound);
 
   spec = Spec(1);
-  spec.mutable_data()->set_batch_size(1000000);
+  spec.mutable_data()->set_batch_size(60000);  // Valid, but 2 x 60,000 rows is more than the corpus has.
   job = coordinator_->SubmitJob(spec);
   EXPECT_EQ(job.status().code(), absl::StatusCode::kFailedPrecondition);
   EXPECT_THAT(job.status().message(), HasSubstr("train.txt"));
