@@ -239,70 +239,46 @@ TEST_F(SecurityTest, AnImpostorWorkerCannotRegisterOverALiveOneNorReachItsAttemp
     }
     ASSERT_EQ(as_w0_now.worker_id(), "w0");
   }
-  {
-    grpc::ClientContext context;
-    DownloadShardRequest shard;
-    *shard.mutable_worker() = as_w0_now;
-    shard.mutable_attempt()->set_job_id(job->id());
-    shard.mutable_attempt()->set_attempt(1);
-    shard.mutable_attempt()->set_rank(0);
-    shard.set_split(TRAIN);
-    auto reader = impostor->DownloadShard(&context, shard);
-    DataChunk chunk;
-    EXPECT_FALSE(reader->Read(&chunk));
-    EXPECT_EQ(reader->Finish().error_code(), grpc::PERMISSION_DENIED);
-  }
-  {
-    grpc::ClientContext context;
-    DownloadCheckpointRequest download;
-    *download.mutable_worker() = as_w0_now;
-    download.set_job_id(job->id());
-    download.set_checkpoint_id(checkpoint_id);
-    auto reader = impostor->DownloadCheckpoint(&context, download);
-    DataChunk chunk;
-    EXPECT_FALSE(reader->Read(&chunk));
-    EXPECT_EQ(reader->Finish().error_code(), grpc::PERMISSION_DENIED);
-  }
-  {
+  // The attempt's shard, a kept checkpoint and a rendezvous key, asked for as `as`:
+  // each must be refused with `code`.
+  auto expect_refused = [&](const WorkerRef& as, grpc::StatusCode code) {
+    {
+      grpc::ClientContext context;
+      DownloadShardRequest shard;
+      *shard.mutable_worker() = as;
+      shard.mutable_attempt()->set_job_id(job->id());
+      shard.mutable_attempt()->set_attempt(1);
+      shard.mutable_attempt()->set_rank(0);
+      shard.set_split(TRAIN);
+      auto reader = impostor->DownloadShard(&context, shard);
+      DataChunk chunk;
+      EXPECT_FALSE(reader->Read(&chunk));
+      EXPECT_EQ(reader->Finish().error_code(), code) << "DownloadShard as " << as.worker_id();
+    }
+    {
+      grpc::ClientContext context;
+      DownloadCheckpointRequest download;
+      *download.mutable_worker() = as;
+      download.set_job_id(job->id());
+      download.set_checkpoint_id(checkpoint_id);
+      auto reader = impostor->DownloadCheckpoint(&context, download);
+      DataChunk chunk;
+      EXPECT_FALSE(reader->Read(&chunk));
+      EXPECT_EQ(reader->Finish().error_code(), code) << "DownloadCheckpoint as " << as.worker_id();
+    }
     KeySetRequest key;
-    *key.mutable_worker() = as_w0_now;
+    *key.mutable_worker() = as;
     key.set_key(absl::StrCat(job->id(), "/attempt-1/rank-0"));
     key.set_value("hijacked");
-    EXPECT_EQ(Call(*impostor, &WorkerService::Stub::KeySet, key), grpc::PERMISSION_DENIED);
-  }
+    EXPECT_EQ(Call(*impostor, &WorkerService::Stub::KeySet, key), code) << "KeySet as " << as.worker_id();
+  };
+  expect_refused(as_w0_now, grpc::PERMISSION_DENIED);
 
   // Under an id of its own, the impostor is in no attempt: ABORTED, as any worker that
   // asks for an attempt it does not run.
   registration.mutable_worker()->set_worker_id("evil");
   ASSERT_EQ(Call(*impostor, &WorkerService::Stub::Register, registration), grpc::OK);
-  {
-    grpc::ClientContext context;
-    DownloadShardRequest shard;
-    *shard.mutable_worker() = registration.worker();
-    shard.mutable_attempt()->set_job_id(job->id());
-    shard.mutable_attempt()->set_attempt(1);
-    shard.set_split(TRAIN);
-    auto reader = impostor->DownloadShard(&context, shard);
-    DataChunk chunk;
-    EXPECT_FALSE(reader->Read(&chunk));
-    EXPECT_EQ(reader->Finish().error_code(), grpc::ABORTED);
-  }
-  {
-    grpc::ClientContext context;
-    DownloadCheckpointRequest download;
-    *download.mutable_worker() = registration.worker();
-    download.set_job_id(job->id());
-    download.set_checkpoint_id(checkpoint_id);
-    auto reader = impostor->DownloadCheckpoint(&context, download);
-    DataChunk chunk;
-    EXPECT_FALSE(reader->Read(&chunk));
-    EXPECT_EQ(reader->Finish().error_code(), grpc::ABORTED);  // It runs no attempt of the job.
-  }
-  KeySetRequest key;
-  *key.mutable_worker() = registration.worker();
-  key.set_key(absl::StrCat(job->id(), "/attempt-1/rank-0"));
-  key.set_value("hijacked");
-  EXPECT_EQ(Call(*impostor, &WorkerService::Stub::KeySet, key), grpc::ABORTED);
+  expect_refused(registration.worker(), grpc::ABORTED);
   // The real worker went on undisturbed.
   EXPECT_EQ(FinalState(cluster_->Watch(job->id())), SUCCEEDED);
 }
