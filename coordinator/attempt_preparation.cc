@@ -36,41 +36,54 @@ absl::Status CheckSplitSizes(const JobSpec& spec, int64_t train, int64_t valid, 
 
 }  // namespace
 
-absl::StatusOr<std::shared_ptr<const JobCorpus>> ReadJobCorpus(const JobSpec& spec, const DataRoots& roots,
-                                                               CorpusCache* cache) {
+absl::StatusOr<JobCorpus> ReadJobCorpus(const JobSpec& spec, const DataRoots& roots, TokenCache* cache,
+                                        const TokenizeOptions& options) {
   DDLM_ASSIGN_OR_RETURN(std::string dir, roots.ResolveCorpusDir(spec.data().path()));
-  CorpusCache uncached(0);  // Keeps nothing.
-  DDLM_ASSIGN_OR_RETURN(std::shared_ptr<const JobCorpus> corpus, (cache != nullptr ? cache : &uncached)->Get(dir));
-  DDLM_RETURN_IF_ERROR(CheckSplitSizes(spec, static_cast<int64_t>(corpus->train.size()),
-                                       static_cast<int64_t>(corpus->valid.size()),
-                                       static_cast<int64_t>(corpus->test.size())));
-  return corpus;
+  DDLM_ASSIGN_OR_RETURN(TokenCache::Entry entry, cache->Get(dir, options));
+  const TokenCorpus& c = *entry.corpus;
+  DDLM_RETURN_IF_ERROR(CheckSplitSizes(spec, c.train->tokens(), c.valid->tokens(), c.test->tokens()));
+  return JobCorpus{std::move(entry.key), std::move(entry.corpus)};
+}
+
+const TokenFile& ShardSource::file() const {
+  return split == TRAIN ? *corpus->train : split == VALID ? *corpus->valid : *corpus->test;
+}
+
+std::string ShardId(const std::string& corpus_key, Split split, int64_t begin, int64_t end) {
+  return absl::StrCat(corpus_key, "-",
+                      split == TRAIN   ? "train"
+                      : split == VALID ? "valid"
+                                       : "test",
+                      "-", begin, "-", end);
 }
 
 absl::StatusOr<PreparedAttempt> PrepareAttempt(const JobSpec& spec, const JobCorpus& corpus, int world) {
   if (world < 1) return absl::InvalidArgumentError(absl::StrCat("an attempt needs >= 1 rank, got ", world));
+  const TokenCorpus& c = *corpus.corpus;
   PreparedAttempt prepared;
   int64_t vocabulary_bytes = 0;
-  for (const std::string& word : corpus.dictionary.words()) vocabulary_bytes += static_cast<int64_t>(word.size());
-  prepared.vocabulary_size = corpus.dictionary.size();
-  prepared.max_checkpoint_bytes = MaxCheckpointBytes(spec, corpus.dictionary.size(), vocabulary_bytes, world);
+  for (const std::string& word : c.dictionary.words()) vocabulary_bytes += static_cast<int64_t>(word.size());
+  prepared.vocabulary_size = c.dictionary.size();
+  prepared.max_checkpoint_bytes = MaxCheckpointBytes(spec, c.dictionary.size(), vocabulary_bytes, world);
   for (int r = 0; r < world; ++r) {
-    DDLM_ASSIGN_OR_RETURN(ShardRange train,
-                          TrainShard(static_cast<int64_t>(corpus.train.size()), world, r, spec.data().batch_size()));
-    DDLM_ASSIGN_OR_RETURN(ShardRange valid, EvalShard(static_cast<int64_t>(corpus.valid.size()), world, r));
-    DDLM_ASSIGN_OR_RETURN(ShardRange test, EvalShard(static_cast<int64_t>(corpus.test.size()), world, r));
+    DDLM_ASSIGN_OR_RETURN(ShardRange train, TrainShard(c.train->tokens(), world, r, spec.data().batch_size()));
+    DDLM_ASSIGN_OR_RETURN(ShardRange valid, EvalShard(c.valid->tokens(), world, r));
+    DDLM_ASSIGN_OR_RETURN(ShardRange test, EvalShard(c.test->tokens(), world, r));
     RankShards& shards = prepared.shards.emplace_back();
-    shards[0] = std::make_shared<const std::string>(EncodeTokenIds(corpus.train, train.begin, train.end));
-    shards[1] = std::make_shared<const std::string>(EncodeTokenIds(corpus.valid, valid.begin, valid.end));
-    shards[2] = std::make_shared<const std::string>(EncodeTokenIds(corpus.test, test.begin, test.end));
+    shards[0] = ShardSource{corpus.corpus, TRAIN, train.begin, train.end};
+    shards[1] = ShardSource{corpus.corpus, VALID, valid.begin, valid.end};
+    shards[2] = ShardSource{corpus.corpus, TEST, test.begin, test.end};
     Assignment& a = *prepared.commands.emplace_back().mutable_assign();
     a.mutable_attempt()->set_rank(r);
     a.set_world_size(world);
     *a.mutable_spec() = spec;
-    for (const std::string& word : corpus.dictionary.words()) a.add_vocabulary(word);
-    a.set_train_tokens(static_cast<int64_t>(shards[0]->size() / 4));
-    a.set_valid_tokens(static_cast<int64_t>(shards[1]->size() / 4));
-    a.set_test_tokens(static_cast<int64_t>(shards[2]->size() / 4));
+    for (const std::string& word : c.dictionary.words()) a.add_vocabulary(word);
+    a.set_train_tokens(shards[0].tokens());
+    a.set_valid_tokens(shards[1].tokens());
+    a.set_test_tokens(shards[2].tokens());
+    for (const ShardSource& shard : shards) {
+      a.add_shard_ids(ShardId(corpus.key, shard.split, shard.begin, shard.end));
+    }
   }
   return prepared;
 }

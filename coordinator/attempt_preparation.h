@@ -2,11 +2,13 @@
 #define DDLM_COORDINATOR_ATTEMPT_PREPARATION_H_
 
 // What an attempt needs before its ranks can be assigned, and takes long to make: the
-// job's corpus read (through the data roots) and tokenized, or found unchanged in the
-// CorpusCache (corpus_cache.h), cut into one shard per rank (common/base/sharding.h)
-// and encoded, and each rank's Assignment. The Coordinator calls these without its
-// lock, on its preparer's thread: for a large corpus they take seconds, and heartbeats,
-// queries and other jobs go on meanwhile.
+// job's corpus tokenized to disk once (the TokenCache in the state directory,
+// token_cache.h; a coordinator that restarts finds it there) and each rank's shards, as
+// ranges of its token files (common/base/sharding.h's rule), which DownloadShard
+// streams from disk: the coordinator never holds a corpus or a shard in memory. The
+// Coordinator calls these without its lock, on its preparer's thread: a corpus seen
+// for the first time takes a while, and heartbeats, queries and other jobs go on
+// meanwhile.
 //
 // Threading: free functions on values; the results are immutable and shared.
 
@@ -18,26 +20,45 @@
 
 #include "absl/status/statusor.h"
 #include "common/base/data_roots.h"
-#include "coordinator/corpus_cache.h"
+#include "common/base/token_corpus.h"
+#include "coordinator/token_cache.h"
 #include "proto/config.pb.h"
 #include "proto/worker_service.pb.h"
 
 namespace ddlm {
 
-// Reads spec.data.path inside `roots` (PERMISSION_DENIED outside them, data_roots.h)
-// and checks that every split gives each of spec.num_workers ranks at least two rows
-// (FAILED_PRECONDITION naming the file and the sizes). Through `cache` if not null
-// (not owned): unchanged files are not read again.
-absl::StatusOr<std::shared_ptr<const JobCorpus>> ReadJobCorpus(const JobSpec& spec, const DataRoots& roots,
-                                                               CorpusCache* cache = nullptr);
+// A job's corpus as the TokenCache holds it.
+struct JobCorpus {
+  std::string key;  // The cache's key: it names the corpus files as they are now.
+  std::shared_ptr<const TokenCorpus> corpus;
+};
 
-// One shard per rank and split: token ids, int32 little-endian.
-using RankShards = std::array<std::shared_ptr<const std::string>, 3>;  // Train, valid, test (split - TRAIN).
+// Resolves spec.data.path inside `roots` (PERMISSION_DENIED outside them, data_roots.h),
+// gets its tokens from `cache` (tokenizing it if it is not there; `options.progress`
+// follows that) and checks that every split gives each of spec.num_workers ranks at
+// least two rows (FAILED_PRECONDITION naming the file and the sizes).
+absl::StatusOr<JobCorpus> ReadJobCorpus(const JobSpec& spec, const DataRoots& roots, TokenCache* cache,
+                                        const TokenizeOptions& options = {});
+
+// One rank's piece of one split: tokens [begin, end) of the corpus's token file.
+struct ShardSource {
+  std::shared_ptr<const TokenCorpus> corpus;  // Keeps the file mapped.
+  Split split = TRAIN;
+  int64_t begin = 0, end = 0;
+  const TokenFile& file() const;
+  int64_t tokens() const { return end - begin; }
+};
+using RankShards = std::array<ShardSource, 3>;  // Train, valid, test (split - TRAIN).
+
+// What a shard's bytes are, as a name: the corpus's key, the split and the range. Two
+// shards with the same name have the same tokens (a worker that holds one does not
+// download it again).
+std::string ShardId(const std::string& corpus_key, Split split, int64_t begin, int64_t end);
 
 struct PreparedAttempt {
   std::vector<RankShards> shards;  // By rank.
-  // By rank: the Assignment (rank, world size, spec, vocabulary, shard sizes), less
-  // what only the attempt knows (job id, attempt number, resume ids, store prefix).
+  // By rank: the Assignment (rank, world size, spec, vocabulary, shard sizes and ids),
+  // less what only the attempt knows (job id, attempt number, resume ids, store prefix).
   std::vector<WorkerCommand> commands;
   int64_t max_checkpoint_bytes = 0;  // What a checkpoint of this job can weigh.
   int64_t vocabulary_size = 0;

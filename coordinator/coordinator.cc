@@ -5,6 +5,7 @@
 #include <algorithm>
 #include <cmath>
 #include <map>
+#include <set>
 
 #include "absl/strings/str_cat.h"
 #include "common/base/config.h"
@@ -31,7 +32,7 @@ Coordinator::Coordinator(const CoordinatorOptions& options, Clock* clock)
       store_(options.state_dir),
       writer_(&store_, options.before_record_write_for_testing),
       generator_(options.generation),
-      corpora_(options.corpus_cache_bytes),
+      corpora_(options.state_dir + "/corpora"),
       workers_(options.heartbeat_timeout),
       heartbeats_(&workers_.heartbeats()),
       jobs_(clock, &workers_, &rendezvous_, &journal_),
@@ -69,7 +70,28 @@ absl::StatusOr<std::unique_ptr<Coordinator>> Coordinator::Create(const Coordinat
   c->mu_.Lock();
   c->DeliverLocked(ticket);
   c->mu_.Unlock();
+  c->preparer_->Schedule([raw = c.get()] { raw->CollectCorpora(); });
   return c;
+}
+
+void Coordinator::CollectCorpora() {
+  std::vector<std::string> paths;
+  {
+    absl::MutexLock lock(&mu_);
+    for (const auto& job : jobs_.jobs()) paths.push_back(job->record.job().spec().data().path());
+  }
+  std::set<std::string> keep;
+  for (const std::string& path : paths) {
+    absl::StatusOr<std::string> dir = data_roots_.ResolveCorpusDir(path);
+    absl::StatusOr<std::string> key = dir.ok() ? TokenCache::KeyOf(*dir) : dir.status();
+    if (key.ok()) keep.insert(*key);
+  }
+  absl::StatusOr<int> removed = corpora_.Collect(keep);
+  if (!removed.ok()) {
+    LOG(WARNING) << "token cache " << TokenCacheDir() << ": " << removed.status();
+  } else if (*removed > 0) {
+    LOG(INFO) << "token cache " << TokenCacheDir() << ": removed " << *removed << " corpora no job uses";
+  }
 }
 
 void Coordinator::Journal::Append(const JobRecord& record, const JobEvent* event) {
@@ -111,8 +133,8 @@ absl::StatusOr<Job> Coordinator::SubmitJob(const JobSpec& submitted, const std::
   ApplyDefaults(&spec);
   DDLM_RETURN_IF_ERROR(ValidateJobSpec(spec));
   if (spec.data().path().empty()) return absl::InvalidArgumentError("spec.data.path is empty");
-  // Tokenizing a large corpus takes seconds: do it before taking the lock. The corpus
-  // stays in the cache for the job's start.
+  // Tokenizing a large corpus takes a while: do it before taking the lock. Its tokens
+  // stay in the cache, on disk, for the job's start.
   DDLM_RETURN_IF_ERROR(ReadJobCorpus(spec, data_roots_, &corpora_).status());
   absl::StatusOr<Job> result = Persisted([&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) -> absl::StatusOr<Job> {
     return jobs_.Submit(spec, owner).record.job();
@@ -199,6 +221,7 @@ absl::Status Coordinator::DeleteJob(const std::string& job_id) {
   }
   if (options_.event_observer != nullptr) options_.event_observer->OnJobDeleted(job_id);
   LOG(INFO) << "job " << job_id << " deleted";
+  preparer_->Schedule([this] { CollectCorpora(); });
   return absl::OkStatus();
 }
 
@@ -442,9 +465,8 @@ void Coordinator::PrepareStarts() {
     // Without the lock: reading a corpus and encoding its shards take seconds for a
     // large one, and heartbeats, queries and other jobs' events go on meanwhile.
     absl::StatusOr<PreparedAttempt> prepared = [&]() -> absl::StatusOr<PreparedAttempt> {
-      DDLM_ASSIGN_OR_RETURN(std::shared_ptr<const JobCorpus> corpus,
-                            ReadJobCorpus(start->spec, data_roots_, &corpora_));
-      return PrepareAttempt(start->spec, *corpus, start->world);
+      DDLM_ASSIGN_OR_RETURN(JobCorpus corpus, ReadJobCorpus(start->spec, data_roots_, &corpora_));
+      return PrepareAttempt(start->spec, corpus, start->world);
     }();
     uint64_t ticket = 0;
     {
@@ -466,7 +488,7 @@ void Coordinator::PrepareStarts() {
   }
 }
 
-absl::StatusOr<std::shared_ptr<const std::string>> Coordinator::Shard(const DownloadShardRequest& request) {
+absl::StatusOr<ShardSource> Coordinator::Shard(const DownloadShardRequest& request) {
   absl::MutexLock lock(&mu_);
   DDLM_ASSIGN_OR_RETURN(JobEntry * job, jobs_.FindAttempt(request.worker(), request.attempt()));
   if (request.split() < TRAIN || request.split() > TEST) {

@@ -9,8 +9,9 @@
 //   - Rendezvous (rendezvous.h): the attempts' key-value store (its own lock);
 //   - JobStore + JobRecordWriter (job_store.h, record_writer.h): the records on disk;
 //   - EventFanout (event_fanout.h): WatchJob streams, fed once events are on disk;
-//   - attempt_preparation.h: corpora read (CorpusCache: unchanged files are read once)
-//     and shards encoded, on the preparer's own thread (common/base/executor.h);
+//   - attempt_preparation.h: corpora tokenized to disk once (TokenCache, in
+//     <state_dir>/corpora) and cut into shards (ranges of the token files, streamed
+//     by DownloadShard), on the preparer's own thread (common/base/executor.h);
 //   - CheckpointUpload (checkpoint_upload.h): uploads verified off the lock.
 //
 // Job state machine (per job; an "attempt" is one run of it on a set of workers):
@@ -26,9 +27,9 @@
 //
 // Starting: once num_workers free workers of one device kind exist, the scheduler
 // reserves them (BUSY; the job stays QUEUED, "starting ..."), and the call that made
-// the reservation answers. The preparer's thread then gets the corpus (from the
-// CorpusCache unless its files changed since the submission read them) and encodes the
-// shards without the lock; then the ranks are assigned, the job is RUNNING once that
+// the reservation answers. The preparer's thread then gets the corpus's tokens (from
+// the TokenCache, where the submission put them, unless its files changed since) and
+// cuts the shards without the lock; then the ranks are assigned, the job is RUNNING once that
 // is on disk, and its watchers hear it. A reserved worker lost meanwhile puts the job
 // back in the queue.
 //
@@ -84,7 +85,6 @@
 #include "coordinator/attempt_preparation.h"
 #include "coordinator/attempt_rounds.h"
 #include "coordinator/checkpoint_upload.h"
-#include "coordinator/corpus_cache.h"
 #include "coordinator/event_fanout.h"
 #include "coordinator/job_event_observer.h"
 #include "coordinator/job_manager.h"
@@ -93,6 +93,7 @@
 #include "coordinator/rendezvous.h"
 #include "coordinator/stream_sink.h"
 #include "coordinator/text_generator.h"
+#include "coordinator/token_cache.h"
 #include "coordinator/worker_credentials.h"
 #include "coordinator/worker_registry.h"
 #include "proto/job.pb.h"
@@ -129,8 +130,6 @@ struct CoordinatorOptions {
   // reserved the workers, before it answers, if no other call is preparing one (tests
   // that step through a start from one thread).
   bool prepare_on_own_thread = true;
-  // What the tokenized corpora kept between a job's reads may weigh (corpus_cache.h).
-  int64_t corpus_cache_bytes = int64_t{1} << 30;
   // Tests only: called (without the coordinator's lock) just before an attempt's
   // corpus is read and its shards encoded.
   std::function<void(const std::string& job_id)> before_prepare_for_testing;
@@ -208,9 +207,8 @@ class Coordinator {
   absl::StatusOr<std::string> KeyGet(const WorkerRef& worker, const std::string& key) ABSL_LOCKS_EXCLUDED(mu_);
   absl::Status KeyWait(const WorkerRef& worker, const std::vector<std::string>& keys, absl::Duration timeout)
       ABSL_LOCKS_EXCLUDED(mu_);
-  // Token ids of one rank's shard, int32 little-endian.
-  absl::StatusOr<std::shared_ptr<const std::string>> Shard(const DownloadShardRequest& request)
-      ABSL_LOCKS_EXCLUDED(mu_);
+  // One rank's shard: a range of the corpus's token file (sent as int32 little-endian).
+  absl::StatusOr<ShardSource> Shard(const DownloadShardRequest& request) ABSL_LOCKS_EXCLUDED(mu_);
   // Where a kept checkpoint named by its id is, for a worker running one of that job's
   // attempts to download it (PERMISSION_DENIED for any other worker).
   // INVALID_ARGUMENT for an empty id.
@@ -243,7 +241,9 @@ class Coordinator {
   ~Coordinator();
 
   // What the corpus cache has done (hits, reads) and holds.
-  CorpusCache::Counts CorpusCacheCounts() const { return corpora_.counts(); }
+  // The token cache's directory (<state_dir>/corpora) and what it did.
+  std::string TokenCacheDir() const { return options_.state_dir + "/corpora"; }
+  TokenCache::Counts TokenCacheCounts() const { return corpora_.counts(); }
 
  private:
   // The JobManager's journal: queues its record writes (writer_) and events
@@ -298,6 +298,9 @@ class Coordinator {
   // (JobManager::TakePendingStart), one after another until none is left: the corpus
   // is got and the shards encoded without the lock, then FinishStart assigns the ranks,
   // and the change is made durable and its events delivered.
+  // Removes the token cache's entries that no kept job's corpus has now (on the
+  // preparer's thread: not while a corpus is tokenized).
+  void CollectCorpora() ABSL_LOCKS_EXCLUDED(mu_);
   void PrepareStarts() ABSL_LOCKS_EXCLUDED(mu_);
   // The id and file path of the kept checkpoint `which` names (checkpoint_store.h).
   absl::StatusOr<std::pair<std::string, std::string>> KeptCheckpoint(const std::string& job_id,
@@ -314,7 +317,7 @@ class Coordinator {
   TextGenerator generator_;
   Rendezvous rendezvous_;                 // Thread-safe on its own; never waited on under mu_.
   WorkerCredentials credentials_;         // Thread-safe; its own lock.
-  CorpusCache corpora_;                   // Thread-safe; its own lock.
+  TokenCache corpora_;                    // Thread-safe; its own lock.
   std::atomic<uint64_t> next_upload_{1};  // Staging file names.
   // The lock of `job_id`'s checkpoint files, held while one of them moves (KeepUpload,
   // retention, DeleteJob); taken before mu_, never while holding it. One per job, so

@@ -74,9 +74,6 @@ ABSL_FLAG(std::string, metrics_host, "127.0.0.1",
           "figures are readable by whoever reaches it, so widen it only to your monitoring network.");
 ABSL_FLAG(int32_t, heartbeat_timeout_ms, 15000,
           "A worker silent this long is declared dead and its job attempt fails.");
-ABSL_FLAG(int64_t, corpus_cache_mb, 1024,
-          "Tokenized corpora kept between a job's submission, start and restarts, in MiB (0: none); "
-          "a corpus whose files changed is read again.");
 
 namespace {
 
@@ -148,11 +145,6 @@ int main(int argc, char** argv) {
   options.heartbeat_interval = absl::Milliseconds(absl::GetFlag(FLAGS_heartbeat_interval_ms));
   options.heartbeat_timeout = absl::Milliseconds(absl::GetFlag(FLAGS_heartbeat_timeout_ms));
   options.max_event_streams = absl::GetFlag(FLAGS_max_watch_streams);
-  if (absl::GetFlag(FLAGS_corpus_cache_mb) < 0 || absl::GetFlag(FLAGS_corpus_cache_mb) > (int64_t{1} << 30)) {
-    return Fail(absl::InvalidArgumentError(
-        absl::StrCat("--corpus_cache_mb must be in [0, 2^30], got ", absl::GetFlag(FLAGS_corpus_cache_mb))));
-  }
-  options.corpus_cache_bytes = absl::GetFlag(FLAGS_corpus_cache_mb) << 20;
   if (absl::GetFlag(FLAGS_max_rpc_threads) < 8 || options.max_event_streams < 1) {
     return Fail(absl::InvalidArgumentError("--max_rpc_threads must be >= 8 and --max_watch_streams >= 1"));
   }

@@ -259,9 +259,11 @@ TEST_F(CoordinatorTest, JobWaitsForWorkersThenRunsToSuccess) {
   *shard.mutable_worker() = w1;
   *shard.mutable_attempt() = a1.attempt();
   shard.set_split(TRAIN);
-  auto bytes = coordinator_->Shard(shard);
-  ASSERT_TRUE(bytes.ok());
-  EXPECT_EQ(static_cast<int64_t>((*bytes)->size()), a1.train_tokens() * 4);
+  auto source = coordinator_->Shard(shard);
+  ASSERT_TRUE(source.ok());
+  EXPECT_EQ(source->tokens(), a1.train_tokens());
+  EXPECT_EQ(source->split, TRAIN);
+  EXPECT_EQ(source->begin, a0.train_tokens());  // Right after rank 0's, which starts at 0.
   *shard.mutable_worker() = w0;  // w0 is not rank 1.
   EXPECT_EQ(coordinator_->Shard(shard).status().code(), absl::StatusCode::kAborted);
 
@@ -514,13 +516,14 @@ TEST_F(CoordinatorTest, AnAttemptIsPreparedOnTheCoordinatorsOwnThreadAndNoCallWa
   EXPECT_EQ(coordinator_->GetJob(other->id())->state(), QUEUED);
 }
 
-TEST_F(CoordinatorTest, AJobsCorpusIsReadOnceFromItsSubmissionToItsRestart) {
+TEST_F(CoordinatorTest, AJobsCorpusIsTokenizedOnceFromItsSubmissionToItsRestartAndByTheNextCoordinator) {
   JobSpec spec = Spec(1);
   spec.set_max_restarts(1);
-  auto job = coordinator_->SubmitJob(spec);  // Reads it; no worker yet.
+  auto job = coordinator_->SubmitJob(spec);  // Tokenizes it; no worker yet.
   ASSERT_TRUE(job.ok()) << job.status();
-  EXPECT_EQ(coordinator_->CorpusCacheCounts().reads, 1);
-  EXPECT_EQ(coordinator_->CorpusCacheCounts().hits, 0);
+  EXPECT_EQ(coordinator_->TokenCacheCounts().builds, 1);
+  EXPECT_EQ(coordinator_->TokenCacheCounts().hits, 0);
+  EXPECT_EQ(ListDirectory(coordinator_->TokenCacheDir()).size(), 1u);
 
   WorkerRef w = AddWorker("w0");  // Starts it from the cache.
   ASSERT_EQ(coordinator_->GetJob(job->id())->state(), RUNNING);
@@ -530,10 +533,16 @@ TEST_F(CoordinatorTest, AJobsCorpusIsReadOnceFromItsSubmissionToItsRestart) {
   Job now = *coordinator_->GetJob(job->id());
   EXPECT_EQ(now.state(), RUNNING);
   EXPECT_EQ(now.attempt(), 2);
-  CorpusCache::Counts counts = coordinator_->CorpusCacheCounts();
-  EXPECT_EQ(counts.reads, 1);
+  TokenCache::Counts counts = coordinator_->TokenCacheCounts();
+  EXPECT_EQ(counts.builds, 1);
   EXPECT_EQ(counts.hits, 2);
-  EXPECT_EQ(counts.entries, 1);
+
+  coordinator_.reset();  // The next coordinator opens what this one wrote.
+  coordinator_ = *Coordinator::Create(options_, &clock_);
+  auto again = coordinator_->SubmitJob(spec);
+  ASSERT_TRUE(again.ok()) << again.status();
+  EXPECT_EQ(coordinator_->TokenCacheCounts().builds, 0);
+  EXPECT_EQ(coordinator_->TokenCacheCounts().opens, 1);
 }
 
 TEST_F(CoordinatorTest, HeartbeatsAndQueriesAreAnsweredWhileARecordWriteIsStuck) {

@@ -69,10 +69,17 @@ absl::StatusOr<TokenCache::Entry> TokenCache::Get(const std::string& dir, const 
   Entry entry;
   entry.key = key;
   entry.path = absl::StrCat(root_, "/", key);
+  if (auto it = open_.find(key); it != open_.end()) {
+    ++counts_.hits;
+    entry.corpus = it->second;
+    return entry;
+  }
   if (struct stat st{}; ::stat(entry.path.c_str(), &st) == 0) {
     absl::StatusOr<TokenCorpus> opened = OpenTokenCorpus(entry.path);
     if (opened.ok()) {
       entry.corpus = std::make_shared<const TokenCorpus>(*std::move(opened));
+      open_[key] = entry.corpus;
+      ++counts_.opens;
       return entry;
     }
     // Only a damaged or incomplete entry is replaced; another failure (out of memory or
@@ -107,8 +114,15 @@ absl::StatusOr<TokenCache::Entry> TokenCache::Get(const std::string& dir, const 
   DDLM_RETURN_IF_ERROR(SyncDirectory(root_));
   DDLM_ASSIGN_OR_RETURN(TokenCorpus opened, OpenTokenCorpus(entry.path));
   entry.corpus = std::make_shared<const TokenCorpus>(std::move(opened));
+  open_[key] = entry.corpus;
+  ++counts_.builds;
   entry.built = true;
   return entry;
+}
+
+TokenCache::Counts TokenCache::counts() const {
+  absl::MutexLock lock(&mu_);
+  return counts_;
 }
 
 absl::StatusOr<int> TokenCache::Collect(const std::set<std::string>& keep) {
@@ -117,6 +131,7 @@ absl::StatusOr<int> TokenCache::Collect(const std::set<std::string>& keep) {
   for (const std::string& name : ListDirectory(root_)) {
     const bool temporary = absl::StrContains(name, ".tmp.");
     if (!temporary && keep.count(name) > 0) continue;
+    open_.erase(name);
     DDLM_RETURN_IF_ERROR(RemoveTree(absl::StrCat(root_, "/", name)));
     if (!temporary) ++removed;
   }

@@ -9,11 +9,13 @@
 // gets another key (the old entry stays until Collect). An entry is built in a
 // temporary directory and renamed into place whole; one found damaged (DATA_LOSS) is
 // built again. Memory while building is bounded by the vocabulary (two streaming
-// passes), whatever the corpus's size.
+// passes), whatever the corpus's size. An entry is checked (read whole) once per
+// TokenCache: later Gets of the same key share what the first opened.
 //
 // Threading: thread-safe; one build at a time (Get holds a lock while it builds).
 
 #include <cstdint>
+#include <map>
 #include <memory>
 #include <set>
 #include <string>
@@ -43,14 +45,25 @@ class TokenCache {
   // changed while it was read). `options.progress` reports a build's progress.
   absl::StatusOr<Entry> Get(const std::string& dir, const TokenizeOptions& options = {}) ABSL_LOCKS_EXCLUDED(mu_);
 
+  struct Counts {
+    int64_t builds = 0;  // Gets that tokenized the text (a miss, or a damaged entry).
+    int64_t opens = 0;   // Gets that opened (and checked) an entry found on disk.
+    int64_t hits = 0;    // Gets answered with an entry this cache had open.
+  };
+  Counts counts() const ABSL_LOCKS_EXCLUDED(mu_);
+
   // Removes every entry (and any temporary directory) whose key is not in `keep`;
-  // returns how many entries went.
+  // returns how many entries went. Shards already handed out stay readable (their
+  // files are mapped).
   absl::StatusOr<int> Collect(const std::set<std::string>& keep) ABSL_LOCKS_EXCLUDED(mu_);
 
  private:
   const std::string root_;
-  absl::Mutex mu_;
+  mutable absl::Mutex mu_;
+  Counts counts_ ABSL_GUARDED_BY(mu_);
   uint64_t next_temporary_ ABSL_GUARDED_BY(mu_) = 0;
+  // Entries opened (and checked) by this cache, by key.
+  std::map<std::string, std::shared_ptr<const TokenCorpus>> open_ ABSL_GUARDED_BY(mu_);
 };
 
 }  // namespace ddlm

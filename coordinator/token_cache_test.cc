@@ -57,7 +57,8 @@ TEST(TokenCacheTest, ACorpusIsTokenizedOnceAndThenFoundEvenByAnotherCache) {
   ASSERT_TRUE(second.ok()) << second.status();
   EXPECT_FALSE(second->built);
   EXPECT_EQ(second->key, first->key);
-  TokenCache restarted(TempPath("cache-once"));  // A coordinator that restarted.
+  EXPECT_EQ(second->corpus.get(), first->corpus.get());  // Opened (and checked) once.
+  TokenCache restarted(TempPath("cache-once"));          // A coordinator that restarted.
   auto third = restarted.Get(dir);
   ASSERT_TRUE(third.ok()) << third.status();
   EXPECT_FALSE(third->built);
@@ -96,11 +97,14 @@ TEST(TokenCacheTest, ADamagedEntryIsBuiltAgain) {
   const std::string token_file = entry->path + "/train.tok";
   std::string bytes = *ReadFile(token_file);
   bytes[kTokenFileHeaderBytes] ^= 1;
-  entry->corpus.reset();  // Unmapped before it is replaced.
+  entry->corpus.reset();
   ASSERT_TRUE(WriteFileAtomically(token_file, bytes).ok());
   EXPECT_EQ(OpenTokenCorpus(entry->path).status().code(), absl::StatusCode::kDataLoss);
 
-  auto again = cache.Get(dir);
+  // This cache opened the entry before the damage and keeps what it opened (removed by
+  // hand, the entry would be gone from its map); a coordinator started now finds it.
+  TokenCache restarted(TempPath("cache-damaged"));
+  auto again = restarted.Get(dir);
   ASSERT_TRUE(again.ok()) << again.status();
   EXPECT_TRUE(again->built);
   EXPECT_EQ(again->key, entry->key);

@@ -388,10 +388,15 @@ TEST_F(NetnsTest, TwoWorkersOnSeparateHostsCompleteAJob) {
   // may still be in the pipe.
   for (auto& w : workers_) EXPECT_TRUE(w->WaitForLine("finished " + job.id())) << w->output();
 
-  // Only the coordinator keeps files; the workers' private directories stay empty.
+  // The coordinator keeps the job's files; a worker only its shards (train, valid,
+  // test: token files it maps), in $TMPDIR/ddlm-shards-<worker id>.
   EXPECT_FALSE(DirEntries(coord.dir + "/state").empty());
   for (int i = 1; i <= 2; ++i) {
-    EXPECT_THAT(DirEntries(hosts_[i].dir), ::testing::IsEmpty()) << hosts_[i].dir;
+    const std::string shards = "ddlm-shards-" + hosts_[i].name;
+    EXPECT_THAT(DirEntries(hosts_[i].dir), ::testing::ElementsAre(shards)) << hosts_[i].dir;
+    const std::vector<std::string> files = DirEntries(hosts_[i].dir + "/" + shards);
+    EXPECT_EQ(files.size(), 3u);
+    for (const std::string& f : files) EXPECT_THAT(f, ::testing::EndsWith(".tok"));
   }
 }
 

@@ -9,10 +9,12 @@
 // Threading: implementations are thread-safe (the heartbeat thread, the command
 // reader and the job runner call one client concurrently).
 
+#include <functional>
 #include <memory>
 #include <string>
 
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 #include "common/base/key_value_store.h"
 #include "proto/worker_service.pb.h"
@@ -41,8 +43,12 @@ class CoordinatorClient {
   virtual absl::StatusOr<std::string> KeyGet(const WorkerRef& worker, const std::string& key) = 0;
   virtual absl::Status KeyWait(const WorkerRef& worker, const std::vector<std::string>& keys,
                                absl::Duration timeout) = 0;
+  // A shard's bytes (int32 little-endian token ids), passed to `sink` a chunk at a
+  // time as they come (a shard may be larger than memory); its CRC-32 is checked at
+  // the end: nothing the sink got may be trusted unless this returns OK.
+  virtual absl::Status DownloadShard(const DownloadShardRequest& request,
+                                     const std::function<absl::Status(absl::string_view)>& sink) = 0;
   // The whole object, reassembled from chunks and checked against its CRC-32.
-  virtual absl::StatusOr<std::string> DownloadShard(const DownloadShardRequest& request) = 0;
   virtual absl::StatusOr<std::string> DownloadCheckpoint(const DownloadCheckpointRequest& request) = 0;
   virtual absl::Status ReportMetrics(const ReportMetricsRequest& request) = 0;
   virtual absl::StatusOr<EvaluationDecision> ReportEvaluation(const ReportEvaluationRequest& request,

@@ -19,6 +19,7 @@
 #include "common/training/trainer.h"
 #include "worker/gradient_reducer.h"
 #include "worker/rank_state.h"
+#include "worker/shard_store.h"
 
 namespace ddlm {
 
@@ -116,21 +117,56 @@ class CoordinatorValidationArbiter : public ValidationArbiter {
 
 }  // namespace
 
+void JobRunner::Shards::ReleasePages() const {
+  for (const auto& file : files) file->ReleasePages();
+}
+
 absl::StatusOr<JobRunner::Shards> JobRunner::DownloadShards() {
+  static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__, "shard files are mapped as int32 little-endian");
   const JobSpec& spec = assignment_.spec();
-  std::vector<int64_t> splits[3];
+  const int64_t batch[3] = {spec.data().batch_size(), spec.data().eval_batch_size(), spec.data().eval_batch_size()};
+  const int64_t tokens[3] = {assignment_.train_tokens(), assignment_.valid_tokens(), assignment_.test_tokens()};
+  const bool on_disk = !options_.shard_dir.empty() && assignment_.shard_ids_size() == 3;
+  ShardStore store(options_.shard_dir);
+  if (on_disk) {
+    // Only this attempt's shards stay on the disk.
+    absl::Status kept = store.Keep({assignment_.shard_ids().begin(), assignment_.shard_ids().end()});
+    if (!kept.ok()) LOG(WARNING) << Who() << "old shards in " << store.dir() << " stay: " << kept;
+  }
+  Shards shards;
+  torch::Tensor* out[3] = {&shards.train, &shards.valid, &shards.test};
   for (int split = TRAIN; split <= TEST; ++split) {
+    const int i = split - TRAIN;
     DownloadShardRequest request;
     *request.mutable_worker() = worker_;
     *request.mutable_attempt() = assignment_.attempt();
     request.set_split(static_cast<Split>(split));
-    DDLM_ASSIGN_OR_RETURN(std::string bytes, client_->DownloadShard(request));
-    DDLM_ASSIGN_OR_RETURN(splits[split - TRAIN], DecodeTokenIds(bytes));
+    auto download = [&](const std::function<absl::Status(absl::string_view)>& sink) {
+      return client_->DownloadShard(request, sink);
+    };
+    if (on_disk) {
+      DDLM_ASSIGN_OR_RETURN(std::shared_ptr<const TokenFile> file,
+                            store.Get(assignment_.shard_ids(i), tokens[i],
+                                      static_cast<int64_t>(assignment_.vocabulary().size()), download));
+      // A view of the mapping: the file stays mapped while any tensor over it lives.
+      torch::Tensor ids = torch::from_blob(
+          const_cast<void*>(file->raw_ids()), {file->tokens()}, [file](void*) {}, torch::kInt32);
+      *out[i] = BatchifyView(ids, batch[i]);
+      shards.files.push_back(std::move(file));
+    } else {
+      std::string bytes;
+      DDLM_RETURN_IF_ERROR(download([&](absl::string_view chunk) {
+        bytes.append(chunk.data(), chunk.size());
+        return absl::OkStatus();
+      }));
+      DDLM_ASSIGN_OR_RETURN(std::vector<int64_t> ids, DecodeTokenIds(bytes));
+      *out[i] = Batchify(ids, batch[i]);
+    }
   }
-  Shards shards;
-  shards.train = Batchify(splits[0], spec.data().batch_size());
-  shards.valid = Batchify(splits[1], spec.data().eval_batch_size());
-  shards.test = Batchify(splits[2], spec.data().eval_batch_size());
+  if (on_disk) {
+    LOG(INFO) << Who() << "shards in " << store.dir() << ": " << store.downloads() << " downloaded, " << store.reused()
+              << " already there";
+  }
   DDLM_RETURN_IF_ERROR(CheckHasBatches(shards.train, "train shard"));
   DDLM_RETURN_IF_ERROR(CheckHasBatches(shards.valid, "valid shard"));
   DDLM_RETURN_IF_ERROR(CheckHasBatches(shards.test, "test shard"));
@@ -257,6 +293,7 @@ absl::Status JobRunner::RunAttempt() {
                                                 : 0;
     allreduce_seconds_reported = allreduce_seconds;
     ReportInterval(report, *trainer, per_batch);
+    shards.ReleasePages();
   });
   const int64_t every = spec.checkpoint().every_n_steps();
   trainer->set_step_callback([&](const Trainer& t) -> absl::Status {
@@ -279,6 +316,7 @@ absl::Status JobRunner::RunAttempt() {
                      "all-reduce %.1f s, %d bucket(s)",
                      end.epoch, end.train_seconds, end.decision.loss(), std::exp(end.decision.loss()),
                      reducer.stats().allreduce_seconds, reducer.num_buckets());
+    shards.ReleasePages();
     return UploadCheckpoint(*trainer, collective);
   };
   EpochLoop loop(trainer.get(), &arbiter, loop_options);

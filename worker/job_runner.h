@@ -24,8 +24,10 @@
 #include <functional>
 #include <memory>
 #include <string>
+#include <vector>
 
 #include "absl/status/status.h"
+#include "common/base/token_file.h"
 #include "proto/worker_service.pb.h"
 #include "torch/torch.h"
 #include "worker/attempt_runner.h"
@@ -51,6 +53,9 @@ struct JobRunnerOptions {
   // ...asking again this often (harmless), so that a stop or a coordinator that stopped
   // answering is noticed within one poll rather than after evaluation_timeout.
   absl::Duration evaluation_poll = absl::Seconds(30);
+  // Where shards are kept on disk and mapped (worker/shard_store.h); a shard already
+  // there is not downloaded again. Empty: shards are held in memory.
+  std::string shard_dir;
 };
 
 class JobRunner : public AttemptRunner {
@@ -64,15 +69,19 @@ class JobRunner : public AttemptRunner {
   const AttemptRef& attempt() const override { return assignment_.attempt(); }
 
  private:
-  // This rank's batched slices of the corpus.
+  // This rank's batched slices of the corpus: in memory, or views of the mapped files
+  // of a ShardStore (then `files` keeps them mapped; ReleasePages lets their read
+  // pages go, so that a walk over a shard larger than memory stays small).
   struct Shards {
     torch::Tensor train, valid, test;
+    std::vector<std::shared_ptr<const TokenFile>> files;
+    void ReleasePages() const;
   };
 
   std::string Who() const;
   // Download -> restore -> connect -> epochs (EpochLoop) -> test.
   absl::Status RunAttempt();
-  // This rank's shards, from the coordinator, batched.
+  // This rank's shards, from the coordinator (or options.shard_dir), batched.
   absl::StatusOr<Shards> DownloadShards();
   // A kept checkpoint of the job, by id.
   absl::StatusOr<Checkpoint> DownloadCheckpoint(const std::string& id);

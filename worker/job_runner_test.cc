@@ -3,7 +3,9 @@
 #include "worker/job_runner.h"
 
 #include <cmath>
+#include <cstdlib>
 
+#include "absl/strings/str_cat.h"
 #include "common/base/config.h"
 #include "common/base/corpus.h"
 #include "common/base/file_io.h"
@@ -46,11 +48,11 @@ Assignment MakeAssignment(const Corpus& corpus, int epochs) {
   return a;
 }
 
-JobRunner MakeRunner(const Assignment& a, FakeCoordinatorClient* client) {
+JobRunner MakeRunner(const Assignment& a, FakeCoordinatorClient* client, JobRunnerOptions options = {}) {
   WorkerRef worker;
   worker.set_worker_id("w0");
   worker.set_incarnation(1);
-  return JobRunner(a, worker, client, JobRunnerOptions(), CreateGlooCollective);
+  return JobRunner(a, worker, client, options, CreateGlooCollective);
 }
 
 TEST(JobRunnerTest, TrainsValidatesCheckpointsAndTests) {
@@ -125,6 +127,77 @@ TEST(JobRunnerTest, AResumedRunEndsBitIdenticalToAStraightOneAndStopsWhenAsked) 
   runner.RequestStop();
   EXPECT_EQ(runner.Run().code(), absl::StatusCode::kCancelled);
   EXPECT_EQ(client.valid_losses().size(), 3u);  // Stopped before any epoch ended.
+}
+
+TEST(JobRunnerTest, MappedShardsOnDiskTrainBitIdenticallyToShardsInMemoryAndAreNotDownloadedAgain) {
+  absl::StatusOr<Corpus> corpus = LoadCorpus("configs/quickstart_data");
+  ASSERT_TRUE(corpus.ok());
+  FakeCoordinatorClient in_memory;
+  ServeCorpus(*corpus, &in_memory);
+  {
+    JobRunner runner = MakeRunner(MakeAssignment(*corpus, 2), &in_memory);
+    ASSERT_TRUE(runner.Run().ok());
+  }
+
+  JobRunnerOptions options;
+  options.shard_dir = absl::StrCat(std::getenv("TEST_TMPDIR"), "/shards");
+  Assignment a = MakeAssignment(*corpus, 2);
+  for (const char* id : {"c-train-0-n", "c-valid-0-n", "c-test-0-n"}) a.add_shard_ids(id);
+  a.set_train_tokens(static_cast<int64_t>(corpus->train.size()));
+  a.set_valid_tokens(static_cast<int64_t>(corpus->valid.size()));
+  a.set_test_tokens(static_cast<int64_t>(corpus->test.size()));
+  FakeCoordinatorClient mapped;
+  ServeCorpus(*corpus, &mapped);
+  {
+    JobRunner runner = MakeRunner(a, &mapped, options);
+    ASSERT_TRUE(runner.Run().ok());
+  }
+  EXPECT_EQ(mapped.shard_downloads(), 3);
+  EXPECT_EQ(mapped.valid_losses(), in_memory.valid_losses());  // Exactly.
+  EXPECT_EQ(mapped.test_losses(), in_memory.test_losses());
+  EXPECT_EQ(mapped.checkpoint("e3-s40"), in_memory.checkpoint("e3-s40"));
+  EXPECT_THAT(ListDirectory(options.shard_dir),
+              ::testing::ElementsAre("c-test-0-n.tok", "c-train-0-n.tok", "c-valid-0-n.tok"));
+
+  // The next attempt (after a restart, say) on the same shards downloads none; one
+  // whose train shard changed downloads that one, and the old one goes.
+  a.mutable_attempt()->set_attempt(2);
+  a.set_store_prefix("job-1/attempt-2/");
+  mapped.SetValidationState(std::nullopt, /*lr=*/20);  // A fresh start.
+  {
+    JobRunner runner = MakeRunner(a, &mapped, options);
+    ASSERT_TRUE(runner.Run().ok());
+  }
+  EXPECT_EQ(mapped.shard_downloads(), 3);
+  EXPECT_EQ(mapped.test_losses().back(), in_memory.test_losses().back());
+  a.set_shard_ids(0, "c2-train-0-n");
+  a.mutable_attempt()->set_attempt(3);
+  a.set_store_prefix("job-1/attempt-3/");
+  {
+    JobRunner runner = MakeRunner(a, &mapped, options);
+    ASSERT_TRUE(runner.Run().ok());
+  }
+  EXPECT_EQ(mapped.shard_downloads(), 4);
+  EXPECT_THAT(ListDirectory(options.shard_dir),
+              ::testing::ElementsAre("c-test-0-n.tok", "c-valid-0-n.tok", "c2-train-0-n.tok"));
+}
+
+TEST(JobRunnerTest, AShardOfAnotherSizeThanAssignedFailsTheAttemptNamingIt) {
+  absl::StatusOr<Corpus> corpus = LoadCorpus("configs/quickstart_data");
+  ASSERT_TRUE(corpus.ok());
+  FakeCoordinatorClient client;
+  ServeCorpus(*corpus, &client);
+  JobRunnerOptions options;
+  options.shard_dir = absl::StrCat(std::getenv("TEST_TMPDIR"), "/short");
+  Assignment a = MakeAssignment(*corpus, 1);
+  for (const char* id : {"t", "v", "s"}) a.add_shard_ids(id);
+  a.set_train_tokens(static_cast<int64_t>(corpus->train.size()) + 1);
+  a.set_valid_tokens(static_cast<int64_t>(corpus->valid.size()));
+  a.set_test_tokens(static_cast<int64_t>(corpus->test.size()));
+  JobRunner runner = MakeRunner(a, &client, options);
+  absl::Status s = runner.Run();
+  EXPECT_EQ(s.code(), absl::StatusCode::kDataLoss);
+  EXPECT_THAT(s.message(), ::testing::HasSubstr("shard t:"));
 }
 
 TEST(JobRunnerTest, MissingResumeCheckpointIsAnError) {

@@ -15,7 +15,9 @@
 #include <signal.h>
 #include <unistd.h>
 
+#include <cctype>
 #include <cstdio>
+#include <cstdlib>
 #include <memory>
 #include <thread>
 
@@ -23,6 +25,7 @@
 #include "absl/strings/str_cat.h"
 #include "common/base/cli.h"
 #include "common/base/clock.h"
+#include "common/base/file_io.h"
 #include "common/base/shutdown_signal.h"
 #include "common/training/accelerator.h"
 #include "common/training/device.h"
@@ -44,6 +47,10 @@ ABSL_FLAG(std::string, host, "",
           "Address other workers reach this one on (default: the local address that routes "
           "to the coordinator).");
 ABSL_FLAG(int32_t, collective_timeout_s, 300, "Timeout of rendezvous and every collective.");
+ABSL_FLAG(std::string, shard_dir, "",
+          "Where this worker keeps its shards, memory-mapped; a shard already there is not "
+          "downloaded again (default: $TMPDIR/ddlm-shards-<worker id>, removed at exit when "
+          "the worker id was not given).");
 
 namespace {
 
@@ -94,10 +101,21 @@ int main(int argc, char** argv) {
     host = *local;
   }
   std::string id = absl::GetFlag(FLAGS_worker_id);
-  if (id.empty()) {
+  const bool named = !id.empty();
+  if (!named) {
     char name[256] = {};
     ::gethostname(name, sizeof(name) - 1);
     id = absl::StrCat(name, "-", device, "-", ::getpid());
+  }
+  std::string shard_dir = absl::GetFlag(FLAGS_shard_dir);
+  const bool default_shard_dir = shard_dir.empty();
+  if (default_shard_dir) {
+    std::string safe = id;  // A file name.
+    for (char& c : safe) {
+      if (!std::isalnum(static_cast<unsigned char>(c)) && c != '-' && c != '_' && c != '.') c = '_';
+    }
+    const char* tmp = std::getenv("TMPDIR");
+    shard_dir = absl::StrCat(tmp != nullptr && *tmp != '\0' ? tmp : "/tmp", "/ddlm-shards-", safe);
   }
 
   // Gloo writes to its peers' sockets with plain writev: a peer that died would raise
@@ -131,6 +149,7 @@ int main(int argc, char** argv) {
   runner_options.device = *resolved;
   runner_options.host = host;
   runner_options.collective_timeout = absl::Seconds(absl::GetFlag(FLAGS_collective_timeout_s));
+  runner_options.shard_dir = shard_dir;
   ddlm::CoordinatorClient* coordinator_client = client.get();
   ddlm::RealClock clock;
   ddlm::WorkerAgent agent(
@@ -150,6 +169,8 @@ int main(int argc, char** argv) {
   const absl::Status status = agent.Run();
   ddlm::WakeShutdownWaiter();
   signal_thread.join();  // Before `agent`, which it refers to, is gone.
+  // A worker of no given name never comes back under the same one: its shards go.
+  if (default_shard_dir && !named) (void)ddlm::RemoveTree(shard_dir);
   if (!status.ok()) {
     std::fprintf(stderr, "ddlm_worker: %s\n", status.ToString().c_str());
     return 1;

@@ -5,6 +5,7 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <utility>
@@ -39,8 +40,11 @@ absl::string_view Bytes(const unsigned char* p, size_t n) {
 int TokenWidth(int64_t vocabulary_size) { return vocabulary_size <= (int64_t{1} << 16) ? 2 : 4; }
 
 absl::StatusOr<std::unique_ptr<TokenFileWriter>> TokenFileWriter::Create(const std::string& path,
-                                                                         int64_t vocabulary_size,
-                                                                         uint64_t fingerprint) {
+                                                                         int64_t vocabulary_size, uint64_t fingerprint,
+                                                                         int min_width) {
+  if (min_width != 2 && min_width != 4) {
+    return absl::InvalidArgumentError(absl::StrCat("a token file's id width is 2 or 4 bytes, got ", min_width));
+  }
   if (vocabulary_size < 1 || vocabulary_size > (int64_t{1} << 32)) {
     return absl::InvalidArgumentError(
         absl::StrCat("a token file's vocabulary must have 1 to 2^32 words, got ", vocabulary_size));
@@ -51,20 +55,21 @@ absl::StatusOr<std::unique_ptr<TokenFileWriter>> TokenFileWriter::Create(const s
     return absl::Status(errno == ENOSPC ? absl::StatusCode::kResourceExhausted : absl::StatusCode::kInternal,
                         absl::StrCat("cannot create '", tmp, "': ", std::strerror(errno)));
   }
-  std::unique_ptr<TokenFileWriter> writer(new TokenFileWriter(path, std::move(tmp), fd, vocabulary_size, fingerprint));
+  std::unique_ptr<TokenFileWriter> writer(new TokenFileWriter(path, std::move(tmp), fd, vocabulary_size, fingerprint,
+                                                              std::max(min_width, TokenWidth(vocabulary_size))));
   // The header's place, filled in by Finish.
   writer->buffer_.assign(kTokenFileHeaderBytes, '\0');
   return writer;
 }
 
 TokenFileWriter::TokenFileWriter(std::string path, std::string tmp, int fd, int64_t vocabulary_size,
-                                 uint64_t fingerprint)
+                                 uint64_t fingerprint, int width)
     : path_(std::move(path)),
       tmp_(std::move(tmp)),
       fd_(fd),
       vocabulary_size_(vocabulary_size),
       fingerprint_(fingerprint),
-      width_(TokenWidth(vocabulary_size)) {}
+      width_(width) {}
 
 TokenFileWriter::~TokenFileWriter() {
   if (fd_ >= 0) ::close(fd_);
@@ -156,7 +161,7 @@ absl::StatusOr<std::unique_ptr<TokenFile>> TokenFile::Open(const std::string& pa
   file->vocabulary_size_ = static_cast<int64_t>(GetLe(header + 24, 8));
   file->fingerprint_ = GetLe(header + 32, 8);
   if (file->width_ != 2 && file->width_ != 4) return damaged(absl::StrCat("id width ", file->width_));
-  if (file->vocabulary_size_ < 1 || file->width_ != TokenWidth(file->vocabulary_size_)) {
+  if (file->vocabulary_size_ < 1 || file->width_ < TokenWidth(file->vocabulary_size_)) {
     return damaged(absl::StrCat("id width ", file->width_, " for ", file->vocabulary_size_, " words"));
   }
   const uint64_t payload = size - kTokenFileHeaderBytes;
@@ -166,14 +171,25 @@ absl::StatusOr<std::unique_ptr<TokenFile>> TokenFile::Open(const std::string& pa
                                 " bytes follow it"));
   }
   file->ids_ = header + kTokenFileHeaderBytes;
-  ::madvise(map, size, MADV_SEQUENTIAL);
-  if (GetLe(header + 40, 4) != Crc32(Bytes(file->ids_, payload))) return damaged("its ids' checksum does not match");
-  for (int64_t i = 0; i < file->tokens_; ++i) {  // Readers index embeddings with them.
-    if ((*file)[i] >= file->vocabulary_size_) return damaged(absl::StrCat("id ", i, " is outside the vocabulary"));
+  // A few MiB at a time, each let go once checked: resident memory stays bounded.
+  constexpr int64_t kVerifyIds = int64_t{1} << 21;
+  uint32_t crc = 0;
+  int64_t outside = -1;  // The first id outside the vocabulary (reported after the checksum).
+  for (int64_t begin = 0; begin < file->tokens_; begin += kVerifyIds) {
+    const int64_t end = std::min(file->tokens_, begin + kVerifyIds);
+    const size_t width = static_cast<size_t>(file->width_);
+    crc = Crc32(Bytes(file->ids_ + static_cast<size_t>(begin) * width, static_cast<size_t>(end - begin) * width), crc);
+    for (int64_t i = begin; i < end && outside < 0; ++i) {  // Readers index embeddings with them.
+      if ((*file)[i] >= file->vocabulary_size_) outside = i;
+    }
+    file->ReleasePages();
   }
-  ::madvise(map, size, MADV_NORMAL);
+  if (GetLe(header + 40, 4) != crc) return damaged("its ids' checksum does not match");
+  if (outside >= 0) return damaged(absl::StrCat("id ", outside, " is outside the vocabulary"));
   return file;
 }
+
+void TokenFile::ReleasePages() const { ::madvise(map_, map_bytes_, MADV_DONTNEED); }
 
 TokenFile::~TokenFile() {
   if (map_ != nullptr) ::munmap(map_, map_bytes_);

@@ -6,7 +6,8 @@
 //
 //   bytes  0-7   "DDLMTOK1"
 //          8-11  uint32  width of an id: 2 (uint16) when the vocabulary has at most
-//                        65,536 words, 4 (uint32) otherwise
+//                        65,536 words (or 4, if the writer asked for it), 4 (uint32)
+//                        otherwise
 //         12-15  uint32  0
 //         16-23  uint64  tokens
 //         24-31  uint64  vocabulary size (every id is below it)
@@ -41,9 +42,10 @@ int TokenWidth(int64_t vocabulary_size);
 class TokenFileWriter {
  public:
   // Starts `path` (written in place only by Finish). INVALID_ARGUMENT for a vocabulary
-  // size outside [1, 2^32].
+  // size outside [1, 2^32]. `min_width` 4 writes 4-byte ids whatever the vocabulary
+  // (a worker's shard, mapped as int32: worker/shard_store.h).
   static absl::StatusOr<std::unique_ptr<TokenFileWriter>> Create(const std::string& path, int64_t vocabulary_size,
-                                                                 uint64_t fingerprint);
+                                                                 uint64_t fingerprint, int min_width = 2);
   // Removes the temporary file if Finish was not reached.
   ~TokenFileWriter();
   TokenFileWriter(const TokenFileWriter&) = delete;
@@ -56,7 +58,7 @@ class TokenFileWriter {
   int64_t tokens() const { return tokens_; }
 
  private:
-  TokenFileWriter(std::string path, std::string tmp, int fd, int64_t vocabulary_size, uint64_t fingerprint);
+  TokenFileWriter(std::string path, std::string tmp, int fd, int64_t vocabulary_size, uint64_t fingerprint, int width);
   absl::Status Flush();
 
   const std::string path_, tmp_;
@@ -73,8 +75,10 @@ class TokenFileWriter {
 
 class TokenFile {
  public:
-  // Maps `path` and checks its header and both checksums (reading every byte once).
-  // NOT_FOUND for a missing file, DATA_LOSS naming the file and what is wrong.
+  // Maps `path` and checks its header and both checksums (reading every byte once, a
+  // few MiB at a time: the pages read are let go as it goes, so that opening a file
+  // larger than memory does not make it resident). NOT_FOUND for a missing file,
+  // DATA_LOSS naming the file and what is wrong.
   static absl::StatusOr<std::unique_ptr<TokenFile>> Open(const std::string& path);
   ~TokenFile();
   TokenFile(const TokenFile&) = delete;
@@ -90,6 +94,12 @@ class TokenFile {
   // Ids [begin, end) as int32 little-endian bytes, as sharding.h's EncodeTokenIds makes
   // a shard.
   std::string EncodeInt32(int64_t begin, int64_t end) const;
+  // The ids' bytes as they are in the file (width() bytes each, little-endian).
+  const void* raw_ids() const { return ids_; }
+  // Lets go of the mapping's resident pages (they stay in the page cache, and are
+  // mapped again when read): a reader that walks a large file calls it now and then so
+  // that its resident memory stays bounded. Safe while others read the file.
+  void ReleasePages() const;
 
  private:
   TokenFile() = default;

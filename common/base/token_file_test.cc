@@ -53,6 +53,43 @@ TEST(TokenFileTest, IdsAreTwoBytesUpTo65536WordsAndFourBeyond) {
   EXPECT_EQ((*b)->fingerprint(), 42u);
 }
 
+TEST(TokenFileTest, AWriterAskingForFourBytesGetsThemAndTheIdsReadAsInt32) {
+  const std::string path = TempPath("wide.tok");
+  auto writer = TokenFileWriter::Create(path, 100, 9, /*min_width=*/4);
+  ASSERT_TRUE(writer.ok()) << writer.status();
+  ASSERT_TRUE((*writer)->Append({99, 0, 42}).ok());
+  ASSERT_TRUE((*writer)->Finish().ok());
+  auto file = TokenFile::Open(path);
+  ASSERT_TRUE(file.ok()) << file.status();
+  EXPECT_EQ((*file)->width(), 4);
+  const int32_t* raw = static_cast<const int32_t*>((*file)->raw_ids());
+  EXPECT_EQ(raw[0], 99);
+  EXPECT_EQ(raw[1], 0);
+  EXPECT_EQ(raw[2], 42);
+  EXPECT_EQ(TokenFileWriter::Create(TempPath("odd.tok"), 100, 9, 3).status().code(),
+            absl::StatusCode::kInvalidArgument);
+}
+
+TEST(TokenFileTest, AFileOfSeveralVerificationPiecesOpensAndStillReadsAfterItsPagesAreReleased) {
+  std::vector<int64_t> ids;
+  for (int64_t i = 0; i < 5000000; ++i) ids.push_back((i * 40503) % 30000);  // 2.4 pieces of 2^21 ids.
+  const std::string path = TempPath("pieces.tok");
+  auto writer = TokenFileWriter::Create(path, 30000, 1);
+  ASSERT_TRUE(writer.ok()) << writer.status();
+  ASSERT_TRUE((*writer)->Append(ids).ok());
+  ASSERT_TRUE((*writer)->Finish().ok());
+  auto file = TokenFile::Open(path);
+  ASSERT_TRUE(file.ok()) << file.status();
+  (*file)->ReleasePages();
+  EXPECT_EQ((**file)[4999999], ids[4999999]);
+  EXPECT_EQ((**file)[2097152], ids[2097152]);
+  // A flipped id in the last piece is found.
+  std::string bytes = *ReadFile(path);
+  bytes[kTokenFileHeaderBytes + 2 * 4900000] ^= 1;
+  ASSERT_TRUE(WriteFileAtomically(path, bytes).ok());
+  EXPECT_EQ(TokenFile::Open(path).status().code(), absl::StatusCode::kDataLoss);
+}
+
 TEST(TokenFileTest, ARangeEncodesAsTheShardOfTheSameIds) {
   std::vector<int64_t> ids;
   for (int i = 0; i < 1000; ++i) ids.push_back((i * 7919) % 500);

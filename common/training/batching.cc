@@ -4,11 +4,13 @@
 
 namespace ddlm {
 
-torch::Tensor Batchify(const torch::Tensor& ids, int64_t batch) {
+torch::Tensor BatchifyView(const torch::Tensor& ids, int64_t batch) {
   TORCH_CHECK(batch > 0, "batch size must be positive");
   const int64_t rows = ids.size(0) / batch;
-  return ids.narrow(0, 0, rows * batch).view({batch, rows}).t().contiguous();
+  return ids.narrow(0, 0, rows * batch).view({batch, rows}).t();
 }
+
+torch::Tensor Batchify(const torch::Tensor& ids, int64_t batch) { return BatchifyView(ids, batch).contiguous(); }
 
 torch::Tensor Batchify(const std::vector<int64_t>& ids, int64_t batch) {
   torch::Tensor t =
@@ -18,7 +20,13 @@ torch::Tensor Batchify(const std::vector<int64_t>& ids, int64_t batch) {
 
 Batch GetBatch(const torch::Tensor& source, int64_t i, int64_t bptt) {
   const int64_t seq_len = std::min(bptt, source.size(0) - 1 - i);
-  return Batch{source.narrow(0, i, seq_len), source.narrow(0, i + 1, seq_len).reshape({-1})};
+  torch::Tensor data = source.narrow(0, i, seq_len);
+  torch::Tensor targets = source.narrow(0, i + 1, seq_len).reshape({-1});
+  if (source.scalar_type() != torch::kLong) {  // A view of a mapped shard: copied out.
+    data = data.to(torch::kLong).contiguous();
+    targets = targets.to(torch::kLong);
+  }
+  return Batch{data, targets};
 }
 
 absl::Status CheckHasBatches(const torch::Tensor& source, absl::string_view name) {

@@ -19,10 +19,13 @@ namespace ddlm {
 // column-major in the stream: column j holds ids[j*rows, (j+1)*rows).
 torch::Tensor Batchify(const std::vector<int64_t>& ids, int64_t batch);
 torch::Tensor Batchify(const torch::Tensor& ids, int64_t batch);
+// The same layout as a view of `ids` (of any integer type), without a copy: what a
+// mapped shard is batched as (GetBatch copies each window out as int64).
+torch::Tensor BatchifyView(const torch::Tensor& ids, int64_t batch);
 
 struct Batch {
-  torch::Tensor data;     // [seq_len, batch]
-  torch::Tensor targets;  // [seq_len * batch]: data shifted by one row, flattened.
+  torch::Tensor data;     // [seq_len, batch], int64.
+  torch::Tensor targets;  // [seq_len * batch], int64: data shifted by one row, flattened.
 };
 
 // The window starting at row i: seq_len = min(bptt, rows - 1 - i).

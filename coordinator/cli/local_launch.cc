@@ -189,6 +189,8 @@ absl::StatusOr<JobState> LaunchLocally(const LocalLaunchOptions& options, std::F
                                      address,
                                      "--worker_id",
                                      absl::StrCat("local-", i),
+                                     "--shard_dir",  // Kept with the state: a later launch reuses them.
+                                     absl::StrCat(options.state_dir, "/shards/local-", i),
                                      "--host",
                                      "127.0.0.1",
                                      "--device",

@@ -321,10 +321,25 @@ grpc::Status WorkerServiceImpl::KeyWait(grpc::ServerContext* context, const KeyW
 grpc::Status WorkerServiceImpl::DownloadShard(grpc::ServerContext* context, const DownloadShardRequest* request,
                                               grpc::ServerWriter<DataChunk>* writer) {
   DDLM_RETURN_IF_ERROR_AS(Admit(*context, &request->worker().worker_id()).status(), ToGrpcStatus);
-  absl::StatusOr<std::shared_ptr<const std::string>> shard = c_->Shard(*request);
+  absl::StatusOr<ShardSource> shard = c_->Shard(*request);
   if (!shard.ok()) return ToGrpcStatus(shard.status());
   const auto bound = BoundTransfer(deadlines_, max_transfer_, context);
-  return SendChunks(**shard, context, writer);
+  // Straight from the token file, a chunk at a time; the pages read are let go every
+  // 64 MiB sent, so that serving a shard larger than memory keeps the coordinator small.
+  const TokenFile& file = shard->file();
+  int64_t sent_since_release = 0;
+  return SendChunksFrom(
+      shard->tokens() * 4,
+      [&](int64_t offset, size_t n) -> absl::StatusOr<std::string> {
+        const int64_t begin = shard->begin + offset / 4;
+        std::string bytes = file.EncodeInt32(begin, begin + static_cast<int64_t>(n) / 4);
+        if ((sent_since_release += static_cast<int64_t>(n)) >= (int64_t{64} << 20)) {
+          file.ReleasePages();
+          sent_since_release = 0;
+        }
+        return bytes;
+      },
+      context, writer);
 }
 
 grpc::Status WorkerServiceImpl::DownloadCheckpoint(grpc::ServerContext* context,

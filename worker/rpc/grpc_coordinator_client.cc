@@ -84,10 +84,11 @@ class GrpcCoordinatorClient : public CoordinatorClient {
     request.set_timeout_ms(absl::ToInt64Milliseconds(timeout));
     return Unary(request, &WorkerService::Stub::KeyWait, KeyWaitResponse(), timeout + rpc_timeout_).status();
   }
-  absl::StatusOr<std::string> DownloadShard(const DownloadShardRequest& request) override {
+  absl::Status DownloadShard(const DownloadShardRequest& request,
+                             const std::function<absl::Status(absl::string_view)>& sink) override {
     grpc::ClientContext context;
     context.set_deadline(absl::ToChronoTime(absl::Now() + transfer_timeout_));
-    return CollectChunks(stub_->DownloadShard(&context, request), "shard");
+    return ReceiveChunks(stub_->DownloadShard(&context, request), "shard", sink);
   }
   absl::StatusOr<std::string> DownloadCheckpoint(const DownloadCheckpointRequest& request) override {
     grpc::ClientContext context;

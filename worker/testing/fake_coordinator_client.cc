@@ -4,6 +4,7 @@
 
 #include "absl/strings/str_cat.h"
 #include "common/base/checkpoint_format.h"
+#include "common/base/status_macros.h"
 #include "common/base/validation_rule.h"
 
 namespace ddlm {
@@ -158,11 +159,26 @@ absl::Status FakeCoordinatorClient::KeyWait(const WorkerRef&, const std::vector<
   return store_.Wait(keys, timeout);
 }
 
-absl::StatusOr<std::string> FakeCoordinatorClient::DownloadShard(const DownloadShardRequest& request) {
+absl::Status FakeCoordinatorClient::DownloadShard(const DownloadShardRequest& request,
+                                                  const std::function<absl::Status(absl::string_view)>& sink) {
+  std::string bytes;
+  {
+    absl::MutexLock lock(&mu_);
+    auto it = shards_.find(request.split());
+    if (it == shards_.end()) return absl::UnimplementedError("FakeCoordinatorClient: DownloadShard of a shard not set");
+    bytes = it->second;
+    ++shard_downloads_;
+  }
+  // In pieces of 4,000 bytes (1,000 ids), as a stream of chunks would come.
+  for (size_t offset = 0; offset < bytes.size(); offset += 4000) {
+    DDLM_RETURN_IF_ERROR(sink(absl::string_view(bytes).substr(offset, 4000)));
+  }
+  return absl::OkStatus();
+}
+
+int FakeCoordinatorClient::shard_downloads() {
   absl::MutexLock lock(&mu_);
-  auto it = shards_.find(request.split());
-  if (it == shards_.end()) return absl::UnimplementedError("FakeCoordinatorClient: DownloadShard of a shard not set");
-  return it->second;
+  return shard_downloads_;
 }
 
 absl::StatusOr<std::string> FakeCoordinatorClient::DownloadCheckpoint(const DownloadCheckpointRequest& request) {

@@ -47,6 +47,8 @@ class FakeCoordinatorClient : public CoordinatorClient {
   void SetValidationState(std::optional<double> best_loss, double lr, double anneal = 4) ABSL_LOCKS_EXCLUDED(mu_);
 
   std::vector<RegisterRequest> registrations() ABSL_LOCKS_EXCLUDED(mu_);
+  // How many DownloadShard calls were answered.
+  int shard_downloads() ABSL_LOCKS_EXCLUDED(mu_);
   std::vector<TrainingMetrics> metrics() ABSL_LOCKS_EXCLUDED(mu_);
   // The combined losses decided, by split.
   std::vector<double> valid_losses() ABSL_LOCKS_EXCLUDED(mu_);
@@ -74,7 +76,8 @@ class FakeCoordinatorClient : public CoordinatorClient {
   absl::Status KeySet(const WorkerRef& worker, const std::string& key, const std::string& value) override;
   absl::StatusOr<std::string> KeyGet(const WorkerRef& worker, const std::string& key) override;
   absl::Status KeyWait(const WorkerRef& worker, const std::vector<std::string>& keys, absl::Duration timeout) override;
-  absl::StatusOr<std::string> DownloadShard(const DownloadShardRequest& request) override;
+  absl::Status DownloadShard(const DownloadShardRequest& request,
+                             const std::function<absl::Status(absl::string_view)>& sink) override;
   absl::StatusOr<std::string> DownloadCheckpoint(const DownloadCheckpointRequest& request) override;
   absl::Status ReportMetrics(const ReportMetricsRequest& request) override;
   absl::StatusOr<EvaluationDecision> ReportEvaluation(const ReportEvaluationRequest& request,
@@ -107,6 +110,7 @@ class FakeCoordinatorClient : public CoordinatorClient {
   int finish_count_ ABSL_GUARDED_BY(mu_) = 0;
   int stream_count_ ABSL_GUARDED_BY(mu_) = 0;
   std::map<int, std::string> shards_ ABSL_GUARDED_BY(mu_);
+  int shard_downloads_ ABSL_GUARDED_BY(mu_) = 0;
   std::vector<TrainingMetrics> metrics_ ABSL_GUARDED_BY(mu_);
   std::vector<double> valid_losses_ ABSL_GUARDED_BY(mu_);
   std::vector<double> test_losses_ ABSL_GUARDED_BY(mu_);

@@ -1,0 +1,58 @@
+#ifndef DDLM_WORKER_SHARD_STORE_H_
+#define DDLM_WORKER_SHARD_STORE_H_
+
+// A worker's shards on its own disk, so that its memory does not grow with its shard:
+// each is downloaded once, a chunk at a time, into <dir>/<shard id>.tok (a token file
+// of 4-byte ids with its checksums, common/base/token_file.h), then memory-mapped;
+// batches are cut from the mapping (worker/job_runner.h lets its pages go as training
+// walks it). A shard already there under the same name (the same tokens: the
+// coordinator's ShardId names the corpus, the split and the range) and whole is used
+// again without a download: after a restart of the attempt or of the worker.
+//
+// Threading: not thread-safe; one attempt at a time uses a directory.
+
+#include <cstdint>
+#include <functional>
+#include <memory>
+#include <set>
+#include <string>
+
+#include "absl/status/status.h"
+#include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
+#include "common/base/token_file.h"
+
+namespace ddlm {
+
+class ShardStore {
+ public:
+  explicit ShardStore(std::string dir);
+
+  // Calls `sink` with the shard's bytes (int32 little-endian ids) as they come, and
+  // returns OK only if they all came whole (CoordinatorClient::DownloadShard).
+  using Download = std::function<absl::Status(const std::function<absl::Status(absl::string_view)>& sink)>;
+
+  // The shard named `id`: `tokens` ids, each below `vocabulary_size`. From the disk if
+  // a whole file of that name and size is there, else through `download`.
+  // INVALID_ARGUMENT for a name outside [A-Za-z0-9._-] (or empty, or starting with
+  // '.'); DATA_LOSS naming the shard if the download is not `tokens` ids or holds an id
+  // outside the vocabulary; the download's own error otherwise.
+  absl::StatusOr<std::shared_ptr<const TokenFile>> Get(const std::string& id, int64_t tokens, int64_t vocabulary_size,
+                                                       const Download& download);
+
+  // Removes every shard (and any partial download) whose name is not in `keep`.
+  absl::Status Keep(const std::set<std::string>& keep);
+
+  int downloads() const { return downloads_; }
+  int reused() const { return reused_; }
+  const std::string& dir() const { return dir_; }
+
+ private:
+  const std::string dir_;
+  int downloads_ = 0;
+  int reused_ = 0;
+};
+
+}  // namespace ddlm
+
+#endif  // DDLM_WORKER_SHARD_STORE_H_
