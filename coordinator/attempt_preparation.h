@@ -21,7 +21,7 @@
 #include "absl/status/statusor.h"
 #include "common/base/data_roots.h"
 #include "common/base/token_corpus.h"
-#include "coordinator/token_cache.h"
+#include "common/base/token_cache.h"
 #include "proto/config.pb.h"
 #include "proto/worker_service.pb.h"
 

@@ -1,6 +1,7 @@
 #include "coordinator/coordinator.h"
 
 #include <glog/logging.h>
+#include <sys/stat.h>
 
 #include <algorithm>
 #include <cmath>
@@ -8,6 +9,7 @@
 #include <set>
 
 #include "absl/strings/str_cat.h"
+#include "absl/strings/str_format.h"
 #include "common/base/config.h"
 #include "common/base/status_macros.h"
 #include "coordinator/checkpoint_store.h"
@@ -37,13 +39,16 @@ Coordinator::Coordinator(const CoordinatorOptions& options, Clock* clock)
       heartbeats_(&workers_.heartbeats()),
       jobs_(clock, &workers_, &rendezvous_, &journal_),
       preparer_(options.prepare_on_own_thread ? std::unique_ptr<Executor>(new ThreadExecutor("ddlm-prepare"))
-                                              : std::unique_ptr<Executor>(new InlineExecutor())) {}
+                                              : std::unique_ptr<Executor>(new InlineExecutor())),
+      tokenizer_(options.prepare_on_own_thread ? std::unique_ptr<Executor>(new ThreadExecutor("ddlm-tokenize"))
+                                               : std::unique_ptr<Executor>(new InlineExecutor())) {}
 
 Coordinator::~Coordinator() {
   {
     absl::MutexLock lock(&mu_);
-    shutdown_ = true;  // PrepareStarts takes no further start.
+    shutdown_ = true;  // PrepareStarts takes no further start, PrepareCorpus no corpus.
   }
+  tokenizer_->Shutdown();  // A tokenization under way runs to its end (its job stays PREPARING).
   preparer_->Shutdown();
 }
 
@@ -70,6 +75,18 @@ absl::StatusOr<std::unique_ptr<Coordinator>> Coordinator::Create(const Coordinat
   c->mu_.Lock();
   c->DeliverLocked(ticket);
   c->mu_.Unlock();
+  // Jobs that were PREPARING when the previous coordinator stopped are prepared again
+  // (what it had tokenized is in the token cache).
+  std::vector<std::pair<std::string, JobSpec>> preparing;
+  c->mu_.Lock();
+  for (const auto& job : c->jobs_.jobs()) {
+    if (job->record.job().state() == PREPARING)
+      preparing.emplace_back(job->record.job().id(), job->record.job().spec());
+  }
+  c->mu_.Unlock();
+  for (auto& [id, spec] : preparing) {
+    c->tokenizer_->Schedule([raw = c.get(), id = id, spec = spec] { raw->PrepareCorpus(id, spec); });
+  }
   c->preparer_->Schedule([raw = c.get()] { raw->CollectCorpora(); });
   return c;
 }
@@ -133,15 +150,51 @@ absl::StatusOr<Job> Coordinator::SubmitJob(const JobSpec& submitted, const std::
   ApplyDefaults(&spec);
   DDLM_RETURN_IF_ERROR(ValidateJobSpec(spec));
   if (spec.data().path().empty()) return absl::InvalidArgumentError("spec.data.path is empty");
-  // Tokenizing a large corpus takes a while: do it before taking the lock. Its tokens
-  // stay in the cache, on disk, for the job's start.
-  DDLM_RETURN_IF_ERROR(ReadJobCorpus(spec, data_roots_, &corpora_).status());
+  // What can be told at once is told by the call: a path outside the data roots, a
+  // missing corpus file. The rest (tokenizing, the splits' sizes) takes as long as the
+  // corpus is large: the job is PREPARING meanwhile, and FAILED if it is wrong.
+  DDLM_ASSIGN_OR_RETURN(std::string dir, data_roots_.ResolveCorpusDir(spec.data().path()));
+  DDLM_RETURN_IF_ERROR(TokenCache::KeyOf(dir).status());
   absl::StatusOr<Job> result = Persisted([&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) -> absl::StatusOr<Job> {
-    return jobs_.Submit(spec, owner).record.job();
+    return jobs_.Submit(spec, owner, /*preparing=*/true).record.job();
   });
-  // The job as it is now: the call may also have started it.
   if (!result.ok()) return result;
-  return GetJob(result->id());
+  const std::string id = result->id();
+  tokenizer_->Schedule([this, id, spec] { PrepareCorpus(id, spec); });
+  // The job as it is now: with preparation inline (tests), already QUEUED or beyond.
+  return GetJob(id);
+}
+
+void Coordinator::PrepareCorpus(const std::string& job_id, const JobSpec& spec) {
+  {
+    absl::MutexLock lock(&mu_);
+    if (shutdown_) return;  // Left PREPARING on disk: the next coordinator prepares it.
+  }
+  if (options_.before_tokenize_for_testing) options_.before_tokenize_for_testing(job_id);
+  int64_t text_bytes = 0;
+  if (absl::StatusOr<std::string> dir = data_roots_.ResolveCorpusDir(spec.data().path()); dir.ok()) {
+    for (const char* split : {"/train.txt", "/valid.txt", "/test.txt"}) {
+      struct stat st {};
+      if (::stat((*dir + split).c_str(), &st) == 0) text_bytes += static_cast<int64_t>(st.st_size);
+    }
+  }
+  TokenizeOptions options;
+  options.progress = [&](int64_t bytes_read, int64_t tokens_written) {
+    // Both passes read the text: pass 1 builds the vocabulary, pass 2 writes the ids.
+    const bool second = bytes_read > text_bytes;
+    const std::string message = absl::StrFormat(
+        "tokenizing its corpus: pass %d of 2, %.1f of %.1f MB read%s", second ? 2 : 1,
+        static_cast<double>(second ? bytes_read - text_bytes : bytes_read) / 1e6, static_cast<double>(text_bytes) / 1e6,
+        second ? absl::StrFormat(", %d tokens written", tokens_written) : "");
+    absl::MutexLock lock(&mu_);
+    jobs_.SetPreparingProgress(job_id, message);
+  };
+  const absl::Status prepared = ReadJobCorpus(spec, data_roots_, &corpora_, options).status();
+  if (!prepared.ok()) LOG(WARNING) << "job " << job_id << ": its corpus: " << prepared;
+  (void)Persisted([&]() ABSL_EXCLUSIVE_LOCKS_REQUIRED(mu_) {
+    if (!shutdown_) jobs_.Prepared(job_id, prepared);
+    return absl::OkStatus();
+  });
 }
 
 absl::StatusOr<Job> Coordinator::GetJob(const std::string& job_id) {

@@ -16,7 +16,10 @@
 //
 // Job state machine (per job; an "attempt" is one run of it on a set of workers):
 //
-//   SubmitJob ──> QUEUED ──(num_workers IDLE workers)──> RUNNING ──> SUCCEEDED
+//   SubmitJob ──> PREPARING ──> FAILED (the corpus cannot be read, or is too small)
+//                   │ (its corpus tokenized: the token cache)
+//                   v
+//                  QUEUED ──(num_workers IDLE workers)──> RUNNING ──> SUCCEEDED
 //                   │  ^  ^                                │  │
 //                   │  │  └── restart (automatic, from ────┤  └─> FAILED (a rank failed or
 //                   │  │      the latest checkpoint)       │      died, and spec.max_restarts
@@ -93,7 +96,7 @@
 #include "coordinator/rendezvous.h"
 #include "coordinator/stream_sink.h"
 #include "coordinator/text_generator.h"
-#include "coordinator/token_cache.h"
+#include "common/base/token_cache.h"
 #include "coordinator/worker_credentials.h"
 #include "coordinator/worker_registry.h"
 #include "proto/job.pb.h"
@@ -133,6 +136,9 @@ struct CoordinatorOptions {
   // Tests only: called (without the coordinator's lock) just before an attempt's
   // corpus is read and its shards encoded.
   std::function<void(const std::string& job_id)> before_prepare_for_testing;
+  // Tests only: called (without the coordinator's lock) just before a PREPARING job's
+  // corpus is tokenized.
+  std::function<void(const std::string& job_id)> before_tokenize_for_testing;
   // Tests only: called (without the coordinator's lock) once an upload's file has been
   // renamed into place, before the coordinator checks again that its attempt is current.
   std::function<void()> after_checkpoint_rename_for_testing;
@@ -298,10 +304,14 @@ class Coordinator {
   // (JobManager::TakePendingStart), one after another until none is left: the corpus
   // is got and the shards encoded without the lock, then FinishStart assigns the ranks,
   // and the change is made durable and its events delivered.
-  // Removes the token cache's entries that no kept job's corpus has now (on the
-  // preparer's thread: not while a corpus is tokenized).
-  void CollectCorpora() ABSL_LOCKS_EXCLUDED(mu_);
   void PrepareStarts() ABSL_LOCKS_EXCLUDED(mu_);
+  // Removes the token cache's entries that no kept job's corpus has now (on the
+  // preparer's thread; the cache leaves alone a corpus being tokenized).
+  void CollectCorpora() ABSL_LOCKS_EXCLUDED(mu_);
+  // On tokenizer_: tokenizes PREPARING job `job_id`'s corpus into the token cache
+  // (Job.message follows its progress) and checks its splits' sizes; then the job is
+  // QUEUED, or FAILED naming what is wrong.
+  void PrepareCorpus(const std::string& job_id, const JobSpec& spec) ABSL_LOCKS_EXCLUDED(mu_);
   // The id and file path of the kept checkpoint `which` names (checkpoint_store.h).
   absl::StatusOr<std::pair<std::string, std::string>> KeptCheckpoint(const std::string& job_id,
                                                                      const std::string& which) ABSL_LOCKS_EXCLUDED(mu_);
@@ -338,9 +348,11 @@ class Coordinator {
   Journal journal_{this};
   // Jobs and attempts; uses workers_, rendezvous_ and journal_.
   JobManager jobs_ ABSL_GUARDED_BY(mu_);
-  // Where PrepareStarts runs (a ThreadExecutor, or inline); last, so that it is gone
-  // before anything it uses.
+  // Where PrepareStarts (and CollectCorpora) runs, and where PrepareCorpus runs: each a
+  // ThreadExecutor (a corpus tokenized for minutes delays no other job's start), or
+  // inline; last, so that they are gone before anything they use.
   std::unique_ptr<Executor> preparer_;
+  std::unique_ptr<Executor> tokenizer_;
 };
 
 }  // namespace ddlm

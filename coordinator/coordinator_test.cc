@@ -11,6 +11,7 @@
 #include <cstdio>
 #include <cstdlib>
 #include <deque>
+#include <filesystem>
 #include <map>
 #include <functional>
 #include <string>
@@ -219,12 +220,18 @@ TEST_F(CoordinatorTest, RejectsBadSpecsNamingTheField) {
   spec.mutable_data()->set_path("no/such/dir");
   EXPECT_EQ(coordinator_->SubmitJob(spec).status().code(), absl::StatusCode::kNotFound);
 
+  EXPECT_TRUE(coordinator_->ListJobs().empty());  // Refused in the call: no job.
+
+  // Valid, but 2 x 60,000 rows is more than the corpus has: found once it is tokenized,
+  // the job FAILED naming the file.
   spec = Spec(1);
-  spec.mutable_data()->set_batch_size(60000);  // Valid, but 2 x 60,000 rows is more than the corpus has.
+  spec.mutable_data()->set_batch_size(60000);
   job = coordinator_->SubmitJob(spec);
-  EXPECT_EQ(job.status().code(), absl::StatusCode::kFailedPrecondition);
-  EXPECT_THAT(job.status().message(), HasSubstr("train.txt"));
-  EXPECT_TRUE(coordinator_->ListJobs().empty());
+  ASSERT_TRUE(job.ok()) << job.status();
+  EXPECT_EQ(job->state(), FAILED);
+  EXPECT_THAT(job->message(), HasSubstr("train.txt has "));
+  EXPECT_THAT(job->message(), HasSubstr("too few for 1 workers x data.batch_size 60000"));
+  EXPECT_EQ(coordinator_->ListJobs().size(), 1u);
   EXPECT_EQ(coordinator_->GetJob("job-9").status().code(), absl::StatusCode::kNotFound);
   EXPECT_EQ(coordinator_->GetJob("").status().code(), absl::StatusCode::kInvalidArgument);
 }
@@ -264,7 +271,7 @@ TEST_F(CoordinatorTest, JobWaitsForWorkersThenRunsToSuccess) {
   EXPECT_EQ(source->tokens(), a1.train_tokens());
   EXPECT_EQ(source->split, TRAIN);
   EXPECT_EQ(source->begin, a0.train_tokens());  // Right after rank 0's, which starts at 0.
-  *shard.mutable_worker() = w0;  // w0 is not rank 1.
+  *shard.mutable_worker() = w0;                 // w0 is not rank 1.
   EXPECT_EQ(coordinator_->Shard(shard).status().code(), absl::StatusCode::kAborted);
 
   // Metrics are combined once both ranks report.
@@ -381,7 +388,7 @@ TEST_F(CoordinatorTest, EventsGoToTheLogAndAnEndedJobIsCompacted) {
   EXPECT_EQ(DecodeJobRecord(*ReadFile(dir + "/job.pb"), "job.pb")->events_size(), 0);
   EXPECT_GT(ReadFile(dir + "/events.log")->size(), 0u);
   const int64_t events = coordinator_->GetJob(job->id())->last_event_sequence();
-  EXPECT_EQ(events, 2 + 30);  // QUEUED, RUNNING, 30 training events.
+  EXPECT_EQ(events, 3 + 30);  // PREPARING, QUEUED, RUNNING, 30 training events.
 
   // A restart mid-attempt replays the log; the job ends FAILED and is compacted.
   coordinator_.reset();
@@ -393,8 +400,8 @@ TEST_F(CoordinatorTest, EventsGoToTheLogAndAnEndedJobIsCompacted) {
   JobRecord snapshot = *DecodeJobRecord(*ReadFile(dir + "/job.pb"), "job.pb");
   ASSERT_EQ(snapshot.events_size(), events + 1);
   for (int i = 0; i < snapshot.events_size(); ++i) EXPECT_EQ(snapshot.events(i).sequence(), i + 1);
-  EXPECT_DOUBLE_EQ(snapshot.events(31).training().loss(), 5.0 - 0.1 * 29);
-  EXPECT_EQ(snapshot.events(32).state().state(), FAILED);
+  EXPECT_DOUBLE_EQ(snapshot.events(32).training().loss(), 5.0 - 0.1 * 29);
+  EXPECT_EQ(snapshot.events(33).state().state(), FAILED);
   EXPECT_EQ(ReadFile(dir + "/events.log")->size(), 0u);
 }
 
@@ -501,7 +508,11 @@ TEST_F(CoordinatorTest, AnAttemptIsPreparedOnTheCoordinatorsOwnThreadAndNoCallWa
   EXPECT_THAT(now.message(), HasSubstr("starting on 1 worker(s)"));
   EXPECT_TRUE(coordinator_->Heartbeat(w).ok());
   auto other = coordinator_->SubmitJob(Spec(1));  // Another job: it waits for a worker.
-  EXPECT_TRUE(other.ok()) << other.status();
+  ASSERT_TRUE(other.ok()) << other.status();
+  AwaitableSink other_sink;
+  ASSERT_TRUE(coordinator_->AttachEventStream(other->id(), 0, &other_sink).ok());
+  ASSERT_TRUE(other_sink.Await(QUEUED));  // Its corpus (the same) found in the token cache.
+  coordinator_->DetachEventStream(&other_sink);
   EXPECT_FALSE(Poll(w).has_value());
 
   release.Notify();
@@ -514,6 +525,85 @@ TEST_F(CoordinatorTest, AnAttemptIsPreparedOnTheCoordinatorsOwnThreadAndNoCallWa
   ASSERT_TRUE(c && c->has_assign());
   EXPECT_EQ(c->assign().attempt().job_id(), job->id());
   EXPECT_EQ(coordinator_->GetJob(other->id())->state(), QUEUED);
+}
+
+TEST_F(CoordinatorTest, ASubmittedJobIsPreparingWhileItsCorpusIsTokenizedAndACancelThenEndsIt) {
+  absl::Notification tokenizing, release;
+  options_.prepare_on_own_thread = true;
+  options_.before_tokenize_for_testing = [&](const std::string&) {
+    if (tokenizing.HasBeenNotified()) return;  // The first job's only.
+    tokenizing.Notify();
+    release.WaitForNotification();  // A corpus that takes long to tokenize.
+  };
+  coordinator_.reset();
+  coordinator_ = *Coordinator::Create(options_, &clock_);
+  AwaitableSink sink;  // Outlives the coordinator (below).
+  struct Cleanup {
+    absl::Notification* release;
+    std::unique_ptr<Coordinator>* coordinator;
+    ~Cleanup() {
+      if (!release->HasBeenNotified()) release->Notify();
+      coordinator->reset();
+    }
+  } cleanup{&release, &coordinator_};
+
+  // The call answers at once, the job PREPARING; a free worker is not reserved for it.
+  auto job = coordinator_->SubmitJob(Spec(1));
+  ASSERT_TRUE(job.ok()) << job.status();
+  EXPECT_EQ(job->state(), PREPARING);
+  EXPECT_THAT(job->message(), HasSubstr("tokenizing its corpus"));
+  ASSERT_TRUE(tokenizing.WaitForNotificationWithTimeout(absl::Minutes(1)));
+  WorkerRef w = AddWorker("w0");
+  Job now = *coordinator_->GetJob(job->id());
+  EXPECT_EQ(now.state(), PREPARING);
+  EXPECT_TRUE(now.workers().empty());
+  EXPECT_FALSE(Poll(w).has_value());
+
+  // Cancelled while preparing: CANCELLED, and it stays so once the tokenizing ends.
+  auto cancelled = coordinator_->CancelJob(job->id());
+  ASSERT_TRUE(cancelled.ok()) << cancelled.status();
+  EXPECT_EQ(cancelled->state(), CANCELLED);
+  EXPECT_THAT(cancelled->message(), HasSubstr("cancelled while its corpus was being prepared"));
+  release.Notify();
+  // The next job's corpus is the same, found in the cache: QUEUED, then RUNNING on w0.
+  auto next = coordinator_->SubmitJob(Spec(1));
+  ASSERT_TRUE(next.ok()) << next.status();
+  ASSERT_TRUE(coordinator_->AttachEventStream(next->id(), 0, &sink).ok());
+  ASSERT_TRUE(sink.Await(RUNNING));
+  coordinator_->DetachEventStream(&sink);
+  EXPECT_EQ(coordinator_->GetJob(job->id())->state(), CANCELLED);
+  auto c = Poll(w);
+  ASSERT_TRUE(c && c->has_assign());
+  EXPECT_EQ(c->assign().attempt().job_id(), next->id());
+}
+
+TEST_F(CoordinatorTest, AJobPreparingWhenTheCoordinatorStoppedIsPreparedByTheNext) {
+  // The state directory as it is while the job's corpus is tokenized (the job's record
+  // is on disk, PREPARING), copied aside: a coordinator that stopped then.
+  const std::string stopped = options_.state_dir + "-stopped";
+  options_.before_tokenize_for_testing = [&](const std::string&) {
+    std::filesystem::copy(options_.state_dir, stopped, std::filesystem::copy_options::recursive);
+  };
+  coordinator_.reset();
+  coordinator_ = *Coordinator::Create(options_, &clock_);
+  auto job = coordinator_->SubmitJob(Spec(1));
+  ASSERT_TRUE(job.ok()) << job.status();
+  EXPECT_EQ(job->state(), QUEUED);
+
+  options_.before_tokenize_for_testing = nullptr;
+  options_.state_dir = stopped;
+  coordinator_.reset();
+  coordinator_ = *Coordinator::Create(options_, &clock_);
+  Job again = *coordinator_->GetJob(job->id());
+  EXPECT_EQ(again.state(), QUEUED);  // Prepared again (inline here) when it started.
+  std::vector<JobState> states;
+  FakeSink<JobEvent> sink;
+  ASSERT_TRUE(coordinator_->AttachEventStream(job->id(), 0, &sink).ok());
+  for (const JobEvent& e : sink.items) {
+    if (e.has_state()) states.push_back(e.state().state());
+  }
+  coordinator_->DetachEventStream(&sink);
+  EXPECT_THAT(states, ::testing::ElementsAre(PREPARING, QUEUED));
 }
 
 TEST_F(CoordinatorTest, AJobsCorpusIsTokenizedOnceFromItsSubmissionToItsRestartAndByTheNextCoordinator) {
@@ -662,32 +752,33 @@ TEST_F(CoordinatorTest, AnEventStreamGetsTheBacklogThenEachEventAndEndsWithTheJo
   ASSERT_TRUE(job.ok()) << job.status();
   FakeSink<JobEvent> from_start, from_now;
   ASSERT_TRUE(coordinator_->AttachEventStream(job->id(), 0, &from_start).ok());
-  ASSERT_EQ(from_start.items.size(), 1u);  // QUEUED.
-  EXPECT_EQ(from_start.items[0].state().state(), QUEUED);
-  ASSERT_TRUE(coordinator_->AttachEventStream(job->id(), 1, &from_now).ok());
+  ASSERT_EQ(from_start.items.size(), 2u);  // PREPARING, QUEUED.
+  EXPECT_EQ(from_start.items[0].state().state(), PREPARING);
+  EXPECT_EQ(from_start.items[1].state().state(), QUEUED);
+  ASSERT_TRUE(coordinator_->AttachEventStream(job->id(), 2, &from_now).ok());
   EXPECT_TRUE(from_now.items.empty());
 
   WorkerRef w = AddWorker("w0");  // RUNNING.
   auto c = Poll(w);
   ASSERT_TRUE(c && c->has_assign());
-  ASSERT_EQ(from_start.items.size(), 2u);
-  EXPECT_EQ(from_start.items[1].state().state(), RUNNING);
+  ASSERT_EQ(from_start.items.size(), 3u);
+  EXPECT_EQ(from_start.items[2].state().state(), RUNNING);
   EXPECT_EQ(from_now.items.size(), 1u);
   EXPECT_FALSE(from_start.closed.has_value());
 
   ASSERT_TRUE(coordinator_->CancelJob(job->id()).ok());
   Finish(w, c->assign(), /*ok=*/false, /*cancelled=*/true);  // CANCELLED: the streams end.
-  ASSERT_EQ(from_start.items.size(), 3u);
-  EXPECT_EQ(from_start.items[2].state().state(), CANCELLED);
+  ASSERT_EQ(from_start.items.size(), 4u);
+  EXPECT_EQ(from_start.items[3].state().state(), CANCELLED);
   for (const auto* sink : {&from_start, &from_now}) {
     ASSERT_TRUE(sink->closed.has_value());
     EXPECT_TRUE(sink->closed->ok()) << *sink->closed;
   }
-  for (int i = 0; i < 3; ++i) EXPECT_EQ(from_start.items[i].sequence(), i + 1);
+  for (int i = 0; i < 4; ++i) EXPECT_EQ(from_start.items[i].sequence(), i + 1);
 
   // A finished job: the backlog, then the end at once.
   FakeSink<JobEvent> late;
-  ASSERT_TRUE(coordinator_->AttachEventStream(job->id(), 2, &late).ok());
+  ASSERT_TRUE(coordinator_->AttachEventStream(job->id(), 3, &late).ok());
   ASSERT_EQ(late.items.size(), 1u);
   ASSERT_TRUE(late.closed.has_value());
   EXPECT_TRUE(late.closed->ok());
@@ -743,7 +834,7 @@ TEST_F(CoordinatorTest, WatchStreamsAreCappedAndAClosedOneFreesItsPlace) {
   EXPECT_TRUE(c.items.empty());  // Untouched.
   coordinator_->DetachEventStream(&a);
   EXPECT_TRUE(coordinator_->AttachEventStream(job->id(), 0, &c).ok());
-  EXPECT_EQ(c.items.size(), 1u);
+  EXPECT_EQ(c.items.size(), 2u);  // PREPARING, QUEUED.
   // A finished job's stream ends at once and takes no place.
   ASSERT_TRUE(coordinator_->CancelJob(job->id()).ok());
   EXPECT_TRUE(b.closed.has_value() && c.closed.has_value());
@@ -1381,8 +1472,8 @@ TEST_F(CoordinatorTest, WatchersGetAnEventOnlyOnceItIsOnDiskAndAnAttemptsKeysClo
   auto a = Poll(w0)->assign();
   FakeSink<JobEvent> sink;
   ASSERT_TRUE(coordinator_->AttachEventStream(job->id(), 0, &sink).ok());
-  const size_t backlog = sink.items.size();  // QUEUED, RUNNING.
-  EXPECT_EQ(backlog, 2u);
+  const size_t backlog = sink.items.size();  // PREPARING, QUEUED, RUNNING.
+  EXPECT_EQ(backlog, 3u);
   watching = &sink;
   ReportMetricsRequest m;
   *m.mutable_worker() = w0;

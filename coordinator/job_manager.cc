@@ -115,7 +115,7 @@ void JobManager::SetState(JobEntry& job, JobState state, const std::string& mess
 
 // ---------------------------------------------------------------- JobService
 
-JobEntry& JobManager::Submit(const JobSpec& spec, const std::string& owner) {
+JobEntry& JobManager::Submit(const JobSpec& spec, const std::string& owner, bool preparing) {
   auto job = std::make_unique<JobEntry>();
   Job& j = *job->record.mutable_job();
   j.set_id(absl::StrCat("job-", next_job_number_++));
@@ -127,9 +127,29 @@ JobEntry& JobManager::Submit(const JobSpec& spec, const std::string& owner) {
   JobEntry& entry = *job;
   jobs_.push_back(std::move(job));
   Snapshot(entry);  // The job's directory and first snapshot, then its log.
+  if (preparing) {
+    SetState(entry, PREPARING, "tokenizing its corpus");
+    return entry;
+  }
   SetState(entry, QUEUED, "");
   Schedule();
   return entry;
+}
+
+void JobManager::Prepared(const std::string& job_id, const absl::Status& result) {
+  JobEntry* job = Find(job_id);
+  if (job == nullptr || job->record.job().state() != PREPARING) return;
+  if (!result.ok()) {
+    SetState(*job, FAILED, std::string(result.message()));
+    return;
+  }
+  SetState(*job, QUEUED, "");
+  Schedule();
+}
+
+void JobManager::SetPreparingProgress(const std::string& job_id, const std::string& message) {
+  JobEntry* job = Find(job_id);
+  if (job != nullptr && job->record.job().state() == PREPARING) job->record.mutable_job()->set_message(message);
 }
 
 absl::StatusOr<Job> JobManager::Cancel(const std::string& job_id) {
@@ -139,7 +159,9 @@ absl::StatusOr<Job> JobManager::Cancel(const std::string& job_id) {
     return absl::FailedPreconditionError(
         absl::StrCat("job '", job_id, "' already finished (", JobState_Name(state), ")"));
   }
-  if (state == QUEUED) {
+  if (state == PREPARING) {
+    SetState(*job, CANCELLED, "cancelled while its corpus was being prepared");
+  } else if (state == QUEUED) {
     ReleaseReservation(*job);
     SetState(*job, CANCELLED, "cancelled while queued");
     Schedule();

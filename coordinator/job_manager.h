@@ -108,8 +108,15 @@ class JobManager {
   // Job ids from now on are above this one's number.
   void ReserveJobNumber(int64_t number);
 
-  // A new QUEUED job (spec defaulted and validated by the caller), scheduled at once.
-  JobEntry& Submit(const JobSpec& spec, const std::string& owner);
+  // A new job (spec defaulted and validated by the caller): QUEUED and scheduled at
+  // once, or PREPARING if `preparing` (its corpus to be tokenized; then Prepared).
+  JobEntry& Submit(const JobSpec& spec, const std::string& owner, bool preparing = false);
+  // The end of a PREPARING job's preparation: QUEUED (and scheduled) if `result` is OK,
+  // else FAILED with its message. A job no longer PREPARING (cancelled) stays as it is.
+  void Prepared(const std::string& job_id, const absl::Status& result);
+  // How far a PREPARING job's preparation is, as its message (not written to disk: a
+  // coordinator that restarts prepares it again).
+  void SetPreparingProgress(const std::string& job_id, const std::string& message);
   JobEntry* Find(const std::string& job_id);
   // INVALID_ARGUMENT for an empty id, NOT_FOUND for an unknown one.
   absl::StatusOr<JobEntry*> FindJob(const std::string& job_id);

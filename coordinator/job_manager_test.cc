@@ -146,6 +146,32 @@ TEST_F(JobManagerTest, ASubmittedJobWaitsQueuedForWorkers) {
   EXPECT_EQ(jobs_.Submit(Spec(1), "").record.job().id(), "job-2");
 }
 
+TEST_F(JobManagerTest, APreparingJobIsQueuedOnceItsCorpusIsReadyOrFailsNamingWhy) {
+  AddWorker("w0");
+  const std::string id = jobs_.Submit(Spec(1), "", /*preparing=*/true).record.job().id();
+  EXPECT_EQ(JobOf(id).state(), PREPARING);
+  EXPECT_EQ(workers_.Get("w0")->info.state(), IDLE);  // Not reserved while preparing.
+  jobs_.SetPreparingProgress(id, "tokenizing its corpus: pass 2 of 2");
+  EXPECT_EQ(JobOf(id).message(), "tokenizing its corpus: pass 2 of 2");
+  jobs_.Prepared(id, absl::OkStatus());
+  EXPECT_EQ(JobOf(id).state(), QUEUED);
+  EXPECT_EQ(workers_.Get("w0")->info.state(), BUSY);  // Scheduled at once.
+  jobs_.SetPreparingProgress(id, "late");             // No longer preparing: ignored.
+  EXPECT_NE(JobOf(id).message(), "late");
+
+  const std::string bad = jobs_.Submit(Spec(1), "", /*preparing=*/true).record.job().id();
+  jobs_.Prepared(bad, absl::FailedPreconditionError("data.path 'x': train.txt has 3 tokens, too few"));
+  EXPECT_EQ(JobOf(bad).state(), FAILED);
+  EXPECT_EQ(JobOf(bad).message(), "data.path 'x': train.txt has 3 tokens, too few");
+
+  const std::string cancelled = jobs_.Submit(Spec(1), "", /*preparing=*/true).record.job().id();
+  ASSERT_TRUE(jobs_.Cancel(cancelled).ok());
+  EXPECT_EQ(JobOf(cancelled).state(), CANCELLED);
+  jobs_.Prepared(cancelled, absl::OkStatus());  // Its tokenizing ended after the cancel.
+  EXPECT_EQ(JobOf(cancelled).state(), CANCELLED);
+  EXPECT_THAT(journal_.States(), ElementsAre(PREPARING, QUEUED, PREPARING, FAILED, PREPARING, CANCELLED));
+}
+
 TEST_F(JobManagerTest, ReservedWorkersGetTheirRanksWhenTheStartFinishes) {
   AddWorker("w0");
   AddWorker("w1");

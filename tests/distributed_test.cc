@@ -270,11 +270,18 @@ TEST(DistributedTest, ATransformerJobAndAnLstmJobRunAtOnceAndGenerateHonoursItsO
   auto t = cluster.Submit(transformer);
   auto l = cluster.Submit(lstm);
   ASSERT_TRUE(t.ok() && l.ok());
-  // Both start at once, on distinct workers.
-  EXPECT_EQ(cluster.Get(t->id())->state(), RUNNING);
-  EXPECT_EQ(cluster.Get(l->id())->state(), RUNNING);
-  std::vector<std::string> workers(t->workers().begin(), t->workers().end());
-  workers.push_back(cluster.Get(l->id())->workers(0));
+  // Both start at once (once their corpus is tokenized), on distinct workers.
+  auto running = [](const JobEvent& e) { return e.has_state() && e.state().state() == RUNNING; };
+  cluster.Watch(t->id(), running);
+  cluster.Watch(l->id(), running);
+  const Job t_running = *cluster.Get(t->id());
+  const Job l_running = *cluster.Get(l->id());
+  EXPECT_EQ(t_running.state(), RUNNING);
+  EXPECT_EQ(l_running.state(), RUNNING);
+  ASSERT_EQ(t_running.workers_size(), 2);
+  ASSERT_EQ(l_running.workers_size(), 1);
+  std::vector<std::string> workers(t_running.workers().begin(), t_running.workers().end());
+  workers.push_back(l_running.workers(0));
   std::sort(workers.begin(), workers.end());
   EXPECT_THAT(workers, ::testing::ElementsAre("w0", "w1", "w2"));
 

@@ -5,11 +5,14 @@
 
 #include <sys/stat.h>
 
-#include <cstdlib>
 #include <algorithm>
+#include <cstdlib>
+#include <cstring>
 #include <fstream>
 #include <iterator>
 #include <sstream>
+#include <string>
+#include <vector>
 
 #include "common/base/subprocess.h"
 #include "gmock/gmock.h"
@@ -45,6 +48,27 @@ std::string MakeCorpus(const std::string& name, const std::string& text) {
   ::mkdir(dir.c_str(), 0755);  // May already exist.
   for (const char* split : {"train.txt", "valid.txt", "test.txt"}) std::ofstream(dir + "/" + split) << text;
   return dir;
+}
+
+// ddlm_train's default token cache ($XDG_CACHE_HOME/ddlm/corpora) inside the test's own
+// directory, for every run below.
+const bool kCacheInTestDir = [] {
+  ::setenv("XDG_CACHE_HOME", (TempDir() + "/xdg-cache").c_str(), 1);
+  return true;
+}();
+
+// The figures of a run's output: every "valid ppl" and "test ppl".
+std::vector<std::string> Perplexities(const std::string& output) {
+  std::vector<std::string> found;
+  for (const char* key : {"valid ppl ", "test ppl "}) {
+    for (size_t at = output.find(key); at != std::string::npos; at = output.find(key, at + 1)) {
+      std::istringstream in(output.substr(at + std::strlen(key)));
+      std::string value;
+      in >> value;
+      found.push_back(std::string(key) + value);
+    }
+  }
+  return found;
 }
 
 const char kTrain[] = "worker/ddlm_train";
@@ -90,6 +114,35 @@ TEST(TrainBinaryTest, TrainsSavesAndGenerates) {
   const std::string other = MakeCorpus("other", "some other words entirely\n");
   EXPECT_EQ(RunBinary({kGenerate, "--checkpoint=" + model, "--data=" + other, "--outf=-"}, &a), 1);
   EXPECT_THAT(a, HasSubstr("another vocabulary"));
+}
+
+TEST(TrainBinaryTest, TrainsFromMappedTokenFilesExactlyAsFromTheCorpusInMemory) {
+  ASSERT_TRUE(kCacheInTestDir);
+  const std::vector<std::string> flags = {
+      kTrain,      "--config=configs/quickstart.textproto", "--epochs=2", "--max_batches=20", "--emsize=16",
+      "--nhid=16", "--save=" + TempDir() + "/mapped.pt"};
+  auto run = [&](const std::string& cache) {
+    std::vector<std::string> argv = flags;
+    argv.push_back("--token_cache=" + cache);
+    std::string out;
+    EXPECT_EQ(RunBinary(argv, &out), 0) << out;
+    return out;
+  };
+  const std::string in_memory = run("none");
+  const std::string cache = TempDir() + "/token-cache";
+  const std::string made = run(cache);
+  const std::string found = run(cache);
+  EXPECT_THAT(made, HasSubstr("| token files made in " + cache + "/"));
+  EXPECT_THAT(found, HasSubstr("| token files found in " + cache + "/"));
+  EXPECT_THAT(in_memory, ::testing::Not(HasSubstr("token files")));
+  const std::vector<std::string> expected = Perplexities(in_memory);
+  ASSERT_EQ(expected.size(), 3u) << in_memory;  // Two epochs' validation, one test.
+  EXPECT_EQ(Perplexities(made), expected);
+  EXPECT_EQ(Perplexities(found), expected);
+  // The default cache ($XDG_CACHE_HOME/ddlm/corpora) is used when the flag is not given.
+  std::string out;
+  ASSERT_EQ(RunBinary(std::vector<std::string>(flags.begin(), flags.end()), &out), 0) << out;
+  EXPECT_THAT(out, HasSubstr(" in " + TempDir() + "/xdg-cache/ddlm/corpora/"));
 }
 
 TEST(TrainBinaryTest, RejectsASplitTooSmallForTheBatch) {

@@ -122,16 +122,17 @@ void JobRunner::Shards::ReleasePages() const {
 }
 
 absl::StatusOr<JobRunner::Shards> JobRunner::DownloadShards() {
-  static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__, "shard files are mapped as int32 little-endian");
   const JobSpec& spec = assignment_.spec();
   const int64_t batch[3] = {spec.data().batch_size(), spec.data().eval_batch_size(), spec.data().eval_batch_size()};
   const int64_t tokens[3] = {assignment_.train_tokens(), assignment_.valid_tokens(), assignment_.test_tokens()};
-  const bool on_disk = !options_.shard_dir.empty() && assignment_.shard_ids_size() == 3;
-  ShardStore store(options_.shard_dir);
+  ShardStore* const store = options_.shard_store.get();
+  const bool on_disk = store != nullptr && assignment_.shard_ids_size() == 3;
+  const int downloads_before = on_disk ? store->downloads() : 0;
+  const int reused_before = on_disk ? store->reused() : 0;
   if (on_disk) {
     // Only this attempt's shards stay on the disk.
-    absl::Status kept = store.Keep({assignment_.shard_ids().begin(), assignment_.shard_ids().end()});
-    if (!kept.ok()) LOG(WARNING) << Who() << "old shards in " << store.dir() << " stay: " << kept;
+    absl::Status kept = store->Keep({assignment_.shard_ids().begin(), assignment_.shard_ids().end()});
+    if (!kept.ok()) LOG(WARNING) << Who() << "old shards in " << store->dir() << " stay: " << kept;
   }
   Shards shards;
   torch::Tensor* out[3] = {&shards.train, &shards.valid, &shards.test};
@@ -146,12 +147,10 @@ absl::StatusOr<JobRunner::Shards> JobRunner::DownloadShards() {
     };
     if (on_disk) {
       DDLM_ASSIGN_OR_RETURN(std::shared_ptr<const TokenFile> file,
-                            store.Get(assignment_.shard_ids(i), tokens[i],
-                                      static_cast<int64_t>(assignment_.vocabulary().size()), download));
+                            store->Get(assignment_.shard_ids(i), tokens[i],
+                                       static_cast<int64_t>(assignment_.vocabulary().size()), download));
       // A view of the mapping: the file stays mapped while any tensor over it lives.
-      torch::Tensor ids = torch::from_blob(
-          const_cast<void*>(file->raw_ids()), {file->tokens()}, [file](void*) {}, torch::kInt32);
-      *out[i] = BatchifyView(ids, batch[i]);
+      *out[i] = BatchifyView(MappedIds(file), batch[i]);
       shards.files.push_back(std::move(file));
     } else {
       std::string bytes;
@@ -164,8 +163,8 @@ absl::StatusOr<JobRunner::Shards> JobRunner::DownloadShards() {
     }
   }
   if (on_disk) {
-    LOG(INFO) << Who() << "shards in " << store.dir() << ": " << store.downloads() << " downloaded, " << store.reused()
-              << " already there";
+    LOG(INFO) << Who() << "shards in " << store->dir() << ": " << store->downloads() - downloads_before
+              << " downloaded, " << store->reused() - reused_before << " already there";
   }
   DDLM_RETURN_IF_ERROR(CheckHasBatches(shards.train, "train shard"));
   DDLM_RETURN_IF_ERROR(CheckHasBatches(shards.valid, "valid shard"));

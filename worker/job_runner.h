@@ -34,6 +34,7 @@
 #include "worker/collectives/collective.h"
 #include "worker/coordinator_client.h"
 #include "worker/epoch_loop.h"
+#include "worker/shard_store.h"
 
 namespace ddlm {
 
@@ -54,8 +55,9 @@ struct JobRunnerOptions {
   // answering is noticed within one poll rather than after evaluation_timeout.
   absl::Duration evaluation_poll = absl::Seconds(30);
   // Where shards are kept on disk and mapped (worker/shard_store.h); a shard already
-  // there is not downloaded again. Empty: shards are held in memory.
-  std::string shard_dir;
+  // there is not downloaded again. Null: shards are held in memory. Shared by the
+  // worker's attempts, so that one opened by the last attempt is not read again.
+  std::shared_ptr<ShardStore> shard_store;
 };
 
 class JobRunner : public AttemptRunner {

@@ -140,7 +140,7 @@ TEST(JobRunnerTest, MappedShardsOnDiskTrainBitIdenticallyToShardsInMemoryAndAreN
   }
 
   JobRunnerOptions options;
-  options.shard_dir = absl::StrCat(std::getenv("TEST_TMPDIR"), "/shards");
+  options.shard_store = std::make_shared<ShardStore>(absl::StrCat(std::getenv("TEST_TMPDIR"), "/shards"));
   Assignment a = MakeAssignment(*corpus, 2);
   for (const char* id : {"c-train-0-n", "c-valid-0-n", "c-test-0-n"}) a.add_shard_ids(id);
   a.set_train_tokens(static_cast<int64_t>(corpus->train.size()));
@@ -156,7 +156,7 @@ TEST(JobRunnerTest, MappedShardsOnDiskTrainBitIdenticallyToShardsInMemoryAndAreN
   EXPECT_EQ(mapped.valid_losses(), in_memory.valid_losses());  // Exactly.
   EXPECT_EQ(mapped.test_losses(), in_memory.test_losses());
   EXPECT_EQ(mapped.checkpoint("e3-s40"), in_memory.checkpoint("e3-s40"));
-  EXPECT_THAT(ListDirectory(options.shard_dir),
+  EXPECT_THAT(ListDirectory(options.shard_store->dir()),
               ::testing::ElementsAre("c-test-0-n.tok", "c-train-0-n.tok", "c-valid-0-n.tok"));
 
   // The next attempt (after a restart, say) on the same shards downloads none; one
@@ -178,7 +178,7 @@ TEST(JobRunnerTest, MappedShardsOnDiskTrainBitIdenticallyToShardsInMemoryAndAreN
     ASSERT_TRUE(runner.Run().ok());
   }
   EXPECT_EQ(mapped.shard_downloads(), 4);
-  EXPECT_THAT(ListDirectory(options.shard_dir),
+  EXPECT_THAT(ListDirectory(options.shard_store->dir()),
               ::testing::ElementsAre("c-test-0-n.tok", "c-valid-0-n.tok", "c2-train-0-n.tok"));
 }
 
@@ -188,7 +188,7 @@ TEST(JobRunnerTest, AShardOfAnotherSizeThanAssignedFailsTheAttemptNamingIt) {
   FakeCoordinatorClient client;
   ServeCorpus(*corpus, &client);
   JobRunnerOptions options;
-  options.shard_dir = absl::StrCat(std::getenv("TEST_TMPDIR"), "/short");
+  options.shard_store = std::make_shared<ShardStore>(absl::StrCat(std::getenv("TEST_TMPDIR"), "/short"));
   Assignment a = MakeAssignment(*corpus, 1);
   for (const char* id : {"t", "v", "s"}) a.add_shard_ids(id);
   a.set_train_tokens(static_cast<int64_t>(corpus->train.size()) + 1);

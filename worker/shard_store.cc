@@ -3,6 +3,7 @@
 #include <glog/logging.h>
 
 #include <cstdio>
+#include <iterator>
 #include <utility>
 #include <vector>
 
@@ -33,12 +34,20 @@ ShardStore::ShardStore(std::string dir) : dir_(std::move(dir)) {}
 absl::StatusOr<std::shared_ptr<const TokenFile>> ShardStore::Get(const std::string& id, int64_t tokens,
                                                                  int64_t vocabulary_size, const Download& download) {
   if (!IsSafeName(id)) return absl::InvalidArgumentError(absl::StrCat("shard id '", id, "' is not a file name"));
+  absl::MutexLock lock(&mu_);
+  auto matches = [&](const TokenFile& file) {
+    return file.tokens() == tokens && file.vocabulary_size() == vocabulary_size && file.width() == 4;
+  };
+  if (auto it = open_.find(id); it != open_.end() && matches(*it->second)) {
+    ++reused_;
+    return it->second;
+  }
+  open_.erase(id);
   const std::string path = absl::StrCat(dir_, "/", id, kSuffix);
   absl::StatusOr<std::unique_ptr<TokenFile>> held = TokenFile::Open(path);
-  if (held.ok() && (*held)->tokens() == tokens && (*held)->vocabulary_size() == vocabulary_size &&
-      (*held)->width() == 4) {
+  if (held.ok() && matches(**held)) {
     ++reused_;
-    return std::shared_ptr<const TokenFile>(*std::move(held));
+    return open_[id] = std::shared_ptr<const TokenFile>(*std::move(held));
   }
   if (!held.ok() && held.status().code() != absl::StatusCode::kNotFound) {
     LOG(WARNING) << "shard " << path << " downloaded again: " << held.status();
@@ -75,10 +84,22 @@ absl::StatusOr<std::shared_ptr<const TokenFile>> ShardStore::Get(const std::stri
   DDLM_RETURN_IF_ERROR(writer->Finish());
   ++downloads_;
   DDLM_ASSIGN_OR_RETURN(std::unique_ptr<TokenFile> file, TokenFile::Open(path));
-  return std::shared_ptr<const TokenFile>(std::move(file));
+  return open_[id] = std::shared_ptr<const TokenFile>(std::move(file));
+}
+
+int ShardStore::downloads() const {
+  absl::MutexLock lock(&mu_);
+  return downloads_;
+}
+
+int ShardStore::reused() const {
+  absl::MutexLock lock(&mu_);
+  return reused_;
 }
 
 absl::Status ShardStore::Keep(const std::set<std::string>& keep) {
+  absl::MutexLock lock(&mu_);
+  for (auto it = open_.begin(); it != open_.end();) it = keep.count(it->first) > 0 ? std::next(it) : open_.erase(it);
   for (const std::string& name : ListDirectory(dir_)) {
     const bool shard = absl::EndsWith(name, kSuffix);
     if (shard && keep.count(name.substr(0, name.size() - (sizeof(kSuffix) - 1))) > 0) continue;

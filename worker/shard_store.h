@@ -9,17 +9,23 @@
 // coordinator's ShardId names the corpus, the split and the range) and whole is used
 // again without a download: after a restart of the attempt or of the worker.
 //
-// Threading: not thread-safe; one attempt at a time uses a directory.
+// A store kept by the worker process (ddlm_worker keeps one for all its attempts) also
+// keeps what it opened: a shard used again by the next attempt is not even read again.
+//
+// Threading: thread-safe; one store per directory.
 
 #include <cstdint>
 #include <functional>
+#include <map>
 #include <memory>
 #include <set>
 #include <string>
 
+#include "absl/base/thread_annotations.h"
 #include "absl/status/status.h"
 #include "absl/status/statusor.h"
 #include "absl/strings/string_view.h"
+#include "absl/synchronization/mutex.h"
 #include "common/base/token_file.h"
 
 namespace ddlm {
@@ -38,19 +44,21 @@ class ShardStore {
   // '.'); DATA_LOSS naming the shard if the download is not `tokens` ids or holds an id
   // outside the vocabulary; the download's own error otherwise.
   absl::StatusOr<std::shared_ptr<const TokenFile>> Get(const std::string& id, int64_t tokens, int64_t vocabulary_size,
-                                                       const Download& download);
+                                                       const Download& download) ABSL_LOCKS_EXCLUDED(mu_);
 
   // Removes every shard (and any partial download) whose name is not in `keep`.
-  absl::Status Keep(const std::set<std::string>& keep);
+  absl::Status Keep(const std::set<std::string>& keep) ABSL_LOCKS_EXCLUDED(mu_);
 
-  int downloads() const { return downloads_; }
-  int reused() const { return reused_; }
+  int downloads() const ABSL_LOCKS_EXCLUDED(mu_);
+  int reused() const ABSL_LOCKS_EXCLUDED(mu_);  // From the disk or from what this store had open.
   const std::string& dir() const { return dir_; }
 
  private:
   const std::string dir_;
-  int downloads_ = 0;
-  int reused_ = 0;
+  mutable absl::Mutex mu_;  // Held for a whole Get or Keep: one attempt at a time.
+  std::map<std::string, std::shared_ptr<const TokenFile>> open_ ABSL_GUARDED_BY(mu_);
+  int downloads_ ABSL_GUARDED_BY(mu_) = 0;
+  int reused_ ABSL_GUARDED_BY(mu_) = 0;
 };
 
 }  // namespace ddlm

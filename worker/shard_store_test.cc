@@ -61,6 +61,11 @@ TEST(ShardStoreTest, AShardIsDownloadedOnceAndFoundAgainByAnotherStoreAsInt32) {
   EXPECT_EQ(raw[999], ids[999]);
   EXPECT_EQ(store.downloads(), 1);
 
+  auto held = store.Get("corpus-train-0-1000", 1000, 300, coordinator.AsDownload());  // The next attempt.
+  ASSERT_TRUE(held.ok()) << held.status();
+  EXPECT_EQ(held->get(), first->get());  // What this store had open: not read again.
+  EXPECT_EQ(store.reused(), 1);
+
   ShardStore restarted(TempDir("once"));  // The worker came back.
   auto again = restarted.Get("corpus-train-0-1000", 1000, 300, coordinator.AsDownload());
   ASSERT_TRUE(again.ok()) << again.status();
@@ -73,12 +78,15 @@ TEST(ShardStoreTest, AShardIsDownloadedOnceAndFoundAgainByAnotherStoreAsInt32) {
 TEST(ShardStoreTest, ADamagedOrDifferentShardOnDiskIsDownloadedAgain) {
   const std::vector<int64_t> ids = Ids(500, 50);
   FakeDownload coordinator{EncodeTokenIds(ids, 0, 500)};
-  ShardStore store(TempDir("damaged"));
-  ASSERT_TRUE(store.Get("s", 500, 50, coordinator.AsDownload()).ok());
+  {
+    ShardStore store(TempDir("damaged"));
+    ASSERT_TRUE(store.Get("s", 500, 50, coordinator.AsDownload()).ok());
+  }
   const std::string path = TempDir("damaged/s.tok");
   std::string bytes = *ReadFile(path);
   bytes[kTokenFileHeaderBytes + 8] ^= 1;
   ASSERT_TRUE(WriteFileAtomically(path, bytes).ok());
+  ShardStore store(TempDir("damaged"));  // The worker came back.
   auto again = store.Get("s", 500, 50, coordinator.AsDownload());
   ASSERT_TRUE(again.ok()) << again.status();
   EXPECT_EQ(Read(**again), ids);

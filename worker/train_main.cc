@@ -10,6 +10,8 @@
 #include <csignal>
 #include <cmath>
 #include <cstdio>
+#include <cstdlib>
+#include <memory>
 #include <set>
 
 #include <glog/logging.h>
@@ -22,6 +24,7 @@
 #include "common/base/cli.h"
 #include "common/base/config.h"
 #include "common/base/corpus.h"
+#include "common/base/token_cache.h"
 #include "common/training/batching.h"
 #include "common/training/device.h"
 #include "common/training/threading.h"
@@ -51,6 +54,10 @@ ABSL_FLAG(int32_t, threads, 0, "Threads for the matrix products and LibTorch's p
 ABSL_FLAG(int64_t, max_batches, 0, "Stop each epoch after this many batches (0: whole epoch).");
 ABSL_FLAG(std::string, device, "cpu", "cpu, or cuda:N (a --config=cuda build; README, \"Training on GPUs\").");
 ABSL_FLAG(std::string, precision, "fp32", "fp32, or bf16 (autocast; float32 master weights).");
+ABSL_FLAG(std::string, token_cache, "",
+          "Where the corpus is tokenized once, to token files that later runs reuse and training "
+          "reads memory-mapped, so a corpus larger than memory trains (default: "
+          "$XDG_CACHE_HOME/ddlm/corpora, else ~/.cache/ddlm/corpora); 'none': read it whole into memory.");
 
 namespace {
 
@@ -112,6 +119,20 @@ absl::StatusOr<ddlm::JobSpec> BuildSpec(const std::set<std::string>& given) {
   return spec;
 }
 
+// --token_cache, or its default; empty for 'none' (or no home directory).
+std::string TokenCacheDir() {
+  const std::string flag = absl::GetFlag(FLAGS_token_cache);
+  if (flag == "none") return "";
+  if (!flag.empty()) return flag;
+  if (const char* xdg = std::getenv("XDG_CACHE_HOME"); xdg != nullptr && *xdg == '/') {
+    return absl::StrCat(xdg, "/ddlm/corpora");
+  }
+  if (const char* home = std::getenv("HOME"); home != nullptr && *home == '/') {
+    return absl::StrCat(home, "/.cache/ddlm/corpora");
+  }
+  return "";
+}
+
 void PrintRule(char c) { std::printf("%s\n", std::string(89, c).c_str()); }
 
 int Run(const ddlm::JobSpec& spec, const torch::Device& device) {
@@ -119,17 +140,50 @@ int Run(const ddlm::JobSpec& spec, const torch::Device& device) {
   ddlm::LogBlasInfo();
   LOG(INFO) << "threads: " << threads << ", device " << ddlm::DescribeDevice(device);
 
-  absl::StatusOr<ddlm::Corpus> corpus = ddlm::LoadCorpus(spec.data().path());
-  if (!corpus.ok()) {
-    std::fprintf(stderr, "ddlm_train: %s\n", std::string(corpus.status().message()).c_str());
-    return 1;
+  // The corpus: tokenized once into the token cache and mapped, or read whole.
+  ddlm::Dictionary dictionary;
+  torch::Tensor train, valid, test;
+  std::shared_ptr<const ddlm::TokenCorpus> mapped;  // Keeps the token files mapped.
+  const std::string cache_dir = TokenCacheDir();
+  if (!cache_dir.empty()) {
+    ddlm::TokenCache cache(cache_dir);
+    absl::StatusOr<ddlm::TokenCache::Entry> entry = cache.Get(spec.data().path());
+    if (!entry.ok()) {
+      std::fprintf(stderr, "ddlm_train: %s\n", std::string(entry.status().message()).c_str());
+      return 1;
+    }
+    mapped = entry->corpus;
+    dictionary = mapped->dictionary;
+    auto view = [&](const std::unique_ptr<ddlm::TokenFile>& file, int64_t batch) {
+      return ddlm::BatchifyView(ddlm::MappedIds(std::shared_ptr<const ddlm::TokenFile>(mapped, file.get())), batch);
+    };
+    train = view(mapped->train, spec.data().batch_size());
+    valid = view(mapped->valid, spec.data().eval_batch_size());
+    test = view(mapped->test, spec.data().eval_batch_size());
+    std::printf("| corpus %s | vocabulary %lld | train %lld valid %lld test %lld tokens | token files %s in %s\n",
+                spec.data().path().c_str(), static_cast<long long>(dictionary.size()),
+                static_cast<long long>(mapped->train->tokens()), static_cast<long long>(mapped->valid->tokens()),
+                static_cast<long long>(mapped->test->tokens()), entry->built ? "made" : "found", entry->path.c_str());
+  } else {
+    absl::StatusOr<ddlm::Corpus> corpus = ddlm::LoadCorpus(spec.data().path());
+    if (!corpus.ok()) {
+      std::fprintf(stderr, "ddlm_train: %s\n", std::string(corpus.status().message()).c_str());
+      return 1;
+    }
+    std::printf("| corpus %s | vocabulary %lld | train %zu valid %zu test %zu tokens\n", spec.data().path().c_str(),
+                static_cast<long long>(corpus->dictionary.size()), corpus->train.size(), corpus->valid.size(),
+                corpus->test.size());
+    dictionary = std::move(corpus->dictionary);
+    train = ddlm::Batchify(corpus->train, spec.data().batch_size());
+    valid = ddlm::Batchify(corpus->valid, spec.data().eval_batch_size());
+    test = ddlm::Batchify(corpus->test, spec.data().eval_batch_size());
   }
-  std::printf("| corpus %s | vocabulary %lld | train %zu valid %zu test %zu tokens\n", spec.data().path().c_str(),
-              static_cast<long long>(corpus->dictionary.size()), corpus->train.size(), corpus->valid.size(),
-              corpus->test.size());
-  torch::Tensor train = ddlm::Batchify(corpus->train, spec.data().batch_size());
-  torch::Tensor valid = ddlm::Batchify(corpus->valid, spec.data().eval_batch_size());
-  torch::Tensor test = ddlm::Batchify(corpus->test, spec.data().eval_batch_size());
+  // Pages of the mapped files read so far are let go now and then: resident memory
+  // stays bounded however large the corpus.
+  auto release_pages = [&] {
+    if (mapped == nullptr) return;
+    for (const auto* file : {&mapped->train, &mapped->valid, &mapped->test}) (*file)->ReleasePages();
+  };
   for (auto [name, split] :
        {std::make_pair("train", &train), std::make_pair("valid", &valid), std::make_pair("test", &test)}) {
     absl::Status enough = ddlm::CheckHasBatches(*split, name);
@@ -139,7 +193,7 @@ int Run(const ddlm::JobSpec& spec, const torch::Device& device) {
     }
   }
 
-  absl::StatusOr<std::unique_ptr<ddlm::Trainer>> made = ddlm::Trainer::Create(spec, corpus->dictionary, device);
+  absl::StatusOr<std::unique_ptr<ddlm::Trainer>> made = ddlm::Trainer::Create(spec, dictionary, device);
   if (!made.ok()) {
     std::fprintf(stderr, "ddlm_train: %s\n", std::string(made.status().message()).c_str());
     return 1;
@@ -149,7 +203,8 @@ int Run(const ddlm::JobSpec& spec, const torch::Device& device) {
               ddlm::ModelType_Name(spec.model().type()).c_str(), static_cast<long long>(trainer.num_parameters()),
               ddlm::OptimizerType_Name(spec.optimizer().type()).c_str(), ddlm::DescribeDevice(device).c_str(),
               ddlm::Precision_Name(spec.schedule().precision()).c_str());
-  trainer.set_interval_callback([](const ddlm::IntervalReport& r) {
+  trainer.set_interval_callback([&](const ddlm::IntervalReport& r) {
+    release_pages();
     std::printf(
         "| epoch %3d | %5lld/%5lld batches | lr %02.2f | ms/batch %5.2f | loss %5.2f | ppl %8.2f | tok/s %7.0f\n",
         r.epoch, static_cast<long long>(r.batch), static_cast<long long>(r.num_batches), r.lr, r.ms_per_batch, r.loss,
@@ -166,6 +221,7 @@ int Run(const ddlm::JobSpec& spec, const torch::Device& device) {
   bool saved = false;
   loop_options.on_epoch_end = [&](const ddlm::EpochEnd& end) -> absl::Status {
     const double val_loss = end.decision.loss();
+    release_pages();
     PrintRule('-');
     std::printf("| end of epoch %3d | time: %5.2fs | valid loss %5.2f | valid ppl %8.2f | train tok/s %7.0f\n",
                 end.epoch, end.summary.seconds + end.eval_seconds, val_loss, std::exp(val_loss),

@@ -34,6 +34,7 @@
 #include "worker/coordinator_client.h"
 #include "worker/job_runner.h"
 #include "worker/local_address.h"
+#include "worker/shard_store.h"
 #include "worker/rpc/grpc_coordinator_client.h"
 #include "worker/worker_agent.h"
 
@@ -149,7 +150,7 @@ int main(int argc, char** argv) {
   runner_options.device = *resolved;
   runner_options.host = host;
   runner_options.collective_timeout = absl::Seconds(absl::GetFlag(FLAGS_collective_timeout_s));
-  runner_options.shard_dir = shard_dir;
+  runner_options.shard_store = std::make_shared<ddlm::ShardStore>(shard_dir);
   ddlm::CoordinatorClient* coordinator_client = client.get();
   ddlm::RealClock clock;
   ddlm::WorkerAgent agent(

@@ -18,13 +18,26 @@ torch::Tensor Batchify(const std::vector<int64_t>& ids, int64_t batch) {
   return Batchify(t, batch).clone();  // Own the memory: `ids` may go away.
 }
 
+torch::Tensor MappedIds(std::shared_ptr<const TokenFile> file) {
+  static_assert(__BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__, "token files are mapped as little-endian ids");
+  void* ids = const_cast<void*>(file->raw_ids());
+  const int64_t n = file->tokens();
+  const auto dtype = file->width() == 4 ? torch::kInt32 : torch::kInt16;
+  return torch::from_blob(
+      ids, {n}, [file = std::move(file)](void*) {}, dtype);
+}
+
 Batch GetBatch(const torch::Tensor& source, int64_t i, int64_t bptt) {
   const int64_t seq_len = std::min(bptt, source.size(0) - 1 - i);
   torch::Tensor data = source.narrow(0, i, seq_len);
   torch::Tensor targets = source.narrow(0, i + 1, seq_len).reshape({-1});
-  if (source.scalar_type() != torch::kLong) {  // A view of a mapped shard: copied out.
+  if (source.scalar_type() != torch::kLong) {  // A view of a mapped file: copied out.
     data = data.to(torch::kLong).contiguous();
     targets = targets.to(torch::kLong);
+    if (source.scalar_type() == torch::kShort) {  // uint16 ids (MappedIds).
+      data.bitwise_and_(0xFFFF);
+      targets.bitwise_and_(0xFFFF);
+    }
   }
   return Batch{data, targets};
 }

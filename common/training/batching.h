@@ -6,12 +6,14 @@
 // bptt window to the next stays within its own stream.
 
 #include <cstdint>
+#include <memory>
 #include <vector>
 
 #include <torch/torch.h>
 
 #include "absl/status/status.h"
 #include "absl/strings/string_view.h"
+#include "common/base/token_file.h"
 
 namespace ddlm {
 
@@ -22,6 +24,11 @@ torch::Tensor Batchify(const torch::Tensor& ids, int64_t batch);
 // The same layout as a view of `ids` (of any integer type), without a copy: what a
 // mapped shard is batched as (GetBatch copies each window out as int64).
 torch::Tensor BatchifyView(const torch::Tensor& ids, int64_t batch);
+
+// A token file's ids as a tensor over its mapping, without a copy: int32 for 4-byte
+// ids, int16 for 2-byte ones (LibTorch 1.13 has no uint16: GetBatch reads an int16 id
+// as unsigned). The tensor keeps `file` mapped. Little-endian hosts only.
+torch::Tensor MappedIds(std::shared_ptr<const TokenFile> file);
 
 struct Batch {
   torch::Tensor data;     // [seq_len, batch], int64.

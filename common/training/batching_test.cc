@@ -1,5 +1,12 @@
 #include "common/training/batching.h"
 
+#include <cstdlib>
+#include <memory>
+#include <string>
+#include <vector>
+
+#include "absl/strings/str_cat.h"
+#include "common/base/token_file.h"
 #include "gtest/gtest.h"
 
 namespace ddlm {
@@ -40,6 +47,34 @@ TEST(BatchingTest, LastWindowIsShorter) {
 }
 
 TEST(BatchingTest, TooShortSourceHasNoBatches) { EXPECT_EQ(NumBatches(Batchify(Range(3), 2), 5), 0); }
+
+// A mapped token file batched as a view gives the same windows, as int64, as the same
+// ids in memory: 2-byte ids at and above 32,768 (int16 in the tensor) included.
+TEST(BatchingTest, MappedTokenFilesOfEitherWidthBatchAsTheSameIdsInMemory) {
+  for (int64_t vocabulary : {int64_t{65536}, int64_t{70000}}) {
+    std::vector<int64_t> ids;
+    for (int64_t i = 0; i < 1000; ++i) ids.push_back((i * 40503) % vocabulary);
+    ids[7] = vocabulary - 1;
+    const std::string path = absl::StrCat(std::getenv("TEST_TMPDIR"), "/ids-", vocabulary, ".tok");
+    auto writer = TokenFileWriter::Create(path, vocabulary, 1);
+    ASSERT_TRUE(writer.ok()) << writer.status();
+    ASSERT_TRUE((*writer)->Append(ids).ok());
+    ASSERT_TRUE((*writer)->Finish().ok());
+    auto file = TokenFile::Open(path);
+    ASSERT_TRUE(file.ok()) << file.status();
+    ASSERT_EQ((*file)->width(), vocabulary > 65536 ? 4 : 2);
+    const torch::Tensor mapped = BatchifyView(MappedIds(std::shared_ptr<const TokenFile>(*std::move(file))), 7);
+    const torch::Tensor in_memory = Batchify(ids, 7);
+    ASSERT_EQ(NumBatches(mapped, 35), NumBatches(in_memory, 35));
+    for (int64_t i = 0; i < mapped.size(0) - 1; i += 35) {
+      Batch a = GetBatch(mapped, i, 35), b = GetBatch(in_memory, i, 35);
+      EXPECT_EQ(a.data.scalar_type(), torch::kLong);
+      EXPECT_TRUE(torch::equal(a.data, b.data)) << vocabulary << " at " << i;
+      EXPECT_TRUE(torch::equal(a.targets, b.targets)) << vocabulary << " at " << i;
+    }
+    EXPECT_EQ(GetBatch(mapped, 0, 35).data.max().item<int64_t>(), vocabulary - 1);
+  }
+}
 
 }  // namespace
 }  // namespace ddlm

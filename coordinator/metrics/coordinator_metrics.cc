@@ -16,7 +16,7 @@ std::string RenderCoordinatorMetrics(const std::vector<Job>& jobs, const std::ve
   PrometheusText out;
 
   std::map<JobState, int> job_states;
-  for (int s = QUEUED; s <= CANCELLED; ++s) job_states[static_cast<JobState>(s)] = 0;
+  for (int s = QUEUED; s <= PREPARING; ++s) job_states[static_cast<JobState>(s)] = 0;
   for (const Job& job : jobs) ++job_states[job.state()];
   out.Family("ddlm_jobs", "gauge", "Jobs the coordinator keeps, by state.");
   for (const auto& [state, n] : job_states) out.Sample("ddlm_jobs", {{"state", Lower(JobState_Name(state))}}, n);

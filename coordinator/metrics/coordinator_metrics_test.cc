@@ -58,6 +58,7 @@ TEST(CoordinatorMetricsTest, JobsAndWorkersByStateAndRunningJobsSeries) {
   EXPECT_THAT(text, HasSubstr("ddlm_jobs{state=\"succeeded\"} 1\n"));
   EXPECT_THAT(text, HasSubstr("ddlm_jobs{state=\"queued\"} 1\n"));
   EXPECT_THAT(text, HasSubstr("ddlm_jobs{state=\"failed\"} 0\n"));
+  EXPECT_THAT(text, HasSubstr("ddlm_jobs{state=\"preparing\"} 0\n"));
   EXPECT_THAT(text, HasSubstr("ddlm_workers{state=\"busy\"} 2\n"));
   EXPECT_THAT(text, HasSubstr("ddlm_workers{state=\"idle\"} 1\n"));
   EXPECT_THAT(text, HasSubstr("ddlm_workers{state=\"dead\"} 0\n"));

@@ -325,7 +325,7 @@ grpc::Status WorkerServiceImpl::DownloadShard(grpc::ServerContext* context, cons
   if (!shard.ok()) return ToGrpcStatus(shard.status());
   const auto bound = BoundTransfer(deadlines_, max_transfer_, context);
   // Straight from the token file, a chunk at a time; the pages read are let go every
-  // 64 MiB sent, so that serving a shard larger than memory keeps the coordinator small.
+  // 8 MiB sent, so that serving a shard larger than memory keeps the coordinator small.
   const TokenFile& file = shard->file();
   int64_t sent_since_release = 0;
   return SendChunksFrom(
@@ -333,7 +333,7 @@ grpc::Status WorkerServiceImpl::DownloadShard(grpc::ServerContext* context, cons
       [&](int64_t offset, size_t n) -> absl::StatusOr<std::string> {
         const int64_t begin = shard->begin + offset / 4;
         std::string bytes = file.EncodeInt32(begin, begin + static_cast<int64_t>(n) / 4);
-        if ((sent_since_release += static_cast<int64_t>(n)) >= (int64_t{64} << 20)) {
+        if ((sent_since_release += static_cast<int64_t>(n)) >= (int64_t{8} << 20)) {
           file.ReleasePages();
           sent_since_release = 0;
         }

@@ -33,7 +33,8 @@ done
 [[ "$tokens" =~ ^[0-9]+$ ]] && [ "$tokens" -ge 100000 ] || { echo "--tokens must be >= 100000" >&2; exit 2; }
 [ -x /usr/bin/time ] || { echo "large_corpus_benchmark: needs /usr/bin/time (apt-get install time)" >&2; exit 2; }
 
-runfiles=$(pwd)
+runfiles=$(pwd)  # bazel run starts it in its runfiles; bazel-bin/... --tokens=N works too.
+if [ -d "$0.runfiles/ddlm" ]; then runfiles=$(cd "$0.runfiles/ddlm" && pwd); fi
 zipf=$runfiles/common/benchmarks/zipf_corpus
 coordinator_bin=$runfiles/coordinator/ddlm_coordinator
 worker_bin=$runfiles/worker/ddlm_worker
@@ -52,8 +53,8 @@ fi
 text_bytes=$(cat "$corpus"/{train,valid,test}.txt | wc -c)
 
 pids=()
-cleanup() {
-  for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
+cleanup() {  # SIGTERM to each program (time's child), so that time reports its peak.
+  for p in "${pids[@]}"; do pkill -TERM -P "$p" 2>/dev/null || true; done
   for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
   pids=()
 }

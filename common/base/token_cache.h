@@ -1,8 +1,9 @@
-#ifndef DDLM_COORDINATOR_TOKEN_CACHE_H_
-#define DDLM_COORDINATOR_TOKEN_CACHE_H_
+#ifndef DDLM_COMMON_BASE_TOKEN_CACHE_H_
+#define DDLM_COMMON_BASE_TOKEN_CACHE_H_
 
-// Corpora tokenized to disk once (common/base/token_corpus.h) and kept in the state
-// directory for every later job, attempt and coordinator: <root>/<key>/ holds a corpus's
+// Corpora tokenized to disk once (common/base/token_corpus.h) and kept for every later
+// use: in the coordinator's state directory (<state_dir>/corpora, for every later job,
+// attempt and coordinator) and ddlm_train's --token_cache. <root>/<key>/ holds a corpus's
 // vocab.txt and token files. The key names the corpus's files as they are now: the
 // directory's real path and, for each of train.txt, valid.txt and test.txt, its device,
 // inode, size and modification and change times; a file replaced, rewritten or touched
@@ -12,7 +13,8 @@
 // passes), whatever the corpus's size. An entry is checked (read whole) once per
 // TokenCache: later Gets of the same key share what the first opened.
 //
-// Threading: thread-safe; one build at a time (Get holds a lock while it builds).
+// Threading: thread-safe. Gets of different corpora open or build at once, without
+// the lock; a Get of a corpus being built waits for it; Collect leaves it alone.
 
 #include <cstdint>
 #include <map>
@@ -58,8 +60,14 @@ class TokenCache {
   absl::StatusOr<int> Collect(const std::set<std::string>& keep) ABSL_LOCKS_EXCLUDED(mu_);
 
  private:
+  // The entry at `path`, opened (and checked), else built from `dir` via `temporary`.
+  absl::StatusOr<std::shared_ptr<const TokenCorpus>> OpenOrBuild(const std::string& dir, const std::string& path,
+                                                                 const std::string& temporary, const std::string& key,
+                                                                 const TokenizeOptions& options, bool* built);
+
   const std::string root_;
   mutable absl::Mutex mu_;
+  std::set<std::string> busy_ ABSL_GUARDED_BY(mu_);  // Keys a Get is opening or building.
   Counts counts_ ABSL_GUARDED_BY(mu_);
   uint64_t next_temporary_ ABSL_GUARDED_BY(mu_) = 0;
   // Entries opened (and checked) by this cache, by key.
@@ -68,4 +76,4 @@ class TokenCache {
 
 }  // namespace ddlm
 
-#endif  // DDLM_COORDINATOR_TOKEN_CACHE_H_
+#endif  // DDLM_COMMON_BASE_TOKEN_CACHE_H_

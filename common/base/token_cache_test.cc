@@ -1,4 +1,4 @@
-#include "coordinator/token_cache.h"
+#include "common/base/token_cache.h"
 
 #include <fcntl.h>
 #include <gmock/gmock.h>
