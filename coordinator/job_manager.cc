@@ -367,8 +367,13 @@ void JobManager::Schedule() {
   for (const WorkerEntry* w : workers_->Idle()) free.push_back({w->info.worker_id(), w->info.device()});
   const SchedulePlan plan = PlanSchedule(queue, free, workers_->live_count());
   for (const Placement& p : plan.start) {
+    // Ranks in worker-id order: a job started again on the same workers (a restart, a
+    // resume, a coordinator that restarted) gives each the rank, and so the shard, it
+    // had, which it keeps on its disk (worker/shard_store.h) and need not download.
+    std::vector<std::string> ids = p.workers;
+    std::sort(ids.begin(), ids.end());
     std::vector<WorkerEntry*> chosen;
-    for (const std::string& id : p.workers) chosen.push_back(workers_->Get(id));
+    for (const std::string& id : ids) chosen.push_back(workers_->Get(id));
     Reserve(*Find(p.job_id), chosen);
   }
   for (JobEntry* job : queued) {

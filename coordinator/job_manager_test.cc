@@ -172,6 +172,15 @@ TEST_F(JobManagerTest, APreparingJobIsQueuedOnceItsCorpusIsReadyOrFailsNamingWhy
   EXPECT_THAT(journal_.States(), ElementsAre(PREPARING, QUEUED, PREPARING, FAILED, PREPARING, CANCELLED));
 }
 
+TEST_F(JobManagerTest, RanksGoToTheChosenWorkersInIdOrderSoThatAStartAgainKeepsEachWorkersShard) {
+  AddWorker("w9");  // Registered first...
+  AddWorker("w1");
+  const std::string id = jobs_.Submit(Spec(2), "").record.job().id();
+  EXPECT_EQ(workers_.Get("w1")->info.rank(), 0);  // ...but ranks follow the ids.
+  EXPECT_EQ(workers_.Get("w9")->info.rank(), 1);
+  EXPECT_EQ(JobOf(id).state(), QUEUED);
+}
+
 TEST_F(JobManagerTest, ReservedWorkersGetTheirRanksWhenTheStartFinishes) {
   AddWorker("w0");
   AddWorker("w1");
