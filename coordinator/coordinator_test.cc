@@ -472,6 +472,17 @@ class AwaitableSink : public StreamSink<JobEvent> {
   std::vector<JobState> states_ ABSL_GUARDED_BY(mu_);
 };
 
+// However a test with a blocking hook ends, the hook is let go and the coordinator gone
+// before the locals the hook uses.
+struct ReleaseThenDestroy {
+  absl::Notification* release;
+  std::unique_ptr<Coordinator>* coordinator;
+  ~ReleaseThenDestroy() {
+    if (!release->HasBeenNotified()) release->Notify();
+    coordinator->reset();
+  }
+};
+
 TEST_F(CoordinatorTest, AnAttemptIsPreparedOnTheCoordinatorsOwnThreadAndNoCallWaitsForIt) {
   absl::Notification preparing, release;
   std::thread::id prepared_on;
@@ -484,16 +495,7 @@ TEST_F(CoordinatorTest, AnAttemptIsPreparedOnTheCoordinatorsOwnThreadAndNoCallWa
   coordinator_.reset();
   coordinator_ = *Coordinator::Create(options_, &clock_);
   AwaitableSink sink;  // Outlives the coordinator (below).
-  // However the test ends, the preparer is let go and the coordinator gone before the
-  // locals its hook uses.
-  struct Cleanup {
-    absl::Notification* release;
-    std::unique_ptr<Coordinator>* coordinator;
-    ~Cleanup() {
-      if (!release->HasBeenNotified()) release->Notify();
-      coordinator->reset();
-    }
-  } cleanup{&release, &coordinator_};
+  const ReleaseThenDestroy cleanup{&release, &coordinator_};
   auto job = coordinator_->SubmitJob(Spec(1));
   ASSERT_TRUE(job.ok()) << job.status();
   ASSERT_TRUE(coordinator_->AttachEventStream(job->id(), 0, &sink).ok());
@@ -538,14 +540,7 @@ TEST_F(CoordinatorTest, ASubmittedJobIsPreparingWhileItsCorpusIsTokenizedAndACan
   coordinator_.reset();
   coordinator_ = *Coordinator::Create(options_, &clock_);
   AwaitableSink sink;  // Outlives the coordinator (below).
-  struct Cleanup {
-    absl::Notification* release;
-    std::unique_ptr<Coordinator>* coordinator;
-    ~Cleanup() {
-      if (!release->HasBeenNotified()) release->Notify();
-      coordinator->reset();
-    }
-  } cleanup{&release, &coordinator_};
+  const ReleaseThenDestroy cleanup{&release, &coordinator_};
 
   // The call answers at once, the job PREPARING; a free worker is not reserved for it.
   auto job = coordinator_->SubmitJob(Spec(1));

@@ -15,26 +15,6 @@
 
 namespace ddlm {
 
-grpc::Status SendChunks(const std::string& bytes, grpc::ServerContext* context, grpc::ServerWriter<DataChunk>* writer) {
-  const uint32_t crc = Crc32(bytes);
-  size_t offset = 0;
-  do {
-    DataChunk chunk;
-    const size_t n = std::min(kChunkBytes, bytes.size() - offset);
-    chunk.set_data(bytes.data() + offset, n);
-    chunk.set_total_bytes(static_cast<int64_t>(bytes.size()));
-    offset += n;
-    if (offset == bytes.size()) {
-      chunk.set_last(true);
-      chunk.set_crc32(crc);
-    }
-    if (context->IsCancelled() || !writer->Write(chunk)) {
-      return grpc::Status(grpc::StatusCode::CANCELLED, "the client went away");
-    }
-  } while (offset < bytes.size());
-  return grpc::Status::OK;
-}
-
 grpc::Status SendChunksFrom(int64_t total, const std::function<absl::StatusOr<std::string>(int64_t, size_t)>& read,
                             grpc::ServerContext* context, grpc::ServerWriter<DataChunk>* writer) {
   int64_t offset = 0;
@@ -62,6 +42,15 @@ grpc::Status SendChunksFrom(int64_t total, const std::function<absl::StatusOr<st
   return grpc::Status::OK;
 }
 
+grpc::Status SendChunks(const std::string& bytes, grpc::ServerContext* context, grpc::ServerWriter<DataChunk>* writer) {
+  return SendChunksFrom(
+      static_cast<int64_t>(bytes.size()),
+      [&](int64_t offset, size_t n) -> absl::StatusOr<std::string> {
+        return bytes.substr(static_cast<size_t>(offset), n);
+      },
+      context, writer);
+}
+
 grpc::Status SendFileChunks(const std::string& path, grpc::ServerContext* context,
                             grpc::ServerWriter<DataChunk>* writer) {
   const int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
@@ -76,35 +65,20 @@ grpc::Status SendFileChunks(const std::string& path, grpc::ServerContext* contex
   if (::fstat(fd, &st) != 0) {
     return ToGrpcStatus(absl::InternalError(absl::StrCat("cannot stat ", path, ": ", std::strerror(errno))));
   }
-  const int64_t total = st.st_size;
-  int64_t offset = 0;
-  uint32_t crc = 0;
-  std::string buffer(kChunkBytes, '\0');
-  do {
-    const size_t want = static_cast<size_t>(std::min<int64_t>(kChunkBytes, total - offset));
-    size_t got = 0;
-    while (got < want) {
-      const ssize_t n = ::pread(fd, buffer.data() + got, want - got, static_cast<off_t>(offset + got));
-      if (n < 0 && errno == EINTR) continue;
-      if (n <= 0) {
-        return ToGrpcStatus(absl::DataLossError(absl::StrCat(path, ": short read at byte ", offset + got)));
-      }
-      got += static_cast<size_t>(n);
-    }
-    DataChunk chunk;
-    chunk.set_data(buffer.data(), want);
-    chunk.set_total_bytes(total);
-    crc = Crc32(absl::string_view(buffer.data(), want), crc);
-    offset += static_cast<int64_t>(want);
-    if (offset == total) {
-      chunk.set_last(true);
-      chunk.set_crc32(crc);
-    }
-    if (context->IsCancelled() || !writer->Write(chunk)) {
-      return grpc::Status(grpc::StatusCode::CANCELLED, "the client went away");
-    }
-  } while (offset < total);
-  return grpc::Status::OK;
+  return SendChunksFrom(
+      static_cast<int64_t>(st.st_size),
+      [&](int64_t offset, size_t want) -> absl::StatusOr<std::string> {
+        std::string buffer(want, '\0');
+        size_t got = 0;
+        while (got < want) {
+          const ssize_t n = ::pread(fd, buffer.data() + got, want - got, static_cast<off_t>(offset + got));
+          if (n < 0 && errno == EINTR) continue;
+          if (n <= 0) return absl::DataLossError(absl::StrCat(path, ": short read at byte ", offset + got));
+          got += static_cast<size_t>(n);
+        }
+        return buffer;
+      },
+      context, writer);
 }
 
 absl::Status ReceiveChunks(std::unique_ptr<grpc::ClientReaderInterface<DataChunk>> reader, const std::string& what,
