@@ -396,7 +396,7 @@ TEST_F(NetnsTest, TwoWorkersOnSeparateHostsCompleteAJob) {
     EXPECT_THAT(DirEntries(hosts_[i].dir), ::testing::ElementsAre(shards)) << hosts_[i].dir;
     const std::vector<std::string> files = DirEntries(hosts_[i].dir + "/" + shards);
     EXPECT_EQ(files.size(), 3u);
-    for (const std::string& f : files) EXPECT_THAT(f, ::testing::EndsWith(".tok"));
+    for (const std::string& f : files) EXPECT_THAT(f, ::testing::EndsWith(".ddlm-shard"));
   }
 }
 

@@ -157,7 +157,7 @@ TEST(JobRunnerTest, MappedShardsOnDiskTrainBitIdenticallyToShardsInMemoryAndAreN
   EXPECT_EQ(mapped.test_losses(), in_memory.test_losses());
   EXPECT_EQ(mapped.checkpoint("e3-s40"), in_memory.checkpoint("e3-s40"));
   EXPECT_THAT(ListDirectory(options.shard_store->dir()),
-              ::testing::ElementsAre("c-test-0-n.tok", "c-train-0-n.tok", "c-valid-0-n.tok"));
+              ::testing::ElementsAre("c-test-0-n.ddlm-shard", "c-train-0-n.ddlm-shard", "c-valid-0-n.ddlm-shard"));
 
   // The next attempt (after a restart, say) on the same shards downloads none; one
   // whose train shard changed downloads that one, and the old one goes.
@@ -179,7 +179,7 @@ TEST(JobRunnerTest, MappedShardsOnDiskTrainBitIdenticallyToShardsInMemoryAndAreN
   }
   EXPECT_EQ(mapped.shard_downloads(), 4);
   EXPECT_THAT(ListDirectory(options.shard_store->dir()),
-              ::testing::ElementsAre("c-test-0-n.tok", "c-valid-0-n.tok", "c2-train-0-n.tok"));
+              ::testing::ElementsAre("c-test-0-n.ddlm-shard", "c-valid-0-n.ddlm-shard", "c2-train-0-n.ddlm-shard"));
 }
 
 TEST(JobRunnerTest, AShardOfAnotherSizeThanAssignedFailsTheAttemptNamingIt) {

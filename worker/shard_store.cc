@@ -15,7 +15,9 @@
 namespace ddlm {
 namespace {
 
-constexpr char kSuffix[] = ".tok";
+// Only files of this suffix are the store's: Keep leaves any other file in the
+// directory alone.
+constexpr char kSuffix[] = ".ddlm-shard";
 
 bool IsSafeName(const std::string& id) {
   if (id.empty() || id.size() > 200 || id[0] == '.') return false;
@@ -103,7 +105,7 @@ absl::Status ShardStore::Keep(const std::set<std::string>& keep) {
   for (const std::string& name : ListDirectory(dir_)) {
     const bool shard = absl::EndsWith(name, kSuffix);
     if (shard && keep.count(name.substr(0, name.size() - (sizeof(kSuffix) - 1))) > 0) continue;
-    if (!shard && !absl::StrContains(name, kSuffix)) continue;  // Not ours (".tok.tmp.<pid>" is).
+    if (!shard && !absl::StrContains(name, kSuffix)) continue;  // Not ours (".ddlm-shard.tmp.<pid>" is).
     if (std::remove(absl::StrCat(dir_, "/", name).c_str()) != 0) {
       return absl::InternalError(absl::StrCat("cannot remove ", dir_, "/", name));
     }

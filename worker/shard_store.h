@@ -2,7 +2,7 @@
 #define DDLM_WORKER_SHARD_STORE_H_
 
 // A worker's shards on its own disk, so that its memory does not grow with its shard:
-// each is downloaded once, a chunk at a time, into <dir>/<shard id>.tok (a token file
+// each is downloaded once, a chunk at a time, into <dir>/<shard id>.ddlm-shard (a token file
 // of 4-byte ids with its checksums, common/base/token_file.h), then memory-mapped;
 // batches are cut from the mapping (worker/job_runner.h lets its pages go as training
 // walks it). A shard already there under the same name (the same tokens: the
@@ -46,7 +46,8 @@ class ShardStore {
   absl::StatusOr<std::shared_ptr<const TokenFile>> Get(const std::string& id, int64_t tokens, int64_t vocabulary_size,
                                                        const Download& download) ABSL_LOCKS_EXCLUDED(mu_);
 
-  // Removes every shard (and any partial download) whose name is not in `keep`.
+  // Removes every shard (and any partial download) whose name is not in `keep`; files
+  // not named as shards (<id>.ddlm-shard) are left alone.
   absl::Status Keep(const std::set<std::string>& keep) ABSL_LOCKS_EXCLUDED(mu_);
 
   int downloads() const ABSL_LOCKS_EXCLUDED(mu_);

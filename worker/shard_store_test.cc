@@ -82,7 +82,7 @@ TEST(ShardStoreTest, ADamagedOrDifferentShardOnDiskIsDownloadedAgain) {
     ShardStore store(TempDir("damaged"));
     ASSERT_TRUE(store.Get("s", 500, 50, coordinator.AsDownload()).ok());
   }
-  const std::string path = TempDir("damaged/s.tok");
+  const std::string path = TempDir("damaged/s.ddlm-shard");
   std::string bytes = *ReadFile(path);
   bytes[kTokenFileHeaderBytes + 8] ^= 1;
   ASSERT_TRUE(WriteFileAtomically(path, bytes).ok());
@@ -134,8 +134,10 @@ TEST(ShardStoreTest, KeepRemovesOtherShardsOnly) {
     ASSERT_TRUE(store.Get(id, 10, 5, coordinator.AsDownload()).ok());
   }
   ASSERT_TRUE(WriteFileAtomically(TempDir("keep/notes.txt"), "mine").ok());
+  ASSERT_TRUE(WriteFileAtomically(TempDir("keep/notes.tok"), "mine too").ok());  // Not a shard's name.
   ASSERT_TRUE(store.Keep({"new-train", "new-valid"}).ok());
-  EXPECT_THAT(ListDirectory(TempDir("keep")), ElementsAre("new-train.tok", "new-valid.tok", "notes.txt"));
+  EXPECT_THAT(ListDirectory(TempDir("keep")),
+              ElementsAre("new-train.ddlm-shard", "new-valid.ddlm-shard", "notes.tok", "notes.txt"));
 }
 
 }  // namespace
