@@ -1,6 +1,7 @@
 #include "common/base/checkpoint_format.h"
 
 #include <algorithm>
+#include <cstdint>
 #include <cstring>
 #include <limits>
 #include <set>
@@ -31,11 +32,18 @@ T ReadLittleEndian(const char* p) {
 }
 
 // The bytes a tensor of `dtype` and `shape` takes; false on a negative dimension or an
-// overflow.
+// overflow, also of the product of the dimensions counted as at least 1 (as LibTorch
+// computes strides: [0, 2^62, 4] holds no byte but cannot be made; the checkpoint
+// fuzzer's find).
 bool TensorBytes(TensorDType dtype, const std::vector<int64_t>& shape, uint64_t* bytes) {
   uint64_t n = DTypeSize(dtype);
+  uint64_t strides = 1;
   for (int64_t d : shape) {
     if (d < 0 || __builtin_mul_overflow(n, static_cast<uint64_t>(d), &n)) return false;
+    if (__builtin_mul_overflow(strides, static_cast<uint64_t>(d > 0 ? d : 1), &strides) ||
+        strides > static_cast<uint64_t>(INT64_MAX)) {
+      return false;
+    }
   }
   *bytes = n;
   return true;

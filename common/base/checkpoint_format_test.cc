@@ -119,6 +119,12 @@ TEST(CheckpointFormatTest, EncodingRefusesBytesThatDoNotMatchTheirShapeOrARepeat
   std::vector<CheckpointTensorBytes> untyped = Tensors();
   untyped[1].dtype = DTYPE_UNSPECIFIED;
   EXPECT_EQ(EncodeCheckpoint(Header(), untyped).status().code(), absl::StatusCode::kInvalidArgument);
+  // No bytes, but dimensions whose product (each counted as at least 1) overflows: no
+  // tensor of that shape can be made (the checkpoint fuzzer's find).
+  std::vector<CheckpointTensorBytes> unmakeable = Tensors();
+  unmakeable[0].shape = {0, int64_t{1} << 62, 4};
+  unmakeable[0].bytes = "";
+  EXPECT_EQ(EncodeCheckpoint(Header(), unmakeable).status().code(), absl::StatusCode::kInvalidArgument);
 }
 
 }  // namespace

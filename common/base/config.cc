@@ -4,11 +4,15 @@
 #include <google/protobuf/text_format.h>
 
 #include <cmath>
+#include <cstdint>
+#include <string>
+#include <utility>
 #include <vector>
 
 #include "absl/strings/ascii.h"
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
+#include "absl/strings/string_view.h"
 #include "common/base/file_io.h"
 
 namespace ddlm {
@@ -108,7 +112,53 @@ void ApplyDefaults(JobSpec* spec) {
   if (!spec->has_min_workers()) spec->set_min_workers(spec->num_workers());
 }
 
+namespace {
+
+// Whether `text` is well-formed UTF-8 (no overlong forms, surrogates or code points
+// above U+10FFFF), as protobuf requires of a string field on the wire.
+bool IsValidUtf8(absl::string_view text) {
+  size_t i = 0;
+  while (i < text.size()) {
+    const unsigned char c = static_cast<unsigned char>(text[i]);
+    int extra = 0;
+    uint32_t cp = 0;
+    if (c < 0x80) {
+      ++i;
+      continue;
+    } else if ((c & 0xE0) == 0xC0) {
+      extra = 1;
+      cp = c & 0x1F;
+    } else if ((c & 0xF0) == 0xE0) {
+      extra = 2;
+      cp = c & 0x0F;
+    } else if ((c & 0xF8) == 0xF0) {
+      extra = 3;
+      cp = c & 0x07;
+    } else {
+      return false;
+    }
+    if (i + extra >= text.size()) return false;  // Cut short.
+    for (int k = 1; k <= extra; ++k) {
+      const unsigned char next = static_cast<unsigned char>(text[i + k]);
+      if ((next & 0xC0) != 0x80) return false;
+      cp = (cp << 6) | (next & 0x3F);
+    }
+    static constexpr uint32_t kMin[] = {0, 0x80, 0x800, 0x10000};
+    if (cp < kMin[extra] || cp > 0x10FFFF || (cp >= 0xD800 && cp <= 0xDFFF)) return false;
+    i += extra + 1;
+  }
+  return true;
+}
+
+}  // namespace
+
 absl::Status ValidateJobSpec(const JobSpec& spec) {
+  // Strings go over gRPC as protobuf strings, which must be UTF-8.
+  for (auto [field, value] : {std::pair<const char*, const std::string*>{"name", &spec.name()},
+                              {"data.path", &spec.data().path()},
+                              {"checkpoint.path", &spec.checkpoint().path()}}) {
+    if (!IsValidUtf8(*value)) return absl::InvalidArgumentError(absl::StrCat(field, " is not valid UTF-8"));
+  }
   const DataConfig& d = spec.data();
   if (d.path().empty()) {
     return absl::InvalidArgumentError("data.path is empty: name a directory holding train.txt, valid.txt and test.txt");

@@ -76,6 +76,28 @@ TEST(ConfigTest, RejectsBadValuesNamingTheField) {
   ExpectRejected("data { path: 'd' bptt: 70000 }", "data.bptt must be <= 65536");
 }
 
+// Found by the job_spec fuzzer's round-trip property: a string that is not UTF-8 parsed
+// from a config file, passed validation, and could not be sent over gRPC.
+TEST(ConfigTest, RejectsStringsThatAreNotUtf8NamingTheField) {
+  JobSpec spec;
+  spec.mutable_data()->set_path("corpus");
+  ApplyDefaults(&spec);
+  ASSERT_TRUE(ValidateJobSpec(spec).ok());
+  for (const char* bad : {"\xFF", "a\xC3", "\xC0\x80", "\xED\xA0\x80", "\xF4\x90\x80\x80"}) {
+    JobSpec s = spec;
+    s.mutable_data()->set_path(bad);
+    EXPECT_NE(ValidateJobSpec(s).message().find("data.path is not valid UTF-8"), absl::string_view::npos) << bad;
+    s = spec;
+    s.set_name(bad);
+    EXPECT_EQ(ValidateJobSpec(s).message(), "name is not valid UTF-8") << bad;
+  }
+  for (const char* good : {"caf\xC3\xA9", "\xE2\x82\xAC", "\xF0\x9F\x98\x80", "\xF4\x8F\xBF\xBF"}) {
+    JobSpec s = spec;
+    s.mutable_checkpoint()->set_path(good);
+    EXPECT_TRUE(ValidateJobSpec(s).ok()) << good;
+  }
+}
+
 TEST(ConfigTest, RejectsUnknownFieldsAndSyntaxWithPosition) {
   ExpectRejected("data { path: 'd' }\nmodel { hidden_size: 3 }", "line 2");
   ExpectRejected("data { path: 'd' }\nmodel { hidden_size: 3 }", "hidden_size");
