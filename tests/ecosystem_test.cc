@@ -15,6 +15,7 @@
 #include <cstdlib>
 #include <functional>
 #include <map>
+#include <memory>
 #include <string>
 #include <vector>
 
@@ -75,7 +76,8 @@ std::string HttpGet(int port, const std::string& path) {
   return body == std::string::npos ? "" : reply.substr(body + 4);
 }
 
-// A port that was free a moment ago (for a program that cannot take port 0).
+// A port that was free a moment ago (for a program that cannot take port 0: its caller
+// tries again if something took it meanwhile).
 int FreePort() {
   const int fd = ::socket(AF_INET, SOCK_STREAM, 0);
   sockaddr_in addr{};
@@ -203,11 +205,23 @@ TEST(EcosystemTest, PrometheusScrapesTheRunningJobsTokensPerSecond) {
                                                        "      - targets: ['127.0.0.1:",
                                                        metrics_port, "']\n"))
                   .ok());
-  const int prometheus_port = FreePort();
-  ASSERT_GT(prometheus_port, 0);
-  Subprocess prometheus({"/usr/bin/prometheus", "--config.file=" + config, "--storage.tsdb.path=" + dir + "/tsdb",
-                         absl::StrCat("--web.listen-address=127.0.0.1:", prometheus_port)});
-  ASSERT_TRUE(prometheus.WaitForLine("Server is ready to receive web requests")) << prometheus.output();
+  // Prometheus takes no port 0: a port free a moment ago, and another if something took
+  // it meanwhile (Prometheus then exits saying so), up to 5 times.
+  int prometheus_port = 0;
+  std::unique_ptr<Subprocess> prometheus;
+  for (int attempt = 0; attempt < 5 && prometheus == nullptr; ++attempt) {
+    prometheus_port = FreePort();
+    ASSERT_GT(prometheus_port, 0);
+    auto started = std::make_unique<Subprocess>(std::vector<std::string>{
+        "/usr/bin/prometheus", "--config.file=" + config, absl::StrCat("--storage.tsdb.path=", dir, "/tsdb-", attempt),
+        absl::StrCat("--web.listen-address=127.0.0.1:", prometheus_port)});
+    if (started->WaitForLine("Server is ready to receive web requests")) {
+      prometheus = std::move(started);
+    } else {
+      ASSERT_THAT(started->output(), HasSubstr("address already in use")) << started->output();
+    }
+  }
+  ASSERT_NE(prometheus, nullptr) << "no free port for Prometheus in 5 tries";
 
   // A job long enough to be scraped while it runs; each training event it reports is
   // the cue to ask Prometheus again.
@@ -253,7 +267,7 @@ TEST(EcosystemTest, PrometheusScrapesTheRunningJobsTokensPerSecond) {
   cancel.set_job_id(job->id());
   Job cancelled;
   EXPECT_TRUE(cluster.stub().CancelJob(&context, cancel, &cancelled).ok());
-  prometheus.Stop();
+  prometheus->Stop();
 }
 
 // `ddlm watch` in a real terminal (a tmux pane): the live status line while the job
