@@ -48,7 +48,7 @@ Coordinator::~Coordinator() {
     absl::MutexLock lock(&mu_);
     shutdown_ = true;  // PrepareStarts takes no further start, PrepareCorpus no corpus.
   }
-  tokenizer_->Shutdown();  // A tokenization under way runs to its end (its job stays PREPARING).
+  tokenizer_->Shutdown();  // A tokenization under way stops at its next chunk (its job stays PREPARING).
   preparer_->Shutdown();
 }
 
@@ -188,6 +188,12 @@ void Coordinator::PrepareCorpus(const std::string& job_id, const JobSpec& spec) 
         second ? absl::StrFormat(", %d tokens written", tokens_written) : "");
     absl::MutexLock lock(&mu_);
     jobs_.SetPreparingProgress(job_id, message);
+  };
+  // A coordinator asked to stop does not wait for a large corpus: the job stays
+  // PREPARING, for the next one.
+  options.stop = [this] {
+    absl::MutexLock lock(&mu_);
+    return shutdown_;
   };
   const absl::Status prepared = ReadJobCorpus(spec, data_roots_, &corpora_, options).status();
   if (!prepared.ok()) LOG(WARNING) << "job " << job_id << ": its corpus: " << prepared;

@@ -23,6 +23,12 @@ absl::Status Explain(absl::Status status) {
       absl::StrCat("corpus file ", status.message(), " (a corpus directory holds train.txt, valid.txt and test.txt)"));
 }
 
+// CANCELLED once options.stop says so.
+absl::Status Stopped(const TokenizeOptions& options) {
+  if (options.stop && options.stop()) return absl::CancelledError("tokenizing stopped (shutting down)");
+  return absl::OkStatus();
+}
+
 }  // namespace
 
 absl::StatusOr<TokenCorpusSummary> BuildTokenCorpus(const std::string& corpus_dir, const std::string& out_dir,
@@ -40,7 +46,7 @@ absl::StatusOr<TokenCorpusSummary> BuildTokenCorpus(const std::string& corpus_di
                                               [&](const std::vector<int64_t>&, const TextPosition& after) {
                                                 bytes = after.byte;
                                                 if (options.progress) options.progress(read + bytes, written);
-                                                return absl::OkStatus();
+                                                return Stopped(options);
                                               })));
     read += bytes;
     summary.text_bytes += bytes;
@@ -61,7 +67,7 @@ absl::StatusOr<TokenCorpusSummary> BuildTokenCorpus(const std::string& corpus_di
                                                 written += static_cast<int64_t>(ids.size());
                                                 bytes = after.byte;
                                                 if (options.progress) options.progress(read + bytes, written);
-                                                return absl::OkStatus();
+                                                return Stopped(options);
                                               })));
     if (dictionary.size() != words_before) {
       return absl::FailedPreconditionError(absl::StrCat(path, " changed while it was tokenized"));

@@ -31,6 +31,8 @@ struct TokenizeOptions {
   // Called after each chunk: text bytes read so far over both passes, and tokens
   // written so far (0 during the first pass).
   std::function<void(int64_t bytes_read, int64_t tokens_written)> progress;
+  // Asked after each chunk: true stops the build, CANCELLED (nothing is left in place).
+  std::function<bool()> stop;
 };
 
 struct TokenCorpusSummary {

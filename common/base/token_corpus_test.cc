@@ -91,6 +91,15 @@ TEST(TokenCorpusTest, TheQuickstartCorpusRoundTripsAndProgressIsReported) {
   EXPECT_EQ(summary->text_bytes, text);
   EXPECT_EQ(last_read, 2 * text);  // Both passes.
   EXPECT_EQ(last_written, summary->train + summary->valid + summary->test);
+
+  // Asked to stop in the second pass: CANCELLED, and no whole entry (no vocab.txt).
+  int asked = 0;
+  options.progress = nullptr;
+  options.stop = [&] { return ++asked > calls / 2 + 3; };
+  auto stopped = BuildTokenCorpus(dir, TempPath("synthetic-stopped"), options);
+  EXPECT_EQ(stopped.status().code(), absl::StatusCode::kCancelled);
+  EXPECT_EQ(asked, calls / 2 + 4);  // It stopped at the first chunk after the answer changed.
+  EXPECT_FALSE(ReadFile(TempPath("synthetic-stopped/vocab.txt")).ok());
 }
 
 TEST(TokenCorpusTest, BadTextIsNamedAndDamagedOrMismatchedFilesAreDataLoss) {
