@@ -160,6 +160,12 @@ TEST(TrainBinaryTest, BadInputGetsAClearError) {
   EXPECT_THAT(out, HasSubstr("unknown model type 'CNN'"));
   EXPECT_EQ(RunBinary({kTrain, "--data=" + TempDir() + "/nowhere", "--epochs=1"}, &out), 1);
   EXPECT_THAT(out, HasSubstr("train.txt"));
+  // A token cache that cannot be made: named, with the way around it.
+  const std::string file = TempDir() + "/a-file";
+  std::ofstream(file) << "not a directory";
+  EXPECT_EQ(RunBinary({kTrain, "--config=configs/quickstart.textproto", "--token_cache=" + file + "/cache"}, &out), 1);
+  EXPECT_THAT(out, HasSubstr(file + "/cache"));
+  EXPECT_THAT(out, HasSubstr("--token_cache=none reads the corpus into memory"));
 
   const std::string bad = TempDir() + "/bad.pt";
   std::ofstream(bad) << "not a checkpoint at all, just some text";

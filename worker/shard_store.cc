@@ -10,6 +10,7 @@
 #include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
 #include "common/base/file_io.h"
+#include "common/base/sharding.h"
 #include "common/base/status_macros.h"
 
 namespace ddlm {
@@ -59,21 +60,16 @@ absl::StatusOr<std::shared_ptr<const TokenFile>> ShardStore::Get(const std::stri
   DDLM_ASSIGN_OR_RETURN(std::unique_ptr<TokenFileWriter> writer,
                         TokenFileWriter::Create(path, vocabulary_size, /*fingerprint=*/0, /*min_width=*/4));
   std::string carry;  // A chunk may end inside an id.
-  std::vector<int64_t> ids;
   DDLM_RETURN_IF_ERROR(download([&](absl::string_view bytes) -> absl::Status {
     carry.append(bytes.data(), bytes.size());
     const size_t whole = carry.size() / 4 * 4;
-    ids.clear();
-    for (size_t i = 0; i < whole; i += 4) {
-      const auto* p = reinterpret_cast<const unsigned char*>(carry.data() + i);
-      ids.push_back(static_cast<int32_t>(static_cast<uint32_t>(p[0]) | static_cast<uint32_t>(p[1]) << 8 |
-                                         static_cast<uint32_t>(p[2]) << 16 | static_cast<uint32_t>(p[3]) << 24));
-    }
+    absl::StatusOr<std::vector<int64_t>> ids = DecodeTokenIds(absl::string_view(carry).substr(0, whole));
+    if (!ids.ok()) return absl::DataLossError(absl::StrCat("shard ", id, ": ", ids.status().message()));
     carry.erase(0, whole);
-    if (writer->tokens() + static_cast<int64_t>(ids.size()) > tokens) {
+    if (writer->tokens() + static_cast<int64_t>(ids->size()) > tokens) {
       return absl::DataLossError(absl::StrCat("shard ", id, ": more than the ", tokens, " tokens assigned came"));
     }
-    absl::Status appended = writer->Append(ids);
+    absl::Status appended = writer->Append(*ids);
     if (appended.code() == absl::StatusCode::kInvalidArgument) {
       return absl::DataLossError(absl::StrCat("shard ", id, ": ", appended.message()));
     }

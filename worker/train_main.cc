@@ -149,7 +149,15 @@ int Run(const ddlm::JobSpec& spec, const torch::Device& device) {
     ddlm::TokenCache cache(cache_dir);
     absl::StatusOr<ddlm::TokenCache::Entry> entry = cache.Get(spec.data().path());
     if (!entry.ok()) {
-      std::fprintf(stderr, "ddlm_train: %s\n", std::string(entry.status().message()).c_str());
+      // A corpus at fault is named as it is; the cache's own trouble (an unwritable or
+      // full directory) says how to go without it.
+      const absl::StatusCode code = entry.status().code();
+      const bool corpus = code == absl::StatusCode::kNotFound || code == absl::StatusCode::kInvalidArgument ||
+                          code == absl::StatusCode::kFailedPrecondition;
+      std::fprintf(stderr, "ddlm_train: %s%s\n", std::string(entry.status().message()).c_str(),
+                   corpus ? ""
+                          : " (--token_cache=DIR puts the token files elsewhere; --token_cache=none reads the "
+                            "corpus into memory)");
       return 1;
     }
     mapped = entry->corpus;
