@@ -7,6 +7,7 @@
 
 #include <cstdlib>
 #include <string>
+#include <thread>
 #include <vector>
 
 #include "absl/strings/str_cat.h"
@@ -110,6 +111,32 @@ TEST(TokenCacheTest, ADamagedEntryIsBuiltAgain) {
   EXPECT_EQ(again->key, entry->key);
   EXPECT_EQ(TrainIds(*again), ids);
   EXPECT_TRUE(OpenTokenCorpus(entry->path).ok());
+}
+
+// Gets from several threads at once (run under --config=tsan in CI): a corpus is built
+// once, by whichever Get comes first, and the others wait for it and share it; another
+// corpus is built meanwhile, not after it.
+TEST(TokenCacheTest, ConcurrentGetsOfOneCorpusBuildItOnceAndShareIt) {
+  const std::string a = CorpusDir("concurrent-a");
+  const std::string b = CorpusDir("concurrent-b");
+  ASSERT_TRUE(WriteFileAtomically(b + "/valid.txt", "q r\n").ok());
+  TokenCache cache(TempPath("cache-concurrent"));
+  std::vector<absl::StatusOr<TokenCache::Entry>> got(6, absl::UnknownError("not run"));
+  std::vector<std::thread> threads;
+  for (int i = 0; i < 6; ++i) {
+    threads.emplace_back([&, i] { got[i] = cache.Get(i % 2 == 0 ? a : b); });
+  }
+  for (std::thread& t : threads) t.join();
+  for (int i = 0; i < 6; ++i) {
+    ASSERT_TRUE(got[i].ok()) << got[i].status();
+    EXPECT_EQ(got[i]->corpus.get(), got[i % 2]->corpus.get()) << i;  // One corpus object per key.
+  }
+  EXPECT_NE(got[0]->key, got[1]->key);
+  const TokenCache::Counts counts = cache.counts();
+  EXPECT_EQ(counts.builds, 2);
+  EXPECT_EQ(counts.hits, 4);
+  EXPECT_EQ(counts.opens, 0);
+  EXPECT_THAT(ListDirectory(TempPath("cache-concurrent")), ::testing::UnorderedElementsAre(got[0]->key, got[1]->key));
 }
 
 TEST(TokenCacheTest, AMissingOrBadCorpusIsNamedAndLeavesNothing) {
