@@ -11,6 +11,7 @@
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
 #include "common/base/config.h"
+#include "common/base/file_io.h"
 #include "common/base/status_macros.h"
 #include "coordinator/checkpoint_store.h"
 
@@ -33,7 +34,7 @@ Coordinator::Coordinator(const CoordinatorOptions& options, Clock* clock)
       clock_(clock),
       store_(options.state_dir),
       writer_(&store_, options.before_record_write_for_testing),
-      generator_(options.generation),
+      model_queries_(options.model_queries),
       corpora_(options.state_dir + "/corpora"),
       workers_(options.heartbeat_timeout),
       heartbeats_(&workers_.heartbeats()),
@@ -304,11 +305,35 @@ absl::StatusOr<std::string> Coordinator::KeptCheckpointPath(const std::string& j
   return kept.second;
 }
 
-absl::StatusOr<GenerateResponse> Coordinator::Generate(const GenerateRequest& request) {
-  DDLM_ASSIGN_OR_RETURN(GenerateOptions options, generator_.ParseRequest(request));  // Before any lookup.
+absl::StatusOr<GenerateResponse> Coordinator::Generate(const GenerateRequest& request, const GenerateSink& sink) {
+  DDLM_RETURN_IF_ERROR(CheckGenerateRequest(request, model_queries_.limits()));  // Before any lookup.
   DDLM_ASSIGN_OR_RETURN(auto kept, KeptCheckpoint(request.job_id(), request.checkpoint()));
-  // Without the lock, in the generator's few slots.
-  return generator_.Generate(kept.second, kept.first, options);
+  // Without the lock, in the runner's few slots.
+  return model_queries_.Generate(kept.second, kept.first, request, sink);
+}
+
+absl::StatusOr<ScoreTextResponse> Coordinator::ScoreText(const ScoreTextRequest& request) {
+  DDLM_RETURN_IF_ERROR(CheckScoreRequest(request, model_queries_.limits()));
+  DDLM_ASSIGN_OR_RETURN(auto kept, KeptCheckpoint(request.job_id(), request.checkpoint()));
+  std::string file_text;
+  if (request.has_file()) {
+    // data_roots_ is set once by Create: read without the lock.
+    DDLM_ASSIGN_OR_RETURN(std::string path, data_roots_.ResolveFile(request.file(), "file"));
+    struct stat st;
+    if (::stat(path.c_str(), &st) == 0 && st.st_size > model_queries_.limits().max_file_bytes) {
+      return absl::InvalidArgumentError(absl::StrCat("file '", request.file(), "' is ", st.st_size,
+                                                     " bytes, over the limit of ",
+                                                     model_queries_.limits().max_file_bytes));
+    }
+    DDLM_ASSIGN_OR_RETURN(file_text, ReadFile(path));
+  }
+  return model_queries_.Score(kept.second, kept.first, request, request.has_file() ? file_text : request.text());
+}
+
+absl::StatusOr<AttentionResponse> Coordinator::Attention(const AttentionRequest& request) {
+  DDLM_RETURN_IF_ERROR(CheckAttentionRequest(request, model_queries_.limits()));
+  DDLM_ASSIGN_OR_RETURN(auto kept, KeptCheckpoint(request.job_id(), request.checkpoint()));
+  return model_queries_.Attention(kept.second, kept.first, request);
 }
 
 std::vector<WorkerInfo> Coordinator::ListWorkers() {

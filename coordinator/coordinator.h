@@ -95,7 +95,7 @@
 #include "coordinator/record_writer.h"
 #include "coordinator/rendezvous.h"
 #include "coordinator/stream_sink.h"
-#include "coordinator/text_generator.h"
+#include "coordinator/model_query_runner.h"
 #include "common/base/token_cache.h"
 #include "coordinator/worker_credentials.h"
 #include "coordinator/worker_registry.h"
@@ -123,8 +123,8 @@ struct CoordinatorOptions {
   // WatchJob streams open at once, over all jobs; more are RESOURCE_EXHAUSTED (each
   // holds a reactor and its queue; command streams are one per live worker).
   int max_event_streams = 10000;
-  // Generate's limits (words, concurrent samplings).
-  TextGeneratorOptions generation;
+  // The model queries' limits (words, text sizes, concurrent queries).
+  ModelQueryOptions model_queries;
   // Not owned; may be null. Gets every job's events once they are on disk, such as the
   // TensorBoard exporter (coordinator/tensorboard/).
   JobEventObserver* event_observer = nullptr;
@@ -182,7 +182,13 @@ class Coordinator {
   // ListCheckpoints and Generate.
   absl::StatusOr<std::string> KeptCheckpointPath(const std::string& job_id, const std::string& which)
       ABSL_LOCKS_EXCLUDED(mu_);
-  absl::StatusOr<GenerateResponse> Generate(const GenerateRequest& request) ABSL_LOCKS_EXCLUDED(mu_);
+  // The model queries (model_query_runner.h), on the checkpoint the request names,
+  // without the lock. GenerateStream's `sink` gets each piece as it is made.
+  absl::StatusOr<GenerateResponse> Generate(const GenerateRequest& request, const GenerateSink& sink = nullptr)
+      ABSL_LOCKS_EXCLUDED(mu_);
+  // A `file` is read from inside the data roots, at most limits.max_file_bytes.
+  absl::StatusOr<ScoreTextResponse> ScoreText(const ScoreTextRequest& request) ABSL_LOCKS_EXCLUDED(mu_);
+  absl::StatusOr<AttentionResponse> Attention(const AttentionRequest& request) ABSL_LOCKS_EXCLUDED(mu_);
   std::vector<WorkerInfo> ListWorkers() ABSL_LOCKS_EXCLUDED(mu_);
 
   // ---- WorkerService ----
@@ -324,7 +330,7 @@ class Coordinator {
   DataRoots data_roots_;  // Set once by Create.
   JobStore store_;
   JobRecordWriter writer_;
-  TextGenerator generator_;
+  ModelQueryRunner model_queries_;
   Rendezvous rendezvous_;                 // Thread-safe on its own; never waited on under mu_.
   WorkerCredentials credentials_;         // Thread-safe; its own lock.
   TokenCache corpora_;                    // Thread-safe; its own lock.

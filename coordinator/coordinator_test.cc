@@ -23,6 +23,7 @@
 #include "absl/synchronization/notification.h"
 #include "common/base/clock.h"
 #include "common/base/config.h"
+#include "common/base/corpus.h"
 #include "common/base/file_io.h"
 #include "common/training/checkpoint.h"
 #include "common/training/model.h"
@@ -1219,6 +1220,8 @@ std::string RealCheckpoint(const JobSpec& spec, const Assignment& assignment, in
   c.header.set_val_loss(val_loss);
   c.header.set_best_val_loss(best);
   for (const std::string& w : assignment.vocabulary()) c.header.add_vocabulary(w);
+  c.header.set_vocabulary_fingerprint(
+      Dictionary::FromWords({assignment.vocabulary().begin(), assignment.vocabulary().end()}).Fingerprint());
   CaptureModel(*model, nullptr, &c);
   return *SerializeCheckpoint(c);
 }

@@ -6,6 +6,7 @@
 #include <cstdlib>
 #include <fstream>
 #include <iterator>
+#include <regex>
 
 #include "common/base/subprocess.h"
 #include "gmock/gmock.h"
@@ -120,6 +121,78 @@ TEST(ClientTest, LaunchRunsAJobOnLocalWorkersAndSavesTheBestModel) {
     ASSERT_EQ(::stat((state + "/secrets/" + secret).c_str(), &st), 0) << secret;
     EXPECT_EQ(st.st_mode & 0077, 0u) << secret << " is readable by others";
   }
+}
+
+// The model queries from the CLI on a job's checkpoint: scoring the job's own test split
+// gives the test perplexity the job reported (one worker, eval_batch_size 1: the
+// evaluation's one stream, which ScoreText reads the same way); generation from a prompt,
+// streamed; the attention and log-probability maps drawn.
+TEST(ClientTest, ScoreAttentionLogprobsAndAPromptFromTheCli) {
+  Cluster cluster(TempDir() + "/query_state");
+  ASSERT_TRUE(cluster.Start());
+  ASSERT_TRUE(cluster.AddWorker("w0"));
+  const std::string at = "--coordinator=" + cluster.address();
+  const std::string config = TempDir() + "/tf.textproto";
+  std::ofstream(config) << "name: \"tf\"\n"
+                        << "data { path: \"configs/quickstart_data\" batch_size: 10 eval_batch_size: 1 bptt: 12 }\n"
+                        << "model { type: TRANSFORMER emsize: 16 nhid: 16 nlayers: 2 nhead: 2 }\n"
+                        << "schedule { epochs: 1 log_interval: 10 max_batches_per_epoch: 20 threads: 1 }\n"
+                        << "num_workers: 1\n";
+  std::string out;
+  ASSERT_EQ(RunBinary({kClient, "submit", "--config=" + config, "--watch", at, kPlain}, &out), 0) << out;
+  ASSERT_THAT(out, HasSubstr("| job SUCCEEDED"));
+  ASSERT_EQ(RunBinary({kClient, "status", "job-1", "--json", at, kPlain}, &out), 0) << out;
+  std::smatch m;
+  ASSERT_TRUE(std::regex_search(out, m, std::regex("\"test_ppl\": ([0-9.e+-]+)"))) << out;
+  const double reported = std::stod(m[1]);
+
+  ASSERT_EQ(
+      RunBinary({kClient, "score", "job-1", "--file=configs/quickstart_data/test.txt", "--json", at, kPlain}, &out), 0)
+      << out;
+  ASSERT_TRUE(std::regex_search(out, m, std::regex("\"perplexity\":([0-9.e+-]+)"))) << out;
+  EXPECT_NEAR(std::stod(m[1]), reported, 1e-6 * reported) << out;
+  // A file outside the data roots is refused.
+  EXPECT_EQ(RunBinary({kClient, "score", "job-1", "--file=/etc/passwd", at, kPlain}, &out), 1);
+  EXPECT_THAT(out, HasSubstr("PERMISSION_DENIED"));
+
+  ASSERT_EQ(RunBinary({kClient, "score", "job-1", "--text=the wind caused the rainfall", "--top=3", at, kPlain}, &out),
+            0)
+      << out;
+  EXPECT_THAT(out, HasSubstr("perplexity"));
+  EXPECT_THAT(out, HasSubstr("(context)"));
+
+  ASSERT_EQ(RunBinary({kClient, "generate", "job-1", "--prompt=the storm struck", "--words=30", "--stream",
+                       "--top_p=0.9", at, kPlain},
+                      &out),
+            0)
+      << out;
+  ASSERT_EQ(
+      RunBinary({kClient, "generate", "job-1", "--prompt=the storm struck", "--words=30", "--top_p=0.9", at, kPlain},
+                &out),
+      0);
+  std::string streamed;
+  ASSERT_EQ(RunBinary({kClient, "generate", "job-1", "--prompt=the storm struck", "--words=30", "--stream",
+                       "--top_p=0.9", at, kPlain},
+                      &streamed),
+            0);
+  EXPECT_EQ(streamed, out);  // The same words, streamed or not.
+  EXPECT_EQ(std::count(out.begin(), out.end(), ' ') + std::count(out.begin(), out.end(), '\n'), 31) << out;
+
+  for (const std::string& png : {TempDir() + "/attention.png", TempDir() + "/logprobs.png"}) {
+    const bool attention = png.find("attention") != std::string::npos;
+    std::vector<std::string> argv = {
+        kClient, attention ? "attention" : "logprobs", "job-1", "--text=the storm struck the coast", "--out=" + png, at,
+        kPlain};
+    if (attention) argv.insert(argv.end(), {"--layer=1", "--head=1"});
+    ASSERT_EQ(RunBinary(argv, &out), 0) << out;
+    std::ifstream file(png, std::ios::binary);
+    std::string bytes((std::istreambuf_iterator<char>(file)), std::istreambuf_iterator<char>());
+    EXPECT_EQ(bytes.substr(1, 3), "PNG") << png;
+  }
+  EXPECT_EQ(
+      RunBinary({kClient, "attention", "job-1", "--text=the storm", "--layer=2", "--out=/dev/null", at, kPlain}, &out),
+      1);
+  EXPECT_THAT(out, HasSubstr("layers: the model has layers 0..1"));
 }
 
 }  // namespace

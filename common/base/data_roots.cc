@@ -93,4 +93,26 @@ absl::StatusOr<std::string> DataRoots::ResolveCorpusDir(const std::string& path)
   return dir;
 }
 
+absl::StatusOr<std::string> DataRoots::ResolveFile(const std::string& path, absl::string_view field) const {
+  const absl::Status outside = absl::PermissionDeniedError(
+      absl::StrCat(field, " '", path, "' is not inside a data directory this coordinator serves (",
+                   roots_.empty() ? "none: start it with --data_root" : absl::StrJoin(roots_, ", "),
+                   "); paths with '..' or leading out through a symlink are refused too"));
+  std::string lexical;
+  if (path.empty() || !Normalize(Absolute(path), &lexical)) return outside;
+  bool lexically_inside = false;
+  for (const std::string& root : roots_) lexically_inside |= Under(lexical, root);
+  char resolved[PATH_MAX];
+  if (::realpath(lexical.c_str(), resolved) == nullptr) {
+    if (!lexically_inside) return outside;
+    return absl::NotFoundError(absl::StrCat(field, " '", path, "': no such file"));
+  }
+  if (!Inside(resolved)) return outside;
+  struct stat st;
+  if (::stat(resolved, &st) != 0 || !S_ISREG(st.st_mode)) {
+    return absl::InvalidArgumentError(absl::StrCat(field, " '", path, "' is not a regular file"));
+  }
+  return std::string(resolved);
+}
+
 }  // namespace ddlm

@@ -13,6 +13,7 @@
 #include <vector>
 
 #include "absl/status/statusor.h"
+#include "absl/strings/string_view.h"
 
 namespace ddlm {
 
@@ -27,6 +28,12 @@ class DataRoots {
   // directory), once checked to lie inside a root, together with the corpus files in it
   // (train.txt, valid.txt, test.txt, when present).
   absl::StatusOr<std::string> ResolveCorpusDir(const std::string& path) const;
+
+  // The canonical path of the regular file `path` names, once checked as
+  // ResolveCorpusDir checks a directory; `field` (the request field it came in) names it
+  // in the errors: PERMISSION_DENIED outside the roots, NOT_FOUND for a missing file
+  // inside one, INVALID_ARGUMENT for a directory or anything else that is no file.
+  absl::StatusOr<std::string> ResolveFile(const std::string& path, absl::string_view field) const;
 
   const std::vector<std::string>& roots() const { return roots_; }
 

@@ -82,5 +82,25 @@ TEST_F(DataRootsTest, RootsMustBeDirectoriesAndNoneServesNothing) {
   EXPECT_TRUE(two->ResolveCorpusDir(base_ + "/root/escape").ok());  // Leads into a root.
 }
 
+TEST_F(DataRootsTest, ResolvesFilesInsideARootAndNamesTheField) {
+  auto roots = DataRoots::Create({base_ + "/root"});
+  ASSERT_TRUE(roots.ok());
+  auto file = roots->ResolveFile(base_ + "/root/wiki/test.txt", "file");
+  ASSERT_TRUE(file.ok()) << file.status();
+  EXPECT_THAT(*file, ::testing::EndsWith("/root/wiki/test.txt"));
+  auto missing = roots->ResolveFile(base_ + "/root/wiki/nothing.txt", "file");
+  EXPECT_EQ(missing.status().code(), absl::StatusCode::kNotFound);
+  EXPECT_THAT(missing.status().message(), HasSubstr("file '"));
+  auto dir = roots->ResolveFile(base_ + "/root/wiki", "file");
+  EXPECT_EQ(dir.status().code(), absl::StatusCode::kInvalidArgument);
+  // Outside, through a symlink, or with '..': one answer, whether or not it exists.
+  for (const std::string& path : {base_ + "/secret/train.txt", base_ + "/root/sneaky/train.txt",
+                                  base_ + "/root/escape/train.txt", base_ + "/root/../secret/nothing.txt"}) {
+    auto r = roots->ResolveFile(path, "file");
+    EXPECT_EQ(r.status().code(), absl::StatusCode::kPermissionDenied) << path;
+    EXPECT_THAT(r.status().message(), HasSubstr("is not inside a data directory")) << path;
+  }
+}
+
 }  // namespace
 }  // namespace ddlm

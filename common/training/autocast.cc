@@ -46,6 +46,32 @@ AutocastGuard::AutocastGuard(const torch::Device& device, Precision precision) {
   at::autocast::increment_nesting();
 }
 
+bool CpuAutocastEnabled() { return IsEnabled(/*cuda=*/false); }
+
+CpuAutocastPause::CpuAutocastPause() : was_enabled_(IsEnabled(false)) { SetEnabled(false, false); }
+CpuAutocastPause::~CpuAutocastPause() { SetEnabled(false, was_enabled_); }
+
+bool CpuBf16LstmWorks() {
+  static const bool works = [] {
+    try {
+      // As training runs it: weights that want gradients, train mode.
+      AutocastGuard autocast(torch::kCPU, BF16);
+      const int64_t n = 8;
+      torch::Tensor input = torch::zeros({2, 1, n});
+      torch::Tensor state = torch::zeros({1, 1, n});
+      const auto weight = torch::TensorOptions().requires_grad(true);
+      std::vector<torch::Tensor> params = {torch::zeros({4 * n, n}, weight), torch::zeros({4 * n, n}, weight),
+                                           torch::zeros({4 * n}, weight), torch::zeros({4 * n}, weight)};
+      (void)at::lstm(input, {state, state}, params, /*has_biases=*/true, /*num_layers=*/1, /*dropout=*/0.0,
+                     /*train=*/true, /*bidirectional=*/false, /*batch_first=*/false);
+      return true;
+    } catch (const std::exception&) {  // oneDNN's dnnl::error, or a c10::Error.
+      return false;
+    }
+  }();
+  return works;
+}
+
 AutocastGuard::~AutocastGuard() {
   if (!active_) return;
   // Casts of parameters are cached for the region; the outermost exit drops them, or

@@ -31,6 +31,28 @@ class AutocastGuard {
   at::ScalarType was_dtype_ = at::kFloat;
 };
 
+// Whether CPU autocast is on for this thread.
+bool CpuAutocastEnabled();
+
+// CPU autocast off for the scope, for an op this CPU cannot run in bfloat16.
+class CpuAutocastPause {
+ public:
+  CpuAutocastPause();
+  ~CpuAutocastPause();
+  CpuAutocastPause(const CpuAutocastPause&) = delete;
+  CpuAutocastPause& operator=(const CpuAutocastPause&) = delete;
+
+ private:
+  bool was_enabled_;
+};
+
+// Whether an LSTM runs under CPU autocast here. LibTorch sends a bfloat16 LSTM to
+// oneDNN, which has no bfloat16 LSTM for CPUs without AVX-512 and throws ("could not
+// create a primitive descriptor"); the model then runs its LSTM in float32 inside a
+// BF16 step (the rest stays bfloat16). Probed once per process, on zero weights (no
+// random numbers drawn).
+bool CpuBf16LstmWorks();
+
 }  // namespace ddlm
 
 #endif  // DDLM_COMMON_TRAINING_AUTOCAST_H_

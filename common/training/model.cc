@@ -4,6 +4,7 @@
 #include <limits>
 
 #include "absl/strings/str_cat.h"
+#include "common/training/autocast.h"
 
 namespace ddlm {
 namespace {
@@ -58,7 +59,15 @@ class RNNModelImpl : public LanguageModelImpl {
   DecoderInput Features(const torch::Tensor& input, RecurrentState* state) override {
     torch::Tensor emb = drop_(encoder_(input));
     torch::Tensor output;
-    if (lstm_) {
+    if (lstm_ && !emb.is_cuda() && CpuAutocastEnabled() && !CpuBf16LstmWorks()) {
+      // No bfloat16 LSTM on this CPU (autocast.h): this one layer in float32.
+      CpuAutocastPause pause;
+      auto out = lstm_->forward(emb.to(torch::kFloat),
+                                std::make_tuple((*state)[0].to(torch::kFloat), (*state)[1].to(torch::kFloat)));
+      output = std::get<0>(out);
+      (*state)[0] = std::get<0>(std::get<1>(out));
+      (*state)[1] = std::get<1>(std::get<1>(out));
+    } else if (lstm_) {
       auto out = lstm_->forward(emb, std::make_tuple((*state)[0], (*state)[1]));
       output = std::get<0>(out);
       (*state)[0] = std::get<0>(std::get<1>(out));
@@ -74,6 +83,11 @@ class RNNModelImpl : public LanguageModelImpl {
   }
 
   void set_sparse_embedding_gradient(bool sparse) override { encoder_->options.sparse(sparse); }
+
+  torch::Tensor DecodeLogits(const torch::Tensor& input, DecodeState* state) override {
+    state->positions += input.size(0);
+    return Logits(input, &state->recurrent);
+  }
 
   RecurrentState InitState(int64_t batch) const override {
     // On the model's device and in its dtype.
@@ -112,19 +126,23 @@ class TransformerModelImpl : public LanguageModelImpl {
     // configured dropout applies to the positional encoding), the stack ends in a
     // LayerNorm, and every matrix in it starts xavier-uniform.
     transformer_ = register_module(
-        "encoder",
-        torch::nn::TransformerEncoder(
-            torch::nn::TransformerEncoderOptions(torch::nn::TransformerEncoderLayerOptions(c.emsize(), c.nhead())
-                                                     .dim_feedforward(c.nhid())
-                                                     .dropout(kTransformerLayerDropout),
-                                                 c.nlayers())
-                .norm(torch::nn::AnyModule(
-                    torch::nn::LayerNorm(torch::nn::LayerNormOptions({static_cast<int64_t>(c.emsize())}))))));
+        "encoder", CausalEncoder(c.emsize(), c.nhead(), c.nhid(), c.nlayers(), kTransformerLayerDropout));
     {
+      // The weights LibTorch's own encoder would start from, drawn as it drew them
+      // (construction, then xavier-uniform on every matrix), so that a seed gives the
+      // same model as before ddlm had its own encoder. CausalEncoder draws nothing.
+      torch::nn::TransformerEncoder reference(
+          torch::nn::TransformerEncoderOptions(torch::nn::TransformerEncoderLayerOptions(c.emsize(), c.nhead())
+                                                   .dim_feedforward(c.nhid())
+                                                   .dropout(kTransformerLayerDropout),
+                                               c.nlayers())
+              .norm(torch::nn::AnyModule(
+                  torch::nn::LayerNorm(torch::nn::LayerNormOptions({static_cast<int64_t>(c.emsize())})))));
       torch::NoGradGuard no_grad;
-      for (auto& p : transformer_->parameters()) {
+      for (auto& p : reference->parameters()) {
         if (p.dim() > 1) torch::nn::init::xavier_uniform_(p);
       }
+      transformer_->CopyFrom(*reference);
     }
     decoder_ = register_module("decoder", torch::nn::Linear(c.emsize(), ntoken));
     // Sinusoidal table [max_len, 1, emsize]: even columns sin, odd columns cos.
@@ -146,20 +164,39 @@ class TransformerModelImpl : public LanguageModelImpl {
     const int64_t len = input.size(0);
     if (!mask_.defined() || mask_.size(0) != len || mask_.device() != input.device()) {
       // Position i may attend to positions <= i only.
-      mask_ = torch::triu(torch::full({len, len}, -std::numeric_limits<float>::infinity(),
-                                      torch::TensorOptions(input.device()).dtype(torch::kFloat)),
-                          1);
+      mask_ = CausalMask(len, 0, input.device());
     }
-    torch::Tensor src = encoder_(input) * std::sqrt(static_cast<double>(emsize_));
-    src = pos_drop_(src + pe_.narrow(0, 0, len));
-    torch::Tensor output = transformer_->forward(src, mask_);
+    torch::Tensor output = transformer_->forward(Embed(input, 0), mask_);
     return {output.reshape({-1, emsize_}), decoder_->weight, decoder_->bias};
+  }
+
+  torch::Tensor DecodeLogits(const torch::Tensor& input, DecodeState* state) override {
+    const int64_t len = input.size(0);
+    const int64_t cached = state->positions;
+    torch::Tensor output =
+        transformer_->forward(Embed(input, cached), CausalMask(len, cached, input.device()), &state->layers);
+    state->positions += len;
+    return decoder_(output.reshape({-1, emsize_}));
+  }
+
+  absl::StatusOr<std::vector<torch::Tensor>> AttentionWeights(const torch::Tensor& input) override {
+    std::vector<torch::Tensor> weights;
+    transformer_->forward(Embed(input, 0), CausalMask(input.size(0), 0, input.device()), nullptr, &weights);
+    for (torch::Tensor& w : weights) w = w.select(0, 0);  // Batch 1: [heads, len, len].
+    return weights;
   }
 
   void set_sparse_embedding_gradient(bool sparse) override { encoder_->options.sparse(sparse); }
 
   RecurrentState InitState(int64_t /*batch*/) const override { return {}; }
   bool is_recurrent() const override { return false; }
+
+ private:
+  // The scaled embedding of `input` at positions first.. with its positional encoding.
+  torch::Tensor Embed(const torch::Tensor& input, int64_t first) {
+    torch::Tensor src = encoder_(input) * std::sqrt(static_cast<double>(emsize_));
+    return pos_drop_(src + pe_.narrow(0, first, input.size(0)));
+  }
 
  protected:
   torch::Tensor embedding_weight() const override { return encoder_->weight; }
@@ -169,13 +206,19 @@ class TransformerModelImpl : public LanguageModelImpl {
   int64_t emsize_;
   torch::nn::Embedding encoder_{nullptr};
   torch::nn::Dropout pos_drop_{nullptr};
-  torch::nn::TransformerEncoder transformer_{nullptr};
+  CausalEncoder transformer_{nullptr};
   torch::nn::Linear decoder_{nullptr};
   torch::Tensor pe_;
   torch::Tensor mask_;
 };
 
 }  // namespace
+
+absl::StatusOr<std::vector<torch::Tensor>> LanguageModelImpl::AttentionWeights(const torch::Tensor& /*input*/) {
+  return absl::FailedPreconditionError(
+      "attention weights exist only for TRANSFORMER models; a recurrent model offers its next-word distributions "
+      "instead (ScoreText with top_n)");
+}
 
 std::vector<size_t> LanguageModelImpl::RowSparseGradientParameters() {
   if (tied()) return {};

@@ -20,6 +20,7 @@
 
 #include "absl/status/statusor.h"
 #include "common/base/model_size.h"  // ParameterCount, for the model it builds.
+#include "common/training/attention.h"
 #include "proto/config.pb.h"
 
 namespace ddlm {
@@ -27,6 +28,15 @@ namespace ddlm {
 // Recurrent state carried between bptt windows: {h} for RNN/GRU, {h, c} for LSTM,
 // empty for the Transformer.
 using RecurrentState = std::vector<torch::Tensor>;
+
+// What incremental decoding carries from one call to the next (batch 1): the recurrent
+// state for RNN/GRU/LSTM, each layer's keys and values for the Transformer.
+struct DecodeState {
+  RecurrentState recurrent;
+  std::vector<LayerCache> layers;
+  // Positions seen so far (the Transformer's next position is this one).
+  int64_t positions = 0;
+};
 
 class LanguageModelImpl : public torch::nn::Module {
  public:
@@ -70,6 +80,19 @@ class LanguageModelImpl : public torch::nn::Module {
 
   // Zero state for `batch` streams.
   virtual RecurrentState InitState(int64_t batch) const = 0;
+
+  // Incremental decoding of one stream, in eval mode: unnormalised scores [len, ntoken]
+  // for `input` [len, 1] as the continuation of what `state` (from InitDecodeState) has
+  // seen, which it then includes. Equal (to float rounding) to Logits over everything
+  // seen at once: recurrent models carry their state; the Transformer attends from the
+  // new positions to its cached keys and values, so a word costs one position.
+  virtual torch::Tensor DecodeLogits(const torch::Tensor& input, DecodeState* state) = 0;
+  DecodeState InitDecodeState() const { return {InitState(1), {}, 0}; }
+
+  // The Transformer's attention weights for `input` [len, 1], in eval mode: one
+  // [heads, len, len] tensor per layer, rows summing to 1, zero above the diagonal (the
+  // causal mask). FAILED_PRECONDITION for recurrent models, which have none.
+  virtual absl::StatusOr<std::vector<torch::Tensor>> AttentionWeights(const torch::Tensor& input);
 
   virtual bool is_recurrent() const = 0;
   int64_t ntoken() const { return ntoken_; }

@@ -1,43 +1,16 @@
 #include "coordinator/cli/curves_plot.h"
 
-#include <errno.h>
-#include <unistd.h>
-
-#include <cstdlib>
-#include <cstring>
-
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
-#include "absl/strings/str_replace.h"
-#include "absl/strings/str_split.h"
-#include "common/base/file_io.h"
-#include "common/base/subprocess.h"
+#include "common/plots/gnuplot.h"
 
 namespace ddlm {
 namespace {
-
-// A gnuplot string literal for any text: single quotes, in which gnuplot substitutes
-// nothing (inside double quotes it would run `backquoted` commands, and a job's name is
-// anyone's text), a quote doubled, line breaks as spaces.
-std::string Quoted(const std::string& s) {
-  return absl::StrCat("'", absl::StrReplaceAll(s, {{"'", "''"}, {"\n", " "}, {"\r", " "}}), "'");
-}
 
 void AppendBlock(std::string& out, const std::vector<CurvePoint>& points) {
   if (points.empty()) out += "nan nan\n";  // gnuplot needs a block to index.
   for (const CurvePoint& p : points) absl::StrAppendFormat(&out, "%.6f %.9g\n", p.epoch, p.value);
   out += "\n\n";
-}
-
-// `name` as a shell finds it on PATH (execv takes a path), or `name` itself.
-std::string OnPath(const std::string& name) {
-  if (name.find('/') != std::string::npos) return name;
-  const char* path = std::getenv("PATH");
-  for (absl::string_view dir : absl::StrSplit(path != nullptr ? path : "/usr/bin:/bin", ':', absl::SkipEmpty())) {
-    const std::string candidate = absl::StrCat(dir, "/", name);
-    if (::access(candidate.c_str(), X_OK) == 0) return candidate;
-  }
-  return name;
 }
 
 }  // namespace
@@ -71,11 +44,11 @@ std::string CurveData(const JobCurves& curves) {
 }
 
 std::string GnuplotProgram(const JobCurves& curves, const std::string& data_path, const std::string& png_path) {
-  const std::string data = Quoted(data_path);
+  const std::string data = GnuplotQuoted(data_path);
   std::string p;
   absl::StrAppend(&p, "set terminal pngcairo noenhanced size 1000,750 font \"sans,11\"\n", "set output ",
-                  Quoted(png_path), "\n", "set multiplot layout 2,1 title ", Quoted(curves.title), "\n", "set grid\n",
-                  "set key top right\n", "set xrange [0:*]\n",
+                  GnuplotQuoted(png_path), "\n", "set multiplot layout 2,1 title ", GnuplotQuoted(curves.title), "\n",
+                  "set grid\n", "set key top right\n", "set xrange [0:*]\n",
                   // The same margins in both panels, so that their x axes line up.
                   "set lmargin at screen 0.09\n", "set rmargin at screen 0.97\n");
   // Top: perplexity (log scale), 70% of the height.
@@ -104,27 +77,7 @@ absl::Status PlotCurves(const JobCurves& curves, const std::string& png_path, co
   if (curves.train_ppl.empty() && curves.val_ppl.empty()) {
     return absl::FailedPreconditionError("the job has no training metrics or validation results to plot yet");
   }
-  const char* tmp = std::getenv("TMPDIR");
-  std::string dir = absl::StrCat(tmp != nullptr && *tmp != '\0' ? tmp : "/tmp", "/ddlm-plot-XXXXXX");
-  if (::mkdtemp(dir.data()) == nullptr) {
-    return absl::InternalError(absl::StrCat("cannot make a temporary directory ", dir, ": ", std::strerror(errno)));
-  }
-  const std::string data_path = dir + "/curves.dat";
-  const std::string program_path = dir + "/curves.gp";
-  absl::Status status = WriteFileAtomically(data_path, CurveData(curves));
-  if (status.ok()) status = WriteFileAtomically(program_path, GnuplotProgram(curves, data_path, png_path));
-  if (status.ok()) {
-    std::string output;
-    const int code = RunBinary({OnPath(gnuplot), program_path}, &output);
-    if (code == 127) {  // The child could not exec it.
-      status = absl::FailedPreconditionError(
-          absl::StrCat("cannot run ", gnuplot, " (install Debian's gnuplot-nox: ./setup.sh)"));
-    } else if (code != 0) {
-      status = absl::InternalError(absl::StrCat(gnuplot, " failed (exit ", code, "): ", output));
-    }
-  }
-  (void)RemoveTree(dir);
-  return status;
+  return RunGnuplot(GnuplotProgram(curves, kGnuplotDataPath, png_path), CurveData(curves), png_path, gnuplot);
 }
 
 }  // namespace ddlm

@@ -44,6 +44,8 @@
 #include "common/transport/certificates.h"
 #include "common/transport/grpc_status.h"
 #include "common/transport/transport_flags.h"
+#include "common/inference/render.h"
+#include "common/plots/heatmap_plot.h"
 #include "coordinator/cli/curves_plot.h"
 #include "coordinator/cli/job_client.h"
 #include "coordinator/cli/job_text.h"
@@ -63,6 +65,17 @@ ABSL_FLAG(int32_t, words, 100, "generate: number of words.");
 ABSL_FLAG(double, temperature, 1.0, "generate: temperature.");
 ABSL_FLAG(int32_t, top_k, 0, "generate: sample from the k likeliest words (0: all).");
 ABSL_FLAG(uint64_t, seed, 1111, "generate: random seed.");
+ABSL_FLAG(std::string, prompt, "", "generate: text the model reads first (empty: a random first word).");
+ABSL_FLAG(double, top_p, 1.0, "generate: sample from the likeliest words holding this probability (1: all).");
+ABSL_FLAG(double, repetition_penalty, 1.0, "generate: penalty (>= 1) on words already seen.");
+ABSL_FLAG(bool, stop_at_eos, false, "generate: stop after the first <eos>.");
+ABSL_FLAG(bool, stream, false, "generate: print each word as it is made.");
+ABSL_FLAG(std::string, text, "", "score/attention/logprobs: the text.");
+ABSL_FLAG(std::string, file, "", "score: a file on the coordinator's host, inside its --data_root.");
+ABSL_FLAG(int32_t, top, 0, "score: the N likeliest next words at each position; logprobs: rows (default 8).");
+ABSL_FLAG(bool, tokens, false, "score --file: list each token too.");
+ABSL_FLAG(int32_t, layer, 0, "attention: the layer (0-based).");
+ABSL_FLAG(int32_t, head, 0, "attention: the head (0-based).");
 ABSL_FLAG(int32_t, workers, 2,
           "launch: local workers to start (unset: the spec's num_workers, else 1 on the CPU, "
           "which on one machine trains faster than several sharing its cores, and one per GPU "
@@ -99,7 +112,14 @@ commands:
   delete JOB                        remove a finished job and its checkpoints
   resume JOB [--checkpoint ID] [--epochs N] [--workers N] [--watch]
   checkpoints JOB
-  generate JOB [--checkpoint best|latest|ID] [--words N] [--temperature T] [--top_k K]
+  generate JOB [--checkpoint best|latest|ID] [--prompt TEXT] [--words N] [--temperature T]
+               [--top_k K] [--top_p P] [--repetition_penalty R] [--stop_at_eos] [--seed S] [--stream]
+  score JOB --text TEXT | --file PATH [--top N] [--tokens] [--json]
+                                    each token's log-probability and the perplexity
+  attention JOB --text TEXT --layer L --head H --out FILE.png [--json]
+                                    a Transformer's attention map (gnuplot)
+  logprobs JOB --text TEXT --out FILE.png [--top N]
+                                    the likeliest next words at each position, as a map
   fetch JOB --out FILE [--checkpoint best|latest|ID]
                                     save a kept checkpoint (for ddlm_generate, ddlm_train)
   workers                           registered workers
@@ -344,9 +364,88 @@ int main(int argc, char** argv) {
     request.set_temperature(absl::GetFlag(FLAGS_temperature));
     request.set_top_k(absl::GetFlag(FLAGS_top_k));
     request.set_seed(absl::GetFlag(FLAGS_seed));
-    ddlm::GenerateResponse response;
-    if (status = stub->Generate(&context, request, &response); !status.ok()) return Fail(status);
-    std::printf("%s\n", response.text().c_str());
+    request.set_prompt(absl::GetFlag(FLAGS_prompt));
+    request.set_top_p(absl::GetFlag(FLAGS_top_p));
+    request.set_repetition_penalty(absl::GetFlag(FLAGS_repetition_penalty));
+    request.set_stop_at_eos(absl::GetFlag(FLAGS_stop_at_eos));
+    std::vector<std::string> unknown;
+    if (absl::GetFlag(FLAGS_stream)) {
+      std::unique_ptr<grpc::ClientReader<ddlm::GenerateResponse>> reader = stub->GenerateStream(&context, request);
+      ddlm::GenerateResponse piece;
+      while (reader->Read(&piece)) {
+        unknown.insert(unknown.end(), piece.unknown_words().begin(), piece.unknown_words().end());
+        std::fwrite(piece.text().data(), 1, piece.text().size(), stdout);
+        std::fflush(stdout);
+      }
+      if (status = reader->Finish(); !status.ok()) return Fail(status);
+      std::printf("\n");
+    } else {
+      ddlm::GenerateResponse response;
+      if (status = stub->Generate(&context, request, &response); !status.ok()) return Fail(status);
+      unknown.assign(response.unknown_words().begin(), response.unknown_words().end());
+      std::printf("%s\n", response.text().c_str());
+    }
+    for (const std::string& word : unknown) {
+      std::fprintf(stderr, "ddlm generate: '%s' is not in the vocabulary: read as <unk>\n", word.c_str());
+    }
+    return 0;
+  }
+  if (command == "score" || command == "logprobs") {
+    if (!need_job()) return 2;
+    const bool drawing = command == "logprobs";
+    ddlm::ScoreTextRequest request;
+    request.set_job_id(arg);
+    request.set_checkpoint(absl::GetFlag(FLAGS_checkpoint));
+    if (!absl::GetFlag(FLAGS_file).empty() && !drawing) {
+      request.set_file(absl::GetFlag(FLAGS_file));
+      request.set_tokens(absl::GetFlag(FLAGS_tokens));
+    } else {
+      request.set_text(absl::GetFlag(FLAGS_text));
+    }
+    request.set_top_n(drawing && absl::GetFlag(FLAGS_top) == 0 ? 8 : absl::GetFlag(FLAGS_top));
+    if (drawing && absl::GetFlag(FLAGS_out).empty()) {
+      std::fprintf(stderr, "ddlm logprobs: give --text TEXT and --out FILE.png\n");
+      return 2;
+    }
+    ddlm::ScoreTextResponse response;
+    if (status = stub->ScoreText(&context, request, &response); !status.ok()) return Fail(status);
+    if (drawing) {
+      absl::StatusOr<ddlm::Heatmap> heatmap = ddlm::LogProbHeatmap(response);
+      if (!heatmap.ok()) return Fail(heatmap.status());
+      if (absl::Status s = ddlm::PlotHeatmap(*heatmap, absl::GetFlag(FLAGS_out)); !s.ok()) return Fail(s);
+      std::printf("%s's log-probabilities drawn to %s\n", arg.c_str(), absl::GetFlag(FLAGS_out).c_str());
+      return 0;
+    }
+    const std::string out = absl::GetFlag(FLAGS_json) ? ddlm::AsJson(response) + "\n" : ddlm::ScoreTable(response);
+    std::fwrite(out.data(), 1, out.size(), stdout);
+    return 0;
+  }
+  if (command == "attention") {
+    if (!need_job()) return 2;
+    ddlm::AttentionRequest request;
+    request.set_job_id(arg);
+    request.set_checkpoint(absl::GetFlag(FLAGS_checkpoint));
+    request.set_text(absl::GetFlag(FLAGS_text));
+    if (!absl::GetFlag(FLAGS_json)) {
+      request.add_layers(absl::GetFlag(FLAGS_layer));
+      request.add_heads(absl::GetFlag(FLAGS_head));
+      if (absl::GetFlag(FLAGS_out).empty()) {
+        std::fprintf(stderr, "ddlm attention: give --out FILE.png (or --json)\n");
+        return 2;
+      }
+    }
+    ddlm::AttentionResponse response;
+    if (status = stub->Attention(&context, request, &response); !status.ok()) return Fail(status);
+    if (absl::GetFlag(FLAGS_json)) {
+      std::printf("%s\n", ddlm::AsJson(response).c_str());
+      return 0;
+    }
+    absl::StatusOr<ddlm::Heatmap> heatmap =
+        ddlm::AttentionHeatmap(response, absl::GetFlag(FLAGS_layer), absl::GetFlag(FLAGS_head));
+    if (!heatmap.ok()) return Fail(heatmap.status());
+    if (absl::Status s = ddlm::PlotHeatmap(*heatmap, absl::GetFlag(FLAGS_out)); !s.ok()) return Fail(s);
+    std::printf("%s's attention (layer %d, head %d) drawn to %s\n", arg.c_str(), absl::GetFlag(FLAGS_layer),
+                absl::GetFlag(FLAGS_head), absl::GetFlag(FLAGS_out).c_str());
     return 0;
   }
   if (command == "fetch") {

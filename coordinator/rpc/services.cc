@@ -249,6 +249,31 @@ grpc::Status JobServiceImpl::Generate(grpc::ServerContext* context, const Genera
   return Reply(c_->Generate(*request), response);
 }
 
+grpc::Status JobServiceImpl::GenerateStream(grpc::ServerContext* context, const GenerateRequest* request,
+                                            grpc::ServerWriter<GenerateResponse>* writer) {
+  DDLM_RETURN_IF_ERROR_AS(Admit(*context, &request->job_id()).status(), ToGrpcStatus);
+  bool cancelled = false;
+  absl::StatusOr<GenerateResponse> done = c_->Generate(*request, [&](const GenerateResponse& piece) {
+    cancelled = context->IsCancelled() || !writer->Write(piece);
+    return !cancelled;
+  });
+  if (!done.ok()) return ToGrpcStatus(done.status());
+  if (cancelled) return grpc::Status(grpc::StatusCode::CANCELLED, "the call was cancelled");
+  return grpc::Status::OK;
+}
+
+grpc::Status JobServiceImpl::ScoreText(grpc::ServerContext* context, const ScoreTextRequest* request,
+                                       ScoreTextResponse* response) {
+  DDLM_RETURN_IF_ERROR_AS(Admit(*context, &request->job_id()).status(), ToGrpcStatus);
+  return Reply(c_->ScoreText(*request), response);
+}
+
+grpc::Status JobServiceImpl::Attention(grpc::ServerContext* context, const AttentionRequest* request,
+                                       AttentionResponse* response) {
+  DDLM_RETURN_IF_ERROR_AS(Admit(*context, &request->job_id()).status(), ToGrpcStatus);
+  return Reply(c_->Attention(*request), response);
+}
+
 grpc::Status JobServiceImpl::ListWorkers(grpc::ServerContext* context, const ListWorkersRequest*,
                                          ListWorkersResponse* response) {
   DDLM_ASSIGN_OR_RETURN_AS(const Caller caller, Admit(*context, nullptr), ToGrpcStatus);

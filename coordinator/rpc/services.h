@@ -42,6 +42,11 @@ class JobServiceImpl final : public JobService::WithCallbackMethod_WatchJob<JobS
   grpc::Status FetchCheckpoint(grpc::ServerContext*, const FetchCheckpointRequest*,
                                grpc::ServerWriter<DataChunk>*) override;
   grpc::Status Generate(grpc::ServerContext*, const GenerateRequest*, GenerateResponse*) override;
+  // Writes each piece as it is made; a cancelled call stops generating at the next word.
+  grpc::Status GenerateStream(grpc::ServerContext*, const GenerateRequest*,
+                              grpc::ServerWriter<GenerateResponse>*) override;
+  grpc::Status ScoreText(grpc::ServerContext*, const ScoreTextRequest*, ScoreTextResponse*) override;
+  grpc::Status Attention(grpc::ServerContext*, const AttentionRequest*, AttentionResponse*) override;
   grpc::Status ListWorkers(grpc::ServerContext*, const ListWorkersRequest*, ListWorkersResponse*) override;
 
  private:

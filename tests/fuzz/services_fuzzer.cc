@@ -115,7 +115,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   const uint8_t method = data[0];
   ++data;
   --size;
-  switch (method % 24) {
+  switch (method % 26) {
     case 0: {
       ddlm::SubmitJobRequest r;
       if (Parse(data, size, &r)) (void)c->SubmitJob(r.spec(), "fuzz");
@@ -235,6 +235,16 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     case 23: {
       ddlm::FinishAssignmentRequest r;
       if (Parse(data, size, &r)) (void)c->FinishAssignment(r);
+      break;
+    }
+    case 24: {
+      ddlm::ScoreTextRequest r;
+      if (Parse(data, size, &r)) (void)c->ScoreText(r);
+      break;
+    }
+    case 25: {
+      ddlm::AttentionRequest r;
+      if (Parse(data, size, &r)) (void)c->Attention(r);
       break;
     }
   }
