@@ -134,6 +134,21 @@ TEST_F(SecurityTest, AUserCannotTouchAnotherUsersJob) {
   GenerateRequest generate;
   generate.set_job_id(job->id());
   EXPECT_EQ(Call(*carol, &JobService::Stub::Generate, generate), grpc::PERMISSION_DENIED);
+  ScoreTextRequest score;
+  score.set_job_id(job->id());
+  score.set_text("a b");
+  EXPECT_EQ(Call(*carol, &JobService::Stub::ScoreText, score), grpc::PERMISSION_DENIED);
+  AttentionRequest attention;
+  attention.set_job_id(job->id());
+  attention.set_text("a b");
+  EXPECT_EQ(Call(*carol, &JobService::Stub::Attention, attention), grpc::PERMISSION_DENIED);
+  {
+    grpc::ClientContext context;
+    auto reader = carol->GenerateStream(&context, generate);
+    GenerateResponse piece;
+    EXPECT_FALSE(reader->Read(&piece));
+    EXPECT_EQ(reader->Finish().error_code(), grpc::PERMISSION_DENIED);
+  }
   {
     grpc::ClientContext context;
     FetchCheckpointRequest fetch;

@@ -45,8 +45,7 @@ absl::StatusOr<Heatmap> AttentionHeatmap(const AttentionResponse& response, int 
   for (const AttentionMap& map : response.maps()) {
     if (map.layer() != layer || map.head() != head) continue;
     Heatmap h;
-    h.title = absl::StrCat("attention, layer ", layer, " head ", head, " (checkpoint ", response.checkpoint_id(),
-                           "): row = query, column = key");
+    h.title = absl::StrCat("attention, layer ", layer, ", head ", head, ": row = query, column = key");
     h.x_labels.assign(response.tokens().begin(), response.tokens().end());
     h.y_labels = h.x_labels;
     h.values.assign(map.weights().begin(), map.weights().end());
