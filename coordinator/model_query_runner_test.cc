@@ -100,15 +100,8 @@ TEST(ModelQueryRunnerTest, TheStandaloneBinaryGivesTheRpcsWords) {
                       &out),
             0)
       << out;
-  // Without the binary's log lines (BLAS set-up, on stderr).
-  std::string text, line;
-  std::istringstream lines(out);
-  while (std::getline(lines, line)) {
-    const bool glog = line.size() > 9 && std::string("IWEF").find(line[0]) != std::string::npos &&
-                      std::all_of(line.begin() + 1, line.begin() + 9, ::isdigit);
-    if (!glog) text += line + "\n";
-  }
-  EXPECT_EQ(text, rpc->text());  // 60 words end with a line break.
+  // Without the binary's log lines (BLAS set-up, on stderr); 60 words end with a line break.
+  EXPECT_EQ(WithoutGlogLines(out), rpc->text());
 }
 
 TEST(ModelQueryRunnerTest, AtMostMaxRunningQueriesAtOnceOfAnyKind) {

@@ -5,9 +5,12 @@
 #include <sys/wait.h>
 #include <unistd.h>
 
+#include <algorithm>
+#include <cctype>
 #include <cerrno>
 #include <cstdio>
 #include <cstdlib>
+#include <sstream>
 
 namespace ddlm {
 
@@ -160,6 +163,17 @@ std::string SiblingBinary(const std::string& self, const std::string& self_packa
     return dir.substr(0, dir.size() - self_package.size()) + package + "/" + name;
   }
   return dir + "/" + name;
+}
+
+std::string WithoutGlogLines(const std::string& output) {
+  std::string kept, line;
+  std::istringstream in(output);
+  while (std::getline(in, line)) {
+    const bool glog = line.size() > 9 && std::string("IWEF").find(line[0]) != std::string::npos &&
+                      std::all_of(line.begin() + 1, line.begin() + 9, ::isdigit);
+    if (!glog) kept += line + "\n";
+  }
+  return kept;
 }
 
 }  // namespace ddlm

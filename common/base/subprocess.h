@@ -75,6 +75,11 @@ class Subprocess {
 // Runs a binary to completion; returns its exit code and puts its output in `output`.
 int RunBinary(const std::vector<std::string>& argv, std::string* output);
 
+// `output` without glog's lines ("I20261203 12:00:00.000000 ..." and W/E/F alike),
+// every kept line ending in a line break: what a binary printed itself, apart from its
+// log on the same stream.
+std::string WithoutGlogLines(const std::string& output);
+
 // The running binary's path (/proc/self/exe); empty if it cannot be read.
 std::string SelfExecutable();
 

@@ -74,5 +74,16 @@ TEST(SubprocessTest, SiblingBinariesCopiedToOneDirectory) {
             "/usr/local/bin/ddlm_worker");
 }
 
+TEST(SubprocessTest, WithoutGlogLinesKeepsWhatTheBinaryPrinted) {
+  const std::string output =
+      "I20261203 19:00:00.000000    12 blas.cc:1] BLAS: MKL\n"
+      "w1 w2\n"
+      "W20261203 19:00:00.000001    12 x.cc:2] careful\n"
+      "I2 is not a log line\n"
+      "last";
+  EXPECT_EQ(WithoutGlogLines(output), "w1 w2\nI2 is not a log line\nlast\n");
+  EXPECT_EQ(WithoutGlogLines(""), "");
+}
+
 }  // namespace
 }  // namespace ddlm
