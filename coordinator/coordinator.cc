@@ -315,19 +315,22 @@ absl::StatusOr<GenerateResponse> Coordinator::Generate(const GenerateRequest& re
 absl::StatusOr<ScoreTextResponse> Coordinator::ScoreText(const ScoreTextRequest& request) {
   DDLM_RETURN_IF_ERROR(CheckScoreRequest(request, model_queries_.limits()));
   DDLM_ASSIGN_OR_RETURN(auto kept, KeptCheckpoint(request.job_id(), request.checkpoint()));
-  std::string file_text;
-  if (request.has_file()) {
-    // data_roots_ is set once by Create: read without the lock.
-    DDLM_ASSIGN_OR_RETURN(std::string path, data_roots_.ResolveFile(request.file(), "file"));
-    struct stat st;
-    if (::stat(path.c_str(), &st) == 0 && st.st_size > model_queries_.limits().max_file_bytes) {
-      return absl::InvalidArgumentError(absl::StrCat("file '", request.file(), "' is ", st.st_size,
-                                                     " bytes, over the limit of ",
-                                                     model_queries_.limits().max_file_bytes));
-    }
-    DDLM_ASSIGN_OR_RETURN(file_text, ReadFile(path));
+  if (!request.has_file()) {
+    return model_queries_.Score(kept.second, kept.first, request,
+                                [&]() -> absl::StatusOr<std::string> { return request.text(); });
   }
-  return model_queries_.Score(kept.second, kept.first, request, request.has_file() ? file_text : request.text());
+  // data_roots_ is set once by Create: read without the lock.
+  DDLM_ASSIGN_OR_RETURN(std::string path, data_roots_.ResolveFile(request.file(), "file"));
+  const int64_t limit = model_queries_.limits().max_file_bytes;
+  // Read in the query's slot, and never more than the limit (a file may grow).
+  return model_queries_.Score(kept.second, kept.first, request, [&]() -> absl::StatusOr<std::string> {
+    DDLM_ASSIGN_OR_RETURN(std::string text, ReadFilePrefix(path, limit + 1));
+    if (static_cast<int64_t>(text.size()) > limit) {
+      return absl::InvalidArgumentError(
+          absl::StrCat("file '", request.file(), "' is over the limit of ", limit, " bytes"));
+    }
+    return text;
+  });
 }
 
 absl::StatusOr<AttentionResponse> Coordinator::Attention(const AttentionRequest& request) {

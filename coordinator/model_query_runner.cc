@@ -5,6 +5,20 @@
 #include "common/training/checkpoint.h"
 
 namespace ddlm {
+namespace {
+
+// `run()`, with LibTorch's exceptions as INTERNAL: nothing a request holds should make
+// the model throw, but a damaged checkpoint (NaN weights) can.
+template <typename T, typename F>
+absl::StatusOr<T> Guarded(F run) {
+  try {
+    return run();
+  } catch (const std::exception& e) {
+    return absl::InternalError(absl::StrCat("the model failed: ", e.what()));
+  }
+}
+
+}  // namespace
 
 ModelQueryRunner::Slot::~Slot() {
   if (self == nullptr) return;
@@ -34,8 +48,8 @@ absl::StatusOr<GenerateResponse> ModelQueryRunner::Generate(const std::string& p
   Slot slot;
   DDLM_ASSIGN_OR_RETURN(TextModel model, Acquire(path, &slot));
   GenerateSink tagged;
+  bool first = true;  // Outlives `tagged`, which RunGenerate calls.
   if (sink) {
-    bool first = true;
     tagged = [&](const GenerateResponse& piece) {
       if (!first) return sink(piece);
       first = false;
@@ -44,16 +58,21 @@ absl::StatusOr<GenerateResponse> ModelQueryRunner::Generate(const std::string& p
       return sink(with_id);
     };
   }
-  DDLM_ASSIGN_OR_RETURN(GenerateResponse response, RunGenerate(model, request, options_.limits, tagged));
+  DDLM_ASSIGN_OR_RETURN(GenerateResponse response, Guarded<GenerateResponse>([&] {
+                          return RunGenerate(model, request, options_.limits, tagged);
+                        }));
   response.set_checkpoint_id(checkpoint_id);
   return response;
 }
 
 absl::StatusOr<ScoreTextResponse> ModelQueryRunner::Score(const std::string& path, const std::string& checkpoint_id,
-                                                          const ScoreTextRequest& request, const std::string& text) {
+                                                          const ScoreTextRequest& request, const TextSource& text) {
   Slot slot;
   DDLM_ASSIGN_OR_RETURN(TextModel model, Acquire(path, &slot));
-  DDLM_ASSIGN_OR_RETURN(ScoreTextResponse response, RunScore(model, request, text, options_.limits));
+  DDLM_ASSIGN_OR_RETURN(std::string contents, text());
+  DDLM_ASSIGN_OR_RETURN(ScoreTextResponse response, Guarded<ScoreTextResponse>([&] {
+                          return RunScore(model, request, contents, options_.limits);
+                        }));
   response.set_checkpoint_id(checkpoint_id);
   return response;
 }
@@ -62,7 +81,8 @@ absl::StatusOr<AttentionResponse> ModelQueryRunner::Attention(const std::string&
                                                               const AttentionRequest& request) {
   Slot slot;
   DDLM_ASSIGN_OR_RETURN(TextModel model, Acquire(path, &slot));
-  DDLM_ASSIGN_OR_RETURN(AttentionResponse response, RunAttention(model, request));
+  DDLM_ASSIGN_OR_RETURN(AttentionResponse response,
+                        Guarded<AttentionResponse>([&] { return RunAttention(model, request, options_.limits); }));
   response.set_checkpoint_id(checkpoint_id);
   return response;
 }

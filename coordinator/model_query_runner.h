@@ -38,13 +38,16 @@ class ModelQueryRunner {
   // Each answers from the checkpoint file at `path` (`checkpoint_id` goes into the
   // answer). The request must have passed its Check* (model_queries.h).
   // RESOURCE_EXHAUSTED when max_running queries are under way; the file's own errors
-  // (NOT_FOUND, DATA_LOSS) otherwise.
+  // (NOT_FOUND, DATA_LOSS) otherwise; INTERNAL naming LibTorch's error if the model
+  // fails (e.g. a checkpoint whose weights are NaN).
   absl::StatusOr<GenerateResponse> Generate(const std::string& path, const std::string& checkpoint_id,
                                             const GenerateRequest& request, const GenerateSink& sink = nullptr)
       ABSL_LOCKS_EXCLUDED(mu_);
-  // `text`: the request's text, or the contents of its file (read by the caller).
+  // `text` gives the text to score (the request's, or its file's contents), called
+  // once the query holds its slot, so that a request turned away reads no file.
+  using TextSource = std::function<absl::StatusOr<std::string>()>;
   absl::StatusOr<ScoreTextResponse> Score(const std::string& path, const std::string& checkpoint_id,
-                                          const ScoreTextRequest& request, const std::string& text)
+                                          const ScoreTextRequest& request, const TextSource& text)
       ABSL_LOCKS_EXCLUDED(mu_);
   absl::StatusOr<AttentionResponse> Attention(const std::string& path, const std::string& checkpoint_id,
                                               const AttentionRequest& request) ABSL_LOCKS_EXCLUDED(mu_);

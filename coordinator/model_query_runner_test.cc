@@ -117,7 +117,13 @@ TEST(ModelQueryRunnerTest, AtMostMaxRunningQueriesAtOnceOfAnyKind) {
     second = self->Generate(path, "x", Request(5)).status();
     ScoreTextRequest score;
     score.set_text("w1 w2");
-    third = self->Score(path, "x", score, score.text()).status();
+    // Turned away before it reads its text.
+    third = self->Score(path, "x", score,
+                        [&]() -> absl::StatusOr<std::string> {
+                          ADD_FAILURE() << "a query turned away read its text";
+                          return score.text();
+                        })
+                .status();
   };
   ModelQueryRunner runner(options);
   self = &runner;

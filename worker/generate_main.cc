@@ -71,6 +71,8 @@ ddlm::QueryLimits LocalLimits() {
   limits.max_words = std::numeric_limits<int32_t>::max();
   limits.max_text_bytes = std::numeric_limits<int64_t>::max();
   limits.max_listed_tokens = std::numeric_limits<int64_t>::max();
+  limits.max_file_bytes = std::numeric_limits<int64_t>::max();
+  limits.max_reply_bytes = std::numeric_limits<int64_t>::max();
   return limits;
 }
 
@@ -147,7 +149,7 @@ int main(int argc, char** argv) {
       request.add_heads(absl::GetFlag(FLAGS_head));
       if (out.empty()) return Fail(absl::InvalidArgumentError("--attention needs --out FILE.png (or --json)"));
     }
-    absl::StatusOr<ddlm::AttentionResponse> weights = ddlm::RunAttention(*model, request);
+    absl::StatusOr<ddlm::AttentionResponse> weights = ddlm::RunAttention(*model, request, LocalLimits());
     if (!weights.ok()) return Fail(weights.status());
     weights->set_checkpoint_id(absl::GetFlag(FLAGS_checkpoint));
     if (absl::GetFlag(FLAGS_json)) return Print(ddlm::AsJson(*weights) + "\n");

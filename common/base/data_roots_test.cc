@@ -93,7 +93,7 @@ TEST_F(DataRootsTest, ResolvesFilesInsideARootAndNamesTheField) {
   EXPECT_THAT(missing.status().message(), HasSubstr("file '"));
   auto dir = roots->ResolveFile(base_ + "/root/wiki", "file");
   EXPECT_EQ(dir.status().code(), absl::StatusCode::kInvalidArgument);
-  // Outside, through a symlink, or with '..': one answer, whether or not it exists.
+  // Outside by path, through a symlink to an existing file, or with '..': PERMISSION_DENIED.
   for (const std::string& path : {base_ + "/secret/train.txt", base_ + "/root/sneaky/train.txt",
                                   base_ + "/root/escape/train.txt", base_ + "/root/../secret/nothing.txt"}) {
     auto r = roots->ResolveFile(path, "file");

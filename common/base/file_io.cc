@@ -3,14 +3,12 @@
 #include <dirent.h>
 #include <ftw.h>
 #include <sys/stat.h>
-
-#include <algorithm>
-
 #include <fcntl.h>
 #include <sys/stat.h>
 #include <unistd.h>
 #include <zlib.h>
 
+#include <algorithm>
 #include <cerrno>
 #include <cstring>
 #include <fstream>
@@ -40,6 +38,35 @@ std::string DirName(const std::string& path) {
 }
 
 }  // namespace
+
+absl::StatusOr<std::string> ReadFilePrefix(const std::string& path, int64_t max_bytes) {
+  int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);
+  if (fd < 0) return ErrnoStatus("cannot open", path, errno);
+  struct stat st;
+  if (::fstat(fd, &st) != 0 || S_ISDIR(st.st_mode)) {
+    const int err = errno;
+    ::close(fd);
+    if (S_ISDIR(st.st_mode)) return absl::InvalidArgumentError(absl::StrCat("'", path, "' is a directory, not a file"));
+    return ErrnoStatus("cannot stat", path, err);
+  }
+  std::string contents;
+  char buffer[1 << 16];
+  while (static_cast<int64_t>(contents.size()) < max_bytes) {
+    const size_t want =
+        static_cast<size_t>(std::min<int64_t>(sizeof(buffer), max_bytes - static_cast<int64_t>(contents.size())));
+    const ssize_t n = ::read(fd, buffer, want);
+    if (n < 0) {
+      if (errno == EINTR) continue;
+      const int err = errno;
+      ::close(fd);
+      return ErrnoStatus("cannot read", path, err);
+    }
+    if (n == 0) break;
+    contents.append(buffer, static_cast<size_t>(n));
+  }
+  ::close(fd);
+  return contents;
+}
 
 absl::StatusOr<std::string> ReadFile(const std::string& path) {
   int fd = ::open(path.c_str(), O_RDONLY | O_CLOEXEC);

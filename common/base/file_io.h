@@ -18,6 +18,10 @@ namespace ddlm {
 // INTERNAL for other failures; the message names the path.
 absl::StatusOr<std::string> ReadFile(const std::string& path);
 
+// The first `max_bytes` bytes of the file (all of it when shorter), never more, however
+// large the file is or grows while it is read. Errors as ReadFile.
+absl::StatusOr<std::string> ReadFilePrefix(const std::string& path, int64_t max_bytes);
+
 // Writes `contents` to `path` so that a reader sees either the old file or the
 // whole new one, never a torn mix, even across a crash: the bytes go to a
 // temporary file in the same directory, which is fsync'ed, renamed over `path`,

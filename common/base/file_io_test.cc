@@ -24,6 +24,17 @@ TEST(FileIoTest, WriteThenReadRoundTrips) {
   EXPECT_EQ(*ReadFile(path), "xy");
 }
 
+TEST(FileIoTest, ReadFilePrefixReadsNoMoreThanAsked) {
+  const char* tmp = std::getenv("TEST_TMPDIR");
+  const std::string path = std::string(tmp ? tmp : "/tmp") + "/prefix.txt";
+  const std::string contents(200000, 'x');
+  ASSERT_TRUE(WriteFileAtomically(path, contents + "yz").ok());
+  EXPECT_EQ(ReadFilePrefix(path, 200001).value(), contents + "y");
+  EXPECT_EQ(ReadFilePrefix(path, 1 << 30).value(), contents + "yz");
+  EXPECT_EQ(ReadFilePrefix(path, 0).value(), "");
+  EXPECT_EQ(ReadFilePrefix(path + ".missing", 10).status().code(), absl::StatusCode::kNotFound);
+}
+
 TEST(FileIoTest, MissingFileIsNotFoundAndNamesThePath) {
   absl::StatusOr<std::string> read = ReadFile(TempDir() + "/no-such-file");
   ASSERT_FALSE(read.ok());

@@ -34,17 +34,16 @@ absl::Status CheckGenerateRequest(const GenerateRequest& request, const QueryLim
     return absl::InvalidArgumentError(
         absl::StrCat("words must be in [1, ", limits.max_words, "], got ", request.words()));
   }
-  if (request.has_temperature() && !(request.temperature() >= 1e-3)) {
-    return absl::InvalidArgumentError(absl::StrCat("temperature must be >= 1e-3, got ", request.temperature()));
+  if (request.has_temperature() && !(request.temperature() >= 1e-3 && request.temperature() <= 1e6)) {
+    return absl::InvalidArgumentError(absl::StrCat("temperature must be in [1e-3, 1e6], got ", request.temperature()));
   }
   if (request.top_k() < 0) return absl::InvalidArgumentError(absl::StrCat("top_k must be >= 0, got ", request.top_k()));
   if (request.has_top_p() && !(request.top_p() > 0 && request.top_p() <= 1)) {
     return absl::InvalidArgumentError(absl::StrCat("top_p must be in (0, 1], got ", request.top_p()));
   }
-  if (request.has_repetition_penalty() &&
-      !(request.repetition_penalty() >= 1 && std::isfinite(request.repetition_penalty()))) {
+  if (request.has_repetition_penalty() && !(request.repetition_penalty() >= 1 && request.repetition_penalty() <= 1e6)) {
     return absl::InvalidArgumentError(
-        absl::StrCat("repetition_penalty must be >= 1 (1: off), got ", request.repetition_penalty()));
+        absl::StrCat("repetition_penalty must be in [1, 1e6] (1: off), got ", request.repetition_penalty()));
   }
   return CheckTextSize(request.prompt(), "prompt", limits);
 }
@@ -126,7 +125,17 @@ absl::StatusOr<ScoreTextResponse> RunScore(TextModel& model, const ScoreTextRequ
                                                    limits.max_listed_tokens,
                                                    "; set tokens: false for the totals alone"));
   }
-  DDLM_ASSIGN_OR_RETURN(ScoredText scored, ScoreIds(*model.model, tokens.ids, model.bptt, list ? request.top_n() : 0));
+  // What the listed reply would weigh (a word and a double per entry: about 32 bytes with
+  // the proto's overhead), against what one message may carry.
+  const int64_t reply_bytes = list ? scored_tokens * (1 + request.top_n()) * 32 : 0;
+  if (reply_bytes > limits.max_reply_bytes) {
+    return absl::InvalidArgumentError(
+        absl::StrCat(field, ": ", scored_tokens, " tokens with top_n ", request.top_n(), " make a reply of about ",
+                     reply_bytes >> 20, " MiB, over ", limits.max_reply_bytes >> 20,
+                     " MiB; ask for fewer words (top_n), a shorter text, or tokens: false"));
+  }
+  DDLM_ASSIGN_OR_RETURN(ScoredText scored,
+                        ScoreIds(*model.model, tokens.ids, model.bptt, list ? request.top_n() : 0, list));
   ScoreTextResponse response;
   response.set_scored_tokens(scored_tokens);
   response.set_loss(scored.loss_sum / static_cast<double>(scored_tokens));
@@ -161,7 +170,8 @@ absl::Status CheckAttentionRequest(const AttentionRequest& request, const QueryL
   return absl::OkStatus();
 }
 
-absl::StatusOr<AttentionResponse> RunAttention(TextModel& model, const AttentionRequest& request) {
+absl::StatusOr<AttentionResponse> RunAttention(TextModel& model, const AttentionRequest& request,
+                                               const QueryLimits& limits) {
   if (model.model->is_recurrent()) {
     return absl::FailedPreconditionError(absl::StrCat(
         "a ", ModelType_Name(model.config.type()),
@@ -193,13 +203,27 @@ absl::StatusOr<AttentionResponse> RunAttention(TextModel& model, const Attention
   response.set_num_layers(layers);
   response.set_num_heads(heads);
   AddUnknown(tokens, response.mutable_unknown_words());
-  std::vector<int32_t> want_layers(request.layers().begin(), request.layers().end());
-  std::vector<int32_t> want_heads(request.heads().begin(), request.heads().end());
+  // Each asked once, in order (a repeated index adds nothing but size).
+  auto distinct = [](const google::protobuf::RepeatedField<int32_t>& asked) {
+    std::vector<int32_t> out(asked.begin(), asked.end());
+    std::sort(out.begin(), out.end());
+    out.erase(std::unique(out.begin(), out.end()), out.end());
+    return out;
+  };
+  std::vector<int32_t> want_layers = distinct(request.layers());
+  std::vector<int32_t> want_heads = distinct(request.heads());
   if (want_layers.empty()) {
     for (int32_t l = 0; l < layers; ++l) want_layers.push_back(l);
   }
   if (want_heads.empty()) {
     for (int32_t h = 0; h < heads; ++h) want_heads.push_back(h);
+  }
+  const int64_t reply_bytes = static_cast<int64_t>(want_layers.size() * want_heads.size()) * n * n * 4;
+  if (reply_bytes > limits.max_reply_bytes) {
+    return absl::InvalidArgumentError(absl::StrCat("layers x heads: ", want_layers.size(), " x ", want_heads.size(),
+                                                   " maps of ", n, " x ", n, " weights make about ", reply_bytes >> 20,
+                                                   " MiB, over ", limits.max_reply_bytes >> 20,
+                                                   " MiB; ask for fewer layers or heads, or a shorter text"));
   }
   for (int32_t l : want_layers) {
     for (int32_t h : want_heads) {

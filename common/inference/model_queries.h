@@ -23,9 +23,11 @@
 namespace ddlm {
 
 struct QueryLimits {
-  int64_t max_words = 10000;           // GenerateRequest.words
-  int64_t max_text_bytes = 1 << 20;    // prompt, ScoreTextRequest.text, AttentionRequest.text
-  int64_t max_file_bytes = 256 << 20;  // ScoreTextRequest.file
+  int64_t max_words = 10000;          // GenerateRequest.words
+  int64_t max_text_bytes = 1 << 20;   // prompt, ScoreTextRequest.text, AttentionRequest.text
+  int64_t max_file_bytes = 64 << 20;  // ScoreTextRequest.file
+  // A reply's estimated size (the server sends at most 64 MiB in one message).
+  int64_t max_reply_bytes = 48 << 20;
   int64_t max_listed_tokens = 100000;  // ScoreTextResponse.tokens
   int32_t max_top_n = 100;             // ScoreTextRequest.top_n
 };
@@ -44,7 +46,8 @@ absl::StatusOr<ScoreTextResponse> RunScore(TextModel& model, const ScoreTextRequ
                                            const QueryLimits& limits);
 
 absl::Status CheckAttentionRequest(const AttentionRequest& request, const QueryLimits& limits);
-absl::StatusOr<AttentionResponse> RunAttention(TextModel& model, const AttentionRequest& request);
+absl::StatusOr<AttentionResponse> RunAttention(TextModel& model, const AttentionRequest& request,
+                                               const QueryLimits& limits);
 
 // Words joined as generate.py writes them: a newline after every 20th word, else a space.
 // `index` is the word's 0-based position in the output.

@@ -1,6 +1,7 @@
 #include "common/inference/model_queries.h"
 
 #include <cmath>
+#include <limits>
 #include <string>
 
 #include "absl/strings/str_cat.h"
@@ -131,6 +132,21 @@ TEST(RunGenerateTest, StreamsThePiecesOfTheSameText) {
   EXPECT_EQ(stopped->words(), 3);
 }
 
+TEST(RunGenerateTest, TopPOfOneIsPlainSampling) {
+  TextModel m = Model(TRANSFORMER, 2);
+  GenerateRequest plain = Request("w1 w2", 40);
+  GenerateRequest one = plain;
+  one.set_top_p(1.0);
+  GenerateRequest nucleus = plain;
+  nucleus.set_top_p(0.3);
+  auto a = RunGenerate(m, plain, {});
+  auto b = RunGenerate(m, one, {});
+  auto c = RunGenerate(m, nucleus, {});
+  ASSERT_TRUE(a.ok() && b.ok() && c.ok());
+  EXPECT_EQ(a->text(), b->text());
+  EXPECT_NE(a->text(), c->text());  // The filter does act below 1.
+}
+
 TEST(RunGenerateTest, StopsAtEos) {
   TextModel m = Model(LSTM);
   GenerateRequest request = Request("w1", 400);
@@ -153,6 +169,12 @@ TEST(RunGenerateTest, NamesTheFieldAtFault) {
     EXPECT_THAT(out.status().message(), HasSubstr(field));
   };
   GenerateRequest r = Request("w1", 5);
+  r.set_temperature(std::numeric_limits<double>::infinity());
+  expect_field(r, "temperature");
+  r = Request("w1", 5);
+  r.set_repetition_penalty(1e300);  // Finite, but infinite as a float.
+  expect_field(r, "repetition_penalty");
+  r = Request("w1", 5);
   r.set_top_p(0);
   expect_field(r, "top_p");
   r.set_top_p(1.5);
@@ -226,6 +248,12 @@ TEST(RunScoreTest, NamesTheFieldAtFault) {
   EXPECT_THAT(RunScore(m, r, r.text(), limits).status().message(), HasSubstr("tokens: false"));
   r.set_tokens(false);
   EXPECT_TRUE(RunScore(m, r, r.text(), limits).ok());
+  // The listed reply's size is bounded before the work.
+  QueryLimits reply;
+  reply.max_reply_bytes = 100;
+  r.set_tokens(true);
+  r.set_top_n(5);
+  EXPECT_THAT(RunScore(m, r, r.text(), reply).status().message(), HasSubstr("MiB"));
 }
 
 TEST(RunAttentionTest, RowsSumToOneAndTheCausalZerosHold) {
@@ -233,7 +261,7 @@ TEST(RunAttentionTest, RowsSumToOneAndTheCausalZerosHold) {
   AttentionRequest request;
   request.set_text("w1 w2 zebra w3");  // 5 tokens with <eos>.
   request.add_layers(1);
-  auto out = RunAttention(m, request);
+  auto out = RunAttention(m, request, {});
   ASSERT_TRUE(out.ok()) << out.status();
   ASSERT_EQ(out->tokens_size(), 5);
   ASSERT_EQ(out->maps_size(), 2);  // Layer 1, both heads.
@@ -254,17 +282,30 @@ TEST(RunAttentionTest, RowsSumToOneAndTheCausalZerosHold) {
   EXPECT_EQ(heatmap->x_labels[2], "<unk>");
   EXPECT_EQ(AttentionHeatmap(*out, 0, 0).status().code(), absl::StatusCode::kNotFound);
 
+  // A repeated index is answered once.
+  request.clear_layers();
+  for (int i = 0; i < 1000; ++i) request.add_layers(1);
+  request.add_heads(0);
+  request.add_heads(0);
+  auto once = RunAttention(m, request, {});
+  ASSERT_TRUE(once.ok()) << once.status();
+  EXPECT_EQ(once->maps_size(), 1);
+  // A reply larger than one message may carry is refused before it is built.
+  QueryLimits small;
+  small.max_reply_bytes = 5 * 5 * 4 * 2 - 1;  // Just under both heads of one layer.
+  request.clear_heads();
+  EXPECT_THAT(RunAttention(m, request, small).status().message(), HasSubstr("layers x heads"));
   request.clear_layers();
   request.add_layers(2);
-  EXPECT_THAT(RunAttention(m, request).status().message(), HasSubstr("layers"));
+  EXPECT_THAT(RunAttention(m, request, {}).status().message(), HasSubstr("layers"));
   request.clear_layers();
   request.add_heads(2);
-  EXPECT_THAT(RunAttention(m, request).status().message(), HasSubstr("heads"));
+  EXPECT_THAT(RunAttention(m, request, {}).status().message(), HasSubstr("heads"));
   request.clear_heads();
   request.set_text("w1 w2 w3 w4 w5 w6");  // 7 tokens with <eos>: over bptt 6.
-  EXPECT_THAT(RunAttention(m, request).status().message(), HasSubstr("bptt"));
+  EXPECT_THAT(RunAttention(m, request, {}).status().message(), HasSubstr("bptt"));
   TextModel rnn = Model(LSTM);
-  EXPECT_EQ(RunAttention(rnn, request).status().code(), absl::StatusCode::kFailedPrecondition);
+  EXPECT_EQ(RunAttention(rnn, request, {}).status().code(), absl::StatusCode::kFailedPrecondition);
 }
 
 }  // namespace

@@ -78,6 +78,7 @@ TEST(AttentionWeightsTest, RowsSumToOneAndTheFutureIsMasked) {
   model->eval();
   torch::NoGradGuard no_grad;
   torch::Tensor input = torch::randint(50, {7, 1}, torch::kInt64);
+  const torch::Tensor before = model->Logits(input, nullptr);
   absl::StatusOr<std::vector<torch::Tensor>> weights = model->AttentionWeights(input);
   ASSERT_TRUE(weights.ok()) << weights.status();
   ASSERT_EQ(weights->size(), 2u);
@@ -88,8 +89,7 @@ TEST(AttentionWeightsTest, RowsSumToOneAndTheFutureIsMasked) {
     // Not trivially uniform or one-hot: the last row spreads over several positions.
     EXPECT_GT(w[0][6].gt(1e-3).sum().item<int64_t>(), 1);
   }
-  // Asking for the weights changes nothing in the output.
-  torch::Tensor before = model->Logits(input, nullptr);
+  // Asking for the weights changed nothing in the model's output.
   EXPECT_LT(MaxAbsDiff(model->Logits(input, nullptr), before), 1e-6);
 }
 
@@ -118,6 +118,12 @@ TEST(DecodeLogitsTest, IncrementalEqualsOnePass) {
     for (int64_t i = 5; i < 12; ++i) pieces.push_back(model->DecodeLogits(ids.narrow(0, i, 1), &decode));
     EXPECT_EQ(decode.positions, 12);
     EXPECT_LT(MaxAbsDiff(torch::cat(pieces, 0), whole), 1e-5) << ModelType_Name(type);
+    // Only the last row, as generation reads a prompt: the same scores.
+    DecodeState last = model->InitDecodeState();
+    torch::Tensor row = model->DecodeLogits(ids, &last, /*last_only=*/true);
+    ASSERT_EQ(row.size(0), 1) << ModelType_Name(type);
+    EXPECT_LT(MaxAbsDiff(row[0], whole[11]), 1e-5) << ModelType_Name(type);
+    EXPECT_EQ(last.positions, 12);
     if (type == TRANSFORMER) {
       ASSERT_EQ(decode.layers.size(), 2u);
       EXPECT_EQ(decode.layers[0].positions(), 12);

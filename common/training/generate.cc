@@ -116,8 +116,8 @@ absl::StatusOr<std::vector<int64_t>> GenerateIds(LanguageModelImpl& model, const
   // Recurrent models always carry their state (that is how they read). The
   // Transformer without the cache recomputes its whole context for every word.
   const bool incremental = recurrent || options.use_cache;
-  torch::Tensor logits =
-      incremental ? last_row(model.DecodeLogits(AsInput(context), &state)) : NextWordLogits(model, context);
+  torch::Tensor logits = incremental ? last_row(model.DecodeLogits(AsInput(context), &state, /*last_only=*/true))
+                                     : NextWordLogits(model, context);
   std::vector<int64_t> out;
   for (int64_t i = 0; i < options.words; ++i) {
     const int64_t word = Sample(logits, seen, options, gen);
@@ -126,7 +126,7 @@ absl::StatusOr<std::vector<int64_t>> GenerateIds(LanguageModelImpl& model, const
     if (options.on_word && !options.on_word(word)) break;
     if (word == options.stop_id || i + 1 == options.words) break;
     if (recurrent) {
-      logits = last_row(model.DecodeLogits(AsInput({word}), &state));
+      logits = last_row(model.DecodeLogits(AsInput({word}), &state, /*last_only=*/true));
       continue;
     }
     const bool cut = AppendToContext(context, word, max_context);
@@ -134,34 +134,34 @@ absl::StatusOr<std::vector<int64_t>> GenerateIds(LanguageModelImpl& model, const
       logits = NextWordLogits(model, context);
     } else if (cut) {
       state = model.InitDecodeState();
-      logits = last_row(model.DecodeLogits(AsInput(context), &state));
+      logits = last_row(model.DecodeLogits(AsInput(context), &state, /*last_only=*/true));
     } else {
-      logits = last_row(model.DecodeLogits(AsInput({word}), &state));
+      logits = last_row(model.DecodeLogits(AsInput({word}), &state, /*last_only=*/true));
     }
   }
   return out;
 }
 
 double ScoredText::perplexity() const {
-  if (tokens.empty()) return std::numeric_limits<double>::quiet_NaN();
-  return std::exp(loss_sum / static_cast<double>(tokens.size()));
+  if (scored == 0) return std::numeric_limits<double>::quiet_NaN();
+  return std::exp(loss_sum / static_cast<double>(scored));
 }
 
 absl::StatusOr<ScoredText> ScoreIds(LanguageModelImpl& model, const std::vector<int64_t>& ids, int64_t bptt,
-                                    int64_t top_n) {
+                                    int64_t top_n, bool per_token) {
   if (ids.size() < 2) {
     return absl::InvalidArgumentError(absl::StrCat("scoring needs at least 2 tokens, got ", ids.size()));
   }
   if (bptt < 1) return absl::InvalidArgumentError(absl::StrCat("bptt must be >= 1, got ", bptt));
   if (top_n < 0) return absl::InvalidArgumentError(absl::StrCat("top_n must be >= 0, got ", top_n));
-  top_n = std::min(top_n, model.ntoken());
+  top_n = per_token ? std::min(top_n, model.ntoken()) : 0;
   model.eval();
   torch::NoGradGuard no_grad;
   const torch::Tensor data = torch::tensor(ids, torch::kInt64);
   const int64_t n = data.size(0);
   RecurrentState state = model.InitState(1);
   ScoredText scored;
-  scored.tokens.reserve(ids.size() - 1);
+  if (per_token) scored.tokens.reserve(ids.size() - 1);
   for (int64_t i = 0; i < n - 1; i += bptt) {
     const int64_t len = std::min(bptt, n - 1 - i);
     torch::Tensor log_probs = torch::log_softmax(model.Logits(data.narrow(0, i, len).unsqueeze(1), &state), 1);
@@ -174,10 +174,12 @@ absl::StatusOr<ScoredText> ScoreIds(LanguageModelImpl& model, const std::vector<
       top_indices = top_indices.contiguous();
     }
     const double* p = picked.data_ptr<double>();
+    scored.scored += len;
     for (int64_t t = 0; t < len; ++t) {
+      scored.loss_sum -= p[t];
+      if (!per_token) continue;
       TokenScore score;
       score.log_prob = p[t];
-      scored.loss_sum -= p[t];
       if (top_n > 0) {
         const double* values = top_values[t].data_ptr<double>();
         const int64_t* indices = top_indices[t].data_ptr<int64_t>();

@@ -14,8 +14,8 @@
 // The Transformer's context: the model has only ever seen `max_context` (its bptt)
 // words at absolute positions 0.., so a context that would grow past max_context is cut
 // to its latest max_context / 2 words, which are encoded again from position 0 (once),
-// and grows from there: the model always sees between max_context / 2 + 1 and
-// max_context words. (A window sliding by one word would move every word to a new
+// and grows from there: once its context has first filled, the model always sees
+// between max_context / 2 + 1 and max_context words. (A window sliding by one word would move every word to a new
 // position, which no cache survives: each word would cost the whole window again.)
 // GenerateOptions.use_cache = false recomputes the same contexts from scratch for every
 // word: the same words, the scores within float rounding (tested).
@@ -76,8 +76,10 @@ struct TokenScore {
 };
 
 struct ScoredText {
-  // One per token after the first (the first has nothing to be predicted from).
+  // One per token after the first (the first has nothing to be predicted from); empty
+  // when ScoreIds was asked for the totals alone.
   std::vector<TokenScore> tokens;
+  int64_t scored = 0;   // Tokens scored.
   double loss_sum = 0;  // -sum of log_prob.
   double perplexity() const;
 };
@@ -86,9 +88,10 @@ struct ScoredText {
 // predicting the next token, the recurrent state carried from window to window (the
 // Transformer sees each window alone), so that scoring a split gives the loss the
 // job's evaluation reported for it. `top_n` > 0 also lists the most likely next words at
-// each position. INVALID_ARGUMENT for fewer than 2 ids, bptt < 1 or top_n < 0.
+// each position. Without `per_token`, only the totals are kept (memory: the ids alone).
+// INVALID_ARGUMENT for fewer than 2 ids, bptt < 1 or top_n < 0.
 absl::StatusOr<ScoredText> ScoreIds(LanguageModelImpl& model, const std::vector<int64_t>& ids, int64_t bptt,
-                                    int64_t top_n = 0);
+                                    int64_t top_n = 0, bool per_token = true);
 
 }  // namespace ddlm
 

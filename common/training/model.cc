@@ -84,9 +84,11 @@ class RNNModelImpl : public LanguageModelImpl {
 
   void set_sparse_embedding_gradient(bool sparse) override { encoder_->options.sparse(sparse); }
 
-  torch::Tensor DecodeLogits(const torch::Tensor& input, DecodeState* state) override {
+  torch::Tensor DecodeLogits(const torch::Tensor& input, DecodeState* state, bool last_only = false) override {
     state->positions += input.size(0);
-    return Logits(input, &state->recurrent);
+    DecoderInput d = Features(input, &state->recurrent);
+    torch::Tensor hidden = last_only ? d.hidden.narrow(0, d.hidden.size(0) - 1, 1) : d.hidden;
+    return torch::linear(hidden, d.weight, d.bias);
   }
 
   RecurrentState InitState(int64_t batch) const override {
@@ -170,13 +172,14 @@ class TransformerModelImpl : public LanguageModelImpl {
     return {output.reshape({-1, emsize_}), decoder_->weight, decoder_->bias};
   }
 
-  torch::Tensor DecodeLogits(const torch::Tensor& input, DecodeState* state) override {
+  torch::Tensor DecodeLogits(const torch::Tensor& input, DecodeState* state, bool last_only = false) override {
     const int64_t len = input.size(0);
     const int64_t cached = state->positions;
     torch::Tensor output =
         transformer_->forward(Embed(input, cached), CausalMask(len, cached, input.device()), &state->layers);
     state->positions += len;
-    return decoder_(output.reshape({-1, emsize_}));
+    output = output.reshape({-1, emsize_});
+    return decoder_(last_only ? output.narrow(0, len - 1, 1) : output);
   }
 
   absl::StatusOr<std::vector<torch::Tensor>> AttentionWeights(const torch::Tensor& input) override {

@@ -85,8 +85,10 @@ class LanguageModelImpl : public torch::nn::Module {
   // for `input` [len, 1] as the continuation of what `state` (from InitDecodeState) has
   // seen, which it then includes. Equal (to float rounding) to Logits over everything
   // seen at once: recurrent models carry their state; the Transformer attends from the
-  // new positions to its cached keys and values, so a word costs one position.
-  virtual torch::Tensor DecodeLogits(const torch::Tensor& input, DecodeState* state) = 0;
+  // new positions to its cached keys and values, so a word costs one position. With
+  // `last_only`, only the last position's scores [1, ntoken] (reading a long prompt
+  // then costs no decoder product per word).
+  virtual torch::Tensor DecodeLogits(const torch::Tensor& input, DecodeState* state, bool last_only = false) = 0;
   DecodeState InitDecodeState() const { return {InitState(1), {}, 0}; }
 
   // The Transformer's attention weights for `input` [len, 1], in eval mode: one

@@ -234,7 +234,12 @@ int main(int argc, char** argv) {
   absl::StatusOr<std::shared_ptr<grpc::ChannelCredentials>> credentials =
       ddlm::MakeChannelCredentials(ddlm::ClientTransportFromFlags());
   if (!credentials.ok()) return Fail(credentials.status());
-  auto stub = ddlm::JobService::NewStub(grpc::CreateChannel(absl::GetFlag(FLAGS_coordinator), *credentials));
+  // Replies up to what the coordinator sends in one message (64 MiB: scores and
+  // attention maps can pass gRPC's default 4 MiB).
+  grpc::ChannelArguments channel_args;
+  channel_args.SetMaxReceiveMessageSize(64 << 20);
+  auto stub = ddlm::JobService::NewStub(
+      grpc::CreateCustomChannel(absl::GetFlag(FLAGS_coordinator), *credentials, channel_args));
   grpc::ClientContext context;
   context.set_deadline(std::chrono::system_clock::now() + std::chrono::minutes(5));
   auto need_job = [&]() -> bool {

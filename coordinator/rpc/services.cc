@@ -252,6 +252,10 @@ grpc::Status JobServiceImpl::Generate(grpc::ServerContext* context, const Genera
 grpc::Status JobServiceImpl::GenerateStream(grpc::ServerContext* context, const GenerateRequest* request,
                                             grpc::ServerWriter<GenerateResponse>* writer) {
   DDLM_RETURN_IF_ERROR_AS(Admit(*context, &request->job_id()).status(), ToGrpcStatus);
+  // A client that stops reading blocks Write once the flow-control window fills; the
+  // deadline cancels the call then (Write returns false), so that it cannot hold one of
+  // the few query slots for longer than a file transfer may take.
+  const auto bound = BoundTransfer(deadlines_, max_transfer_, context);
   bool cancelled = false;
   absl::StatusOr<GenerateResponse> done = c_->Generate(*request, [&](const GenerateResponse& piece) {
     cancelled = context->IsCancelled() || !writer->Write(piece);

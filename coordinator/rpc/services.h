@@ -43,6 +43,7 @@ class JobServiceImpl final : public JobService::WithCallbackMethod_WatchJob<JobS
                                grpc::ServerWriter<DataChunk>*) override;
   grpc::Status Generate(grpc::ServerContext*, const GenerateRequest*, GenerateResponse*) override;
   // Writes each piece as it is made; a cancelled call stops generating at the next word.
+  // Bounded as file transfers are (`max_transfer`).
   grpc::Status GenerateStream(grpc::ServerContext*, const GenerateRequest*,
                               grpc::ServerWriter<GenerateResponse>*) override;
   grpc::Status ScoreText(grpc::ServerContext*, const ScoreTextRequest*, ScoreTextResponse*) override;
