@@ -151,6 +151,11 @@ TEST(ClientTest, ScoreAttentionLogprobsAndAPromptFromTheCli) {
       << out;
   ASSERT_TRUE(std::regex_search(out, m, std::regex("\"perplexity\":([0-9.e+-]+)"))) << out;
   EXPECT_NEAR(std::stod(m[1]), reported, 1e-6 * reported) << out;
+  // Usage: exactly one of --text and --file; logprobs draws text only.
+  EXPECT_EQ(RunBinary({kClient, "score", "job-1", at, kPlain}, &out), 2);
+  EXPECT_THAT(out, HasSubstr("one of --text TEXT or --file PATH"));
+  EXPECT_EQ(RunBinary({kClient, "score", "job-1", "--text=the", "--file=x", at, kPlain}, &out), 2);
+  EXPECT_EQ(RunBinary({kClient, "logprobs", "job-1", "--file=x", "--out=/dev/null", at, kPlain}, &out), 2);
   // A file outside the data roots is refused.
   EXPECT_EQ(RunBinary({kClient, "score", "job-1", "--file=/etc/passwd", at, kPlain}, &out), 1);
   EXPECT_THAT(out, HasSubstr("PERMISSION_DENIED"));

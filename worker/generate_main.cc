@@ -113,7 +113,9 @@ int main(int argc, char** argv) {
   const std::string out = absl::GetFlag(FLAGS_out);
   const int modes = (!absl::GetFlag(FLAGS_score).empty() || !absl::GetFlag(FLAGS_score_file).empty()) +
                     !absl::GetFlag(FLAGS_attention).empty() + !absl::GetFlag(FLAGS_logprobs).empty();
-  if (modes > 1) return Fail(absl::InvalidArgumentError("give one of --score/--score_file, --attention, --logprobs"));
+  if (modes > 1 || (!absl::GetFlag(FLAGS_score).empty() && !absl::GetFlag(FLAGS_score_file).empty())) {
+    return Fail(absl::InvalidArgumentError("give one of --score, --score_file, --attention, --logprobs"));
+  }
 
   if (!absl::GetFlag(FLAGS_score).empty() || !absl::GetFlag(FLAGS_score_file).empty() ||
       !absl::GetFlag(FLAGS_logprobs).empty()) {

@@ -398,6 +398,13 @@ int main(int argc, char** argv) {
   if (command == "score" || command == "logprobs") {
     if (!need_job()) return 2;
     const bool drawing = command == "logprobs";
+    const bool text = !absl::GetFlag(FLAGS_text).empty();
+    const bool file = !absl::GetFlag(FLAGS_file).empty();
+    if (drawing ? (!text || file) : text == file) {
+      std::fprintf(stderr, "ddlm %s: give %s\n", command.c_str(),
+                   drawing ? "--text TEXT (a file cannot be drawn)" : "one of --text TEXT or --file PATH");
+      return 2;
+    }
     ddlm::ScoreTextRequest request;
     request.set_job_id(arg);
     request.set_checkpoint(absl::GetFlag(FLAGS_checkpoint));
