@@ -19,6 +19,23 @@ Subprocess::Subprocess(std::vector<std::string> argv, SubprocessOptions options)
     log_fd_ = open(options_.log_path.c_str(), O_WRONLY | O_CREAT | O_APPEND | O_CLOEXEC, 0644);
     if (log_fd_ < 0) std::perror(options_.log_path.c_str());  // The child still runs.
   }
+  // The child's environment, built before fork (nothing but async-signal-safe calls
+  // may follow fork in a process with threads).
+  std::vector<std::string> environment;
+  for (char** e = environ; *e != nullptr; ++e) {
+    const std::string entry = *e;
+    const std::string name = entry.substr(0, entry.find('='));
+    bool replaced = false;
+    for (const std::string& extra : options_.env) replaced |= extra.substr(0, extra.find('=')) == name;
+    if (!replaced) environment.push_back(entry);
+  }
+  environment.insert(environment.end(), options_.env.begin(), options_.env.end());
+  std::vector<char*> envp;
+  for (std::string& e : environment) envp.push_back(e.data());
+  envp.push_back(nullptr);
+  std::vector<char*> args;
+  for (std::string& a : argv) args.push_back(a.data());
+  args.push_back(nullptr);
   int fds[2];
   if (pipe2(fds, O_CLOEXEC) != 0) {
     std::perror("pipe");
@@ -30,10 +47,7 @@ Subprocess::Subprocess(std::vector<std::string> argv, SubprocessOptions options)
     dup2(fds[1], STDERR_FILENO);
     close(fds[0]);
     close(fds[1]);
-    std::vector<char*> args;
-    for (std::string& a : argv) args.push_back(a.data());
-    args.push_back(nullptr);
-    execv(args[0], args.data());
+    execve(args[0], args.data(), envp.data());
     std::fprintf(stderr, "cannot exec %s\n", args[0]);
     _exit(127);
   }

@@ -25,6 +25,9 @@ namespace ddlm {
 struct SubprocessOptions {
   std::string log_path;  // Also append the output here ("" : nowhere).
   bool capture = true;   // Keep the output for WaitForLine and output().
+  // "NAME=value" entries added to the child's environment (replacing NAME if this
+  // process has it); the rest is inherited.
+  std::vector<std::string> env;
 };
 
 class Subprocess {

@@ -1,6 +1,7 @@
 #include "common/base/subprocess.h"
 
 #include <signal.h>
+#include <stdlib.h>
 
 #include <chrono>
 
@@ -19,6 +20,19 @@ TEST(SubprocessTest, WaitsForLinesInOrderAndReportsTheExitCode) {
   EXPECT_FALSE(p.WaitForLine("alpha"));  // The output ended.
   EXPECT_EQ(p.Wait(), 3);
   EXPECT_EQ(p.output(), "alpha one\nbeta two\nalpha three\n");
+}
+
+TEST(SubprocessTest, TheChildGetsTheExtraEnvironmentAndInheritsTheRest) {
+  ASSERT_EQ(::setenv("DDLM_SUBPROCESS_TEST_KEPT", "kept", 1), 0);
+  ASSERT_EQ(::setenv("DDLM_SUBPROCESS_TEST_REPLACED", "old", 1), 0);
+  SubprocessOptions options;
+  options.env = {"DDLM_SUBPROCESS_TEST_REPLACED=new", "DDLM_SUBPROCESS_TEST_ADDED=a=b"};
+  Subprocess p({"/bin/sh", "-c",
+                "echo \"$DDLM_SUBPROCESS_TEST_KEPT $DDLM_SUBPROCESS_TEST_REPLACED $DDLM_SUBPROCESS_TEST_ADDED\"; "
+                "env | grep -c DDLM_SUBPROCESS_TEST_REPLACED="},
+               options);
+  EXPECT_EQ(p.Wait(), 0);
+  EXPECT_EQ(p.output(), "kept new a=b\n1\n");  // Replaced, not given twice.
 }
 
 TEST(SubprocessTest, ALineThatNeverComesTimesOutAndTheChildIsReaped) {
