@@ -9,11 +9,14 @@
 // Threading: implementations are thread-safe (the heartbeat thread, the command
 // reader and the job runner call one client concurrently).
 
+#include <algorithm>
+#include <atomic>
 #include <functional>
 #include <memory>
 #include <string>
 
 #include "absl/status/statusor.h"
+#include "absl/strings/str_cat.h"
 #include "absl/strings/string_view.h"
 #include "absl/time/time.h"
 #include "common/base/key_value_store.h"
@@ -59,21 +62,41 @@ class CoordinatorClient {
 };
 
 // The coordinator's rendezvous store as a KeyValueStore, for the collectives.
+//
+// With `stop` (not owned), a Wait asks the coordinator in slices of at most `poll` and
+// gives up (CANCELLED) within one slice of `stop` being set: a rank whose attempt was
+// cancelled (another rank died before it joined the collective) leaves the rendezvous
+// then, instead of waiting out the whole collective timeout for a key that will never
+// be set.
 class CoordinatorKeyValueStore : public KeyValueStore {
  public:
-  CoordinatorKeyValueStore(CoordinatorClient* client /* not owned */, WorkerRef worker)
-      : client_(client), worker_(std::move(worker)) {}
+  CoordinatorKeyValueStore(CoordinatorClient* client /* not owned */, WorkerRef worker,
+                           const std::atomic<bool>* stop = nullptr, absl::Duration poll = absl::Seconds(1))
+      : client_(client), worker_(std::move(worker)), stop_(stop), poll_(poll) {}
   absl::Status Set(const std::string& key, const std::string& value) override {
     return client_->KeySet(worker_, key, value);
   }
   absl::StatusOr<std::string> Get(const std::string& key) override { return client_->KeyGet(worker_, key); }
   absl::Status Wait(const std::vector<std::string>& keys, absl::Duration timeout) override {
-    return client_->KeyWait(worker_, keys, timeout);
+    if (stop_ == nullptr) return client_->KeyWait(worker_, keys, timeout);
+    const absl::Time deadline = absl::Now() + timeout;
+    for (;;) {
+      if (stop_->load()) return absl::CancelledError("stopped while waiting for the other ranks' rendezvous keys");
+      const absl::Duration left = std::max(absl::ZeroDuration(), deadline - absl::Now());
+      absl::Status status = client_->KeyWait(worker_, keys, std::min(poll_, left));
+      if (status.code() != absl::StatusCode::kDeadlineExceeded) return status;
+      if (absl::Now() >= deadline) {
+        return absl::DeadlineExceededError(
+            absl::StrCat(status.message(), " (waited ", absl::FormatDuration(timeout), " in all)"));
+      }
+    }
   }
 
  private:
   CoordinatorClient* client_;
   WorkerRef worker_;
+  const std::atomic<bool>* const stop_;
+  const absl::Duration poll_;
 };
 
 }  // namespace ddlm

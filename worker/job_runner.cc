@@ -10,6 +10,7 @@
 #include "absl/strings/str_join.h"
 #include "absl/time/clock.h"
 #include "common/base/corpus.h"
+#include "common/base/failpoint.h"
 #include "common/base/sharding.h"
 #include "common/base/status_macros.h"
 #include "common/training/batching.h"
@@ -93,6 +94,7 @@ class CoordinatorValidationArbiter : public ValidationArbiter {
     request.set_loss_sum(local.loss_sum);
     request.set_tokens(local.tokens);
     request.set_seconds(train_seconds);
+    Failpoint(kFailpointEvaluationBarrier);  // Evaluated; about to wait for every rank's.
     const absl::Time deadline = absl::Now() + options_.evaluation_timeout;
     for (;;) {
       const absl::Duration poll = std::min(deadline - absl::Now(), options_.evaluation_poll);
@@ -251,7 +253,7 @@ absl::Status JobRunner::RunAttempt() {
   std::vector<std::string> words(assignment_.vocabulary().begin(), assignment_.vocabulary().end());
   const Dictionary dictionary = Dictionary::FromWords(words);
   const torch::Device device = options_.device;
-  CoordinatorKeyValueStore store(client_, worker_);
+  CoordinatorKeyValueStore store(client_, worker_, &stop_requested_);
   DDLM_RETURN_IF_ERROR(AgreeOnDeviceKind(store, DeviceKind(device)));
   DDLM_ASSIGN_OR_RETURN(std::unique_ptr<Trainer> trainer, Trainer::Create(spec, dictionary, device));
   if (rank > 0) torch::manual_seed(spec.schedule().seed() + 7919 * static_cast<uint64_t>(rank));
@@ -264,6 +266,7 @@ absl::Status JobRunner::RunAttempt() {
   collective_options.store_prefix = assignment_.store_prefix();
   collective_options.host = options_.host;
   collective_options.timeout = options_.collective_timeout;
+  Failpoint(kFailpointRendezvous);  // The other ranks may be waiting for this one's address.
   DDLM_ASSIGN_OR_RETURN(std::unique_ptr<Collective> owned_collective, collective_factory_(collective_options, &store));
   Collective& collective = *owned_collective;
   GradientAllReducer reducer(&collective, GradientAllReducer::kDefaultBucketBytes, &stop_requested_);
@@ -296,6 +299,7 @@ absl::Status JobRunner::RunAttempt() {
   });
   const int64_t every = spec.checkpoint().every_n_steps();
   trainer->set_step_callback([&](const Trainer& t) -> absl::Status {
+    Failpoint(kFailpointTrainStep);
     if (every > 0 && t.position().global_step() % every == 0 && !reducer.stop_agreed()->load()) {
       return UploadCheckpoint(t, collective);
     }
@@ -336,6 +340,7 @@ absl::Status JobRunner::RunAttempt() {
     DDLM_ASSIGN_OR_RETURN(Checkpoint best, DownloadCheckpoint(assignment_.best_checkpoint_id()));
     DDLM_RETURN_IF_ERROR(trainer->LoadCheckpoint(best, /*weights_only=*/true));
   }
+  Failpoint(kFailpointTestPass);
   DDLM_ASSIGN_OR_RETURN(EvaluationDecision tested, loop.Test(shards.test, spec.schedule().epochs()));
   LOG(INFO) << Who()
             << absl::StrFormat("| End of training | test loss %5.2f | test ppl %8.2f", tested.loss(),

@@ -3,6 +3,7 @@
 #include <algorithm>
 
 #include "absl/strings/str_cat.h"
+#include "common/base/failpoint.h"
 #include "common/transport/chunked_transfer.h"
 #include "common/transport/grpc_status.h"
 
@@ -88,13 +89,27 @@ class GrpcCoordinatorClient : public CoordinatorClient {
                              const std::function<absl::Status(absl::string_view)>& sink) override {
     grpc::ClientContext context;
     context.set_deadline(absl::ToChronoTime(absl::Now() + transfer_timeout_));
-    return ReceiveChunks(stub_->DownloadShard(&context, request), "shard", sink);
+    bool first = true;
+    return ReceiveChunks(stub_->DownloadShard(&context, request), "shard", [&](absl::string_view chunk) {
+      if (absl::Status s = sink(chunk); !s.ok()) return s;
+      if (first) Failpoint(kFailpointShardDownload);  // A download in flight.
+      first = false;
+      return absl::OkStatus();
+    });
   }
   absl::StatusOr<std::string> DownloadCheckpoint(const DownloadCheckpointRequest& request) override {
     grpc::ClientContext context;
     context.set_deadline(absl::ToChronoTime(absl::Now() + transfer_timeout_));
-    return CollectChunks(stub_->DownloadCheckpoint(&context, request),
-                         absl::StrCat("checkpoint ", request.checkpoint_id()));
+    std::string bytes;
+    absl::Status received =
+        ReceiveChunks(stub_->DownloadCheckpoint(&context, request),
+                      absl::StrCat("checkpoint ", request.checkpoint_id()), [&](absl::string_view chunk) {
+                        if (bytes.empty()) Failpoint(kFailpointCheckpointDownload);
+                        bytes.append(chunk.data(), chunk.size());
+                        return absl::OkStatus();
+                      });
+    if (!received.ok()) return received;
+    return bytes;
   }
   absl::Status ReportMetrics(const ReportMetricsRequest& request) override {
     return Unary(request, &WorkerService::Stub::ReportMetrics, ReportMetricsResponse(), rpc_timeout_).status();
@@ -116,12 +131,13 @@ class GrpcCoordinatorClient : public CoordinatorClient {
       if (first) {
         *chunk.mutable_worker() = worker;
         *chunk.mutable_attempt() = attempt;
-        first = false;
       }
       const size_t n = std::min(kUploadChunkBytes, bytes.size() - offset);
       chunk.set_data(bytes.data() + offset, n);
       offset += n;
-      if (!writer->Write(chunk)) break;  // The server ended the call; Finish says why.
+      if (!writer->Write(chunk)) break;                  // The server ended the call; Finish says why.
+      if (first) Failpoint(kFailpointCheckpointUpload);  // An upload in flight: a chunk sent, the call open.
+      first = false;
     }
     writer->WritesDone();
     absl::Status status = FromGrpcStatus(writer->Finish());
