@@ -109,14 +109,17 @@ bool Cluster::CrashAndRestartCoordinator() {
   return Start(port_);
 }
 
-bool Cluster::AddWorker(const std::string& worker_id, std::vector<std::string> extra_flags) {
+bool Cluster::AddWorker(const std::string& worker_id, std::vector<std::string> extra_flags,
+                        std::vector<std::string> env) {
   // Its shards next to the cluster's state: each test's own, kept across a restart of
   // the worker under the same id.
   std::vector<std::string> argv = {"worker/ddlm_worker",       "--coordinator=" + address_,
                                    "--worker_id=" + worker_id, "--shard_dir=" + state_dir_ + "-shards/" + worker_id,
                                    "--host=127.0.0.1",         secure() ? "--ca_cert=" + ca_cert_ : "--insecure"};
   argv.insert(argv.end(), extra_flags.begin(), extra_flags.end());
-  workers_.push_back(std::make_unique<Subprocess>(argv));
+  SubprocessOptions options;
+  options.env = std::move(env);
+  workers_.push_back(std::make_unique<Subprocess>(argv, std::move(options)));
   return workers_.back()->WaitForLine("registered as incarnation");
 }
 

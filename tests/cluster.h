@@ -44,8 +44,10 @@ class Cluster {
   // SIGKILLs the coordinator and starts another on the same port and state directory:
   // a crash and a restart. False if the new one did not start.
   bool CrashAndRestartCoordinator();
-  // Starts a worker and waits for its registration line.
-  bool AddWorker(const std::string& worker_id, std::vector<std::string> extra_flags = {});
+  // Starts a worker and waits for its registration line. `env`: "NAME=value" entries
+  // added to its environment (DDLM_FAILPOINTS, say).
+  bool AddWorker(const std::string& worker_id, std::vector<std::string> extra_flags = {},
+                 std::vector<std::string> env = {});
 
   const std::string& address() const { return address_; }
   JobService::Stub& stub() { return *stub_; }

@@ -7,6 +7,7 @@
 #include <map>
 #include <random>
 
+#include "absl/strings/str_cat.h"
 #include "absl/strings/str_join.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
@@ -21,8 +22,15 @@ std::string StateDir(const std::string& name) {
   return std::string(dir ? dir : "/tmp") + "/" + name;
 }
 
+// The uninterrupted run every trial must end like, run once per test process.
+const absl::StatusOr<TrialResult>& Uninterrupted() {
+  static const auto* const run =
+      new absl::StatusOr<TrialResult>(RunTrial(ChaosOptions::Uninterrupted(StateDir("straight"))));
+  return *run;
+}
+
 TEST(ChaosTest, KilledWorkersAndCoordinatorEndBitIdenticalToAnUninterruptedRun) {
-  absl::StatusOr<TrialResult> expected = RunTrial(ChaosOptions::Uninterrupted(StateDir("straight")));
+  const absl::StatusOr<TrialResult>& expected = Uninterrupted();
   ASSERT_TRUE(expected.ok()) << expected.status();
   ASSERT_EQ(expected->state, SUCCEEDED) << expected->message;
   ASSERT_EQ(expected->val_loss.size(), 3u);
@@ -64,7 +72,8 @@ namespace ddlm::testing {
 namespace {
 
 TEST(ChaosTest, WithMinWorkersAJobGoesOnWithTheWorkersLeft) {
-  Cluster cluster(StateDir("fewer"), {"--heartbeat_interval_ms=200", "--heartbeat_timeout_ms=1500"});
+  Cluster cluster(StateDir("fewer"),
+                  {"--heartbeat_interval_ms=200", absl::StrCat("--heartbeat_timeout_ms=", kHeartbeatTimeoutMs)});
   ASSERT_TRUE(cluster.Start());
   ASSERT_TRUE(cluster.AddWorker("w0", {"--collective_timeout_s=30"}));
   ASSERT_TRUE(cluster.AddWorker("w1", {"--collective_timeout_s=30"}));
@@ -105,7 +114,7 @@ namespace ddlm::testing {
 namespace {
 
 TEST(ChaosTest, ACoordinatorKilledMidJobComesBackAndItsLiveWorkersFinishTheJob) {
-  absl::StatusOr<TrialResult> expected = RunTrial(ChaosOptions::Uninterrupted(StateDir("straight_for_coordinator")));
+  const absl::StatusOr<TrialResult>& expected = Uninterrupted();
   ASSERT_TRUE(expected.ok()) << expected.status();
 
   ChaosOptions once;
@@ -123,6 +132,51 @@ TEST(ChaosTest, ACoordinatorKilledMidJobComesBackAndItsLiveWorkersFinishTheJob) 
   std::string why;
   EXPECT_TRUE(SameOutcome(*got, *expected, &why)) << why << "\n  " << actions;
 }
+
+}  // namespace
+}  // namespace ddlm::testing
+
+namespace ddlm::testing {
+namespace {
+
+// Kills at every phase of an attempt (EveryPhase(): a fixed list, so that each phase is
+// killed in every run), each trial ending bit-identical to the uninterrupted run.
+class PhaseKillTest : public ::testing::TestWithParam<size_t> {};
+
+TEST_P(PhaseKillTest, EndsBitIdenticalToAnUninterruptedRun) {
+  const absl::StatusOr<TrialResult>& expected = Uninterrupted();
+  ASSERT_TRUE(expected.ok()) << expected.status();
+  ChaosOptions options;
+  options.phase_kills = EveryPhase()[GetParam()];
+  options.state_dir = StateDir(absl::StrCat("phase", GetParam()));
+  absl::StatusOr<TrialResult> got = RunTrial(options);
+  ASSERT_TRUE(got.ok()) << got.status();
+  const std::string actions = absl::StrJoin(got->actions, "\n  ");
+  std::printf("%s\n  %s\n", ::testing::UnitTest::GetInstance()->current_test_info()->name(), actions.c_str());
+  // Every planned kill happened, where it was planned.
+  int worker_kills = 0, coordinator_kills = 0;
+  for (const PhaseKill& kill : options.phase_kills) {
+    (kill.kill_coordinator ? coordinator_kills : worker_kills) += 1;
+    EXPECT_THAT(actions, ::testing::HasSubstr(absl::StrCat(" stopped at ", kill.failpoint, " (hit ", kill.hit, ")")));
+  }
+  EXPECT_EQ(got->worker_kills, worker_kills) << actions;
+  EXPECT_EQ(got->coordinator_kills, coordinator_kills) << actions;
+  EXPECT_GE(got->restarts, static_cast<int>(options.phase_kills.size())) << actions;  // One per kill, at least.
+  std::string why;
+  EXPECT_TRUE(SameOutcome(*got, *expected, &why)) << why << "\n  " << actions;
+}
+
+std::string PhaseName(const ::testing::TestParamInfo<size_t>& info) {
+  std::string name;
+  const std::vector<std::vector<PhaseKill>> phases = EveryPhase();
+  for (const PhaseKill& kill : phases[info.param]) {
+    absl::StrAppend(&name, name.empty() ? "" : "_then_", kill.failpoint, kill.hit > 1 ? absl::StrCat(kill.hit) : "",
+                    kill.kill_coordinator ? "_coordinator" : "_worker");
+  }
+  return name;
+}
+
+INSTANTIATE_TEST_SUITE_P(EveryPhase, PhaseKillTest, ::testing::Range<size_t>(0, EveryPhase().size()), PhaseName);
 
 }  // namespace
 }  // namespace ddlm::testing

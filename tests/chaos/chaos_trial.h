@@ -7,9 +7,12 @@
 // chosen by a seeded generator. The job must restart on its own each time and end as
 // an uninterrupted run of the same job would: RunTrial with no kills is that run.
 //
-// A kill lands after a random number (1 to 6) of training-metrics events of the
+// Random kills land after a random number (1 to 6) of training-metrics events of the
 // current attempt, so at a random step of it, mid-epoch or in the epoch-end evaluation
-// and checkpoint that follow the last metrics of an epoch. Every wait has a deadline.
+// and checkpoint that follow the last metrics of an epoch. Phase kills (PhaseKill) land
+// exactly where a worker's failpoint stopped it (common/base/failpoint.h): in the
+// rendezvous, a shard or checkpoint download, an upload, the evaluation barrier, the
+// test pass or a training step. Every wait has a deadline.
 //
 // Used by chaos_test (one trial against an uninterrupted run) and fault_benchmark (20
 // trials, a table). Threading: one thread per trial.
@@ -27,6 +30,25 @@
 
 namespace ddlm::testing {
 
+// A kill at a chosen phase of an attempt. Worker w<worker> runs with DDLM_FAILPOINTS
+// asking it to stop the `hit`-th time it reaches `failpoint`; once it has stopped
+// there, the driver SIGKILLs that worker (and starts a replacement, the next w<i>), or,
+// with kill_coordinator, the coordinator (restarting it on its port and state
+// directory, then letting the stopped worker go on, to find its calls cut).
+struct PhaseKill {
+  std::string failpoint;  // One of common/base/failpoint.h's names.
+  int hit = 1;
+  // w0 and w1 are the first two workers; each replacement takes the next number.
+  size_t worker = 0;
+  bool kill_coordinator = false;
+
+  std::string Describe() const;
+};
+
+// The phase kills every run of chaos_test makes, each in a trial of its own: every
+// phase at least once, workers and the coordinator as victims.
+std::vector<std::vector<PhaseKill>> EveryPhase();
+
 struct ChaosOptions {
   // The same job, killed nowhere: the run a trial must end like.
   static ChaosOptions Uninterrupted(std::string state_dir) {
@@ -37,9 +59,12 @@ struct ChaosOptions {
     return o;
   }
 
+  // Random kills (when phase_kills is empty).
   uint64_t seed = 1;
   int worker_kills = 3;
   int coordinator_kills = 1;
+  // Phase kills, in order, instead of random ones.
+  std::vector<PhaseKill> phase_kills;
   // A fresh directory per trial (created if missing; its parent must exist).
   std::string state_dir;
   // The whole trial, from the coordinator's start to the job's end.
@@ -64,6 +89,11 @@ struct TrialResult {
 // The job every trial runs: 2 workers, 3 epochs of 40 steps, a checkpoint every 10
 // steps, restarts enough for every planned kill.
 JobSpec ChaosJob();
+
+// The heartbeat timeout every trial's coordinator runs with: well beyond the 200 ms
+// interval, so that a worker starved of CPU on a loaded machine is not declared dead
+// (an extra restart), yet short enough to notice a stopped or killed one in seconds.
+inline constexpr int kHeartbeatTimeoutMs = 5000;
 
 // Runs the job once, with the kills `options` asks for (none: the uninterrupted run).
 // An error means the trial could not be run (a binary did not start, a deadline
