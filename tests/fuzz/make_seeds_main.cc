@@ -6,6 +6,7 @@
 
 #include <cstdio>
 #include <string>
+#include <utility>
 #include <vector>
 
 #include <google/protobuf/text_format.h>
@@ -102,11 +103,30 @@ int main(int argc, char** argv) {
        "# token role name\n0123456789abcdef0123 admin alice\nfedcba9876543210fedc user bob\n"
        "00112233445566778899 worker rack1\n");
 
-  // Every service request, each behind the byte that picks its method
-  // (services_fuzzer.cc), about the job and workers the fuzzer sets up.
+  // Every service request, each behind the bytes that pick its method and caller
+  // (services_fuzzer.cc), about the job and workers the fuzzer sets up: once as a
+  // caller the rules let through, once as one they refuse ("-denied", which sorts
+  // first, so that the regression run tries the refused call before the allowed one
+  // has changed what it is about).
+  enum Caller { kAdmin = 3, kOwner = 4, kOtherUser = 5, kWorker0 = 6, kWorker1 = 7, kNewWorker = 8 };
   auto request = [](int method, const google::protobuf::Message& m) {
-    Seed("services", absl::StrCat("method-", method),
-         std::string(1, static_cast<char>(method)) + m.SerializeAsString());
+    const bool worker_service = method >= 11 && method <= 23;
+    const std::string text = m.ShortDebugString();
+    const bool names_w1 = text.find("\"w1\"") != std::string::npos;
+    const bool names_w2 = text.find("\"w2\"") != std::string::npos;
+    const int allowed = worker_service ? (names_w2   ? kNewWorker
+                                          : names_w1 ? kWorker1
+                                                     : kWorker0)
+                                       : (method % 2 == 0 ? kAdmin : kOwner);
+    const int refused = worker_service ? (names_w1   ? kWorker0
+                                          : names_w2 ? kOwner
+                                                     : kWorker1)
+                                       : (text.find("job-1") != std::string::npos ? kOtherUser : kWorker0);
+    for (const auto& [name, caller] : {std::pair<const char*, int>{"-ok", allowed}, {"-denied", refused}}) {
+      Seed("services", absl::StrCat("method-", method, name),
+           std::string(1, static_cast<char>(method)) + std::string(1, static_cast<char>(caller)) +
+               m.SerializeAsString());
+    }
   };
   ddlm::SubmitJobRequest submit;
   *submit.mutable_spec() = Spec();
@@ -145,6 +165,7 @@ int main(int argc, char** argv) {
   generate.set_top_p(0.9);
   generate.set_stop_at_eos(true);
   request(9, generate);
+  request(26, generate);  // GenerateStream.
   ddlm::ScoreTextRequest score;
   score.set_job_id("job-1");
   score.set_text("the cat sat");
