@@ -287,8 +287,8 @@ absl::StatusOr<TrialResult> RunTrial(const ChaosOptions& options) {
     return absl::InternalError(absl::StrCat("cannot create ", options.state_dir, ": ", std::strerror(errno)));
   }
   // Quick failure detection, so that a trial takes seconds per kill.
-  Cluster cluster(options.state_dir,
-                  {"--heartbeat_interval_ms=200", absl::StrCat("--heartbeat_timeout_ms=", kHeartbeatTimeoutMs)});
+  Cluster cluster(options.state_dir, {"--heartbeat_interval_ms=200",
+                                      absl::StrCat("--heartbeat_timeout_ms=", options.heartbeat_timeout_ms)});
   if (!cluster.Start()) {
     return absl::InternalError("the coordinator did not start: " + cluster.coordinator().output());
   }

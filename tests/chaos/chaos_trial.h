@@ -49,6 +49,11 @@ struct PhaseKill {
 // phase at least once, workers and the coordinator as victims.
 std::vector<std::vector<PhaseKill>> EveryPhase();
 
+// The heartbeat timeout chaos_test's coordinators run with: well beyond the 200 ms
+// interval, so that a worker starved of CPU on a loaded machine is not declared dead
+// (an extra restart), yet short enough to notice a stopped or killed one in seconds.
+inline constexpr int kHeartbeatTimeoutMs = 5000;
+
 struct ChaosOptions {
   // The same job, killed nowhere: the run a trial must end like.
   static ChaosOptions Uninterrupted(std::string state_dir) {
@@ -65,6 +70,8 @@ struct ChaosOptions {
   int coordinator_kills = 1;
   // Phase kills, in order, instead of random ones.
   std::vector<PhaseKill> phase_kills;
+  // The coordinator's --heartbeat_timeout_ms (its --heartbeat_interval_ms is 200).
+  int heartbeat_timeout_ms = kHeartbeatTimeoutMs;
   // A fresh directory per trial (created if missing; its parent must exist).
   std::string state_dir;
   // The whole trial, from the coordinator's start to the job's end.
@@ -89,11 +96,6 @@ struct TrialResult {
 // The job every trial runs: 2 workers, 3 epochs of 40 steps, a checkpoint every 10
 // steps, restarts enough for every planned kill.
 JobSpec ChaosJob();
-
-// The heartbeat timeout every trial's coordinator runs with: well beyond the 200 ms
-// interval, so that a worker starved of CPU on a loaded machine is not declared dead
-// (an extra restart), yet short enough to notice a stopped or killed one in seconds.
-inline constexpr int kHeartbeatTimeoutMs = 5000;
 
 // Runs the job once, with the kills `options` asks for (none: the uninterrupted run).
 // An error means the trial could not be run (a binary did not start, a deadline

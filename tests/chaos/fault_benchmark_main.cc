@@ -32,6 +32,8 @@ ABSL_FLAG(uint64_t, seed, 0, "Seed of the first trial (the next ones add 1); 0: 
 ABSL_FLAG(int32_t, worker_kills, 3, "Workers SIGKILLed per trial.");
 ABSL_FLAG(int32_t, coordinator_kills, 1, "Coordinator SIGKILLs per trial.");
 ABSL_FLAG(int32_t, baseline_every, 4, "An uninterrupted run before the first trial and after every this many.");
+ABSL_FLAG(int32_t, heartbeat_timeout_ms, 1500,
+          "The coordinator's --heartbeat_timeout_ms (chaos_test runs with 5000, for margin on a loaded machine).");
 ABSL_FLAG(std::string, state_root, "/tmp/ddlm_fault_benchmark", "Where the trials' state directories go.");
 
 namespace {
@@ -77,7 +79,9 @@ int main(int argc, char** argv) {
   auto next_dir = [&](const char* kind) { return absl::StrCat(root, "/", kind, "-", runs++); };
   std::vector<TrialResult> baselines;
   auto baseline = [&]() -> bool {
-    absl::StatusOr<TrialResult> r = RunTrial(ChaosOptions::Uninterrupted(next_dir("uninterrupted")));
+    ChaosOptions straight = ChaosOptions::Uninterrupted(next_dir("uninterrupted"));
+    straight.heartbeat_timeout_ms = absl::GetFlag(FLAGS_heartbeat_timeout_ms);
+    absl::StatusOr<TrialResult> r = RunTrial(straight);
     if (!r.ok() || r->state != ddlm::SUCCEEDED) {
       std::fprintf(stderr, "fault_benchmark: the uninterrupted run failed: %s\n",
                    r.ok() ? r->message.c_str() : r.status().ToString().c_str());
@@ -103,6 +107,7 @@ int main(int argc, char** argv) {
     o.state_dir = next_dir("chaos");
     o.worker_kills = absl::GetFlag(FLAGS_worker_kills);
     o.coordinator_kills = absl::GetFlag(FLAGS_coordinator_kills);
+    o.heartbeat_timeout_ms = absl::GetFlag(FLAGS_heartbeat_timeout_ms);
     absl::StatusOr<TrialResult> r = RunTrial(o);
     if (!r.ok()) {
       std::printf("trial %2d seed %llu: could not run: %s\n", t + 1, static_cast<unsigned long long>(seed),
