@@ -161,19 +161,19 @@ int main(int argc, char** argv) {
   generate.set_job_id("job-1");
   generate.set_words(5);
   generate.set_temperature(0.5);
-  generate.set_prompt("the cat");
+  generate.set_prompt("the storm");  // Words of the quickstart corpus.
   generate.set_top_p(0.9);
   generate.set_stop_at_eos(true);
   request(9, generate);
   request(26, generate);  // GenerateStream.
   ddlm::ScoreTextRequest score;
   score.set_job_id("job-1");
-  score.set_text("the cat sat");
+  score.set_text("the wind caused the rainfall");
   score.set_top_n(3);
   request(24, score);
   ddlm::AttentionRequest attention;
   attention.set_job_id("job-1");
-  attention.set_text("the cat sat");
+  attention.set_text("the wind caused the rainfall");
   attention.add_layers(0);
   attention.add_heads(1);
   request(25, attention);
@@ -187,7 +187,7 @@ int main(int argc, char** argv) {
   *heartbeat.mutable_worker() = Worker("w0");
   request(12, heartbeat);
   ddlm::DeregisterRequest leave;
-  *leave.mutable_worker() = Worker("w1");
+  *leave.mutable_worker() = Worker("w2");  // The one registered above: job-1's ranks stay.
   request(13, leave);
   ddlm::StreamCommandsRequest stream;
   *stream.mutable_worker() = Worker("w0");
@@ -206,14 +206,14 @@ int main(int argc, char** argv) {
   wait.add_keys("job-1/attempt-1/rank-0");
   request(17, wait);
   ddlm::DownloadShardRequest shard;
-  *shard.mutable_worker() = Worker("w1");
-  *shard.mutable_attempt() = Attempt(1);
+  *shard.mutable_worker() = Worker("w0");
+  *shard.mutable_attempt() = Attempt(0);
   shard.set_split(ddlm::VALID);
   request(18, shard);
   ddlm::DownloadCheckpointRequest download;
   *download.mutable_worker() = Worker("w0");
   download.set_job_id("job-1");
-  download.set_checkpoint_id("e0001-s00000010");
+  download.set_checkpoint_id("e0001-s00000005");  // The one the fuzzer's set-up uploads.
   request(19, download);
   ddlm::ReportMetricsRequest metrics;
   *metrics.mutable_worker() = Worker("w0");

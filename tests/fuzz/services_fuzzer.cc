@@ -5,10 +5,12 @@
 // job's owner, another user, each worker's own token and a third worker token.
 //
 // Input: byte 0 picks the method, byte 1 the caller, the rest is the request in binary
-// protobuf. Two workers (w0, w1) and a running job (job-1, owned by user bob) are set
-// up, so requests can reach a live attempt; state accumulates across inputs, as on a
-// long-lived server, and is started afresh every kInputsPerCoordinator inputs so that
-// it stays bounded. Time stands still (a FakeClock), so nothing changes between calls.
+// protobuf. Two workers (w0, w1) and a running job (job-1, a small Transformer owned by
+// user bob, with one checkpoint uploaded by its rank 0) are set up, so requests can
+// reach a live attempt and Generate, ScoreText and Attention a real model; state
+// accumulates across inputs, as on a long-lived server, and is started afresh every
+// kInputsPerCoordinator inputs so that it stays bounded. Time stands still (a
+// FakeClock), so nothing changes between calls.
 //
 // Properties, checked on every input (a violation aborts, with the method, caller and
 // what differs):
@@ -41,10 +43,14 @@
 #include "absl/time/time.h"
 #include "common/base/clock.h"
 #include "common/base/config.h"
+#include "common/base/corpus.h"
 #include "common/base/file_io.h"
+#include "common/training/checkpoint.h"
+#include "common/training/model.h"
 #include "coordinator/access_control.h"
 #include "coordinator/coordinator.h"
 #include "coordinator/rpc/services.h"
+#include "coordinator/stream_sink.h"
 #include "proto/job_service.grpc.pb.h"
 #include "proto/worker_service.grpc.pb.h"
 
@@ -104,6 +110,37 @@ void Die(const std::string& why) {
   std::abort();
 }
 
+// Keeps the first assignment sent to a worker.
+class AssignmentSink : public ddlm::StreamSink<ddlm::WorkerCommand> {
+ public:
+  void Send(const ddlm::WorkerCommand& command) override {
+    if (command.has_assign() && !assignment) assignment = command.assign();
+  }
+  void Close(const absl::Status&) override {}
+  std::optional<ddlm::Assignment> assignment;
+};
+
+// A checkpoint of job `spec`'s model (fresh weights) for `assignment`'s vocabulary, at
+// step 5 of epoch 1, as rank 0 would upload it.
+std::string ModelCheckpoint(const ddlm::JobSpec& spec, const ddlm::Assignment& assignment) {
+  std::vector<std::string> words(assignment.vocabulary().begin(), assignment.vocabulary().end());
+  torch::manual_seed(1);
+  auto model = ddlm::BuildModel(spec.model(), static_cast<int64_t>(words.size()));
+  if (!model.ok()) Die(model.status().ToString());
+  ddlm::Checkpoint c;
+  *c.header.mutable_spec() = spec;
+  c.header.mutable_position()->set_epoch(1);
+  c.header.mutable_position()->set_batch(5);
+  c.header.mutable_position()->set_global_step(5);
+  c.header.set_lr(spec.optimizer().lr());
+  for (const std::string& w : words) c.header.add_vocabulary(w);
+  c.header.set_vocabulary_fingerprint(ddlm::Dictionary::FromWords(words).Fingerprint());
+  ddlm::CaptureModel(**model, nullptr, &c);
+  absl::StatusOr<std::string> bytes = ddlm::SerializeCheckpoint(c);
+  if (!bytes.ok()) Die(bytes.status().ToString());
+  return *std::move(bytes);
+}
+
 struct Server {
   ddlm::FakeClock clock;
   ddlm::AccessControl access;
@@ -159,15 +196,32 @@ std::unique_ptr<Server> Setup() {
   ddlm::JobSpec spec;
   spec.mutable_data()->set_path("configs/quickstart_data");
   spec.mutable_data()->set_batch_size(4);
+  spec.mutable_data()->set_bptt(8);
+  spec.mutable_model()->set_type(ddlm::TRANSFORMER);
   spec.mutable_model()->set_emsize(8);
   spec.mutable_model()->set_nhid(8);
+  spec.mutable_model()->set_nlayers(1);
+  spec.mutable_model()->set_nhead(2);
   spec.set_num_workers(2);
   ddlm::ApplyDefaults(&spec);
+  AssignmentSink w0_commands;
+  ddlm::WorkerRef w0;
+  w0.set_worker_id("w0");
+  w0.set_incarnation(1);
+  if (!c->AttachCommandStream(w0, &w0_commands).ok()) Die("no command stream for w0");
   absl::StatusOr<ddlm::Job> job = c->SubmitJob(spec, "bob");  // job-1, running on w0 and w1.
+  c->DetachCommandStream(&w0_commands);
   if (!job.ok() || job->state() != ddlm::RUNNING) {
     Die(absl::StrCat("the running job was not set up: ",
                      job.ok() ? ddlm::JobState_Name(job->state()) + ": " + job->message() : job.status().ToString()));
   }
+  if (!w0_commands.assignment || w0_commands.assignment->attempt().rank() != 0) Die("w0 got no rank-0 assignment");
+  auto upload = c->BeginUpload(w0, w0_commands.assignment->attempt());
+  if (!upload.ok()) Die(upload.status().ToString());
+  if (absl::Status a = (*upload)->Append(ModelCheckpoint(job->spec(), *w0_commands.assignment)); !a.ok()) {
+    Die(a.ToString());
+  }
+  if (auto kept = (*upload)->Finish(); !kept.ok()) Die("the checkpoint was not kept: " + kept.status().ToString());
 
   s->job_service = std::make_unique<ddlm::JobServiceImpl>(c, &s->access);
   s->worker_service = std::make_unique<ddlm::WorkerServiceImpl>(c, &s->access);
