@@ -41,11 +41,14 @@ missing=()
 wanted=0
 while IFS= read -r line; do
   line=${line%%#*}
-  line=$(echo "$line" | tr -d '[:space:]')
+  line=$(printf '%s' "$line" | sed 's/^[[:space:]]*//; s/[[:space:]]*$//')  # The ends only.
   [ -z "$line" ] && continue
   wanted=$((wanted + 1))
   printf '%s\n' "$reached" | grep -qxF -- "$line" || missing+=("$line")
 done < "$required"
 echo "reached $reached_count of $total ddlm functions, $((wanted - ${#missing[@]})) of $wanted required"
+if [ "$total" -eq 0 ]; then
+  echo "no function of ddlm's code in the report: was it symbolized (llvm-symbolizer, ASAN_SYMBOLIZER_PATH)?"
+fi
 for m in "${missing[@]}"; do echo "not reached: $m"; done
 [ "${#missing[@]}" -eq 0 ]

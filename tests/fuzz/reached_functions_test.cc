@@ -56,12 +56,12 @@ ScriptRun Reached(const std::string& report, const std::string& required, std::s
 TEST(ReachedFunctionsTest, CountsDdlmsFunctionsAndPassesWhenEveryRequiredOneWasReached) {
   std::string reached;
   const ScriptRun run = Reached(kReport,
-                          "# required\n"
-                          "ddlm::JobServiceImpl::Admit\n"
-                          "ddlm::{anonymous}::TensorBytes   # anonymous namespace\n"
-                          "ddlm::EncodeTokenIds\n"
-                          "ddlm::AccessControl::Authenticate\n",
-                          &reached);
+                                "# required\n"
+                                "ddlm::JobServiceImpl::Admit\n"
+                                "ddlm::{anonymous}::TensorBytes   # anonymous namespace\n"
+                                "ddlm::EncodeTokenIds\n"
+                                "ddlm::AccessControl::Authenticate\n",
+                                &reached);
   EXPECT_EQ(run.code, 0) << run.output;
   // Four reached of five: grpc's and the harness's own functions do not count.
   EXPECT_EQ(run.output, "reached 4 of 5 ddlm functions, 4 of 4 required\n");
@@ -79,6 +79,17 @@ TEST(ReachedFunctionsTest, FailsNamingARequiredFunctionThatWasNotReached) {
   EXPECT_THAT(run.output, HasSubstr("not reached: ddlm::AccessControl::AllowJob\n"));
   EXPECT_THAT(run.output, HasSubstr("not reached: ddlm::Nowhere\n"));
   EXPECT_THAT(run.output, Not(HasSubstr("not reached: ddlm::JobServiceImpl::Admit")));
+}
+
+TEST(ReachedFunctionsTest, ANameKeepsItsInnerSpacesAndAnUnsymbolizedReportSaysSo) {
+  const ScriptRun spaced =
+      Reached("COVERED_FUNC: hits: 1 edges: 1/1 ddlm::Box<int, long>::Get() /proc/self/cwd/common/base/box.h:3\n",
+              "  ddlm::Box<int, long>::Get  \n");
+  EXPECT_EQ(spaced.code, 0) << spaced.output;
+  EXPECT_EQ(spaced.output, "reached 1 of 1 ddlm functions, 1 of 1 required\n");
+  const ScriptRun unsymbolized = Reached("COVERED_FUNC: hits: 1 edges: 1/1 ?? ??:0\n", "ddlm::JobServiceImpl::Admit\n");
+  EXPECT_EQ(unsymbolized.code, 1) << unsymbolized.output;
+  EXPECT_THAT(unsymbolized.output, HasSubstr("was it symbolized"));
 }
 
 TEST(ReachedFunctionsTest, ALogWithoutACoverageReportFails) {

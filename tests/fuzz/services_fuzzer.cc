@@ -51,6 +51,7 @@
 #include "coordinator/coordinator.h"
 #include "coordinator/rpc/services.h"
 #include "coordinator/stream_sink.h"
+#include "coordinator/worker_registry.h"
 #include "proto/job_service.grpc.pb.h"
 #include "proto/worker_service.grpc.pb.h"
 
@@ -334,7 +335,8 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
     worker_id = worker;
     refusal = Refusal(service, caller, job_id, worker_id, owners, s->bound);
   };
-  // Calls that would wait (streams, barriers) are ended quickly when admitted.
+  // Streams that would stay open are ended quickly when admitted (attaching and
+  // detaching them changes nothing the snapshot holds).
   auto wait = [&] { return refusal ? absl::Seconds(10) : absl::Milliseconds(20); };
   grpc::ClientContext context;
   grpc::Status status;
@@ -458,15 +460,16 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       ddlm::RegisterRequest r;
       if (!Parse(data, size, &r)) return 0;
       decide(Service::kWorker, nullptr, &r.worker().worker_id());
+      // A registration checks the request (the registry's static rule) before the
+      // binding: a malformed one from an impostor is INVALID_ARGUMENT, and changes
+      // nothing either.
+      if (refusal == grpc::StatusCode::PERMISSION_DENIED && caller.role == ddlm::Role::kWorker &&
+          !ddlm::WorkerRegistry::Validate(r.worker(), r.host(), r.device()).ok()) {
+        refusal = grpc::StatusCode::INVALID_ARGUMENT;
+      }
       Prepare(&context, caller, absl::Seconds(10));
       ddlm::RegisterResponse reply;
       status = s->workers->Register(&context, r, &reply);
-      // A registration checks the request before the binding: a malformed one from an
-      // impostor is INVALID_ARGUMENT, and changes nothing either.
-      if (refusal == grpc::StatusCode::PERMISSION_DENIED && caller.authenticated &&
-          caller.role == ddlm::Role::kWorker && status.error_code() == grpc::StatusCode::INVALID_ARGUMENT) {
-        refusal = grpc::StatusCode::INVALID_ARGUMENT;
-      }
       if (status.ok()) s->bound.emplace(r.worker().worker_id(), caller.name);  // The first binds.
       break;
     }
@@ -553,7 +556,9 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       ddlm::ReportEvaluationRequest r;
       if (!Parse(data, size, &r)) return 0;
       decide(Service::kWorker, nullptr, &r.worker().worker_id());
-      Prepare(&context, caller, wait());  // An admitted report waits at the barrier until then.
+      // The coordinator answers at once (max_evaluation_wait is zero): no short deadline,
+      // so that an admitted report is over, its round decided, before the next input.
+      Prepare(&context, caller, absl::Seconds(10));
       ddlm::EvaluationDecision reply;
       status = s->workers->ReportEvaluation(&context, r, &reply);
       break;
