@@ -64,7 +64,8 @@ class CoordinatorClient {
 // The coordinator's rendezvous store as a KeyValueStore, for the collectives.
 //
 // With `stop` (not owned), a Wait asks the coordinator in slices of at most `poll` and
-// gives up (CANCELLED) within one slice of `stop` being set: a rank whose attempt was
+// gives up (CANCELLED) within one slice of `stop` being set (plus the call's own RPC
+// timeout if the coordinator stopped answering): a rank whose attempt was
 // cancelled (another rank died before it joined the collective) leaves the rendezvous
 // then, instead of waiting out the whole collective timeout for a key that will never
 // be set.

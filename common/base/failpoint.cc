@@ -22,6 +22,7 @@ bool ParseSpec(absl::string_view spec, std::vector<std::pair<std::string, int>>*
   for (absl::string_view item : absl::StrSplit(spec, ',', absl::SkipWhitespace())) {
     item = absl::StripAsciiWhitespace(item);
     std::vector<absl::string_view> parts = absl::StrSplit(item, ':');
+    for (absl::string_view& part : parts) part = absl::StripAsciiWhitespace(part);
     int hit = 0;
     if (parts.size() != 2 || parts[0].empty() || !absl::SimpleAtoi(parts[1], &hit) || hit < 1) {
       *error = absl::StrCat("DDLM_FAILPOINTS: \"", item, "\" is not NAME:N (N >= 1)");

@@ -23,7 +23,7 @@ using ::testing::Pair;
 TEST(FailpointSpecTest, ParsesNamesAndHits) {
   std::vector<std::pair<std::string, int>> points;
   std::string error;
-  ASSERT_TRUE(ParseSpec("train_step:25, checkpoint_upload:2", &points, &error)) << error;
+  ASSERT_TRUE(ParseSpec("train_step:25, checkpoint_upload : 2", &points, &error)) << error;
   EXPECT_THAT(points, ElementsAre(Pair("train_step", 25), Pair("checkpoint_upload", 2)));
   ASSERT_TRUE(ParseSpec("", &points, &error));
   EXPECT_TRUE(points.empty());
@@ -48,7 +48,11 @@ pid_t StartChild(const char* spec, std::vector<const char*> path, int* err_fd) {
     ::dup2(fds[1], STDERR_FILENO);
     ::close(fds[0]);
     ::close(fds[1]);
-    if (spec != nullptr) ::setenv("DDLM_FAILPOINTS", spec, 1);
+    if (spec != nullptr) {
+      ::setenv("DDLM_FAILPOINTS", spec, 1);
+    } else {
+      ::unsetenv("DDLM_FAILPOINTS");
+    }
     for (const char* name : path) Failpoint(name);
     ::_exit(7);
   }

@@ -36,6 +36,7 @@ Subprocess::Subprocess(std::vector<std::string> argv, SubprocessOptions options)
   std::vector<char*> args;
   for (std::string& a : argv) args.push_back(a.data());
   args.push_back(nullptr);
+  const std::string exec_failed = "cannot exec " + argv[0] + "\n";
   int fds[2];
   if (pipe2(fds, O_CLOEXEC) != 0) {
     std::perror("pipe");
@@ -48,7 +49,7 @@ Subprocess::Subprocess(std::vector<std::string> argv, SubprocessOptions options)
     close(fds[0]);
     close(fds[1]);
     execve(args[0], args.data(), envp.data());
-    std::fprintf(stderr, "cannot exec %s\n", args[0]);
+    (void)!write(STDERR_FILENO, exec_failed.data(), exec_failed.size());
     _exit(127);
   }
   close(fds[1]);

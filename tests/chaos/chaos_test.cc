@@ -153,14 +153,7 @@ TEST_P(PhaseKillTest, EndsBitIdenticalToAnUninterruptedRun) {
   ASSERT_TRUE(got.ok()) << got.status();
   const std::string actions = absl::StrJoin(got->actions, "\n  ");
   std::printf("%s\n  %s\n", ::testing::UnitTest::GetInstance()->current_test_info()->name(), actions.c_str());
-  // Every planned kill happened, where it was planned.
-  int worker_kills = 0, coordinator_kills = 0;
-  for (const PhaseKill& kill : options.phase_kills) {
-    (kill.kill_coordinator ? coordinator_kills : worker_kills) += 1;
-    EXPECT_THAT(actions, ::testing::HasSubstr(absl::StrCat(" stopped at ", kill.failpoint, " (hit ", kill.hit, ")")));
-  }
-  EXPECT_EQ(got->worker_kills, worker_kills) << actions;
-  EXPECT_EQ(got->coordinator_kills, coordinator_kills) << actions;
+  // (RunTrial fails unless every planned kill happened where it was planned.)
   EXPECT_GE(got->restarts, static_cast<int>(options.phase_kills.size())) << actions;  // One per kill, at least.
   std::string why;
   EXPECT_TRUE(SameOutcome(*got, *expected, &why)) << why << "\n  " << actions;

@@ -6,8 +6,11 @@
 
 #include <algorithm>
 #include <cerrno>
+#include <condition_variable>
 #include <cstring>
+#include <mutex>
 #include <random>
+#include <thread>
 
 #include "absl/strings/str_cat.h"
 #include "absl/strings/str_format.h"
@@ -239,11 +242,31 @@ absl::Status Trial::KillAtPhases() {
       return absl::DeadlineExceededError(absl::StrCat("w", kill.worker, " never reached failpoint ", kill.failpoint,
                                                       " (hit ", kill.hit, ")", Outputs()));
     }
-    // It writes the line, then stops itself; wait for the stop (or an exit, which
-    // cannot take long either), leaving the child to be reaped by its Subprocess.
+    // It writes the line, then stops itself; wait for the stop (or an exit), leaving
+    // the child to be reaped by its Subprocess. Bounded: past the trial's deadline a
+    // watchdog kills the worker, which ends the wait.
     siginfo_t info{};
-    if (::waitid(P_PID, static_cast<id_t>(worker.pid()), &info, WSTOPPED | WEXITED | WNOWAIT) != 0) {
-      return absl::InternalError(absl::StrCat("waitid for w", kill.worker, ": ", std::strerror(errno)));
+    {
+      std::mutex mu;
+      std::condition_variable cv;
+      bool waited = false;
+      std::thread watchdog([&] {
+        std::unique_lock<std::mutex> lock(mu);
+        if (!cv.wait_until(lock, absl::ToChronoTime(deadline_), [&] { return waited; })) worker.Signal(SIGKILL);
+      });
+      int rc;
+      do {
+        rc = ::waitid(P_PID, static_cast<id_t>(worker.pid()), &info, WSTOPPED | WEXITED | WNOWAIT);
+      } while (rc != 0 && errno == EINTR);
+      const int wait_errno = errno;
+      {
+        std::lock_guard<std::mutex> lock(mu);
+        waited = true;
+      }
+      cv.notify_one();
+      watchdog.join();
+      if (rc != 0)
+        return absl::InternalError(absl::StrCat("waitid for w", kill.worker, ": ", std::strerror(wait_errno)));
     }
     if (info.si_code != CLD_STOPPED) {
       return absl::InternalError(

@@ -101,11 +101,13 @@ class GrpcCoordinatorClient : public CoordinatorClient {
     grpc::ClientContext context;
     context.set_deadline(absl::ToChronoTime(absl::Now() + transfer_timeout_));
     std::string bytes;
+    bool first = true;
     absl::Status received =
         ReceiveChunks(stub_->DownloadCheckpoint(&context, request),
                       absl::StrCat("checkpoint ", request.checkpoint_id()), [&](absl::string_view chunk) {
-                        if (bytes.empty()) Failpoint(kFailpointCheckpointDownload);
                         bytes.append(chunk.data(), chunk.size());
+                        if (first) Failpoint(kFailpointCheckpointDownload);  // A download in flight.
+                        first = false;
                         return absl::OkStatus();
                       });
     if (!received.ok()) return received;
