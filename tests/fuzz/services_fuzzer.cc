@@ -7,10 +7,12 @@
 // Input: byte 0 picks the method, byte 1 the caller, the rest is the request in binary
 // protobuf. Two workers (w0, w1) and a running job (job-1, a small Transformer owned by
 // user bob, with one checkpoint uploaded by its rank 0) are set up, so requests can
-// reach a live attempt and Generate, ScoreText and Attention a real model; state
-// accumulates across inputs, as on a long-lived server, and is started afresh every
-// kInputsPerCoordinator inputs so that it stays bounded. Time stands still (a
-// FakeClock), so nothing changes between calls.
+// reach a live attempt and Generate, ScoreText and Attention a real model. State
+// accumulates across inputs, as on a long-lived server, but is set up afresh whenever
+// an input ended job-1's attempt (a cancel, a worker leaving...), so that every input
+// meets the live attempt whatever order inputs come in, and every kInputsPerCoordinator
+// inputs, so that it stays bounded. Time stands still (a FakeClock), so nothing changes
+// between calls.
 //
 // Properties, checked on every input (a violation aborts, with the method, caller and
 // what differs):
@@ -240,6 +242,17 @@ std::unique_ptr<Server> Setup() {
   return s;
 }
 
+// Whether job-1's first attempt still runs on w0 and w1, as Setup left it.
+bool AttemptLive(ddlm::Coordinator& c) {
+  absl::StatusOr<ddlm::Job> job = c.GetJob("job-1");
+  if (!job.ok() || job->state() != ddlm::RUNNING || job->restarts() != 0) return false;
+  int holding = 0;
+  for (const ddlm::WorkerInfo& w : c.ListWorkers()) {
+    holding += (w.worker_id() == "w0" || w.worker_id() == "w1") && w.job_id() == "job-1";
+  }
+  return holding == 2;
+}
+
 // What a refused call must not change: every job and every worker, as the coordinator
 // lists them.
 std::string Snapshot(ddlm::Coordinator& c) {
@@ -310,7 +323,7 @@ bool Parse(const uint8_t* data, size_t size, M* message) {
 extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   static std::unique_ptr<Server> s;
   static int inputs = 0;
-  if (s == nullptr || ++inputs % kInputsPerCoordinator == 0) {
+  if (s == nullptr || ++inputs % kInputsPerCoordinator == 0 || !AttemptLive(*s->coordinator)) {
     if (s == nullptr) std::atexit(RemoveStateDir);
     s.reset();
     s = Setup();
