@@ -139,7 +139,7 @@ class Trial {
   // The random kills: after a random number of metrics events of the current attempt.
   absl::Status KillAtRandom(const std::string& job_id);
   // The phase kills, in order, each once its worker stopped at its failpoint.
-  absl::Status KillAtPhases();
+  absl::Status KillAtPhases(const std::string& job_id);
   // Follows the job to its end and fills in the result from its whole record.
   absl::Status Finish(const std::string& job_id, bool follow);
 
@@ -229,7 +229,7 @@ absl::Status Trial::KillAtRandom(const std::string& job_id) {
   return absl::OkStatus();
 }
 
-absl::Status Trial::KillAtPhases() {
+absl::Status Trial::KillAtPhases(const std::string& job_id) {
   for (const PhaseKill& kill : options_.phase_kills) {
     if (kill.worker >= cluster_.workers().size()) {
       return absl::InvalidArgumentError(absl::StrCat("phase kill \"", kill.Describe(), "\": worker w", kill.worker,
@@ -274,6 +274,20 @@ absl::Status Trial::KillAtPhases() {
     }
     const std::string when = absl::StrCat(" stopped at ", kill.failpoint, " (hit ", kill.hit, ")");
     if (kill.kill_coordinator) {
+      // The coordinator tells workers their assignment before the attempt's RUNNING is
+      // on disk; killed in between (a worker early in its shard download can be there),
+      // it comes back with the job QUEUED, and starts it again without counting a
+      // restart. Kill it once the attempt is durably RUNNING (a watcher hears RUNNING
+      // only then), so that every run kills the same state.
+      if (absl::StatusOr<Job> now = cluster_.Get(job_id); now.ok() && now->state() == RUNNING) {
+        const int32_t attempt = now->attempt();
+        cluster_.Watch(
+            job_id,
+            [&](const JobEvent& e) {
+              return e.has_state() && e.state().state() == RUNNING && e.state().attempt() == attempt;
+            },
+            0, std::max(absl::ZeroDuration(), deadline_ - absl::Now()));
+      }
       DDLM_RETURN_IF_ERROR(KillCoordinator(absl::StrCat(" while w", kill.worker, when)));
       worker.Signal(SIGCONT);
       result_.actions.push_back(absl::StrCat("continued w", kill.worker));
@@ -323,7 +337,7 @@ absl::StatusOr<TrialResult> RunTrial(const ChaosOptions& options) {
   if (options.phase_kills.empty()) {
     DDLM_RETURN_IF_ERROR(trial.KillAtRandom(job->id()));
   } else {
-    DDLM_RETURN_IF_ERROR(trial.KillAtPhases());
+    DDLM_RETURN_IF_ERROR(trial.KillAtPhases(job->id()));
   }
   DDLM_RETURN_IF_ERROR(trial.Finish(job->id(), /*follow=*/!options.phase_kills.empty()));
   trial.result().seconds = absl::ToDoubleSeconds(absl::Now() - start);
