@@ -94,7 +94,6 @@ class Trial {
   Trial(const ChaosOptions& options, Cluster* cluster)
       : options_(options), cluster_(*cluster), deadline_(absl::Now() + options.timeout) {}
 
-  absl::Time deadline() const { return deadline_; }
   TrialResult& result() { return result_; }
 
   // Starts the next worker, w<number of workers started so far>, armed with the phase
@@ -265,8 +264,9 @@ absl::Status Trial::KillAtPhases(const std::string& job_id) {
       }
       cv.notify_one();
       watchdog.join();
-      if (rc != 0)
+      if (rc != 0) {
         return absl::InternalError(absl::StrCat("waitid for w", kill.worker, ": ", std::strerror(wait_errno)));
+      }
     }
     if (info.si_code != CLD_STOPPED) {
       return absl::InternalError(

@@ -353,7 +353,6 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
   auto wait = [&] { return refusal ? absl::Seconds(10) : absl::Milliseconds(20); };
   grpc::ClientContext context;
   grpc::Status status;
-  bool called = true;
 
   switch (method) {
     case 0: {
@@ -617,9 +616,7 @@ extern "C" int LLVMFuzzerTestOneInput(const uint8_t* data, size_t size) {
       status = s->jobs->Attention(&context, r, &reply);
       break;
     }
-    default: called = false;
   }
-  if (!called) return 0;
 
   const std::string where = absl::StrCat("method ", method, " as ", caller.what);
   if (refusal && status.error_code() != *refusal) {
