@@ -88,6 +88,7 @@ void ApplyDefaults(JobSpec* spec) {
   if (!m->has_nlayers()) m->set_nlayers(2);
   if (!m->has_dropout()) m->set_dropout(0.2f);
   if (!m->has_nhead()) m->set_nhead(2);
+  if (!m->has_layer_dropout() && m->type() == TRANSFORMER) m->set_layer_dropout(kDefaultTransformerLayerDropout);
   OptimizerConfig* o = spec->mutable_optimizer();
   if (o->type() == OPTIMIZER_TYPE_UNSPECIFIED) o->set_type(SGD);
   if (!o->has_lr()) o->set_lr(20.0);
@@ -184,6 +185,14 @@ absl::Status ValidateJobSpec(const JobSpec& spec) {
   }
   if (!(m.dropout() >= 0.0f && m.dropout() < 1.0f)) {
     return absl::InvalidArgumentError(absl::StrCat("model.dropout must be in [0, 1), got ", m.dropout()));
+  }
+  if (m.has_layer_dropout() && m.type() != TRANSFORMER) {
+    return absl::InvalidArgumentError(
+        "model.layer_dropout applies to TRANSFORMER models only (a recurrent model's model.dropout is also its "
+        "dropout between layers)");
+  }
+  if (!(m.layer_dropout() >= 0.0f && m.layer_dropout() < 1.0f)) {
+    return absl::InvalidArgumentError(absl::StrCat("model.layer_dropout must be in [0, 1), got ", m.layer_dropout()));
   }
   if (m.type() == TRANSFORMER) {
     if (m.emsize() % m.nhead() != 0) {

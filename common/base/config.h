@@ -18,6 +18,10 @@ absl::StatusOr<JobSpec> ParseJobSpecText(absl::string_view text, absl::string_vi
 // Reads and parses a text-format file, then applies defaults and validates.
 absl::StatusOr<JobSpec> LoadJobSpec(const std::string& path);
 
+// nn.Transformer's dropout inside its layers, which upstream keeps: model.layer_dropout
+// when unset (also for specs written before the field existed).
+inline constexpr float kDefaultTransformerLayerDropout = 0.1f;
+
 // Fills every unset field with word_language_model's default.
 void ApplyDefaults(JobSpec* spec);
 

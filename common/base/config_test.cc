@@ -31,6 +31,7 @@ TEST(ConfigTest, DefaultsAreUpstreams) {
   EXPECT_EQ(spec->model().nhid(), 200);
   EXPECT_EQ(spec->model().nlayers(), 2);
   EXPECT_FLOAT_EQ(spec->model().dropout(), 0.2f);
+  EXPECT_FALSE(spec->model().has_layer_dropout());  // Recurrent models have none.
   EXPECT_EQ(spec->optimizer().lr(), 20.0);
   EXPECT_EQ(spec->optimizer().clip(), 0.25);
   EXPECT_EQ(spec->data().batch_size(), 20);
@@ -43,6 +44,20 @@ TEST(ConfigTest, DefaultsAreUpstreams) {
   EXPECT_EQ(spec->schedule().log_interval(), 200);
   EXPECT_EQ(spec->schedule().allreduce_dtype(), FP32);
   EXPECT_TRUE(spec->schedule().allreduce_touched_rows());
+}
+
+TEST(ConfigTest, TransformerLayerDropoutDefaultsToNnTransformers) {
+  absl::StatusOr<JobSpec> spec = ParseJobSpecText("data { path: 'd' } model { type: TRANSFORMER }", "x");
+  ASSERT_TRUE(spec.ok());
+  ApplyDefaults(&*spec);
+  EXPECT_TRUE(ValidateJobSpec(*spec).ok());
+  EXPECT_FLOAT_EQ(spec->model().layer_dropout(), 0.1f);
+  EXPECT_TRUE(Check("data { path: 'd' } model { type: TRANSFORMER layer_dropout: 0 }").ok());
+  ExpectRejected("data { path: 'd' } model { type: TRANSFORMER layer_dropout: 1 }",
+                 "model.layer_dropout must be in [0, 1), got 1");
+  ExpectRejected("data { path: 'd' } model { type: TRANSFORMER layer_dropout: -0.5 }", "model.layer_dropout");
+  ExpectRejected("data { path: 'd' } model { type: GRU layer_dropout: 0.1 }",
+                 "model.layer_dropout applies to TRANSFORMER models only");
 }
 
 TEST(ConfigTest, ExplicitZeroIsNotDefault) {

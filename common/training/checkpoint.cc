@@ -125,6 +125,10 @@ absl::Status RestoreModel(const Checkpoint& checkpoint, LanguageModelImpl& model
   for (auto& item : params) {
     auto it = checkpoint.tensors.find(absl::StrCat(kParamPrefix, item.key()));
     if (it == checkpoint.tensors.end()) {
+      // Written before the recurrent layers were one module each.
+      it = checkpoint.tensors.find(absl::StrCat(kParamPrefix, FormerParameterName(item.key())));
+    }
+    if (it == checkpoint.tensors.end()) {
       return absl::FailedPreconditionError(absl::StrCat("checkpoint has no parameter '", item.key(), "'"));
     }
     if (it->second.sizes() != item.value().sizes() || it->second.scalar_type() != item.value().scalar_type()) {

@@ -213,6 +213,35 @@ TEST(CheckpointTest, RejectsAnotherVocabulary) {
   EXPECT_NE(s.message().find("another vocabulary"), absl::string_view::npos) << s;
 }
 
+TEST(CheckpointTest, LoadsCheckpointsWrittenWithMultiLayerRnnNames) {
+  // Before the recurrent layers were one module each, a checkpoint named them
+  // "param/rnn.weight_ih_l1"; such a checkpoint still loads, into the same weights.
+  Dictionary vocab = Vocab(20);
+  auto trainer = TrainedTrainer(Spec(), vocab);
+  Checkpoint ckpt = *trainer->MakeCheckpoint();
+  Checkpoint former = ckpt;
+  former.tensors.clear();
+  int renamed = 0;
+  for (const auto& [name, tensor] : ckpt.tensors) {
+    const std::string param = name.rfind("param/", 0) == 0 ? name.substr(6) : "";
+    if (!param.empty() && FormerParameterName(param) != param) {
+      former.tensors["param/" + FormerParameterName(param)] = tensor;
+      ++renamed;
+    } else {
+      former.tensors[name] = tensor;
+    }
+  }
+  EXPECT_EQ(renamed, 8);  // 2 layers x (weight_ih, weight_hh, bias_ih, bias_hh).
+  EXPECT_EQ(former.tensors.count("param/rnn.weight_hh_l1"), 1u);
+  auto loaded = Trainer::Create(Spec(), vocab);
+  ASSERT_TRUE(loaded.ok());
+  ASSERT_TRUE((*loaded)->LoadCheckpoint(former, /*weights_only=*/false).ok());
+  auto a = trainer->model().parameters();
+  auto b = (*loaded)->model().parameters();
+  ASSERT_EQ(a.size(), b.size());
+  for (size_t i = 0; i < a.size(); ++i) EXPECT_TRUE(torch::equal(a[i], b[i])) << i;
+}
+
 TEST(CheckpointTest, RejectsAnotherModelShape) {
   Dictionary vocab = Vocab(20);
   auto trainer = TrainedTrainer(Spec(), vocab);

@@ -1,17 +1,102 @@
 #include "common/training/model.h"
 
+#include <algorithm>
 #include <cmath>
 #include <limits>
 
+#include "absl/strings/match.h"
 #include "absl/strings/str_cat.h"
+#include "absl/strings/strip.h"
+#include "common/base/config.h"
 #include "common/training/autocast.h"
 
 namespace ddlm {
 namespace {
 
 constexpr double kInitRange = 0.1;
-// nn.Transformer's default dropout inside its layers (see TransformerModelImpl).
-constexpr double kTransformerLayerDropout = 0.1;
+
+// The recurrent layers of an RNNModel, one single-layer LibTorch RNN module per layer,
+// with the inter-layer dropout drawn here by torch::dropout from the device's own
+// generator (the one checkpoints save). A multi-layer cuDNN RNN would draw that dropout
+// inside cuDNN, from a state cuDNN reseeds with an extra draw after every generator
+// restore, so a resumed GPU run would not repeat an uninterrupted one; one layer per
+// call leaves cuDNN no dropout to do. On the CPU this computes exactly what LibTorch's
+// multi-layer RNN computes (each layer, then dropout on all but the last layer's
+// output, from the same generator in the same order; model_test checks it bit for
+// bit), and it draws the same initial weights. Each layer keeps its weights flat for
+// cuDNN itself (LibTorch's RNN modules re-flatten when moved).
+// Parameter names: rnn.K.weight_ih_l0 is what rnn.weight_ih_lK was (FormerParameterName).
+class RecurrentStackImpl : public torch::nn::Module {
+ public:
+  RecurrentStackImpl(ModelType type, int64_t input_size, int64_t hidden_size, int64_t layers, double dropout)
+      : type_(type), dropout_(layers > 1 ? dropout : 0.0) {
+    for (int64_t l = 0; l < layers; ++l) {
+      const int64_t in = l == 0 ? input_size : hidden_size;
+      const std::string name = std::to_string(l);
+      switch (type) {
+        case LSTM:
+          lstm_.push_back(register_module(name, torch::nn::LSTM(torch::nn::LSTMOptions(in, hidden_size))));
+          break;
+        case GRU: gru_.push_back(register_module(name, torch::nn::GRU(torch::nn::GRUOptions(in, hidden_size)))); break;
+        default: {
+          torch::nn::RNNOptions options(in, hidden_size);
+          if (type == RNN_RELU) {
+            options.nonlinearity(torch::kReLU);
+          } else {
+            options.nonlinearity(torch::kTanh);
+          }
+          rnn_.push_back(register_module(name, torch::nn::RNN(options)));
+        }
+      }
+    }
+  }
+
+  // input [seq_len, batch, input_size]; `state` as RecurrentState ([layers, batch,
+  // hidden] each), replaced by the final states. Returns the last layer's output.
+  torch::Tensor Forward(torch::Tensor input, RecurrentState* state) {
+    const int64_t layers = static_cast<int64_t>(type_ == LSTM  ? lstm_.size()
+                                                : type_ == GRU ? gru_.size()
+                                                               : rnn_.size());
+    std::vector<torch::Tensor> h(layers), c(type_ == LSTM ? layers : 0);
+    for (int64_t l = 0; l < layers; ++l) {
+      if (l > 0 && dropout_ > 0 && is_training()) input = torch::dropout(input, dropout_, /*train=*/true);
+      torch::Tensor h0 = (*state)[0].narrow(0, l, 1);
+      if (type_ == LSTM) {
+        auto out = ForwardLstm(*lstm_[l], input, h0, (*state)[1].narrow(0, l, 1));
+        input = std::get<0>(out);
+        h[l] = std::get<0>(std::get<1>(out));
+        c[l] = std::get<1>(std::get<1>(out));
+      } else if (type_ == GRU) {
+        std::tie(input, h[l]) = gru_[l]->forward(input, h0);
+      } else {
+        std::tie(input, h[l]) = rnn_[l]->forward(input, h0);
+      }
+    }
+    (*state)[0] = layers == 1 ? h[0] : torch::cat(h, 0);
+    if (type_ == LSTM) (*state)[1] = layers == 1 ? c[0] : torch::cat(c, 0);
+    return input;
+  }
+
+ private:
+  static std::tuple<torch::Tensor, std::tuple<torch::Tensor, torch::Tensor>> ForwardLstm(torch::nn::LSTMImpl& lstm,
+                                                                                         const torch::Tensor& input,
+                                                                                         const torch::Tensor& h0,
+                                                                                         const torch::Tensor& c0) {
+    if (!input.is_cuda() && CpuAutocastEnabled() && !CpuBf16LstmWorks()) {
+      // No bfloat16 LSTM on this CPU (autocast.h): this layer in float32.
+      CpuAutocastPause pause;
+      return lstm.forward(input.to(torch::kFloat), std::make_tuple(h0.to(torch::kFloat), c0.to(torch::kFloat)));
+    }
+    return lstm.forward(input, std::make_tuple(h0, c0));
+  }
+
+  ModelType type_;
+  double dropout_;
+  std::vector<torch::nn::LSTM> lstm_;
+  std::vector<torch::nn::GRU> gru_;
+  std::vector<torch::nn::RNN> rnn_;
+};
+TORCH_MODULE(RecurrentStack);
 
 class RNNModelImpl : public LanguageModelImpl {
  public:
@@ -19,31 +104,7 @@ class RNNModelImpl : public LanguageModelImpl {
       : LanguageModelImpl(ntoken), type_(c.type()), nhid_(c.nhid()), nlayers_(c.nlayers()) {
     encoder_ = register_module("encoder", torch::nn::Embedding(ntoken, c.emsize()));
     drop_ = register_module("drop", torch::nn::Dropout(c.dropout()));
-    // Inter-layer dropout only means something with more than one layer (and
-    // LibTorch warns otherwise).
-    const double inner_dropout = c.nlayers() > 1 ? c.dropout() : 0.0;
-    switch (type_) {
-      case LSTM:
-        lstm_ = register_module(
-            "rnn", torch::nn::LSTM(
-                       torch::nn::LSTMOptions(c.emsize(), c.nhid()).num_layers(c.nlayers()).dropout(inner_dropout)));
-        break;
-      case GRU:
-        gru_ = register_module(
-            "rnn",
-            torch::nn::GRU(torch::nn::GRUOptions(c.emsize(), c.nhid()).num_layers(c.nlayers()).dropout(inner_dropout)));
-        break;
-      default: {
-        torch::nn::RNNOptions options(c.emsize(), c.nhid());
-        options.num_layers(c.nlayers()).dropout(inner_dropout);
-        if (type_ == RNN_RELU) {
-          options.nonlinearity(torch::kReLU);
-        } else {
-          options.nonlinearity(torch::kTanh);
-        }
-        rnn_ = register_module("rnn", torch::nn::RNN(options));
-      }
-    }
+    rnn_ = register_module("rnn", RecurrentStack(type_, c.emsize(), c.nhid(), c.nlayers(), c.dropout()));
     // The decoder's parameters live here rather than in a Linear module so that a
     // tied model registers the shared weight exactly once (as "encoder.weight").
     if (!c.tied()) {
@@ -58,25 +119,7 @@ class RNNModelImpl : public LanguageModelImpl {
 
   DecoderInput Features(const torch::Tensor& input, RecurrentState* state) override {
     torch::Tensor emb = drop_(encoder_(input));
-    torch::Tensor output;
-    if (lstm_ && !emb.is_cuda() && CpuAutocastEnabled() && !CpuBf16LstmWorks()) {
-      // No bfloat16 LSTM on this CPU (autocast.h): this one layer in float32.
-      CpuAutocastPause pause;
-      auto out = lstm_->forward(emb.to(torch::kFloat),
-                                std::make_tuple((*state)[0].to(torch::kFloat), (*state)[1].to(torch::kFloat)));
-      output = std::get<0>(out);
-      (*state)[0] = std::get<0>(std::get<1>(out));
-      (*state)[1] = std::get<1>(std::get<1>(out));
-    } else if (lstm_) {
-      auto out = lstm_->forward(emb, std::make_tuple((*state)[0], (*state)[1]));
-      output = std::get<0>(out);
-      (*state)[0] = std::get<0>(std::get<1>(out));
-      (*state)[1] = std::get<1>(std::get<1>(out));
-    } else if (gru_) {
-      std::tie(output, (*state)[0]) = gru_->forward(emb, (*state)[0]);
-    } else {
-      std::tie(output, (*state)[0]) = rnn_->forward(emb, (*state)[0]);
-    }
+    torch::Tensor output = rnn_->Forward(emb, state);
     output = drop_(output);
     const torch::Tensor& weight = decoder_weight_.defined() ? decoder_weight_ : encoder_->weight;
     return {output.reshape({-1, nhid_}), weight, decoder_bias_};
@@ -111,9 +154,7 @@ class RNNModelImpl : public LanguageModelImpl {
   int64_t nlayers_;
   torch::nn::Embedding encoder_{nullptr};
   torch::nn::Dropout drop_{nullptr};
-  torch::nn::LSTM lstm_{nullptr};
-  torch::nn::GRU gru_{nullptr};
-  torch::nn::RNN rnn_{nullptr};
+  RecurrentStack rnn_{nullptr};
   torch::Tensor decoder_weight_;
   torch::Tensor decoder_bias_;
 };
@@ -121,14 +162,16 @@ class RNNModelImpl : public LanguageModelImpl {
 class TransformerModelImpl : public LanguageModelImpl {
  public:
   TransformerModelImpl(const ModelConfig& c, int64_t ntoken) : LanguageModelImpl(ntoken), emsize_(c.emsize()) {
+    const double layer_dropout = c.has_layer_dropout() ? c.layer_dropout() : kDefaultTransformerLayerDropout;
     encoder_ = register_module("input_emb", torch::nn::Embedding(ntoken, c.emsize()));
     pos_drop_ = register_module("pos_drop", torch::nn::Dropout(c.dropout()));
     // As upstream, whose TransformerModel subclasses nn.Transformer without passing
-    // its dropout on: the encoder layers use nn.Transformer's fixed dropout of 0.1 (the
-    // configured dropout applies to the positional encoding), the stack ends in a
-    // LayerNorm, and every matrix in it starts xavier-uniform.
-    transformer_ = register_module(
-        "encoder", CausalEncoder(c.emsize(), c.nhead(), c.nhid(), c.nlayers(), kTransformerLayerDropout));
+    // its dropout on: the encoder layers use nn.Transformer's dropout of 0.1 unless
+    // model.layer_dropout says otherwise (the configured dropout applies to the
+    // positional encoding), the stack ends in a LayerNorm, and every matrix in it
+    // starts xavier-uniform.
+    transformer_ =
+        register_module("encoder", CausalEncoder(c.emsize(), c.nhead(), c.nhid(), c.nlayers(), layer_dropout));
     {
       // The weights LibTorch's own encoder would start from, drawn as it drew them
       // (construction, then xavier-uniform on every matrix), so that a seed gives the
@@ -136,7 +179,7 @@ class TransformerModelImpl : public LanguageModelImpl {
       torch::nn::TransformerEncoder reference(
           torch::nn::TransformerEncoderOptions(torch::nn::TransformerEncoderLayerOptions(c.emsize(), c.nhead())
                                                    .dim_feedforward(c.nhid())
-                                                   .dropout(kTransformerLayerDropout),
+                                                   .dropout(layer_dropout),
                                                c.nlayers())
               .norm(torch::nn::AnyModule(
                   torch::nn::LayerNorm(torch::nn::LayerNormOptions({static_cast<int64_t>(c.emsize())})))));
@@ -231,6 +274,21 @@ std::vector<size_t> LanguageModelImpl::RowSparseGradientParameters() {
     if (params[i].unsafeGetTensorImpl() == embedding.unsafeGetTensorImpl()) return {i};
   }
   return {};
+}
+
+std::string FormerParameterName(const std::string& name) {
+  // rnn.<K>.<weight>_l0 -> rnn.<weight>_l<K>
+  constexpr absl::string_view kPrefix = "rnn.";
+  constexpr absl::string_view kSuffix = "_l0";
+  absl::string_view rest(name);
+  if (!absl::ConsumePrefix(&rest, kPrefix) || !absl::EndsWith(rest, kSuffix)) return name;
+  const size_t dot = rest.find('.');
+  if (dot == absl::string_view::npos || dot == 0) return name;
+  const absl::string_view layer = rest.substr(0, dot);
+  if (!std::all_of(layer.begin(), layer.end(), [](char ch) { return ch >= '0' && ch <= '9'; })) return name;
+  absl::string_view weight = rest.substr(dot + 1);
+  weight.remove_suffix(kSuffix.size());
+  return absl::StrCat(kPrefix, weight, "_l", layer);
 }
 
 void DetachState(RecurrentState* state) {

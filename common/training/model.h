@@ -4,11 +4,14 @@
 // word_language_model's models (model.py) in LibTorch:
 //  - RNNModel: embedding -> dropout -> RNN_TANH | RNN_RELU | LSTM | GRU -> dropout ->
 //    linear decoder; embedding and decoder weights uniform(-0.1, 0.1), decoder bias 0;
-//    optionally tied embedding/decoder weights (nhid == emsize).
+//    optionally tied embedding/decoder weights (nhid == emsize). The recurrent layers
+//    run one LibTorch (cuDNN on a GPU) layer at a time, with the dropout between them
+//    drawn from the device's generator: what a multi-layer RNN computes, but resumable
+//    bit for bit on a GPU too (model.cc, RecurrentStackImpl).
 //  - TransformerModel: embedding * sqrt(emsize) -> sinusoidal positional encoding
 //    (with the configured dropout) -> encoder-only Transformer with a causal mask
-//    (upstream's nn.Transformer encoder: layer dropout 0.1, a final LayerNorm, xavier
-//    init) -> linear decoder.
+//    (upstream's nn.Transformer encoder: model.layer_dropout, 0.1 by default, a final
+//    LayerNorm, xavier init) -> linear decoder.
 // Both return log-probabilities [seq_len * batch, ntoken]. A module is used from one
 // thread at a time (LibTorch modules are not thread-safe).
 
@@ -116,6 +119,11 @@ void DetachState(RecurrentState* state);
 // from LibTorch's default generator (seed it first for reproducibility).
 // INVALID_ARGUMENT for an impossible config (e.g. tied with nhid != emsize).
 absl::StatusOr<std::shared_ptr<LanguageModelImpl>> BuildModel(const ModelConfig& config, int64_t ntoken);
+
+// The name a parameter had in checkpoints written before the recurrent layers became one
+// module per layer: "rnn.K.<weight>_l0" was "rnn.<weight>_lK". Any other name is
+// returned as it is. RestoreModel reads such checkpoints through it.
+std::string FormerParameterName(const std::string& name);
 
 // Upper bound on the Transformer's sequence length (positional-encoding table size).
 inline constexpr int64_t kMaxTransformerLength = 5000;

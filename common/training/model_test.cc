@@ -58,6 +58,145 @@ TEST_P(AllModelsTest, RowSparseGradientIsNonzeroOnlyInTheBatchsRows) {
 INSTANTIATE_TEST_SUITE_P(Types, AllModelsTest, ::testing::Values(RNN_TANH, RNN_RELU, LSTM, GRU, TRANSFORMER),
                          [](const auto& info) { return ModelType_Name(info.param); });
 
+// LibTorch's own multi-layer RNN module of `type`, as the model built one before its
+// layers became one module each.
+std::shared_ptr<torch::nn::Module> MultiLayerRnn(ModelType type, int64_t in, int64_t hidden, int64_t layers,
+                                                 double dropout) {
+  switch (type) {
+    case LSTM: return torch::nn::LSTM(torch::nn::LSTMOptions(in, hidden).num_layers(layers).dropout(dropout)).ptr();
+    case GRU: return torch::nn::GRU(torch::nn::GRUOptions(in, hidden).num_layers(layers).dropout(dropout)).ptr();
+    default:
+      return torch::nn::RNN(torch::nn::RNNOptions(in, hidden)
+                                .num_layers(layers)
+                                .dropout(dropout)
+                                .nonlinearity(type == RNN_RELU ? torch::nn::RNNOptions::nonlinearity_t(torch::kReLU)
+                                                               : torch::nn::RNNOptions::nonlinearity_t(torch::kTanh)))
+          .ptr();
+  }
+}
+
+class StackedLayersTest : public ::testing::TestWithParam<ModelType> {};
+
+// The layers run one module each (so that cuDNN draws no dropout of its own) and still
+// compute, on the CPU, exactly what LibTorch's multi-layer module computes: the same
+// initial weights from a seed, the same outputs, states and gradients bit for bit in
+// training mode with dropout between the layers. Checkpoints of both kinds load.
+TEST_P(StackedLayersTest, EqualLibTorchsMultiLayerRnnBitForBit) {
+  const ModelType type = GetParam();
+  ModelConfig c = Config(type, 12, 16);
+  c.set_nlayers(3);
+  c.set_dropout(0.3f);
+  const int64_t ntoken = 50;
+  torch::manual_seed(11);
+  auto model = BuildModel(c, ntoken);
+  ASSERT_TRUE(model.ok());
+  // The reference draws as the model did: the embedding's construction, then the RNN's.
+  torch::manual_seed(11);
+  torch::nn::Embedding embedding(ntoken, 12);
+  std::shared_ptr<torch::nn::Module> reference = MultiLayerRnn(type, 12, 16, 3, 0.3);
+  auto ours = (*model)->named_parameters();
+  auto theirs = reference->named_parameters();
+  int compared = 0;
+  for (const auto& item : ours) {
+    if (item.key().rfind("rnn.", 0) != 0) continue;
+    const std::string former = FormerParameterName(item.key());
+    ASSERT_NE(former, item.key());
+    const torch::Tensor* same = theirs.find(former.substr(4));
+    ASSERT_NE(same, nullptr) << former;
+    EXPECT_TRUE(torch::equal(item.value(), *same)) << item.key();
+    ++compared;
+  }
+  EXPECT_EQ(compared, static_cast<int>(theirs.size()));
+  EXPECT_EQ(compared, 3 * 4);
+
+  (*model)->train();
+  reference->train();
+  const torch::Tensor input = torch::randint(ntoken, {7, 5}, torch::kInt64);
+  RecurrentState state = (*model)->InitState(5);
+  for (torch::Tensor& t : state) t.normal_();
+  const RecurrentState initial = {state[0].clone(), type == LSTM ? state[1].clone() : torch::Tensor()};
+  const torch::Tensor weights = torch::randn({7 * 5, 16});
+
+  torch::manual_seed(5);
+  torch::Tensor hidden = (*model)->Features(input, &state).hidden;
+  (hidden * weights).sum().backward();
+
+  torch::manual_seed(5);
+  torch::Tensor emb = torch::dropout(torch::embedding((*model)->named_parameters()["encoder.weight"].detach(), input),
+                                     0.3, /*train=*/true);
+  torch::Tensor out;
+  RecurrentState final_state;
+  if (type == LSTM) {
+    auto r = std::dynamic_pointer_cast<torch::nn::LSTMImpl>(reference)->forward(
+        emb, std::make_tuple(initial[0], initial[1]));
+    out = std::get<0>(r);
+    final_state = {std::get<0>(std::get<1>(r)), std::get<1>(std::get<1>(r))};
+  } else if (type == GRU) {
+    auto r = std::dynamic_pointer_cast<torch::nn::GRUImpl>(reference)->forward(emb, initial[0]);
+    out = std::get<0>(r);
+    final_state = {std::get<1>(r)};
+  } else {
+    auto r = std::dynamic_pointer_cast<torch::nn::RNNImpl>(reference)->forward(emb, initial[0]);
+    out = std::get<0>(r);
+    final_state = {std::get<1>(r)};
+  }
+  torch::Tensor expected = torch::dropout(out, 0.3, /*train=*/true).reshape({-1, 16});
+  (expected * weights).sum().backward();
+
+  EXPECT_TRUE(torch::equal(hidden, expected));
+  ASSERT_EQ(state.size(), final_state.size());
+  for (size_t i = 0; i < state.size(); ++i) EXPECT_TRUE(torch::equal(state[i], final_state[i])) << "state " << i;
+  for (const auto& item : ours) {
+    if (item.key().rfind("rnn.", 0) != 0) continue;
+    const torch::Tensor& grad = theirs[FormerParameterName(item.key()).substr(4)].grad();
+    ASSERT_TRUE(item.value().grad().defined()) << item.key();
+    EXPECT_TRUE(torch::equal(item.value().grad(), grad)) << item.key();
+  }
+}
+
+INSTANTIATE_TEST_SUITE_P(Types, StackedLayersTest, ::testing::Values(RNN_TANH, RNN_RELU, LSTM, GRU),
+                         [](const auto& info) { return ModelType_Name(info.param); });
+
+TEST(ModelTest, FormerParameterNamesAreTheMultiLayerModulesNames) {
+  EXPECT_EQ(FormerParameterName("rnn.0.weight_ih_l0"), "rnn.weight_ih_l0");
+  EXPECT_EQ(FormerParameterName("rnn.2.bias_hh_l0"), "rnn.bias_hh_l2");
+  EXPECT_EQ(FormerParameterName("rnn.12.weight_hh_l0"), "rnn.weight_hh_l12");
+  for (const char* unchanged : {"encoder.weight", "decoder_bias", "rnn.weight_ih_l1", "rnn.x.weight_ih_l0",
+                                "rnn..weight_ih_l0", "rnn.1.weight_ih_l1", "encoder.0.weight_l0"}) {
+    EXPECT_EQ(FormerParameterName(unchanged), unchanged);
+  }
+}
+
+TEST(ModelTest, TransformerLayerDropoutIsAField) {
+  // With every dropout 0, training mode computes what evaluation mode does; with the
+  // default layer dropout (0.1) it does not, though model.dropout is 0.
+  const torch::Tensor input = torch::randint(40, {9, 3}, torch::kInt64);
+  for (bool off : {true, false}) {
+    ModelConfig c = Config(TRANSFORMER);
+    c.set_dropout(0.0f);
+    if (off) c.set_layer_dropout(0.0f);
+    torch::manual_seed(2);
+    auto model = BuildModel(c, 40);
+    ASSERT_TRUE(model.ok());
+    RecurrentState none;
+    (*model)->eval();
+    torch::Tensor eval = (*model)->Logits(input, &none);
+    (*model)->train();
+    torch::Tensor train = (*model)->Logits(input, &none);
+    EXPECT_EQ(torch::equal(eval, train), off) << (off ? "layer_dropout 0" : "layer_dropout unset (0.1)");
+  }
+  // The field changes only the dropout: the initial weights are the same.
+  ModelConfig a = Config(TRANSFORMER), b = Config(TRANSFORMER);
+  b.set_layer_dropout(0.0f);
+  torch::manual_seed(4);
+  auto ma = BuildModel(a, 40);
+  torch::manual_seed(4);
+  auto mb = BuildModel(b, 40);
+  auto pa = (*ma)->parameters(), pb = (*mb)->parameters();
+  ASSERT_EQ(pa.size(), pb.size());
+  for (size_t i = 0; i < pa.size(); ++i) EXPECT_TRUE(torch::equal(pa[i], pb[i])) << i;
+}
+
 TEST(ModelTest, TiedWeightsNeedEqualSizes) {
   ModelConfig c = Config(LSTM, 16, 32);
   c.set_tied(true);

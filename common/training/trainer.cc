@@ -104,17 +104,22 @@ absl::Status Trainer::Step(const torch::Tensor& data, const torch::Tensor& targe
       d = model_->Features(data, &state_);
       if (!device_.is_cpu()) {
         // On a GPU: linear + CrossEntropy, the decoder under autocast.
-        loss = CrossEntropy(torch::linear(d.hidden, d.weight, d.bias), targets);
+        torch::Tensor scores = torch::linear(d.hidden, d.weight, d.bias);
+        last_step_precision_.scores = scores.scalar_type();
+        loss = CrossEntropy(scores, targets);
       }
     }
     if (!loss.defined()) {
       // On the CPU, the decoder and the loss in one (common/training/loss.h): it never makes a
       // pass over the whole score matrix that it can avoid; under BF16 its GEMMs run
       // in bfloat16 and the softmax in float32, as autocast would run them.
-      loss = LinearCrossEntropy(d.hidden, d.weight, d.bias, targets, kDefaultLossBlockRows,
-                                /*bf16_matmul=*/spec_.schedule().precision() == BF16);
+      const bool bf16 = spec_.schedule().precision() == BF16;
+      loss = LinearCrossEntropy(d.hidden, d.weight, d.bias, targets, kDefaultLossBlockRows, /*bf16_matmul=*/bf16);
+      last_step_precision_.scores = bf16 ? torch::kBFloat16 : torch::kFloat;
     }
   }
+  last_step_precision_.recurrent.reset();
+  if (!state_.empty()) last_step_precision_.recurrent = state_[0].scalar_type();
   // Autocast leaves bfloat16 recurrent state; float32 holds it exactly, and keeps the
   // state (and checkpoints of it) in one dtype.
   for (torch::Tensor& t : state_) {

@@ -126,6 +126,19 @@ class Trainer {
   double last_step_loss() const;
   int64_t num_parameters() const;
 
+  // What the last training step computed in (schedule.precision BF16 is autocast: this
+  // shows whether it took effect, and where). `recurrent`: the dtype the recurrent
+  // layers returned their state in, i.e. ran in (none for the Transformer); under BF16,
+  // bfloat16 on a CPU whose oneDNN has a bfloat16 LSTM (float32 otherwise, autocast.h),
+  // and on a GPU float16: PyTorch's autocast runs cuDNN RNNs in half precision whatever
+  // the autocast dtype. `scores`: the decoder's output, bfloat16 under BF16 (on the
+  // CPU the fused loss keeps them, loss.h). Unset before the first step.
+  struct StepPrecision {
+    std::optional<torch::ScalarType> recurrent;
+    std::optional<torch::ScalarType> scores;
+  };
+  const StepPrecision& last_step_precision() const { return last_step_precision_; }
+
  private:
   Trainer(const JobSpec& spec, const Dictionary& vocabulary, std::shared_ptr<LanguageModelImpl> model,
           torch::Device device);
@@ -152,6 +165,7 @@ class Trainer {
   std::optional<double> last_val_loss_;
   TrainingPosition position_;
   torch::Tensor last_step_loss_;  // 0-dim, on device_; undefined before the first step.
+  StepPrecision last_step_precision_;
   GradientReducer reducer_;
   IntervalCallback on_interval_;
   StepCallback on_step_;

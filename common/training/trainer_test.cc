@@ -7,6 +7,7 @@
 #include "common/base/config.h"
 #include "common/base/corpus.h"
 #include "common/testing/quickstart_corpus.h"
+#include "common/training/autocast.h"
 #include "common/training/batching.h"
 #include "common/training/checkpoint.h"
 #include "common/training/loss.h"
@@ -292,6 +293,17 @@ TEST_P(Bf16Test, TracksFp32AndKeepsFloat32MasterWeights) {
       return absl::OkStatus();
     });
     ASSERT_TRUE((*trainer)->TrainEpoch(train).ok());
+    // Autocast took effect, where it should: the decoder's scores in bfloat16, an LSTM
+    // in bfloat16 where this CPU's oneDNN has one (else in float32, autocast.h).
+    const Trainer::StepPrecision& precision = (*trainer)->last_step_precision();
+    ASSERT_TRUE(precision.scores.has_value());
+    EXPECT_EQ(*precision.scores, bf16 ? torch::kBFloat16 : torch::kFloat);
+    if (GetParam() == LSTM) {
+      ASSERT_TRUE(precision.recurrent.has_value());
+      EXPECT_EQ(*precision.recurrent, bf16 && CpuBf16LstmWorks() ? torch::kBFloat16 : torch::kFloat);
+    } else {
+      EXPECT_FALSE(precision.recurrent.has_value());
+    }
     for (const torch::Tensor& p : (*trainer)->model().parameters()) {
       EXPECT_EQ(p.scalar_type(), torch::kFloat);
       ASSERT_TRUE(p.grad().defined());

@@ -75,10 +75,13 @@ TEST(NcclCollectiveTest, OrderedAllReduceWaitsForTheProducerStreamOnTheDevice) {
     c10::cuda::CUDAGuard guard(device.index());
     std::unique_ptr<DeviceEvent> ready = DeviceEvent::Create(device);
     std::unique_ptr<DeviceEvent> done = DeviceEvent::Create(device);
-    torch::Tensor buffer = torch::zeros({1 << 22}, torch::TensorOptions(device));
+    torch::Tensor buffer;
     {
-      // The producer: a side stream, as the autograd thread's would be.
+      // The producer: a side stream, as the autograd thread's would be. The buffer's
+      // zeros are written on it too, so that they come before its adds (zeros on the
+      // default stream would race them: nothing orders the two streams).
       c10::cuda::CUDAStreamGuard side(c10::cuda::getStreamFromPool(false, device.index()));
+      buffer = torch::zeros({1 << 22}, torch::TensorOptions(device));
       for (int i = 0; i < 50; ++i) buffer.add_(1.0f);  // Queued, not finished.
       ready->RecordOnCurrentStream();
     }
