@@ -245,15 +245,17 @@ INSTANTIATE_TEST_SUITE_P(Devices, ExactResumeTest, ::testing::Values("cpu", "cud
 TEST(GpuOutOfMemoryTest, FailsNamingTheMemoryAndLeavesTheDeviceUsable) {
   SKIP_WITHOUT_GPU();
   const torch::Device cuda = *ResolveDevice("cuda:0");
-  // A small model, an absurd batch: 36 x 200,000 tokens of a 50,000-word vocabulary
-  // make 7M x 50K float logits (1.4 TB), more than any one GPU holds.
+  // A small model and a large vocabulary: 36 x 8,192 tokens of a 500,000-word vocabulary
+  // make 287K x 500K float scores (573 GB), more than any one GPU holds, while the
+  // embedding and decoder (2 x 128 MB) and the cuDNN LSTM's batch stay ordinary (cuDNN
+  // refuses some huge batches with errors of its own, not out-of-memory).
   std::vector<std::string> words;
-  for (int i = 0; i < 50000; ++i) words.push_back("w" + std::to_string(i));
+  for (int i = 0; i < 500000; ++i) words.push_back("w" + std::to_string(i));
   JobSpec spec = Spec(LSTM);
-  spec.mutable_data()->set_batch_size(200000);
+  spec.mutable_data()->set_batch_size(8192);
   auto t = Trainer::Create(spec, Dictionary::FromWords(words), cuda);
   ASSERT_TRUE(t.ok()) << t.status();
-  torch::Tensor data = torch::randint(50000, {36, 200000}, torch::kInt64);
+  torch::Tensor data = torch::randint(500000, {36, 8192}, torch::kInt64);
   absl::StatusOr<EpochSummary> summary = (*t)->TrainEpoch(data);
   ASSERT_FALSE(summary.ok());
   EXPECT_EQ(summary.status().code(), absl::StatusCode::kResourceExhausted) << summary.status();
