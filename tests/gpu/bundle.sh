@@ -99,27 +99,34 @@ glibc=$(find "$out/bin" "$out/lib" -type f | while read -r f; do objdump -T "$f"
         grep -o 'GLIBC_2\.[0-9]*' | sort -uV | tail -1)
 glibcxx=$(find "$out/bin" "$out/lib" -type f | while read -r f; do objdump -T "$f" 2>/dev/null; done |
           grep -o 'GLIBCXX_3\.4\.[0-9]*' | sort -uV | tail -1)
-torch_version=$("$(dirname "$(dirname "$(dirname "$torch_site")")")/bin/python3" -c \
-  'import torch; print(torch.__version__.split("+")[0])' 2>/dev/null)
+torch_python="$(dirname "$(dirname "$(dirname "$torch_site")")")/bin/python3"
+if ! torch_facts=$("$torch_python" -c 'import torch; print(torch.__version__.split("+")[0], torch.version.cuda)'); then
+  echo "bundle: $torch_python cannot import torch (the wheel the --config=cuda build links): run ./setup.sh --cuda" >&2
+  exit 1
+fi
+read -r torch_version torch_cuda <<< "$torch_facts"
 cat > "$out/MANIFEST" <<MANIFEST
 torch_version=$torch_version
+torch_cuda=$torch_cuda
 glibc_needed=${glibc#GLIBC_}
 glibcxx_needed=${glibcxx#GLIBCXX_}
 built_on=$(. /etc/os-release; echo "$PRETTY_NAME") glibc $(ldd --version | head -1 | awk '{print $NF}')
 built_from=$(git rev-parse --short HEAD)$(git diff --quiet || echo -dirty)$([ "$build" = 1 ] || echo " (--no_build)")
 MANIFEST
 
-# The side-by-side benchmark's inputs (not part of the repository). run.sh fails the
-# steps that need them, naming what is missing.
+# The side-by-side benchmark's inputs (not part of the repository). Without them the
+# bf16 and bench steps would fail on the GPU machine, wasting its one run: no archive.
 if [ -f "$data/train.txt" ] && [ -f "$data/valid.txt" ] && [ -f "$data/test.txt" ]; then
   mkdir -p "$out/data/wikitext-2" && cp "$data"/{train,valid,test}.txt "$out/data/wikitext-2/"
 else
-  echo "bundle: WARNING: no WikiText-2 in $data: the bf16 and bench steps will fail" >&2
+  echo "bundle: no WikiText-2 (train.txt, valid.txt, test.txt) in $data: the bf16 and bench steps need it (--data DIR)" >&2
+  exit 1
 fi
 if [ -f "$reference/main.py" ] && [ -f "$reference/model.py" ] && [ -f "$reference/data.py" ]; then
   mkdir -p "$out/upstream" && cp "$reference"/{main.py,model.py,data.py} "$out/upstream/"
 else
-  echo "bundle: WARNING: no upstream main.py/model.py/data.py in $reference: the bench step will fail" >&2
+  echo "bundle: no upstream main.py, model.py, data.py in $reference: the bench step needs them (--reference DIR)" >&2
+  exit 1
 fi
 cat "$out/MANIFEST"
 du -sh "$out"

@@ -28,7 +28,8 @@
 # tests skip and the data is cut short), DDLM_GPU_CHECK_DIR (the work directory),
 # DDLM_BENCH_TRAIN_LINES (bench: train.txt lines, default 9000; 60 on cpu),
 # DDLM_BF16_TRAIN_LINES (bf16: train.txt lines, default all; 200 on cpu),
-# DDLM_GPU_CHECK_TIME_SCALE and DDLM_GPU_CHECK_LIMITS (see the limits below).
+# DDLM_GPU_CHECK_TIME_SCALE and DDLM_GPU_CHECK_LIMITS (see the limits below),
+# DDLM_GPU_CHECK_BUDGET_S (the whole command's seconds, when the device has less left).
 set -uo pipefail
 unset http_proxy https_proxy HTTP_PROXY HTTPS_PROXY all_proxy ALL_PROXY no_proxy NO_PROXY grpc_proxy
 # NCCL's cuMem allocations fail in some sandboxes (gVisor); plain cudaMalloc works anywhere.
@@ -57,6 +58,13 @@ ok() { echo "PASS $*"; }
 bad() { echo "FAIL $*"; failures=$((failures + 1)); }
 now() { date +%s; }
 seconds_since() { LC_ALL=C awk -v a="$1" -v b="$EPOCHREALTIME" 'BEGIN { printf "%.1f", b - a }'; }
+
+# $OUT/logs.tar.gz: every log under the work directory so far (replaced whole, never half
+# written).
+publish_logs() {
+  (cd "$work" && shopt -s nullglob && tar -czf "$OUT/logs.tar.gz.partial" logs step-*.log 2>/dev/null &&
+    mv "$OUT/logs.tar.gz.partial" "$OUT/logs.tar.gz") || rm -f "$OUT/logs.tar.gz.partial"
+}
 
 # The environment of ddlm's binaries (and of nothing else): the bundle's, torch's and
 # CUDA's libraries first.
@@ -124,14 +132,13 @@ step_machine() {
   (. /etc/os-release 2>/dev/null && echo "$PRETTY_NAME")
   local glibc; glibc=$(ldd --version | head -1 | awk '{print $NF}')
   echo "glibc $glibc, $(nproc) cores, $(awk '/MemTotal/ {printf "%.0f GiB", $2 / 1048576}' /proc/meminfo)"
-  timeout 20 nvidia-smi -L 2>/dev/null || echo "(no nvidia-smi)"
   echo "NCCL_CUMEM_ENABLE=$NCCL_CUMEM_ENABLE NCCL_SOCKET_IFNAME=$NCCL_SOCKET_IFNAME; proxies unset; device $device"
   if [ ! -f "$bundle/MANIFEST" ]; then
     echo "ABORT: $bundle has no MANIFEST: not a bundle from tests/gpu/bundle.sh"
     exit 3
   fi
   cat "$bundle/MANIFEST"
-  local want_torch want_glibc facts
+  local want_torch want_cuda want_glibc facts
   want_torch=$(sed -n 's/^torch_version=//p' "$bundle/MANIFEST")
   want_glibc=$(sed -n 's/^glibc_needed=//p' "$bundle/MANIFEST")
   local import_limit=$(((step_deadline - $(now) - 10) / 2)) rc attempt
@@ -140,6 +147,7 @@ step_machine() {
 import os, torch
 print(os.path.dirname(torch.__file__))
 print(torch.__version__)
+print(torch.version.cuda)
 print(torch.cuda.is_available())
 print(torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no CUDA device")
 ' 2> "$logs/python-torch.log")
@@ -156,11 +164,21 @@ print(torch.cuda.get_device_name(0) if torch.cuda.is_available() else "no CUDA d
     fi
     exit 3
   fi
-  local torch_dir torch_version cuda_ok gpu_name
-  { read -r torch_dir; read -r torch_version; read -r cuda_ok; read -r gpu_name; } <<< "$facts"
+  local torch_dir torch_version torch_cuda cuda_ok gpu_name
+  { read -r torch_dir; read -r torch_version; read -r torch_cuda; read -r cuda_ok; read -r gpu_name; } <<< "$facts"
+  # After the import (whose time is worked out from the step's): a slow nvidia-smi here
+  # costs the import nothing.
+  timeout 10 nvidia-smi -L 2>/dev/null || echo "(no nvidia-smi, or it took over 10 s)"
   echo "python $("$python" -c 'import sys; print(sys.version.split()[0])'), torch $torch_version at $torch_dir, $gpu_name"
   if [ -z "$want_torch" ] || [ "${torch_version%%+*}" != "$want_torch" ]; then
     echo "ABORT: torch $torch_version here, the bundle was built against '$want_torch' (one LibTorch per process: rebuild with the matching wheel)"
+    exit 3
+  fi
+  # The same version for another CUDA (a +cu126 wheel) has other libraries under the
+  # same names: on a GPU the CUDA version must match too.
+  want_cuda=$(sed -n 's/^torch_cuda=//p' "$bundle/MANIFEST")
+  if [ "$device" != cpu ] && [ "$torch_cuda" != "$want_cuda" ]; then
+    echo "ABORT: torch here is built for CUDA $torch_cuda, the bundle's for '$want_cuda' (rebuild with the matching wheel)"
     exit 3
   fi
   local site; site=$(dirname "$torch_dir")
@@ -398,7 +416,7 @@ step_bench() {
       runner=("$upstream/main.py")
       [ "$p" = bf16 ] && runner=("$repo/tests/gpu/upstream_bf16.py" "$upstream")
       # shellcheck disable=SC2086  # $flags: main.py's model flags, word by word.
-      limited 90 "$ulog" "$python" "${runner[@]}" "${accel[@]}" --data "$corpus" --epochs 1 --log-interval "$interval" \
+      limited 90 "$ulog" "$python" -u "${runner[@]}" "${accel[@]}" --data "$corpus" --epochs 1 --log-interval "$interval" \
         --save "$work/upstream.pt" $flags
       u_note=${limited_note:+upstream main.py: $limited_note}
       [ -z "$u_note" ] || bad "$label $p: $u_note (log $ulog)"
@@ -453,6 +471,11 @@ write_benchmark() {
     printf '%s\n\n' "$table"
     printf 'Ratios are reported, not gated: the goal is ddlm/upstream >= 1.3x tok/s (met in %s of %s rows).\n' "$at_goal" "$rows"
   } > "$work/benchmark.md"
+  # Straight to $OUT too (and the logs so far), so a command the device tool cuts short
+  # still brings back every row measured.
+  [ -n "${OUT:-}" ] && mkdir -p "$OUT" || return 0
+  cp "$work/benchmark.md" "$OUT/benchmark.md.partial" && mv "$OUT/benchmark.md.partial" "$OUT/benchmark.md"
+  publish_logs
 }
 
 # ---------------------------------------------------------------- one step (internal)
@@ -501,6 +524,14 @@ for s in ${overrides//,/ }; do
   limits[${BASH_REMATCH[1]}]=${BASH_REMATCH[2]}
 done
 for s in "${!limits[@]}"; do limits[$s]=$((limits[$s] * time_scale)); done
+# DDLM_GPU_CHECK_BUDGET_S: the whole command's time (extraction, every step and its kill
+# grace), for a device call with less than 450 s of device time left: each step's limit
+# is cut to what is left of it, and a step with under 10 s left fails unrun. Unset: the
+# steps' own limits.
+budget=${DDLM_GPU_CHECK_BUDGET_S:-}
+[ -z "$budget" ] || [[ "$budget" =~ ^[1-9][0-9]*$ ]] ||
+  { echo "run.sh: DDLM_GPU_CHECK_BUDGET_S must be a whole number of seconds, not '$budget'" >&2; exit 2; }
+budget_deadline=$(( $(date +%s) + ${budget:-1000000} ))
 work=${DDLM_GPU_CHECK_DIR:-$(mktemp -d /tmp/ddlm-gpu-check.XXXXXX)}
 mkdir -p "$work"
 work=$(cd "$work" && pwd)
@@ -520,9 +551,9 @@ publish() {
   [ -n "${OUT:-}" ] || return 0
   mkdir -p "$OUT" || return 0
   cp "$summary" "$OUT/summary.txt" 2>/dev/null
-  [ -f "$work/benchmark.md" ] && cp "$work/benchmark.md" "$OUT/benchmark.md"
-  (cd "$work" && tar -czf "$OUT/logs.tar.gz.partial" logs step-*.log 2>/dev/null &&
-    mv "$OUT/logs.tar.gz.partial" "$OUT/logs.tar.gz")
+  [ -f "$work/benchmark.md" ] && cp "$work/benchmark.md" "$OUT/benchmark.md.partial" &&
+    mv "$OUT/benchmark.md.partial" "$OUT/benchmark.md"
+  publish_logs
 }
 finish() {
   say "$passed passed, $failed failed (logs in $outdir${OUT:+; summary.txt, benchmark.md, logs.tar.gz in \$OUT})"
@@ -578,6 +609,14 @@ echo "work dir $work; output in $outdir; time limits x$time_scale"
 # timeout and whatever it left behind is killed after it.
 run_step() {
   local name=$1 limit=${limits[$1]} log="$outdir/step-$1.log" t0=$EPOCHREALTIME pid rc
+  local left=$((budget_deadline - $(now) - kill_grace))
+  if [ "$left" -lt "$limit" ]; then
+    if [ "$left" -lt 10 ]; then
+      say "step $name: FAIL in 0 s (not run: DDLM_GPU_CHECK_BUDGET_S=$budget is spent)"
+      failed=$((failed + 1)); publish; return
+    fi
+    limit=$left
+  fi
   printf '\n== %s (limit %s s)\n' "$name" "$limit"
   : > "$log"
   timeout -k "$kill_grace" "$limit" bash "$self" __step "$name" "$env_file" $(($(now) + limit)) \
