@@ -100,7 +100,7 @@ glibc=$(find "$out/bin" "$out/lib" -type f | while read -r f; do objdump -T "$f"
 glibcxx=$(find "$out/bin" "$out/lib" -type f | while read -r f; do objdump -T "$f" 2>/dev/null; done |
           grep -o 'GLIBCXX_3\.4\.[0-9]*' | sort -uV | tail -1)
 torch_python="$(dirname "$(dirname "$(dirname "$torch_site")")")/bin/python3"
-if ! torch_facts=$("$torch_python" -c 'import torch; print(torch.__version__.split("+")[0], torch.version.cuda)'); then
+if ! torch_facts=$("$torch_python" -W ignore -c 'import torch; print(torch.__version__.split("+")[0], torch.version.cuda)'); then
   echo "bundle: $torch_python cannot import torch (the wheel the --config=cuda build links): run ./setup.sh --cuda" >&2
   exit 1
 fi
