@@ -2,13 +2,9 @@
 // each case runs bash, sources the script and calls its functions on inline fixtures.
 // A missing or non-numeric figure must fail and say which; numbers compare as numbers.
 
-#include <sys/stat.h>
-#include <sys/wait.h>
-
-#include <cstdio>
-#include <cstdlib>
 #include <string>
 
+#include "common/testing/shell.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 
@@ -16,42 +12,12 @@ namespace {
 
 using ::testing::HasSubstr;
 
-// gates.sh from the current directory (Bazel runs tests in the workspace's runfiles
-// root, where the `data` file lies at its repository path).
-std::string GatesPath() {
-  const std::string relative = "tests/gpu/gates.sh";
-  struct stat st;
-  if (::stat(relative.c_str(), &st) == 0) return relative;
-  const char* srcdir = std::getenv("TEST_SRCDIR");
-  const char* workspace = std::getenv("TEST_WORKSPACE");
-  if (srcdir != nullptr && workspace != nullptr) return std::string(srcdir) + "/" + workspace + "/" + relative;
-  return relative;
-}
-
-std::string Quote(const std::string& s) {
-  std::string quoted = "'";
-  for (char c : s) quoted += c == '\'' ? std::string("'\\''") : std::string(1, c);
-  return quoted + "'";
-}
-
-struct Result {
-  int exit_code = -1;
-  std::string out;  // stdout and stderr.
-};
+using Result = ::ddlm::ShellResult;
+using ::ddlm::ShellQuote;
 
 // bash -c 'source gates.sh; SCRIPT'.
 Result Gates(const std::string& script) {
-  const std::string command =
-      "bash -c " + Quote("source " + Quote(GatesPath()) + " || exit 99; " + script) + " 2>&1 < /dev/null";
-  Result run;
-  FILE* pipe = ::popen(command.c_str(), "r");
-  if (pipe == nullptr) return run;
-  char buffer[4096];
-  size_t n;
-  while ((n = std::fread(buffer, 1, sizeof buffer, pipe)) > 0) run.out.append(buffer, n);
-  const int status = ::pclose(pipe);
-  run.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  return run;
+  return ::ddlm::RunBash("source " + ShellQuote(::ddlm::RunfilePath("tests/gpu/gates.sh")) + " || exit 99; " + script);
 }
 
 // `call LOG` on a log file holding `lines` (shell words, one per line), removed after.
@@ -80,7 +46,7 @@ const char kDdlmLog[] =
 
 TEST(GateFigureTest, MissingEmptyOrNonNumericFailsNamingTheFigure) {
   for (const char* value : {"", "n/a", "nan", "12 s", "1.2.3", "0", "-5"}) {
-    Result run = Gates(std::string("gate_figure 'LSTM 200/200 bf16: ddlm tok/s' ") + Quote(value));
+    Result run = Gates(std::string("gate_figure 'LSTM 200/200 bf16: ddlm tok/s' ") + ShellQuote(value));
     EXPECT_NE(run.exit_code, 0) << "'" << value << "'";
     EXPECT_THAT(run.out, HasSubstr("FAIL LSTM 200/200 bf16: ddlm tok/s: missing")) << "'" << value << "'";
   }

@@ -6,14 +6,13 @@
 // Only the machine step runs (--only machine): the fake binaries are shell scripts.
 
 #include <sys/stat.h>
-#include <sys/wait.h>
 
-#include <cstdio>
 #include <cstdlib>
 #include <fstream>
 #include <sstream>
 #include <string>
 
+#include "common/testing/shell.h"
 #include "gmock/gmock.h"
 #include "gtest/gtest.h"
 
@@ -23,41 +22,10 @@ using ::testing::ContainsRegex;
 using ::testing::HasSubstr;
 using ::testing::Not;
 
-// run.sh from the current directory (Bazel runs tests in the workspace's runfiles root,
-// where the `data` files lie at their repository paths).
-std::string RunShPath() {
-  const std::string relative = "tests/gpu/run.sh";
-  struct stat st;
-  if (::stat(relative.c_str(), &st) == 0) return relative;
-  const char* srcdir = std::getenv("TEST_SRCDIR");
-  const char* workspace = std::getenv("TEST_WORKSPACE");
-  if (srcdir != nullptr && workspace != nullptr) return std::string(srcdir) + "/" + workspace + "/" + relative;
-  return relative;
-}
+using Result = ::ddlm::ShellResult;
+using ::ddlm::ShellQuote;
 
-std::string Quote(const std::string& s) {
-  std::string quoted = "'";
-  for (char c : s) quoted += c == '\'' ? std::string("'\\''") : std::string(1, c);
-  return quoted + "'";
-}
-
-struct Result {
-  int exit_code = -1;
-  std::string out;  // stdout and stderr.
-};
-
-Result Shell(const std::string& script) {
-  const std::string command = "bash -c " + Quote(script) + " 2>&1 < /dev/null";
-  Result run;
-  FILE* pipe = ::popen(command.c_str(), "r");
-  if (pipe == nullptr) return run;
-  char buffer[4096];
-  size_t n;
-  while ((n = std::fread(buffer, 1, sizeof buffer, pipe)) > 0) run.out.append(buffer, n);
-  const int status = ::pclose(pipe);
-  run.exit_code = WIFEXITED(status) ? WEXITSTATUS(status) : -1;
-  return run;
-}
+Result Shell(const std::string& script) { return ::ddlm::RunBash(script); }
 
 std::string ReadFile(const std::string& path) {
   std::ifstream in(path);
@@ -86,9 +54,10 @@ class RunShTest : public ::testing::Test {
     // A bundle as bundle.sh lays it out, its binaries shell scripts (ldd finds no
     // libraries in them: the machine step then fails its library check, not aborts).
     const Result made =
-        Shell("set -e; rm -rf " + Quote(root_) + "; mkdir -p " + Quote(bundle_ + "/bin/worker") + " " +
-              Quote(bundle_ + "/lib") + " " + Quote(root_ + "/site/torch/lib") + "; printf '#!/bin/sh\\nexit 0\\n' > " +
-              Quote(bundle_ + "/bin/worker/ddlm_worker") + "; chmod +x " + Quote(bundle_ + "/bin/worker/ddlm_worker"));
+        Shell("set -e; rm -rf " + ShellQuote(root_) + "; mkdir -p " + ShellQuote(bundle_ + "/bin/worker") + " " +
+              ShellQuote(bundle_ + "/lib") + " " + ShellQuote(root_ + "/site/torch/lib") +
+              "; printf '#!/bin/sh\\nexit 0\\n' > " + ShellQuote(bundle_ + "/bin/worker/ddlm_worker") + "; chmod +x " +
+              ShellQuote(bundle_ + "/bin/worker/ddlm_worker"));
     ASSERT_EQ(made.exit_code, 0) << made.out;
     WriteManifest("2.11.0", "13.0");
   }
@@ -114,9 +83,10 @@ class RunShTest : public ::testing::Test {
 
   // `run.sh check --only machine` on the fake bundle; `env`: extra NAME=VALUE words.
   Result Check(const FakeTorch& torch, const std::string& device, const std::string& env = "") {
-    return Shell("env PYTHON=" + Quote(FakePython(torch)) + " DDLM_GPU_CHECK_DEVICE=" + Quote(device) +
-                 " DDLM_GPU_CHECK_DIR=" + Quote(work_) + " OUT=" + Quote(out_) + " " + env + " bash " +
-                 Quote(RunShPath()) + " check --bundle " + Quote(bundle_) + " --only machine");
+    return Shell("env PYTHON=" + ShellQuote(FakePython(torch)) + " DDLM_GPU_CHECK_DEVICE=" + ShellQuote(device) +
+                 " DDLM_GPU_CHECK_DIR=" + ShellQuote(work_) + " OUT=" + ShellQuote(out_) + " " + env + " bash " +
+                 ShellQuote(::ddlm::RunfilePath("tests/gpu/run.sh")) + " check --bundle " + ShellQuote(bundle_) +
+                 " --only machine");
   }
 
   std::string Summary() { return ReadFile(out_ + "/summary.txt"); }
@@ -186,8 +156,8 @@ TEST_F(RunShTest, AStepWithNoBudgetLeftFailsUnrun) {
   EXPECT_THAT(summary, HasSubstr("0 passed, 1 failed"));
   // Nothing ran, so no step log: $OUT still gets an archive of what there is, and no
   // half-written one.
-  EXPECT_EQ(Shell("tar -tzf " + Quote(out_ + "/logs.tar.gz")).exit_code, 0);
-  const Result left = Shell("ls -A " + Quote(out_));
+  EXPECT_EQ(Shell("tar -tzf " + ShellQuote(out_ + "/logs.tar.gz")).exit_code, 0);
+  const Result left = Shell("ls -A " + ShellQuote(out_));
   EXPECT_THAT(left.out, Not(HasSubstr("partial"))) << left.out;
 }
 
@@ -202,7 +172,7 @@ TEST_F(RunShTest, OutGetsTheSummaryAndTheLogs) {
   torch.version = "2.10.0+cu130";
   Check(torch, "cuda:0");
   EXPECT_THAT(Summary(), HasSubstr("step machine:"));
-  const Result listed = Shell("tar -tzf " + Quote(out_ + "/logs.tar.gz"));
+  const Result listed = Shell("tar -tzf " + ShellQuote(out_ + "/logs.tar.gz"));
   EXPECT_EQ(listed.exit_code, 0) << listed.out;
   EXPECT_THAT(listed.out, HasSubstr("step-machine.log"));
 }
