@@ -173,6 +173,9 @@ int main(int argc, char** argv) {
   if (!absl::GetFlag(FLAGS_trace).empty()) {
     profile = std::make_unique<torch::autograd::profiler::RecordProfile>(absl::GetFlag(FLAGS_trace));
   }
+  // On a GPU the trainer runs the decoder under autocast, unfused (the fused one is the
+  // CPU's): so here, whatever --loss_block_rows says.
+  const int64_t slice = device->is_cpu() ? absl::GetFlag(FLAGS_loss_block_rows) : 0;
   for (int b = 0; b < phase_batches; ++b) {
     ddlm::Batch batch = ddlm::GetBatch(train, b * spec.data().bptt(), spec.data().bptt());
     model.zero_grad(true);
@@ -189,17 +192,13 @@ int main(int argc, char** argv) {
     }
     sync();
     auto t1 = Clock::now();
-    const int64_t slice = absl::GetFlag(FLAGS_loss_block_rows);
-    // On a GPU the trainer runs the decoder under autocast, unfused (the fused one is the
-    // CPU's): so here, whatever --loss_block_rows says.
-    torch::Tensor loss = slice > 0 && device->is_cpu()
-                             ? ddlm::LinearCrossEntropy(d.hidden, d.weight, d.bias, batch.targets, slice, bf16)
-                             : ddlm::CrossEntropy(
-                                   [&] {
-                                     ddlm::AutocastGuard autocast(*device, spec.schedule().precision());
-                                     return torch::linear(d.hidden, d.weight, d.bias);
-                                   }(),
-                                   batch.targets);
+    torch::Tensor loss = slice > 0 ? ddlm::LinearCrossEntropy(d.hidden, d.weight, d.bias, batch.targets, slice, bf16)
+                                   : ddlm::CrossEntropy(
+                                         [&] {
+                                           ddlm::AutocastGuard autocast(*device, spec.schedule().precision());
+                                           return torch::linear(d.hidden, d.weight, d.bias);
+                                         }(),
+                                         batch.targets);
     sync();
     auto t2 = Clock::now();
     loss.backward();
@@ -219,9 +218,7 @@ int main(int argc, char** argv) {
   std::printf(
       "per step (%s): forward %.1f ms | decoder+loss %.1f ms | backward %.1f ms | "
       "clip+update %.1f ms\n",
-      absl::GetFlag(FLAGS_loss_block_rows) > 0 && device->is_cpu()
-          ? absl::StrCat("fused loss, block rows ", absl::GetFlag(FLAGS_loss_block_rows)).c_str()
-          : "unfused loss",
-      t_fwd / n, t_loss / n, t_bwd / n, t_upd / n);
+      slice > 0 ? absl::StrCat("fused loss, block rows ", slice).c_str() : "unfused loss", t_fwd / n, t_loss / n,
+      t_bwd / n, t_upd / n);
   return 0;
 }

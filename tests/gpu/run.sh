@@ -66,6 +66,13 @@ publish_logs() {
     mv "$OUT/logs.tar.gz.partial" "$OUT/logs.tar.gz") || rm -f "$OUT/logs.tar.gz.partial"
 }
 
+# $OUT/benchmark.md: the table so far, if any (replaced whole, never half written).
+publish_benchmark() {
+  [ -f "$work/benchmark.md" ] || return 0
+  { cp "$work/benchmark.md" "$OUT/benchmark.md.partial" && mv "$OUT/benchmark.md.partial" "$OUT/benchmark.md"; } ||
+    rm -f "$OUT/benchmark.md.partial"
+}
+
 # The environment of ddlm's binaries (and of nothing else): the bundle's, torch's and
 # CUDA's libraries first.
 set_ddlm_env() { ddlm_env=(env "LD_LIBRARY_PATH=$libpath${LD_LIBRARY_PATH:+:$LD_LIBRARY_PATH}"); }
@@ -474,7 +481,7 @@ write_benchmark() {
   # Straight to $OUT too (and the logs so far), so a command the device tool cuts short
   # still brings back every row measured.
   [ -n "${OUT:-}" ] && mkdir -p "$OUT" || return 0
-  cp "$work/benchmark.md" "$OUT/benchmark.md.partial" && mv "$OUT/benchmark.md.partial" "$OUT/benchmark.md"
+  publish_benchmark
   publish_logs
 }
 
@@ -551,8 +558,7 @@ publish() {
   [ -n "${OUT:-}" ] || return 0
   mkdir -p "$OUT" || return 0
   cp "$summary" "$OUT/summary.txt" 2>/dev/null
-  [ -f "$work/benchmark.md" ] && cp "$work/benchmark.md" "$OUT/benchmark.md.partial" &&
-    mv "$OUT/benchmark.md.partial" "$OUT/benchmark.md"
+  publish_benchmark
   publish_logs
 }
 finish() {
